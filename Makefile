@@ -1,0 +1,36 @@
+# hepnn: two commands on a fresh machine (only Python >= 3.10 and make needed)
+#   make demo   create .venv, install, run the demo analysis, write a report
+#   make test   create .venv if needed, install with test extras, run pytest
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.hepnn-installed
+DEMO_OUT ?= demo_run
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench clean venv
+
+venv: $(STAMP)
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "hepnn needs Python >= 3.10; set PYTHON=python3.x")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[generate,test]'
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/hepnn run analyses/top_tagging --out $(DEMO_OUT) --set name=demo $(DEMO_ARGS)
+
+test: $(STAMP)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+
+bench: $(STAMP)
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache $(DEMO_OUT)

@@ -1,0 +1,58 @@
+"""Import heavy or optional dependencies only where they are needed.
+
+``import hepnn`` never imports TensorFlow, shap or matplotlib; the functions that
+need them call :func:`require`, which names the ``pip install`` line that fixes a
+missing package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+__all__ = ["require"]
+
+# module -> the extra that installs it (None: a core dependency of hepnn)
+_EXTRAS = {
+    "tensorflow": None,
+    "keras": None,
+    "shap": None,
+    "matplotlib": None,
+    "mplhep": None,
+    "hist": None,
+    "sklearn": None,
+    "uproot": None,
+    "awkward": None,
+    "pythia8mc": "generate",
+    "fastjet": "generate",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "dask": "dask",
+    "distributed": "dask",
+    "dask_awkward": "dask",
+    "optuna": "tune",
+    "hypothesis": "test",
+}
+
+
+def require(module: str, extra: str | None = "__auto__") -> ModuleType:
+    """Import and return ``module``, or raise ``ModuleNotFoundError`` naming the fix.
+
+    Examples
+    --------
+    >>> np = require("numpy")
+    >>> np.__name__
+    'numpy'
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        top = module.split(".")[0]
+        if extra == "__auto__":
+            extra = _EXTRAS.get(top)
+        target = f"hepnn[{extra}]" if extra else "hepnn"
+        msg = (
+            f"hepnn needs the package {top!r} for this, but it is not installed: "
+            f"run `pip install {target}`"
+        )
+        raise ModuleNotFoundError(msg, name=top) from err

@@ -1,0 +1,179 @@
+"""The ``hepnn`` command line.
+
+Each workflow stage contributes its sub-commands from a light ``<stage>/cli.py``
+module with an ``add_commands(subparsers)`` function, so the top-level parser
+stays small and ``hepnn --help`` does not import TensorFlow.
+
+Exit codes: 0 success, 2 usage or configuration error (one line on stderr),
+1 any other failure (one line on stderr; ``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .exceptions import ConfigError, HepnnError, UnknownNameError
+
+__all__ = ["main", "build_parser"]
+
+# modules that add sub-commands; missing ones are skipped (stages land one by one)
+COMMAND_MODULES = (
+    "hepnn.datasets.cli",
+    "hepnn.io.cli",
+    "hepnn.training.cli",
+    "hepnn.explain.cli",
+    "hepnn.plotting.cli",
+    "hepnn.tune.cli",
+    "hepnn.scale.cli",
+)
+
+
+class UsageError(HepnnError):
+    """Bad command-line usage (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse exits 2 with usage; keep that, one line
+        self.print_usage(sys.stderr)
+        self.exit(2, f"hepnn: error: {message}\n")
+
+
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    """Add the repeatable ``--set key=value`` config override."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.epochs=3 (repeatable; values are YAML)",
+    )
+
+
+def _cmd_list(args) -> int:
+    from .plugins import find_analyses
+
+    analyses = find_analyses([Path("analyses")])
+    print("analyses:")
+    for name, where in analyses.items():
+        print(f"  {name:24s} {where}")
+    if not analyses:
+        print("  (none found: pass a folder with config.yaml to `hepnn run`)")
+    for title, registry in _registries():
+        print(f"{title}:")
+        names = registry.names()
+        print("  " + (", ".join(names) if names else "(none)"))
+    return 0
+
+
+def _registries():
+    out = []
+    for title, module, attr in (
+        ("models", "hepnn.models", "MODELS"),
+        ("representations", "hepnn.io.representations", "REPRESENTATIONS"),
+        ("derived variables", "hepnn.io.derived", "DERIVED"),
+        ("explainers", "hepnn.explain", "EXPLAINERS"),
+        ("samples", "hepnn.datasets", "SAMPLES"),
+    ):
+        try:
+            registry = getattr(importlib.import_module(module), attr)
+        except (ModuleNotFoundError, AttributeError):
+            continue
+        out.append((title, registry))
+    return out
+
+
+def _cmd_config_check(args) -> int:
+    from .config import load_config
+
+    config = load_config(args.file, args.overrides)
+    n_inputs = len(config.data.inputs)
+    print(f"{args.file}: ok (model {config.model.name!r}, {n_inputs} input(s), {len(config.data.files)} file group(s))")
+    return 0
+
+
+def _cmd_config_show(args) -> int:
+    from .config import dump_config, load_config
+
+    sys.stdout.write(dump_config(load_config(args.file, args.overrides)))
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from .run import run_analysis
+
+    out = run_analysis(args.analysis, out=args.out, overrides=args.overrides, steps=args.steps)
+    print(f"run finished: {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hepnn", description="Neural-network jet tagging for high-energy physics.")
+    parser.add_argument("--version", action="version", version=f"hepnn {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list analyses, models, explainers and samples")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("config", help="check or show a configuration")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
+    c = csub.add_parser("check", help="validate a config file")
+    c.add_argument("file")
+    add_set_option(c)
+    c.set_defaults(func=_cmd_config_check)
+    c = csub.add_parser("show", help="print the resolved config with all defaults")
+    c.add_argument("file")
+    add_set_option(c)
+    c.set_defaults(func=_cmd_config_show)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    p = sub.add_parser("run", help="run an analysis end to end (generate, train, evaluate, explain, report)")
+    p.add_argument("analysis", help="analysis folder, config file or installed analysis name")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<analysis name>)")
+    p.add_argument("--steps", default=None, help="comma-separated subset of steps to run")
+    add_set_option(p)
+    p.set_defaults(func=_cmd_run)
+
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name and module_name.startswith(err.name):
+                continue
+            raise
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hepnn`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    debug = args.debug or os.environ.get("HEPNN_DEBUG")
+    try:
+        code = args.func(args)
+    except KeyboardInterrupt:
+        print("hepnn: interrupted", file=sys.stderr)
+        return 130
+    except (ConfigError, UnknownNameError, UsageError) as err:
+        if debug:
+            raise
+        print(f"hepnn: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - the CLI's last line of defence
+        if debug:
+            raise
+        kind = "" if isinstance(err, HepnnError) else f"{type(err).__name__}: "
+        print(f"hepnn: error: {kind}{err} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

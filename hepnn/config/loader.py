@@ -1,0 +1,320 @@
+"""A strict loader from YAML / mappings into frozen dataclasses.
+
+Every error names the full path of the offending key and says what was expected::
+
+    data.inputs.tracks.max_length: expected a positive int, received 'ten'
+
+Supported field types: ``int``, ``float``, ``str``, ``bool``, ``Literal[...]``,
+``Optional[X]``, ``tuple[X, ...]`` (YAML lists), ``dict[str, X]``, nested
+dataclasses and unions of dataclasses told apart by a ``kind`` field.
+Field metadata may carry ``check`` (a callable returning an error text or
+``None``) and ``doc`` (a one-line description used by ``hepnn config show``).
+A dataclass may name a field in ``__extra_field__`` that collects unknown keys
+(the model section passes builder options through it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from ..exceptions import ConfigError, suggest
+
+__all__ = ["from_dict", "to_dict", "safe_load_yaml", "dump_yaml", "set_path", "parse_override"]
+
+
+# --- YAML ---------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads ``1e-4`` as a float (YAML 1.1 wants ``1.0e-4``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def safe_load_yaml(source: str | Path, *, text: str | None = None) -> Any:
+    """Read YAML safely (no object construction), naming the file on syntax errors."""
+    if text is None:
+        path = Path(source)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            msg = f"{path}: config file not found"
+            raise ConfigError(msg) from None
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as err:
+        msg = f"{source}: not valid YAML: {err}"
+        raise ConfigError(msg) from None
+
+
+def dump_yaml(data: Any) -> str:
+    """Dump plain data to YAML with keys in the order given."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+
+
+# --- dataclass conversion -----------------------------------------------------------
+
+
+def _describe(tp: Any) -> str:
+    origin = get_origin(tp)
+    if tp is int:
+        return "an int"
+    if tp is float:
+        return "a number"
+    if tp is str:
+        return "a string"
+    if tp is bool:
+        return "true or false"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(tp) if a is not type(None))
+    if origin in (tuple, list):
+        return "a list"
+    if origin in (dict, Mapping):
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _fail(path: str, expected: str, value: Any) -> typing.NoReturn:
+    msg = f"{path}: expected {expected}, received {value!r}"
+    raise ConfigError(msg)
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            _fail(path, _describe(tp), value)
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            return _convert(options[0], value, path)
+        dcs = [a for a in options if dataclasses.is_dataclass(a)]
+        if dcs and isinstance(value, Mapping) and len(dcs) == len(options):
+            return _convert_tagged(dcs, value, path)
+        errors = []
+        for option in options:
+            try:
+                return _convert(option, value, path)
+            except ConfigError as err:
+                errors.append(err)
+        _fail(path, _describe(tp), value)
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed or isinstance(value, bool) != any(isinstance(a, bool) for a in allowed):
+            msg = f"{path}: expected one of {', '.join(repr(a) for a in allowed)}, received {value!r}"
+            msg += suggest(str(value), [str(a) for a in allowed])
+            raise ConfigError(msg)
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            _fail(path, "true or false", value)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            _fail(path, "an int", value)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(path, "a number", value)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            _fail(path, "a string", value)
+        return value
+    if origin in (tuple, list):
+        args = get_args(tp)
+        if isinstance(value, (str, Mapping)) or not isinstance(value, (list, tuple)):
+            _fail(path, "a list", value)
+        item = args[0] if args else Any
+        return tuple(_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin in (dict, Mapping):
+        key_t, val_t = get_args(tp) or (Any, Any)
+        if not isinstance(value, Mapping):
+            _fail(path, "a mapping", value)
+        out = {}
+        for k, v in value.items():
+            out[_convert(key_t, k, f"{path}") if key_t is not Any else k] = _convert(
+                val_t, v, f"{path}.{k}"
+            )
+        return out
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    msg = f"hepnn internal: unsupported config type {tp!r} at {path}"
+    raise TypeError(msg)
+
+
+def _convert_tagged(classes: list[type], value: Mapping, path: str) -> Any:
+    """A union of dataclasses is told apart by a ``kind`` field."""
+    kinds = {}
+    for cls in classes:
+        kind_t = get_type_hints(cls)["kind"]
+        for k in get_args(kind_t):
+            kinds[k] = cls
+    kind = value.get("kind")
+    if kind is None:
+        msg = f"{path}: missing key 'kind' (one of {', '.join(map(repr, kinds))})"
+        raise ConfigError(msg)
+    if kind not in kinds:
+        msg = f"{path}.kind: expected one of {', '.join(map(repr, kinds))}, received {kind!r}"
+        msg += suggest(str(kind), list(kinds))
+        raise ConfigError(msg)
+    return from_dict(kinds[kind], value, path)
+
+
+def from_dict(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``, strictly.
+
+    Parameters
+    ----------
+    cls : dataclass type
+    data : mapping (``None`` means all defaults)
+    path : str
+        Dotted path of ``data`` in the whole config, used in error messages.
+
+    Examples
+    --------
+    >>> from hepnn.config import TrainingConfig
+    >>> from_dict(TrainingConfig, {"epochs": 3}, "training").epochs
+    3
+    """
+    if data is None:
+        data = {}
+    shorthand = getattr(cls, "__shorthand__", None)
+    if shorthand is not None and not isinstance(data, Mapping):
+        data = shorthand(data, path)
+    if not isinstance(data, Mapping):
+        _fail(path or "config", "a mapping", data)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = get_type_hints(cls)
+    extra_field = getattr(cls, "__extra_field__", None)
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    prefix = f"{path}." if path else ""
+    for key, value in data.items():
+        if not isinstance(key, str) or key not in fields or key == extra_field:
+            if extra_field is not None and isinstance(key, str):
+                extra[key] = value
+                continue
+            valid = [k for k in fields if k != extra_field]
+            msg = f"{prefix}{key}: unknown key {key!r}{suggest(str(key), valid)}"
+            msg += f" (valid keys: {', '.join(valid)})"
+            raise ConfigError(msg)
+        field = fields[key]
+        check = field.metadata.get("check")
+        try:
+            converted = _convert(hints[key], value, f"{prefix}{key}")
+        except ConfigError as err:
+            describe = getattr(check, "describe", None)
+            if describe is None or not str(err).startswith(f"{prefix}{key}: expected"):
+                raise
+            msg = f"{prefix}{key}: expected {describe(hints[key])}, received {value!r}"
+            raise ConfigError(msg) from None
+        if check is not None and converted is not None:
+            problem = check(converted)
+            if problem:
+                msg = f"{prefix}{key}: expected {problem}, received {value!r}"
+                raise ConfigError(msg)
+        kwargs[key] = converted
+    if extra_field is not None:
+        kwargs[extra_field] = extra
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+    ]
+    if missing:
+        msg = f"{prefix}{missing[0]}: required key is missing"
+        raise ConfigError(msg)
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        for subpath, problem in validate() or ():
+            where = f"{prefix}{subpath}" if subpath else (path or "config")
+            msg = f"{where}: {problem}"
+            raise ConfigError(msg)
+    return obj
+
+
+def to_dict(obj: Any) -> Any:
+    """Turn a config object back into plain data (lists, dicts, scalars) for YAML."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = {}
+        extra_field = getattr(obj, "__extra_field__", None)
+        for f in dataclasses.fields(obj):
+            if not f.init:
+                continue
+            value = getattr(obj, f.name)
+            if f.name == extra_field:
+                out.update({k: to_dict(v) for k, v in value.items()})
+            else:
+                out[f.name] = to_dict(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+# --- command-line overrides ---------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``"training.epochs=3"`` into ``("training.epochs", 3)``; the value is YAML."""
+    if "=" not in text:
+        msg = f"--set {text!r}: expected KEY=VALUE, e.g. --set training.epochs=3"
+        raise ConfigError(msg)
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key:
+        msg = f"--set {text!r}: empty key"
+        raise ConfigError(msg)
+    return key, safe_load_yaml("--set", text=raw) if raw.strip() else ""
+
+
+def set_path(data: dict, dotted: str, value: Any) -> dict:
+    """Set ``data[a][b][c] = value`` for ``dotted = "a.b.c"``, creating mappings."""
+    node = data
+    parts = dotted.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            where = ".".join(parts[: i + 1])
+            msg = f"--set {dotted}: {where} is {child!r}, not a mapping"
+            raise ConfigError(msg)
+        node = child
+    node[parts[-1]] = value
+    return data

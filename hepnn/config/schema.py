@@ -1,0 +1,479 @@
+"""The configuration schema: frozen dataclasses whose defaults are hepnn's defaults.
+
+A config file has the sections ``data``, ``model``, ``training``, ``evaluation``,
+``explain``, ``plots`` (and ``generate`` for analyses that make their own samples).
+Every key is documented by the ``doc`` metadata of its field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Union
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "FileGroup",
+    "Cut",
+    "LabelConfig",
+    "JetAxisConfig",
+    "ConstituentsConfig",
+    "SortBy",
+    "TransformConfig",
+    "FlatInput",
+    "SequenceInput",
+    "ImageInput",
+    "SplitConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "ScheduleConfig",
+    "EarlyStoppingConfig",
+    "ReweightConfig",
+    "TrainingConfig",
+    "EvaluationConfig",
+    "ExplainConfig",
+    "PlotsConfig",
+    "GenerateSample",
+    "GenerateConfig",
+]
+
+
+# --- checks (return what was expected, or None) ----------------------------------
+
+
+def positive(value: Any) -> str | None:
+    if value <= 0:
+        return positive.describe(type(value))
+    return None
+
+
+def _type_name(tp: Any) -> str:
+    return {"int": "int", "float": "number"}.get(getattr(tp, "__name__", ""), "number")
+
+
+positive.describe = lambda tp: f"a positive {_type_name(tp)}"
+
+
+def non_negative(value: Any) -> str | None:
+    if value < 0:
+        return non_negative.describe(type(value))
+    return None
+
+
+non_negative.describe = lambda tp: f"a non-negative {_type_name(tp)}"
+
+
+def fraction(value: float) -> str | None:
+    if not 0.0 <= value <= 1.0:
+        return "a number between 0 and 1"
+    return None
+
+
+def open_fraction(value: float) -> str | None:
+    if not 0.0 < value < 1.0:
+        return "a number strictly between 0 and 1"
+    return None
+
+
+def fractions(values: tuple) -> str | None:
+    if any(not 0.0 < v < 1.0 for v in values):
+        return "numbers strictly between 0 and 1"
+    return None
+
+
+def non_empty(value: Any) -> str | None:
+    if len(value) == 0:
+        return "a non-empty value"
+    return None
+
+
+def _doc(text: str, check: Any = None) -> dict:
+    meta = {"doc": text}
+    if check is not None:
+        meta["check"] = check
+    return meta
+
+
+# --- data ---------------------------------------------------------------------------
+
+
+def _file_shorthand(value: Any, path: str) -> Any:
+    return {"path": value} if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class FileGroup:
+    """A group of files (glob) with one tree and optionally a constant label."""
+
+    path: str = field(metadata=_doc("file name or glob; relative paths resolve against data.directory"))
+    tree: str = field(default="Events", metadata=_doc("TTree or RNTuple name inside the files"))
+    label: Optional[int] = field(default=None, metadata=_doc("constant class index of every jet in these files"))
+    weight: float = field(default=1.0, metadata=_doc("weight applied to every jet of the group", positive))
+
+    __shorthand__ = staticmethod(_file_shorthand)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A jet selection on one variable: ``{variable: Jet_pt, min: 20}``."""
+
+    variable: str = field(metadata=_doc("jet-level branch or derived variable"))
+    min: Optional[float] = field(default=None, metadata=_doc("keep jets with value >= min"))
+    max: Optional[float] = field(default=None, metadata=_doc("keep jets with value < max"))
+    abs_min: Optional[float] = field(default=None, metadata=_doc("keep jets with |value| >= abs_min"))
+    abs_max: Optional[float] = field(default=None, metadata=_doc("keep jets with |value| < abs_max"))
+    equals: Optional[float] = field(default=None, metadata=_doc("keep jets with value == equals"))
+
+    def validate(self):
+        if all(getattr(self, k) is None for k in ("min", "max", "abs_min", "abs_max", "equals")):
+            yield "", "a cut needs at least one of min, max, abs_min, abs_max, equals"
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Labels from a branch with a class mapping (``{light: 0, c: 4, b: 5}``).
+
+    Class indices follow the mapping's order; jets whose value is not in the
+    mapping are dropped. With two classes the second one is the signal (label 1).
+    """
+
+    branch: str = field(metadata=_doc("jet-level branch holding the truth value"))
+    classes: dict[str, int] = field(metadata=_doc("class name -> branch value, in class-index order", non_empty))
+
+    def validate(self):
+        if len(set(self.classes.values())) != len(self.classes):
+            yield "classes", "each class needs its own branch value"
+
+
+@dataclass(frozen=True)
+class JetAxisConfig:
+    """Branches of the jet four-momentum (the axis for relative coordinates)."""
+
+    pt: str = field(default="jet_pt", metadata=_doc("jet pT branch"))
+    eta: str = field(default="jet_eta", metadata=_doc("jet eta branch"))
+    phi: str = field(default="jet_phi", metadata=_doc("jet phi branch"))
+    energy: Optional[str] = field(default=None, metadata=_doc("jet energy branch (for log_e_frac)"))
+    mass: Optional[str] = field(default=None, metadata=_doc("jet mass branch"))
+
+
+@dataclass(frozen=True)
+class ConstituentsConfig:
+    """Where the constituent four-momenta are: (px, py, pz, energy) or (pt, eta, phi, energy|mass)."""
+
+    collection: Optional[str] = field(default=None, metadata=_doc("per-event collection name (e.g. PFCand)"))
+    link: Optional[str] = field(default=None, metadata=_doc("per-event branch with the index of the owning jet"))
+    associate_dr: Optional[float] = field(
+        default=None, metadata=_doc("associate unlinked constituents to jets by dR < this", positive)
+    )
+    px: Optional[str] = None
+    py: Optional[str] = None
+    pz: Optional[str] = None
+    energy: Optional[str] = None
+    pt: Optional[str] = None
+    eta: Optional[str] = None
+    phi: Optional[str] = None
+    mass: Optional[str] = None
+
+    def validate(self):
+        cartesian = (self.px, self.py, self.pz, self.energy)
+        polar = (self.pt, self.eta, self.phi)
+        if all(cartesian) or (all(polar) and (self.energy or self.mass)):
+            return
+        yield "", "constituents need either px, py, pz, energy or pt, eta, phi and energy or mass"
+
+
+@dataclass(frozen=True)
+class SortBy:
+    """Order of sequence elements."""
+
+    variable: str = field(metadata=_doc("variable to sort by"))
+    descending: bool = field(default=True, metadata=_doc("largest first"))
+    absolute: bool = field(default=False, metadata=_doc("sort by |value|"))
+
+    __shorthand__ = staticmethod(lambda v, path: {"variable": v} if isinstance(v, str) else v)
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """Per-variable transforms, applied in the order abs, log, clip, standardize."""
+
+    abs: bool = field(default=False, metadata=_doc("take |x|"))
+    log: bool = field(default=False, metadata=_doc("take log(x); x must be > 0 (after abs)"))
+    log1p: bool = field(default=False, metadata=_doc("take log(1 + x)"))
+    clip: Optional[tuple[float, ...]] = field(default=None, metadata=_doc("[low, high] limits"))
+    standardize: bool = field(default=False, metadata=_doc("(x - mean) / std fitted on the training split"))
+
+    def validate(self):
+        if self.clip is not None and (len(self.clip) != 2 or self.clip[0] >= self.clip[1]):
+            yield "clip", f"expected [low, high] with low < high, received {list(self.clip)!r}"
+        if self.log and self.log1p:
+            yield "log1p", "choose one of log and log1p"
+
+
+_INPUT_COMMON_DOC = "per-variable transforms"
+
+
+@dataclass(frozen=True)
+class FlatInput:
+    """Jet-level variables -> ``(n_jets, n_features)``."""
+
+    kind: Literal["flat"] = "flat"
+    variables: tuple[str, ...] = field(default=(), metadata=_doc("jet-level branches or derived variables", non_empty))
+    transforms: dict[str, TransformConfig] = field(default_factory=dict, metadata=_doc(_INPUT_COMMON_DOC))
+    standardize: bool = field(default=True, metadata=_doc("standardise every variable (fit on training split)"))
+
+
+@dataclass(frozen=True)
+class SequenceInput:
+    """Constituents or tracks -> ``(n_jets, max_length, n_features)`` plus a mask."""
+
+    kind: Literal["sequence"] = "sequence"
+    variables: tuple[str, ...] = field(default=(), metadata=_doc("per-element branches or derived variables", non_empty))
+    collection: Optional[str] = field(default=None, metadata=_doc("per-event collection (per_event layout)"))
+    link: Optional[str] = field(default=None, metadata=_doc("branch with the index of the owning jet"))
+    associate_dr: Optional[float] = field(
+        default=None, metadata=_doc("associate unlinked elements to the nearest jet within dR", positive)
+    )
+    sort_by: Optional[SortBy] = field(default=None, metadata=_doc("ordering of the elements"))
+    max_length: int = field(default=50, metadata=_doc("elements kept per jet", positive))
+    pad_value: float = field(default=0.0, metadata=_doc("value of padded slots"))
+    transforms: dict[str, TransformConfig] = field(default_factory=dict, metadata=_doc(_INPUT_COMMON_DOC))
+    standardize: bool = field(default=True, metadata=_doc("standardise every variable (fit on training split, padding excluded)"))
+
+    def validate(self):
+        if self.link and self.associate_dr:
+            yield "associate_dr", "give either link or associate_dr, not both"
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """Constituents -> jet images ``(n_jets, pixels, pixels, n_channels)`` in (eta, phi)."""
+
+    kind: Literal["image"] = "image"
+    pixels: int = field(default=37, metadata=_doc("pixels per side", positive))
+    extent: float = field(default=1.6, metadata=_doc("half-width of the image in eta and phi", positive))
+    channels: tuple[Literal["pt", "charged_pt", "neutral_pt", "multiplicity", "charged_multiplicity"], ...] = field(
+        default=("pt",), metadata=_doc("image channels", non_empty)
+    )
+    preprocess: tuple[Literal["center", "rotate", "flip", "normalize"], ...] = field(
+        default=("center", "rotate", "flip", "normalize"), metadata=_doc("preprocessing steps, in order")
+    )
+    center: Literal["centroid", "leading_subjet", "axis"] = field(
+        default="centroid", metadata=_doc("what 'center' puts at the origin")
+    )
+    charge: Optional[str] = field(default=None, metadata=_doc("constituent charge branch (charged channels)"))
+
+
+InputConfig = Union[FlatInput, SequenceInput, ImageInput]
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Deterministic train/val/test assignment from a hash of (file, entry, jet, seed)."""
+
+    train: float = field(default=0.7, metadata=_doc("fraction of jets for training", fraction))
+    val: float = field(default=0.1, metadata=_doc("fraction for validation", fraction))
+    test: float = field(default=0.2, metadata=_doc("fraction for testing", fraction))
+    seed: int = field(default=42, metadata=_doc("seed of the split hash"))
+
+    def validate(self):
+        total = self.train + self.val + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            yield "", f"train + val + test must be 1, received {total:g}"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the jets are and how they become tensors."""
+
+    layout: Literal["per_jet", "per_event"] = field(default="per_jet", metadata=_doc("one jet per entry or jet collections per event"))
+    files: tuple[FileGroup, ...] = field(default=(), metadata=_doc("file groups"))
+    directory: Optional[str] = field(default=None, metadata=_doc("base directory of relative file paths (default: the config's folder)"))
+    jets: str = field(default="Jet", metadata=_doc("jet collection name in per_event layout"))
+    cuts: tuple[Cut, ...] = field(default=(), metadata=_doc("jet selection"))
+    label: Optional[LabelConfig] = field(default=None, metadata=_doc("labels from a branch (else from file groups)"))
+    weight: Optional[str] = field(default=None, metadata=_doc("per-jet weight branch"))
+    jet_axis: Optional[JetAxisConfig] = field(default=None, metadata=_doc("jet four-momentum branches"))
+    constituents: Optional[ConstituentsConfig] = field(default=None, metadata=_doc("constituent four-momentum branches"))
+    inputs: dict[str, InputConfig] = field(default_factory=dict, metadata=_doc("named model inputs"))
+    split: SplitConfig = field(default_factory=SplitConfig, metadata=_doc("train/val/test split"))
+    step_size: Union[int, str] = field(default="100 MB", metadata=_doc("entries or bytes per chunk read"))
+    shuffle_buffer: int = field(default=10000, metadata=_doc("jets in the tf.data shuffle buffer", positive))
+    on_nan: Literal["error", "replace"] = field(default="error", metadata=_doc("what to do with NaN/inf values"))
+    nan_value: float = field(default=0.0, metadata=_doc("replacement when on_nan is 'replace'"))
+    skip_bad_files: bool = field(default=False, metadata=_doc("skip unreadable files with a warning"))
+    event_key: Optional[str] = field(default=None, metadata=_doc("event-number branch (k-fold assignment)"))
+
+    def validate(self):
+        if self.files and self.label is None and any(f.label is None for f in self.files):
+            yield "label", "give data.label (labels from a branch) or a label for every file group"
+        if isinstance(self.step_size, int) and self.step_size <= 0:
+            yield "step_size", f"expected a positive int or a size like '100 MB', received {self.step_size!r}"
+
+
+# --- model --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The model builder and its options (any other key is passed to the builder)."""
+
+    __extra_field__ = "params"
+
+    name: str = field(default="dense", metadata=_doc("registered model builder"))
+    inputs: Optional[tuple[str, ...]] = field(default=None, metadata=_doc("data inputs feeding the model (default: all)"))
+    params: dict[str, Any] = field(default_factory=dict, metadata=_doc("builder options"))
+
+    def validate(self):
+        from ..models.registry import MODELS, check_params
+
+        if len(MODELS) == 0:
+            return
+        if self.name not in MODELS:
+            from ..exceptions import suggest
+
+            yield "name", (
+                f"unknown model {self.name!r}{suggest(self.name, MODELS.names())}; "
+                f"valid names: {', '.join(MODELS.names())}"
+            )
+            return
+        yield from check_params(self.name, self.params)
+
+
+# --- training -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    name: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam"] = field(default="adam", metadata=_doc("optimiser"))
+    learning_rate: float = field(default=1e-3, metadata=_doc("initial learning rate", positive))
+    momentum: float = field(default=0.0, metadata=_doc("SGD/RMSProp momentum", fraction))
+    nesterov: bool = field(default=False, metadata=_doc("Nesterov momentum (SGD)"))
+    weight_decay: Optional[float] = field(default=None, metadata=_doc("decoupled weight decay (AdamW default 0.004)", non_negative))
+    clipnorm: Optional[float] = field(default=None, metadata=_doc("clip gradients to this norm", positive))
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    name: Literal["step", "exponential", "cosine", "plateau"] = field(metadata=_doc("learning-rate schedule"))
+    decay_rate: float = field(default=0.5, metadata=_doc("factor per step/decay period (step, exponential, plateau)", open_fraction))
+    decay_epochs: int = field(default=5, metadata=_doc("epochs per decay (step, exponential) or cosine length", positive))
+    patience: int = field(default=2, metadata=_doc("plateau: epochs without improvement", positive))
+    min_learning_rate: float = field(default=1e-6, metadata=_doc("floor", non_negative))
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    patience: int = field(default=3, metadata=_doc("epochs without improvement before stopping", positive))
+    monitor: str = field(default="val_loss", metadata=_doc("quantity to monitor"))
+    min_delta: float = field(default=0.0, metadata=_doc("smallest change that counts", non_negative))
+    restore_best_weights: bool = field(default=True, metadata=_doc("keep the best epoch's weights"))
+
+
+@dataclass(frozen=True)
+class ReweightConfig:
+    """Reweight background jets so that a variable's spectrum matches the signal's."""
+
+    variable: str = field(metadata=_doc("jet-level variable (e.g. jet_pt)"))
+    bins: int = field(default=20, metadata=_doc("histogram bins", positive))
+    target: Literal["signal", "flat"] = field(default="signal", metadata=_doc("spectrum to reweight to"))
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = field(default=10, metadata=_doc("training epochs", positive))
+    batch_size: int = field(default=256, metadata=_doc("jets per step", positive))
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: Optional[ScheduleConfig] = field(default=None, metadata=_doc("learning-rate schedule"))
+    early_stopping: Optional[EarlyStoppingConfig] = field(default_factory=EarlyStoppingConfig)
+    loss: Optional[str] = field(default=None, metadata=_doc("loss (default from the task)"))
+    class_weight: Union[Literal["balanced"], dict[str, float], None] = field(default=None, metadata=_doc("'balanced' or class -> weight"))
+    reweight: Optional[ReweightConfig] = field(default=None, metadata=_doc("kinematic reweighting"))
+    seed: int = field(default=1, metadata=_doc("seed of weights, shuffling and dropout"))
+    deterministic: bool = field(default=False, metadata=_doc("TF op determinism (bitwise reproducible, slower)"))
+    streaming: bool = field(default=False, metadata=_doc("feed training from the streaming tf.data pipeline"))
+    checkpoint_every_n_steps: Optional[int] = field(default=None, metadata=_doc("extra checkpoints within epochs", positive))
+    mixed_precision: bool = field(default=False, metadata=_doc("mixed_float16 on GPUs"))
+    distribute: Literal["auto", "none", "mirrored", "multi_worker"] = field(default="auto", metadata=_doc("tf.distribute strategy"))
+    folds: Optional[int] = field(default=None, metadata=_doc("k-fold training with this many folds", positive))
+    verbose: int = field(default=1, metadata=_doc("Keras verbosity", non_negative))
+
+
+# --- evaluation, explain, plots -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    working_points: tuple[float, ...] = field(
+        default=(0.3, 0.5, 0.6, 0.7, 0.77, 0.85), metadata=_doc("signal efficiencies for rejection", fractions)
+    )
+    signal: Optional[str] = field(default=None, metadata=_doc("signal class name (default: the last class)"))
+    background: Optional[str] = field(default=None, metadata=_doc("background class (autoencoders)"))
+    batch_size: int = field(default=1024, metadata=_doc("prediction batch size", positive))
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    methods: tuple[str, ...] = field(default=("permutation",), metadata=_doc("explainers run by `hepnn run`"))
+    n_jets: int = field(default=1000, metadata=_doc("jets explained", positive))
+    background_size: int = field(default=100, metadata=_doc("background sample for SHAP", positive))
+    options: dict[str, dict[str, Any]] = field(default_factory=dict, metadata=_doc("per-method options"))
+
+
+@dataclass(frozen=True)
+class PlotsConfig:
+    style: Literal["plain", "CMS", "ATLAS", "LHCb", "ALICE"] = field(default="plain", metadata=_doc("experiment style"))
+    label: str = field(default="Simulation", metadata=_doc("text beside the experiment name"))
+    energy: float = field(default=14.0, metadata=_doc("centre-of-mass energy in TeV", positive))
+    formats: tuple[Literal["png", "pdf", "svg"], ...] = field(default=("png", "pdf"), metadata=_doc("file formats"))
+    working_point: float = field(default=0.5, metadata=_doc("signal efficiency of efficiency plots", open_fraction))
+
+
+# --- generate -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerateSample:
+    sample: Literal["top", "qcd", "w", "ttbar"] = field(metadata=_doc("physics process"))
+    n_jets: int = field(default=1000, metadata=_doc("jets to generate", positive))
+    layout: Literal["per_jet", "per_event"] = field(default="per_jet", metadata=_doc("output layout"))
+    seed: Optional[int] = field(default=None, metadata=_doc("seed (default: generate.seed + index)"))
+    options: dict[str, Any] = field(default_factory=dict, metadata=_doc("generator options (pt_min, mpi, ...)"))
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Samples an analysis makes for itself: file name -> sample."""
+
+    samples: dict[str, GenerateSample] = field(default_factory=dict)
+    seed: int = field(default=1, metadata=_doc("base seed"))
+    jobs: int = field(default=1, metadata=_doc("worker processes", positive))
+
+
+# --- the whole config ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    """A complete hepnn configuration."""
+
+    name: Optional[str] = field(default=None, metadata=_doc("name of the analysis or run"))
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
+    plots: PlotsConfig = field(default_factory=PlotsConfig)
+    generate: Optional[GenerateConfig] = field(default=None, metadata=_doc("samples to generate"))
+
+    def validate(self):
+        if self.model.inputs is not None and self.data.inputs:
+            for i, name in enumerate(self.model.inputs):
+                if name not in self.data.inputs:
+                    from ..exceptions import suggest
+
+                    yield f"model.inputs[{i}]", (
+                        f"unknown input {name!r}{suggest(name, list(self.data.inputs))}; "
+                        f"data.inputs defines {', '.join(self.data.inputs)}"
+                    )

@@ -1,0 +1,1 @@
+"""hepnn.datasets."""

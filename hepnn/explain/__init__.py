@@ -1,0 +1,1 @@
+"""hepnn.explain."""

@@ -1,0 +1,81 @@
+"""``hepnn run``: chain the workflow steps of an analysis.
+
+Steps run in order ``generate -> train -> evaluate -> explain -> report``; each
+is provided by its stage as a function ``step(analysis, out_dir) -> None`` and is
+skipped when the stage is not installed or the analysis does not need it.
+Steps are resumable: each one skips work whose outputs already exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .exceptions import ConfigError, suggest
+
+__all__ = ["STEPS", "run_analysis", "available_steps"]
+
+# step name -> (module, function)
+STEPS: dict[str, tuple[str, str]] = {
+    "generate": ("hepnn.datasets.step", "generate_step"),
+    "train": ("hepnn.training.step", "train_step"),
+    "evaluate": ("hepnn.training.step", "evaluate_step"),
+    "explain": ("hepnn.explain.step", "explain_step"),
+    "report": ("hepnn.plotting.step", "report_step"),
+}
+
+
+def _load_step(name: str) -> Callable | None:
+    module_name, attr = STEPS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and module_name.startswith(err.name):
+            return None
+        raise
+    return getattr(module, attr)
+
+
+def available_steps() -> list[str]:
+    """The steps whose implementation is present."""
+    return [name for name in STEPS if _load_step(name) is not None]
+
+
+def run_analysis(
+    target: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    overrides: Iterable[str] = (),
+    steps: str | Iterable[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Run an analysis (folder, config file or installed name) and return its output folder.
+
+    Generated samples go to ``OUT/data`` and relative ``data.files`` paths of an
+    analysis with a ``generate`` section resolve there.
+    """
+    from .plugins import load_analysis
+
+    analysis = load_analysis(target, overrides)
+    out_dir = Path(out) if out is not None else Path("runs") / str(analysis.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if analysis.config.generate is not None:
+        data = dataclasses.replace(analysis.config.data, directory=str((out_dir / "data").resolve()))
+        analysis.config = dataclasses.replace(analysis.config, data=data)
+    if isinstance(steps, str):
+        steps = [s.strip() for s in steps.split(",") if s.strip()]
+    wanted = list(steps) if steps is not None else list(STEPS)
+    for name in wanted:
+        if name not in STEPS:
+            msg = f"--steps: unknown step {name!r}{suggest(name, list(STEPS))}; valid steps: {', '.join(STEPS)}"
+            raise ConfigError(msg)
+    for name in wanted:
+        step = _load_step(name)
+        if step is None:
+            log(f"[{analysis.name}] step {name}: not available in this version, skipped")
+            continue
+        log(f"[{analysis.name}] step {name} ...")
+        step(analysis, out_dir)
+    return out_dir
