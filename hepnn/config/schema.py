@@ -294,6 +294,7 @@ class DataConfig:
     cuts: tuple[Cut, ...] = field(default=(), metadata=_doc("jet selection"))
     label: Optional[LabelConfig] = field(default=None, metadata=_doc("labels from a branch (else from file groups)"))
     weight: Optional[str] = field(default=None, metadata=_doc("per-jet weight branch"))
+    spectators: tuple[str, ...] = field(default=(), metadata=_doc("jet variables carried along for plots (pT, mass, ...)"))
     jet_axis: Optional[JetAxisConfig] = field(default=None, metadata=_doc("jet four-momentum branches"))
     constituents: Optional[ConstituentsConfig] = field(default=None, metadata=_doc("constituent four-momentum branches"))
     inputs: dict[str, InputConfig] = field(default_factory=dict, metadata=_doc("named model inputs"))

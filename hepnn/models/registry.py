@@ -17,7 +17,7 @@ __all__ = ["MODELS", "register_model", "check_params"]
 MODELS = Registry("model")
 
 # arguments the training code passes itself; a config cannot set them
-RESERVED = ("input_shapes", "n_outputs", "task")
+RESERVED = ("input_shapes", "n_outputs", "task", "mask_value")
 
 
 def register_model(name: str | None = None) -> Callable:
