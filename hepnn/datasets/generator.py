@@ -1,0 +1,353 @@
+"""``hepnn.datasets.generate``: run the generator in worker processes and write a ROOT file.
+
+Work is split statically: worker ``k`` of ``J`` makes ``N // J`` (+1) jets from its
+own Pythia seed (derived from ``(seed, k)`` with :class:`numpy.random.SeedSequence`),
+and the main process writes the workers' chunks round-robin. The file therefore
+depends only on ``(sample, options, N, seed, jobs)``. Memory is bounded by a few
+chunks per worker; the file is written under a temporary name and renamed at the end,
+so an interrupted run leaves nothing under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from .._fileio import atomic_path
+from ..exceptions import ConfigError, HepnnError
+from .samples import SampleDefinition, resolve_options
+
+__all__ = ["generate", "LAYOUTS", "worker_seeds", "produce", "process_batch"]
+
+LAYOUTS = ("per_jet", "per_event")
+_PYTHIA_SEED_MAX = 900_000_000
+
+
+def worker_seeds(seed: int, jobs: int) -> list[int]:
+    """Pythia seeds (1 .. 900 000 000) of the ``jobs`` workers of a run with ``seed``.
+
+    Examples
+    --------
+    >>> a = worker_seeds(1, 2)
+    >>> len(set(a)) == 2 and a == worker_seeds(1, 2)
+    True
+    """
+    return [int(np.random.SeedSequence([seed, k]).generate_state(1)[0]) % _PYTHIA_SEED_MAX + 1
+            for k in range(jobs)]
+
+
+def process_batch(defn: SampleDefinition, pythia, batch, rng: np.random.Generator) -> dict:
+    """Cluster, label and measure the jets of one batch of events; return a chunk dict."""
+    from .clustering import cluster_jets, kinematics
+    from .matching import hadron_flavour, match_resonance
+    from .pythia import charge_of
+    from .substructure import substructure
+    from .tracks import impact_parameters, track_selection
+
+    jets = cluster_jets(batch, defn.jet_r, defn.pt_min, defn.pt_max, defn.eta_max, defn.n_leading)
+    if defn.kind == "flavour":
+        flavour = hadron_flavour(batch, jets)
+        label = flavour
+    else:
+        if defn.signal_id is not None:
+            jets = jets.take(match_resonance(batch, jets, defn.signal_id, defn.jet_r))
+            label = np.ones(jets.n_jets, dtype=np.int32)
+        else:
+            label = np.zeros(jets.n_jets, dtype=np.int32)
+        flavour = np.zeros(jets.n_jets, dtype=np.int32)
+    cons = jets.constituents
+    counts = np.diff(jets.cons_offsets)
+    px, py, pz, e = batch.px[cons], batch.py[cons], batch.pz[cons], batch.e[cons]
+    pid = batch.id[cons]
+    charge = charge_of(pythia, pid)
+    cpt, ceta, cphi, _ = kinematics(px, py, pz, e)
+    jpt, jeta, jphi, jmass = kinematics(jets.px, jets.py, jets.pz, jets.e)
+    taus, sd_mass = substructure(px, py, pz, e, counts, defn.jet_r)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau21 = np.where(taus[:, 0] > 0, taus[:, 1] / taus[:, 0], 0.0)
+        tau32 = np.where(taus[:, 1] > 0, taus[:, 2] / taus[:, 1], 0.0)
+    f32 = np.float32
+    chunk = {
+        "jet": {
+            "pt": jpt.astype(f32), "eta": jeta.astype(f32), "phi": jphi.astype(f32),
+            "mass": jmass.astype(f32), "energy": jets.e.astype(f32),
+            "nparticles": counts.astype(np.int32),
+            "tau1": taus[:, 0].astype(f32), "tau2": taus[:, 1].astype(f32), "tau3": taus[:, 2].astype(f32),
+            "tau21": tau21.astype(f32), "tau32": tau32.astype(f32), "sdmass": sd_mass.astype(f32),
+            "label": label.astype(np.int32), "flavour": flavour.astype(np.int32),
+        },
+        "event": jets.event.astype(np.int64),
+        "part": {
+            "px": px.astype(f32), "py": py.astype(f32), "pz": pz.astype(f32), "energy": e.astype(f32),
+            "pt": cpt.astype(f32), "eta": ceta.astype(f32), "phi": cphi.astype(f32),
+            "charge": charge.astype(np.int32), "pid": pid.astype(np.int32),
+        },
+        "part_counts": counts.astype(np.int64),
+    }
+    if defn.kind == "flavour":
+        owner = np.repeat(np.arange(jets.n_jets), counts)
+        sel = track_selection(charge, cpt, batch.vx[cons], batch.vy[cons], batch.vz[cons], defn.track_pt_min)
+        d0, z0, d0sig, z0sig = impact_parameters(
+            px[sel], py[sel], pz[sel], batch.vx[cons][sel], batch.vy[cons][sel], batch.vz[cons][sel],
+            jphi[owner[sel]], jeta[owner[sel]], rng)
+        chunk["track"] = {
+            "pt": cpt[sel].astype(f32), "eta": ceta[sel].astype(f32), "phi": cphi[sel].astype(f32),
+            "charge": charge[sel].astype(np.int32), "d0": d0.astype(f32), "z0": z0.astype(f32),
+            "d0sig": d0sig.astype(f32), "z0sig": z0sig.astype(f32),
+        }
+        chunk["track_counts"] = np.bincount(owner[sel], minlength=jets.n_jets).astype(np.int64)
+    return chunk
+
+
+def _slice_chunk(chunk: dict, n: int) -> dict:
+    """The first ``n`` jets of a chunk."""
+    out = {"jet": {k: v[:n] for k, v in chunk["jet"].items()}, "event_number": chunk["event_number"][:n]}
+    for coll in ("part", "track"):
+        if coll in chunk:
+            counts = chunk[f"{coll}_counts"][:n]
+            stop = int(counts.sum())
+            out[coll] = {k: v[:stop] for k, v in chunk[coll].items()}
+            out[f"{coll}_counts"] = counts
+    return out
+
+
+def _concat(chunks: list[dict]) -> dict:
+    if len(chunks) == 1:
+        return chunks[0]
+    out = {"jet": {k: np.concatenate([c["jet"][k] for c in chunks]) for k in chunks[0]["jet"]},
+           "event_number": np.concatenate([c["event_number"] for c in chunks])}
+    for coll in ("part", "track"):
+        if coll in chunks[0]:
+            out[coll] = {k: np.concatenate([c[coll][k] for c in chunks]) for k in chunks[0][coll]}
+            out[f"{coll}_counts"] = np.concatenate([c[f"{coll}_counts"] for c in chunks])
+    out["timing"] = {k: sum(c["timing"][k] for c in chunks) for k in chunks[0]["timing"]}
+    return out
+
+
+def produce(defn: SampleDefinition, n_jets: int, seed: int, worker: int, jobs: int) -> Iterator[dict]:
+    """Yield chunks of at most ``defn.chunk_jets`` jets until worker ``worker`` has made ``n_jets``.
+
+    Each chunk carries ``timing`` = ``{"pythia": s, "other": s}`` (seconds in
+    ``Pythia.nextBatch`` and in everything else), used by the benchmark.
+    """
+    from .pythia import make_pythia, next_batch
+
+    pythia = make_pythia(defn.pythia_settings(worker_seeds(seed, jobs)[worker]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, worker, 1]))
+    pending: list[dict] = []
+    n_pending = n_done = n_events = 0
+    while n_done < n_jets:
+        t0 = time.perf_counter()
+        batch = next_batch(pythia, defn.events_per_batch)
+        t1 = time.perf_counter()
+        piece = process_batch(defn, pythia, batch, rng)
+        # unique over workers: event index in this worker's stream, interleaved
+        piece["event_number"] = (n_events + piece.pop("event")) * jobs + worker
+        n_events += batch.n_events
+        n_new = len(piece["event_number"])
+        if n_new > n_jets - n_done:
+            piece = _slice_chunk(piece, n_jets - n_done)
+            n_new = n_jets - n_done
+        piece["timing"] = {"pythia": t1 - t0, "other": time.perf_counter() - t1, "events": batch.n_events}
+        n_done += n_new
+        if n_new:
+            pending.append(piece)
+            n_pending += n_new
+        if n_pending >= defn.chunk_jets or (n_done >= n_jets and pending):
+            yield _concat(pending)
+            pending, n_pending = [], 0
+
+
+def _worker_main(defn, n_jets, seed, worker, jobs, queue) -> None:  # pragma: no cover - subprocess
+    import traceback
+
+    try:
+        for chunk in produce(defn, n_jets, seed, worker, jobs):
+            queue.put(("chunk", chunk))
+        queue.put(("done", None))
+    except BaseException as err:  # noqa: BLE001 - reported to the parent
+        queue.put(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
+
+
+def _round_robin(defn, n_per_worker, seed, jobs) -> Iterator[dict]:
+    """Chunks of all workers, in a fixed order (worker 0, 1, ..., 0, 1, ...)."""
+    if jobs == 1:
+        yield from produce(defn, n_per_worker[0], seed, 0, 1)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queues = [ctx.Queue(maxsize=2) for _ in range(jobs)]
+    procs = [ctx.Process(target=_worker_main, args=(defn, n_per_worker[k], seed, k, jobs, queues[k]),
+                         daemon=True) for k in range(jobs)]
+    for p in procs:
+        p.start()
+    try:
+        active = list(range(jobs))
+        while active:
+            for k in list(active):
+                kind, payload = queues[k].get()
+                if kind == "chunk":
+                    yield payload
+                elif kind == "done":
+                    active.remove(k)
+                else:
+                    msg = f"generator worker {k} failed: {payload}"
+                    raise HepnnError(msg)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join(timeout=5)
+
+
+def _check_args(sample, n_jets, seed, jobs, layout):
+    from .samples import SAMPLES
+    if isinstance(sample, str) and sample not in SAMPLES:
+        from ..exceptions import suggest
+        msg = f"sample: unknown sample {sample!r}{suggest(sample, SAMPLES.names())}; valid samples: {', '.join(SAMPLES.names())}"
+        raise ConfigError(msg)
+    if isinstance(n_jets, bool) or not isinstance(n_jets, (int, np.integer)) or n_jets < 1:
+        msg = f"n_jets: expected a positive int, received {n_jets!r}"
+        raise ConfigError(msg)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        msg = f"seed: expected a non-negative int, received {seed!r}"
+        raise ConfigError(msg)
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        msg = f"jobs: expected a positive int, received {jobs!r}"
+        raise ConfigError(msg)
+    if layout not in LAYOUTS:
+        msg = f"layout: expected one of {', '.join(LAYOUTS)}, received {layout!r}"
+        raise ConfigError(msg)
+
+
+def _provenance(defn: SampleDefinition, n_jets, seed, jobs, layout) -> dict:
+    import dataclasses
+    import platform
+    from importlib import metadata
+
+    from .. import __version__
+    from .tracks import PIXEL_R_MAX, PIXEL_Z_MAX
+
+    def version(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    seeds = worker_seeds(seed, jobs)
+    options = {k: v for k, v in dataclasses.asdict(defn).items() if k not in ("processes", "extra")}
+    prov = {
+        "format": "hepnn.datasets provenance v1",
+        "sample": defn.name, "description": defn.description,
+        "n_jets": int(n_jets), "seed": int(seed), "jobs": int(jobs), "layout": layout,
+        "options": options,
+        "worker_pythia_seeds": seeds,
+        "pythia_settings": defn.pythia_settings(seeds[0])[:-1] + ["Random:seed = <worker_pythia_seeds[k]>"],
+        "jet_algorithm": f"anti-kT R={defn.jet_r:g}, final-state particles except neutrinos",
+        "substructure": "N-subjettiness (beta=1, OnePass_KT_Axes, normalised, R0=R) and soft drop "
+                        "(beta=0, z_cut=0.1, R0=R) after C/A reclustering",
+        "versions": {
+            "hepnn": __version__, "pythia8mc": version("pythia8mc"), "fastjet": version("fastjet"),
+            "uproot": version("uproot"), "awkward": version("awkward"), "numpy": version("numpy"),
+            "python": platform.python_version(),
+        },
+        "units": "GeV, mm",
+    }
+    if defn.kind == "flavour":
+        prov["labels"] = ("hadron flavour: 5 if a weakly decaying B hadron with pT > 5 GeV is within dR < 0.3, "
+                          "else 4 for a C hadron, else 0")
+        prov["tracks"] = (f"charged constituents, pT > {defn.track_pt_min:g} GeV, production vertex r < "
+                          f"{PIXEL_R_MAX:g} mm and |z| < {PIXEL_Z_MAX:g} mm; straight-line d0/z0 [mm], Gaussian "
+                          "smearing sigma(d0) = 10 um (+) 50 um GeV/pT, sigma(z0) = 20 um (+) 80 um GeV/pT, "
+                          "lifetime-signed by the jet direction")
+    else:
+        prov["labels"] = (f"1: jet contains the PDG {defn.signal_id} resonance and all its decay quarks within "
+                          f"dR < {defn.jet_r:g}" if defn.signal_id else "0: background (no matching)")
+    return prov
+
+
+def generate(sample: str | SampleDefinition, n_jets: int, seed: int = 1, out: str | os.PathLike | None = None,
+             jobs: int = 1, layout: str = "per_jet", options: Mapping[str, Any] | None = None,
+             progress: bool = True, stats: dict | None = None) -> Path:
+    """Generate ``n_jets`` jets of ``sample`` with Pythia 8 + FastJet and write a ROOT file.
+
+    Parameters
+    ----------
+    sample : {"top", "qcd", "w", "ttbar"} or SampleDefinition
+        The sample (see :data:`hepnn.datasets.SAMPLES`).
+    n_jets : int
+        Number of jets written (the last event may contribute only some of its jets).
+    seed : int
+        Base seed; worker ``k`` uses a Pythia seed derived from ``(seed, k)``.
+    out : path, optional
+        Output file (default ``<sample>.root``). Written atomically.
+    jobs : int
+        Worker processes. The output is reproducible for a fixed ``(sample, n_jets, seed, jobs)``.
+    layout : {"per_jet", "per_event"}
+        ``per_jet``: tree ``jets``; ``per_event``: NanoAOD-like tree ``Events``.
+    options : mapping, optional
+        Generator options: ``pt_min``, ``pt_max``, ``eta_max``, ``jet_r``, ``n_leading``, ``mpi``,
+        ``pthat_min``, ``pthat_max``, ``track_pt_min``, ``events_per_batch``, ``chunk_jets``
+        (see :data:`hepnn.datasets.OPTIONS`).
+    progress : bool
+        Show a tqdm progress bar (jets/s) on stderr.
+    stats : dict, optional
+        Filled with ``pythia_s``, ``other_s`` (summed over workers), ``events``, ``wall_s``.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    ConfigError
+        For a bad argument (the message names it and the valid values).
+
+    Examples
+    --------
+    >>> from hepnn.datasets import generate
+    >>> path = generate("qcd", n_jets=20, seed=3, out="qcd.root", progress=False)  # doctest: +SKIP
+    >>> import uproot; uproot.open(path)["jets"].num_entries                      # doctest: +SKIP
+    20
+    """
+    _check_args(sample, n_jets, seed, jobs, layout)
+    defn = resolve_options(sample, options)
+    out = Path(out) if out is not None else Path(f"{defn.name}.root")
+    n_jets, seed, jobs = int(n_jets), int(seed), int(jobs)
+    n_per_worker = [n_jets // jobs + (k < n_jets % jobs) for k in range(jobs)]
+    from .writer import ChunkWriter
+
+    totals = {"pythia": 0.0, "other": 0.0, "events": 0}
+    start = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_jets, unit="jet", desc=f"generate {defn.name}", file=sys.stderr, dynamic_ncols=True)
+    try:
+        with atomic_path(out) as tmp:
+            writer = ChunkWriter(tmp, layout, with_tracks=defn.kind == "flavour")
+            try:
+                for chunk in _round_robin(defn, n_per_worker, seed, jobs):
+                    for k in totals:
+                        totals[k] += chunk["timing"][k]
+                    writer.write(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk["event_number"]))
+                writer.write_provenance(_provenance(defn, n_jets, seed, jobs, layout))
+            finally:
+                writer.close()
+    finally:
+        if bar is not None:
+            bar.close()
+    if stats is not None:
+        stats.update(pythia_s=totals["pythia"], other_s=totals["other"], events=totals["events"],
+                     wall_s=time.perf_counter() - start, n_jets=n_jets, jobs=jobs)
+    return out
