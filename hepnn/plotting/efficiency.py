@@ -1,0 +1,373 @@
+"""Efficiency and background rejection against a jet variable at a working point; mass sculpting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._optional import require
+from ._common import PLOTS, as_1d, new_axes, upper_edge_inclusive
+from .metrics import ONE_SIGMA, clopper_pearson, effective_count
+
+__all__ = [
+    "EfficiencyResult",
+    "EfficiencyTable",
+    "MassSculptingResult",
+    "binned_efficiency",
+    "cut_for_efficiency",
+    "plot_efficiency",
+    "plot_mass_sculpting",
+]
+
+
+def cut_for_efficiency(scores: Any, working_point: float, weights: Any = None) -> float:
+    """The score threshold ``t`` at which a fraction ``working_point`` of jets has ``score >= t``.
+
+    The smallest fraction not below ``working_point`` is used (exact for distinct scores).
+
+    Examples
+    --------
+    >>> cut_for_efficiency([0.1, 0.2, 0.3, 0.4], 0.5)
+    0.3
+    """
+    s = as_1d(scores, "scores")
+    if not 0 < working_point <= 1:
+        msg = f"working_point: expected a signal efficiency in (0, 1], received {working_point}"
+        raise ValueError(msg)
+    if len(s) == 0:
+        return np.nan
+    w = np.ones(len(s)) if weights is None else as_1d(weights, "weights")
+    order = np.argsort(-s, kind="mergesort")
+    frac = np.cumsum(w[order]) / np.sum(w)
+    k = min(int(np.searchsorted(frac, working_point * (1 - 1e-12), side="left")), len(s) - 1)
+    return float(s[order][k])
+
+
+@dataclass
+class EfficiencyTable:
+    """Per-bin efficiencies at a working point, with Clopper–Pearson intervals.
+
+    ``eff_*_lo``/``eff_*_hi`` are interval ends (not distances); counts are
+    Kish effective counts for weighted jets. ``cuts`` holds one threshold per bin
+    (the same value everywhere for a fixed cut).
+    """
+
+    edges: np.ndarray
+    cuts: np.ndarray
+    eff_s: np.ndarray
+    eff_s_lo: np.ndarray
+    eff_s_hi: np.ndarray
+    eff_b: np.ndarray
+    eff_b_lo: np.ndarray
+    eff_b_hi: np.ndarray
+    n_s: np.ndarray
+    n_b: np.ndarray
+
+    @property
+    def centers(self) -> np.ndarray:
+        return 0.5 * (self.edges[1:] + self.edges[:-1])
+
+    @property
+    def rejection(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.eff_b > 0, 1.0 / self.eff_b, np.inf)
+
+    @property
+    def rejection_lo(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return 1.0 / self.eff_b_hi
+
+    @property
+    def rejection_hi(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.where(self.eff_b_lo > 0, 1.0 / self.eff_b_lo, np.inf)
+
+
+def _pass_fraction(passed: np.ndarray, w: np.ndarray | None, cl: float) -> tuple[float, float, float, float]:
+    if len(passed) == 0:
+        return np.nan, np.nan, np.nan, 0.0
+    if w is None:
+        n, k = float(len(passed)), float(np.count_nonzero(passed))
+        eff = k / n
+    else:
+        eff = float(np.sum(w[passed]) / np.sum(w))
+        n = effective_count(w)
+        k = eff * n
+    lo, hi = clopper_pearson(k, n, cl)
+    return eff, float(lo), float(hi), n
+
+
+def binned_efficiency(
+    variable: Any,
+    scores: Any,
+    labels: Any,
+    bins: Sequence[float],
+    *,
+    working_point: float = 0.5,
+    flat: bool = False,
+    weights: Any = None,
+    signal: int = 1,
+    cl: float = ONE_SIGMA,
+) -> EfficiencyTable:
+    """Signal and background efficiency in bins of ``variable`` at a working point.
+
+    Parameters
+    ----------
+    variable, scores, labels : arrays of shape (n_jets,)
+        Binning variable (pT, eta, ...), discriminant and true class.
+    bins : sequence of float
+        Bin edges; jets outside are ignored.
+    working_point : float
+        Signal efficiency defining the cut.
+    flat : bool
+        False: one cut giving ``working_point`` over all jets (fixed cut).
+        True: a cut per bin giving ``working_point`` in every bin (flat efficiency).
+    weights : array, optional
+    signal : int
+    cl : float
+        Confidence level of the Clopper–Pearson intervals.
+
+    Returns
+    -------
+    EfficiencyTable
+
+    Examples
+    --------
+    >>> t = binned_efficiency([10, 20, 30, 40], [0.9, 0.1, 0.8, 0.2], [1, 1, 0, 0], [0, 25, 50])
+    >>> t.eff_s.tolist(), t.eff_b.tolist()
+    ([0.5, nan], [nan, 0.0])
+    """
+    x = as_1d(variable, "variable")
+    s = as_1d(scores, "scores")
+    is_sig = as_1d(labels, "labels") == signal
+    if not (len(x) == len(s) == len(is_sig)):
+        msg = f"variable, scores and labels must have one entry per jet; received {len(x)}, {len(s)}, {len(is_sig)}"
+        raise ValueError(msg)
+    w = None if weights is None else as_1d(weights, "weights")
+    edges = np.asarray(bins, dtype=float)
+    if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+        msg = f"bins: expected increasing bin edges, received {edges.tolist()}"
+        raise ValueError(msg)
+    idx = np.searchsorted(edges, x, side="right") - 1
+    idx[x == edges[-1]] = len(edges) - 2
+    n_bins = len(edges) - 1
+    global_cut = None if flat else cut_for_efficiency(s[is_sig], working_point, None if w is None else w[is_sig])
+    cols = {k: np.full(n_bins, np.nan) for k in ("cuts", "eff_s", "eff_s_lo", "eff_s_hi", "eff_b", "eff_b_lo", "eff_b_hi")}
+    n_s, n_b = np.zeros(n_bins), np.zeros(n_bins)
+    for b in range(n_bins):
+        in_bin = idx == b
+        sig, bkg = in_bin & is_sig, in_bin & ~is_sig
+        if flat:
+            cut = cut_for_efficiency(s[sig], working_point, None if w is None else w[sig]) if np.any(sig) else np.nan
+        else:
+            cut = global_cut
+        cols["cuts"][b] = cut
+        if np.isnan(cut):
+            continue
+        cols["eff_s"][b], cols["eff_s_lo"][b], cols["eff_s_hi"][b], n_s[b] = _pass_fraction(
+            s[sig] >= cut, None if w is None else w[sig], cl
+        )
+        cols["eff_b"][b], cols["eff_b_lo"][b], cols["eff_b_hi"][b], n_b[b] = _pass_fraction(
+            s[bkg] >= cut, None if w is None else w[bkg], cl
+        )
+    return EfficiencyTable(edges=edges, n_s=n_s, n_b=n_b, **cols)
+
+
+@dataclass
+class EfficiencyResult:
+    """What :func:`plot_efficiency` drew: ``artists`` by series name, and the ``table``."""
+
+    ax: Any
+    artists: dict[str, Any]
+    table: EfficiencyTable
+
+    @property
+    def figure(self) -> Any:
+        return self.ax.figure
+
+
+@PLOTS.register("efficiency")
+def plot_efficiency(
+    variable: Any,
+    scores: Any,
+    labels: Any,
+    bins: Sequence[float],
+    *,
+    quantity: str = "efficiency",
+    working_point: float = 0.5,
+    flat: bool = False,
+    weights: Any = None,
+    signal: int = 1,
+    xlabel: str = "Jet $p_T$ [GeV]",
+    ax: Any = None,
+) -> EfficiencyResult:
+    """Efficiency or background rejection against a variable, Clopper–Pearson error bars.
+
+    Parameters
+    ----------
+    variable, scores, labels, bins, working_point, flat, weights, signal
+        See :func:`binned_efficiency`.
+    quantity : {"efficiency", "rejection"}
+        ``"efficiency"``: signal and background efficiency (two series);
+        ``"rejection"``: background rejection ``1/eff_b`` on a log scale.
+    xlabel : str
+        E.g. ``"Jet $\\eta$"`` for eta.
+    ax : Axes, optional
+
+    Returns
+    -------
+    EfficiencyResult
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 2000)
+    >>> res = plot_efficiency(rng.uniform(200, 800, 2000), rng.normal(y), y, [200, 400, 600, 800])
+    >>> sorted(res.artists)
+    ['background', 'signal']
+    """
+    if quantity not in ("efficiency", "rejection"):
+        msg = f"quantity: expected 'efficiency' or 'rejection', received {quantity!r}"
+        raise ValueError(msg)
+    table = binned_efficiency(
+        variable, scores, labels, bins, working_point=working_point, flat=flat, weights=weights, signal=signal
+    )
+    ax = new_axes(ax)
+    x, xerr = table.centers, 0.5 * np.diff(table.edges)
+    mode = "flat" if flat else "fixed cut"
+    artists = {}
+    if quantity == "efficiency":
+        for name, eff, lo, hi in [
+            ("signal", table.eff_s, table.eff_s_lo, table.eff_s_hi),
+            ("background", table.eff_b, table.eff_b_lo, table.eff_b_hi),
+        ]:
+            yerr = np.vstack([eff - lo, hi - eff])
+            artists[name] = ax.errorbar(x, eff, xerr=xerr, yerr=yerr, fmt="o", label=f"{name} efficiency")
+        ax.set_ylabel("Efficiency")
+        ax.set_ylim(0, 1.05)
+    else:
+        rej = table.rejection
+        finite = np.isfinite(rej)
+        yerr = np.vstack([rej - table.rejection_lo, table.rejection_hi - rej])
+        yerr[~np.isfinite(yerr)] = 0.0
+        artists["rejection"] = ax.errorbar(
+            x[finite], rej[finite], xerr=xerr[finite], yerr=yerr[:, finite], fmt="o", label="background rejection"
+        )
+        ax.set_yscale("log")
+        ax.set_ylabel("Background rejection $1/\\varepsilon_B$")
+    ax.set_xlabel(xlabel)
+    ax.legend(title=f"$\\varepsilon_S$ = {working_point:g} ({mode})")
+    return EfficiencyResult(ax=ax, artists=artists, table=table)
+
+
+@dataclass
+class MassSculptingResult:
+    """What :func:`plot_mass_sculpting` drew.
+
+    ``hists``: ``"before"`` and ``"eff_s=<wp>"`` background mass histograms;
+    ``cuts``: score threshold per working point; ``jsd``: Jensen–Shannon
+    divergence (base 2, 0 = same shape) of each cut distribution to the one before.
+    """
+
+    ax: Any
+    artists: dict[str, Any]
+    hists: dict[str, Any]
+    cuts: dict[float, float] = field(default_factory=dict)
+    jsd: dict[float, float] = field(default_factory=dict)
+
+    @property
+    def figure(self) -> Any:
+        return self.ax.figure
+
+
+@PLOTS.register("mass_sculpting")
+def plot_mass_sculpting(
+    mass: Any,
+    scores: Any,
+    labels: Any,
+    *,
+    working_points: Sequence[float] = (0.5,),
+    bins: int = 40,
+    range: tuple[float, float] | None = None,  # noqa: A002 - numpy's name
+    weights: Any = None,
+    signal: int = 1,
+    density: bool = True,
+    xlabel: str = "Jet mass [GeV]",
+    ax: Any = None,
+) -> MassSculptingResult:
+    """Background mass before and after cuts at signal efficiencies: does the tagger sculpt the mass?
+
+    Parameters
+    ----------
+    mass, scores, labels : arrays of shape (n_jets,)
+    working_points : sequence of float
+        Signal efficiencies of the cuts (the cut is set on signal jets).
+    bins, range : histogram binning of the mass
+    weights : array, optional
+    signal : int
+    density : bool
+        Compare shapes (unit area) rather than counts.
+    xlabel : str
+    ax : Axes, optional
+
+    Returns
+    -------
+    MassSculptingResult
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 1000)
+    >>> res = plot_mass_sculpting(rng.uniform(0, 300, 1000), rng.normal(y), y, working_points=(0.5, 0.3))
+    >>> sorted(res.hists)
+    ['before', 'eff_s=0.3', 'eff_s=0.5']
+    """
+    m = as_1d(mass, "mass")
+    s = as_1d(scores, "scores")
+    is_sig = as_1d(labels, "labels") == signal
+    if not (len(m) == len(s) == len(is_sig)):
+        msg = f"mass, scores and labels must have one entry per jet; received {len(m)}, {len(s)}, {len(is_sig)}"
+        raise ValueError(msg)
+    w = np.ones(len(m)) if weights is None else as_1d(weights, "weights")
+    bkg = ~is_sig
+    if not np.any(bkg) or not np.any(is_sig):
+        msg = "plot_mass_sculpting needs signal jets (to set the cut) and background jets (to show)"
+        raise ValueError(msg)
+    hist = require("hist")
+    mplhep = require("mplhep")
+    distance = require("scipy.spatial.distance")
+    if range is None:
+        range = (float(np.min(m[bkg])), float(np.max(m[bkg])) if np.max(m[bkg]) > np.min(m[bkg]) else float(np.min(m[bkg])) + 1)
+
+    def make(sel: np.ndarray) -> Any:
+        h = hist.Hist.new.Reg(bins, *range, name="mass", label=xlabel).Weight()
+        h.fill(upper_edge_inclusive(m[sel], *range), weight=w[sel])
+        return h
+
+    ax = new_axes(ax)
+    hists = {"before": make(bkg)}
+    artists = {}
+    (artists["before"],) = mplhep.histplot(
+        hists["before"], ax=ax, density=density, histtype="fill", alpha=0.3, color="grey", label="background, no cut",
+        flow="none",
+    )
+    cuts, jsd = {}, {}
+    before = hists["before"].values()
+    for wp in working_points:
+        wp = float(wp)
+        cut = cuts[wp] = cut_for_efficiency(s[is_sig], wp, w[is_sig])
+        key = f"eff_s={wp:g}"
+        h = hists[key] = make(bkg & (s >= cut))
+        after = h.values()
+        jsd[wp] = (
+            float(distance.jensenshannon(before, after, base=2) ** 2) if after.sum() > 0 and before.sum() > 0 else np.nan
+        )
+        (artists[key],) = mplhep.histplot(
+            h, ax=ax, density=density, histtype="step", label=f"background, $\\varepsilon_S$ = {wp:g}", flow="none"
+        )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("Normalised entries" if density else "Entries")
+    ax.legend()
+    return MassSculptingResult(ax=ax, artists=artists, hists=hists, cuts=cuts, jsd=jsd)

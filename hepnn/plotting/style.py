@@ -1,0 +1,123 @@
+"""Experiment plot styles and labels (mplhep), applied only when asked.
+
+Importing :mod:`hepnn.plotting` never touches ``matplotlib.rcParams``;
+:func:`use_style` changes them, for good or inside a ``with`` block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._optional import require
+from ..exceptions import UnknownNameError
+from ._common import new_axes
+
+__all__ = ["STYLES", "use_style", "label"]
+
+#: Names accepted by :func:`use_style` and :func:`label`.
+STYLES = ("plain", "CMS", "ATLAS", "LHCb", "ALICE")
+
+_LABEL_MODULE = {"CMS": "cms", "ATLAS": "atlas", "LHCb": "lhcb", "ALICE": "alice"}
+
+
+def _check(name: str) -> str:
+    for style in STYLES:
+        if str(name).lower() == style.lower():
+            return style
+    raise UnknownNameError(name, "plot style", STYLES)
+
+
+class use_style:  # noqa: N801 - used like a function
+    """Apply an experiment style; as a context manager, restore the previous one on exit.
+
+    Parameters
+    ----------
+    name : str
+        One of ``"plain"`` (matplotlib defaults), ``"CMS"``, ``"ATLAS"``,
+        ``"LHCb"``, ``"ALICE"`` (case-insensitive).
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> before = matplotlib.rcParams["font.size"]
+    >>> with use_style("CMS"):
+    ...     matplotlib.rcParams["font.size"] != before
+    True
+    >>> matplotlib.rcParams["font.size"] == before
+    True
+    """
+
+    def __init__(self, name: str = "plain"):
+        self.name = _check(name)
+        mpl = require("matplotlib")
+        self._saved = mpl.rcParams.copy()
+        if self.name == "plain":
+            mpl.style.use("default")
+        else:
+            mplhep = require("mplhep")
+            mplhep.style.use(self.name)
+
+    def __enter__(self) -> use_style:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        mpl = require("matplotlib")
+        mpl.rcParams.update(self._saved)
+
+    def __repr__(self) -> str:
+        return f"use_style({self.name!r})"
+
+
+def _energy_text(energy: float | str | None) -> str | None:
+    if energy is None or isinstance(energy, str):
+        return energy
+    return f"{float(energy):g}"
+
+
+def label(
+    ax: Any = None,
+    experiment: str = "plain",
+    text: str = "Simulation",
+    energy: float | str | None = 14.0,
+    *,
+    loc: int | None = None,
+    **kwargs: Any,
+) -> list[Any]:
+    """Draw the experiment label (``CMS Simulation``, ``14 TeV``) on ``ax``.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes, optional
+        Defaults to a new figure's axes.
+    experiment : str
+        One of :data:`STYLES`; ``"plain"`` draws no experiment name, only ``text``.
+    text : str
+        Text beside the experiment name ("Simulation", "Work in progress", "").
+    energy : float or str or None
+        Centre-of-mass energy in TeV (a string is shown as given); None omits it.
+    loc : int, optional
+        mplhep label layout (0: above the axes, 1-4: inside).
+    **kwargs
+        Passed to ``mplhep.label.exp_label``.
+
+    Returns
+    -------
+    list of matplotlib Text
+        The texts drawn.
+
+    Examples
+    --------
+    >>> texts = label(experiment="CMS", text="Work in progress", energy=13.6)
+    >>> [t.get_text() for t in texts][:2]
+    ['CMS', 'Work in progress']
+    """
+    experiment = _check(experiment)
+    ax = new_axes(ax)
+    mplhep = require("mplhep")
+    com = _energy_text(energy)
+    if experiment == "plain":
+        texts = mplhep.label.exp_label(exp="", llabel=text, com=com, loc=loc, ax=ax, **kwargs)
+    else:
+        module = getattr(mplhep, _LABEL_MODULE[experiment])
+        texts = module.label(text=text, data=True, com=com, loc=loc, ax=ax, **kwargs)
+    return [t for t in texts if t is not None and t.get_text()]

@@ -1,0 +1,33 @@
+import pytest
+
+from hepnn.exceptions import InputDataError, UnknownNameError
+from hepnn.plotting import plot_learning_curves, read_history
+
+
+def test_from_csv(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss,val_loss,auc,val_auc\n0,0.7,0.72,0.6,0.58\n1,0.5,0.55,0.8,0.78\n2,0.4,0.5,0.85,0.8\n")
+    res = plot_learning_curves(path, logy=["loss"])
+    assert list(res.lines) == ["loss", "auc"]
+    assert len(res.axes) == 2
+    for ax in res.axes:
+        assert len(ax.get_lines()) == 2
+        assert ax.get_xlabel() == "Epoch"
+    assert res.axes[0].get_yscale() == "log" and res.axes[1].get_yscale() == "linear"
+    assert list(res.lines["auc"]["validation"].get_ydata()) == [0.58, 0.78, 0.8]
+    assert list(res.lines["loss"]["train"].get_xdata()) == [0, 1, 2]
+
+
+def test_from_dict_without_validation():
+    res = plot_learning_curves({"loss": [1.0, 0.5, 0.2]}, ["loss"])
+    assert list(res.lines["loss"]) == ["train"]
+    assert list(res.history["epoch"]) == [1, 2, 3]
+
+
+def test_errors(tmp_path):
+    with pytest.raises(UnknownNameError, match="did you mean 'accuracy'"):
+        plot_learning_curves({"loss": [1.0], "accuracy": [0.5]}, ["acuracy"])
+    with pytest.raises(InputDataError, match="cannot read"):
+        read_history(tmp_path / "missing.csv")
+    with pytest.raises(ValueError, match="differ in length"):
+        read_history({"loss": [1.0, 2.0], "val_loss": [1.0]})

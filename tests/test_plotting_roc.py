@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import sklearn.metrics
+
+from hepnn.exceptions import UnknownNameError
+from hepnn.plotting import PLOTS, plot_rejection, plot_roc
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 3000)
+    return y, {"DNN": rng.normal(2.0 * y), "BDT": rng.normal(1.0 * y), "cut": rng.normal(0.5 * y)}
+
+
+def test_rejection_plot_content(data):
+    y, taggers = data
+    res = plot_rejection(taggers, y, working_points=(0.5,), reference="BDT")
+    assert len(res.ax.get_lines()) == 3
+    assert set(res.lines) == set(taggers)
+    assert res.ax.get_yscale() == "log"
+    assert "rejection" in res.ax.get_ylabel().lower()
+    assert "efficiency" in res.ax_ratio.get_xlabel().lower()
+    assert res.ax_ratio.get_ylabel() == "Ratio to BDT"
+    assert len(res.ax_ratio.get_lines()) == 3
+    assert np.allclose(res.ratio_lines["BDT"].get_ydata(), 1.0)
+    assert len(res.bands) == 3
+    assert [t.get_text() for t in res.ax.get_legend().get_texts()] == list(taggers)
+    for name, s in taggers.items():
+        cut = np.median(s[y == 1])  # half of the signal passes
+        assert res.rejections[name][0.5] == pytest.approx(1 / np.mean(s[y == 0] >= cut), rel=0.01)
+        assert res.auc[name] == pytest.approx(sklearn.metrics.roc_auc_score(y, s))
+    assert res.rejections["DNN"][0.5] > res.rejections["BDT"][0.5] > res.rejections["cut"][0.5]
+
+
+def test_rejection_plot_on_given_axes_and_per_tagger_labels(data):
+    import matplotlib.pyplot as plt
+
+    y, taggers = data
+    _, ax = plt.subplots()
+    res = plot_rejection({"a": (taggers["DNN"], y), "b": (taggers["BDT"][:100], y[:100])}, ax=ax, uncertainty=False)
+    assert res.ax is ax and res.ax_ratio is None
+    assert len(ax.get_lines()) == 2 and not res.bands
+
+
+def test_rejection_unknown_reference(data):
+    y, taggers = data
+    with pytest.raises(UnknownNameError, match="did you mean 'DNN'"):
+        plot_rejection(taggers, y, reference="DNNN")
+
+
+def test_plain_roc_legend_has_sklearn_auc(data):
+    y, taggers = data
+    res = plot_roc(taggers, y)
+    assert len(res.lines) == 3
+    assert len(res.ax.get_lines()) == 4  # + diagonal
+    assert res.ax.get_yscale() == "linear"
+    texts = [t.get_text() for t in res.ax.get_legend().get_texts()]
+    for name, s in taggers.items():
+        assert f"{name} (AUC = {sklearn.metrics.roc_auc_score(y, s):.3f})" in texts
+
+
+def test_missing_labels_is_explained(data):
+    _, taggers = data
+    with pytest.raises(ValueError, match="without labels"):
+        plot_roc(taggers)
+
+
+def test_registry():
+    assert PLOTS.get("roc") is plot_roc
+    assert PLOTS.get("rejection") is plot_rejection
+    with pytest.raises(UnknownNameError):
+        PLOTS.get("rocc")
