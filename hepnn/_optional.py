@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["require"]
+__all__ = ["require", "require_keras"]
 
 # module -> the extra that installs it (None: a core dependency of hepnn)
 _EXTRAS = {
@@ -27,6 +27,7 @@ _EXTRAS = {
     "fastjet": "generate",
     "onnx": "onnx",
     "onnxruntime": "onnx",
+    "tf2onnx": "onnx",
     "dask": "dask",
     "distributed": "dask",
     "dask_awkward": "dask",
@@ -56,3 +57,14 @@ def require(module: str, extra: str | None = "__auto__") -> ModuleType:
             f"run `pip install {target}`"
         )
         raise ModuleNotFoundError(msg, name=top) from err
+
+
+def require_keras() -> ModuleType:
+    """Import Keras (TensorFlow backend) quietly: TensorFlow's C++ info logs are hidden
+    unless the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    require("tensorflow")
+    return require("keras")

@@ -33,6 +33,7 @@ __all__ = [
     "dump_config",
     "save_config",
     "apply_overrides",
+    "variant",
     "from_dict",
     "to_dict",
 ]
@@ -94,6 +95,22 @@ def load_config(
     if base is not None and isinstance(raw.get("data"), dict) and raw["data"].get("directory") is None:
         raw["data"]["directory"] = str(base)
     return from_dict(Config, raw, "")
+
+
+def variant(config: Config, name: str | None) -> Config:
+    """The config of variant ``name`` (its overlay merged onto the base; ``None``: the base)."""
+    if name is None:
+        return config
+    from ..exceptions import UnknownNameError
+    from .schema import deep_merge
+
+    if name not in config.variants:
+        raise UnknownNameError(name, "variant", config.variants)
+    base = to_dict(config)
+    base["variants"] = {}
+    merged = deep_merge(base, config.variants[name])
+    merged["name"] = f"{config.name}/{name}" if config.name else name
+    return from_dict(Config, merged, f"variants.{name}")
 
 
 def dump_config(config: Config) -> str:

@@ -260,8 +260,8 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     validate = getattr(obj, "validate", None)
     if validate is not None:
         for subpath, problem in validate() or ():
-            where = f"{prefix}{subpath}" if subpath else (path or "config")
-            msg = f"{where}: {problem}"
+            where = f"{prefix}{subpath}" if subpath else path
+            msg = f"{where}: {problem}" if where else problem
             raise ConfigError(msg)
     return obj
 

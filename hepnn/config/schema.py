@@ -174,13 +174,19 @@ class ConstituentsConfig:
     eta: Optional[str] = None
     phi: Optional[str] = None
     mass: Optional[str] = None
+    theta: Optional[str] = field(default=None, metadata=_doc("track polar angle branch (tracks: theta, qoverp, phi)"))
+    qoverp: Optional[str] = field(default=None, metadata=_doc("track charge over momentum branch (tracks: theta, qoverp, phi)"))
 
     def validate(self):
         cartesian = (self.px, self.py, self.pz, self.energy)
         polar = (self.pt, self.eta, self.phi)
-        if all(cartesian) or (all(polar) and (self.energy or self.mass)):
+        track = (self.theta, self.qoverp, self.phi)
+        if all(cartesian) or (all(polar) and (self.energy or self.mass)) or all(track):
             return
-        yield "", "constituents need either px, py, pz, energy or pt, eta, phi and energy or mass"
+        yield "", (
+            "constituents need either px, py, pz, energy or pt, eta, phi and energy or mass "
+            "(or, for tracks, theta, qoverp, phi)"
+        )
 
 
 @dataclass(frozen=True)
@@ -391,6 +397,7 @@ class TrainingConfig:
     loss: Optional[str] = field(default=None, metadata=_doc("loss (default from the task)"))
     class_weight: Union[Literal["balanced"], dict[str, float], None] = field(default=None, metadata=_doc("'balanced' or class -> weight"))
     reweight: Optional[ReweightConfig] = field(default=None, metadata=_doc("kinematic reweighting"))
+    train_classes: Optional[tuple[str, ...]] = field(default=None, metadata=_doc("train on jets of these classes only (autoencoders: the background)"))
     seed: int = field(default=1, metadata=_doc("seed of weights, shuffling and dropout"))
     deterministic: bool = field(default=False, metadata=_doc("TF op determinism (bitwise reproducible, slower)"))
     streaming: bool = field(default=False, metadata=_doc("feed training from the streaming tf.data pipeline"))
@@ -455,6 +462,24 @@ class GenerateConfig:
 # --- the whole config ---------------------------------------------------------------
 
 
+def deep_merge(base: dict, overlay: dict) -> dict:
+    """A copy of ``base`` with ``overlay`` merged in (mappings recursively, other values replaced).
+
+    Examples
+    --------
+    >>> deep_merge({"model": {"name": "dense", "units": [8]}}, {"model": {"name": "cnn"}})
+    {'model': {'name': 'cnn', 'units': [8]}}
+    """
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+
 @dataclass(frozen=True)
 class Config:
     """A complete hepnn configuration."""
@@ -467,8 +492,27 @@ class Config:
     explain: ExplainConfig = field(default_factory=ExplainConfig)
     plots: PlotsConfig = field(default_factory=PlotsConfig)
     generate: Optional[GenerateConfig] = field(default=None, metadata=_doc("samples to generate"))
+    variants: dict[str, dict[str, Any]] = field(
+        default_factory=dict,
+        metadata=_doc("named overlays (e.g. {cnn: {model: {name: cnn}}}) each trained as its own run by `hepnn run`"),
+    )
 
     def validate(self):
+        if self.variants:
+            from .loader import from_dict, to_dict
+
+            base = to_dict(self)
+            base["variants"] = {}
+            for name, overlay in self.variants.items():
+                if not isinstance(overlay, dict):
+                    yield f"variants.{name}", f"expected a mapping of config sections, received {overlay!r}"
+                    continue
+                try:
+                    from_dict(Config, deep_merge(base, overlay), f"variants.{name}")
+                except Exception as err:  # noqa: BLE001 - re-raised as a config error with the path
+                    text = str(err)
+                    prefix = f"variants.{name}"
+                    yield "", text if text.startswith(prefix) else f"{prefix}: {text}"
         if self.model.inputs is not None and self.data.inputs:
             for i, name in enumerate(self.model.inputs):
                 if name not in self.data.inputs:

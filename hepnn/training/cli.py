@@ -1,0 +1,51 @@
+"""``hepnn train``, ``hepnn evaluate`` and ``hepnn export``."""
+
+from __future__ import annotations
+
+import json
+
+
+def _cmd_train(args) -> int:
+    from ..config import load_config
+    from .trainer import Trainer
+
+    config = load_config(args.config, args.overrides)
+    Trainer(config).fit(args.out)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_run
+
+    metrics = evaluate_run(args.run_dir, data_config=args.data)
+    print(json.dumps({k: v for k, v in metrics.items() if k in ("auc", "accuracy", "n_test", "rejection")}))
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .export import export_onnx
+
+    path = export_onnx(args.run_dir, out=args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    from ..cli import add_set_option
+
+    p = subparsers.add_parser("train", help="train the model a config describes into a run directory")
+    p.add_argument("config", help="config file")
+    p.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
+    add_set_option(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = subparsers.add_parser("evaluate", help="compute test-split metrics into RUN_DIR/metrics.json")
+    p.add_argument("run_dir")
+    p.add_argument("--data", default=None, help="evaluate on the data of another config")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = subparsers.add_parser("export", help="export a trained tagger (ONNX) with its preprocessing")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", default=None, help="output folder (default: RUN_DIR/export)")
+    p.set_defaults(func=_cmd_export)

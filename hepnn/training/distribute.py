@@ -1,0 +1,75 @@
+"""``tf.distribute`` strategies and mixed precision.
+
+``training.distribute``:
+
+- ``auto``: MultiWorkerMirroredStrategy when ``TF_CONFIG`` names a cluster or SLURM
+  started several tasks; MirroredStrategy when several GPUs are visible; else the
+  default (single-device) strategy.
+- ``none`` / ``mirrored`` / ``multi_worker``: that strategy.
+
+Under SLURM the cluster is resolved by ``tf.distribute.cluster_resolver.SlurmClusterResolver``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+__all__ = ["select_strategy", "set_mixed_precision", "is_multi_worker", "is_chief"]
+
+
+def is_multi_worker() -> bool:
+    """True when TF_CONFIG has several workers or SLURM launched several tasks."""
+    tf_config = os.environ.get("TF_CONFIG")
+    if tf_config:
+        try:
+            cluster = json.loads(tf_config).get("cluster", {})
+        except json.JSONDecodeError:
+            msg = f"TF_CONFIG is not valid JSON: {tf_config[:80]!r}"
+            raise ValueError(msg) from None
+        return sum(len(v) for v in cluster.values()) > 1
+    return int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ
+
+
+def is_chief() -> bool:
+    """True on the worker that writes the run directory (task 0, or no cluster)."""
+    tf_config = os.environ.get("TF_CONFIG")
+    if tf_config:
+        task = json.loads(tf_config).get("task", {})
+        return task.get("type", "worker") in ("chief",) or (
+            task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
+            and "chief" not in json.loads(tf_config).get("cluster", {})
+        )
+    return int(os.environ.get("SLURM_PROCID", "0")) == 0
+
+
+def select_strategy(kind: str = "auto"):
+    """Return the ``tf.distribute`` strategy for ``training.distribute``."""
+    from .._optional import require_keras
+
+    require_keras()
+    import tensorflow as tf
+
+    if kind == "none":
+        return tf.distribute.get_strategy()
+    if kind == "multi_worker" or (kind == "auto" and is_multi_worker()):
+        resolver = None
+        if not os.environ.get("TF_CONFIG") and "SLURM_JOB_ID" in os.environ:
+            resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    gpus = tf.config.list_logical_devices("GPU")
+    if kind == "mirrored" or (kind == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def set_mixed_precision() -> str:
+    """Use ``mixed_float16`` on GPUs (float32 elsewhere, where it would only be slower)."""
+    from .._optional import require_keras
+
+    keras = require_keras()
+    import tensorflow as tf
+
+    policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy

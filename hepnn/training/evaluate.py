@@ -1,0 +1,190 @@
+"""Test-split metrics of a trained tagger: ``RUN_DIR/metrics.json``.
+
+Binary taggers::
+
+    {"auc": 0.97, "accuracy": 0.91, "rejection": {"0.3": 512.0, ..., "0.85": 9.1}, "n_test": 20000}
+
+Multiclass taggers add ``"classes": {name: {auc, rejection, ...}}`` (each class against
+the rest) and, for flavour tagging (classes named b, c and light), the b-vs-light and
+c-vs-light rejections of the usual log-likelihood-ratio discriminants under
+``"discriminants"``. Autoencoders report the same using the anomaly score, with the
+configured background class as background.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["binary_metrics", "multiclass_metrics", "flavour_discriminant", "compute_metrics"]
+
+#: c- and b-fractions in the b- and c-tagging discriminants
+F_C = 0.05
+F_B = 0.2
+
+
+def _wp_key(wp: float) -> str:
+    return f"{wp:g}"
+
+
+def binary_metrics(
+    scores: np.ndarray, labels: np.ndarray, working_points: Sequence[float], weights: np.ndarray | None = None,
+    signal: int = 1,
+) -> dict:
+    """AUC, accuracy at score 0.5, rejection 1/eB at each signal efficiency, and counts.
+
+    Examples
+    --------
+    >>> m = binary_metrics(np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 0, 1, 0]), [0.5, 1.0])
+    >>> m["auc"], m["rejection"]["1"], m["n_test"]
+    (0.75, 2.0, 4)
+    """
+    from ..plotting.metrics import auc, rejection_at, roc_curve
+
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    is_signal = labels == signal
+    eff_s, eff_b, _ = roc_curve(scores, is_signal.astype(int), weights)
+    rejection = rejection_at(eff_s, eff_b, np.asarray(working_points, dtype=float))
+    return {
+        "auc": round(float(auc(eff_s, eff_b)), 6),
+        "accuracy": round(float(np.mean((scores >= 0.5) == is_signal)), 6),
+        "rejection": {_wp_key(wp): _finite(r) for wp, r in zip(working_points, np.atleast_1d(rejection))},
+        "n_test": int(len(scores)),
+        "n_signal": int(is_signal.sum()),
+        "n_background": int((~is_signal).sum()),
+    }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no infinity: an infinite rejection (no background left) is written as null."""
+    value = float(value)
+    return round(value, 4) if math.isfinite(value) else None
+
+
+def flavour_discriminant(probs: np.ndarray, classes: Sequence[str], tag: str = "b", fraction: float | None = None):
+    """``log(p_tag / (f p_other + (1 - f) p_light))`` for b- (other = c) or c-tagging (other = b)."""
+    index = {name: i for i, name in enumerate(classes)}
+    other = "c" if tag == "b" else "b"
+    f = (F_C if tag == "b" else F_B) if fraction is None else fraction
+    eps = 1e-12
+    num = probs[:, index[tag]] + eps
+    den = f * probs[:, index[other]] + (1 - f) * probs[:, index["light"]] + eps
+    return np.log(num / den)
+
+
+def multiclass_metrics(
+    probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], working_points: Sequence[float],
+    weights: np.ndarray | None = None,
+) -> dict:
+    """Per class (vs the rest) metrics, overall accuracy and flavour-tagging discriminants."""
+    labels = np.asarray(labels)
+    out: dict = {
+        "accuracy": round(float(np.mean(np.argmax(probs, axis=1) == labels)), 6),
+        "n_test": int(len(labels)),
+        "classes": {},
+    }
+    for i, name in enumerate(classes):
+        if np.any(labels == i) and np.any(labels != i):
+            out["classes"][name] = binary_metrics(probs[:, i], (labels == i).astype(int), working_points, weights)
+    if {"b", "c", "light"} <= set(classes):
+        index = {name: i for i, name in enumerate(classes)}
+        disc = {}
+        for tag, fraction in (("b", F_C), ("c", F_B)):
+            keep = np.isin(labels, [index[tag], index["light"]])
+            if np.any(labels == index[tag]) and np.any(labels == index["light"]):
+                d = flavour_discriminant(probs[keep], classes, tag)
+                y = (labels[keep] == index[tag]).astype(int)
+                w = None if weights is None else np.asarray(weights)[keep]
+                m = binary_metrics(1 / (1 + np.exp(-d)), y, working_points, w)
+                m["fraction"] = fraction
+                disc[f"{tag}_vs_light"] = m
+        out["discriminants"] = disc
+    return out
+
+
+def compute_metrics(
+    outputs: np.ndarray, labels: np.ndarray, task: str, classes: Sequence[str], working_points: Sequence[float],
+    weights: np.ndarray | None = None, background: str | None = None, signal: str | None = None,
+) -> dict:
+    """Metrics for any task from model outputs (scores, probabilities or anomaly scores)."""
+    outputs = np.asarray(outputs)
+    labels = np.asarray(labels)
+    if task == "binary":
+        sig = classes.index(signal) if signal else 1
+        scores = outputs.reshape(len(outputs), -1)[:, 0]
+        if sig == 0:
+            scores = 1 - scores
+        return {"task": task, **binary_metrics(scores, (labels == sig).astype(int), working_points, weights)}
+    if task == "multiclass":
+        return {"task": task, **multiclass_metrics(outputs, labels, classes, working_points, weights)}
+    if task == "autoencoder":
+        bkg = classes.index(background) if background else 0
+        y = (labels != bkg).astype(int)
+        metrics = binary_metrics(outputs.reshape(-1), y, working_points, weights)
+        metrics.pop("accuracy")
+        return {"task": task, "score": "reconstruction_error", "background": classes[bkg], **metrics}
+    msg = f"cannot evaluate task {task!r}"
+    raise ValueError(msg)
+
+
+def write_metrics(path, metrics: Mapping) -> None:
+    from .rundir import write_json
+
+    write_json(path, dict(metrics))
+
+
+def predict_split(run_dir, split: str = "test", data_config=None, analysis=None, data=None):
+    """Model outputs, labels and weights of one split, with the run's own preprocessing.
+
+    For autoencoders the output is the per-jet anomaly score (reconstruction error).
+    """
+    from ..config import load_config
+    from ..io import load
+    from ..models import load_model
+    from ..preprocessing import Preprocessor
+    from .rundir import RunDirectory
+    from .trainer import class_names, infer_task, model_inputs, subset
+
+    run = RunDirectory(run_dir)
+    config = load_config(run.config)
+    if data_config is not None:
+        import dataclasses
+
+        config = dataclasses.replace(config, data=load_config(data_config).data)
+    if data is None:
+        data = load(config, analysis=analysis, standardize=False)
+        if run.preprocessing.is_file():
+            prep = Preprocessor.load(run.preprocessing)
+            transformed = prep.transform(data)
+            data = type(data)(transformed) if not isinstance(transformed, type(data)) else transformed
+    part = subset(data, split)
+    names = model_inputs(config)
+    classes = class_names(config, data)
+    task = infer_task(config, len(classes))
+    model = load_model(run.model)
+    x = {n: part[n] for n in names}
+    if task == "autoencoder":
+        from ..models.autoencoder import anomaly_score
+
+        outputs = anomaly_score(model, x)
+    else:
+        outputs = model.predict(x, batch_size=config.evaluation.batch_size, verbose=0)
+    return {"outputs": outputs, "label": part["label"], "weight": part.get("weight"), "task": task,
+            "classes": classes, "config": config, "data": part}
+
+
+def evaluate_run(run_dir, data_config=None, analysis=None, data=None) -> dict:
+    """Compute test-split metrics of a run and write ``RUN_DIR/metrics.json``."""
+    from .rundir import RunDirectory
+
+    pred = predict_split(run_dir, "test", data_config=data_config, analysis=analysis, data=data)
+    config = pred["config"]
+    metrics = compute_metrics(
+        pred["outputs"], pred["label"], pred["task"], pred["classes"], config.evaluation.working_points,
+        weights=None, background=config.evaluation.background, signal=config.evaluation.signal,
+    )
+    write_metrics(RunDirectory(run_dir).metrics, metrics)
+    return metrics

