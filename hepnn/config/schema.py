@@ -35,6 +35,7 @@ __all__ = [
     "ExplainConfig",
     "PlotsConfig",
     "GenerateSample",
+    "BaselineConfig",
     "GenerateConfig",
 ]
 
@@ -438,6 +439,16 @@ class PlotsConfig:
     working_point: float = field(default=0.5, metadata=_doc("signal efficiency of efficiency plots", open_fraction))
 
 
+@dataclass(frozen=True)
+class BaselineConfig:
+    """A boosted-decision-tree baseline (scikit-learn ``HistGradientBoostingClassifier``)."""
+
+    inputs: Optional[tuple[str, ...]] = field(default=None, metadata=_doc("flat/sequence inputs it sees (sequences summarised)"))
+    max_iter: int = field(default=200, metadata=_doc("boosting iterations", positive))
+    learning_rate: float = field(default=0.1, metadata=_doc("shrinkage", positive))
+    max_depth: Optional[int] = field(default=None, metadata=_doc("tree depth limit", positive))
+
+
 # --- generate -----------------------------------------------------------------------
 
 
@@ -492,6 +503,7 @@ class Config:
     explain: ExplainConfig = field(default_factory=ExplainConfig)
     plots: PlotsConfig = field(default_factory=PlotsConfig)
     generate: Optional[GenerateConfig] = field(default=None, metadata=_doc("samples to generate"))
+    baseline: Optional[BaselineConfig] = field(default=None, metadata=_doc("BDT baseline trained by `hepnn run`"))
     variants: dict[str, dict[str, Any]] = field(
         default_factory=dict,
         metadata=_doc("named overlays (e.g. {cnn: {model: {name: cnn}}}) each trained as its own run by `hepnn run`"),

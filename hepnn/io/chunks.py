@@ -1,0 +1,394 @@
+"""The reading plan and chunk processing behind :func:`hepnn.io.iterate`.
+
+For every file the config is resolved against the file's branch names (a name that is
+a branch is read; otherwise it must be a registered derived variable), then the file is
+read ``data.step_size`` at a time. Each chunk becomes a dict of numpy arrays with the
+keys of :func:`hepnn.io.load` (before standardisation): ``<input>``, ``<input>_mask``,
+``label``, ``weight``, ``split`` and ``spec_<var>``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from ..exceptions import ConfigError, InputDataError, suggest
+from .derived import DERIVED, Momenta, wrap_phi
+from .labels import map_labels
+from .layouts import Elements, associate_by_dr, flatten_jagged, group_by_jet, link_to_jets, scalar_branches
+from .representations import REPRESENTATIONS
+from .selection import analysis_mask, apply_cuts
+from .sources import SourceFile, check_names, iterate_tree, open_tree, resolve_files, skip_or_raise, tree_keys
+from .split import assign_split
+
+__all__ = ["data_config", "iterate_chunks", "Plan", "make_plan"]
+
+_MOMENTUM_KEYS = ("px", "py", "pz", "energy", "pt", "eta", "phi", "mass", "theta", "qoverp")
+
+
+def data_config(config: Any) -> Any:
+    """The ``DataConfig`` of a Config, DataConfig, mapping or config-file path."""
+    from ..config import Config, DataConfig, load_config
+
+    if isinstance(config, DataConfig):
+        return config
+    if isinstance(config, Config):
+        return config.data
+    return load_config(config).data
+
+
+@dataclass
+class Group:
+    """Elements (constituents or tracks) of one sequence or image input."""
+
+    input: str
+    kind: str
+    collection: str | None = None
+    link: str | None = None
+    radius: float | None = None
+    variables: list = field(default_factory=list)  # (name, is_branch)
+    sort: tuple | None = None  # (name, is_branch, descending, absolute)
+    momentum: dict = field(default_factory=dict)  # component -> branch
+    charge: str | None = None
+    needs_momentum: bool = False
+
+    def branches(self) -> list[str]:
+        names = [v for v, is_branch in self.variables if is_branch]
+        if self.sort is not None and self.sort[1]:
+            names.append(self.sort[0])
+        if self.needs_momentum:
+            names.extend(self.momentum.values())
+        if self.charge:
+            names.append(self.charge)
+        if self.link:
+            names.append(self.link)
+        return list(dict.fromkeys(names))
+
+
+@dataclass
+class Plan:
+    """What to read from one file and how to turn it into arrays."""
+
+    layout: str
+    jet_branches: dict  # branch -> where it is used
+    axis: dict  # pt, eta, phi[, energy, mass] -> branch
+    groups: dict  # input name -> Group
+    element_where: dict  # branch -> where
+
+    def read_list(self) -> list[str]:
+        names = list(self.jet_branches)
+        for g in self.groups.values():
+            names.extend(g.branches())
+        return list(dict.fromkeys(names))
+
+
+def _guess(keys: set, prefix: str, options: tuple) -> str | None:
+    for comp in options:
+        for sep in ("_", ":", "."):
+            name = f"{prefix}{sep}{comp}"
+            if name in keys:
+                return name
+    return None
+
+
+def _momentum_of(constituents: Any) -> dict:
+    if constituents is None:
+        return {}
+    return {k: getattr(constituents, k) for k in _MOMENTUM_KEYS if getattr(constituents, k)}
+
+
+def make_plan(config: Any, keys: list[str], source: SourceFile) -> Plan:
+    """Resolve the config against the branch names ``keys`` of one file."""
+    have = set(keys)
+    per_event = config.layout == "per_event"
+    jet_where: dict[str, str] = {}
+    for i, cut in enumerate(config.cuts):
+        jet_where.setdefault(cut.variable, f"data.cuts[{i}]")
+    if config.label is not None:
+        jet_where.setdefault(config.label.branch, "data.label.branch")
+    if config.weight:
+        jet_where.setdefault(config.weight, "data.weight")
+    for var in config.spectators:
+        jet_where.setdefault(var, "data.spectators")
+    groups: dict[str, Group] = {}
+    element_where: dict[str, str] = {}
+    needs_axis = False
+    cons = config.constituents
+    for name, inp in config.inputs.items():
+        where = f"data.inputs.{name}"
+        if inp.kind == "flat":
+            for j, var in enumerate(inp.variables):
+                jet_where.setdefault(var, f"{where}.variables[{j}]")
+            continue
+        group = Group(name, inp.kind)
+        if per_event:
+            group.collection = getattr(inp, "collection", None) or (cons.collection if cons else None)
+            same = cons is not None and (cons.collection is None or cons.collection == group.collection)
+            own_link, own_dr = getattr(inp, "link", None), getattr(inp, "associate_dr", None)
+            if own_link or own_dr:
+                group.link, group.radius = own_link, own_dr
+            elif same:
+                group.link = cons.link
+                group.radius = None if cons.link else cons.associate_dr
+            if group.collection is None:
+                msg = f"{where}: per_event layout needs a collection (set {where}.collection or data.constituents.collection)"
+                raise ConfigError(msg)
+            if not group.link and not group.radius:
+                msg = (
+                    f"{where}: elements of collection {group.collection!r} are not attached to jets; "
+                    f"set {where}.link (index branch) or {where}.associate_dr (dR cone)"
+                )
+                raise ConfigError(msg)
+            momentum = _momentum_of(cons) if same else {}
+            if not momentum:
+                for comp, options in (("pt", ("pt",)), ("eta", ("eta",)), ("phi", ("phi",)),
+                                      ("energy", ("energy", "e", "E")), ("mass", ("mass", "m"))):
+                    guess = _guess(have, group.collection, options)
+                    if guess:
+                        momentum[comp] = guess
+        else:
+            momentum = _momentum_of(cons)
+        group.momentum = momentum
+        if inp.kind == "sequence":
+            for j, var in enumerate(inp.variables):
+                group.variables.append((var, _resolve(var, have, source, f"{where}.variables[{j}]")))
+            if inp.sort_by is not None:
+                s = inp.sort_by
+                group.sort = (s.variable, _resolve(s.variable, have, source, f"{where}.sort_by"), s.descending, s.absolute)
+            derived = any(not b for _, b in group.variables) or (group.sort is not None and not group.sort[1])
+            group.needs_momentum = derived or bool(group.radius)
+        else:  # image
+            group.charge = inp.charge
+            group.needs_momentum = True
+        if group.needs_momentum:
+            needs_axis = True
+            if not momentum:
+                msg = (
+                    f"{where}: derived variables, images and dR association need the element four-momentum; "
+                    "set data.constituents (px, py, pz, energy or pt, eta, phi, energy/mass or theta, qoverp, phi)"
+                )
+                raise ConfigError(msg)
+        for b in group.branches():
+            element_where.setdefault(b, where)
+        groups[name] = group
+    axis = _jet_axis(config, have, per_event)
+    if needs_axis or (per_event and not jet_where):
+        if "pt" not in axis or "eta" not in axis or "phi" not in axis:
+            msg = (
+                f"{source.path}: cannot find the jet axis of collection {config.jets!r}; "
+                "set data.jet_axis: {pt: ..., eta: ..., phi: ...}"
+            )
+            raise InputDataError(msg)
+        for comp, b in axis.items():
+            jet_where.setdefault(b, f"data.jet_axis.{comp}")
+    else:
+        axis = {}
+    check_names(source, have, jet_where)
+    check_names(source, have, element_where)
+    return Plan(config.layout, jet_where, axis, groups, element_where)
+
+
+def _jet_axis(config: Any, have: set, per_event: bool) -> dict:
+    ax = config.jet_axis
+    if ax is not None or not per_event:
+        from ..config import JetAxisConfig
+
+        ax = ax or JetAxisConfig()
+        return {k: getattr(ax, k) for k in ("pt", "eta", "phi", "energy", "mass") if getattr(ax, k)}
+    out = {}
+    for comp, options in (("pt", ("pt",)), ("eta", ("eta",)), ("phi", ("phi",)), ("energy", ("energy", "e")), ("mass", ("mass", "m"))):
+        guess = _guess(have, config.jets, options)
+        if guess:
+            out[comp] = guess
+    return out
+
+
+def _resolve(var: str, have: set, source: SourceFile, where: str) -> bool:
+    """True when ``var`` is a branch, False when it is a registered derived variable."""
+    if var in have:
+        return True
+    if var in DERIVED:
+        return False
+    msg = (
+        f"{source.path}: tree {source.tree!r} has no branch {var!r} (used by {where}) and no derived "
+        f"variable has that name{suggest(var, list(have) + DERIVED.names())}; "
+        f"derived variables: {', '.join(DERIVED.names())}"
+    )
+    raise InputDataError(msg)
+
+
+# --- chunk processing -----------------------------------------------------------
+
+
+def _finite(values: np.ndarray, name: str, where: str, config: Any, path: str) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        if config.on_nan == "error":
+            msg = (
+                f"{path}: {name!r} (used by {where}) has {int(bad.sum())} NaN or infinite values; "
+                "fix the input, or set data.on_nan: replace (and data.nan_value)"
+            )
+            raise InputDataError(msg)
+        values = np.where(bad, config.nan_value, values)
+    return values
+
+
+def _jets_and_groups(plan: Plan, arrays: Any, source: SourceFile, entry_start: int):
+    n_entries = len(arrays)
+    if plan.layout == "per_jet":
+        jets = scalar_branches(arrays, list(plan.jet_branches), plan.jet_branches, source.path)
+        n_jets = n_entries
+        entry = entry_start + np.arange(n_entries, dtype=np.int64)
+        jet_idx = np.zeros(n_entries, dtype=np.int64)
+        groups = {}
+        for name, g in plan.groups.items():
+            counts, flat = flatten_jagged(arrays, g.branches(), source.path, f"data.inputs.{name}", entry_start)
+            groups[name] = Elements(counts, flat)
+        return jets, n_jets, entry, jet_idx, groups
+    counts_ev, jets = flatten_jagged(arrays, list(plan.jet_branches), source.path, "the jet collection", entry_start)
+    n_jets = int(counts_ev.sum())
+    starts = np.concatenate([[0], np.cumsum(counts_ev)[:-1]]).astype(np.int64)
+    event_of_jet = np.repeat(np.arange(n_entries, dtype=np.int64), counts_ev)
+    entry = entry_start + event_of_jet
+    jet_idx = np.arange(n_jets, dtype=np.int64) - starts[event_of_jet]
+    groups = {}
+    for name, g in plan.groups.items():
+        where = f"data.inputs.{name} (collection {g.collection!r})"
+        counts_el, flat = flatten_jagged(arrays, g.branches(), source.path, where, entry_start)
+        event = np.repeat(np.arange(n_entries, dtype=np.int64), counts_el)
+        if g.link:
+            jet_of = link_to_jets(flat[g.link], event, counts_ev, g.link, source.path, entry_start)
+        else:
+            m = Momenta({k: flat[b] for k, b in g.momentum.items()}, where=f"data.inputs.{name}")
+            jet_of = associate_by_dr(
+                m.eta, m.phi, event, np.asarray(jets[plan.axis["eta"]], dtype=np.float64),
+                np.asarray(jets[plan.axis["phi"]], dtype=np.float64), counts_ev, g.radius,
+            )
+        groups[name] = group_by_jet(jet_of, flat, n_jets)
+    return jets, n_jets, entry, jet_idx, groups
+
+
+def _momenta(plan: Plan, group: Group, elements: Elements, jets: Mapping, name: str) -> Momenta:
+    jet_index = elements.jet_index()
+    comps = {k: elements.arrays[b] for k, b in group.momentum.items()}
+    m = Momenta(comps, where=f"data.inputs.{name}")
+    axis = {k: np.asarray(jets[plan.axis[k]], dtype=np.float64) for k in ("pt", "eta", "phi")}
+    if "energy" in plan.axis:
+        axis["energy"] = np.asarray(jets[plan.axis["energy"]], dtype=np.float64)
+    elif "mass" in plan.axis:
+        p = axis["pt"] * np.cosh(axis["eta"])
+        axis["energy"] = np.sqrt(p**2 + np.asarray(jets[plan.axis["mass"]], dtype=np.float64) ** 2)
+    else:
+        try:
+            axis["energy"] = np.bincount(jet_index, weights=m.energy, minlength=len(elements.counts))
+        except ConfigError:
+            pass
+    m._j = {k: v[jet_index] for k, v in axis.items()}
+    return m
+
+
+def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entry_start: int, analysis: Any = None) -> dict:
+    """Turn one chunk of awkward arrays into the reader's numpy arrays (before standardisation)."""
+    path = source.path
+    jets, n_jets, entry, jet_idx, groups = _jets_and_groups(plan, arrays, source, entry_start)
+    keep = apply_cuts(jets, config.cuts)
+    mask = analysis_mask(analysis, jets, n_jets, path)
+    if mask is not None:
+        keep &= mask
+    custom = analysis.labels(dict(jets)) if analysis is not None and hasattr(analysis, "labels") else None
+    if custom is not None:
+        label = np.asarray(custom, dtype=np.int32)
+        if label.shape != (n_jets,):
+            msg = f"{path}: {type(analysis).__name__}.labels must return ({n_jets},) ints, received shape {label.shape}"
+            raise InputDataError(msg)
+    elif config.label is not None:
+        label, known = map_labels(jets[config.label.branch], config.label.classes)
+        keep &= known
+    else:
+        label = np.full(n_jets, source.label, dtype=np.int32)
+    weight = np.full(n_jets, source.weight, dtype=np.float64)
+    if config.weight:
+        weight = weight * np.asarray(jets[config.weight], dtype=np.float64)
+    jets = {k: v[keep] for k, v in jets.items()}
+    groups = {k: e.select(keep) for k, e in groups.items()}
+    out: dict[str, np.ndarray] = {}
+    for name, inp in config.inputs.items():
+        where = f"data.inputs.{name}"
+        if inp.kind == "flat":
+            cols = {v: _finite(jets[v], v, where, config, path) for v in inp.variables}
+            out[name] = REPRESENTATIONS.get("flat")(cols, list(inp.variables))
+            continue
+        group, elements = plan.groups[name], groups[name]
+        m = _momenta(plan, group, elements, jets, name) if group.needs_momentum else None
+        if inp.kind == "sequence":
+            cols = []
+            for var, is_branch in group.variables:
+                values = elements.arrays[var] if is_branch else DERIVED.get(var)(m)
+                cols.append(_finite(values, var, where, config, path))
+            features = np.stack(cols, axis=1) if cols else np.zeros((int(elements.counts.sum()), 0))
+            key = None
+            if group.sort is not None:
+                var, is_branch, descending, absolute = group.sort
+                key = elements.arrays[var] if is_branch else DERIVED.get(var)(m)
+                key = _finite(key, var, f"{where}.sort_by", config, path)
+                if absolute:
+                    key = np.abs(key)
+            x, x_mask = REPRESENTATIONS.get("sequence")(
+                elements.counts, features, inp.max_length, key, group.sort[2] if group.sort else True, inp.pad_value
+            )
+            out[name], out[f"{name}_mask"] = x, x_mask
+        else:
+            rel_eta = _finite(m.eta - m.jet("eta"), "rel_eta", where, config, path)
+            rel_phi = _finite(wrap_phi(m.phi - m.jet("phi")), "rel_phi", where, config, path)
+            pt = _finite(m.pt, "pt", where, config, path)
+            charge = elements.arrays[group.charge] if group.charge else None
+            out[name] = REPRESENTATIONS.get("image")(
+                elements.counts, rel_eta, rel_phi, pt, charge, pixels=inp.pixels, extent=inp.extent,
+                channels=inp.channels, preprocess=inp.preprocess, center=inp.center,
+            )
+    out["label"] = label[keep].astype(np.int32)
+    out["weight"] = weight[keep].astype(np.float32)
+    s = config.split
+    out["split"] = assign_split(os.path.basename(path), entry[keep], jet_idx[keep], (s.train, s.val, s.test), s.seed)
+    for var in config.spectators:
+        out[f"spec_{var}"] = _finite(jets[var], var, "data.spectators", config, path).astype(np.float32)
+    return out
+
+
+def iterate_chunks(
+    config: Any, analysis: Any = None, step_size: Any = None, files: list[SourceFile] | None = None,
+    summary: dict | None = None,
+) -> Iterator[dict]:
+    """Yield processed chunks of every file in order (see :func:`hepnn.io.iterate`)."""
+    config = data_config(config)
+    if not config.inputs:
+        msg = "data.inputs is empty: define at least one input, e.g. inputs: {jet: {kind: flat, variables: [jet_pt]}}"
+        raise ConfigError(msg)
+    files = resolve_files(config) if files is None else files
+    summary = {} if summary is None else summary
+    summary.update(n_files=len(files), n_skipped=0, skipped=[], n_jets=0)
+    step = step_size if step_size is not None else config.step_size
+    for source in files:
+        try:
+            tree = open_tree(source)
+        except InputDataError as err:
+            if "no tree or RNTuple" in str(err):
+                raise
+            skip_or_raise(err, config.skip_bad_files, summary["skipped"], source.path)
+            summary["n_skipped"] = len(summary["skipped"])
+            continue
+        plan = make_plan(config, tree_keys(tree), source)
+        try:
+            for arrays, entry_start in iterate_tree(source, tree, plan.read_list(), step):
+                chunk = process_chunk(config, plan, source, arrays, entry_start, analysis)
+                summary["n_jets"] += len(chunk["label"])
+                yield chunk
+        except InputDataError as err:
+            if err.__cause__ is None or not config.skip_bad_files:
+                raise
+            skip_or_raise(err, True, summary["skipped"], source.path)
+            summary["n_skipped"] = len(summary["skipped"])

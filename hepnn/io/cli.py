@@ -1,0 +1,28 @@
+"""``hepnn convert CONFIG --out DIR [--set k=v]``."""
+
+from __future__ import annotations
+
+__all__ = ["add_commands"]
+
+
+def _cmd_convert(args) -> int:
+    from ..config import load_config
+    from .convert import convert
+
+    config = load_config(args.config, args.overrides)
+    counts = convert(config, args.out)
+    total = sum(counts.values())
+    parts = ", ".join(f"{k} {v}" for k, v in counts.items())
+    print(f"converted {total} jets to {args.out} ({parts})")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Add the ``convert`` sub-command."""
+    from ..cli import add_set_option
+
+    p = subparsers.add_parser("convert", help="read ROOT files once into train/val/test .npz files")
+    p.add_argument("config", help="config file with a data section")
+    p.add_argument("--out", required=True, help="output folder")
+    add_set_option(p)
+    p.set_defaults(func=_cmd_convert)

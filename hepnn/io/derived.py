@@ -1,0 +1,252 @@
+"""Derived per-element variables: registered functions named in the config.
+
+A sequence input may list, besides branch names, the names of functions registered
+in :data:`DERIVED`. Each function receives a :class:`Momenta` view of the input's
+elements (constituents or tracks) and returns one value per element. The element
+four-momentum comes from ``data.constituents``: (px, py, pz, energy), (pt, eta, phi,
+energy or mass) or, for tracks, (theta, qoverp, phi); the jet axis from
+``data.jet_axis``. A branch of the same name always wins over a derived variable.
+
+Examples
+--------
+>>> import numpy as np
+>>> from hepnn.io.derived import DERIVED, Momenta
+>>> m = Momenta({"pt": np.array([10.0]), "eta": np.array([0.1]), "phi": np.array([3.1]),
+...              "mass": np.array([0.0])},
+...             {"pt": np.array([100.0]), "eta": np.array([0.0]), "phi": np.array([-3.1])})
+>>> round(float(DERIVED.get("rel_phi")(m)[0]), 4)   # wrapped into [-pi, pi)
+-0.0832
+>>> sorted(DERIVED)[:3]
+['delta_r', 'energy', 'eta']
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ..exceptions import ConfigError
+from ..registry import Registry
+
+__all__ = ["DERIVED", "register_derived", "Momenta", "wrap_phi"]
+
+#: registry of derived per-element variables: name -> ``f(Momenta) -> ndarray``
+DERIVED = Registry("derived variable")
+
+
+def register_derived(name: str) -> Callable:
+    """Register ``f(momenta) -> ndarray`` as the derived variable ``name``.
+
+    Examples
+    --------
+    >>> @register_derived("example_pt_squared")
+    ... def pt_squared(m):
+    ...     return m.pt**2
+    """
+    return DERIVED.register(name)
+
+
+def wrap_phi(dphi: np.ndarray) -> np.ndarray:
+    """Wrap angle differences into ``[-pi, pi)``.
+
+    Examples
+    --------
+    >>> float(wrap_phi(np.array([2 * np.pi - 0.1]))[0]).__round__(3)
+    -0.1
+    """
+    return (np.asarray(dphi) + np.pi) % (2 * np.pi) - np.pi
+
+
+class Momenta:
+    """Lazily computed element and jet kinematics, one entry per element.
+
+    Parameters
+    ----------
+    elements : mapping
+        Element arrays keyed by component: a subset of ``px, py, pz, energy, pt, eta, phi,
+        mass, theta, qoverp, charge``.
+    jet : mapping
+        Jet-axis arrays broadcast to the elements, keyed ``pt, eta, phi`` and optionally ``energy``.
+    where : str
+        Description used in error messages (e.g. ``"data.inputs.particles"``).
+    """
+
+    def __init__(self, elements: Mapping[str, np.ndarray], jet: Mapping[str, np.ndarray] | None = None, where: str = "input"):
+        self._e = {k: np.asarray(v, dtype=np.float64) for k, v in elements.items() if v is not None}
+        self._j = {k: np.asarray(v, dtype=np.float64) for k, v in (jet or {}).items() if v is not None}
+        self.where = where
+
+    def _missing(self, what: str, needs: str) -> ConfigError:
+        return ConfigError(f"{self.where}: {what} needs {needs}; set it in data.constituents or data.jet_axis")
+
+    def _has(self, *keys: str) -> bool:
+        return all(k in self._e for k in keys)
+
+    @cached_property
+    def pt(self) -> np.ndarray:
+        if self._has("pt"):
+            return self._e["pt"]
+        if self._has("px", "py"):
+            return np.hypot(self._e["px"], self._e["py"])
+        if self._has("theta", "qoverp"):
+            return track_pt(self)
+        raise self._missing("pt", "pt, (px, py) or (theta, qoverp)")
+
+    @cached_property
+    def eta(self) -> np.ndarray:
+        if self._has("eta"):
+            return self._e["eta"]
+        if self._has("pz"):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.arcsinh(self._e["pz"] / self.pt)
+        if self._has("theta"):
+            return track_eta(self)
+        raise self._missing("eta", "eta, (px, py, pz) or theta")
+
+    @cached_property
+    def phi(self) -> np.ndarray:
+        if self._has("phi"):
+            return self._e["phi"]
+        if self._has("px", "py"):
+            return np.arctan2(self._e["py"], self._e["px"])
+        raise self._missing("phi", "phi or (px, py)")
+
+    @cached_property
+    def energy(self) -> np.ndarray:
+        if self._has("energy"):
+            return self._e["energy"]
+        if self._has("mass"):
+            p = self.pt * np.cosh(self.eta)
+            return np.sqrt(p**2 + self._e["mass"] ** 2)
+        raise self._missing("energy", "an energy or mass branch")
+
+    @cached_property
+    def px(self) -> np.ndarray:
+        return self._e["px"] if self._has("px") else self.pt * np.cos(self.phi)
+
+    @cached_property
+    def py(self) -> np.ndarray:
+        return self._e["py"] if self._has("py") else self.pt * np.sin(self.phi)
+
+    @cached_property
+    def pz(self) -> np.ndarray:
+        return self._e["pz"] if self._has("pz") else self.pt * np.sinh(self.eta)
+
+    def component(self, key: str) -> np.ndarray:
+        """A raw element component (``theta``, ``qoverp``, ``charge``)."""
+        if key not in self._e:
+            raise self._missing(key, f"the {key} branch")
+        return self._e[key]
+
+    def jet(self, key: str) -> np.ndarray:
+        """The jet-axis quantity ``key`` (pt, eta, phi, energy) of each element's jet."""
+        if key not in self._j:
+            raise self._missing(f"jet {key}", f"data.jet_axis.{key}")
+        return self._j[key]
+
+
+# --- the registered variables ----------------------------------------------------
+
+
+@register_derived("pt")
+def pt(m: Momenta) -> np.ndarray:
+    """Element transverse momentum."""
+    return m.pt
+
+
+@register_derived("eta")
+def eta(m: Momenta) -> np.ndarray:
+    """Element pseudorapidity."""
+    return m.eta
+
+
+@register_derived("phi")
+def phi(m: Momenta) -> np.ndarray:
+    """Element azimuth."""
+    return m.phi
+
+
+@register_derived("energy")
+def energy(m: Momenta) -> np.ndarray:
+    """Element energy (from the energy branch or from pt, eta and mass)."""
+    return m.energy
+
+
+@register_derived("px")
+def px(m: Momenta) -> np.ndarray:
+    """Element px."""
+    return m.px
+
+
+@register_derived("py")
+def py(m: Momenta) -> np.ndarray:
+    """Element py."""
+    return m.py
+
+
+@register_derived("pz")
+def pz(m: Momenta) -> np.ndarray:
+    """Element pz."""
+    return m.pz
+
+
+@register_derived("rel_eta")
+def rel_eta(m: Momenta) -> np.ndarray:
+    """eta(element) - eta(jet)."""
+    return m.eta - m.jet("eta")
+
+
+@register_derived("rel_phi")
+def rel_phi(m: Momenta) -> np.ndarray:
+    """phi(element) - phi(jet), wrapped into [-pi, pi)."""
+    return wrap_phi(m.phi - m.jet("phi"))
+
+
+@register_derived("delta_r")
+def delta_r(m: Momenta) -> np.ndarray:
+    """Distance to the jet axis in (eta, phi)."""
+    return np.hypot(rel_eta(m), rel_phi(m))
+
+
+@register_derived("log_pt")
+def log_pt(m: Momenta) -> np.ndarray:
+    """log(pt)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(m.pt)
+
+
+@register_derived("log_pt_frac")
+def log_pt_frac(m: Momenta) -> np.ndarray:
+    """log(pt / jet pt)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(m.pt / m.jet("pt"))
+
+
+@register_derived("log_e")
+def log_e(m: Momenta) -> np.ndarray:
+    """log(energy)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(m.energy)
+
+
+@register_derived("log_e_frac")
+def log_e_frac(m: Momenta) -> np.ndarray:
+    """log(energy / jet energy); the jet energy is data.jet_axis.energy or the sum over elements."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(m.energy / m.jet("energy"))
+
+
+@register_derived("track_eta")
+def track_eta(m: Momenta) -> np.ndarray:
+    """Track pseudorapidity from the polar angle: -log(tan(theta / 2))."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.log(np.tan(m.component("theta") / 2.0))
+
+
+@register_derived("track_pt")
+def track_pt(m: Momenta) -> np.ndarray:
+    """Track transverse momentum from theta and q/p: sin(theta) / |q/p| (units of 1/qoverp)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.abs(np.sin(m.component("theta")) / m.component("qoverp"))

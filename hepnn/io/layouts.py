@@ -1,0 +1,188 @@
+"""File layouts: per-jet entries and per-event jet collections, and element-to-jet linking.
+
+Everything here turns one chunk of awkward arrays into plain numpy: jet-level arrays
+with one value per jet, and :class:`Elements` (constituents or tracks) grouped by jet
+as flat arrays plus per-jet counts. Elements of a per-event collection are attached to
+jets by an index branch (``Track_jetIdx``; negative values mean "no jet") or, when
+nothing links them, to the nearest jet within ``dR < R``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from hepnn.io.layouts import link_to_jets
+>>> jet_of = link_to_jets(np.array([0, 1, -1, 0]), np.array([0, 0, 0, 1]),
+...                       np.array([2, 1]), "Track_jetIdx", "f.root", 0)
+>>> jet_of.tolist()   # global jet index; -1: not attached
+[0, 1, -1, 2]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..exceptions import InputDataError
+from .derived import wrap_phi
+
+__all__ = [
+    "Elements",
+    "flatten_jagged",
+    "scalar_branches",
+    "link_to_jets",
+    "associate_by_dr",
+    "group_by_jet",
+]
+
+
+@dataclass
+class Elements:
+    """Elements grouped by jet: ``arrays[k]`` are flat, jet by jet; ``counts[i]`` per jet."""
+
+    counts: np.ndarray
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+
+    def jet_index(self) -> np.ndarray:
+        """Index of the owning jet for every element."""
+        return np.repeat(np.arange(len(self.counts), dtype=np.int64), self.counts)
+
+    def select(self, keep: np.ndarray) -> "Elements":
+        """The elements of the jets where ``keep`` is True."""
+        element_keep = np.repeat(keep, self.counts)
+        return Elements(self.counts[keep], {k: v[element_keep] for k, v in self.arrays.items()})
+
+
+def _numpy(array: Any) -> np.ndarray:
+    import awkward as ak
+
+    return ak.to_numpy(array) if isinstance(array, ak.Array) else np.asarray(array)
+
+
+def scalar_branches(arrays: Any, names: Sequence[str], where: Mapping[str, str], path: str) -> dict[str, np.ndarray]:
+    """One value per entry for each branch (per-jet layout); jagged branches are an error."""
+    import awkward as ak
+
+    out = {}
+    for name in names:
+        column = arrays[name]
+        if column.ndim != 1:
+            msg = (
+                f"{path}: branch {name!r} (used by {where.get(name, 'the config')}) has a list per entry, "
+                "but layout per_jet needs one value per jet; use layout: per_event or a jagged input"
+            )
+            raise InputDataError(msg)
+        out[name] = ak.to_numpy(column)
+    return out
+
+
+def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entry_start: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Counts per entry and flattened contents of jagged branches that must have equal lengths.
+
+    Raises
+    ------
+    InputDataError
+        When a branch is not jagged or two branches differ in length for some entry.
+    """
+    import awkward as ak
+
+    counts = None
+    first = None
+    out = {}
+    for name in names:
+        column = arrays[name]
+        if column.ndim != 2:
+            msg = f"{path}: branch {name!r} ({what}) should hold one list per entry, found type {column.type}"
+            raise InputDataError(msg)
+        n = ak.to_numpy(ak.num(column, axis=1)).astype(np.int64)
+        if counts is None:
+            counts, first = n, name
+        elif not np.array_equal(n, counts):
+            bad = np.flatnonzero(n != counts)
+            msg = (
+                f"{path}: jagged branches {first!r} and {name!r} ({what}) have different lengths in "
+                f"{len(bad)} entries (first at entry {entry_start + int(bad[0])}: {int(counts[bad[0]])} vs "
+                f"{int(n[bad[0]])}); all branches of one collection must describe the same elements"
+            )
+            raise InputDataError(msg)
+        out[name] = ak.to_numpy(ak.flatten(column, axis=1))
+    if counts is None:
+        counts = np.zeros(len(arrays), dtype=np.int64)
+    return counts, out
+
+
+def link_to_jets(link: np.ndarray, event: np.ndarray, n_jets: np.ndarray, branch: str, path: str, entry_start: int) -> np.ndarray:
+    """Global jet index of each element from a per-event index branch (-1: no jet).
+
+    Parameters
+    ----------
+    link : int array, one per element
+        Index of the owning jet within its event; negative means unassigned.
+    event : int array, one per element
+        Event (entry within the chunk) of each element.
+    n_jets : int array, one per event
+        Jets per event (before any selection).
+
+    Raises
+    ------
+    InputDataError
+        When an index is >= the number of jets of its event.
+    """
+    link = np.asarray(link, dtype=np.int64)
+    n_of = n_jets[event]
+    bad = link >= n_of
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        msg = (
+            f"{path}: link branch {branch!r} points past the jet collection for {int(bad.sum())} elements "
+            f"(first at entry {entry_start + int(event[i])}: index {int(link[i])} with {int(n_of[i])} jets); "
+            "check that the link belongs to this jet collection"
+        )
+        raise InputDataError(msg)
+    offsets = np.concatenate([[0], np.cumsum(n_jets)]).astype(np.int64)
+    return np.where(link >= 0, offsets[event] + link, -1)
+
+
+def associate_by_dr(
+    el_eta: np.ndarray, el_phi: np.ndarray, event: np.ndarray,
+    jet_eta: np.ndarray, jet_phi: np.ndarray, n_jets: np.ndarray, radius: float,
+) -> np.ndarray:
+    """Global index of the nearest jet of the same event within ``dR < radius`` (-1: none).
+
+    Vectorised over all (element, jet) pairs of each event; ties go to the first jet.
+    """
+    n_el = len(el_eta)
+    if n_el == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(n_jets)]).astype(np.int64)
+    per_el = n_jets[event].astype(np.int64)
+    total = int(per_el.sum())
+    out = np.full(n_el, -1, dtype=np.int64)
+    if total == 0:
+        return out
+    pair_el = np.repeat(np.arange(n_el, dtype=np.int64), per_el)
+    starts = np.repeat(np.cumsum(per_el) - per_el, per_el)
+    pair_jet = np.repeat(offsets[event], per_el) + (np.arange(total, dtype=np.int64) - starts)
+    deta = el_eta[pair_el] - jet_eta[pair_jet]
+    dphi = wrap_phi(el_phi[pair_el] - jet_phi[pair_jet])
+    dr2 = deta * deta + dphi * dphi
+    inside = dr2 < radius * radius
+    pair_el, pair_jet, dr2 = pair_el[inside], pair_jet[inside], dr2[inside]
+    order = np.lexsort((pair_jet, dr2, pair_el))
+    first = np.unique(pair_el[order], return_index=True)[1]
+    chosen = order[first]
+    out[pair_el[chosen]] = pair_jet[chosen]
+    return out
+
+
+def group_by_jet(jet_of: np.ndarray, arrays: Mapping[str, np.ndarray], n_jets: int) -> Elements:
+    """Group elements by their (global) jet index, keeping file order within each jet."""
+    attached = jet_of >= 0
+    jet_of = jet_of[attached]
+    order = np.argsort(jet_of, kind="stable")
+    counts = np.bincount(jet_of, minlength=n_jets).astype(np.int64)
+    return Elements(counts, {k: np.asarray(v)[attached][order] for k, v in arrays.items()})

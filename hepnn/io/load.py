@@ -1,0 +1,132 @@
+"""In-memory reading: :func:`load` and :func:`iterate`.
+
+Examples
+--------
+>>> import hepnn.io
+>>> data = hepnn.io.load("config.yaml")                   # doctest: +SKIP
+>>> data["tracks"].shape, data["tracks_mask"].shape         # doctest: +SKIP
+((1200, 15, 7), (1200, 15))
+>>> for chunk in hepnn.io.iterate("config.yaml"):         # doctest: +SKIP
+...     print(chunk["label"].shape)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from .chunks import data_config, iterate_chunks
+from .jetdata import JetData
+from .labels import class_names
+from .split import split_code
+
+__all__ = ["load", "iterate", "fit_preprocessing", "feature_names"]
+
+
+def feature_names(config: Any) -> dict:
+    """Input name -> variable names (images: channel names)."""
+    config = data_config(config)
+    return {n: list(i.channels if i.kind == "image" else i.variables) for n, i in config.inputs.items()}
+
+
+def iterate(config: Any, analysis: Any = None, *, split: str | int | None = None, step_size: Any = None,
+            summary: dict | None = None) -> Iterator[dict]:
+    """Yield chunks of selected jets as dicts of numpy arrays, before standardisation.
+
+    Memory stays bounded by ``step_size`` (``data.step_size`` by default) whatever the input size.
+
+    Parameters
+    ----------
+    config : Config, DataConfig, mapping or path
+    analysis : Analysis, optional
+        Its ``select(jets)`` (and ``labels(jets)``) hooks are applied after the config cuts.
+    split : "train", "val", "test" or None
+        Keep only that split.
+    step_size : int or str, optional
+        Entries or bytes per chunk (overrides ``data.step_size``).
+    summary : dict, optional
+        Filled with ``n_files``, ``n_skipped``, ``skipped`` and ``n_jets``.
+
+    Yields
+    ------
+    dict
+        Same keys as :func:`load`.
+    """
+    code = None if split is None else split_code(split)
+    for chunk in iterate_chunks(config, analysis, step_size=step_size, summary=summary):
+        if code is not None:
+            keep = chunk["split"] == code
+            chunk = {k: v[keep] for k, v in chunk.items()}
+        yield chunk
+
+
+def fit_preprocessing(config: Any, analysis: Any = None, chunks: Any = None):
+    """Fit a :class:`hepnn.preprocessing.Preprocessor` on the training split, streaming."""
+    from ..preprocessing import Preprocessor
+
+    config = data_config(config)
+    pre = Preprocessor.from_config(config)
+    pre._reset()
+    for chunk in chunks if chunks is not None else iterate(config, analysis, split="train"):
+        train = chunk["split"] == 0
+        pre.partial_fit({k: v[train] for k, v in chunk.items()})
+    if not hasattr(pre, "mean_"):
+        pre.partial_fit({})
+    return pre
+
+
+def _concatenate(chunks: list[dict]) -> dict:
+    if not chunks:
+        return {}
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def load(config: Any, analysis: Any = None, *, standardize: bool = True, step_size: Any = None) -> JetData:
+    """Read every selected jet into memory, transformed and standardised.
+
+    Parameters
+    ----------
+    config : Config, DataConfig, mapping or path
+        Relative file paths resolve against ``data.directory`` (the config file's folder).
+    analysis : Analysis, optional
+        Its ``select(jets)`` hook (jets: dict of jet-level arrays keyed by branch) filters jets.
+    standardize : bool
+        Apply the transforms and the standardisation fitted on the training split
+        (``False``: raw values, ``preprocessing`` still fitted).
+    step_size : int or str, optional
+        Chunk size used while reading.
+
+    Returns
+    -------
+    JetData
+        Keys ``<input>``, ``<input>_mask``, ``label``, ``weight``, ``split``, ``spec_<var>``.
+
+    Raises
+    ------
+    InputDataError
+        For missing files, trees or branches, unreadable files, NaN values, bad links.
+
+    Examples
+    --------
+    >>> data = load("config.yaml")            # doctest: +SKIP
+    >>> data.split("train")["label"].mean()   # doctest: +SKIP
+    0.5
+    """
+    config = data_config(config)
+    summary: dict = {}
+    chunks = list(iterate_chunks(config, analysis, step_size=step_size, summary=summary))
+    arrays = _concatenate(chunks)
+    if not arrays or len(arrays.get("label", ())) == 0:
+        from ..exceptions import InputDataError
+
+        msg = (
+            f"no jets selected from {summary.get('n_files', 0)} file(s) "
+            f"({summary.get('n_skipped', 0)} skipped): check data.cuts, data.label and the analysis' select"
+        )
+        raise InputDataError(msg)
+    pre = fit_preprocessing(config, chunks=[arrays])
+    if standardize:
+        arrays = pre.transform(arrays)
+    return JetData(arrays, preprocessing=pre, feature_names=feature_names(config),
+                   class_names=class_names(config), summary=summary)

@@ -1,0 +1,58 @@
+"""Jet selection: structured cuts from the config and the analysis' ``select`` hook.
+
+Examples
+--------
+>>> import numpy as np
+>>> from hepnn.config import Cut
+>>> from hepnn.io.selection import apply_cuts
+>>> jets = {"Jet_pt": np.array([10.0, 30.0, 50.0]), "Jet_eta": np.array([0.0, 3.0, -1.0])}
+>>> apply_cuts(jets, [Cut("Jet_pt", min=20), Cut("Jet_eta", abs_max=2.5)]).tolist()
+[False, False, True]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..exceptions import InputDataError
+
+__all__ = ["apply_cuts", "analysis_mask"]
+
+
+def apply_cuts(jets: Mapping[str, np.ndarray], cuts: Sequence[Any]) -> np.ndarray:
+    """Boolean mask of jets passing every cut (min and abs_min inclusive, max and abs_max exclusive)."""
+    n = len(next(iter(jets.values()))) if jets else 0
+    keep = np.ones(n, dtype=bool)
+    for cut in cuts:
+        x = np.asarray(jets[cut.variable], dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            if cut.min is not None:
+                keep &= x >= cut.min
+            if cut.max is not None:
+                keep &= x < cut.max
+            if cut.abs_min is not None:
+                keep &= np.abs(x) >= cut.abs_min
+            if cut.abs_max is not None:
+                keep &= np.abs(x) < cut.abs_max
+            if cut.equals is not None:
+                keep &= x == cut.equals
+    return keep
+
+
+def analysis_mask(analysis: Any, jets: Mapping[str, np.ndarray], n_jets: int, where: str) -> np.ndarray | None:
+    """Call ``analysis.select(jets)`` and check that it returned a mask of the right length."""
+    if analysis is None or not hasattr(analysis, "select"):
+        return None
+    mask = analysis.select(dict(jets))
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != (n_jets,) or mask.dtype != bool:
+        msg = (
+            f"{where}: {type(analysis).__name__}.select must return a boolean mask of shape ({n_jets},) "
+            f"or None, received dtype {mask.dtype} and shape {mask.shape}"
+        )
+        raise InputDataError(msg)
+    return mask

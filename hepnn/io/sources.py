@@ -1,0 +1,150 @@
+"""Input files: file groups with globs, opening TTrees and RNTuples, chunked reading.
+
+Every failure names the file and what was wrong: a glob that matches nothing, a file
+that cannot be opened, a tree or branch that is missing (with the nearest names).
+
+Examples
+--------
+>>> from hepnn.io.sources import resolve_files
+>>> from hepnn.config import DataConfig, FileGroup
+>>> resolve_files(DataConfig(files=(FileGroup(path="no_such_*.root", label=0),)))
+Traceback (most recent call last):
+...
+hepnn.exceptions.InputDataError: data.files[0]: no file matches 'no_such_*.root' ...
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ..exceptions import InputDataError, suggest
+
+__all__ = ["SourceFile", "resolve_files", "open_tree", "check_names", "iterate_tree", "BadFileWarning"]
+
+
+class BadFileWarning(UserWarning):
+    """A file was skipped because it could not be read (``data.skip_bad_files``)."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One input file of a file group."""
+
+    path: str
+    tree: str
+    group: int
+    label: int | None
+    weight: float
+
+
+def _base_directory(config) -> Path:
+    return Path(config.directory) if config.directory else Path.cwd()
+
+
+def resolve_files(config) -> list[SourceFile]:
+    """Expand the globs of ``data.files`` into files, in group order then sorted by name.
+
+    Raises
+    ------
+    InputDataError
+        When a group matches no file.
+    """
+    base = _base_directory(config)
+    out = []
+    for i, group in enumerate(config.files):
+        pattern = os.path.expanduser(group.path)
+        if not os.path.isabs(pattern):
+            pattern = str(base / pattern)
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else ([pattern] if os.path.exists(pattern) else [])
+        if not matches:
+            msg = (
+                f"data.files[{i}]: no file matches {group.path!r} (looked in {base}); "
+                "check the path, or set data.directory"
+            )
+            raise InputDataError(msg)
+        out.extend(SourceFile(m, group.tree, i, group.label, group.weight) for m in matches)
+    if not out:
+        msg = "data.files is empty: give at least one file group, e.g. files: [{path: top.root, tree: jets, label: 1}]"
+        raise InputDataError(msg)
+    return out
+
+
+def open_tree(source: SourceFile) -> Any:
+    """Open ``source.tree`` in ``source.path`` (TTree or RNTuple).
+
+    Raises
+    ------
+    InputDataError
+        Naming the file, for unreadable files and missing trees (with the nearest names).
+    """
+    import uproot
+
+    try:
+        file = uproot.open(source.path)
+    except FileNotFoundError:
+        msg = f"{source.path}: file not found"
+        raise InputDataError(msg) from None
+    except Exception as err:  # noqa: BLE001 - uproot raises many kinds for corrupt files
+        msg = f"{source.path}: cannot read the file ({type(err).__name__}: {err}); is it a complete ROOT file?"
+        raise InputDataError(msg) from None
+    try:
+        keys = file.keys(cycle=False)
+        classes = file.classnames(cycle=False)
+    except Exception as err:  # noqa: BLE001
+        msg = f"{source.path}: cannot read the file's directory ({type(err).__name__}: {err})"
+        raise InputDataError(msg) from None
+    if source.tree not in keys:
+        trees = [k for k in keys if "TTree" in classes.get(k, "") or "RNTuple" in classes.get(k, "")]
+        msg = (
+            f"{source.path}: no tree or RNTuple named {source.tree!r}{suggest(source.tree, trees)}; "
+            f"the file has: {', '.join(trees) or '(none)'}"
+        )
+        raise InputDataError(msg)
+    try:
+        return file[source.tree]
+    except Exception as err:  # noqa: BLE001
+        msg = f"{source.path}: cannot read {source.tree!r} ({type(err).__name__}: {err})"
+        raise InputDataError(msg) from None
+
+
+def tree_keys(tree: Any) -> list[str]:
+    """Branch (TTree) or field (RNTuple) names."""
+    return list(tree.keys())
+
+
+def check_names(source: SourceFile, available: Iterable[str], wanted: dict[str, str]) -> None:
+    """Raise ``InputDataError`` for the first name of ``wanted`` (name -> where) not in ``available``."""
+    have = set(available)
+    for name, where in wanted.items():
+        if name not in have:
+            msg = (
+                f"{source.path}: tree {source.tree!r} has no branch {name!r} (used by {where})"
+                f"{suggest(name, have)}; fix the name in the config"
+            )
+            raise InputDataError(msg)
+
+
+def iterate_tree(source: SourceFile, tree: Any, branches: list[str], step_size: Any) -> Iterator[tuple[Any, int]]:
+    """Yield ``(awkward record array, first entry)`` chunks of ``branches``."""
+    try:
+        iterator = tree.iterate(filter_name=list(branches), step_size=step_size, report=True, library="ak")
+        for arrays, report in iterator:
+            yield arrays, int(report.tree_entry_start)
+    except InputDataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - truncated or corrupt baskets
+        msg = f"{source.path}: cannot read tree {source.tree!r} ({type(err).__name__}: {err}); the file may be truncated"
+        raise InputDataError(msg) from err
+
+
+def skip_or_raise(err: InputDataError, skip: bool, skipped: list[str], path: str) -> None:
+    """With ``skip``, warn and record ``path``; otherwise re-raise ``err``."""
+    if not skip:
+        raise err
+    skipped.append(path)
+    warnings.warn(f"skipping bad file: {err}", BadFileWarning, stacklevel=3)

@@ -1,0 +1,54 @@
+"""Derived variables and the split hash."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hepnn.exceptions import ConfigError
+from hepnn.io.derived import DERIVED, Momenta, wrap_phi
+from hepnn.io.split import assign_split
+
+
+def test_registry_has_issue_names():
+    for name in ["rel_eta", "rel_phi", "delta_r", "log_pt", "log_pt_frac", "log_e", "log_e_frac", "track_eta", "track_pt"]:
+        assert name in DERIVED
+
+
+def test_cartesian_and_polar_agree():
+    rng = np.random.default_rng(0)
+    pt, eta, phi = rng.uniform(1, 50, 20), rng.uniform(-2, 2, 20), rng.uniform(-3, 3, 20)
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    e = np.sqrt(px**2 + py**2 + pz**2 + 0.3**2)
+    jet = {"pt": np.full(20, 100.0), "eta": np.full(20, 0.5), "phi": np.full(20, 3.0), "energy": np.full(20, 300.0)}
+    a = Momenta({"px": px, "py": py, "pz": pz, "energy": e}, jet)
+    b = Momenta({"pt": pt, "eta": eta, "phi": phi, "mass": np.full(20, 0.3)}, jet)
+    for name in ["rel_eta", "rel_phi", "delta_r", "log_pt", "log_pt_frac", "log_e", "log_e_frac"]:
+        np.testing.assert_allclose(DERIVED.get(name)(a), DERIVED.get(name)(b), rtol=1e-9, atol=1e-12)
+    assert (np.abs(DERIVED.get("rel_phi")(a)) <= np.pi).all()
+
+
+def test_track_kinematics_from_theta_qoverp():
+    theta, qoverp = np.array([np.pi / 2, 0.5]), np.array([1e-3, -2e-4])
+    m = Momenta({"theta": theta, "qoverp": qoverp, "phi": np.zeros(2)})
+    np.testing.assert_allclose(DERIVED.get("track_pt")(m), np.sin(theta) / np.abs(qoverp))
+    np.testing.assert_allclose(DERIVED.get("track_eta")(m), -np.log(np.tan(theta / 2)))
+    np.testing.assert_allclose(m.eta, DERIVED.get("track_eta")(m))
+
+
+def test_missing_component_is_config_error():
+    with pytest.raises(ConfigError, match="energy"):
+        DERIVED.get("log_e")(Momenta({"pt": np.ones(1), "eta": np.ones(1), "phi": np.ones(1)}))
+
+
+def test_wrap_phi():
+    np.testing.assert_allclose(wrap_phi(np.array([np.pi + 0.1, -np.pi - 0.1, 0.2])), [-np.pi + 0.1, np.pi - 0.1, 0.2])
+
+
+def test_split_fractions_and_determinism():
+    entry = np.arange(20000)
+    s = assign_split("/a/b/f.root", entry, np.zeros_like(entry), (0.7, 0.1, 0.2), 42)
+    np.testing.assert_allclose(np.bincount(s) / len(s), [0.7, 0.1, 0.2], atol=0.015)
+    np.testing.assert_array_equal(s, assign_split("f.root", entry, np.zeros_like(entry), (0.7, 0.1, 0.2), 42))
+    assert (s != assign_split("f.root", entry, np.zeros_like(entry), (0.7, 0.1, 0.2), 43)).any()
+    assert (s != assign_split("g.root", entry, np.zeros_like(entry), (0.7, 0.1, 0.2), 42)).any()

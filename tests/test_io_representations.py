@@ -1,0 +1,151 @@
+"""Padding, sorting, linking, dR association and images against slow reference implementations."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from hepnn.io.derived import wrap_phi
+from hepnn.io.images import image_coordinates, jet_images
+from hepnn.io.layouts import associate_by_dr, group_by_jet, link_to_jets
+from hepnn.io.representations import REPRESENTATIONS, flat_features, pad_sequences
+
+FAST = settings(max_examples=40, deadline=None)
+
+jagged = st.lists(st.lists(st.floats(-50, 50, allow_nan=False, width=32), max_size=8), min_size=0, max_size=8)
+
+
+def _flat(lists):
+    counts = np.array([len(x) for x in lists], dtype=np.int64)
+    values = np.array([v for x in lists for v in x], dtype=np.float64)
+    return counts, values
+
+
+@FAST
+@given(jagged, st.integers(1, 6), st.booleans(), st.booleans(), st.floats(-10, 10, allow_nan=False))
+def test_pad_sequences_matches_reference(lists, max_length, do_sort, descending, pad):
+    counts, values = _flat(lists)
+    feats = np.stack([values, values * 2], axis=1)
+    x, mask = pad_sequences(counts, feats, max_length, values if do_sort else None, descending, pad)
+    for i, row in enumerate(lists):
+        ref = list(row)
+        if do_sort:  # stable sort
+            ref = [v for _, v in sorted(enumerate(ref), key=lambda t: (-t[1] if descending else t[1], t[0]))]
+        ref = ref[:max_length]
+        n = len(ref)
+        assert mask[i].tolist() == [True] * n + [False] * (max_length - n)
+        np.testing.assert_allclose(x[i, :n, 0], np.float32(ref))
+        np.testing.assert_allclose(x[i, :n, 1], np.float32(np.array(ref) * 2))
+        assert (x[i, n:] == np.float32(pad)).all()
+
+
+@FAST
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=6), st.data())
+def test_link_and_group_match_reference(n_jets_list, data):
+    n_jets = np.array(n_jets_list)
+    n_el = data.draw(st.lists(st.integers(0, 5), min_size=len(n_jets), max_size=len(n_jets)))
+    event = np.repeat(np.arange(len(n_jets)), n_el)
+    link = np.array([data.draw(st.integers(-1, max(n_jets[e] - 1, -1))) for e in event], dtype=np.int64)
+    value = np.arange(len(event), dtype=np.float64)
+    jet_of = link_to_jets(link, event, n_jets, "link", "f.root", 0)
+    el = group_by_jet(jet_of, {"v": value}, int(n_jets.sum()))
+    g = 0
+    for e in range(len(n_jets)):
+        for j in range(n_jets[e]):
+            ref = [value[k] for k in range(len(event)) if event[k] == e and link[k] == j]
+            start = int(el.counts[:g].sum())
+            assert el.arrays["v"][start:start + el.counts[g]].tolist() == ref
+            g += 1
+
+
+@FAST
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=5), st.data(), st.floats(0.1, 1.5))
+def test_associate_by_dr_matches_reference(n_jets_list, data, radius):
+    n_jets = np.array(n_jets_list)
+    n_el = data.draw(st.lists(st.integers(0, 5), min_size=len(n_jets), max_size=len(n_jets)))
+    event = np.repeat(np.arange(len(n_jets)), n_el)
+    coords = st.floats(-2, 2, allow_nan=False)
+    angles = st.floats(-3.14, 3.14, allow_nan=False)
+    jet_eta = np.array([data.draw(coords) for _ in range(n_jets.sum())])
+    jet_phi = np.array([data.draw(angles) for _ in range(n_jets.sum())])
+    el_eta = np.array([data.draw(coords) for _ in event])
+    el_phi = np.array([data.draw(angles) for _ in event])
+    got = associate_by_dr(el_eta, el_phi, event, jet_eta, jet_phi, n_jets, radius)
+    offsets = np.concatenate([[0], np.cumsum(n_jets)])
+    for k, e in enumerate(event):
+        best, best_dr = -1, radius
+        for j in range(offsets[e], offsets[e + 1]):
+            dphi = (el_phi[k] - jet_phi[j] + np.pi) % (2 * np.pi) - np.pi
+            dr = np.hypot(el_eta[k] - jet_eta[j], dphi)
+            if dr < best_dr:
+                best, best_dr = j, dr
+        if best != got[k]:  # only exact ties may differ
+            assert got[k] >= 0 and np.isclose(np.hypot(el_eta[k] - jet_eta[got[k]], wrap_phi(el_phi[k] - jet_phi[got[k]])), best_dr)
+
+
+def _reference_image(eta, phi, pt, pixels, extent, steps):
+    """Slow one-jet reference: loop over elements."""
+    x, y, w = np.array(eta, float), np.array(phi, float), np.array(pt, float)
+    for step in steps:
+        if step == "center" and w.sum() > 0:
+            x, y = x - (w * x).sum() / w.sum(), y - (w * y).sum() / w.sum()
+        elif step == "rotate":
+            mx, my = ((w * x).sum() / w.sum(), (w * y).sum() / w.sum()) if w.sum() > 0 else (0, 0)
+            cov = np.array([[(w * (x - mx) ** 2).sum(), (w * (x - mx) * (y - my)).sum()],
+                            [(w * (x - mx) * (y - my)).sum(), (w * (y - my) ** 2).sum()]])
+            a = 0.5 * np.arctan2(2 * cov[0, 1], cov[0, 0] - cov[1, 1])
+            t = np.pi / 2 - a
+            x, y = np.cos(t) * x - np.sin(t) * y, np.sin(t) * x + np.cos(t) * y
+        elif step == "flip":
+            if (w * np.sign(x)).sum() < 0:
+                x = -x
+            if (w * np.sign(y)).sum() < 0:
+                y = -y
+    img = np.zeros((pixels, pixels))
+    width = 2 * extent / pixels
+    for xi, yi, wi in zip(x, y, w):
+        i, j = int(np.floor((xi + extent) / width)), int(np.floor((yi + extent) / width))
+        if 0 <= i < pixels and 0 <= j < pixels:
+            img[i, j] += wi
+    if "normalize" in steps and img.sum() > 0:
+        img /= img.sum()
+    return img
+
+
+@FAST
+@given(
+    st.lists(st.lists(st.tuples(st.floats(-1, 1), st.floats(-1, 1), st.floats(0.1, 100)), max_size=6), min_size=1, max_size=4),
+    st.sampled_from([(), ("center",), ("center", "rotate"), ("center", "rotate", "flip", "normalize"), ("flip", "normalize")]),
+)
+def test_images_match_reference(jets, steps):
+    counts = np.array([len(j) for j in jets])
+    eta = np.array([p[0] for j in jets for p in j])
+    phi = np.array([p[1] for j in jets for p in j])
+    pt = np.array([p[2] for j in jets for p in j])
+    imgs = jet_images(counts, eta, phi, pt, pixels=9, extent=1.2, preprocess=steps)
+    assert imgs.shape == (len(jets), 9, 9, 1)
+    for i, j in enumerate(jets):
+        ref = _reference_image([p[0] for p in j], [p[1] for p in j], [p[2] for p in j], 9, 1.2, steps)
+        # points on a pixel boundary may fall either side after float rounding: compare sums and most pixels
+        np.testing.assert_allclose(imgs[i, ..., 0].sum(), ref.sum(), rtol=1e-5)
+        assert np.isclose(imgs[i, ..., 0], ref, atol=1e-4 * max(ref.max(), 1)).mean() > 0.95
+
+
+def test_image_channels_and_centre():
+    counts = np.array([3])
+    eta, phi, pt, q = np.array([0.1, 0.3, -0.2]), np.array([0.0, 0.1, 0.0]), np.array([10.0, 5.0, 1.0]), np.array([1, 0, -1])
+    img = jet_images(counts, eta, phi, pt, q, pixels=8, extent=1.0,
+                     channels=["pt", "charged_pt", "neutral_pt", "multiplicity", "charged_multiplicity"], preprocess=())
+    assert img[0, ..., 0].sum() == 16 and img[0, ..., 1].sum() == 11 and img[0, ..., 2].sum() == 5
+    assert img[0, ..., 3].sum() == 3 and img[0, ..., 4].sum() == 2
+    x, y = image_coordinates(counts, eta, phi, pt, ("center",))
+    assert abs((pt * x).sum()) < 1e-9 and abs((pt * y).sum()) < 1e-9
+    x, y = image_coordinates(counts, eta, phi, pt, ("center",), center="leading_subjet")
+    assert abs(x[0] - (0.1 - (10 * 0.1 + 5 * 0.3 + 1 * -0.2) / 16)) > 0  # leading subjet differs from full centroid here
+    img = jet_images(np.array([0, 2]), np.array([0.0, 0.1]), np.array([0.0, 0.0]), np.array([1.0, 1.0]), pixels=4, extent=0.5)
+    assert img[0].sum() == 0 and np.isclose(img[1].sum(), 1)
+
+
+def test_registries():
+    assert REPRESENTATIONS.get("flat") is flat_features
+    assert sorted(REPRESENTATIONS) == ["flat", "image", "sequence"]
