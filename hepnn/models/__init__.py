@@ -1,5 +1,55 @@
-"""Model builders: registered functions that return functional ``keras.Model`` objects."""
+"""Model builders: registered functions that return functional ``keras.Model`` objects.
 
-from .registry import MODELS, register_model
+Importing this package registers every builder but imports neither TensorFlow nor
+Keras; they are imported when a model is built or loaded.
 
-__all__ = ["MODELS", "register_model"]
+==============  =======================================================
+name            main branch
+==============  =======================================================
+``dense``       MLP on flat features
+``cnn``         convolution blocks on jet images (``separable`` option)
+``resnet``      residual CNN on jet images
+``rnn``         LSTM / GRU over masked sequences
+``deepsets``    Particle-Flow Network: per-element MLP, masked sum, MLP
+``autoencoder`` dense or convolutional autoencoder (anomaly detection)
+==============  =======================================================
+
+Examples
+--------
+>>> import hepnn.models
+>>> hepnn.models.MODELS.names()
+['autoencoder', 'cnn', 'deepsets', 'dense', 'resnet', 'rnn']
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import autoencoder, cnn, deepsets, dense, rnn  # noqa: F401  (registers the builders)
+from .registry import MODELS, build_model, register_model
+
+__all__ = ["MODELS", "register_model", "build_model", "load_model"]
+
+if "keras" in sys.modules:  # cheap then: lets a plain keras.saving.load_model find our layers
+    from . import layers  # noqa: F401
+
+
+def load_model(path: str | os.PathLike):
+    """Load a ``.keras`` model file saved by hepnn, in Keras safe mode.
+
+    The hepnn custom layers are registered first, so this works in a fresh process;
+    ``safe_mode=True`` refuses files that would execute code (``Lambda`` layers).
+    (A plain ``keras.saving.load_model`` also works once ``hepnn.models.layers`` is
+    imported, which ``import hepnn.models`` does when Keras was imported before it.)
+
+    Examples
+    --------
+    >>> model = hepnn.models.load_model("run/model.keras")  # doctest: +SKIP
+    """
+    from .._optional import require
+
+    keras = require("keras")
+    from . import layers  # noqa: F401  (registers the custom layers)
+
+    return keras.saving.load_model(os.fspath(path), safe_mode=True)

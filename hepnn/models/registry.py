@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 from ..exceptions import suggest
 from ..registry import Registry
 
-__all__ = ["MODELS", "register_model", "check_params"]
+__all__ = ["MODELS", "register_model", "check_params", "build_model"]
 
 MODELS = Registry("model")
 
@@ -20,8 +20,17 @@ MODELS = Registry("model")
 RESERVED = ("input_shapes", "n_outputs", "task", "mask_value")
 
 
-def register_model(name: str | None = None) -> Callable:
+def register_model(name: str | None = None, check: Callable | None = None) -> Callable:
     """Register a model builder under ``name`` (decorator).
+
+    Parameters
+    ----------
+    name : str, optional
+        The name a config's ``model.name`` uses (default: the function's name).
+    check : callable, optional
+        ``check(options) -> iterable of (option, problem)``, run on the builder's
+        defaults updated with a config's options when the config is loaded, so bad
+        option values fail early. It must not import Keras.
 
     Examples
     --------
@@ -32,19 +41,54 @@ def register_model(name: str | None = None) -> Callable:
     >>> "tiny_example" in MODELS
     True
     """
-    return MODELS.register(name)
+
+    def add(builder: Callable) -> Callable:
+        if check is not None:
+            builder.check_options = check
+        return MODELS.register(name)(builder)
+
+    return add
 
 
 def check_params(name: str, params: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """Yield ``(key, problem)`` for options the builder ``name`` does not accept."""
+    """Yield ``(key, problem)`` for options the builder ``name`` does not accept.
+
+    Unknown options are reported first; when all are known, the builder's own
+    value checks (``check_options``) run on its defaults updated with ``params``.
+    """
     builder = MODELS.get(name)
     signature = inspect.signature(builder)
     if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
         return
     valid = [p for p in signature.parameters if p not in RESERVED]
+    unknown = False
     for key in params:
         if key not in valid:
+            unknown = True
             yield key, (
                 f"unknown option {key!r} of model {name!r}{suggest(key, valid)} "
                 f"(valid options: {', '.join(valid)})"
             )
+    check = getattr(builder, "check_options", None)
+    if unknown or check is None:
+        return
+    options = {
+        key: p.default
+        for key, p in signature.parameters.items()
+        if key not in RESERVED and p.default is not p.empty
+    }
+    options.update(params)
+    for key, problem in check(options):
+        if key not in RESERVED:
+            yield key, problem
+
+
+def build_model(name: str, input_shapes: dict[str, tuple], **kwargs: Any):
+    """Build the registered model ``name`` (a thin wrapper over ``MODELS.get(name)``).
+
+    Examples
+    --------
+    >>> from hepnn.models import build_model
+    >>> model = build_model("dense", {"jet": (4,)}, units=(8,))  # doctest: +SKIP
+    """
+    return MODELS.get(name)(input_shapes, **kwargs)
