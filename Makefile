@@ -9,7 +9,7 @@ STAMP := $(VENV)/.hepnn-installed
 DEMO_OUT ?= demo_run
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench clean venv
+.PHONY: demo test bench clean venv default-config
 
 venv: $(STAMP)
 
@@ -34,3 +34,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache $(DEMO_OUT)
+
+# regenerate hepnn/config/default.yaml after changing hepnn/config/schema.py
+default-config: $(STAMP)
+	$(BIN)/python -c "from hepnn.config import dump_config, load_config; open('hepnn/config/default.yaml', 'w').write('# hepnn defaults (generated from hepnn/config/schema.py by make default-config; tests/test_config.py checks it is current)\n' + dump_config(load_config(None)))"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import to_dict, variant
+from .baseline import BDT_DIR, train_bdt
 
 __all__ = ["train_step", "evaluate_step", "run_dirs"]
 
@@ -39,6 +40,25 @@ def train_step(analysis, out_dir: Path, log=print) -> dict[str, Path]:
             cache[key] = load(config, analysis=analysis)
         log(f"[{analysis.name}] training {name} ({config.model.name}) -> {dirs[name]}")
         Trainer(config, analysis=analysis, log=log).fit(dirs[name], data=cache[key])
+    baseline = analysis.config.baseline
+    if baseline is not None:
+        bdt_dir = Path(out_dir) / BDT_DIR
+        if (bdt_dir / "metrics.json").is_file():
+            log(f"[{analysis.name}] BDT baseline exists: {bdt_dir}")
+        else:
+            config = analysis.config
+            key = repr(to_dict(config.data))
+            data = cache[key] if key in cache else load(config, analysis=analysis)
+            names = list(baseline.inputs) if baseline.inputs else [
+                n for n, spec in config.data.inputs.items() if spec.kind in ("flat", "sequence")
+            ]
+            params = {"max_iter": baseline.max_iter, "learning_rate": baseline.learning_rate}
+            if baseline.max_depth is not None:
+                params["max_depth"] = baseline.max_depth
+            metrics = train_bdt(data, names, bdt_dir, seed=config.training.seed,
+                                working_points=config.evaluation.working_points,
+                                classes=getattr(data, "class_names", None), **params)
+            log(f"[{analysis.name}] BDT baseline on {', '.join(names)}: {_summary(metrics)}")
     return dirs
 
 

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from hepnn.training.baseline import summary_features, train_bdt
+
+
+def test_summary_features_ignore_padding():
+    seq = np.zeros((2, 3, 2))
+    seq[0, :2] = [[1.0, 10.0], [3.0, 30.0]]
+    mask = np.array([[True, True, False], [False, False, False]])
+    x, names = summary_features({"trk": seq, "trk_mask": mask, "jet": np.ones((2, 1))}, ["jet", "trk"])
+    assert names[:4] == ["jet_0", "trk_0_mean", "trk_0_max", "trk_0_min"]
+    assert x[0].tolist() == [1.0, 2.0, 3.0, 1.0, 20.0, 30.0, 10.0, 2.0]
+    assert x[1].tolist() == [1.0, 0, 0, 0, 0, 0, 0, 0.0]  # no tracks: zeros and length 0
+
+
+def test_bdt_metrics_match_sklearn(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 3000
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 3)) + 0.7 * y[:, None]
+    split = rng.choice([0, 1, 2], n, p=[0.6, 0.1, 0.3])
+    data = {"jet": x, "label": y, "weight": np.ones(n), "split": split}
+    metrics = train_bdt(data, ["jet"], tmp_path / "bdt", max_iter=50)
+    scores = np.load(tmp_path / "bdt" / "scores.npz", allow_pickle=False)
+    assert metrics["auc"] == pytest.approx(roc_auc_score(scores["label"], scores["outputs"]), abs=1e-5)
+    assert metrics["n_test"] == int((split == 2).sum())
+    assert 0.75 < metrics["auc"] < 0.95
+    assert json.loads((tmp_path / "bdt" / "metrics.json").read_text())["auc"] == metrics["auc"]
