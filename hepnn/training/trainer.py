@@ -21,6 +21,7 @@ import numpy as np
 from ..config import Config, load_config, save_config
 from ..exceptions import ConfigError, InputDataError
 from .diagnostics import INPUT_BOUND_SHARE, EpochTimer, make_timing_callback
+from .feeds import InMemoryFeed, StreamingFeed
 from .optimizers import build_optimizer, learning_rate_at
 from .rundir import RunDirectory, provenance, read_json, write_json
 
@@ -231,8 +232,20 @@ class Trainer:
 
     # --- training -------------------------------------------------------------------
 
-    def fit(self, out: str | os.PathLike, data: Mapping | None = None) -> Trainer:
-        """Train (or resume) into run directory ``out`` and return ``self``."""
+    def fit(self, out: str | os.PathLike, data: Mapping | None = None,
+            epoch_callback: Callable[[int, dict], bool] | None = None) -> Trainer:
+        """Train (or resume) into run directory ``out`` and return ``self``.
+
+        Parameters
+        ----------
+        out : path
+            The run directory; rerunning with the same directory resumes.
+        data : JetData or dict of arrays, optional
+            Loaded data (default: ``hepnn.io.load(config)``).
+        epoch_callback : callable, optional
+            Called after each epoch as ``epoch_callback(epoch, row)`` (1-based epoch, the
+            history row); returning True stops training (used for pruning by ``hepnn tune``).
+        """
         from .._optional import require_keras
 
         keras = require_keras()
@@ -240,25 +253,23 @@ class Trainer:
         tcfg = cfg.training
         run = RunDirectory(out).create()
         self.run_ = run
-        if data is None:
+        names = model_inputs(cfg)
+        streaming = tcfg.streaming and data is None
+        if data is None and not streaming:
             from ..io import load
 
             data = load(cfg, analysis=self.analysis)
-        names = model_inputs(cfg)
-        for name in names:
-            if name not in data:
-                msg = f"model.inputs: input {name!r} is not in the loaded data (keys: {', '.join(sorted(data))})"
-                raise ConfigError(msg)
+        if data is not None:
+            for name in names:
+                if name not in data:
+                    msg = f"model.inputs: input {name!r} is not in the loaded data (keys: {', '.join(sorted(data))})"
+                    raise ConfigError(msg)
         classes = class_names(cfg, data)
         task = infer_task(cfg, len(classes))
         n_outputs = 1 if task in ("binary", "autoencoder") else len(classes)
         self.task_, self.classes_ = task, classes
 
         save_config(cfg, run.config)
-        prep = getattr(data, "preprocessing", None)
-        if prep is not None and hasattr(prep, "save"):
-            prep.save(run.preprocessing)
-
         if run.is_trained():
             self.log(f"{run.model} exists: training already finished, nothing to do")
             from ..models import load_model
@@ -266,6 +277,18 @@ class Trainer:
             self.model_ = load_model(run.model)
             self.history_ = run.read_history()
             return self
+
+        if streaming:
+            from ..io import fit_preprocessing
+            from ..preprocessing import Preprocessor
+
+            prep = Preprocessor.load(run.preprocessing) if run.preprocessing.is_file() else fit_preprocessing(
+                cfg, self.analysis
+            )
+        else:
+            prep = getattr(data, "preprocessing", None)
+        if prep is not None and hasattr(prep, "save"):
+            prep.save(run.preprocessing)
 
         keras.utils.set_random_seed(tcfg.seed)
         if tcfg.deterministic:
@@ -277,14 +300,17 @@ class Trainer:
 
             set_mixed_precision()
 
-        x_train, y_train, w_train = self._arrays(data, "train", names, task, classes)
-        x_val, y_val, w_val = self._arrays(data, "val", names, task, classes)
-        n_train = len(w_train)
-        if n_train == 0:
-            msg = "no training jets: check data.files, data.cuts and data.split"
-            raise InputDataError(msg)
-        has_val = len(w_val) > 0
-        input_shapes = {n: tuple(x_train[n].shape[1:]) for n in names}
+        if streaming:
+            feed = StreamingFeed(cfg, names, classes, task, prep, self.analysis)
+        else:
+            feed = InMemoryFeed(
+                *self._arrays(data, "train", names, task, classes),
+                *self._arrays(data, "val", names, task, classes),
+                batch_size=tcfg.batch_size, seed=tcfg.seed,
+            )
+        has_val = feed.has_val
+        input_shapes = feed.input_shapes
+        n_train = feed.n_train
 
         from .distribute import select_strategy
 
@@ -296,19 +322,21 @@ class Trainer:
 
                 model = load_model(run.checkpoints / "last.keras")
                 _restore_seed_states(model, state.get("seed_states", {}))
-                self.log(f"resuming from epoch {state['epoch']} ({run.checkpoints / 'last.keras'})")
+                within = f", step {state['step']}" if state.get("step") else ""
+                self.log(f"resuming from epoch {state['epoch']}{within} ({run.checkpoints / 'last.keras'})")
             else:
                 model = self.build_model(input_shapes, n_outputs, task, _mask_value(cfg, names))
                 self.compile(model, task, n_outputs)
         if state is None:
             write_json(run.provenance, provenance(cfg, {"training": tcfg.seed, "split": cfg.data.split.seed},
                                                   {"strategy": type(strategy).__name__, "task": task,
-                                                   "classes": classes, "inputs": names,
-                                                   "n_train": n_train, "n_val": int(len(w_val))}))
+                                                   "classes": classes, "model_inputs": names,
+                                                   "n_train": n_train, "streaming": feed.streaming}))
             state = {"epoch": 0, "best": None, "wait": 0, "lr": tcfg.optimizer.learning_rate, "history": []}
 
         holder: dict = {}
-        callbacks = [make_timing_callback(holder, tcfg.batch_size)]
+        step_saver = _StepCheckpoint(self, run, model, state, tcfg.checkpoint_every_n_steps)
+        callbacks = [make_timing_callback(holder, tcfg.batch_size), step_saver.callback()]
         if tcfg.verbose:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False))
         es = tcfg.early_stopping
@@ -317,31 +345,31 @@ class Trainer:
             monitor = monitor.removeprefix("val_")
         history = list(state["history"])
         stopped = False
-        for epoch in range(state["epoch"], tcfg.epochs):
+        first_epoch = tcfg.epochs if state.get("stopped_early") else state["epoch"]
+        for epoch in range(first_epoch, tcfg.epochs):
             lr = state["lr"] if tcfg.schedule is not None and tcfg.schedule.name == "plateau" else learning_rate_at(
                 epoch, tcfg.optimizer.learning_rate, tcfg.schedule
             )
             model.optimizer.learning_rate.assign(lr)
-            perm = np.random.default_rng([tcfg.seed, epoch]).permutation(n_train)
-            fit_logs = model.fit(
-                {n: x_train[n][perm] for n in names},
-                y_train[perm],
-                sample_weight=w_train[perm],
-                batch_size=tcfg.batch_size,
-                epochs=epoch + 1,
-                initial_epoch=epoch,
-                shuffle=False,
-                validation_data=({n: x_val[n] for n in names}, y_val, w_val) if has_val else None,
-                callbacks=callbacks,
-                verbose=0,
-            ).history
+            skip = state.pop("step", 0) if state.get("step") else 0
+            step_saver.begin_epoch(epoch, skip)
+            with warnings.catch_warnings():
+                # a streamed pass has no known length: Keras warns when it ends, which is expected
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                fit_logs = model.fit(
+                    **feed.epoch_args(epoch, skip_steps=skip),
+                    epochs=epoch + 1,
+                    initial_epoch=epoch,
+                    callbacks=callbacks,
+                    verbose=0,
+                ).history
             timer: EpochTimer = holder.get("timer", EpochTimer())
             row = {"epoch": epoch + 1, "learning_rate": float(lr)}
             row.update({k: float(v[-1]) for k, v in fit_logs.items()})
             row.update(timer.summary())
             history.append(row)
             self.log(_format_row(row, tcfg.epochs))
-            if row["input_wait_share"] > INPUT_BOUND_SHARE and n_train >= 20 * tcfg.batch_size:
+            if row["input_wait_share"] > INPUT_BOUND_SHARE and (n_train or 0) >= 20 * tcfg.batch_size:
                 warnings.warn(
                     f"epoch {epoch + 1}: {row['input_wait_share']:.0%} of the time was spent waiting for input: "
                     "training is input-bound (raise data.step_size or batch size, or use `hepnn convert`)",
@@ -367,10 +395,15 @@ class Trainer:
             if es is not None and state["wait"] >= es.patience:
                 stopped = True
                 state["stopped_early"] = True
+            if epoch_callback is not None and epoch_callback(epoch + 1, dict(row)):
+                stopped = True
+                state["stopped_early"] = True
             self._save_state(run, model, state)
             run.write_history(history)
             if stopped:
-                self.log(f"early stopping after epoch {epoch + 1}: {monitor} did not improve for {es.patience} epochs")
+                reason = (f"{monitor} did not improve for {es.patience} epochs"
+                          if es is not None and state["wait"] >= es.patience else "stopped by the epoch callback")
+                self.log(f"stopping after epoch {epoch + 1}: {reason}")
                 break
         if state.get("stopped_early"):
             stopped = True
@@ -400,6 +433,38 @@ class Trainer:
         run.checkpoints.mkdir(parents=True, exist_ok=True)
         run.save_model(model, run.checkpoints / "last.keras")
         write_json(run.checkpoints / "state.json", state)
+
+
+class _StepCheckpoint:
+    """Checkpoints every N steps inside an epoch (``training.checkpoint_every_n_steps``).
+
+    The saved state records the epoch in progress and the steps done; a resumed run
+    skips those steps of the same epoch permutation.
+    """
+
+    def __init__(self, trainer, run, model, state, every):
+        self.trainer, self.run, self.model, self.state, self.every = trainer, run, model, state, every
+        self.epoch, self.offset = 0, 0
+
+    def begin_epoch(self, epoch: int, skip: int) -> None:
+        self.epoch, self.offset = epoch, skip
+
+    def callback(self):
+        from .._optional import require_keras
+
+        keras = require_keras()
+        saver = self
+
+        class _Save(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                step = saver.offset + batch + 1
+                if saver.every and step % saver.every == 0:
+                    partial = dict(saver.state)
+                    partial["epoch"] = saver.epoch
+                    partial["step"] = step
+                    saver.trainer._save_state(saver.run, saver.model, partial)
+
+        return _Save()
 
 
 def _seed_variables(model) -> dict:

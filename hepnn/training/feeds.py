@@ -1,0 +1,117 @@
+"""Where training batches come from: numpy arrays in memory, or the streaming ``tf.data`` pipeline.
+
+Both give ``model.fit`` arguments for one epoch. The in-memory feed permutes the
+training jets with a generator seeded by ``(seed, epoch)``; the streaming feed asks
+the reader for a pass whose file order and shuffle buffer are seeded the same way.
+Either way an interrupted run that resumes sees the batches an uninterrupted one
+would, and ``skip_steps`` resumes in the middle of an epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..exceptions import ConfigError, InputDataError
+
+__all__ = ["InMemoryFeed", "StreamingFeed"]
+
+
+class InMemoryFeed:
+    """Training and validation arrays held in memory."""
+
+    streaming = False
+
+    def __init__(self, x_train, y_train, w_train, x_val, y_val, w_val, batch_size: int, seed: int):
+        self.x_train, self.y_train, self.w_train = x_train, y_train, w_train
+        self.x_val, self.y_val, self.w_val = x_val, y_val, w_val
+        self.batch_size, self.seed = batch_size, seed
+        self.n_train = len(w_train)
+        if self.n_train == 0:
+            msg = "no training jets: check data.files, data.cuts and data.split"
+            raise InputDataError(msg)
+        self.has_val = len(w_val) > 0
+        self.input_shapes = {n: tuple(x.shape[1:]) for n, x in x_train.items()}
+
+    def steps_per_epoch(self) -> int:
+        return -(-self.n_train // self.batch_size)
+
+    def epoch_args(self, epoch: int, skip_steps: int = 0) -> dict[str, Any]:
+        perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_train)
+        perm = perm[skip_steps * self.batch_size:]
+        return {
+            "x": {n: x[perm] for n, x in self.x_train.items()},
+            "y": self.y_train[perm],
+            "sample_weight": self.w_train[perm],
+            "batch_size": self.batch_size,
+            "shuffle": False,
+            "validation_data": (self.x_val, self.y_val, self.w_val) if self.has_val else None,
+        }
+
+
+class StreamingFeed:
+    """Batches streamed from the ROOT files through ``hepnn.io.make_dataset``.
+
+    Supports per-class weights given as a mapping; ``class_weight: balanced`` and
+    kinematic reweighting need the whole sample and are refused with a clear error.
+    """
+
+    streaming = True
+
+    def __init__(self, config, names: list[str], classes: list[str], task: str, preprocessing, analysis=None):
+        tcfg = config.training
+        if tcfg.class_weight == "balanced" or tcfg.reweight is not None:
+            msg = ("training.streaming: class_weight 'balanced' and training.reweight need the whole sample in "
+                   "memory; give class weights as a mapping ({signal: 2.0}) or set training.streaming: false")
+            raise ConfigError(msg)
+        if task == "autoencoder" or tcfg.train_classes:
+            msg = "training.streaming: autoencoders and training.train_classes are supported in memory only"
+            raise ConfigError(msg)
+        self.config, self.names, self.classes = config, names, classes
+        self.preprocessing, self.analysis = preprocessing, analysis
+        self.batch_size, self.seed = tcfg.batch_size, tcfg.seed
+        self.class_weight = None
+        if isinstance(tcfg.class_weight, Mapping):
+            table = np.ones(len(classes), np.float32)
+            for name, value in tcfg.class_weight.items():
+                if name not in classes:
+                    msg = f"training.class_weight.{name}: unknown class; classes are {', '.join(classes)}"
+                    raise ConfigError(msg)
+                table[classes.index(name)] = value
+            self.class_weight = table
+        probe = self._dataset("train", shuffle=False, seed=0)
+        spec = probe.element_spec[0]
+        self.input_shapes = {n: tuple(int(d) for d in spec[n].shape[1:]) for n in names}
+        self.has_val = config.data.split.val > 0
+        self.n_train = None
+
+    def _dataset(self, split: str, shuffle: bool, seed: int):
+        from ..io import make_dataset
+
+        ds = make_dataset(
+            self.config, split=split, batch_size=self.batch_size, preprocessing=self.preprocessing,
+            shuffle=shuffle, seed=seed, analysis=self.analysis, include_masks=False,
+        )
+        names = self.names
+        table = self.class_weight
+
+        import tensorflow as tf
+
+        def select(inputs, label, weight):
+            x = {n: inputs[n] for n in names}
+            if table is not None:
+                weight = weight * tf.gather(tf.constant(table), tf.cast(label, tf.int32))
+            return x, label, weight
+
+        return ds.map(select)
+
+    def steps_per_epoch(self) -> int | None:
+        return None
+
+    def epoch_args(self, epoch: int, skip_steps: int = 0) -> dict[str, Any]:
+        train = self._dataset("train", shuffle=True, seed=self.seed * 100003 + epoch)
+        if skip_steps:
+            train = train.skip(skip_steps)
+        val = self._dataset("val", shuffle=False, seed=0) if self.has_val else None
+        return {"x": train, "validation_data": val, "shuffle": False}
