@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 
-__all__ = ["select_strategy", "set_mixed_precision", "is_multi_worker", "is_chief"]
+__all__ = ["select_strategy", "set_mixed_precision", "is_multi_worker", "is_chief", "worker_index"]
 
 
 def is_multi_worker() -> bool:
@@ -41,6 +41,25 @@ def is_chief() -> bool:
             and "chief" not in json.loads(tf_config).get("cluster", {})
         )
     return int(os.environ.get("SLURM_PROCID", "0")) == 0
+
+
+def n_workers() -> int:
+    """Number of worker tasks in the cluster (1 without one)."""
+    tf_config = os.environ.get("TF_CONFIG")
+    if tf_config:
+        cluster = json.loads(tf_config).get("cluster", {})
+        return max(1, len(cluster.get("worker", ())) + len(cluster.get("chief", ())))
+    if "SLURM_JOB_ID" in os.environ:
+        return int(os.environ.get("SLURM_NTASKS", "1"))
+    return 1
+
+
+def worker_index() -> int:
+    """This worker's index (TF_CONFIG task index, else SLURM_PROCID, else 0)."""
+    tf_config = os.environ.get("TF_CONFIG")
+    if tf_config:
+        return int(json.loads(tf_config).get("task", {}).get("index", 0))
+    return int(os.environ.get("SLURM_PROCID", "0"))
 
 
 def select_strategy(kind: str = "auto"):

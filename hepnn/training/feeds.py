@@ -37,9 +37,19 @@ class InMemoryFeed:
     def steps_per_epoch(self) -> int:
         return -(-self.n_train // self.batch_size)
 
-    def epoch_args(self, epoch: int, skip_steps: int = 0) -> dict[str, Any]:
+    def epoch_args(self, epoch: int, skip_steps: int = 0, as_dataset: bool = False) -> dict[str, Any]:
         perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_train)
         perm = perm[skip_steps * self.batch_size:]
+        if as_dataset:  # tf.distribute strategies shard a dataset, not a dict of numpy arrays
+            import tensorflow as tf
+
+            train = tf.data.Dataset.from_tensor_slices(
+                ({n: x[perm] for n, x in self.x_train.items()}, self.y_train[perm], self.w_train[perm])
+            ).batch(self.batch_size)
+            val = None
+            if self.has_val:
+                val = tf.data.Dataset.from_tensor_slices((self.x_val, self.y_val, self.w_val)).batch(self.batch_size)
+            return {"x": train, "validation_data": val, "shuffle": False}
         return {
             "x": {n: x[perm] for n, x in self.x_train.items()},
             "y": self.y_train[perm],
@@ -109,7 +119,7 @@ class StreamingFeed:
     def steps_per_epoch(self) -> int | None:
         return None
 
-    def epoch_args(self, epoch: int, skip_steps: int = 0) -> dict[str, Any]:
+    def epoch_args(self, epoch: int, skip_steps: int = 0, as_dataset: bool = True) -> dict[str, Any]:
         train = self._dataset("train", shuffle=True, seed=self.seed * 100003 + epoch)
         if skip_steps:
             train = train.skip(skip_steps)

@@ -32,7 +32,7 @@ logger = logging.getLogger("hepnn.training")
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
-class InputBoundWarning(UserWarning):
+class InputBoundWarning(RuntimeWarning):
     """Training spends a large share of its time waiting for input batches."""
 
 
@@ -251,7 +251,12 @@ class Trainer:
         keras = require_keras()
         cfg = self.config
         tcfg = cfg.training
-        run = RunDirectory(out).create()
+        from .distribute import is_chief, is_multi_worker, worker_index
+
+        source = RunDirectory(out).create()  # where checkpoints are read from (the chief's)
+        run = source
+        if is_multi_worker() and not is_chief():  # other workers write to a scratch folder
+            run = RunDirectory(source.path / f".worker-{worker_index()}").create()
         self.run_ = run
         names = model_inputs(cfg)
         streaming = tcfg.streaming and data is None
@@ -270,11 +275,11 @@ class Trainer:
         self.task_, self.classes_ = task, classes
 
         save_config(cfg, run.config)
-        if run.is_trained():
-            self.log(f"{run.model} exists: training already finished, nothing to do")
+        if source.is_trained():
+            self.log(f"{source.model} exists: training already finished, nothing to do")
             from ..models import load_model
 
-            self.model_ = load_model(run.model)
+            self.model_ = load_model(source.model)
             self.history_ = run.read_history()
             return self
 
@@ -315,25 +320,39 @@ class Trainer:
         from .distribute import select_strategy
 
         strategy = select_strategy(tcfg.distribute)
-        state = self._load_state(run)
+        state = self._load_state(source)
         with strategy.scope():
             if state is not None:
                 from ..models import load_model
 
-                model = load_model(run.checkpoints / "last.keras")
+                model = load_model(source.checkpoints / "last.keras")
                 _restore_seed_states(model, state.get("seed_states", {}))
                 within = f", step {state['step']}" if state.get("step") else ""
-                self.log(f"resuming from epoch {state['epoch']}{within} ({run.checkpoints / 'last.keras'})")
+                self.log(f"resuming from epoch {state['epoch']}{within} ({source.checkpoints / 'last.keras'})")
             else:
                 model = self.build_model(input_shapes, n_outputs, task, _mask_value(cfg, names))
                 self.compile(model, task, n_outputs)
         if state is None:
             write_json(run.provenance, provenance(cfg, {"training": tcfg.seed, "split": cfg.data.split.seed},
-                                                  {"strategy": type(strategy).__name__, "task": task,
+                                                  {"strategy": _strategy_name(strategy), "task": task,
                                                    "classes": classes, "model_inputs": names,
                                                    "n_train": n_train, "streaming": feed.streaming}))
             state = {"epoch": 0, "best": None, "wait": 0, "lr": tcfg.optimizer.learning_rate, "history": []}
 
+        distributed = {"as_dataset": True} if strategy.num_replicas_in_sync > 1 and not feed.streaming else {}
+        loop = None
+        import tensorflow as tf
+
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            from ..models.heads import default_loss
+            from .distributed_loop import DistributedLoop
+
+            loss_name = default_loss(task, n_outputs, loss=tcfg.loss)
+            from .distribute import n_workers
+
+            # each worker reads its own batches of training.batch_size (the dataset is sharded by batch)
+            loop = DistributedLoop(model, strategy, loss_name, task, tcfg.batch_size * n_workers())
+            distributed = {"as_dataset": True}
         holder: dict = {}
         step_saver = _StepCheckpoint(self, run, model, state, tcfg.checkpoint_every_n_steps)
         callbacks = [make_timing_callback(holder, tcfg.batch_size), step_saver.callback()]
@@ -353,16 +372,22 @@ class Trainer:
             model.optimizer.learning_rate.assign(lr)
             skip = state.pop("step", 0) if state.get("step") else 0
             step_saver.begin_epoch(epoch, skip)
-            with warnings.catch_warnings():
-                # a streamed pass has no known length: Keras warns when it ends, which is expected
-                warnings.filterwarnings("ignore", message="Your input ran out of data")
-                fit_logs = model.fit(
-                    **feed.epoch_args(epoch, skip_steps=skip),
-                    epochs=epoch + 1,
-                    initial_epoch=epoch,
-                    callbacks=callbacks,
-                    verbose=0,
-                ).history
+            if loop is not None:
+                logs, holder["timer"] = loop.run_epoch(
+                    **feed.epoch_args(epoch, skip_steps=skip, **distributed), on_step=step_saver.on_step
+                )
+                fit_logs = {k: [v] for k, v in logs.items()}
+            else:
+                with warnings.catch_warnings():
+                    # a streamed pass has no known length: Keras warns when it ends, which is expected
+                    warnings.filterwarnings("ignore", message="Your input ran out of data")
+                    fit_logs = model.fit(
+                        **feed.epoch_args(epoch, skip_steps=skip, **distributed),
+                        epochs=epoch + 1,
+                        initial_epoch=epoch,
+                        callbacks=callbacks,
+                        verbose=0,
+                    ).history
             timer: EpochTimer = holder.get("timer", EpochTimer())
             row = {"epoch": epoch + 1, "learning_rate": float(lr)}
             row.update({k: float(v[-1]) for k, v in fit_logs.items()})
@@ -412,6 +437,10 @@ class Trainer:
             model.load_weights(best)
         run.save_model(model)
         run.write_history(history)
+        if run is not source:  # a non-chief worker: its copy is scratch
+            import shutil
+
+            shutil.rmtree(run.path, ignore_errors=True)
         self.model_ = model
         self.history_ = history
         self.stopped_early_ = stopped
@@ -457,14 +486,26 @@ class _StepCheckpoint:
 
         class _Save(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
-                step = saver.offset + batch + 1
-                if saver.every and step % saver.every == 0:
-                    partial = dict(saver.state)
-                    partial["epoch"] = saver.epoch
-                    partial["step"] = step
-                    saver.trainer._save_state(saver.run, saver.model, partial)
+                saver.on_step(batch + 1)
 
         return _Save()
+
+    def on_step(self, steps_done: int) -> None:
+        """Called after each step of the current epoch (1-based count since the epoch (re)started)."""
+        step = self.offset + steps_done
+        if self.every and step % self.every == 0:
+            partial = dict(self.state)
+            partial["epoch"] = self.epoch
+            partial["step"] = step
+            self.trainer._save_state(self.run, self.model, partial)
+
+
+def _strategy_name(strategy) -> str:
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__
 
 
 def _seed_variables(model) -> dict:

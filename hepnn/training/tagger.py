@@ -1,0 +1,338 @@
+"""``hepnn.Tagger``: a trained run directory as something a physicist can call on events.
+
+A :class:`Tagger` bundles the run's resolved config, its model (loaded in Keras safe
+mode: a file that would execute code, such as one with a ``Lambda`` layer, is refused)
+and its preprocessing (JSON). :meth:`Tagger.predict` takes the arrays ``uproot`` reads,
+builds the model inputs with the reader's own code (:func:`hepnn.io.represent`), applies
+the saved preprocessing and returns one score per jet, aligned with the input: a flat
+numpy array for per-jet input, an awkward jagged array (one list per event) for
+per-event input. There is no selection: the config's cuts are not applied, so every jet
+gets a score, and no label branch is needed.
+
+Examples
+--------
+>>> import hepnn, uproot
+>>> tagger = hepnn.Tagger.load("runs/top_dense")                       # doctest: +SKIP
+>>> events = uproot.open("ttbar.root")["Events"].arrays(filter_name=tagger.required_branches)  # doctest: +SKIP
+>>> scores = tagger.predict(events)     # var * float32, one score per Jet   # doctest: +SKIP
+>>> ak.num(scores).tolist() == events.nJet.tolist()                     # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from ..exceptions import HepnnError, InputDataError
+
+__all__ = ["Tagger"]
+
+
+class Tagger:
+    """A trained tagger: config, model and preprocessing of one run directory.
+
+    Build it with :meth:`load`. The constructor takes the pieces directly (used for
+    tests and for future k-fold taggers, which override :meth:`_score`).
+
+    Parameters
+    ----------
+    config : hepnn.Config
+        The run's resolved config.
+    model : keras.Model
+    preprocessing : hepnn.preprocessing.Preprocessor or None
+        The standardisation fitted at training time (``None``: inputs are fed raw).
+    classes : list of str, optional
+        Class names in output order (default: from the config).
+    path : path, optional
+        Where the tagger was loaded from (for messages).
+
+    Attributes
+    ----------
+    config, model, preprocessing, classes
+    task : str
+        ``binary``, ``multiclass`` or ``autoencoder``.
+    inputs : list of str
+        The model's input names (``data.inputs`` entries).
+    required_branches : list of str
+        Branches the input must have (in per-event layout the jet axis and element
+        momenta are given with their conventional names ``<collection>_pt/_eta/_phi``).
+    layout : str
+        ``per_jet`` or ``per_event``.
+    """
+
+    def __init__(self, config: Any, model: Any, preprocessing: Any = None, classes: Sequence[str] | None = None,
+                 path: str | os.PathLike | None = None):
+        from ..io.represent import required_branches, selection_free
+        from .trainer import class_names, infer_task, model_inputs
+
+        self.config = config
+        self.model = model
+        self.preprocessing = preprocessing
+        self.classes = list(classes) if classes else class_names(config)
+        self.task = infer_task(config, len(self.classes))
+        self.inputs = model_inputs(config)
+        self.path = Path(path) if path is not None else None
+        self._data = selection_free(config.data)
+        self.layout = self._data.layout
+        self.required_branches = required_branches(self._data)
+        self._plans: dict = {}
+
+    # --- construction -------------------------------------------------------------
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike) -> "Tagger":
+        """Load ``RUN_DIR/config.yaml``, ``model.keras`` (safe mode) and ``preprocessing.json``.
+
+        Raises
+        ------
+        HepnnError
+            When the run directory has no trained model or config.
+        ValueError
+            From Keras safe mode, when the model file would execute code (``Lambda`` layers).
+
+        Examples
+        --------
+        >>> tagger = Tagger.load("runs/top_dense")   # doctest: +SKIP
+        >>> tagger.task, tagger.inputs               # doctest: +SKIP
+        ('binary', ['jet'])
+        """
+        from ..config import load_config
+        from ..models import load_model
+        from ..preprocessing import Preprocessor
+        from .rundir import RunDirectory, read_json
+
+        run = RunDirectory(run_dir)
+        if not run.config.is_file() or not run.is_trained():
+            have = sorted(p.name for p in run.path.iterdir()) if run.path.is_dir() else []
+            msg = (
+                f"{run.path}: not a trained run directory (needs config.yaml and model.keras, "
+                f"found: {', '.join(have) or 'nothing'}); train it with `hepnn train CONFIG --out {run.path}`"
+            )
+            raise HepnnError(msg)
+        config = load_config(run.config)
+        model = load_model(run.model)
+        preprocessing = Preprocessor.load(run.preprocessing) if run.preprocessing.is_file() else None
+        classes = None
+        if run.provenance.is_file():
+            classes = read_json(run.provenance).get("classes")
+        return cls(config, model, preprocessing, classes=classes, path=run.path)
+
+    def __repr__(self) -> str:
+        where = f" from {self.path}" if self.path else ""
+        return f"Tagger({self.task}, inputs={self.inputs}, layout={self.layout}{where})"
+
+    # --- prediction -----------------------------------------------------------------
+
+    def predict(self, events: Any, *, batch_size: int | None = None) -> Any:
+        """One score per jet of ``events``, aligned with the input's jets.
+
+        Parameters
+        ----------
+        events : awkward record array or dict of arrays
+            As ``uproot`` ``tree.arrays()`` returns (fields named as the config's branches),
+            one entry per jet (``per_jet``) or per event (``per_event``). A coffea
+            NanoEvents array works too (``events.Jet.pt`` stands for ``Jet_pt``).
+            No cuts are applied and no label branch is needed.
+        batch_size : int, optional
+            Prediction batch size (default ``evaluation.batch_size`` of the config).
+
+        Returns
+        -------
+        numpy.ndarray or awkward.Array
+            Per-jet input: ``(n_jets,)`` scores (binary; anomaly score for autoencoders)
+            or ``(n_jets, n_classes)`` probabilities (multiclass). Per-event input: an
+            awkward array ``n_events * var * float32`` with ``ak.num(scores) ==`` the
+            jets per event; multiclass gives records with one field per class.
+
+        Raises
+        ------
+        InputDataError
+            When a needed branch is missing (naming it, what the tagger needs and the
+            nearest available names), or for NaN values and bad links.
+        """
+        from ..io.represent import Columns, jets_per_entry, represent
+
+        columns = Columns(events)
+        plan = self._plan(columns.keys(), "events")
+        tensors = represent(self._data, columns, "events", plan=plan)
+        scores = self._score(tensors, batch_size=batch_size)
+        if self.layout == "per_event":
+            return self._jagged(scores, jets_per_entry(plan, columns))
+        return scores
+
+    def predict_numpy(self, arrays: Mapping[str, np.ndarray], *, preprocessed: bool = False,
+                      batch_size: int | None = None) -> np.ndarray:
+        """Scores for ready model tensors keyed by input name (``<input>_mask`` optional).
+
+        Parameters
+        ----------
+        arrays : dict of numpy arrays
+            As :func:`hepnn.io.load` returns them with ``standardize=False`` (or the
+            standardised tensors with ``preprocessed=True``).
+        preprocessed : bool
+            The arrays are already standardised: skip the preprocessing.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n,)`` or ``(n, n_classes)``.
+        """
+        missing = [n for n in self.inputs if n not in arrays]
+        if missing:
+            msg = (
+                f"predict_numpy: missing input array(s) {missing}; the model takes {self.inputs} "
+                f"(received keys: {sorted(arrays)})"
+            )
+            raise InputDataError(msg)
+        tensors = dict(arrays)
+        return self._score(tensors, batch_size=batch_size, preprocessed=preprocessed)
+
+    def predict_file(self, paths: str | os.PathLike | Sequence[str | os.PathLike], tree: str | None = None,
+                     step_size: Any = "100 MB", *, batch_size: int | None = None) -> Any:
+        """Scores for every jet of one or more ROOT files, read chunk by chunk.
+
+        Only the branches the tagger needs are read, ``step_size`` at a time
+        (``uproot.iterate`` semantics), so memory stays bounded by the chunk size plus
+        the scores.
+
+        Parameters
+        ----------
+        paths : path or list of paths
+        tree : str, optional
+            Tree name (default: the tree of the config's first file group, or the only
+            tree in the file).
+        step_size : int or str
+            Entries or bytes per chunk.
+
+        Returns
+        -------
+        numpy.ndarray or awkward.Array, or a list of them
+            For one path, what :meth:`predict` returns for the whole file; for a list of
+            paths, a list with one result per file.
+        """
+        single = isinstance(paths, (str, os.PathLike))
+        results = []
+        for path in [paths] if single else list(paths):
+            parts = [scores for _, scores in self.iter_file(path, tree, step_size, batch_size=batch_size)]
+            results.append(self._concatenate(parts))
+        return results[0] if single else results
+
+    def iter_file(self, path: str | os.PathLike, tree: str | None = None, step_size: Any = "100 MB", *,
+                  batch_size: int | None = None) -> Iterator[tuple[int, Any]]:
+        """Yield ``(first entry, scores)`` per chunk of one file (see :meth:`predict_file`)."""
+        from ..io.represent import Columns, jets_per_entry, represent
+        from ..io.sources import SourceFile, iterate_tree, open_tree, tree_keys
+
+        path = os.fspath(path)
+        source = SourceFile(path, self._tree_name(path, tree), 0, 0, 1.0)
+        handle = open_tree(source)
+        plan = self._plan(tree_keys(handle), path, source.tree)
+        for arrays, entry_start in iterate_tree(source, handle, plan.read_list(), step_size):
+            columns = Columns(arrays)
+            tensors = represent(self._data, columns, path, plan=plan)
+            scores = self._score(tensors, batch_size=batch_size)
+            if self.layout == "per_event":
+                scores = self._jagged(scores, jets_per_entry(plan, columns))
+            yield entry_start, scores
+
+    # --- pieces (override points) -----------------------------------------------------
+
+    def _plan(self, keys: list[str], path: str, tree: str = "<memory>"):
+        from ..io.represent import plan_for
+
+        key = (tuple(keys), path)
+        plan = self._plans.get(key)
+        if plan is None:
+            try:
+                plan = plan_for(self._data, keys, path, tree)
+            except InputDataError as err:
+                where = f" (run {self.path})" if self.path else ""
+                raise InputDataError(f"{err}{where}") from err
+            if len(self._plans) > 16:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
+    def _tensors(self, tensors: Mapping[str, np.ndarray], preprocessed: bool = False) -> dict[str, np.ndarray]:
+        """Model inputs after the saved preprocessing (masks rebuilt from pad values if absent)."""
+        x = {}
+        for name in self.inputs:
+            x[name] = np.asarray(tensors[name], dtype=np.float32)
+            inp = self.config.data.inputs.get(name)
+            if getattr(inp, "kind", None) == "sequence":
+                mask = tensors.get(f"{name}_mask")
+                if mask is None:
+                    mask = np.any(x[name] != np.float32(inp.pad_value), axis=-1)
+                x[f"{name}_mask"] = np.asarray(mask, dtype=bool)
+        if not preprocessed and self.preprocessing is not None:
+            x = self.preprocessing.transform(x)
+        return {name: np.asarray(x[name], dtype=np.float32) for name in self.inputs}
+
+    def _score(self, tensors: Mapping[str, np.ndarray], *, batch_size: int | None = None,
+               preprocessed: bool = False) -> np.ndarray:
+        """Scores from the representation's arrays: preprocessing, then the model.
+
+        A k-fold tagger overrides this (e.g. to pick the fold model per jet).
+        """
+        x = self._tensors(tensors, preprocessed)
+        n = len(next(iter(x.values()))) if x else 0
+        batch_size = batch_size or self.config.evaluation.batch_size
+        if n == 0:
+            width = len(self.classes) if self.task == "multiclass" else 0
+            return np.zeros((0, width) if width else (0,), dtype=np.float32)
+        if self.task == "autoencoder":
+            from ..models.autoencoder import anomaly_score
+
+            return np.asarray(anomaly_score(self.model, x, batch_size=batch_size), dtype=np.float32)
+        out = np.asarray(self._forward(x, batch_size), dtype=np.float32)
+        if self.task == "binary":
+            return out.reshape(n)
+        return out
+
+    def _forward(self, x: Mapping[str, np.ndarray], batch_size: int) -> np.ndarray:
+        return self.model.predict(dict(x), batch_size=batch_size, verbose=0)
+
+    def _jagged(self, scores: np.ndarray, counts: np.ndarray) -> Any:
+        import awkward as ak
+
+        if scores.ndim == 2:
+            names = self.classes if len(self.classes) == scores.shape[1] else [f"class_{i}" for i in range(scores.shape[1])]
+            flat = ak.zip({name: scores[:, i] for i, name in enumerate(names)})
+        else:
+            flat = scores
+        return ak.unflatten(flat, counts)
+
+    def _concatenate(self, parts: list) -> Any:
+        if self.layout == "per_event":
+            import awkward as ak
+
+            if parts:
+                return ak.concatenate(parts)
+            return ak.unflatten(np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64))
+        if not parts:
+            width = len(self.classes) if self.task == "multiclass" else 0
+            return np.zeros((0, width) if width else (0,), dtype=np.float32)
+        return np.concatenate(parts)
+
+    def _tree_name(self, path: str, tree: str | None) -> str:
+        if tree is not None:
+            return tree
+        import uproot
+
+        wanted = [g.tree for g in self.config.data.files]
+        try:
+            with uproot.open(path) as file:
+                classes = file.classnames(cycle=False)
+        except Exception:  # noqa: BLE001 - open_tree reports unreadable files properly
+            return wanted[0] if wanted else "Events"
+        trees = [k for k, c in classes.items() if "TTree" in c or "RNTuple" in c]
+        for name in wanted:
+            if name in trees:
+                return name
+        if len(trees) == 1:
+            return trees[0]
+        return wanted[0] if wanted else ("Events" if self.layout == "per_event" else "jets")
