@@ -1,0 +1,193 @@
+"""The objective of ``hepnn tune``: one trial = one training run directory.
+
+A trial is the base config plus the sampled values (applied as ``--set`` overrides),
+trained with :class:`hepnn.training.Trainer` into ``OUT/trials/<number>``. The value is
+
+``val_loss``
+    the lowest validation loss over the epochs (minimised);
+``auc``
+    the ROC AUC on the **validation** split (maximised), so the test split stays unbiased;
+``rejection@<eff>``
+    the background rejection at signal efficiency ``eff`` on the validation split (maximised).
+
+Bad trials are pruned from per-epoch reports (``val_loss``, or ``val_auc`` for the
+physics metrics) through the trainer's ``epoch_callback`` hook.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from ..exceptions import ConfigError
+
+__all__ = ["OBJECTIVES", "parse_objective", "TrainingObjective"]
+
+#: the objectives offered on the command line (any ``rejection@<eff>`` works)
+OBJECTIVES = ("val_loss", "auc", "rejection@0.5")
+
+
+def parse_objective(name: str) -> tuple[str, str, float | None]:
+    """``(metric, direction, working_point)`` of an objective name.
+
+    Examples
+    --------
+    >>> parse_objective("rejection@0.5")
+    ('rejection', 'maximize', 0.5)
+    >>> parse_objective("val_loss")
+    ('val_loss', 'minimize', None)
+    """
+    if name == "val_loss":
+        return "val_loss", "minimize", None
+    if name == "auc":
+        return "auc", "maximize", None
+    if name.startswith("rejection@"):
+        text = name.partition("@")[2]
+        try:
+            wp = float(text)
+        except ValueError:
+            wp = -1.0
+        if 0.0 < wp <= 1.0:
+            return "rejection", "maximize", wp
+        msg = f"--objective {name}: expected rejection@<signal efficiency in (0, 1]>, e.g. rejection@0.5"
+        raise ConfigError(msg)
+    from ..exceptions import suggest
+
+    msg = f"--objective {name!r}: unknown objective{suggest(name, OBJECTIVES)}; valid: {', '.join(OBJECTIVES)}"
+    raise ConfigError(msg)
+
+
+class TrainingObjective:
+    """Callable ``objective(trial) -> float`` that trains one run directory per trial.
+
+    Parameters
+    ----------
+    config : path, mapping or Config
+        The base configuration.
+    space : SearchSpace
+        The searched keys.
+    out : path
+        The study folder; trial ``n`` trains into ``out/trials/<n>``.
+    objective : str
+        ``val_loss``, ``auc`` or ``rejection@<eff>``.
+    overrides : iterable of str
+        ``--set`` overrides applied to the base config before the sampled values.
+    data : JetData or dict, optional
+        Loaded data shared by all trials (default: ``hepnn.io.load`` once, on first use;
+        reloaded per trial when the space changes ``data.*`` keys).
+    prune : bool
+        Report per-epoch values to the pruner and stop trials it prunes.
+    log : callable
+        Where progress lines go.
+
+    Examples
+    --------
+    >>> objective = TrainingObjective("config.yaml", space, "tune/")  # doctest: +SKIP
+    >>> study.optimize(objective, n_trials=3)  # doctest: +SKIP
+    """
+
+    def __init__(self, config: Any, space, out: str | os.PathLike, objective: str = "val_loss",
+                 overrides: Iterable[str] = (), data: Mapping | None = None, prune: bool = True,
+                 log: Callable[[str], None] = print):
+        from ..config import load_config
+
+        self.metric, self.direction, self.working_point = parse_objective(objective)
+        self.objective = objective
+        self.space = space
+        self.out = Path(out)
+        self.base = load_config(config, list(overrides))
+        self.data = data
+        self.prune = prune
+        self.log = log
+
+    @property
+    def report_key(self) -> str:
+        """The history column reported to the pruner each epoch."""
+        return "val_loss" if self.metric == "val_loss" else "val_auc"
+
+    def trial_config(self, values: Mapping[str, Any]):
+        """The base config with the sampled config values applied."""
+        from ..config import load_config
+
+        return load_config(self.base, self.space.overrides(values))
+
+    def run_dir(self, number: int) -> Path:
+        return self.out / "trials" / str(number)
+
+    def _data(self, config):
+        if self.space.touches_data():
+            from ..io import load
+
+            return load(config)
+        if self.data is None:
+            from ..io import load
+
+            self.data = load(self.base)
+        return self.data
+
+    def __call__(self, trial) -> float:
+        import optuna
+
+        from ..training.rundir import write_json
+        from ..training.trainer import Trainer
+
+        values = self.space.suggest(trial)
+        config = self.trial_config(values)
+        run_dir = self.run_dir(trial.number)
+        trial.set_user_attr("run_dir", str(run_dir))
+        data = self._data(config)
+        pruned: dict[str, int] = {}
+
+        def epoch_callback(epoch: int, row: Mapping[str, float]) -> bool:
+            value = row.get(self.report_key)
+            if value is None or not math.isfinite(value):
+                return False
+            trial.report(float(value), epoch)
+            if self.prune and trial.should_prune():
+                pruned["epoch"] = epoch
+                return True
+            return False
+
+        self.log(f"trial {trial.number}: {', '.join(f'{k}={v!r}' for k, v in values.items())} -> {run_dir}")
+        trainer = Trainer(config, log=lambda line: self.log(f"trial {trial.number}: {line}"))
+        trainer.fit(run_dir, data=data, epoch_callback=epoch_callback)
+        record = {"trial": trial.number, "objective": self.objective, "values": values}
+        if pruned:
+            write_json(run_dir / "tune.json", {**record, "state": "pruned", "epoch": pruned["epoch"]})
+            raise optuna.TrialPruned(f"pruned after epoch {pruned['epoch']}")
+        value = self.evaluate(run_dir, trainer.history_, data)
+        write_json(run_dir / "tune.json", {**record, "state": "complete", "value": value})
+        return value
+
+    def evaluate(self, run_dir: Path, history: list[Mapping[str, float]], data: Mapping) -> float:
+        """The objective value of a trained run directory."""
+        if self.metric == "val_loss":
+            losses = [row["val_loss"] for row in history if isinstance(row.get("val_loss"), (int, float))]
+            if not losses:
+                msg = "--objective val_loss: the runs have no validation split; set data.split.val > 0"
+                raise ConfigError(msg)
+            return float(min(losses))
+        from ..training.evaluate import compute_metrics, predict_split
+
+        pred = predict_split(run_dir, "val", data=data)
+        if len(pred["label"]) == 0:
+            msg = f"--objective {self.objective}: the validation split is empty; set data.split.val > 0"
+            raise ConfigError(msg)
+        config = pred["config"]
+        wps = [self.working_point] if self.working_point is not None else [0.5]
+        metrics = compute_metrics(
+            pred["outputs"], pred["label"], pred["task"], pred["classes"], wps,
+            background=config.evaluation.background, signal=config.evaluation.signal,
+        )
+        if "auc" not in metrics:
+            msg = (
+                f"--objective {self.objective}: needs a binary tagger or an autoencoder, received task "
+                f"{pred['task']!r}; use --objective val_loss"
+            )
+            raise ConfigError(msg)
+        if self.metric == "auc":
+            return float(metrics["auc"])
+        rejection = metrics["rejection"][f"{self.working_point:g}"]
+        return math.inf if rejection is None else float(rejection)

@@ -1,0 +1,478 @@
+"""Create or join an Optuna study and run trials; several workers may share one study.
+
+The number of trials is exact, whatever the number of workers: the process that
+creates the study puts ``n_trials`` placeholder trials in Optuna's trial queue
+(``WAITING``; for a grid search, one per grid point with its parameters fixed), and
+workers only ever take trials from that queue. Taking a waiting trial is an atomic
+``WAITING -> RUNNING`` update in the storage, so no trial is run twice and none is
+lost. Each running trial records a heartbeat; a worker that finds a trial whose
+heartbeat stopped (its worker was killed) marks it ``FAIL`` and puts a copy with the
+same parameters back in the queue, so the study still ends with ``n_trials`` trials
+that completed or were pruned.
+
+Storage: ``sqlite:///OUT/study.db`` by default (processes on one machine), or any
+SQLAlchemy database URL (``postgresql://...``, ``mysql://...``) for workers on several
+machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import inspect
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from .._fileio import atomic_write_text
+from ..exceptions import ConfigError, HepnnError
+from .space import SearchSpace, load_space
+
+__all__ = [
+    "SAMPLERS",
+    "storage_url",
+    "make_storage",
+    "make_sampler",
+    "open_study",
+    "fill_queue",
+    "run_worker",
+    "spawn_workers",
+    "write_results",
+    "tune",
+]
+
+SAMPLERS = ("tpe", "random", "grid")
+
+#: seconds between heartbeats of a running trial; a trial is stale after ``2 x`` this
+HEARTBEAT_INTERVAL = 30
+
+
+def _optuna():
+    from .._optional import require
+
+    optuna = require("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+# --- storage and study ---------------------------------------------------------------
+
+
+def storage_url(out: str | os.PathLike, storage: str | None = None) -> str:
+    """The storage URL: ``storage`` if given, else ``sqlite:///<OUT>/study.db`` (absolute).
+
+    Examples
+    --------
+    >>> storage_url("/tmp/tune")
+    'sqlite:////tmp/tune/study.db'
+    """
+    if storage:
+        return storage
+    return f"sqlite:///{Path(out).resolve() / 'study.db'}"
+
+
+def _requeue_stale_trial(study, trial) -> None:
+    """Put a copy of a trial whose worker died back in the queue (same parameters)."""
+    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+
+
+def make_storage(url: str, heartbeat_interval: int | None = HEARTBEAT_INTERVAL, grace_period: int | None = None):
+    """An Optuna ``RDBStorage`` with heartbeats and re-queueing of trials whose worker died."""
+    optuna = _optuna()
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {}
+    if heartbeat_interval is not None:
+        kwargs["heartbeat_interval"] = int(heartbeat_interval)
+        kwargs["grace_period"] = int(grace_period) if grace_period is not None else 2 * int(heartbeat_interval)
+        params = inspect.signature(optuna.storages.RDBStorage).parameters
+        name = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params else "failed_trial_callback"
+        kwargs[name] = _requeue_stale_trial
+    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", getattr(optuna.exceptions, "ExperimentalWarning", Warning))
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+
+
+def make_sampler(name: str, seed: int | None = 0):
+    """An Optuna sampler: ``tpe``, ``random`` or ``grid``.
+
+    A grid search runs the grid points put in the queue by :func:`fill_queue`; their
+    parameters are fixed, so the sampler itself only has to accept them.
+    """
+    optuna = _optuna()
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    if name in ("random", "grid"):
+        return optuna.samplers.RandomSampler(seed=seed)
+    from ..exceptions import suggest
+
+    msg = f"--sampler {name!r}: unknown sampler{suggest(name, SAMPLERS)}; valid: {', '.join(SAMPLERS)}"
+    raise ConfigError(msg)
+
+
+def open_study(name: str, storage, direction: str = "minimize", sampler: str = "tpe", seed: int | None = 0,
+               pruner=None):
+    """Create the study ``name`` in ``storage`` or load it; the direction must match."""
+    optuna = _optuna()
+    if pruner is None:
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    study = optuna.create_study(
+        study_name=name, storage=storage, direction=direction, sampler=make_sampler(sampler, seed),
+        pruner=pruner, load_if_exists=True,
+    )
+    have = study.direction.name.lower()
+    if have != direction:
+        msg = (
+            f"study {name!r} in {getattr(storage, 'url', storage)} is a {have} study, but the objective asks to "
+            f"{direction}; use another --out or --storage, or the same --objective"
+        )
+        raise ConfigError(msg)
+    return study
+
+
+def _storage_and_id(study):
+    # Optuna keeps these private; they have been stable since Optuna 2
+    return study._storage, study._study_id
+
+
+def fill_queue(study, n_trials: int | None, space: SearchSpace | None = None, sampler: str = "tpe",
+               log: Callable[[str], None] = print) -> int:
+    """Queue placeholder trials until the study holds ``n_trials`` live trials; return how many were added.
+
+    Live trials are waiting, running, complete or pruned (failed ones do not count).
+    For ``sampler="grid"`` the queue holds each grid point not yet tried, with its
+    parameters fixed, and ``n_trials=None`` means the whole grid.
+    """
+    optuna = _optuna()
+    state = optuna.trial.TrialState
+    live = (state.WAITING, state.RUNNING, state.COMPLETE, state.PRUNED)
+    trials = study.get_trials(deepcopy=False, states=live)
+    if sampler == "grid":
+        if space is None:
+            msg = "a grid search needs the search space"
+            raise ConfigError(msg)
+        grid = space.grid()
+        if n_trials is None:
+            n_trials = len(grid)
+        elif n_trials > len(grid):
+            log(f"the grid has {len(grid)} points: running {len(grid)} trials, not {n_trials}")
+            n_trials = len(grid)
+        seen = [_params_key(t.system_attrs.get("fixed_params", t.params)) for t in trials]
+        todo = [p for p in grid if _params_key(p) not in seen][: max(0, n_trials - len(trials))]
+        for params in todo:
+            study.enqueue_trial(params, skip_if_exists=False)
+        added = len(todo)
+    else:
+        if n_trials is None:
+            msg = "--trials: the number of trials is required for tpe and random searches"
+            raise ConfigError(msg)
+        added = max(0, n_trials - len(trials))
+        for _ in range(added):
+            study.enqueue_trial({}, skip_if_exists=False)
+    study.set_user_attr("n_trials", int(n_trials))
+    return added
+
+
+def _params_key(params: Mapping[str, Any]) -> str:
+    return json.dumps(dict(params), sort_keys=True)
+
+
+# --- workers ---------------------------------------------------------------------------
+
+
+def _claim_waiting_trial(study) -> int | None:
+    """Atomically move one waiting trial to RUNNING and return its id (None: queue empty)."""
+    optuna = _optuna()
+    storage, study_id = _storage_and_id(study)
+    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        try:
+            if storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.RUNNING):
+                return trial._trial_id
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def _heartbeat(storage, trial_id: int) -> Iterator[None]:
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a missed beat is retried at the next interval
+                storage.record_heartbeat(trial_id)
+            if stop.wait(interval):
+                return
+
+    storage.record_heartbeat(trial_id)
+    thread = threading.Thread(target=beat, name=f"hepnn-tune-heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _fail_stale_trials(study) -> None:
+    optuna = _optuna()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", getattr(optuna.exceptions, "ExperimentalWarning", Warning))
+        optuna.storages.fail_stale_trials(study)
+
+
+def run_worker(study, objective: Callable[[Any], float], log: Callable[[str], None] = print,
+               max_trials: int | None = None) -> int:
+    """Run queued trials of ``study`` until the queue is empty; return how many this worker ran.
+
+    ``objective(trial) -> float`` may raise ``optuna.TrialPruned``. Any other exception
+    marks the trial ``FAIL`` and the worker goes on with the next one, except a
+    ``ConfigError``, which is the same for every trial and stops the worker.
+
+    Examples
+    --------
+    >>> study = open_study("toy", "sqlite:///study.db")  # doctest: +SKIP
+    >>> fill_queue(study, 10); run_worker(study, lambda t: t.suggest_float("x", -1, 1) ** 2)  # doctest: +SKIP
+    10
+    """
+    optuna = _optuna()
+    state = optuna.trial.TrialState
+    storage, _ = _storage_and_id(study)
+    n_run = 0
+    while max_trials is None or n_run < max_trials:
+        _fail_stale_trials(study)
+        trial_id = _claim_waiting_trial(study)
+        if trial_id is None:
+            break
+        trial = optuna.Trial(study, trial_id)
+        n_run += 1
+        value, result, error = None, state.COMPLETE, None
+        with _heartbeat(storage, trial_id):
+            try:
+                value = objective(trial)
+            except optuna.TrialPruned:
+                result = state.PRUNED
+            except KeyboardInterrupt:
+                study.tell(trial, state=state.FAIL)
+                raise
+            except Exception as err:  # noqa: BLE001 - one bad trial must not end the study
+                result, error = state.FAIL, err
+        if result == state.COMPLETE and (value is None or math.isnan(float(value))):
+            result, error = state.FAIL, ValueError(f"the objective returned {value!r}")
+        if result == state.COMPLETE:
+            study.tell(trial, float(value))
+            log(f"trial {trial.number}: {float(value):.6g}")
+        else:
+            study.tell(trial, state=result)
+            log(f"trial {trial.number}: {result.name.lower()}" + (f" ({type(error).__name__}: {error})" if error else ""))
+            if isinstance(error, ConfigError):
+                raise error
+    return n_run
+
+
+def spawn_workers(n_workers: int, argv: list[str], log: Callable[[str], None] = print,
+                  env: Mapping[str, str] | None = None) -> list[int]:
+    """Start ``n_workers`` processes ``python -m hepnn <argv> --worker-seed i`` and wait for them all.
+
+    Returns their exit codes.
+    """
+    procs = []
+    for i in range(n_workers):
+        cmd = [sys.executable, "-m", "hepnn", *argv, "--worker-seed", str(i + 1)]
+        procs.append(subprocess.Popen(cmd, env=dict(env) if env is not None else None))
+    codes = [p.wait() for p in procs]
+    for i, code in enumerate(codes):
+        if code != 0:
+            log(f"worker {i + 1} exited with code {code}")
+    return codes
+
+
+# --- results ---------------------------------------------------------------------------
+
+
+def _trial_rows(study) -> list[dict[str, Any]]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        rows.append({
+            "number": t.number,
+            "state": t.state.name,
+            "value": "" if t.value is None else repr(float(t.value)),
+            "params": json.dumps(t.params, sort_keys=True),
+            "run_dir": t.user_attrs.get("run_dir", ""),
+            "duration_s": "" if t.duration is None else f"{t.duration.total_seconds():.3f}",
+            "retry_of": t.user_attrs.get("retry_of", ""),
+        })
+    return rows
+
+
+def write_results(study, out: str | os.PathLike, space: SearchSpace | None = None, base_config: Any = None,
+                  plots: bool = True, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """Write ``trials.csv``, ``best_config.yaml`` (when a trial completed) and the plots into ``out``."""
+    out = Path(out)
+    written: dict[str, Path] = {}
+    rows = _trial_rows(study)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["number", "state", "value", "params", "run_dir", "duration_s", "retry_of"],
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    written["trials"] = atomic_write_text(out / "trials.csv", buffer.getvalue())
+    optuna = _optuna()
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if complete and base_config is not None and space is not None:
+        from ..config import load_config, save_config
+
+        best = study.best_trial
+        config = load_config(base_config, space.overrides(space.decode(best.params)))
+        written["best_config"] = save_config(config, out / "best_config.yaml")
+        log(f"best trial {best.number}: {best.value:.6g} with {space.decode(best.params)}")
+    if plots and complete:
+        from .plots import plot_importances, plot_optimization_history
+        from ..plotting import save_figure
+
+        history_ax = plot_optimization_history(study)
+        written["history_plot"] = save_figure(history_ax.figure, out / "plots" / "optimization_history", ("png",))[0]
+        _close(history_ax)
+        try:
+            ax = plot_importances(study)
+        except (RuntimeError, ValueError) as err:  # too few trials, or a single distinct value
+            log(f"no parameter importances: {err}")
+        else:
+            written["importance_plot"] = save_figure(ax.figure, out / "plots" / "param_importances", ("png",))[0]
+            _close(ax)
+    return written
+
+
+def _close(ax) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(ax.figure)
+
+
+# --- the whole search -----------------------------------------------------------------
+
+
+def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None = None, objective: Any = "val_loss",
+         sampler: str = "tpe", seed: int = 0, storage: str | None = None, workers: int = 1,
+         overrides: Iterable[str] = (), study_name: str | None = None, prune: bool = True, data: Mapping | None = None,
+         heartbeat_interval: int | None = HEARTBEAT_INTERVAL, join: bool = False, plots: bool = True,
+         log: Callable[[str], None] = print):
+    """Run a hyper-parameter search and return the Optuna study.
+
+    Parameters
+    ----------
+    config : path, mapping or Config
+        The base configuration.
+    space : path, mapping or SearchSpace
+        The search space (see :mod:`hepnn.tune.space`).
+    out : path
+        Study folder: ``study.db`` (default storage), ``trials/<n>/`` run directories,
+        ``trials.csv``, ``best_config.yaml``, ``plots/``, ``space.yaml``, ``base_config.yaml``.
+    n_trials : int, optional
+        Trials in total over all workers (a grid search defaults to the whole grid).
+    objective : str or callable
+        ``val_loss``, ``auc``, ``rejection@<eff>``, or a callable ``f(trial) -> float`` (minimised;
+        for tests and custom studies).
+    sampler : {"tpe", "random", "grid"}
+    seed : int
+        Sampler seed (worker ``i`` uses ``seed + i``).
+    storage : str, optional
+        Database URL shared by workers (default ``sqlite:///OUT/study.db``).
+    workers : int
+        Local worker processes (1: run in this process).
+    join : bool
+        Only run queued trials of an existing study (a worker): no queue filling, no results.
+
+    Examples
+    --------
+    >>> study = tune("config.yaml", "space.yaml", "runs/tune", n_trials=20, objective="auc")  # doctest: +SKIP
+    >>> study.best_params  # doctest: +SKIP
+    """
+    from ..config import load_config, save_config
+    from .objective import TrainingObjective, parse_objective
+
+    out = Path(out)
+    space = space if isinstance(space, SearchSpace) else load_space(space)
+    overrides = list(overrides)
+    if workers < 1:
+        msg = f"--workers: expected a positive number of worker processes, received {workers}"
+        raise ConfigError(msg)
+    if callable(objective):
+        direction, fn, base = "minimize", objective, (load_config(config, overrides) if config is not None else None)
+    else:
+        direction = parse_objective(objective)[1]
+        space.validate(config, overrides)
+        fn = TrainingObjective(config, space, out, objective, overrides=overrides, data=data, prune=prune, log=log)
+        base = fn.base
+    name = study_name or (base.name if base is not None and base.name else "hepnn-tune")
+    url = storage_url(out, storage)
+    study = open_study(name.replace("/", "-"), make_storage(url, heartbeat_interval), direction, sampler, seed)
+    if join:
+        run_worker(study, fn, log=log)
+        return study
+    out.mkdir(parents=True, exist_ok=True)
+    added = fill_queue(study, n_trials, space, sampler, log=log)
+    log(f"study {study.study_name!r} in {url}: {added} trial(s) queued, {workers} worker(s)")
+    t0 = time.perf_counter()
+    if workers == 1:
+        run_worker(study, fn, log=log)
+    else:
+        if callable(objective):
+            msg = "workers > 1 needs a named objective (worker processes cannot receive a Python function)"
+            raise ConfigError(msg)
+        save_config(base, out / "base_config.yaml")
+        atomic_write_text(out / "space.yaml", _space_yaml(space))
+        argv = ["tune", str(out / "base_config.yaml"), "--space", str(out / "space.yaml"), "--out", str(out),
+                "--storage", url, "--objective", str(objective), "--sampler", sampler, "--seed", str(seed), "--join"]
+        if heartbeat_interval is not None:
+            argv += ["--heartbeat", str(heartbeat_interval)]
+        if not prune:
+            argv.append("--no-prune")
+        codes = spawn_workers(workers, argv, log=log)
+        if any(codes):
+            log("some workers failed; rerun the same command to finish the study")
+    log(f"{len(study.trials)} trial(s) in {time.perf_counter() - t0:.1f} s")
+    write_results(study, out, space, base, plots=plots, log=log)
+    if not callable(objective):
+        _check_finished(study)
+    return study
+
+
+def _space_yaml(space: SearchSpace) -> str:
+    from ..config.loader import dump_yaml
+
+    data: dict[str, Any] = {}
+    for d in space:
+        if d.kind == "categorical":
+            data[d.key] = list(d.choices)
+        else:
+            spec: dict[str, Any] = {d.kind: [d.low, d.high]}
+            if d.log:
+                spec["log"] = True
+            if d.step is not None:
+                spec["step"] = d.step
+            data[d.key] = spec
+    return dump_yaml(data)
+
+
+def _check_finished(study) -> None:
+    optuna = _optuna()
+    state = optuna.trial.TrialState
+    if study.get_trials(deepcopy=False, states=(state.FAIL,)) and not study.get_trials(
+        deepcopy=False, states=(state.COMPLETE, state.PRUNED)
+    ):
+        msg = "every trial failed: see the messages above, or trials.csv"
+        raise HepnnError(msg)

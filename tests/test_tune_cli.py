@@ -1,0 +1,140 @@
+"""``hepnn tune`` end to end on tiny ROOT files, and the study plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import textwrap
+
+import numpy as np
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from hepnn.cli import main  # noqa: E402
+from hepnn.config import load_config  # noqa: E402
+from test_io_fixtures import per_jet_data, write_tree  # noqa: E402
+
+CONFIG = """
+name: toy-tune
+data:
+  layout: per_jet
+  files:
+    - {path: top.root, tree: jets, label: 1}
+    - {path: qcd.root, tree: jets, label: 0}
+  inputs:
+    highlevel: {kind: flat, variables: [jet_mass, jet_tau21, jet_tau32, jet_nparticles]}
+model: {name: dense, units: [8]}
+training: {epochs: 2, batch_size: 64, verbose: 0}
+"""
+
+SPACE = """
+model.units: [[8], [4]]
+training.optimizer.learning_rate: {float: [1.0e-3, 1.0e-2], log: true}
+"""
+
+
+@pytest.fixture
+def toy(tmp_path):
+    top, qcd = per_jet_data(150, seed=1), per_jet_data(150, seed=2)
+    top["jet_mass"] = top["jet_mass"] + 60.0  # something to learn
+    write_tree(tmp_path / "top.root", "jets", top)
+    write_tree(tmp_path / "qcd.root", "jets", qcd)
+    (tmp_path / "config.yaml").write_text(textwrap.dedent(CONFIG))
+    (tmp_path / "space.yaml").write_text(textwrap.dedent(SPACE))
+    return tmp_path
+
+
+def test_tune_end_to_end(toy, capsys):
+    out = toy / "tune"
+    code = main(["tune", str(toy / "config.yaml"), "--space", str(toy / "space.yaml"), "--trials", "2",
+                 "--out", str(out), "--sampler", "random", "--objective", "auc", "--set", "training.epochs=1"])
+    assert code == 0, capsys.readouterr().err
+    for n in (0, 1):
+        run = out / "trials" / str(n)
+        assert (run / "model.keras").is_file() and (run / "history.csv").is_file()
+        assert load_config(run / "config.yaml").training.epochs == 1
+        assert json.loads((run / "tune.json").read_text())["state"] == "complete"
+    rows = list(csv.DictReader(open(out / "trials.csv")))
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
+    values = [float(r["value"]) for r in rows]
+    assert all(0.0 <= v <= 1.0 for v in values)
+    best = rows[int(np.argmax(values))]
+    params = json.loads(best["params"])
+    config = load_config(out / "best_config.yaml")
+    assert list(config.model.params["units"]) == json.loads(params["model.units"])
+    assert config.training.optimizer.learning_rate == pytest.approx(params["training.optimizer.learning_rate"])
+    assert config.training.epochs == 1 and config.name == "toy-tune"
+    assert (out / "plots" / "optimization_history.png").is_file()
+    assert "tuning finished" in capsys.readouterr().out
+
+
+def test_space_typo_exits_2_before_any_trial(toy, capsys):
+    (toy / "space.yaml").write_text("model.unitz: [[8], [4]]\n")
+    code = main(["tune", str(toy / "config.yaml"), "--space", str(toy / "space.yaml"), "--trials", "2",
+                 "--out", str(toy / "tune")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "model.unitz" in err and "did you mean 'units'" in err
+    assert not (toy / "tune" / "trials").exists()
+
+
+def test_unknown_objective_exits_2(toy, capsys):
+    code = main(["tune", str(toy / "config.yaml"), "--space", str(toy / "space.yaml"), "--trials", "2",
+                 "--out", str(toy / "tune"), "--objective", "aucc"])
+    assert code == 2 and "did you mean 'auc'" in capsys.readouterr().err
+
+
+def test_pruned_trial_stops_training_early(toy):
+    from hepnn.tune.objective import TrainingObjective
+    from hepnn.tune.space import load_space
+    from hepnn.tune.study import fill_queue, open_study, run_worker
+
+    class PruneAll(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return True
+
+    space = load_space(toy / "space.yaml")
+    objective = TrainingObjective(toy / "config.yaml", space, toy / "tune", "val_loss",
+                                  overrides=["training.epochs=3"], log=lambda _: None)
+    study = open_study("prune", None, "minimize", "random", 0, pruner=PruneAll())
+    fill_queue(study, 1, log=lambda _: None)
+    run_worker(study, objective, log=lambda _: None)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert list(trial.intermediate_values) == [1]
+    history = list(csv.DictReader(open(toy / "tune" / "trials" / "0" / "history.csv")))
+    assert len(history) == 1
+
+
+def _toy_study(n=12):
+    from hepnn.tune.study import fill_queue, open_study, run_worker
+
+    study = open_study("plots", None, "maximize", "random", 0)
+    fill_queue(study, n, log=lambda _: None)
+    run_worker(study, lambda t: -(t.suggest_float("x", -1, 1) ** 2) + 0.01 * t.suggest_float("y", -1, 1),
+               log=lambda _: None)
+    return study
+
+
+def test_plots_draw_history_and_importances():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hepnn.tune.plots import plot_importances, plot_optimization_history
+
+    study = _toy_study()
+    ax = plot_optimization_history(study, target_name="auc")
+    trials, best = ax.get_lines()
+    assert trials.get_label() == "trials" and best.get_label() == "best so far"
+    values = [t.value for t in study.trials]
+    np.testing.assert_allclose(trials.get_ydata(), values)
+    np.testing.assert_allclose(best.get_ydata(), np.maximum.accumulate(values))
+    assert ax.get_ylabel() == "auc" and ax.get_xlabel() == "trial"
+    ax2 = plot_importances(study)
+    names = [t.get_text() for t in ax2.get_yticklabels()]
+    assert sorted(names) == ["x", "y"] and names[-1] == "x"  # x matters most: on top
+    assert len(ax2.patches) == 2
+    plt.close("all")
