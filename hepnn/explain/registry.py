@@ -1,0 +1,160 @@
+"""The explainer registry and :func:`explain`, the Python entry point.
+
+An explainer is a function ``fn(target, inputs, **options) -> dict`` registered with
+:func:`register_explainer`; ``target`` is a :class:`~hepnn.explain.target.Target`
+and ``inputs`` a dict of numpy arrays keyed by input name. The dict it returns has
+``values`` (input name -> array shaped like the input) and optionally
+``base_values`` and ``extra``. Its keyword arguments are the options a config's
+``explain.options.<method>`` may set.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..exceptions import ConfigError, suggest
+from ..registry import Registry
+from .explanation import Explanation
+
+__all__ = ["EXPLAINERS", "register_explainer", "explain", "check_options", "applies"]
+
+EXPLAINERS = Registry("explainer")
+
+
+class NotApplicableError(ValueError):
+    """The explainer cannot explain this model (e.g. Grad-CAM without an image input)."""
+
+
+def register_explainer(name: str | None = None, applies: Callable | None = None) -> Callable:
+    """Register an explainer (decorator).
+
+    Parameters
+    ----------
+    name : str, optional
+        The name used by ``--method`` and ``explain.methods`` (default: the function name).
+    applies : callable, optional
+        ``applies(target) -> str | None``: why the explainer does not apply to a model
+        (None when it does).
+
+    Examples
+    --------
+    >>> from hepnn.explain import register_explainer
+    >>> @register_explainer("constant_example")
+    ... def constant(target, inputs, value=1.0):
+    ...     return {"values": {k: np.full(v.shape, value) for k, v in inputs.items()}}
+    """
+
+    def add(fn: Callable) -> Callable:
+        fn.applies = applies
+        return EXPLAINERS.register(name)(fn)
+
+    return add
+
+
+def option_names(fn: Callable) -> list[str]:
+    params = list(inspect.signature(fn).parameters.values())[2:]
+    return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def check_options(method: str, options: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` naming ``explain.options.<method>.<key>`` for unknown options."""
+    fn = EXPLAINERS.get(method)
+    valid = option_names(fn)
+    for key in options:
+        if key not in valid:
+            msg = (f"explain.options.{method}.{key}: unknown option{suggest(key, valid)}; "
+                   f"valid options of {method!r}: {', '.join(valid) or '(none)'}")
+            raise ConfigError(msg)
+
+
+def applies(method: str, target) -> str | None:
+    """Why ``method`` cannot explain ``target``'s model, or None."""
+    check = getattr(EXPLAINERS.get(method), "applies", None)
+    return None if check is None else check(target)
+
+
+def explain(
+    model: Any,
+    inputs: Mapping[str, np.ndarray],
+    method: str = "permutation",
+    *,
+    task: str | None = None,
+    class_index: int | None = None,
+    mask_value: float | None = None,
+    feature_names: Mapping[str, Sequence[str]] | None = None,
+    labels: Any = None,
+    **options: Any,
+) -> Explanation:
+    """Explain ``model`` on ``inputs`` with the explainer ``method``.
+
+    Parameters
+    ----------
+    model : keras.Model or Target
+        A hepnn model taking a dict keyed by input name.
+    inputs : dict of str to array
+        The jets to explain, keyed by input name.
+    method : str
+        A name in :data:`EXPLAINERS`.
+    task, class_index, mask_value
+        What is explained (see :class:`~hepnn.explain.target.Target`); guessed from the model.
+    feature_names : dict of str to list of str, optional
+    labels : array, optional
+        Class labels of the jets (for :meth:`Explanation.by_class` and label-based metrics).
+    **options
+        The explainer's own options (see its docstring); unknown ones raise ``ConfigError``.
+
+    Returns
+    -------
+    Explanation
+
+    Examples
+    --------
+    >>> expl = explain(model, {"jet": x}, method="integrated_gradients", n_steps=32)  # doctest: +SKIP
+    """
+    from .target import Target
+
+    fn = EXPLAINERS.get(method)
+    name = method if isinstance(method, str) else getattr(fn, "__name__", "explainer")
+    if isinstance(method, str):
+        check_options(method, options)
+    target = model if isinstance(model, Target) else Target(model, task=task, class_index=class_index,
+                                                             mask_value=mask_value)
+    missing = [n for n in target.names if n not in inputs]
+    if missing:
+        msg = f"inputs: the model needs {', '.join(target.names)}; missing {', '.join(missing)} (received {', '.join(inputs)})"
+        raise ValueError(msg)
+    x = {n: np.asarray(inputs[n], dtype=np.float32) for n in target.names}
+    reason = getattr(fn, "applies", None) and fn.applies(target)
+    if reason:
+        raise NotApplicableError(f"explainer {name!r} does not apply to this model: {reason}")
+    options = dict(options)
+    if labels is not None and "labels" in option_names(fn):
+        options.setdefault("labels", np.asarray(labels))
+    if feature_names is not None and "feature_names" in option_names(fn):
+        options.setdefault("feature_names", dict(feature_names))
+    start = time.perf_counter()
+    result = fn(target, x, **options)
+    seconds = time.perf_counter() - start
+    values = target.zero_masked({k: np.asarray(v) for k, v in result["values"].items()}, result.get("inputs", x))
+    names = {}
+    for n in target.names:
+        given = (feature_names or {}).get(n)
+        n_feat = target.shapes[n][-1]
+        names[n] = [str(s) for s in given] if given is not None else [f"{n}_{i}" for i in range(n_feat)]
+    extra = dict(result.get("extra", {}))
+    extra["seconds"] = seconds
+    outputs = result.get("outputs")
+    if outputs is None:
+        outputs = target.predict(x)
+    base = result.get("base_values")
+    if labels is not None and len(np.asarray(labels)) != len(np.asarray(outputs)):
+        labels = None  # rows are not the jets (activation maximisation: one row per unit)
+    return Explanation(
+        method=name, values=values, inputs=result.get("inputs", x), feature_names=names,
+        base_values=None if base is None else np.asarray(base, dtype=np.float64),
+        outputs=np.asarray(outputs), labels=None if labels is None else np.asarray(labels), extra=extra,
+    )

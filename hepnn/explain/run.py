@@ -1,0 +1,219 @@
+"""``explain_run``: explain a trained run directory and write ``RUN_DIR/explain/<method>/``.
+
+::
+
+    RUN_DIR/explain/<method>/
+      values.npz      values_<input>, inputs_<input>, feature_names_<input>, base_values, outputs, labels
+      summary.json    method, options, timings (with one predict pass), class/pT-bin summaries, extras
+      rules.txt       the surrogate tree's rules (surrogate only)
+      *.png           the method's plots
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .explanation import Explanation, jsonable
+from .registry import EXPLAINERS, check_options, explain
+
+__all__ = ["explain_run", "write_plots"]
+
+
+def explain_run(
+    run_dir: str | os.PathLike,
+    method: str,
+    n_jets: int | None = None,
+    split: str = "test",
+    data: Mapping | None = None,
+    options: Mapping[str, Any] | None = None,
+    plots: bool = True,
+    random_state: int = 0,
+) -> Explanation:
+    """Explain up to ``n_jets`` jets of a run's ``split`` with ``method`` and write the results.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory written by ``hepnn train``.
+    method : str
+        Explainer name (see ``hepnn.explain.EXPLAINERS``).
+    n_jets : int, optional
+        Jets explained (default: ``config.explain.n_jets``); a random subset when the split is larger.
+    split : str
+        Data split to explain.
+    data : mapping, optional
+        Preprocessed data (as given to the trainer) instead of reading the config's files.
+    options : mapping, optional
+        Explainer options; default ``config.explain.options[method]`` (``shap`` also gets
+        ``background_size`` from ``config.explain.background_size``).
+    plots : bool
+        Write the PNG plots beside ``values.npz``.
+
+    Returns
+    -------
+    Explanation
+
+    Examples
+    --------
+    >>> expl = explain_run("runs/top/model", "permutation", n_jets=500)  # doctest: +SKIP
+    """
+    from ..training.evaluate import predict_split
+    from ..training.rundir import write_json
+    from ..training.trainer import model_inputs
+
+    EXPLAINERS.get(method)
+    pred = predict_split(run_dir, split, data=data)
+    config = pred["config"]
+    if options is None:
+        options = dict(config.explain.options.get(method, {}))
+        if method == "shap":
+            options.setdefault("background_size", config.explain.background_size)
+    options = dict(options)
+    check_options(method, options)
+    n_jets = config.explain.n_jets if n_jets is None else int(n_jets)
+    part = pred["data"]
+    names = model_inputs(config)
+    n_total = len(part["label"])
+    if n_total == 0:
+        from ..exceptions import InputDataError
+
+        msg = f"{run_dir}: the {split!r} split has no jets to explain"
+        raise InputDataError(msg)
+    rng = np.random.default_rng(random_state)
+    pick = np.sort(rng.choice(n_total, size=min(n_jets, n_total), replace=False))
+    x = {n: np.asarray(part[n], dtype=np.float32)[pick] for n in names}
+    labels = np.asarray(part["label"])[pick]
+    feature_names = _feature_names(config, part, names)
+    from ..models import load_model
+    from ..training.rundir import RunDirectory
+    from .target import Target
+
+    run = RunDirectory(run_dir)
+    model = load_model(run.model)
+    mask_value = _mask_value(config, names)
+    target = Target(model, task=pred["task"], mask_value=mask_value,
+                    class_index=_class_index(pred["classes"], pred["task"], config))
+    start = time.perf_counter()
+    target.predict(x)
+    predict_seconds = time.perf_counter() - start
+    expl = explain(target, x, method, labels=labels, feature_names=feature_names, **options)
+    out_dir = Path(run_dir) / "explain" / method
+    out_dir.mkdir(parents=True, exist_ok=True)
+    expl.save(out_dir)
+    summary = _summary(expl, options, predict_seconds, pred["classes"], part, pick)
+    rules = expl.extra.get("rules")
+    if isinstance(rules, str):
+        from .._fileio import atomic_write_text
+
+        atomic_write_text(out_dir / "rules.txt", rules)
+    if plots:
+        summary["plots"] = [p.name for p in write_plots(expl, out_dir)]
+    write_json(out_dir / "summary.json", summary)
+    return expl
+
+
+def _feature_names(config, part, names) -> dict[str, list[str]]:
+    out = {}
+    fn = getattr(part, "feature_names", None)
+    for n in names:
+        if isinstance(fn, Mapping) and n in fn:
+            out[n] = list(fn[n])
+            continue
+        spec = config.data.inputs.get(n) if hasattr(config.data.inputs, "get") else None
+        variables = getattr(spec, "variables", None)
+        if variables and len(variables) == np.shape(part[n])[-1]:
+            out[n] = [str(getattr(v, "name", v)) for v in variables]
+    return out
+
+
+def _mask_value(config, names) -> float:
+    for n in names:
+        spec = config.data.inputs.get(n) if hasattr(config.data.inputs, "get") else None
+        if getattr(spec, "kind", "") == "sequence":
+            return float(spec.pad_value)
+    return 0.0
+
+
+def _class_index(classes, task, config) -> int | None:
+    if task != "multiclass":
+        return None
+    signal = getattr(config.evaluation, "signal", None)
+    return classes.index(signal) if signal in classes else len(classes) - 1
+
+
+def _summary(expl: Explanation, options, predict_seconds, classes, part, pick) -> dict:
+    n = expl.n_jets
+    seconds = float(expl.extra.get("seconds", 0.0))
+    summary: dict = {
+        "method": expl.method, "options": jsonable(dict(options)), "n_jets": n,
+        "seconds": seconds, "predict_seconds": predict_seconds,
+        "seconds_per_1000_jets": seconds / max(n, 1) * 1000,
+        "mean_abs": {k: jsonable(v) for k, v in expl.mean_abs().items()},
+        "extra": {k: jsonable(v) for k, v in expl.extra.items() if k not in ("summary_values", "tree_outputs")
+                  and not (isinstance(v, np.ndarray) and v.size > 10_000)},
+    }
+    if expl.labels is not None and len(expl.labels) == n:
+        summary["by_class"] = {
+            (classes[c] if c < len(classes) else str(c)): {"n_jets": sub.n_jets, "mean_abs": jsonable(sub.mean_abs())}
+            for c, sub in expl.by_class().items()
+        }
+    pt = next((k for k in ("spec_jet_pt", "spec_pt") if k in part), None)
+    if pt is not None and len(expl.outputs if expl.outputs is not None else []) == n and n:
+        values = np.asarray(part[pt])[pick]
+        edges = np.unique(np.quantile(values, [0, 0.25, 0.5, 0.75, 1.0]))
+        if len(edges) >= 2:
+            edges[-1] = np.nextafter(edges[-1], np.inf)
+            summary["by_pt_bin"] = {
+                f"{lo:.6g}-{hi:.6g}": {"n_jets": sub.n_jets, "mean_abs": jsonable(sub.mean_abs())}
+                for (lo, hi), sub in expl.by_bin(values, edges).items()
+            }
+    return summary
+
+
+def write_plots(expl: Explanation, out_dir: str | os.PathLike) -> list[Path]:
+    """The method's standard plots as PNG files in ``out_dir``; returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from ..plotting import plot_beeswarm, plot_heatmap, plot_importance, plot_position_importance, save_figure
+
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+
+    def save(fig, stem):
+        written.extend(save_figure(fig, out_dir / stem, formats=("png",)))
+        plt.close(fig)
+
+    for name, values in expl.values.items():
+        v = np.asarray(values, dtype=float)
+        x = np.asarray(expl.inputs[name])
+        if not np.any(v):
+            continue
+        names = expl.feature_names.get(name)
+        if v.ndim == 2:
+            fig, ax = plt.subplots()
+            plot_importance(v, names, ax=ax)
+            save(fig, f"importance_{name}")
+            if len(v) > 1:
+                fig, ax = plt.subplots()
+                plot_beeswarm(v, x, names, ax=ax)
+                save(fig, f"beeswarm_{name}")
+        elif v.ndim == 3:
+            fig, ax = plt.subplots()
+            plot_position_importance(v, ax=ax)
+            save(fig, f"positions_{name}")
+            fig, ax = plt.subplots()
+            plot_importance(v.sum(axis=1), names, ax=ax)
+            save(fig, f"importance_{name}")
+        elif v.ndim == 4:
+            fig, ax = plt.subplots()
+            plot_heatmap(v.mean(axis=0).sum(axis=-1), colorbar_label=f"mean {expl.method} attribution", ax=ax)
+            save(fig, f"heatmap_{name}")
+    return written

@@ -1,0 +1,165 @@
+"""The quantity explained: one number per jet computed from a Keras model.
+
+Binary taggers: the sigmoid score; multiclass: the probability of one class
+(default the last, signal-like class); regression: the first output;
+autoencoders: the anomaly score (mean squared reconstruction error over real slots).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["Target", "infer_task"]
+
+KINDS = {1: "flat", 2: "sequence", 3: "image"}
+
+
+def infer_task(model) -> str:
+    """Guess ``binary``, ``multiclass``, ``regression`` or ``autoencoder`` from a model's last layer."""
+    out_shape = tuple(model.outputs[0].shape[1:])
+    in_shapes = [tuple(t.shape[1:]) for t in model.inputs]
+    if len(in_shapes) == 1 and out_shape == in_shapes[0] and out_shape != (1,):
+        return "autoencoder"
+    activation = getattr(model.layers[-1], "activation", None)
+    name = getattr(activation, "__name__", str(activation))
+    if out_shape[-1:] == (1,) and "sigmoid" in name:
+        return "binary"
+    if "softmax" in name:
+        return "multiclass"
+    return "binary" if out_shape == (1,) else "regression"
+
+
+def find_mask_value(model, default: float = 0.0) -> float:
+    for layer in model.layers:
+        if hasattr(layer, "mask_value"):
+            return float(layer.mask_value)
+    return default
+
+
+class Target:
+    """A model plus the per-jet number to explain.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A functional model taking a dict keyed by input name.
+    task : str, optional
+        ``binary``, ``multiclass``, ``regression`` or ``autoencoder`` (guessed when omitted).
+    class_index : int, optional
+        Multiclass: the class whose probability is explained (default: the last).
+    mask_value : float, optional
+        Value of padded sequence slots (default: found in the model's masking layers, else 0).
+    batch_size : int
+        Jets per model call.
+    """
+
+    def __init__(self, model, task: str | None = None, class_index: int | None = None,
+                 mask_value: float | None = None, batch_size: int = 512):
+        from .._optional import require_keras
+
+        self.keras = require_keras()
+        import tensorflow as tf
+
+        self.tf = tf
+        self.model = model
+        self.task = task or infer_task(model)
+        struct = getattr(model, "_inputs_struct", None)
+        tensors = list(struct.items()) if isinstance(struct, Mapping) else [
+            (t.name.split(":")[0], t) for t in model.inputs]
+        self.names = [n for n, _ in tensors]
+        self.shapes = {n: tuple(int(d) for d in t.shape[1:]) for n, t in tensors}
+        self.kinds = {n: KINDS.get(len(s), "other") for n, s in self.shapes.items()}
+        n_out = int(model.outputs[0].shape[-1]) if len(model.outputs[0].shape) > 1 else 1
+        self.n_outputs = n_out
+        if class_index is None:
+            class_index = n_out - 1 if self.task == "multiclass" else 0
+        if not 0 <= class_index < max(n_out, 1):
+            msg = f"class_index: expected 0 <= class_index < {n_out} (the model's outputs), received {class_index}"
+            raise ValueError(msg)
+        self.class_index = int(class_index)
+        self.mask_value = float(find_mask_value(model) if mask_value is None else mask_value)
+        self.batch_size = int(batch_size)
+        self._fn = tf.function(self._call, reduce_retracing=True)
+
+    # --- evaluation -----------------------------------------------------------------
+
+    def _call(self, inputs: dict):
+        """The per-jet target as a TensorFlow tensor of shape (n,) (differentiable)."""
+        return self.reduce(self.model(inputs, training=False), inputs)
+
+    def reduce(self, out, inputs: dict):
+        """The per-jet target from the model's output tensor ``out``."""
+        tf = self.tf
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        if self.task == "autoencoder":
+            x = inputs[self.names[0]]
+            err = tf.square(tf.cast(x, out.dtype) - out)
+            if self.kinds[self.names[0]] == "sequence":
+                real = tf.cast(tf.reduce_any(tf.not_equal(x, self.mask_value), axis=-1), out.dtype)
+                per_slot = tf.reduce_mean(err, axis=-1) * real
+                return tf.reduce_sum(per_slot, axis=1) / tf.maximum(tf.reduce_sum(real, axis=1), 1.0)
+            return tf.reduce_mean(tf.reshape(err, (tf.shape(err)[0], -1)), axis=1)
+        out = tf.reshape(out, (tf.shape(out)[0], -1))
+        return out[:, self.class_index]
+
+    def tensor(self, inputs: Mapping[str, Any]):
+        return self._call({n: inputs[n] for n in self.names})
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The per-jet target for numpy inputs, in batches: shape ``(n_jets,)``."""
+        n = len(inputs[self.names[0]])
+        out = np.empty(n, dtype=np.float64)
+        for start in range(0, n, self.batch_size):
+            batch = {k: self.tf.constant(np.asarray(inputs[k][start:start + self.batch_size], dtype=np.float32))
+                     for k in self.names}
+            out[start:start + self.batch_size] = self._fn(batch).numpy()
+        return out
+
+    def gradients(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Gradients of the target with respect to every input, shaped like the inputs."""
+        tf = self.tf
+        n = len(inputs[self.names[0]])
+        grads = {k: np.zeros(np.shape(inputs[k]), dtype=np.float32) for k in self.names}
+        for start in range(0, n, self.batch_size):
+            batch = {k: tf.constant(np.asarray(inputs[k][start:start + self.batch_size], dtype=np.float32))
+                     for k in self.names}
+            g = self._grad_fn(batch)
+            for k in self.names:
+                grads[k][start:start + self.batch_size] = g[k].numpy()
+        return grads
+
+    @property
+    def _grad_fn(self):
+        if not hasattr(self, "_grad_cache"):
+            tf = self.tf
+
+            def grad(batch):
+                with tf.GradientTape() as tape:
+                    tape.watch(batch)
+                    y = self._call(batch)
+                return tape.gradient(y, batch)
+
+            self._grad_cache = tf.function(grad, reduce_retracing=True)
+        return self._grad_cache
+
+    # --- masks ----------------------------------------------------------------------
+
+    def real_slots(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Sequence input -> ``(n_jets, max_length)`` bool, True for real (not padded) slots."""
+        return {n: np.any(np.asarray(inputs[n]) != np.float32(self.mask_value), axis=-1)
+                for n in self.names if self.kinds[n] == "sequence"}
+
+    def zero_masked(self, values: dict[str, np.ndarray], inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Set the attribution of padded sequence slots to exactly zero."""
+        for name, real in self.real_slots(inputs).items():
+            if name in values:
+                v = np.array(values[name], dtype=np.float64, copy=True)
+                v[~real] = 0.0
+                values[name] = v
+        return values
+
+    def of_kind(self, kind: str) -> list[str]:
+        return [n for n in self.names if self.kinds[n] == kind]
