@@ -32,3 +32,7 @@ def test_bdt_metrics_match_sklearn(tmp_path):
     assert metrics["n_test"] == int((split == 2).sum())
     assert 0.75 < metrics["auc"] < 0.95
     assert json.loads((tmp_path / "bdt" / "metrics.json").read_text())["auc"] == metrics["auc"]
+    from hepnn.plotting.step import read_baselines
+
+    baselines = read_baselines(tmp_path / "baselines.npz")
+    np.testing.assert_array_equal(baselines["BDT"][0], scores["outputs"])

@@ -93,4 +93,7 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
     with atomic_path(out / "scores.npz", suffix=".npz") as tmp:
         np.savez(tmp, outputs=np.asarray(outputs, np.float32), label=np.asarray(test["label"], np.int32))
     (out / "options.json").write_text(json.dumps(options, indent=2) + "\n")
+    if task == "binary":  # the report draws binary baselines beside the networks
+        with atomic_path(out.parent / "baselines.npz", suffix=".npz") as tmp:
+            np.savez(tmp, scores_BDT=np.asarray(outputs, np.float32), labels_BDT=np.asarray(test["label"], np.int32))
     return metrics
