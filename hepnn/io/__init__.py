@@ -18,6 +18,7 @@ from .derived import DERIVED, register_derived
 from .jetdata import JetData
 from .load import fit_preprocessing, iterate, load
 from .representations import REPRESENTATIONS
+from .represent import represent
 from .stream import make_dataset
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "make_dataset",
     "read_npz",
     "register_derived",
+    "represent",
 ]

@@ -223,8 +223,11 @@ def _resolve(var: str, have: set, source: SourceFile, where: str) -> bool:
 # --- chunk processing -----------------------------------------------------------
 
 
-def _finite(values: np.ndarray, name: str, where: str, config: Any, path: str) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
+def _finite(values: np.ndarray, name: str, where: str, config: Any, path: str, keep_float32: bool = False) -> np.ndarray:
+    """``values`` as float64 (float32 stays float32 with ``keep_float32``: same values after the final cast)."""
+    values = np.asarray(values)
+    if not (keep_float32 and values.dtype == np.float32):
+        values = values.astype(np.float64, copy=False)
     bad = ~np.isfinite(values)
     if bad.any():
         if config.on_nan == "error":
@@ -313,8 +316,9 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
     weight = np.full(n_jets, source.weight, dtype=np.float64)
     if config.weight:
         weight = weight * np.asarray(jets[config.weight], dtype=np.float64)
-    jets = {k: v[keep] for k, v in jets.items()}
-    groups = {k: e.select(keep) for k, e in groups.items()}
+    if not keep.all():
+        jets = {k: v[keep] for k, v in jets.items()}
+        groups = {k: e.select(keep) for k, e in groups.items()}
     out: dict[str, np.ndarray] = {}
     for name, inp in config.inputs.items():
         where = f"data.inputs.{name}"
@@ -325,11 +329,11 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
         group, elements = plan.groups[name], groups[name]
         m = _momenta(plan, group, elements, jets, name) if group.needs_momentum else None
         if inp.kind == "sequence":
-            cols = []
-            for var, is_branch in group.variables:
+            # float32 from the start: the padded tensor is float32 and every value is rounded once either way
+            features = np.empty((int(elements.counts.sum()), len(group.variables)), dtype=np.float32)
+            for j, (var, is_branch) in enumerate(group.variables):
                 values = elements.arrays[var] if is_branch else DERIVED.get(var)(m)
-                cols.append(_finite(values, var, where, config, path))
-            features = np.stack(cols, axis=1) if cols else np.zeros((int(elements.counts.sum()), 0))
+                features[:, j] = _finite(values, var, where, config, path, keep_float32=True)
             key = None
             if group.sort is not None:
                 var, is_branch, descending, absolute = group.sort
@@ -385,8 +389,10 @@ def iterate_chunks(
         try:
             for arrays, entry_start in iterate_tree(source, tree, plan.read_list(), step):
                 chunk = process_chunk(config, plan, source, arrays, entry_start, analysis)
+                del arrays  # not alive while the consumer holds this chunk and the next one is read
                 summary["n_jets"] += len(chunk["label"])
                 yield chunk
+                del chunk
         except InputDataError as err:
             if err.__cause__ is None or not config.skip_bad_files:
                 raise

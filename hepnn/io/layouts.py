@@ -181,8 +181,8 @@ def associate_by_dr(
 
 def group_by_jet(jet_of: np.ndarray, arrays: Mapping[str, np.ndarray], n_jets: int) -> Elements:
     """Group elements by their (global) jet index, keeping file order within each jet."""
-    attached = jet_of >= 0
+    attached = np.flatnonzero(jet_of >= 0)
     jet_of = jet_of[attached]
-    order = np.argsort(jet_of, kind="stable")
+    source = attached[np.argsort(jet_of, kind="stable")]  # one gather per array
     counts = np.bincount(jet_of, minlength=n_jets).astype(np.int64)
-    return Elements(counts, {k: np.asarray(v)[attached][order] for k, v in arrays.items()})
+    return Elements(counts, {k: np.asarray(v)[source] for k, v in arrays.items()})

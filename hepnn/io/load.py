@@ -69,16 +69,33 @@ def fit_preprocessing(config: Any, analysis: Any = None, chunks: Any = None):
     pre = Preprocessor.from_config(config)
     pre._reset()
     for chunk in chunks if chunks is not None else iterate(config, analysis, split="train"):
-        train = chunk["split"] == 0
-        pre.partial_fit({k: v[train] for k, v in chunk.items()})
+        pre.partial_fit(_fit_rows(config, chunk))
     if not hasattr(pre, "mean_"):
         pre.partial_fit({})
     return pre
 
 
+def _fit_rows(config: Any, chunk: dict) -> dict:
+    """The values the standardisation is fitted on: flat inputs of training jets, and only the
+    real elements of sequence inputs (as length-1 sequences), so padded slots are never copied."""
+    train = chunk["split"] == 0
+    out = {}
+    for name, inp in config.inputs.items():
+        if inp.kind == "flat" and name in chunk:
+            out[name] = chunk[name][train]
+        elif inp.kind == "sequence" and name in chunk:
+            x, mask = chunk[name], chunk.get(f"{name}_mask")
+            mask = np.ones(x.shape[:2], dtype=bool) if mask is None else mask
+            rows = x[mask & train[:, None]]
+            out[name], out[f"{name}_mask"] = rows[:, None, :], np.ones((len(rows), 1), dtype=bool)
+    return out
+
+
 def _concatenate(chunks: list[dict]) -> dict:
     if not chunks:
         return {}
+    if len(chunks) == 1:
+        return dict(chunks[0])
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 

@@ -43,6 +43,16 @@ def flat_features(jets: Mapping[str, np.ndarray], variables: Sequence[str]) -> n
     return np.stack([np.asarray(jets[v], dtype=np.float32) for v in variables], axis=1)
 
 
+def _sortable_uint32(k: np.ndarray) -> np.ndarray | None:
+    """Order-preserving unsigned 32-bit codes of float64 ``k`` (no NaN), or None if not float32-exact."""
+    k32 = k.astype(np.float32)
+    if not np.array_equal(k32, k):
+        return None
+    bits = (k32 + np.float32(0.0)).view(np.uint32)  # + 0.0 turns -0.0 into +0.0 (they compare equal)
+    # negative floats: flip every bit; positive: flip the sign bit
+    return bits ^ ((np.uint32(0) - (bits >> np.uint32(31))) | np.uint32(0x80000000))
+
+
 def sort_within_jets(counts: np.ndarray, key: np.ndarray, descending: bool = True) -> np.ndarray:
     """Permutation ordering elements by ``key`` inside each jet (stable; NaN keys last).
 
@@ -51,10 +61,16 @@ def sort_within_jets(counts: np.ndarray, key: np.ndarray, descending: bool = Tru
     >>> sort_within_jets(np.array([3, 1]), np.array([1.0, 3.0, 2.0, 0.0])).tolist()
     [1, 2, 0, 3]
     """
+    counts = np.asarray(counts, dtype=np.int64)
     jet = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     key = np.asarray(key, dtype=np.float64)
     k = -key if descending else key
     k = np.where(np.isnan(k), np.inf, k)
+    codes = _sortable_uint32(k) if len(counts) < 2**31 else None
+    if codes is not None:
+        # one stable sort on (jet, key): elements arrive jet by jet, so timsort merges short runs
+        composite = (jet.astype(np.uint64) << np.uint64(32)) | codes.astype(np.uint64)
+        return np.argsort(composite, kind="stable")
     order = np.argsort(k, kind="stable")
     return order[np.argsort(jet[order], kind="stable")]
 
@@ -89,20 +105,21 @@ def pad_sequences(
     mask : bool array (n_jets, max_length), True for real elements
     """
     counts = np.asarray(counts, dtype=np.int64)
-    features = np.asarray(features, dtype=np.float32)
+    features = np.asarray(features)
     if features.ndim == 1:
         features = features[:, None]
     n_jets, n_features = len(counts), features.shape[1]
-    if sort_key is not None:
-        features = features[sort_within_jets(counts, sort_key, descending)]
     jet = np.repeat(np.arange(n_jets, dtype=np.int64), counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if n_jets else np.zeros(0, np.int64)
     position = np.arange(len(jet), dtype=np.int64) - starts[jet]
     keep = position < max_length
-    x = np.full((n_jets, max_length, n_features), pad_value, dtype=np.float32)
-    x[jet[keep], position[keep]] = features[keep]
+    # slot (jet, position) of the sorted order takes element source[slot]: one gather, one scatter
+    source = np.flatnonzero(keep) if sort_key is None else sort_within_jets(counts, sort_key, descending)[keep]
+    shape = (n_jets * max_length, n_features)
+    x = np.zeros(shape, np.float32) if pad_value == 0 and not np.signbit(pad_value) else np.full(shape, pad_value, np.float32)  # zeros: calloc, no fill pass
+    x[jet[keep] * max_length + position[keep]] = features[source]
     mask = np.arange(max_length)[None, :] < np.minimum(counts, max_length)[:, None]
-    return x, mask
+    return x.reshape(n_jets, max_length, n_features), mask
 
 
 REPRESENTATIONS.register("image", jet_images)

@@ -2,7 +2,9 @@
 
 Files are read in a seeded random order, chunks of up to ``cycle_length`` files are
 interleaved, and a shuffle buffer of ``data.shuffle_buffer`` jets mixes them before
-batching; memory stays bounded by the chunk size and the buffer.
+batching; memory stays bounded by the chunk size and the buffer. Chunks are read,
+converted and standardised in a background thread (``read_ahead`` chunks ahead), so
+reading overlaps training; whole numpy batches are handed to ``tf.data``.
 
 Examples
 --------
@@ -13,6 +15,8 @@ Examples
 
 from __future__ import annotations
 
+import queue
+import threading
 from typing import Any, Iterator
 
 import numpy as np
@@ -23,7 +27,7 @@ from .load import fit_preprocessing
 from .sources import resolve_files
 from .split import split_code
 
-__all__ = ["make_dataset", "batches"]
+__all__ = ["make_dataset", "batches", "batch_runs", "read_ahead"]
 
 
 def _interleave(iterators: list[Iterator[dict]]) -> Iterator[dict]:
@@ -36,10 +40,68 @@ def _interleave(iterators: list[Iterator[dict]]) -> Iterator[dict]:
                 active.remove(it)
 
 
-def batches(config: Any, split: str | int | None = "train", batch_size: int = 256, preprocessing: Any = None,
-            shuffle: bool = True, seed: int = 0, analysis: Any = None, cycle_length: int = 4,
-            drop_remainder: bool = False, step_size: Any = None) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
-    """Yield ``(inputs, label, weight)`` numpy batches (one pass over the data)."""
+_DONE = object()
+
+
+def read_ahead(iterator: Iterator, depth: int = 2) -> Iterator:
+    """Run ``iterator`` in a background thread, up to ``depth`` items ahead of the consumer.
+
+    Reading (decompression in uproot) and numpy conversion release the GIL for most of
+    their time, so the next chunk is prepared while the model trains on the current one.
+    Exceptions are re-raised in the consumer; closing the returned generator stops the thread.
+    ``depth=0`` iterates in the calling thread.
+
+    Examples
+    --------
+    >>> list(read_ahead(iter(range(5))))
+    [0, 1, 2, 3, 4]
+    """
+    if depth <= 0:
+        yield from iterator
+        return
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in iterator:
+                if not put((item, None)):
+                    return
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+            put((_DONE, err))
+            return
+        put((_DONE, None))
+
+    thread = threading.Thread(target=work, name="hepnn-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = items.get()
+            if item is _DONE:
+                if err is not None:
+                    raise err
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def batch_runs(config: Any, split: str | int | None = "train", batch_size: int = 256, preprocessing: Any = None,
+               shuffle: bool = True, seed: int = 0, analysis: Any = None, cycle_length: int = 4,
+               drop_remainder: bool = False, step_size: Any = None, read_ahead_chunks: int = 2,
+               ) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
+    """Like :func:`batches`, but consecutive batches of equal size come stacked as
+    ``(n_batches, batch_size, ...)`` arrays: one hand-over per chunk instead of per batch."""
     config = data_config(config)
     code = None if split is None else split_code(split)
     files = resolve_files(config)
@@ -48,25 +110,23 @@ def batches(config: Any, split: str | int | None = "train", batch_size: int = 25
         files = [files[i] for i in rng.permutation(len(files))]
     groups = [files[i:i + cycle_length] for i in range(0, len(files), cycle_length)] if shuffle else [files]
 
+    names = list(config.inputs)
+    keys = names + [f"{n}_mask" for n, i in config.inputs.items() if i.kind == "sequence"]
+
     def chunks() -> Iterator[dict]:
         for group in groups:
             its = [iterate_chunks(config, analysis, step_size=step_size, files=[f]) for f in group]
-            if shuffle:
-                yield from _interleave(its)
-            else:
-                for it in its:
-                    yield from it
+            for chunk in _interleave(its) if shuffle else (c for it in its for c in it):
+                if code is not None:
+                    keep = chunk["split"] == code
+                    chunk = {k: chunk[k][keep] for k in keys + ["label", "weight"]}
+                else:
+                    chunk = {k: chunk[k] for k in keys + ["label", "weight"]}
+                yield chunk if preprocessing is None else preprocessing.transform(chunk)
 
-    names = list(config.inputs)
-    keys = names + [f"{n}_mask" for n, i in config.inputs.items() if i.kind == "sequence"]
     buffer: dict | None = None
     capacity = max(config.shuffle_buffer, batch_size) if shuffle else batch_size
-    for chunk in chunks():
-        if code is not None:
-            keep = chunk["split"] == code
-            chunk = {k: v[keep] for k, v in chunk.items()}
-        if preprocessing is not None:
-            chunk = preprocessing.transform(chunk)
+    for chunk in read_ahead(chunks(), read_ahead_chunks):
         chunk = {k: chunk[k] for k in keys + ["label", "weight"]}
         buffer = chunk if buffer is None else {k: np.concatenate([buffer[k], chunk[k]]) for k in keys + ["label", "weight"]}
         n = len(buffer["label"])
@@ -76,19 +136,43 @@ def batches(config: Any, split: str | int | None = "train", batch_size: int = 25
             order = rng.permutation(n)
             buffer = {k: v[order] for k, v in buffer.items()}
         n_out = (n - (capacity - batch_size if shuffle else 0)) // batch_size * batch_size
-        for start in range(0, n_out, batch_size):
-            yield ({k: buffer[k][start:start + batch_size] for k in keys},
-                   buffer["label"][start:start + batch_size], buffer["weight"][start:start + batch_size])
+        if n_out:
+            yield _run(buffer, keys, 0, n_out, batch_size)
         buffer = {k: v[n_out:] for k, v in buffer.items()}
     if buffer is not None and len(buffer["label"]):
         if shuffle:
             order = rng.permutation(len(buffer["label"]))
             buffer = {k: v[order] for k, v in buffer.items()}
         n = len(buffer["label"])
-        stop = n // batch_size * batch_size if drop_remainder else n
-        for start in range(0, stop, batch_size):
-            yield ({k: buffer[k][start:start + batch_size] for k in keys},
-                   buffer["label"][start:start + batch_size], buffer["weight"][start:start + batch_size])
+        full = n // batch_size * batch_size
+        if full:
+            yield _run(buffer, keys, 0, full, batch_size)
+        if n > full and not drop_remainder:
+            yield _run(buffer, keys, full, n, n - full)
+
+
+def _run(buffer: dict, keys: list, start: int, stop: int, size: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Jets ``start:stop`` of the buffer as ``(n_batches, size, ...)`` arrays (views)."""
+
+    def cut(v: np.ndarray) -> np.ndarray:
+        return v[start:stop].reshape((stop - start) // size, size, *v.shape[1:])
+
+    return {k: cut(buffer[k]) for k in keys}, cut(buffer["label"]), cut(buffer["weight"])
+
+
+def batches(config: Any, split: str | int | None = "train", batch_size: int = 256, preprocessing: Any = None,
+            shuffle: bool = True, seed: int = 0, analysis: Any = None, cycle_length: int = 4,
+            drop_remainder: bool = False, step_size: Any = None, read_ahead_chunks: int = 2,
+            ) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
+    """Yield ``(inputs, label, weight)`` numpy batches (one pass over the data).
+
+    Every jet of ``split`` is yielded exactly once. Chunks are prepared ``read_ahead_chunks``
+    ahead in a background thread (0: in the calling thread); the batches do not depend on it.
+    """
+    for inputs, label, weight in batch_runs(config, split, batch_size, preprocessing, shuffle, seed, analysis,
+                                            cycle_length, drop_remainder, step_size, read_ahead_chunks):
+        for i in range(len(label)):
+            yield {k: v[i] for k, v in inputs.items()}, label[i], weight[i]
 
 
 def _signature(config: Any, tf: Any) -> tuple:
@@ -107,7 +191,7 @@ def _signature(config: Any, tf: Any) -> tuple:
 
 def make_dataset(config: Any, split: str | int | None = "train", batch_size: int = 256, preprocessing: Any = "fit",
                  shuffle: bool = True, seed: int = 0, analysis: Any = None, include_masks: bool = True,
-                 step_size: Any = None, drop_remainder: bool = False):
+                 step_size: Any = None, drop_remainder: bool = False, read_ahead_chunks: int = 2):
     """A ``tf.data.Dataset`` of ``(inputs_dict, label, weight)`` batches streamed from the files.
 
     Parameters
@@ -122,6 +206,9 @@ def make_dataset(config: Any, split: str | int | None = "train", batch_size: int
         Shuffle file order (per pass, from ``seed``) and jets through ``data.shuffle_buffer``.
     include_masks : bool
         Add ``<input>_mask`` for sequence inputs to the inputs dict.
+    read_ahead_chunks : int
+        Chunks read and converted ahead in a background thread while the model trains
+        (0: read in the ``tf.data`` thread). Memory grows by about this many chunks.
 
     Returns
     -------
@@ -140,10 +227,16 @@ def make_dataset(config: Any, split: str | int | None = "train", batch_size: int
 
     def generator():
         epoch["n"] += 1
-        for inputs, label, weight in batches(config, split, batch_size, preprocessing, shuffle,
-                                             seed + epoch["n"], analysis, step_size=step_size,
-                                             drop_remainder=drop_remainder):
+        for inputs, label, weight in batch_runs(config, split, batch_size, preprocessing, shuffle,
+                                                seed + epoch["n"], analysis, step_size=step_size,
+                                                drop_remainder=drop_remainder, read_ahead_chunks=read_ahead_chunks):
             yield {k: inputs[k] for k in inputs_spec}, label, weight
 
-    ds = tf.data.Dataset.from_generator(generator, output_signature=(inputs_spec, label_spec, weight_spec))
+    def stacked(spec: Any) -> Any:
+        return tf.TensorSpec((None, *spec.shape), spec.dtype)
+
+    # one generator element per run of batches (a Python hand-over per chunk, not per batch);
+    # unbatch splits the leading axis back into batches inside tf.data
+    signature = ({k: stacked(v) for k, v in inputs_spec.items()}, stacked(label_spec), stacked(weight_spec))
+    ds = tf.data.Dataset.from_generator(generator, output_signature=signature).unbatch()
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,236 @@
+"""Selection-free representation of in-memory arrays: what a trained tagger is fed.
+
+:func:`represent` runs the reader's per-chunk processing (:func:`hepnn.io.chunks.process_chunk`)
+on arrays already in memory, with the config's cuts, labels, weights and spectators
+switched off: every jet of the input gets a row, in input order (per-event input: event
+by event, jets in collection order). Only the branches the inputs need must be present.
+
+Inputs can be an awkward record array as ``uproot`` returns it (fields named as the
+branches), a coffea NanoEvents-style array (``events.Jet.pt`` stands for the branch
+``Jet_pt``), or a dict of numpy/awkward arrays.
+
+Examples
+--------
+>>> import numpy as np
+>>> from hepnn.io.represent import represent
+>>> config = {"data": {"inputs": {"jet": {"kind": "flat", "variables": ["jet_pt", "jet_mass"]}}}}
+>>> out = represent(config, {"jet_pt": np.array([500.0, 620.0]), "jet_mass": np.array([80.0, 170.0])})
+>>> out["jet"].tolist()
+[[500.0, 80.0], [620.0, 170.0]]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..exceptions import InputDataError, suggest
+from .chunks import Plan, data_config, make_plan, process_chunk
+from .derived import DERIVED
+from .sources import SourceFile
+
+__all__ = ["represent", "selection_free", "Columns", "plan_for", "required_branches", "jets_per_entry"]
+
+_BOOKKEEPING = ("label", "weight", "split")
+
+
+def selection_free(config: Any) -> Any:
+    """The ``DataConfig`` of ``config`` without cuts, labels, weights, spectators and files."""
+    config = data_config(config)
+    return dataclasses.replace(config, cuts=(), label=None, weight=None, spectators=(), files=())
+
+
+class Columns:
+    """Uniform access to the branches of an awkward record array or a dict of arrays.
+
+    ``columns[name]`` is an awkward array; ``len(columns)`` the number of entries. A
+    nested record (``events.Jet.pt``, as coffea NanoEvents builds) is reachable under the
+    flat branch name ``Jet_pt``.
+    """
+
+    def __init__(self, arrays: Any):
+        import awkward as ak
+
+        self._arrays = arrays
+        self._nested: dict[str, tuple[str, str]] = {}
+        if isinstance(arrays, Mapping):
+            self._flat = list(arrays)
+        elif isinstance(arrays, ak.Array) and arrays.fields:
+            self._flat = list(arrays.fields)
+            for name in arrays.fields:
+                try:
+                    sub = ak.fields(arrays[name])
+                except Exception:  # noqa: BLE001 - a field that cannot be inspected is skipped
+                    continue
+                for var in sub:
+                    self._nested.setdefault(f"{name}_{var}", (name, var))
+        else:
+            msg = (
+                "expected an awkward record array (as uproot's tree.arrays() returns) or a dict of arrays, "
+                f"received {type(arrays).__name__}"
+                + (" without fields" if isinstance(arrays, ak.Array) else "")
+            )
+            raise InputDataError(msg)
+
+    def keys(self) -> list[str]:
+        return list(dict.fromkeys(self._flat + list(self._nested)))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._flat or name in self._nested
+
+    def __getitem__(self, name: str) -> Any:
+        import awkward as ak
+
+        if name in self._flat:
+            column = self._arrays[name]
+        else:
+            collection, var = self._nested[name]
+            column = self._arrays[collection][var]
+        if isinstance(column, ak.Array):
+            return column
+        return ak.Array(column if isinstance(column, list) else np.asarray(column))
+
+    def __len__(self) -> int:
+        import awkward as ak
+
+        if isinstance(self._arrays, ak.Array):
+            return len(self._arrays)
+        if not self._flat:
+            return 0
+        return len(self._arrays[self._flat[0]])
+
+    def select(self, names: list[str]) -> Any:
+        """An awkward record array with just ``names`` (no copy of the contents)."""
+        import awkward as ak
+
+        columns = {n: _strip(self[n]) for n in names}
+        lengths = {n: len(c) for n, c in columns.items()}
+        if len(set(lengths.values())) > 1:
+            msg = f"the input arrays have different lengths: {lengths}; give one entry per jet (per_jet) or per event (per_event)"
+            raise InputDataError(msg)
+        if not columns:
+            return ak.Array(np.zeros(len(self), dtype=np.int8))
+        return ak.zip(columns, depth_limit=1)
+
+
+def _strip(column: Any) -> Any:
+    """Drop behaviours and parameters (coffea NanoEvents) so awkward treats values as numbers."""
+    import awkward as ak
+
+    return ak.Array(ak.without_parameters(column, highlevel=False))
+
+
+def plan_for(config: Any, keys: list[str], path: str = "<memory>", tree: str = "<memory>") -> Plan:
+    """Resolve a (selection-free) config against the branch names ``keys``.
+
+    Raises
+    ------
+    InputDataError
+        Naming every missing branch, what the inputs need and the nearest available names.
+    """
+    config = selection_free(config)
+    source = SourceFile(path, tree, 0, 0, 1.0)
+    try:
+        return make_plan(config, keys, source)
+    except InputDataError as err:
+        needed = required_branches(config)
+        have = set(keys)
+        missing = [n for n in needed if n not in have]
+        if not missing:
+            raise
+        hints = "".join(f"\n  {n!r}{suggest(n, keys) or ': no similar name'}" for n in missing)
+        msg = (
+            f"{path}: the input lacks {len(missing)} branch(es) the tagger needs: "
+            f"{', '.join(repr(n) for n in missing)}.{hints}\n"
+            f"The tagger needs: {', '.join(needed)}.\n"
+            "Read them with uproot (tree.arrays(filter_name=tagger.required_branches)) or rename the fields."
+        )
+        raise InputDataError(msg) from err
+
+
+def required_branches(config: Any) -> list[str]:
+    """Branches a selection-free config reads, assuming conventional names where it guesses.
+
+    In per-event layout the jet axis and the element four-momenta default to
+    ``<collection>_pt``, ``_eta``, ``_phi`` (energy and mass are used when present).
+    """
+    config = selection_free(config)
+    names: set[str] = set()
+    for inp in config.inputs.values():
+        for var in getattr(inp, "variables", ()):
+            if var not in DERIVED:
+                names.add(var)
+        sort = getattr(inp, "sort_by", None)
+        if sort is not None and sort.variable not in DERIVED:
+            names.add(sort.variable)
+        for attr in ("link", "charge"):
+            if getattr(inp, attr, None):
+                names.add(getattr(inp, attr))
+    cons = config.constituents
+    if cons is not None:
+        names.update(v for k in ("px", "py", "pz", "energy", "pt", "eta", "phi", "mass", "theta", "qoverp", "link")
+                     if (v := getattr(cons, k)))
+    if config.jet_axis is not None:
+        names.update(v for k in ("pt", "eta", "phi", "energy", "mass") if (v := getattr(config.jet_axis, k)))
+    if config.layout == "per_event":
+        collections = {config.jets} | {c for i in config.inputs.values() if (c := getattr(i, "collection", None))}
+        if cons is not None and cons.collection:
+            collections.add(cons.collection)
+        names.update(f"{c}_{comp}" for c in collections for comp in ("pt", "eta", "phi"))
+    else:
+        names.update(("jet_pt", "jet_eta", "jet_phi"))
+    try:
+        plan = make_plan(config, sorted(names), SourceFile("<required>", "<required>", 0, 0, 1.0))
+    except InputDataError:
+        return sorted(names)
+    return plan.read_list()
+
+
+def jets_per_entry(plan: Plan, arrays: Any) -> np.ndarray:
+    """Jets in each entry: 1 per entry (per_jet), the jet collection's length (per_event)."""
+    import awkward as ak
+
+    if plan.layout == "per_jet":
+        return np.ones(len(arrays), dtype=np.int64)
+    first = next(iter(plan.jet_branches))
+    return ak.to_numpy(ak.num(arrays[first], axis=1)).astype(np.int64)
+
+
+def represent(config: Any, arrays: Any, path: str = "<memory>", *, plan: Plan | None = None) -> dict[str, np.ndarray]:
+    """The reader's arrays for every jet of ``arrays``: no cuts, no labels (before standardisation).
+
+    Parameters
+    ----------
+    config : Config, DataConfig, mapping or path
+        Only ``data.inputs``, ``data.layout``, ``data.jets``, ``data.jet_axis``,
+        ``data.constituents`` and the NaN policy are used.
+    arrays : awkward record array or dict of arrays
+        One entry per jet (``per_jet``) or per event (``per_event``), fields named as the branches.
+    path : str
+        Name used in error messages.
+    plan : Plan, optional
+        From :func:`plan_for` (saves resolving the config again for every chunk).
+
+    Returns
+    -------
+    dict
+        ``<input>`` float32 and ``<input>_mask`` (sequences), one row per jet in input order.
+
+    Raises
+    ------
+    InputDataError
+        When a needed branch is missing (naming it, the needed set and the nearest names),
+        or for NaN values, bad links and mismatched jagged lengths.
+    """
+    config = selection_free(config)
+    columns = arrays if isinstance(arrays, Columns) else Columns(arrays)
+    if plan is None:
+        plan = plan_for(config, columns.keys(), path)
+    selected = columns.select(plan.read_list())
+    source = SourceFile(path, "<memory>", 0, 0, 1.0)
+    out = process_chunk(config, plan, source, selected, 0)
+    for key in _BOOKKEEPING:
+        out.pop(key, None)
+    return out
