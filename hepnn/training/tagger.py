@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -76,7 +77,9 @@ class Tagger:
         self.task = infer_task(config, len(self.classes))
         self.inputs = model_inputs(config)
         self.path = Path(path) if path is not None else None
-        self._data = selection_free(config.data)
+        data = selection_free(config.data)
+        # only the inputs the model takes are built (and only their branches are required)
+        self._data = dataclasses.replace(data, inputs={n: data.inputs[n] for n in self.inputs if n in data.inputs})
         self.layout = self._data.layout
         self.required_branches = required_branches(self._data)
         self._plans: dict = {}

@@ -1,0 +1,237 @@
+"""hepnn.Tagger: a run directory applied to uproot-read events, selection-free and aligned."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hepnn
+import hepnn.io
+from hepnn.config import load_config
+from hepnn.exceptions import HepnnError, InputDataError
+
+pytest.importorskip("keras")
+pytest.importorskip("pythia8mc")
+ak = pytest.importorskip("awkward")
+uproot = pytest.importorskip("uproot")
+
+TUTORIAL = Path(__file__).resolve().parents[1] / "tutorials" / "coffea_tagger_processor.py"
+
+
+def quiet(_):
+    pass
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from hepnn.datasets import generate
+
+    folder = tmp_path_factory.mktemp("tagger_data")
+    return {
+        "top": generate("top", 150, seed=1, out=folder / "top.root", progress=False),
+        "qcd": generate("qcd", 150, seed=2, out=folder / "qcd.root", progress=False),
+        "ttbar": generate("ttbar", 150, seed=3, out=folder / "ttbar.root", layout="per_event", progress=False),
+    }
+
+
+def per_jet_config(files):
+    return load_config({
+        "data": {
+            "layout": "per_jet",
+            "files": [{"path": str(files["qcd"]), "tree": "jets", "label": 0},
+                      {"path": str(files["top"]), "tree": "jets", "label": 1}],
+            # a cut that removes jets at training time: the tagger must still score them
+            "cuts": [{"variable": "jet_tau32", "max": 0.7}],
+            "constituents": {"px": "part_px", "py": "part_py", "pz": "part_pz", "energy": "part_energy"},
+            "jet_axis": {"pt": "jet_pt", "eta": "jet_eta", "phi": "jet_phi", "energy": "jet_energy"},
+            "inputs": {
+                "jet": {"kind": "flat", "variables": ["jet_pt", "jet_mass", "jet_tau32", "jet_tau21"],
+                        "transforms": {"jet_pt": {"log": True}}},
+                "parts": {"kind": "sequence", "variables": ["rel_eta", "rel_phi", "log_pt_frac"], "max_length": 12,
+                          "sort_by": {"variable": "part_pt"}},
+            },
+        },
+        "model": {"name": "deepsets", "phi_units": [8], "dense_units": [8], "branch_units": 4},
+        "training": {"epochs": 1, "batch_size": 64, "verbose": 0, "early_stopping": None},
+    })
+
+
+def per_event_config(files):
+    return load_config({
+        "data": {
+            "layout": "per_event",
+            "files": [{"path": str(files["ttbar"]), "tree": "Events"}],
+            "jets": "Jet",
+            "label": {"branch": "Jet_hadronFlavour", "classes": {"light": 0, "c": 4, "b": 5}},
+            "cuts": [{"variable": "Jet_pt", "min": 40.0}],
+            "inputs": {
+                "jet": {"kind": "flat", "variables": ["Jet_pt", "Jet_eta", "Jet_mass", "Jet_tau32"]},
+                "tracks": {"kind": "sequence", "collection": "Track", "link": "Track_jetIdx", "max_length": 6,
+                           "variables": ["Track_d0sig", "Track_z0sig", "Track_pt"], "sort_by": {"variable": "Track_pt"}},
+            },
+        },
+        "model": {"name": "deepsets", "phi_units": [8], "dense_units": [8], "branch_units": 4},
+        "training": {"epochs": 1, "batch_size": 64, "verbose": 0, "early_stopping": None},
+    })
+
+
+def no_cuts(config, **data):
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, cuts=(), **data))
+
+
+def train(config, out):
+    from hepnn.training.trainer import Trainer
+
+    Trainer(config, log=quiet).fit(out, data=hepnn.io.load(config))
+    return out
+
+
+@pytest.fixture(scope="module")
+def jet_run(files, tmp_path_factory):
+    return train(per_jet_config(files), tmp_path_factory.mktemp("runs") / "per_jet")
+
+
+@pytest.fixture(scope="module")
+def event_run(files, tmp_path_factory):
+    return train(per_event_config(files), tmp_path_factory.mktemp("runs") / "per_event")
+
+
+def expected_scores(tagger, config):
+    """model.predict on the reader's tensors of every jet (no cuts), with the run's preprocessing."""
+    raw = hepnn.io.load(config, standardize=False)
+    x = tagger.preprocessing.transform(dict(raw))
+    return np.asarray(tagger.model.predict({n: x[n] for n in tagger.inputs}, verbose=0)), raw
+
+
+def test_load_exposes_what_the_run_needs(jet_run):
+    tagger = hepnn.Tagger.load(jet_run)
+    assert tagger.task == "binary" and tagger.inputs == ["jet", "parts"] and tagger.layout == "per_jet"
+    assert tagger.classes == ["qcd", "top"]
+    assert set(tagger.required_branches) == {
+        "jet_pt", "jet_mass", "jet_tau32", "jet_tau21", "jet_eta", "jet_phi", "jet_energy",
+        "part_px", "part_py", "part_pz", "part_energy", "part_pt",
+    }
+    assert "jet_tau32" in tagger.required_branches  # an input; the cut itself needs nothing
+    assert "binary" in repr(tagger)
+    with pytest.raises(HepnnError, match="not a trained run directory"):
+        hepnn.Tagger.load(jet_run.parent)
+
+
+def test_per_jet_predict_matches_the_reader_and_ignores_cuts(files, jet_run):
+    tagger = hepnn.Tagger.load(jet_run)
+    config = no_cuts(tagger.config)
+    expected, raw = expected_scores(tagger, config)
+    n_qcd = uproot.open(files["qcd"])["jets"].num_entries
+    events = {name: uproot.open(files[name])["jets"].arrays() for name in ("qcd", "top")}
+    got = np.concatenate([tagger.predict(events["qcd"]), tagger.predict(events["top"])])
+    assert isinstance(got, np.ndarray) and got.shape == (len(expected),) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected.ravel(), rtol=0, atol=1e-6)
+    assert np.any(ak.to_numpy(events["qcd"].jet_tau32) >= 0.7), "the cut should remove some jets"
+    # numpy dicts: the branches as arrays, and the reader's tensors
+    as_dict = {k: events["top"][k] for k in tagger.required_branches}
+    as_dict["jet_pt"] = ak.to_numpy(as_dict["jet_pt"])
+    np.testing.assert_allclose(tagger.predict(as_dict), got[n_qcd:], atol=1e-6)
+    np.testing.assert_allclose(tagger.predict_numpy(raw), got, atol=1e-6)
+    np.testing.assert_allclose(tagger.predict_numpy(tagger.preprocessing.transform(dict(raw)), preprocessed=True),
+                               got, atol=1e-6)
+    no_mask = {k: v for k, v in raw.items() if not k.endswith("_mask")}
+    np.testing.assert_allclose(tagger.predict_numpy(no_mask), got, atol=1e-6)
+    # empty input
+    assert tagger.predict(events["top"][:0]).shape == (0,)
+
+
+def test_per_event_predict_is_jagged_and_aligned(files, event_run):
+    tagger = hepnn.Tagger.load(event_run)
+    assert tagger.task == "multiclass" and tagger.classes == ["light", "c", "b"]
+    events = uproot.open(files["ttbar"])["Events"].arrays()
+    scores = tagger.predict(events)
+    assert ak.num(scores).tolist() == events.nJet.tolist()
+    assert scores.fields == ["light", "c", "b"]
+    flat = np.stack([ak.to_numpy(ak.flatten(scores[c])) for c in tagger.classes], axis=1)
+    expected, _ = expected_scores(tagger, no_cuts(tagger.config))
+    assert len(expected) == int(ak.sum(events.nJet)), "all jets, including those below the training cut"
+    np.testing.assert_allclose(flat, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(flat.sum(axis=1), 1.0, atol=1e-5)
+    # jets without tracks (fully masked sequences) get finite scores too
+    n_tracks = hepnn.io.represent(tagger.config, events)["tracks_mask"].sum(axis=1)
+    assert np.isfinite(flat).all() and len(n_tracks) == len(flat)
+    # a selection made by the user afterwards: scores stay aligned with Jet_pt
+    events = ak.with_field(events, scores.b, "Jet_hepnnScore")
+    assert ak.all(ak.num(events.Jet_hepnnScore) == ak.num(events.Jet_pt))
+    assert tagger.predict(events[:0]).type.length == 0
+
+
+def test_predict_file_streams_and_matches_predict(files, jet_run, event_run):
+    jet_tagger = hepnn.Tagger.load(jet_run)
+    direct = jet_tagger.predict(uproot.open(files["top"])["jets"].arrays())
+    np.testing.assert_array_equal(jet_tagger.predict_file(files["top"], step_size=40), direct)
+    both = jet_tagger.predict_file([files["qcd"], files["top"]], step_size=1000)
+    assert len(both) == 2 and np.array_equal(both[1], direct)
+    chunks = list(jet_tagger.iter_file(files["top"], step_size=40))
+    assert [start for start, _ in chunks] == [0, 40, 80, 120][: len(chunks)] and len(chunks) > 1
+
+    event_tagger = hepnn.Tagger.load(event_run)
+    events = uproot.open(files["ttbar"])["Events"].arrays()
+    streamed = event_tagger.predict_file(files["ttbar"], tree="Events", step_size=7)
+    assert ak.num(streamed).tolist() == events.nJet.tolist()
+    assert ak.all(ak.flatten(streamed.b) == ak.flatten(event_tagger.predict(events).b))
+
+
+def test_missing_branch_names_it_and_the_nearest_names(files, event_run, jet_run):
+    tagger = hepnn.Tagger.load(event_run)
+    events = uproot.open(files["ttbar"])["Events"].arrays()
+    renamed = ak.zip({("Jet_mas" if f == "Jet_mass" else f): events[f] for f in events.fields if f != "Track_d0sig"},
+                     depth_limit=1)
+    with pytest.raises(InputDataError) as info:
+        tagger.predict(renamed)
+    text = str(info.value)
+    assert "'Jet_mass'" in text and "'Track_d0sig'" in text and "Jet_mas" in text
+    assert "needs" in text and "Track_jetIdx" in text
+    with pytest.raises(InputDataError, match="part_px"):
+        hepnn.Tagger.load(jet_run).predict({"jet_pt": np.ones(3), "jet_mass": np.ones(3)})
+    with pytest.raises(InputDataError, match="awkward record array"):
+        tagger.predict(np.ones(3))
+
+
+def test_load_never_executes_code_from_the_model_file(jet_run, tmp_path):
+    import shutil
+
+    import keras
+
+    run = tmp_path / "lambda_run"
+    shutil.copytree(jet_run, run)
+    marker = tmp_path / "executed"
+    inputs = keras.Input(shape=(4,), name="jet")
+    target = str(marker)
+    outputs = keras.layers.Lambda(lambda x: (open(target, "w").close(), x * 2.0)[1])(inputs)  # writes a file when run
+    keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(outputs)).save(run / "model.keras")
+    marker.unlink(missing_ok=True)
+    with pytest.raises(ValueError, match="(?i)lambda|safe"):
+        hepnn.Tagger.load(run)
+    assert not marker.exists()
+
+
+def _tutorial():
+    spec = importlib.util.spec_from_file_location("coffea_tagger_processor", TUTORIAL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_coffea_processor_adds_aligned_scores(files, event_run):
+    pytest.importorskip("coffea")
+    from coffea import processor
+
+    tutorial = _tutorial()
+    tagger = hepnn.Tagger.load(event_run)
+    runner = processor.Runner(executor=processor.IterativeExecutor(), schema=tutorial.BaseSchema, savemetrics=False)
+    out = runner({"ttbar": [str(files["ttbar"])]}, tutorial.TaggerProcessor(event_run, score="b"), treename="Events")
+    events = uproot.open(files["ttbar"])["Events"].arrays()
+    expected = ak.to_numpy(ak.flatten(tagger.predict(events).b))
+    assert out["n_jets"] == len(expected) == int(ak.sum(events.nJet))
+    np.testing.assert_allclose(np.asarray(out["scores"]), expected, atol=1e-6)
+    assert out["n_misaligned_events"] == 0
