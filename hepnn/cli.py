@@ -104,7 +104,7 @@ def _cmd_config_show(args) -> int:
 def _cmd_run(args) -> int:
     from .run import run_analysis
 
-    out = run_analysis(args.analysis, out=args.out, overrides=args.overrides, steps=args.steps)
+    out = run_analysis(args.analysis, out=args.out, overrides=args.overrides, steps=args.steps, quick=args.quick)
     print(f"run finished: {out}")
     return 0
 
@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("analysis", help="analysis folder, config file or installed analysis name")
     p.add_argument("--out", default=None, help="output folder (default: runs/<analysis name>)")
     p.add_argument("--steps", default=None, help="comma-separated subset of steps to run")
+    p.add_argument("--quick", action="store_true", help="apply the analysis' `quick` overlay (small and fast)")
     add_set_option(p)
     p.set_defaults(func=_cmd_run)
 

@@ -113,6 +113,9 @@ def load_analysis_class(target: str | os.PathLike) -> tuple[type[Analysis], Path
             return _analysis_class_in(_import_file(script), str(script)), path.resolve()
         return Analysis, path.resolve()
     if path.suffix in (".yaml", ".yml") and path.is_file():
+        script = path.parent / "analysis.py"
+        if script.is_file():
+            return _analysis_class_in(_import_file(script), str(script)), path.resolve().parent
         return Analysis, path.resolve().parent
     name = str(target)
     eps = _entry_points()

@@ -50,6 +50,7 @@ def run_analysis(
     overrides: Iterable[str] = (),
     steps: str | Iterable[str] | None = None,
     log: Callable[[str], None] = print,
+    quick: bool = False,
 ) -> Path:
     """Run an analysis (folder, config file or installed name) and return its output folder.
 
@@ -59,6 +60,10 @@ def run_analysis(
     from .plugins import load_analysis
 
     analysis = load_analysis(target, overrides)
+    if quick:
+        from .config import quick as quick_config
+
+        analysis.config = quick_config(analysis.config)
     out_dir = Path(out) if out is not None else Path("runs") / str(analysis.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     if analysis.config.generate is not None:

@@ -34,6 +34,7 @@ __all__ = [
     "save_config",
     "apply_overrides",
     "variant",
+    "quick",
     "from_dict",
     "to_dict",
 ]
@@ -108,9 +109,21 @@ def variant(config: Config, name: str | None) -> Config:
         raise UnknownNameError(name, "variant", config.variants)
     base = to_dict(config)
     base["variants"] = {}
+    base["quick"] = {}
     merged = deep_merge(base, config.variants[name])
     merged["name"] = f"{config.name}/{name}" if config.name else name
     return from_dict(Config, merged, f"variants.{name}")
+
+
+def quick(config: Config) -> Config:
+    """The config with its ``quick`` overlay merged in (``hepnn run --quick``)."""
+    from .schema import deep_merge
+
+    if not config.quick:
+        return config
+    base = to_dict(config)
+    base["quick"] = {}
+    return from_dict(Config, deep_merge(base, config.quick), "quick")
 
 
 def dump_config(config: Config) -> str:

@@ -509,12 +509,28 @@ class Config:
         metadata=_doc("named overlays (e.g. {cnn: {model: {name: cnn}}}) each trained as its own run by `hepnn run`"),
     )
 
+    quick: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_doc("overlay applied by `hepnn run --quick` (small samples, few epochs: demos and tests)"),
+    )
+
     def validate(self):
+        if self.quick:
+            from .loader import from_dict, to_dict
+
+            base = to_dict(self)
+            base["quick"] = {}
+            try:
+                from_dict(Config, deep_merge(base, self.quick), "quick")
+            except Exception as err:  # noqa: BLE001 - re-raised as a config error with the path
+                text = str(err)
+                yield "", text if text.startswith("quick") else f"quick: {text}"
         if self.variants:
             from .loader import from_dict, to_dict
 
             base = to_dict(self)
             base["variants"] = {}
+            base["quick"] = {}
             for name, overlay in self.variants.items():
                 if not isinstance(overlay, dict):
                     yield f"variants.{name}", f"expected a mapping of config sections, received {overlay!r}"

@@ -31,7 +31,7 @@ def build_deepsets(
     dense_units: Sequence[int] = (64, 64),
     activation: str = "relu",
     initializer: str = "auto",
-    batch_norm: bool = False,
+    batch_norm: bool = True,
     dropout: float = 0.1,
     l1: float = 0.0,
     l2: float = 0.0,
@@ -65,6 +65,8 @@ def build_deepsets(
     activation, initializer, batch_norm, dropout, l1, l2
         As for :func:`hepnn.models.dense.build_dense`; ``batch_norm`` and ``dropout``
         apply to F only (per-element batch statistics would mix in padded slots).
+        ``batch_norm`` defaults to on here: a masked *sum* of up to ``max_length``
+        elements is large, and without normalisation the first epochs saturate.
     branch_units : int
         Width of the side branches.
 

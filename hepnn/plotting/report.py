@@ -187,8 +187,7 @@ def _load_data(run_dir: Path, config: Any, analysis: Any) -> Any:
     data = load(config, analysis=analysis, standardize=False)
     run = RunDirectory(run_dir)
     if run.preprocessing.is_file():
-        transformed = Preprocessor.load(run.preprocessing).transform(data)
-        data = type(data)(transformed) if not isinstance(transformed, type(data)) else transformed
+        data = Preprocessor.load(run.preprocessing).transform(data)
     return data
 
 
@@ -434,7 +433,10 @@ def _images_figure(d: _Drawer, run: _Run, input_name: str) -> ReportFigure:
     elif len(present) >= 2 and run.signal in present:
         other = min(c for c in present if c != run.signal)
         diff = (run.signal, other)
-    res = plot_average_images(images, labels, class_names=run.classes, difference=diff, log=False)
+    spec = run.config.data.inputs.get(input_name)
+    half = float(getattr(spec, "extent", 0.8))
+    res = plot_average_images(images, labels, class_names=run.classes, difference=diff, log=False,
+                              extent=(-half, half, -half, half))
     stem = f"images_{_safe(input_name)}"
     files = d.finish(res.figure, stem, None)
     return ReportFigure(
@@ -523,7 +525,9 @@ def _explain_values_figure(d: _Drawer, run: _Run, method: str, npz: Path, input_
         what = "per feature (summed over constituents, left) and per constituent position (right)"
     elif values.ndim == 4:
         mean = np.mean(np.abs(values), axis=0).sum(axis=-1)
-        res = plot_heatmap(mean, symmetric=False, colorbar_label="Mean |attribution|")
+        half = float(getattr(run.config.data.inputs.get(input_name), "extent", 0.8))
+        res = plot_heatmap(mean, symmetric=False, colorbar_label="Mean |attribution|",
+                           extent=(-half, half, -half, half))
         ax = res.ax
         fig = ax.figure
         what = "per pixel"

@@ -195,6 +195,11 @@ class Preprocessor:
             if real is not None:
                 values[~real] = spec.get("pad_value", 0.0)
             out[name] = values.astype(np.float32)
+        like = getattr(data, "_like", None)  # keep JetData's class and feature names
+        if like is not None:
+            result = like(out)
+            result.preprocessing = self
+            return result
         return out
 
     def fit_transform(self, data: Mapping[str, np.ndarray]) -> dict:

@@ -156,13 +156,13 @@ def predict_split(run_dir, split: str = "test", data_config=None, analysis=None,
         config = dataclasses.replace(config, data=load_config(data_config).data)
     if data is None:
         data = load(config, analysis=analysis, standardize=False)
+        classes = class_names(config, data)
         if run.preprocessing.is_file():
-            prep = Preprocessor.load(run.preprocessing)
-            transformed = prep.transform(data)
-            data = type(data)(transformed) if not isinstance(transformed, type(data)) else transformed
+            data = Preprocessor.load(run.preprocessing).transform(data)
+    else:
+        classes = class_names(config, data)
     part = subset(data, split)
     names = model_inputs(config)
-    classes = class_names(config, data)
     task = infer_task(config, len(classes))
     model = load_model(run.model)
     x = {n: part[n] for n in names}

@@ -47,15 +47,8 @@ def subset(data: Mapping[str, np.ndarray], split: str | np.ndarray) -> dict[str,
         mask = np.asarray(split, dtype=bool)
     n = len(mask)
     out = {k: (np.asarray(v)[mask] if np.ndim(v) and len(v) == n else v) for k, v in data.items()}
-    return type(data)(out) if type(data) is not dict and _rebuildable(data) else out
-
-
-def _rebuildable(data) -> bool:
-    try:
-        type(data)({})
-    except Exception:  # noqa: BLE001
-        return False
-    return True
+    like = getattr(data, "_like", None)  # JetData keeps its class and feature names
+    return like(out) if like is not None else out
 
 
 def model_inputs(config: Config) -> list[str]:
@@ -228,6 +221,9 @@ class Trainer:
         else:
             y = np.asarray(part["label"], dtype=np.int32)
         w = sample_weights(self.config, part, classes)
+        if task == "autoencoder" and y.ndim > 2:
+            # the reconstruction loss is per pixel / per slot: weights must broadcast over those axes
+            w = w.reshape((-1,) + (1,) * (y.ndim - 2))
         return x, y, w
 
     # --- training -------------------------------------------------------------------
