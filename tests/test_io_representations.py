@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from hepnn.io.derived import wrap_phi
@@ -149,3 +150,35 @@ def test_image_channels_and_centre():
 def test_registries():
     assert REPRESENTATIONS.get("flat") is flat_features
     assert sorted(REPRESENTATIONS) == ["flat", "image", "sequence"]
+
+
+def _slow_pad(counts, features, max_length, key, descending, pad_value):
+    """Per-jet reference: stable sort (NaN last), truncate, pad."""
+    x = np.full((len(counts), max_length, features.shape[1]), pad_value, np.float32)
+    start = 0
+    for i, n in enumerate(counts):
+        rows, k = features[start:start + n], None if key is None else key[start:start + n]
+        start += n
+        if k is not None:
+            kk = -k if descending else k
+            rows = rows[np.argsort(np.where(np.isnan(kk), np.inf, kk), kind="stable")]
+        x[i, :min(n, max_length)] = rows[:max_length]
+    return x
+
+
+@pytest.mark.parametrize("key_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("descending", [True, False])
+def test_pad_sequences_matches_per_jet_reference(key_dtype, descending):
+    from hepnn.io.representations import pad_sequences
+
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 9, 300)
+    n = int(counts.sum())
+    features = rng.normal(size=(n, 3))
+    # ties, signed zeros, NaN and infinities in the key; float64 keys that float32 cannot hold
+    key = rng.choice([0.0, -0.0, 1.0, -1.0, 2.5, np.nan, np.inf, -np.inf], n).astype(np.float64)
+    key = np.where(rng.random(n) < 0.3, rng.normal(size=n), key).astype(key_dtype)
+    for k in (key, None):
+        x, mask = pad_sequences(counts, features, 4, k, descending, pad_value=-7.0)
+        np.testing.assert_array_equal(x, _slow_pad(counts, features, 4, k, descending, -7.0))
+        np.testing.assert_array_equal(mask, np.arange(4)[None, :] < np.minimum(counts, 4)[:, None])

@@ -49,3 +49,47 @@ def test_make_dataset_feeds_keras(tmp_path):
     model.compile("adam", "sparse_categorical_crossentropy")
     history = model.fit(ds, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2
+
+
+def test_batches_read_ahead_gives_same_batches(tmp_path):
+    config = make_per_event(tmp_path, n_files=3, n_events=20)
+    runs = [list(batches(config, "train", batch_size=5, shuffle=True, seed=7, step_size=6, read_ahead_chunks=k))
+            for k in (0, 1, 3)]
+    for other in runs[1:]:
+        assert len(other) == len(runs[0])
+        for (a, la, wa), (b, lb, wb) in zip(runs[0], other):
+            np.testing.assert_array_equal(la, lb)
+            np.testing.assert_array_equal(a["tracks"], b["tracks"])
+
+
+def test_read_ahead_reraises_and_stops():
+    from hepnn.io.stream import read_ahead
+
+    def broken():
+        yield 1
+        raise ValueError("bad chunk")
+
+    with pytest.raises(ValueError, match="bad chunk"):
+        list(read_ahead(broken()))
+    it = read_ahead(iter(range(1000)), depth=2)
+    assert next(it) == 0
+    it.close()  # stops the thread without consuming the rest
+
+
+@pytest.mark.filterwarnings("ignore:Your input ran out of data:UserWarning")
+def test_make_dataset_each_training_jet_once_per_epoch(tmp_path):
+    pytest.importorskip("tensorflow")
+    config = make_per_event(tmp_path, n_files=3, n_events=40)
+    cfg = hepnn.load_config(config, ["data.spectators=[Jet_pt]", "data.shuffle_buffer=16"])
+    train = hepnn.io.load(cfg, standardize=False).split("train")
+    # jets are identified by their raw flat features (pt, eta)
+    expected = sorted(map(tuple, train["jet"].tolist()))
+    ds = hepnn.io.make_dataset(cfg, split="train", batch_size=8, preprocessing=None, step_size=7)
+    epochs = []
+    for _ in range(2):
+        got = [b for b in ds]
+        assert all(int(b[1].shape[0]) == 8 for b in got[:-1])
+        rows = np.concatenate([b[0]["jet"].numpy() for b in got])
+        assert sorted(map(tuple, rows.tolist())) == expected
+        epochs.append(rows)
+    assert not np.array_equal(epochs[0], epochs[1])  # reshuffled per epoch
