@@ -21,7 +21,7 @@ def test_convert_writes_splits_same_as_load(tmp_path):
     for name in ("train", "val", "test"):
         arrays = hepnn.io.read_npz(tmp_path / "out" / f"{name}.npz")
         part = data.split(name)
-        assert set(arrays) == {"highlevel", "particles", "particles_mask", "image", "label", "weight"}
+        assert set(arrays) == {"highlevel", "particles", "particles_mask", "image", "label", "weight", "fold_key"}
         for k, v in arrays.items():
             np.testing.assert_array_equal(v, part[k])
     pre = Preprocessor.load(tmp_path / "out" / "preprocessing.json")

@@ -132,7 +132,7 @@ def test_iterate_yields_bounded_chunks(tmp_path):
     assert summary["n_files"] == 2 and summary["n_skipped"] == 0
     train = list(hepnn.io.iterate(config, split="train", step_size=10))
     assert all((c["split"] == 0).all() for c in train)
-    assert set(chunks[0]) == {"jet", "tracks", "tracks_mask", "label", "weight", "split"}
+    assert set(chunks[0]) == {"jet", "tracks", "tracks_mask", "label", "weight", "split", "fold_key"}
 
 
 def test_jets_without_tracks_are_fully_masked(tmp_path):

@@ -22,7 +22,7 @@ from .layouts import Elements, associate_by_dr, flatten_jagged, group_by_jet, li
 from .representations import REPRESENTATIONS
 from .selection import analysis_mask, apply_cuts
 from .sources import SourceFile, check_names, iterate_tree, open_tree, resolve_files, skip_or_raise, tree_keys
-from .split import assign_split
+from .split import assign_split, event_fold_key, fold_key
 
 __all__ = ["data_config", "iterate_chunks", "Plan", "make_plan"]
 
@@ -77,9 +77,12 @@ class Plan:
     axis: dict  # pt, eta, phi[, energy, mass] -> branch
     groups: dict  # input name -> Group
     element_where: dict  # branch -> where
+    event_branch: str | None = None  # data.event_key: one value per entry
 
     def read_list(self) -> list[str]:
         names = list(self.jet_branches)
+        if self.event_branch:
+            names.append(self.event_branch)
         for g in self.groups.values():
             names.extend(g.branches())
         return list(dict.fromkeys(names))
@@ -188,7 +191,10 @@ def make_plan(config: Any, keys: list[str], source: SourceFile) -> Plan:
         axis = {}
     check_names(source, have, jet_where)
     check_names(source, have, element_where)
-    return Plan(config.layout, jet_where, axis, groups, element_where)
+    event_branch = getattr(config, "event_key", None)
+    if event_branch:
+        check_names(source, have, {event_branch: "data.event_key"})
+    return Plan(config.layout, jet_where, axis, groups, element_where, event_branch)
 
 
 def _jet_axis(config: Any, have: set, per_event: bool) -> dict:
@@ -358,6 +364,13 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
     out["weight"] = weight[keep].astype(np.float32)
     s = config.split
     out["split"] = assign_split(os.path.basename(path), entry[keep], jet_idx[keep], (s.train, s.val, s.test), s.seed)
+    if plan.event_branch:  # k-fold key: all jets of an event share it
+        import awkward as ak
+
+        events = ak.to_numpy(arrays[plan.event_branch]).astype(np.int64)
+        out["fold_key"] = event_fold_key(events[entry[keep] - entry_start], s.seed)
+    else:
+        out["fold_key"] = fold_key(os.path.basename(path), entry[keep], jet_idx[keep], s.seed)
     for var in config.spectators:
         out[f"spec_{var}"] = _finite(jets[var], var, "data.spectators", config, path).astype(np.float32)
     return out

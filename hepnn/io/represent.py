@@ -37,9 +37,9 @@ _BOOKKEEPING = ("label", "weight", "split")
 
 
 def selection_free(config: Any) -> Any:
-    """The ``DataConfig`` of ``config`` without cuts, labels, weights, spectators and files."""
+    """The ``DataConfig`` of ``config`` without cuts, labels, weights, spectators, files and event key."""
     config = data_config(config)
-    return dataclasses.replace(config, cuts=(), label=None, weight=None, spectators=(), files=())
+    return dataclasses.replace(config, cuts=(), label=None, weight=None, spectators=(), files=(), event_key=None)
 
 
 class Columns:

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-__all__ = ["assign_split", "SPLITS", "split_code", "hash_uniform"]
+__all__ = ["assign_split", "SPLITS", "split_code", "hash_uniform", "fold_key", "event_fold_key", "assign_fold"]
 
 #: split names in code order (0 train, 1 val, 2 test)
 SPLITS = ("train", "val", "test")
@@ -69,6 +69,35 @@ def assign_split(file_name: str, entry: np.ndarray, jet: np.ndarray, fractions, 
     out[u < train + val] = 1
     out[u < train] = 0
     return out
+
+
+def fold_key(file_name: str, entry: np.ndarray, jet: np.ndarray, seed: int) -> np.ndarray:
+    """A stable 64-bit key per jet from (file base name, entry, jet index, seed), for k-fold assignment.
+
+    Uses the split hash with another salt, so folds do not line up with the split.
+    """
+    u = hash_uniform(file_name, entry, jet, int(seed) + 7919)
+    return (u * 9007199254740992.0).astype(np.uint64)
+
+
+def event_fold_key(event: np.ndarray, seed: int) -> np.ndarray:
+    """A stable 64-bit key per jet from its event number: all jets of an event share a fold.
+
+    Examples
+    --------
+    >>> k = event_fold_key(np.array([7, 7, 8]), seed=42)
+    >>> bool(k[0] == k[1]), bool(k[0] == k[2])
+    (True, False)
+    """
+    digest = hashlib.blake2b(f"event|{int(seed)}".encode(), digest_size=8).digest()
+    salt = np.uint64(int.from_bytes(digest, "little"))
+    with np.errstate(over="ignore"):
+        return _mix(np.asarray(event, dtype=np.int64).astype(np.uint64) ^ salt)
+
+
+def assign_fold(key: np.ndarray, n_folds: int) -> np.ndarray:
+    """Fold index ``0 .. n_folds - 1`` of each key."""
+    return (np.asarray(key, dtype=np.uint64) % np.uint64(n_folds)).astype(np.int8)
 
 
 def split_code(name: str | int) -> int:

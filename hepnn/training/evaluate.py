@@ -177,8 +177,16 @@ def predict_split(run_dir, split: str = "test", data_config=None, analysis=None,
 
 
 def evaluate_run(run_dir, data_config=None, analysis=None, data=None) -> dict:
-    """Compute test-split metrics of a run and write ``RUN_DIR/metrics.json``."""
+    """Compute test-split metrics of a run and write ``RUN_DIR/metrics.json``.
+
+    For a k-fold run: the metrics of the out-of-fold scores of every jet, with the
+    spread over folds (see :mod:`hepnn.training.kfold`).
+    """
+    from .kfold import evaluate_folds, is_kfold_run
     from .rundir import RunDirectory
+
+    if is_kfold_run(run_dir):
+        return evaluate_folds(run_dir, data=data, analysis=analysis, data_config=data_config)
 
     pred = predict_split(run_dir, "test", data_config=data_config, analysis=analysis, data=data)
     config = pred["config"]

@@ -108,6 +108,10 @@ class Tagger:
         from ..preprocessing import Preprocessor
         from .rundir import RunDirectory, read_json
 
+        from .kfold import is_kfold_run, load_kfold_tagger
+
+        if is_kfold_run(run_dir):
+            return load_kfold_tagger(run_dir)
         run = RunDirectory(run_dir)
         if not run.config.is_file() or not run.is_trained():
             have = sorted(p.name for p in run.path.iterdir()) if run.path.is_dir() else []
@@ -241,6 +245,26 @@ class Tagger:
             if self.layout == "per_event":
                 scores = self._jagged(scores, jets_per_entry(plan, columns))
             yield entry_start, scores
+
+    def predict_dask(self, files: str | os.PathLike | Sequence[str | os.PathLike], *, tree: str | None = None,
+                     step_size: Any = "100 MB", batch_size: int | None = None) -> Any:
+        """Lazy scores for many files: a ``dask_awkward.Array`` (needs ``pip install hepnn[dask]``).
+
+        The files are read with ``uproot.dask`` (only :attr:`required_branches`, one
+        partition per chunk) and each partition is scored by a function that loads this
+        run's tagger once per Dask worker process. ``.compute()`` gives what
+        :meth:`predict` gives for the files concatenated in order (per-jet multiclass:
+        records with one field per class). To write one friend file per input instead,
+        use :func:`hepnn.scale.predict_files` or ``hepnn predict``.
+
+        Examples
+        --------
+        >>> lazy = tagger.predict_dask(["a.root", "b.root"])    # doctest: +SKIP
+        >>> scores = lazy.compute()                             # doctest: +SKIP
+        """
+        from ..scale.dask_predict import predict_dask
+
+        return predict_dask(self, files, tree=tree, step_size=step_size, batch_size=batch_size)
 
     # --- pieces (override points) -----------------------------------------------------
 

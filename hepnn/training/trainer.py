@@ -254,6 +254,17 @@ class Trainer:
         if is_multi_worker() and not is_chief():  # other workers write to a scratch folder
             run = RunDirectory(source.path / f".worker-{worker_index()}").create()
         self.run_ = run
+        if tcfg.folds:
+            if data is None:
+                from ..io import load
+
+                data = load(cfg, analysis=self.analysis)
+            from .kfold import fit_folds
+
+            self.folds_ = fit_folds(self, out, data)
+            self.model_ = self.folds_[0].model_
+            self.history_ = self.folds_[0].history_
+            return self
         names = model_inputs(cfg)
         streaming = tcfg.streaming and data is None
         if data is None and not streaming:

@@ -1,0 +1,106 @@
+"""k-fold training: stable fold keys, out-of-fold metrics, and a Tagger that never scores a jet with its own model."""
+
+from __future__ import annotations
+
+import json
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+import hepnn
+from hepnn.config import load_config
+from hepnn.io import load
+from hepnn.io.split import assign_fold, event_fold_key
+from hepnn.training.kfold import fold_data, fold_dirs
+from hepnn.training.trainer import Trainer
+
+pytest.importorskip("pythia8mc")
+
+CONFIG = """
+data:
+  layout: per_event
+  files: [{path: ttbar.root, tree: Events}]
+  event_key: event
+  label: {branch: Jet_hadronFlavour, classes: {light: 0, b: 5}}
+  inputs:
+    jet: {kind: flat, variables: [Jet_pt, Jet_eta, Jet_mass, Jet_nConstituents]}
+  split: {train: 0.7, val: 0.15, test: 0.15, seed: 3}
+model: {name: dense, units: [8], dropout: 0.0}
+training: {epochs: 1, batch_size: 32, folds: 3, verbose: 0}
+"""
+
+
+@pytest.fixture(scope="module")
+def kfold_run(tmp_path_factory):
+    from hepnn.datasets import generate
+
+    folder = tmp_path_factory.mktemp("kfold")
+    generate("ttbar", 400, seed=5, out=folder / "ttbar.root", layout="per_event", progress=False)
+    (folder / "config.yaml").write_text(CONFIG)
+    config = load_config(folder / "config.yaml")
+    data = load(config)
+    Trainer(config, log=lambda s: None).fit(folder / "run", data=data)
+    return folder, config, data
+
+
+def test_fold_keys_follow_events(kfold_run):
+    folder, config, data = kfold_run
+    events = uproot.open(folder / "ttbar.root")["Events"].arrays(["event", "nJet"], library="np")
+    event_of_jet = np.repeat(events["event"], events["nJet"])
+    # no cuts in this config and only light/b jets kept: compare on the kept jets
+    flav = np.concatenate(uproot.open(folder / "ttbar.root")["Events"]["Jet_hadronFlavour"].array(library="np"))
+    kept = np.isin(flav, [0, 5])
+    np.testing.assert_array_equal(data["fold_key"], event_fold_key(event_of_jet[kept], config.data.split.seed))
+    fold = assign_fold(data["fold_key"], 3)
+    assert set(np.unique(fold)) == {0, 1, 2}
+    for event in np.unique(event_of_jet[kept]):
+        assert len(set(fold[event_of_jet[kept] == event])) == 1  # an event is never split across folds
+
+
+def test_each_model_never_trains_on_the_jets_it_scores(kfold_run):
+    folder, config, data = kfold_run
+    fold = assign_fold(data["fold_key"], 3)
+    for k in range(3):
+        part = fold_data(data, fold, k)
+        assert np.all(part["split"][fold == k] == 2)
+        assert not np.any(part["split"][fold != k] == 2)
+    info = json.loads((folder / "run" / "folds.json").read_text())
+    assert info["n_folds"] == 3 and sum(info["jets_per_fold"]) == data.n_jets
+    assert all((p / "model.keras").is_file() for p in fold_dirs(folder / "run", 3))
+
+
+def test_out_of_fold_metrics_and_spread(kfold_run):
+    folder, config, data = kfold_run
+    from hepnn.training.evaluate import evaluate_run
+
+    metrics = evaluate_run(folder / "run", data=data)
+    assert metrics["scored_out_of_fold"] is True
+    assert metrics["n_test"] == data.n_jets  # every jet scored once, by the model that did not train on it
+    spread = metrics["folds"]["auc"]
+    assert set(spread) == {"mean", "std"} and 0.0 <= spread["std"] < 0.5
+    per_fold = [json.loads((p / "metrics.json").read_text())["auc"] for p in fold_dirs(folder / "run", 3)]
+    assert spread["mean"] == pytest.approx(np.mean(per_fold), abs=1e-5)
+
+
+def test_tagger_uses_the_fold_model_of_each_jet(kfold_run):
+    folder, config, data = kfold_run
+    from hepnn.models import load_model
+
+    tagger = hepnn.Tagger.load(folder / "run")
+    events = uproot.open(folder / "ttbar.root")["Events"].arrays()
+    scores = ak.flatten(tagger.predict(events)).to_numpy()
+    flav = ak.flatten(events["Jet_hadronFlavour"]).to_numpy()
+    kept = np.isin(flav, [0, 5])
+    fold = assign_fold(data["fold_key"], 3)
+    x = {"jet": data["jet"]}
+    per_model = [load_model(p / "model.keras").predict(x, verbose=0).reshape(-1) for p in fold_dirs(folder / "run", 3)]
+    expected = np.choose(fold, per_model)
+    np.testing.assert_allclose(scores[kept], expected, rtol=1e-5, atol=1e-6)
+    for k in range(3):  # and not the other models
+        other = per_model[(k + 1) % 3][fold == k]
+        assert not np.allclose(scores[kept][fold == k], other)
+    # without the event number the folds cannot be told apart: the average of all models
+    no_key = tagger.predict(events[[f for f in events.fields if f != "event"]])
+    np.testing.assert_allclose(ak.flatten(no_key).to_numpy()[kept], np.mean(per_model, axis=0), rtol=1e-5, atol=1e-6)
