@@ -23,7 +23,7 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/hepnn run analyses/top_tagging --out $(DEMO_OUT) --set name=demo $(DEMO_ARGS)
+	$(BIN)/hepnn run analyses/top_tagging --quick --out $(DEMO_OUT) $(DEMO_ARGS)
 
 test: $(STAMP)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \

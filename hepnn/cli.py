@@ -104,8 +104,12 @@ def _cmd_config_show(args) -> int:
 def _cmd_run(args) -> int:
     from .run import run_analysis
 
-    out = run_analysis(args.analysis, out=args.out, overrides=args.overrides, steps=args.steps, quick=args.quick)
+    out = run_analysis(args.analysis, out=args.out, overrides=args.overrides, steps=args.steps, quick=args.quick,
+                       update_readme=args.update_readme)
     print(f"run finished: {out}")
+    report = Path(out) / "report" / "index.html"
+    if report.is_file():
+        print(f"report: {report.resolve()}")
     return 0
 
 
@@ -135,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: runs/<analysis name>)")
     p.add_argument("--steps", default=None, help="comma-separated subset of steps to run")
     p.add_argument("--quick", action="store_true", help="apply the analysis' `quick` overlay (small and fast)")
+    p.add_argument("--update-readme", action="store_true",
+                   help="after the run, put OUT/results.md into the results block of the analysis' README.md")
     add_set_option(p)
     p.set_defaults(func=_cmd_run)
 
