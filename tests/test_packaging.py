@@ -28,3 +28,38 @@ def test_wheel_contains_package_data_and_entry_point(tmp_path):
     for requirement in ("uproot", "awkward", "tensorflow", "shap", "mplhep", "pyyaml", "tqdm"):
         assert requirement in metadata.lower()
     assert "pythia8mc==8.317.2" in metadata
+
+
+def test_pip_install_into_a_new_venv_then_hepnn_list(tmp_path):
+    """A non-editable `pip install .` into a fresh venv gives a working `hepnn` command.
+
+    The dependencies are borrowed from the test environment through PYTHONPATH (installing
+    TensorFlow again would take minutes); hepnn itself comes from the new venv.
+    """
+    import os
+    import sysconfig
+    import venv
+
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    site = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", site, str(ROOT)],
+        check=True, capture_output=True,
+    )
+    deps = sysconfig.get_paths()["purelib"]
+    env = {**os.environ, "PYTHONPATH": deps}
+    code = "import hepnn, sys; print(hepnn.__file__); from hepnn.cli import main; sys.exit(main(['list']))"
+    out = subprocess.run([str(env_dir / "bin" / "python"), "-c", code], env=env, capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    first, *rest = out.stdout.splitlines()
+    assert first.startswith(site), "hepnn must come from the new venv, not the source tree"
+    listing = "\n".join(rest)
+    for name in ("dense", "cnn", "rnn", "deepsets", "autoencoder", "permutation", "shap"):
+        assert name in listing
+    assert (Path(site) / "hepnn" / "config" / "default.yaml").is_file()
