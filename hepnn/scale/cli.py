@@ -1,0 +1,84 @@
+"""``hepnn predict`` (score many files, optionally on Dask) and ``hepnn jobs`` (batch templates)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def _cmd_predict(args) -> int:
+    from .predict import predict_files
+
+    def log(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr)
+
+    result = predict_files(args.run_dir, args.files, args.out, workers=args.workers, scheduler=args.scheduler,
+                           tree=args.tree, step_size=args.step_size, retries=args.retries,
+                           resume=not args.no_resume, raise_on_error=False, log=log)
+    for path, error in result.failed.items():
+        print(f"hepnn: failed: {path}: {error}", file=sys.stderr)
+    print(result.summary())
+    return 1 if result.failed else 0
+
+
+def _step_size(text: str):
+    return int(text) if text.isdigit() else text
+
+
+def _cmd_jobs(args) -> int:
+    from .jobs import render
+
+    values = {k: v for k, v in vars(args).items()
+              if k in ("config", "out", "run_dir", "files", "nodes", "gpus", "time", "workers", "partition", "account")
+              and v is not None}
+    if "files" in values:
+        values["files"] = " ".join(values["files"])
+    if args.write:
+        from .jobs import write
+
+        for path in write(args.template, args.write, **values):
+            print(f"wrote {path}")
+    else:
+        sys.stdout.write(render(args.template, **values))
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict", help="score ROOT files with a trained tagger: one friend tree per file (resumable; Dask optional)",
+        description="Score every FILE with the tagger of RUN_DIR and write OUT/<stem>_scores.root (a friend tree, "
+                    "same tree name, entries and order) plus a JSON sidecar. Rerun the same command to resume: files "
+                    "already done are skipped. Exit code 0: all done; 1: some files failed; 2: usage.")
+    p.add_argument("run_dir", help="trained run directory")
+    p.add_argument("files", nargs="+", help="input ROOT files")
+    p.add_argument("--out", required=True, help="output folder for the friend files")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="start a local Dask cluster of N worker processes (needs hepnn[dask])")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="use a running Dask scheduler (tcp://host:8786 or a scheduler JSON file)")
+    p.add_argument("--tree", default=None, help="input tree name (default: the config's, or the only tree)")
+    p.add_argument("--step-size", type=_step_size, default="100 MB", help="entries or bytes per chunk (default 100 MB)")
+    p.add_argument("--retries", type=int, default=2, help="reruns of a file whose task raised (default 2)")
+    p.add_argument("--no-resume", action="store_true", help="redo files already done")
+    p.add_argument("--quiet", action="store_true", help="only the summary line")
+    p.set_defaults(func=_cmd_predict)
+
+    from .jobs import TEMPLATES
+
+    p = subparsers.add_parser(
+        "jobs", help="write a SLURM / HTCondor job script that trains (resuming on requeue) or predicts")
+    p.add_argument("template", choices=sorted(TEMPLATES), help="which template")
+    p.add_argument("--config", default=None, help="training config (train templates)")
+    p.add_argument("--out", default=None, help="run directory (train) or score folder (predict)")
+    p.add_argument("--run-dir", default=None, help="trained run directory (slurm-predict)")
+    p.add_argument("--files", nargs="+", default=None, help="input files or a glob (slurm-predict)")
+    p.add_argument("--nodes", type=int, default=None, help="nodes (slurm-multinode, default 2)")
+    p.add_argument("--gpus", type=int, default=None, help="GPUs per node (default 1)")
+    p.add_argument("--workers", type=int, default=None, help="Dask workers (slurm-predict, default 4)")
+    p.add_argument("--time", default=None, help="wall time, e.g. 04:00:00")
+    p.add_argument("--partition", default=None, help="SLURM partition")
+    p.add_argument("--account", default=None, help="SLURM account")
+    p.add_argument("--write", default=None, metavar="DIR",
+                   help="write the script (and the HTCondor wrapper) into DIR instead of printing it")
+    p.set_defaults(func=_cmd_jobs)

@@ -1,0 +1,453 @@
+"""Score many ROOT files with a trained tagger: one friend file per input, resumable.
+
+:func:`predict_files` runs one task per input file, in this process (default) or on a
+``dask.distributed`` cluster (``workers=N`` starts a local one, ``scheduler=ADDRESS``
+joins an existing one, ``client=`` uses yours). Each task streams its file with
+:meth:`hepnn.Tagger.iter_file` and writes ``OUT/<input stem>_scores.root``: a friend
+TTree with the input's tree name, the same number of entries in the same order:
+
+- per-event input: a jagged branch ``<jets>_hepnnScore`` (e.g. ``Jet_hepnnScore``) with
+  the counter ``n<jets>`` (``nJet``); multiclass: ``Jet_hepnnScore_<class>`` per class;
+- per-jet input: a scalar ``hepnn_score`` (multiclass: ``hepnn_score_<class>``).
+
+The ROOT file appears under its final name only when complete (atomic rename), then a
+JSON sidecar ``<name>_scores.json`` records the run's checksum and the input's size and
+modification time. A rerun skips inputs whose sidecar matches and redoes those whose
+output is missing or stale, so a killed job is resumed by rerunning it.
+
+On a cluster the model is loaded once per worker process (a module-level cache keyed by
+the run directory and its checksum), not once per file; a task lost with its worker is
+rerun on another worker by the scheduler, and a task that raises is retried ``retries``
+times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .._fileio import atomic_path, atomic_write_text
+from ..exceptions import HepnnError, InputDataError
+
+__all__ = ["PredictResult", "predict_files", "output_names", "run_fingerprint", "write_friend"]
+
+SIDECAR_VERSION = 1
+#: per worker process: (run_dir, fingerprint) -> Tagger
+_TAGGERS: dict[tuple[str, str], Any] = {}
+#: per worker process: run_dir -> number of Tagger.load calls (for tests and diagnostics)
+LOAD_COUNTS: dict[str, int] = {}
+
+
+@dataclasses.dataclass
+class PredictResult(Mapping):
+    """What :func:`predict_files` did: a mapping input file -> output file (done or skipped).
+
+    Attributes
+    ----------
+    written : dict
+        Input -> output written by this call.
+    skipped : dict
+        Input -> output already complete from an earlier call (resumed).
+    failed : dict
+        Input -> error message.
+    """
+
+    written: dict[str, Path] = dataclasses.field(default_factory=dict)
+    skipped: dict[str, Path] = dataclasses.field(default_factory=dict)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def _all(self) -> dict[str, Path]:
+        return {**self.skipped, **self.written}
+
+    def __getitem__(self, key: str) -> Path:
+        return self._all()[key]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self.written) + len(self.skipped)
+
+    def summary(self) -> str:
+        """One line: ``N files: A written, B skipped (already done), C failed``."""
+        n = len(self.written) + len(self.skipped) + len(self.failed)
+        return (f"{n} file(s): {len(self.written)} written, {len(self.skipped)} skipped (already done), "
+                f"{len(self.failed)} failed")
+
+
+# --- names and fingerprints -----------------------------------------------------------
+
+
+def _path_hash(path: str) -> str:
+    return hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:8]
+
+
+def output_names(files: Sequence[str | os.PathLike]) -> dict[str, str]:
+    """Output file name per input: ``<stem>_scores.root``; ``<stem>_<hash>_scores.root`` for shared stems.
+
+    Examples
+    --------
+    >>> names = output_names(["a/x.root", "b/x.root", "c/y.root"])
+    >>> names["c/y.root"]
+    'y_scores.root'
+    >>> names["a/x.root"] != names["b/x.root"]
+    True
+    """
+    paths = [os.fspath(f) for f in files]
+    stems: dict[str, int] = {}
+    for p in dict.fromkeys(paths):
+        stem = Path(p).stem
+        stems[stem] = stems.get(stem, 0) + 1
+    return {p: (f"{Path(p).stem}_scores.root" if stems[Path(p).stem] == 1 else
+                f"{Path(p).stem}_{_path_hash(p)}_scores.root") for p in paths}
+
+
+def run_fingerprint(run_dir: str | os.PathLike) -> str:
+    """``sha256:<hex>`` over the run's config, model and preprocessing files."""
+    run = Path(run_dir)
+    digest = hashlib.sha256()
+    for name in ("config.yaml", "model.keras", "preprocessing.json"):
+        path = run / name
+        if not path.is_file():
+            continue
+        digest.update(name.encode())
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def _input_stat(path: str) -> dict:
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _sidecar(out_path: Path) -> Path:
+    return out_path.with_suffix(".json")
+
+
+def is_done(path: str, out_path: Path, fingerprint: str) -> bool:
+    """True when ``out_path`` and its sidecar exist and match the input and the run."""
+    sidecar = _sidecar(out_path)
+    if not out_path.is_file() or not sidecar.is_file():
+        return False
+    try:
+        record = json.loads(sidecar.read_text())
+        stat = _input_stat(path)
+    except (OSError, ValueError):
+        return False
+    return (record.get("version") == SIDECAR_VERSION and record.get("run_fingerprint") == fingerprint
+            and record.get("input_size") == stat["size"] and record.get("input_mtime_ns") == stat["mtime_ns"]
+            and record.get("output_size") == out_path.stat().st_size)
+
+
+# --- the per-file task ----------------------------------------------------------------
+
+
+def get_tagger(run_dir: str, fingerprint: str | None = None, tf_threads: int | None = None) -> Any:
+    """The :class:`hepnn.Tagger` of ``run_dir``, loaded once per process."""
+    key = (os.path.abspath(run_dir), fingerprint or "")
+    tagger = _TAGGERS.get(key)
+    if tagger is None:
+        if tf_threads:
+            _limit_tf_threads(tf_threads)
+        from ..training.tagger import Tagger
+
+        tagger = Tagger.load(run_dir)
+        _TAGGERS.clear()  # one run at a time per worker: free the previous model
+        _TAGGERS[key] = tagger
+        LOAD_COUNTS[key[0]] = LOAD_COUNTS.get(key[0], 0) + 1
+    return tagger
+
+
+def _limit_tf_threads(n: int) -> None:
+    from .._optional import require_keras
+
+    require_keras()
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:  # TensorFlow already initialised in this process
+        pass
+
+
+def load_counts() -> dict[str, int]:
+    """Tagger loads per run directory in this process (run it on workers with ``client.run``)."""
+    return dict(LOAD_COUNTS)
+
+
+def _branch_names(tagger: Any) -> tuple[list[str], str | None]:
+    """(score branch names in class order, counter name or None)."""
+    multi = tagger.task == "multiclass"
+    if tagger.layout == "per_event":
+        jets = tagger.config.data.jets or "Jet"
+        base = f"{jets}_hepnnScore"
+        counter = f"n{jets}"
+    else:
+        base, counter = "hepnn_score", None
+    names = [f"{base}_{c}" for c in tagger.classes] if multi else [base]
+    return names, counter
+
+
+def _columns(tagger: Any, scores: Any, names: list[str]) -> dict[str, Any]:
+    import numpy as np
+
+    if tagger.layout == "per_event":
+        if len(names) == 1:
+            return {names[0]: scores}
+        return {name: scores[field] for name, field in zip(names, scores.fields)}
+    scores = np.asarray(scores, dtype=np.float32)
+    if len(names) == 1:
+        return {names[0]: scores}
+    return {name: np.ascontiguousarray(scores[:, i]) for i, name in enumerate(names)}
+
+
+def write_friend(tagger: Any, path: str | os.PathLike, out_path: str | os.PathLike, *, tree: str | None = None,
+                 step_size: Any = "100 MB", batch_size: int | None = None) -> dict:
+    """Stream ``path`` through ``tagger`` into a friend tree at ``out_path`` (atomic).
+
+    Returns
+    -------
+    dict
+        ``tree``, ``n_entries``, ``n_jets`` and the score ``branches``.
+    """
+    import awkward as ak
+    import numpy as np
+    import uproot
+
+    path = os.fspath(path)
+    tree_name = tagger._tree_name(path, tree)
+    names, counter = _branch_names(tagger)
+    n_entries = n_jets = 0
+    with atomic_path(out_path, suffix=".part.root") as tmp:
+        with uproot.recreate(tmp) as out:
+            writable = None
+            for entry_start, scores in tagger.iter_file(path, tree_name, step_size, batch_size=batch_size):
+                if entry_start != n_entries:
+                    msg = f"{path}: chunk starts at entry {entry_start}, expected {n_entries}: entries out of order"
+                    raise InputDataError(msg)
+                columns = _columns(tagger, scores, names)
+                if writable is None:
+                    writable = _mktree(out, tree_name, columns, counter)
+                writable.extend(columns)
+                n_entries += len(scores)
+                n_jets += int(ak.sum(ak.num(scores))) if tagger.layout == "per_event" else len(scores)
+            if writable is None:  # no entries: an empty tree of the right types
+                if tagger.layout == "per_event":
+                    empty = ak.unflatten(np.zeros(0, np.float32), np.zeros(0, np.int64))
+                else:
+                    empty = np.zeros(0, np.float32)
+                _mktree(out, tree_name, {n: empty for n in names}, counter)
+    return {"tree": tree_name, "n_entries": n_entries, "n_jets": n_jets, "branches": names}
+
+
+def _mktree(out: Any, name: str, columns: dict, counter: str | None) -> Any:
+    import numpy as np
+
+    if counter is None:
+        return out.mktree(name, {k: np.float32 for k in columns})
+    types = {k: v.type.content for k, v in columns.items()}
+    return out.mktree(name, types, counter_name=lambda _: counter)
+
+
+def score_file(run_dir: str, path: str, out_path: str, fingerprint: str, *, tree: str | None = None,
+               step_size: Any = "100 MB", batch_size: int | None = None, tf_threads: int | None = None,
+               skip_done: bool = True) -> dict:
+    """One task: score ``path`` into ``out_path`` and write its sidecar (runs on a worker).
+
+    Returns a small dict: ``status`` (``written``/``skipped``), ``output``, ``pid``, ``seconds``.
+    """
+    start = time.perf_counter()
+    out = Path(out_path)
+    if skip_done and is_done(path, out, fingerprint):
+        return {"status": "skipped", "input": path, "output": str(out), "pid": os.getpid(), "seconds": 0.0}
+    tagger = get_tagger(run_dir, fingerprint, tf_threads)
+    stat = _input_stat(path)
+    info = write_friend(tagger, path, out, tree=tree, step_size=step_size, batch_size=batch_size)
+    record = {
+        "version": SIDECAR_VERSION, "input": os.path.abspath(path), "input_size": stat["size"],
+        "input_mtime_ns": stat["mtime_ns"], "run_dir": os.path.abspath(run_dir), "run_fingerprint": fingerprint,
+        "output": out.name, "output_size": out.stat().st_size, **info,
+    }
+    atomic_write_text(_sidecar(out), json.dumps(record, indent=2) + "\n")
+    return {"status": "written", "input": path, "output": str(out), "pid": os.getpid(),
+            "seconds": time.perf_counter() - start, "n_entries": info["n_entries"]}
+
+
+# --- driver -------------------------------------------------------------------------------
+
+
+def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *,
+                  workers: int | None = None, scheduler: str | None = None, client: Any = None,
+                  tree: str | None = None, step_size: Any = "100 MB", batch_size: int | None = None,
+                  retries: int = 2, resume: bool = True, raise_on_error: bool = True,
+                  tf_threads: int | None = None, log: Callable[[str], None] | None = None) -> PredictResult:
+    """Score every file with the tagger of ``run_dir``; one friend file per input in ``out_dir``.
+
+    Parameters
+    ----------
+    run_dir : path
+        A trained run directory (``hepnn train``).
+    files : paths
+        Input ROOT files (the layout the tagger was trained on).
+    out_dir : path
+        Where ``<stem>_scores.root`` and ``<stem>_scores.json`` go (created).
+    workers : int, optional
+        Start a local ``dask.distributed`` cluster of this many worker processes.
+    scheduler : str, optional
+        Address of a running ``dask.distributed`` scheduler (``tcp://host:8786``) or a
+        scheduler file (``*.json``).
+    client : distributed.Client, optional
+        Use this client. With none of ``workers``, ``scheduler``, ``client``: in process,
+        no Dask needed.
+    tree : str, optional
+        Input tree name (default: as :meth:`hepnn.Tagger.predict_file`); the friend tree
+        gets the same name.
+    step_size : int or str
+        Entries or bytes per chunk read.
+    retries : int
+        Reruns of a task that raised (a task lost with its worker is rerun anyway).
+    resume : bool
+        Skip inputs whose output and sidecar match the input and the run (default).
+    raise_on_error : bool
+        Raise :class:`hepnn.HepnnError` naming the failed files after all others finished
+        (default); ``False``: report them in ``result.failed``.
+    tf_threads : int, optional
+        TensorFlow threads per worker process, set before the model is loaded (default:
+        CPU cores / ``workers`` for a local cluster, TensorFlow's default otherwise).
+
+    Returns
+    -------
+    PredictResult
+        Mapping input -> output path, with ``written``, ``skipped``, ``failed``.
+
+    Examples
+    --------
+    >>> from hepnn.scale import predict_files
+    >>> result = predict_files("runs/ttbar", ["a.root", "b.root"], "scores", workers=2)  # doctest: +SKIP
+    >>> result.summary()                                                               # doctest: +SKIP
+    '2 file(s): 2 written, 0 skipped (already done), 0 failed'
+    """
+    if sum(x is not None for x in (workers, scheduler, client)) > 1:
+        msg = f"predict_files: give at most one of workers=, scheduler=, client= (received workers={workers!r}, scheduler={scheduler!r}, client={client!r})"
+        raise ValueError(msg)
+    if workers is not None and int(workers) < 1:
+        msg = f"predict_files: workers must be >= 1 (received {workers!r})"
+        raise ValueError(msg)
+    run_dir = os.path.abspath(run_dir)
+    if not (Path(run_dir) / "model.keras").is_file():
+        msg = f"{run_dir}: not a trained run directory (no model.keras); train it with `hepnn train CONFIG --out {run_dir}`"
+        raise HepnnError(msg)
+    paths = list(dict.fromkeys(os.fspath(f) for f in files))
+    if not paths:
+        msg = "predict_files: no input files given"
+        raise ValueError(msg)
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        msg = f"input file(s) not found: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+        raise InputDataError(msg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = output_names(paths)
+    fingerprint = run_fingerprint(run_dir)
+    log = log or (lambda _msg: None)
+    result = PredictResult()
+    todo = []
+    for p in paths:
+        target = out / names[p]
+        if resume and is_done(p, target, fingerprint):
+            result.skipped[p] = target
+        else:
+            todo.append(p)
+    if todo:
+        options = {"tree": tree, "step_size": step_size, "batch_size": batch_size, "skip_done": False,
+                   "tf_threads": tf_threads}
+        if workers is None and scheduler is None and client is None:
+            _run_local(run_dir, todo, out, names, fingerprint, options, result, log)
+        else:
+            _run_dask(run_dir, todo, out, names, fingerprint, options, result, log,
+                      workers=workers, scheduler=scheduler, client=client, retries=retries)
+    if result.failed and raise_on_error:
+        first = next(iter(result.failed.items()))
+        msg = f"{result.summary()}; first failure: {first[0]}: {first[1]}"
+        raise HepnnError(msg)
+    return result
+
+
+def _error_text(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}" if not isinstance(err, HepnnError) else str(err)
+
+
+def _run_local(run_dir, todo, out, names, fingerprint, options, result, log) -> None:
+    for p in todo:
+        try:
+            info = score_file(run_dir, p, str(out / names[p]), fingerprint, **options)
+        except Exception as err:  # noqa: BLE001 - reported per file, the others go on
+            result.failed[p] = _error_text(err)
+            log(f"failed {p}: {result.failed[p]}")
+            continue
+        result.written[p] = Path(info["output"])
+        log(f"wrote {info['output']}")
+
+
+def _connect(workers, scheduler, client):
+    """(client, close) for the requested cluster."""
+    if client is not None:
+        return client, lambda: None
+    from .._optional import require
+
+    require("dask", extra="dask")
+    distributed = require("distributed", extra="dask")
+    if scheduler is not None:
+        if str(scheduler).endswith(".json"):
+            c = distributed.Client(scheduler_file=str(scheduler))
+        else:
+            c = distributed.Client(str(scheduler))
+        return c, c.close
+    import logging
+
+    cluster = distributed.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                                       silence_logs=logging.ERROR, dashboard_address=":0")
+    c = distributed.Client(cluster)
+
+    def close():
+        c.close()
+        cluster.close()
+
+    return c, close
+
+
+def _run_dask(run_dir, todo, out, names, fingerprint, options, result, log, *, workers, scheduler, client,
+              retries) -> None:
+    c, close = _connect(workers, scheduler, client)
+    try:
+        from distributed import as_completed
+
+        if workers is not None and options["tf_threads"] is None:
+            options = {**options, "tf_threads": max(1, (os.cpu_count() or 1) // int(workers))}
+        token = hashlib.sha1(f"{run_dir}{time.time_ns()}".encode()).hexdigest()[:8]
+        futures = {}
+        for p in todo:
+            key = f"hepnn-predict-{Path(p).stem}-{_path_hash(p)}-{token}"
+            future = c.submit(score_file, run_dir, p, str(out / names[p]), fingerprint, key=key, pure=False,
+                              retries=retries, **options)
+            futures[future] = p
+        for future in as_completed(list(futures)):
+            p = futures[future]
+            try:
+                info = future.result()
+            except Exception as err:  # noqa: BLE001 - reported per file, the others go on
+                result.failed[p] = _error_text(err)
+                log(f"failed {p}: {result.failed[p]}")
+                continue
+            result.written[p] = Path(info["output"])
+            log(f"wrote {info['output']} (worker pid {info['pid']}, {info['seconds']:.1f} s)")
+    finally:
+        close()
