@@ -144,3 +144,47 @@ def test_reweight_needs_the_variable_as_spectator(tmp_path):
     config = load_config(toy_config(reweight={"variable": "jet_mass"}))
     with pytest.raises(ValueError, match="'jet_mass' must be listed in data.spectators"):
         sample_weights(config, toy_data(), ["background", "signal"])
+
+
+def test_image_augmentation_flips_per_jet_and_epoch():
+    from hepnn.config.schema import AugmentConfig
+    from hepnn.training.feeds import InMemoryFeed
+
+    rng = np.random.default_rng(0)
+    n = 64
+    images = rng.random((n, 5, 5, 1)).astype("float32")
+    flat = rng.random((n, 2)).astype("float32")
+    feed = InMemoryFeed({"image": images, "jet": flat}, np.zeros(n, "int32"), np.ones(n, "float32"),
+                        {"image": images[:4], "jet": flat[:4]}, np.zeros(4, "int32"), np.ones(4, "float32"),
+                        batch_size=8, seed=3, augment=AugmentConfig())
+    perm = np.random.default_rng([3, 0]).permutation(n)
+    epoch0 = feed.epoch_args(0)["x"]
+    np.testing.assert_array_equal(epoch0["jet"], flat[perm])  # flat inputs untouched
+    seen = set()
+    for i, j in enumerate(perm):
+        got, orig = epoch0["image"][i], images[j]
+        for name, candidate in {"none": orig, "eta": orig[::-1], "phi": orig[:, ::-1], "both": orig[::-1, ::-1]}.items():
+            if np.array_equal(got, candidate):
+                seen.add(name)
+                break
+        else:
+            raise AssertionError("an augmented image is not a flip of its original")
+        assert got.sum() == pytest.approx(orig.sum())
+    assert seen == {"none", "eta", "phi", "both"}
+    np.testing.assert_array_equal(feed.epoch_args(0)["x"]["image"], epoch0["image"])  # reproducible per epoch
+    assert feed.epoch_args(0)["validation_data"][0]["image"] is images[:4] or np.array_equal(
+        feed.epoch_args(0)["validation_data"][0]["image"], images[:4])  # validation never augmented
+
+
+def test_unknown_train_class_names_the_classes(tmp_path):
+    config = toy_config(train_classes=["backgrund"])
+    with pytest.raises(ValueError, match=r"training.train_classes\[0\]: unknown class 'backgrund'; did you mean 'background'"):
+        Trainer(config, log=quiet).fit(tmp_path / "run", data=toy_data(n=200))
+
+
+def test_file_group_names_name_the_classes():
+    from hepnn.io.labels import class_names
+
+    config = load_config({"data": {"files": [{"path": "sig_v2.root", "label": 1, "name": "top"},
+                                             {"path": "bkg_v2.root", "label": 0}]}})
+    assert class_names(config.data) == ["bkg_v2", "top"]

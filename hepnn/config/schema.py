@@ -30,6 +30,7 @@ __all__ = [
     "ScheduleConfig",
     "EarlyStoppingConfig",
     "ReweightConfig",
+    "AugmentConfig",
     "TrainingConfig",
     "EvaluationConfig",
     "ExplainConfig",
@@ -110,6 +111,7 @@ class FileGroup:
     path: str = field(metadata=_doc("file name or glob; relative paths resolve against data.directory"))
     tree: str = field(default="Events", metadata=_doc("TTree or RNTuple name inside the files"))
     label: Optional[int] = field(default=None, metadata=_doc("constant class index of every jet in these files"))
+    name: Optional[str] = field(default=None, metadata=_doc("class name of that label (default: the file name)"))
     weight: float = field(default=1.0, metadata=_doc("weight applied to every jet of the group", positive))
 
     __shorthand__ = staticmethod(_file_shorthand)
@@ -389,6 +391,18 @@ class ReweightConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Random symmetry transformations of jet images, drawn anew each epoch (training split only).
+
+    After centring, a flip in eta or in phi (both: a rotation by 180 degrees) gives an
+    equally valid jet, so each training image is flipped with probability 1/2 per axis.
+    """
+
+    flip_eta: bool = field(default=True, metadata=_doc("flip images along eta with probability 1/2"))
+    flip_phi: bool = field(default=True, metadata=_doc("flip images along phi with probability 1/2"))
+
+
+@dataclass(frozen=True)
 class TrainingConfig:
     epochs: int = field(default=10, metadata=_doc("training epochs", positive))
     batch_size: int = field(default=256, metadata=_doc("jets per step", positive))
@@ -398,6 +412,7 @@ class TrainingConfig:
     loss: Optional[str] = field(default=None, metadata=_doc("loss (default from the task)"))
     class_weight: Union[Literal["balanced"], dict[str, float], None] = field(default=None, metadata=_doc("'balanced' or class -> weight"))
     reweight: Optional[ReweightConfig] = field(default=None, metadata=_doc("kinematic reweighting"))
+    augment: Optional[AugmentConfig] = field(default=None, metadata=_doc("data augmentation of image inputs"))
     train_classes: Optional[tuple[str, ...]] = field(default=None, metadata=_doc("train on jets of these classes only (autoencoders: the background)"))
     seed: int = field(default=1, metadata=_doc("seed of weights, shuffling and dropout"))
     deterministic: bool = field(default=False, metadata=_doc("TF op determinism (bitwise reproducible, slower)"))

@@ -34,8 +34,8 @@ def map_labels(values: np.ndarray, classes: Mapping[str, int]) -> tuple[np.ndarr
 def class_names(config: Any) -> list[str]:
     """Class names: the keys of ``data.label.classes``, or file-group names by label.
 
-    With constant labels, class ``k`` is named after the file names (without
-    extension and wildcards) of the groups labelled ``k``.
+    With constant labels, class ``k`` is named by the ``name`` of the groups labelled
+    ``k``, or else after their file names (without extension and wildcards).
     """
     if config.label is not None:
         return list(config.label.classes)
@@ -47,7 +47,9 @@ def class_names(config: Any) -> list[str]:
         stems = []
         for g in config.files:
             if g.label == k:
-                stem = os.path.basename(g.path).split(".")[0].replace("*", "").strip("_-") or f"class{k}"
+                stem = getattr(g, "name", None) or (
+                    os.path.basename(g.path).split(".")[0].replace("*", "").strip("_-") or f"class{k}"
+                )
                 if stem not in stems:
                     stems.append(stem)
         names.append("+".join(stems) if stems else f"class{k}")

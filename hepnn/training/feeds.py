@@ -15,7 +15,35 @@ import numpy as np
 
 from ..exceptions import ConfigError, InputDataError
 
-__all__ = ["InMemoryFeed", "StreamingFeed"]
+__all__ = ["InMemoryFeed", "StreamingFeed", "augment_images"]
+
+
+def augment_images(x: dict, augment, rng: np.random.Generator) -> dict:
+    """Flip each image input along eta (axis 1) and/or phi (axis 2) with probability 1/2 per jet.
+
+    Other inputs pass unchanged. The same jet gets the same flips in every image input.
+
+    Examples
+    --------
+    >>> from hepnn.config.schema import AugmentConfig
+    >>> img = np.arange(8.0).reshape(2, 2, 2, 1)
+    >>> out = augment_images({"image": img}, AugmentConfig(), np.random.default_rng(0))
+    >>> sorted(np.unique(out["image"].sum(axis=(1, 2, 3))).tolist())
+    [6.0, 22.0]
+    """
+    images = [n for n, v in x.items() if np.ndim(v) == 4]
+    if not images:
+        return x
+    n = len(x[images[0]])
+    flip_eta = rng.random(n) < 0.5 if augment.flip_eta else np.zeros(n, bool)
+    flip_phi = rng.random(n) < 0.5 if augment.flip_phi else np.zeros(n, bool)
+    out = dict(x)
+    for name in images:
+        img = np.array(x[name], copy=True)
+        img[flip_eta] = img[flip_eta, ::-1]
+        img[flip_phi] = img[flip_phi, :, ::-1]
+        out[name] = img
+    return out
 
 
 class InMemoryFeed:
@@ -23,7 +51,8 @@ class InMemoryFeed:
 
     streaming = False
 
-    def __init__(self, x_train, y_train, w_train, x_val, y_val, w_val, batch_size: int, seed: int):
+    def __init__(self, x_train, y_train, w_train, x_val, y_val, w_val, batch_size: int, seed: int, augment=None):
+        self.augment = augment
         self.x_train, self.y_train, self.w_train = x_train, y_train, w_train
         self.x_val, self.y_val, self.w_val = x_val, y_val, w_val
         self.batch_size, self.seed = batch_size, seed
@@ -40,18 +69,21 @@ class InMemoryFeed:
     def epoch_args(self, epoch: int, skip_steps: int = 0, as_dataset: bool = False) -> dict[str, Any]:
         perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_train)
         perm = perm[skip_steps * self.batch_size:]
+        x_epoch = {n: x[perm] for n, x in self.x_train.items()}
+        if self.augment is not None:
+            x_epoch = augment_images(x_epoch, self.augment, np.random.default_rng([self.seed, epoch, 1]))
         if as_dataset:  # tf.distribute strategies shard a dataset, not a dict of numpy arrays
             import tensorflow as tf
 
             train = tf.data.Dataset.from_tensor_slices(
-                ({n: x[perm] for n, x in self.x_train.items()}, self.y_train[perm], self.w_train[perm])
+                (x_epoch, self.y_train[perm], self.w_train[perm])
             ).batch(self.batch_size)
             val = None
             if self.has_val:
                 val = tf.data.Dataset.from_tensor_slices((self.x_val, self.y_val, self.w_val)).batch(self.batch_size)
             return {"x": train, "validation_data": val, "shuffle": False}
         return {
-            "x": {n: x[perm] for n, x in self.x_train.items()},
+            "x": x_epoch,
             "y": self.y_train[perm],
             "sample_weight": self.w_train[perm],
             "batch_size": self.batch_size,

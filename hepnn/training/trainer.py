@@ -213,6 +213,13 @@ class Trainer:
         part = subset(data, split)
         train_classes = self.config.training.train_classes
         if train_classes:
+            for i, name in enumerate(train_classes):
+                if name not in classes:
+                    from ..exceptions import suggest
+
+                    msg = (f"training.train_classes[{i}]: unknown class {name!r}{suggest(name, classes)}; "
+                           f"the classes are {', '.join(classes)}")
+                    raise ConfigError(msg)
             keep = np.isin(part["label"], [classes.index(c) for c in train_classes])
             part = subset(part, keep)
         x = {name: np.asarray(part[name], dtype=np.float32) for name in names}
@@ -318,7 +325,7 @@ class Trainer:
             feed = InMemoryFeed(
                 *self._arrays(data, "train", names, task, classes),
                 *self._arrays(data, "val", names, task, classes),
-                batch_size=tcfg.batch_size, seed=tcfg.seed,
+                batch_size=tcfg.batch_size, seed=tcfg.seed, augment=tcfg.augment,
             )
         has_val = feed.has_val
         input_shapes = feed.input_shapes
