@@ -51,19 +51,28 @@ def run_analysis(
     steps: str | Iterable[str] | None = None,
     log: Callable[[str], None] = print,
     quick: bool = False,
+    update_readme: bool = False,
 ) -> Path:
     """Run an analysis (folder, config file or installed name) and return its output folder.
 
     Generated samples go to ``OUT/data`` and relative ``data.files`` paths of an
-    analysis with a ``generate`` section resolve there.
+    analysis with a ``generate`` section resolve there. The report step writes
+    ``OUT/results.md``; ``update_readme`` then puts it between the
+    ``<!-- hepnn:results:begin -->`` and ``<!-- hepnn:results:end -->`` markers of the
+    analysis' ``README.md``.
     """
     from .plugins import load_analysis
 
+    overrides = list(overrides)
     analysis = load_analysis(target, overrides)
     if quick:
         from .config import quick as quick_config
 
         analysis.config = quick_config(analysis.config)
+    # the command that reproduces the run (shown in OUT/results.md); --out and --steps change nothing in the numbers
+    analysis.command = " ".join(
+        ["hepnn run", str(target), *(["--quick"] if quick else []), *(f"--set {o}" for o in overrides)]
+    )
     out_dir = Path(out) if out is not None else Path("runs") / str(analysis.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     if analysis.config.generate is not None:
@@ -83,4 +92,9 @@ def run_analysis(
             continue
         log(f"[{analysis.name}] step {name} ...")
         step(analysis, out_dir)
+    if update_readme:
+        from .plotting.step import update_readme as _update_readme
+
+        readme = _update_readme(analysis, out_dir)
+        log(f"[{analysis.name}] results -> {readme}")
     return out_dir
