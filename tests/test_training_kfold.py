@@ -104,3 +104,19 @@ def test_tagger_uses_the_fold_model_of_each_jet(kfold_run):
     # without the event number the folds cannot be told apart: the average of all models
     no_key = tagger.predict(events[[f for f in events.fields if f != "event"]])
     np.testing.assert_allclose(ak.flatten(no_key).to_numpy()[kept], np.mean(per_model, axis=0), rtol=1e-5, atol=1e-6)
+
+
+def test_report_shows_the_fold_spread_as_a_band(kfold_run, tmp_path):
+    folder, config, data = kfold_run
+    from hepnn.plotting.report import build_report
+
+    report = build_report(folder / "run", out=tmp_path / "report", data=data, progress=False)
+    figure = report.figure("rejection_folds_run")
+    per_fold = [json.loads((p / "metrics.json").read_text())["auc"] for p in fold_dirs(folder / "run", 3)]
+    assert figure.summary["folds"] == 3
+    assert figure.summary["auc_mean"] == pytest.approx(np.mean(per_fold), abs=1e-4)
+    assert figure.summary["auc_std"] == pytest.approx(np.std(per_fold, ddof=1), abs=1e-4)
+    band = figure.result["band"]
+    assert band.axes.get_yscale() == "log"
+    assert (tmp_path / "report" / "plots" / "rejection_folds_run.png").is_file()
+    assert "rejection_folds_run.png" in (tmp_path / "report" / "index.html").read_text()

@@ -171,11 +171,88 @@ def _normalise_runs(run_dirs: Mapping[str, Any] | str | os.PathLike) -> dict[str
 
     for name, path in runs.items():
         run = RunDirectory(path)
+        if (run.path / "folds.json").is_file():  # a k-fold run: its fold runs are checked by _expand_folds
+            continue
         for required in (run.config, run.model):
             if not required.is_file():
                 msg = f"run {name!r}: missing file {required}; train the run first (hepnn train CONFIG --out {path})"
                 raise InputDataError(msg)
     return runs
+
+
+def _expand_folds(runs: dict[str, Path]) -> tuple[dict[str, Path], dict[str, tuple[Path, list[str]]]]:
+    """Replace each k-fold run by its fold runs (``<name>/fold<k>``); return the groups too."""
+    from ..training.kfold import fold_dirs, is_kfold_run
+    from ..training.rundir import read_json
+
+    out: dict[str, Path] = {}
+    groups: dict[str, tuple[Path, list[str]]] = {}
+    for name, path in runs.items():
+        if not is_kfold_run(path):
+            out[name] = path
+            continue
+        n_folds = read_json(Path(path) / "folds.json")["n_folds"]
+        names = []
+        for k, fold_path in enumerate(fold_dirs(path, n_folds)):
+            if not (fold_path / "model.keras").is_file():
+                msg = f"run {name!r}: fold {k} has no model ({fold_path / 'model.keras'}); finish training first"
+                raise InputDataError(msg)
+            out[f"{name}/fold{k}"] = fold_path
+            names.append(f"{name}/fold{k}")
+        groups[name] = (Path(path), names)
+    return out, groups
+
+
+def _fold_datasets(groups: dict, data: Any, analysis: Any, cache: dict) -> dict[str, Any]:
+    """For every fold run, the data with that fold as its test split."""
+    from ..config import load_config
+    from ..io.split import assign_fold
+    from ..training.kfold import fold_data
+    from ..training.rundir import RunDirectory
+
+    out = {}
+    for _name, (path, names) in groups.items():
+        run = RunDirectory(path)
+        base = data if data is not None else _load_data(path, load_config(run.config), analysis)
+        fold = assign_fold(base["fold_key"], len(names))
+        for k, fold_name in enumerate(names):
+            out[fold_name] = fold_data(base, fold, k)
+    return out
+
+
+def _folds_figure(d: _Drawer, name: str, runs: list, wps: tuple) -> ReportFigure:
+    """Mean background rejection over the folds of a k-fold run with a band of +-1 standard deviation."""
+    from .metrics import auc, rejection_at, roc_curve
+
+    plt = d.pyplot()
+    grid = np.linspace(0.1, 1.0, 181)
+    curves, aucs = [], []
+    for run in runs:
+        eff_s, eff_b, _ = roc_curve(run.score_test, run.is_sig_test.astype(int))
+        curves.append(rejection_at(eff_s, eff_b, grid))
+        aucs.append(auc(eff_s, eff_b))
+    curves = np.asarray(curves, dtype=float)
+    finite = np.where(np.isfinite(curves), curves, np.nan)
+    mean = np.nanmean(finite, axis=0)
+    std = np.nanstd(finite, axis=0, ddof=1) if len(runs) > 1 else np.zeros_like(mean)
+    fig, ax = plt.subplots()
+    line, = ax.plot(grid, mean, label=f"{name}: mean of {len(runs)} folds (AUC {np.mean(aucs):.4f} ± {np.std(aucs, ddof=1):.4f})")
+    band = ax.fill_between(grid, np.clip(mean - std, 1.0, None), mean + std, alpha=0.3, color=line.get_color(),
+                           label="± 1 standard deviation over folds")
+    ax.set_yscale("log")
+    ax.set(xlabel="Signal efficiency $\\varepsilon_S$", ylabel="Background rejection $1/\\varepsilon_B$")
+    ax.legend()
+    stem = f"rejection_folds_{_safe(name)}"
+    files = d.finish(fig, stem, ax)
+    at = {f"{wp:g}": {"mean": float(np.interp(wp, grid, mean)), "std": float(np.interp(wp, grid, std))} for wp in wps}
+    return ReportFigure(
+        name=stem, section="performance", variant=name, result={"line": line, "band": band, "curves": curves},
+        files=files, title=f"k-fold spread: {name}",
+        caption=(f"Background rejection of the {len(runs)} fold models of {name}, each on the jets of its own fold "
+                 "(never seen in its training): mean and a band of one standard deviation over the folds."),
+        summary={"folds": len(runs), "auc_mean": float(np.mean(aucs)), "auc_std": float(np.std(aucs, ddof=1)),
+                 "rejection": at},
+    )
 
 
 def _load_data(run_dir: Path, config: Any, analysis: Any) -> Any:
@@ -723,7 +800,7 @@ def build_report(
     from ._common import taggers_from
     from .style import use_style
 
-    runs_in = _normalise_runs(run_dirs)
+    runs_in, fold_groups = _expand_folds(_normalise_runs(run_dirs))
     several = len(runs_in) > 1
     if out is None:
         first = next(iter(runs_in.values()))
@@ -732,8 +809,9 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
 
     cache: dict = {}
+    fold_data_of = _fold_datasets(fold_groups, data, analysis, cache) if fold_groups else {}
     runs = [
-        _load_run(name, path, data, analysis, cache)
+        _load_run(name, path, fold_data_of.get(name, data), analysis, cache)
         for name, path in _progress(runs_in.items(), len(runs_in), "report: predict", progress)
     ]
     first = runs[0]
@@ -755,6 +833,9 @@ def build_report(
         ("rejection", lambda: _rejection_figure(d, taggers, wps)),
         ("roc", lambda: _roc_figure(d, taggers)),
     ]
+    by_name = {r.name: r for r in runs}
+    for group, (_path, names) in fold_groups.items():
+        tasks.append((f"folds {group}", lambda g=group, n=names: _folds_figure(d, g, [by_name[x] for x in n], wps)))
     images_done: set[str] = set()
     for run in runs:
         v = _safe(run.name)

@@ -556,7 +556,7 @@ def _format_row(row: Mapping[str, float], epochs: int) -> str:
     parts = [f"epoch {row['epoch']}/{epochs}"]
     for key in ("loss", "val_loss", "auc", "val_auc", "accuracy", "val_accuracy"):
         if key in row:
-            parts.append(f"{key} {row[key]:.4f}")
+            parts.append(f"{key} {row[key]:.4g}")
     parts.append(f"{row['samples_per_s']:.0f} jets/s")
     parts.append(f"input wait {row['input_wait_share']:.0%}")
     return ", ".join(parts)
