@@ -182,3 +182,17 @@ def test_pad_sequences_matches_per_jet_reference(key_dtype, descending):
         x, mask = pad_sequences(counts, features, 4, k, descending, pad_value=-7.0)
         np.testing.assert_array_equal(x, _slow_pad(counts, features, 4, k, descending, -7.0))
         np.testing.assert_array_equal(mask, np.arange(4)[None, :] < np.minimum(counts, 4)[:, None])
+
+
+def test_image_intensity_power(tmp_path):
+    from test_io_fixtures import make_per_jet
+
+    import hepnn.io
+    from hepnn.config import load_config
+
+    config = make_per_jet(tmp_path, n=20)
+    linear = hepnn.io.load(load_config(config), standardize=False)["image"]
+    rooted = hepnn.io.load(load_config(config, ["data.inputs.image.intensity_power=0.5"]), standardize=False)["image"]
+    np.testing.assert_allclose(rooted, np.sqrt(linear), rtol=1e-6)
+    lit = (linear > 0) & (linear < 1)
+    assert lit.any() and np.all(rooted[lit] > linear[lit])  # pixels below one get brighter: a less peaked image

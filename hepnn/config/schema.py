@@ -272,6 +272,9 @@ class ImageInput:
         default="centroid", metadata=_doc("what 'center' puts at the origin")
     )
     charge: Optional[str] = field(default=None, metadata=_doc("constituent charge branch (charged channels)"))
+    intensity_power: float = field(
+        default=1.0, metadata=_doc("pixel values to this power after preprocessing (0.5: square root, less peaked)", positive)
+    )
 
 
 InputConfig = Union[FlatInput, SequenceInput, ImageInput]

@@ -356,10 +356,12 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
             rel_phi = _finite(wrap_phi(m.phi - m.jet("phi")), "rel_phi", where, config, path)
             pt = _finite(m.pt, "pt", where, config, path)
             charge = elements.arrays[group.charge] if group.charge else None
-            out[name] = REPRESENTATIONS.get("image")(
+            image = REPRESENTATIONS.get("image")(
                 elements.counts, rel_eta, rel_phi, pt, charge, pixels=inp.pixels, extent=inp.extent,
                 channels=inp.channels, preprocess=inp.preprocess, center=inp.center,
             )
+            power = getattr(inp, "intensity_power", 1.0)
+            out[name] = image if power == 1.0 else np.power(np.maximum(image, 0.0), power, dtype=image.dtype)
     out["label"] = label[keep].astype(np.int32)
     out["weight"] = weight[keep].astype(np.float32)
     s = config.split
