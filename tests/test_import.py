@@ -35,3 +35,20 @@ def test_public_surface():
         if name != "Tagger":
             assert hasattr(hepnn, name), name
     assert hepnn.__version__.count(".") == 2
+
+
+def test_readme_python_example_names_exist():
+    """Every `from X import Y` of the README's Python example resolves."""
+    import importlib
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("```python", 1)[1].split("```", 1)[0]
+    imports = re.findall(r"^from ([\w.]+) import ([\w, ]+)$", block, flags=re.M)
+    assert imports
+    for module, names in imports:
+        mod = importlib.import_module(module)
+        for name in names.split(","):
+            assert hasattr(mod, name.strip()), f"{module}.{name.strip()}"
+    assert "hepnn.Tagger.load" in block
