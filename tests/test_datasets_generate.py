@@ -268,3 +268,17 @@ def test_step_unknown_option_names_its_path(tmp_path):
     with pytest.raises(ConfigError, match=r"generate\.samples\.q\.root\.options\.pt_mn"):
         generate_step(analysis, tmp_path)
     assert not (tmp_path / "data" / "q.root").exists()
+
+
+def test_charged_constituents_carry_track_quantities(samples):
+    a = samples.arrays["top"]
+    is_track = _np(ak.flatten(a.part_istrack)).astype(bool)
+    charge = _np(ak.flatten(a.part_charge))
+    pt = _np(ak.flatten(a.part_pt))
+    d0sig = _np(ak.flatten(a.part_d0sig))
+    assert is_track.any() and (charge[is_track] != 0).all() and (pt[is_track] > 1.0).all()
+    assert (d0sig[~is_track] == 0).all() and (d0sig[is_track] != 0).mean() > 0.99
+    # the ttbar track collection is exactly its constituents flagged as tracks, with the same values
+    tt = samples.arrays["ttbar"]
+    flagged = tt.PFCand_isTrack == 1
+    np.testing.assert_array_equal(_np(ak.flatten(tt.PFCand_d0sig[flagged])), _np(ak.flatten(tt.Track_d0sig)))

@@ -89,12 +89,18 @@ def process_batch(defn: SampleDefinition, pythia, batch, rng: np.random.Generato
         },
         "part_counts": counts.astype(np.int64),
     }
+    # every charged constituent that makes a track carries its impact parameters (all samples)
+    owner = np.repeat(np.arange(jets.n_jets), counts)
+    sel = track_selection(charge, cpt, batch.vx[cons], batch.vy[cons], batch.vz[cons], defn.track_pt_min)
+    d0, z0, d0sig, z0sig = impact_parameters(
+        px[sel], py[sel], pz[sel], batch.vx[cons][sel], batch.vy[cons][sel], batch.vz[cons][sel],
+        jphi[owner[sel]], jeta[owner[sel]], rng)
+    for key, values in (("d0", d0), ("z0", z0), ("d0sig", d0sig), ("z0sig", z0sig)):
+        full = np.zeros(len(sel), dtype=f32)
+        full[sel] = values
+        chunk["part"][key] = full
+    chunk["part"]["istrack"] = sel.astype(np.int32)
     if defn.kind == "flavour":
-        owner = np.repeat(np.arange(jets.n_jets), counts)
-        sel = track_selection(charge, cpt, batch.vx[cons], batch.vy[cons], batch.vz[cons], defn.track_pt_min)
-        d0, z0, d0sig, z0sig = impact_parameters(
-            px[sel], py[sel], pz[sel], batch.vx[cons][sel], batch.vy[cons][sel], batch.vz[cons][sel],
-            jphi[owner[sel]], jeta[owner[sel]], rng)
         chunk["track"] = {
             "pt": cpt[sel].astype(f32), "eta": ceta[sel].astype(f32), "phi": cphi[sel].astype(f32),
             "charge": charge[sel].astype(np.int32), "d0": d0.astype(f32), "z0": z0.astype(f32),

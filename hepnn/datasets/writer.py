@@ -40,6 +40,8 @@ JET_FIELDS = {
 PART_FIELDS = {
     "px": "px", "py": "py", "pz": "pz", "energy": "energy", "pt": "pt", "eta": "eta", "phi": "phi",
     "charge": "charge", "pid": "pdgId",
+    # track quantities of charged constituents that pass the track selection (0 for the others)
+    "istrack": "isTrack", "d0": "d0", "z0": "z0", "d0sig": "d0sig", "z0sig": "z0sig",
 }
 TRACK_FIELDS = {
     "pt": "pt", "eta": "eta", "phi": "phi", "charge": "charge",
