@@ -19,7 +19,7 @@ from ..exceptions import ConfigError, InputDataError, suggest
 from .derived import DERIVED, Momenta, wrap_phi
 from .labels import map_labels
 from .layouts import Elements, associate_by_dr, flatten_jagged, group_by_jet, link_to_jets, scalar_branches
-from .representations import REPRESENTATIONS
+from .representations import REPRESENTATIONS, sort_within_jets
 from .selection import analysis_mask, apply_cuts
 from .sources import SourceFile, check_names, iterate_tree, open_tree, resolve_files, skip_or_raise, tree_keys
 from .split import assign_split, event_fold_key, fold_key
@@ -335,11 +335,6 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
         group, elements = plan.groups[name], groups[name]
         m = _momenta(plan, group, elements, jets, name) if group.needs_momentum else None
         if inp.kind == "sequence":
-            # float32 from the start: the padded tensor is float32 and every value is rounded once either way
-            features = np.empty((int(elements.counts.sum()), len(group.variables)), dtype=np.float32)
-            for j, (var, is_branch) in enumerate(group.variables):
-                values = elements.arrays[var] if is_branch else DERIVED.get(var)(m)
-                features[:, j] = _finite(values, var, where, config, path, keep_float32=True)
             key = None
             if group.sort is not None:
                 var, is_branch, descending, absolute = group.sort
@@ -347,6 +342,21 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
                 key = _finite(key, var, f"{where}.sort_by", config, path)
                 if absolute:
                     key = np.abs(key)
+                # keep only the elements that survive truncation before computing the features
+                # (the same order and values: the padding below re-sorts them stably by the same key)
+                if len(elements.counts) and int(elements.counts.max()) > inp.max_length:
+                    order = sort_within_jets(elements.counts, key, descending)
+                    rank = np.arange(len(order), dtype=np.int64) - np.repeat(elements.offsets[:-1], elements.counts)
+                    kept = order[rank < inp.max_length]
+                    elements = Elements(np.minimum(elements.counts, inp.max_length),
+                                        {k: v[kept] for k, v in elements.arrays.items()})
+                    m = m.take(kept) if m is not None else None
+                    key = key[kept]
+            # float32 from the start: the padded tensor is float32 and every value is rounded once either way
+            features = np.empty((int(elements.counts.sum()), len(group.variables)), dtype=np.float32)
+            for j, (var, is_branch) in enumerate(group.variables):
+                values = elements.arrays[var] if is_branch else DERIVED.get(var)(m)
+                features[:, j] = _finite(values, var, where, config, path, keep_float32=True)
             x, x_mask = REPRESENTATIONS.get("sequence")(
                 elements.counts, features, inp.max_length, key, group.sort[2] if group.sort else True, inp.pad_value
             )

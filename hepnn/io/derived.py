@@ -134,6 +134,17 @@ class Momenta:
     def pz(self) -> np.ndarray:
         return self._e["pz"] if self._has("pz") else self.pt * np.sinh(self.eta)
 
+    def take(self, index: np.ndarray) -> "Momenta":
+        """The elements at ``index`` (quantities already computed are carried over, not recomputed)."""
+        out = Momenta.__new__(Momenta)
+        out._e = {k: v[index] for k, v in self._e.items()}
+        out._j = {k: v[index] for k, v in self._j.items()}
+        out.where = self.where
+        for name in ("pt", "eta", "phi", "energy", "px", "py", "pz"):
+            if name in self.__dict__:
+                out.__dict__[name] = self.__dict__[name][index]
+        return out
+
     def component(self, key: str) -> np.ndarray:
         """A raw element component (``theta``, ``qoverp``, ``charge``)."""
         if key not in self._e:
