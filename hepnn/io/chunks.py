@@ -342,8 +342,8 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
                 key = _finite(key, var, f"{where}.sort_by", config, path)
                 if absolute:
                     key = np.abs(key)
-                # keep only the elements that survive truncation before computing the features
-                # (the same order and values: the padding below re-sorts them stably by the same key)
+                # keep only the elements that survive truncation, in their sorted order, before
+                # computing the features (same values and order as sorting and truncating afterwards)
                 if len(elements.counts) and int(elements.counts.max()) > inp.max_length:
                     order = sort_within_jets(elements.counts, key, descending)
                     rank = np.arange(len(order), dtype=np.int64) - np.repeat(elements.offsets[:-1], elements.counts)
@@ -351,7 +351,7 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
                     elements = Elements(np.minimum(elements.counts, inp.max_length),
                                         {k: v[kept] for k, v in elements.arrays.items()})
                     m = m.take(kept) if m is not None else None
-                    key = key[kept]
+                    key = None  # already in order: the padding keeps it
             # float32 from the start: the padded tensor is float32 and every value is rounded once either way
             features = np.empty((int(elements.counts.sum()), len(group.variables)), dtype=np.float32)
             for j, (var, is_branch) in enumerate(group.variables):
