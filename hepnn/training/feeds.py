@@ -110,7 +110,12 @@ class StreamingFeed:
         if task == "autoencoder" or tcfg.train_classes:
             msg = "training.streaming: autoencoders and training.train_classes are supported in memory only"
             raise ConfigError(msg)
-        self.config, self.names, self.classes = config, names, classes
+        import dataclasses
+
+        # read only what the model takes: every epoch is a fresh pass over the files
+        data = dataclasses.replace(config.data, inputs={n: config.data.inputs[n] for n in names})
+        self.config = dataclasses.replace(config, data=data)
+        self.names, self.classes = names, classes
         self.preprocessing, self.analysis = preprocessing, analysis
         self.batch_size, self.seed = tcfg.batch_size, tcfg.seed
         self.class_weight = None
