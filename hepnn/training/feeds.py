@@ -132,6 +132,8 @@ class StreamingFeed:
         self.input_shapes = {n: tuple(int(d) for d in spec[n].shape[1:]) for n in names}
         self.has_val = config.data.split.val > 0
         self.n_train = None
+        # the validation jets are read once and kept (a small share): later epochs reuse them
+        self._val = self._dataset("val", shuffle=False, seed=0).cache() if self.has_val else None
 
     def _dataset(self, split: str, shuffle: bool, seed: int):
         from ..io import make_dataset
@@ -160,5 +162,4 @@ class StreamingFeed:
         train = self._dataset("train", shuffle=True, seed=self.seed * 100003 + epoch)
         if skip_steps:
             train = train.skip(skip_steps)
-        val = self._dataset("val", shuffle=False, seed=0) if self.has_val else None
-        return {"x": train, "validation_data": val, "shuffle": False}
+        return {"x": train, "validation_data": self._val, "shuffle": False}
