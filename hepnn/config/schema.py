@@ -444,7 +444,7 @@ class EvaluationConfig:
 class ExplainConfig:
     methods: tuple[str, ...] = field(default=("permutation",), metadata=_doc("explainers run by `hepnn run`"))
     n_jets: int = field(default=1000, metadata=_doc("jets explained", positive))
-    background_size: int = field(default=100, metadata=_doc("background sample for SHAP", positive))
+    background_size: int = field(default=40, metadata=_doc("background sample for SHAP (cost grows with it)", positive))
     options: dict[str, dict[str, Any]] = field(default_factory=dict, metadata=_doc("per-method options"))
 
 

@@ -135,7 +135,7 @@ def _squeeze_output(arr, shape):
 
 
 @register_explainer("shap")
-def shap_explainer(target, inputs, algorithm: str = "auto", background_size: int = 100, n_samples: int = 50,
+def shap_explainer(target, inputs, algorithm: str = "auto", background_size: int = 40, n_samples: int = 50,
                    random_state: int = 0, background=None) -> dict:
     """SHAP values of the explained output (score, class probability or anomaly score).
 
