@@ -36,3 +36,14 @@ def test_bdt_metrics_match_sklearn(tmp_path):
 
     baselines = read_baselines(tmp_path / "baselines.npz")
     np.testing.assert_array_equal(baselines["BDT"][0], scores["outputs"])
+
+
+def test_autoencoder_metrics_have_the_binary_fields():
+    from hepnn.training.evaluate import compute_metrics
+
+    labels = np.array([0, 0, 0, 1, 1])
+    errors = np.array([0.1, 0.2, 0.9, 0.8, 0.3])  # flag the two highest: 0.9 (bkg) and 0.8 (sig)
+    m = compute_metrics(errors, labels, "autoencoder", ["qcd", "top"], [0.5], background="qcd")
+    assert {"auc", "accuracy", "rejection", "n_test"} <= set(m)
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    assert m["background"] == "qcd" and m["n_test"] == 5

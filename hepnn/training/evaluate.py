@@ -123,8 +123,15 @@ def compute_metrics(
     if task == "autoencoder":
         bkg = classes.index(background) if background else 0
         y = (labels != bkg).astype(int)
-        metrics = binary_metrics(outputs.reshape(-1), y, working_points, weights)
-        metrics.pop("accuracy")
+        scores = outputs.reshape(-1)
+        metrics = binary_metrics(scores, y, working_points, weights)
+        # an anomaly score has no natural cut: flag as many jets as there are signal jets
+        n_sig = int(y.sum())
+        flagged = np.zeros(len(y), dtype=bool)
+        if n_sig:
+            flagged[np.argsort(-scores, kind="stable")[:n_sig]] = True
+        metrics["accuracy"] = round(float(np.mean(flagged == (y == 1))), 6)
+        metrics["accuracy_definition"] = "the n_signal jets with the highest anomaly score flagged as signal"
         return {"task": task, "score": "reconstruction_error", "background": classes[bkg], **metrics}
     msg = f"cannot evaluate task {task!r}"
     raise ValueError(msg)
