@@ -132,8 +132,9 @@ def bench_rss(tmp: Path, step: int) -> dict:
     write_file(large, 10 * step, seed=2)
     out = {"step_size_entries": step}
     # glibc raises its mmap threshold after large frees, so freed chunk memory can stay in the heap;
-    # the second run fixes the threshold (no code change) to separate allocator retention from the reader
-    for tag, env in (("", {}), ("fixed_mmap_", {"MALLOC_MMAP_THRESHOLD_": "131072"})):
+    # hepnn fixes the threshold when streaming starts (hepnn.io.memory); the second run turns that off
+    # (HEPNN_KEEP_MALLOC=1) to show the allocator's retention
+    for tag, env in (("", {}), ("keep_malloc_", {"HEPNN_KEEP_MALLOC": "1"})):
         for name, p, mode in (("stream_one_chunk", small, "iterate"), ("stream_ten_chunks", large, "iterate"),
                               ("load_ten_chunks", large, "load")):
             if tag and mode == "load":

@@ -93,3 +93,19 @@ def test_make_dataset_each_training_jet_once_per_epoch(tmp_path):
         assert sorted(map(tuple, rows.tolist())) == expected
         epochs.append(rows)
     assert not np.array_equal(epochs[0], epochs[1])  # reshuffled per epoch
+
+
+def test_streaming_fixes_the_glibc_mmap_threshold_unless_told_not_to(tmp_path):
+    import platform
+    import subprocess
+    import sys
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    code = "from hepnn.io.memory import bound_allocator; print(bound_allocator())"
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("HEPNN_KEEP_MALLOC", "MALLOC_MMAP_THRESHOLD_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "HEPNN_KEEP_MALLOC": "1"}, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -34,7 +34,8 @@ def iterate(config: Any, analysis: Any = None, *, split: str | int | None = None
             summary: dict | None = None) -> Iterator[dict]:
     """Yield chunks of selected jets as dicts of numpy arrays, before standardisation.
 
-    Memory stays bounded by ``step_size`` (``data.step_size`` by default) whatever the input size.
+    Memory stays bounded by ``step_size`` (``data.step_size`` by default) whatever the input size
+    (see :mod:`hepnn.io.memory` for the one allocator setting this needs on glibc).
 
     Parameters
     ----------
@@ -53,6 +54,9 @@ def iterate(config: Any, analysis: Any = None, *, split: str | int | None = None
     dict
         Same keys as :func:`load`.
     """
+    from .memory import bound_allocator
+
+    bound_allocator()
     code = None if split is None else split_code(split)
     for chunk in iterate_chunks(config, analysis, step_size=step_size, summary=summary):
         if code is not None:

@@ -102,6 +102,9 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
                ) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
     """Like :func:`batches`, but consecutive batches of equal size come stacked as
     ``(n_batches, batch_size, ...)`` arrays: one hand-over per chunk instead of per batch."""
+    from .memory import bound_allocator
+
+    bound_allocator()
     config = data_config(config)
     code = None if split is None else split_code(split)
     files = resolve_files(config)

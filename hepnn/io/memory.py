@@ -1,0 +1,39 @@
+"""Keep streaming memory bounded: stop glibc from holding on to freed chunk-sized arrays.
+
+glibc's ``malloc`` raises its mmap threshold each time a large mmapped block is freed;
+after the first chunk, chunk-sized arrays then come from the heap and their memory is
+not returned to the system, so the resident size of a long streaming pass creeps up
+although the reader holds one or two chunks at a time. Fixing the threshold at its
+initial value (128 KiB, ``mallopt(M_MMAP_THRESHOLD)``) keeps large arrays mmapped and
+returned on ``free``. Done once per process when streaming starts, only on glibc;
+``HEPNN_KEEP_MALLOC=1`` (or a user-set ``MALLOC_MMAP_THRESHOLD_``) leaves malloc alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+
+__all__ = ["bound_allocator"]
+
+_M_MMAP_THRESHOLD = -3
+_THRESHOLD = 128 * 1024
+_done = False
+
+
+def bound_allocator() -> bool:
+    """Fix glibc's mmap threshold (once); return True if it was set by this call or before."""
+    global _done
+    if _done:
+        return True
+    if os.environ.get("HEPNN_KEEP_MALLOC") or os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        return False
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        _done = bool(libc.mallopt(_M_MMAP_THRESHOLD, _THRESHOLD))
+    except (OSError, AttributeError):
+        return False
+    return _done
