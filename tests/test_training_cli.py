@@ -151,6 +151,7 @@ def test_streaming_training_from_root_files(tmp_path):
     trainer = Trainer(load_config(config, overrides), log=lambda s: None).fit(tmp_path / "run")
     assert len(trainer.history_) == 2
     assert all(np.isfinite(row["loss"]) for row in trainer.history_)
+    assert all(0.0 <= row["reader_wait_s"] <= row["epoch_time_s"] + 1e-3 for row in trainer.history_)
     prov = json.loads((tmp_path / "run" / "provenance.json").read_text())
     assert prov["streaming"] is True
     assert {Path(i["path"]).name for i in prov["inputs"]} == {"top.root", "qcd.root"}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Any, Iterator
 
 import numpy as np
@@ -41,6 +42,11 @@ def _interleave(iterators: list[Iterator[dict]]) -> Iterator[dict]:
 
 
 _DONE = object()
+
+#: seconds the consumers of :func:`read_ahead` spent blocked waiting for the reader (all threads);
+#: the trainer reports its growth per epoch as ``reader_wait_s`` (input-bound streaming)
+READER_WAIT = {"seconds": 0.0}
+_WAIT_LOCK = threading.Lock()
 
 
 def read_ahead(iterator: Iterator, depth: int = 2) -> Iterator:
@@ -85,7 +91,13 @@ def read_ahead(iterator: Iterator, depth: int = 2) -> Iterator:
     thread.start()
     try:
         while True:
-            item, err = items.get()
+            try:
+                item, err = items.get_nowait()
+            except queue.Empty:
+                t0 = time.perf_counter()
+                item, err = items.get()
+                with _WAIT_LOCK:
+                    READER_WAIT["seconds"] += time.perf_counter() - t0
             if item is _DONE:
                 if err is not None:
                     raise err

@@ -3,7 +3,10 @@
 Per epoch the trainer records the share of wall time spent waiting for the next
 batch versus running training steps, the training samples per second and the
 peak memory, and warns when training is input-bound (the "GPU starvation"
-problem of TensorFlow input pipelines).
+problem of TensorFlow input pipelines). With ``training.streaming`` the batches
+are fetched inside the compiled step, so the trainer also records
+``reader_wait_s``: the seconds the input pipeline waited for the file reader,
+and counts them as waiting in ``input_wait_share``.
 """
 
 from __future__ import annotations

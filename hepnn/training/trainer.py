@@ -386,6 +386,7 @@ class Trainer:
             model.optimizer.learning_rate.assign(lr)
             skip = state.pop("step", 0) if state.get("step") else 0
             step_saver.begin_epoch(epoch, skip)
+            reader_wait_start = _reader_wait() if feed.streaming else None
             if loop is not None:
                 logs, holder["timer"] = loop.run_epoch(
                     **feed.epoch_args(epoch, skip_steps=skip, **distributed), on_step=step_saver.on_step
@@ -406,6 +407,10 @@ class Trainer:
             row = {"epoch": epoch + 1, "learning_rate": float(lr)}
             row.update({k: float(v[-1]) for k, v in fit_logs.items()})
             row.update(timer.summary())
+            if reader_wait_start is not None:  # streaming: time the input pipeline waited for the file reader
+                row["reader_wait_s"] = round(_reader_wait() - reader_wait_start, 3)
+                if row["epoch_time_s"] > 0:
+                    row["input_wait_share"] = round(max(row["input_wait_share"], row["reader_wait_s"] / row["epoch_time_s"]), 4)
             history.append(row)
             self.log(_format_row(row, tcfg.epochs))
             if row["input_wait_share"] > INPUT_BOUND_SHARE and (n_train or 0) >= 20 * tcfg.batch_size:
@@ -512,6 +517,12 @@ class _StepCheckpoint:
             partial["epoch"] = self.epoch
             partial["step"] = step
             self.trainer._save_state(self.run, self.model, partial)
+
+
+def _reader_wait() -> float:
+    from ..io.stream import READER_WAIT
+
+    return READER_WAIT["seconds"]
 
 
 def _strategy_name(strategy) -> str:
