@@ -103,27 +103,21 @@ def variant(config: Config, name: str | None) -> Config:
     if name is None:
         return config
     from ..exceptions import UnknownNameError
-    from .schema import deep_merge
+    from .schema import with_overlay
 
     if name not in config.variants:
         raise UnknownNameError(name, "variant", config.variants)
-    base = to_dict(config)
-    base["variants"] = {}
-    base["quick"] = {}
-    merged = deep_merge(base, config.variants[name])
-    merged["name"] = f"{config.name}/{name}" if config.name else name
-    return from_dict(Config, merged, f"variants.{name}")
+    full_name = f"{config.name}/{name}" if config.name else name
+    return with_overlay(config, {**config.variants[name], "name": full_name}, f"variants.{name}")
 
 
 def quick(config: Config) -> Config:
     """The config with its ``quick`` overlay merged in (``hepnn run --quick``)."""
-    from .schema import deep_merge
+    from .schema import with_overlay
 
     if not config.quick:
         return config
-    base = to_dict(config)
-    base["quick"] = {}
-    return from_dict(Config, deep_merge(base, config.quick), "quick")
+    return with_overlay(config, config.quick, "quick", clear=("quick",))
 
 
 def dump_config(config: Config) -> str:

@@ -491,6 +491,16 @@ class GenerateConfig:
 # --- the whole config ---------------------------------------------------------------
 
 
+def with_overlay(config: "Config", overlay: dict, path: str, clear: tuple[str, ...] = ("variants", "quick")) -> "Config":
+    """``config`` with ``overlay`` merged in (the ``clear`` sections emptied first), validated as ``path``."""
+    from .loader import from_dict, to_dict
+
+    base = to_dict(config)
+    for key in clear:
+        base[key] = {}
+    return from_dict(Config, deep_merge(base, overlay), path)
+
+
 def deep_merge(base: dict, overlay: dict) -> dict:
     """A copy of ``base`` with ``overlay`` merged in (mappings recursively, other values replaced).
 
@@ -534,27 +544,18 @@ class Config:
 
     def validate(self):
         if self.quick:
-            from .loader import from_dict, to_dict
-
-            base = to_dict(self)
-            base["quick"] = {}
             try:
-                from_dict(Config, deep_merge(base, self.quick), "quick")
+                with_overlay(self, self.quick, "quick", clear=("quick",))
             except Exception as err:  # noqa: BLE001 - re-raised as a config error with the path
                 text = str(err)
                 yield "", text if text.startswith("quick") else f"quick: {text}"
         if self.variants:
-            from .loader import from_dict, to_dict
-
-            base = to_dict(self)
-            base["variants"] = {}
-            base["quick"] = {}
             for name, overlay in self.variants.items():
                 if not isinstance(overlay, dict):
                     yield f"variants.{name}", f"expected a mapping of config sections, received {overlay!r}"
                     continue
                 try:
-                    from_dict(Config, deep_merge(base, overlay), f"variants.{name}")
+                    with_overlay(self, overlay, f"variants.{name}")
                 except Exception as err:  # noqa: BLE001 - re-raised as a config error with the path
                     text = str(err)
                     prefix = f"variants.{name}"

@@ -257,15 +257,9 @@ def _folds_figure(d: _Drawer, name: str, runs: list, wps: tuple) -> ReportFigure
 
 def _load_data(run_dir: Path, config: Any, analysis: Any) -> Any:
     """The run's data with its own preprocessing, as :func:`hepnn.training.evaluate.predict_split` reads them."""
-    from ..io import load
-    from ..preprocessing import Preprocessor
-    from ..training.rundir import RunDirectory
+    from ..training.evaluate import load_run_data
 
-    data = load(config, analysis=analysis, standardize=False)
-    run = RunDirectory(run_dir)
-    if run.preprocessing.is_file():
-        data = Preprocessor.load(run.preprocessing).transform(data)
-    return data
+    return load_run_data(run_dir, config, analysis)
 
 
 def _scores(run: _Run, pred: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -143,15 +143,26 @@ def write_metrics(path, metrics: Mapping) -> None:
     write_json(path, dict(metrics))
 
 
+def load_run_data(run_dir, config, analysis=None):
+    """The data of ``config`` transformed with the run's own saved preprocessing (not refitted)."""
+    from ..io import load
+    from ..preprocessing import Preprocessor
+    from .rundir import RunDirectory
+
+    data = load(config, analysis=analysis, standardize=False)
+    run = RunDirectory(run_dir)
+    if run.preprocessing.is_file():
+        data = Preprocessor.load(run.preprocessing).transform(data)
+    return data
+
+
 def predict_split(run_dir, split: str = "test", data_config=None, analysis=None, data=None):
     """Model outputs, labels and weights of one split, with the run's own preprocessing.
 
     For autoencoders the output is the per-jet anomaly score (reconstruction error).
     """
     from ..config import load_config
-    from ..io import load
     from ..models import load_model
-    from ..preprocessing import Preprocessor
     from .rundir import RunDirectory
     from .trainer import class_names, infer_task, model_inputs, subset
 
@@ -162,12 +173,8 @@ def predict_split(run_dir, split: str = "test", data_config=None, analysis=None,
 
         config = dataclasses.replace(config, data=load_config(data_config).data)
     if data is None:
-        data = load(config, analysis=analysis, standardize=False)
-        classes = class_names(config, data)
-        if run.preprocessing.is_file():
-            data = Preprocessor.load(run.preprocessing).transform(data)
-    else:
-        classes = class_names(config, data)
+        data = load_run_data(run_dir, config, analysis)
+    classes = class_names(config, data)
     part = subset(data, split)
     names = model_inputs(config)
     task = infer_task(config, len(classes))
