@@ -24,15 +24,20 @@ def test_integrated_gradients_sum_to_output_minus_baseline():
 
 
 def test_saliency_matches_finite_differences():
+    # A smooth activation: with ReLU, x +- eps can straddle a kink and the
+    # central difference is then not the gradient at x.
+    import keras
+
+    keras.utils.set_random_seed(3)
     x = np.random.default_rng(1).normal(size=(3, 4)).astype("float32")
-    model = MODELS.get("dense")({"jet": (4,)}, units=(8,), dropout=0.0)
+    model = MODELS.get("dense")({"jet": (4,)}, units=(8,), dropout=0.0, activation="tanh")
     e = explain(model, {"jet": x}, method="saliency")
     eps = 1e-3
     up, down = x.copy(), x.copy()
     up[:, 1] += eps
     down[:, 1] -= eps
     fd = (model.predict({"jet": up}, verbose=0)[:, 0] - model.predict({"jet": down}, verbose=0)[:, 0]) / (2 * eps)
-    np.testing.assert_allclose(e.values["jet"][:, 1], fd, atol=2e-3)
+    np.testing.assert_allclose(e.values["jet"][:, 1], fd, atol=1e-3)
 
 
 def test_masked_slots_get_zero_gradient_attribution():
