@@ -296,15 +296,24 @@ def _momenta(plan: Plan, group: Group, elements: Elements, jets: Mapping, name: 
             axis["energy"] = np.bincount(jet_index, weights=m.energy, minlength=len(elements.counts))
         except ConfigError:
             pass
-    m._j = {k: v[jet_index] for k, v in axis.items()}
+    m.set_jet_axis(axis, jet_index)
     return m
 
 
-def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entry_start: int, analysis: Any = None) -> dict:
-    """Turn one chunk of awkward arrays into the reader's numpy arrays (before standardisation)."""
+def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entry_start: int, analysis: Any = None,
+                  split: int | None = None) -> dict:
+    """Turn one chunk of awkward arrays into the reader's numpy arrays (before standardisation).
+
+    With ``split`` (0 train, 1 val, 2 test) only the jets of that split are kept, and
+    dropped before their sequences and images are built.
+    """
     path = source.path
     jets, n_jets, entry, jet_idx, groups = _jets_and_groups(plan, arrays, source, entry_start)
+    s = config.split
+    split_code = assign_split(os.path.basename(path), entry, jet_idx, (s.train, s.val, s.test), s.seed)
     keep = apply_cuts(jets, config.cuts)
+    if split is not None:
+        keep &= split_code == split
     mask = analysis_mask(analysis, jets, n_jets, path)
     if mask is not None:
         keep &= mask
@@ -374,8 +383,7 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
             out[name] = image if power == 1.0 else np.power(np.maximum(image, 0.0), power, dtype=image.dtype)
     out["label"] = label[keep].astype(np.int32)
     out["weight"] = weight[keep].astype(np.float32)
-    s = config.split
-    out["split"] = assign_split(os.path.basename(path), entry[keep], jet_idx[keep], (s.train, s.val, s.test), s.seed)
+    out["split"] = split_code[keep]
     if plan.event_branch:  # k-fold key: all jets of an event share it
         import awkward as ak
 
@@ -390,9 +398,12 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
 
 def iterate_chunks(
     config: Any, analysis: Any = None, step_size: Any = None, files: list[SourceFile] | None = None,
-    summary: dict | None = None,
+    summary: dict | None = None, split: int | None = None,
 ) -> Iterator[dict]:
-    """Yield processed chunks of every file in order (see :func:`hepnn.io.iterate`)."""
+    """Yield processed chunks of every file in order (see :func:`hepnn.io.iterate`).
+
+    ``split`` (0, 1, 2) keeps only that split's jets (see :func:`process_chunk`).
+    """
     config = data_config(config)
     if not config.inputs:
         msg = "data.inputs is empty: define at least one input, e.g. inputs: {jet: {kind: flat, variables: [jet_pt]}}"
@@ -413,7 +424,7 @@ def iterate_chunks(
         plan = make_plan(config, tree_keys(tree), source)
         try:
             for arrays, entry_start in iterate_tree(source, tree, plan.read_list(), step):
-                chunk = process_chunk(config, plan, source, arrays, entry_start, analysis)
+                chunk = process_chunk(config, plan, source, arrays, entry_start, analysis, split)
                 del arrays  # not alive while the consumer holds this chunk and the next one is read
                 summary["n_jets"] += len(chunk["label"])
                 yield chunk

@@ -77,6 +77,14 @@ class Momenta:
         self._e = {k: np.asarray(v, dtype=np.float64) for k, v in elements.items() if v is not None}
         self._j = {k: np.asarray(v, dtype=np.float64) for k, v in (jet or {}).items() if v is not None}
         self.where = where
+        self._axis: dict = {}  # per-jet axis arrays, broadcast to the elements on first use
+        self._jet_index: np.ndarray | None = None
+
+    def set_jet_axis(self, axis: Mapping[str, np.ndarray], jet_index: np.ndarray) -> None:
+        """Per-jet axis arrays and each element's jet: :meth:`jet` broadcasts them when asked."""
+        self._axis = {k: np.asarray(v, dtype=np.float64) for k, v in axis.items()}
+        self._jet_index = np.asarray(jet_index)
+        self._j = {}
 
     def _missing(self, what: str, needs: str) -> ConfigError:
         return ConfigError(f"{self.where}: {what} needs {needs}; set it in data.constituents or data.jet_axis")
@@ -139,6 +147,8 @@ class Momenta:
         out = Momenta.__new__(Momenta)
         out._e = {k: v[index] for k, v in self._e.items()}
         out._j = {k: v[index] for k, v in self._j.items()}
+        out._axis = self._axis
+        out._jet_index = None if self._jet_index is None else self._jet_index[index]
         out.where = self.where
         for name in ("pt", "eta", "phi", "energy", "px", "py", "pz"):
             if name in self.__dict__:
@@ -154,7 +164,9 @@ class Momenta:
     def jet(self, key: str) -> np.ndarray:
         """The jet-axis quantity ``key`` (pt, eta, phi, energy) of each element's jet."""
         if key not in self._j:
-            raise self._missing(f"jet {key}", f"data.jet_axis.{key}")
+            if key not in self._axis or self._jet_index is None:
+                raise self._missing(f"jet {key}", f"data.jet_axis.{key}")
+            self._j[key] = self._axis[key][self._jet_index]
         return self._j[key]
 
 

@@ -58,11 +58,7 @@ def iterate(config: Any, analysis: Any = None, *, split: str | int | None = None
 
     bound_allocator()
     code = None if split is None else split_code(split)
-    for chunk in iterate_chunks(config, analysis, step_size=step_size, summary=summary):
-        if code is not None:
-            keep = chunk["split"] == code
-            chunk = {k: v[keep] for k, v in chunk.items()}
-        yield chunk
+    yield from iterate_chunks(config, analysis, step_size=step_size, summary=summary, split=code)
 
 
 def fit_preprocessing(config: Any, analysis: Any = None, chunks: Any = None):

@@ -43,11 +43,8 @@ def flat_features(jets: Mapping[str, np.ndarray], variables: Sequence[str]) -> n
     return np.stack([np.asarray(jets[v], dtype=np.float32) for v in variables], axis=1)
 
 
-def _sortable_uint32(k: np.ndarray) -> np.ndarray | None:
-    """Order-preserving unsigned 32-bit codes of float64 ``k`` (no NaN), or None if not float32-exact."""
-    k32 = k.astype(np.float32)
-    if not np.array_equal(k32, k):
-        return None
+def _sortable_uint32(k32: np.ndarray) -> np.ndarray:
+    """Order-preserving unsigned 32-bit codes of float32 ``k32`` (no NaN)."""
     bits = (k32 + np.float32(0.0)).view(np.uint32)  # + 0.0 turns -0.0 into +0.0 (they compare equal)
     # negative floats: flip every bit; positive: flip the sign bit
     return bits ^ ((np.uint32(0) - (bits >> np.uint32(31))) | np.uint32(0x80000000))
@@ -66,11 +63,20 @@ def sort_within_jets(counts: np.ndarray, key: np.ndarray, descending: bool = Tru
     key = np.asarray(key, dtype=np.float64)
     k = -key if descending else key
     k = np.where(np.isnan(k), np.inf, k)
-    codes = _sortable_uint32(k) if len(counts) < 2**31 else None
-    if codes is not None:
-        # one stable sort on (jet, key): elements arrive jet by jet, so timsort merges short runs
+    if len(counts) < 2**31:
+        # One stable sort on (jet, key rounded to float32) packed in 64 bits. Rounding to
+        # nearest is monotonic, so the order is exact except among keys that round to the
+        # same float32: if any such tie holds different float64 keys, sort exactly instead.
+        codes = _sortable_uint32(k.astype(np.float32))
         composite = (jet.astype(np.uint64) << np.uint64(32)) | codes.astype(np.uint64)
-        return np.argsort(composite, kind="stable")
+        order = np.argsort(composite, kind="stable")
+        ranked = composite[order]
+        ties = ranked[1:] == ranked[:-1]
+        if not ties.any():
+            return order
+        ranked_k = k[order]
+        if np.array_equal(ranked_k[1:][ties], ranked_k[:-1][ties]):
+            return order
     order = np.argsort(k, kind="stable")
     return order[np.argsort(jet[order], kind="stable")]
 

@@ -49,13 +49,14 @@ READER_WAIT = {"seconds": 0.0}
 _WAIT_LOCK = threading.Lock()
 
 
-def read_ahead(iterator: Iterator, depth: int = 2) -> Iterator:
+def read_ahead(iterator: Iterator, depth: int = 2, count_wait: bool = True) -> Iterator:
     """Run ``iterator`` in a background thread, up to ``depth`` items ahead of the consumer.
 
     Reading (decompression in uproot) and numpy conversion release the GIL for most of
     their time, so the next chunk is prepared while the model trains on the current one.
     Exceptions are re-raised in the consumer; closing the returned generator stops the thread.
-    ``depth=0`` iterates in the calling thread.
+    ``depth=0`` iterates in the calling thread. Time spent waiting is added to
+    :data:`READER_WAIT` unless ``count_wait`` is False.
 
     Examples
     --------
@@ -96,8 +97,9 @@ def read_ahead(iterator: Iterator, depth: int = 2) -> Iterator:
             except queue.Empty:
                 t0 = time.perf_counter()
                 item, err = items.get()
-                with _WAIT_LOCK:
-                    READER_WAIT["seconds"] += time.perf_counter() - t0
+                if count_wait:
+                    with _WAIT_LOCK:
+                        READER_WAIT["seconds"] += time.perf_counter() - t0
             if item is _DONE:
                 if err is not None:
                     raise err
@@ -130,7 +132,7 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
 
     def chunks() -> Iterator[dict]:
         for group in groups:
-            its = [iterate_chunks(config, analysis, step_size=step_size, files=[f]) for f in group]
+            its = [iterate_chunks(config, analysis, step_size=step_size, files=[f], split=code) for f in group]
             for chunk in _interleave(its) if shuffle else (c for it in its for c in it):
                 if code is not None:
                     keep = chunk["split"] == code

@@ -185,7 +185,9 @@ def predict_split(run_dir, split: str = "test", data_config=None, analysis=None,
 
         outputs = anomaly_score(model, x)
     else:
-        outputs = model.predict(x, batch_size=config.evaluation.batch_size, verbose=0)
+        from ..models.inference import predict
+
+        outputs = predict(model, x, batch_size=config.evaluation.batch_size)
     return {"outputs": outputs, "label": part["label"], "weight": part.get("weight"), "task": task,
             "classes": classes, "config": config, "data": part}
 

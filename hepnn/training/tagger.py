@@ -33,6 +33,13 @@ from ..exceptions import HepnnError, InputDataError
 __all__ = ["Tagger"]
 
 
+def _slice(events: Any, start: int, stop: int) -> Any:
+    """Entries ``start:stop`` of an awkward array or of every array of a dict (views)."""
+    if isinstance(events, Mapping):
+        return {k: v[start:stop] for k, v in events.items()}
+    return events[start:stop]
+
+
 class Tagger:
     """A trained tagger: config, model and preprocessing of one run directory.
 
@@ -63,7 +70,12 @@ class Tagger:
         momenta are given with their conventional names ``<collection>_pt/_eta/_phi``).
     layout : str
         ``per_jet`` or ``per_event``.
+    block_entries : int
+        :meth:`predict` on more than twice this many entries works block by block,
+        building the next block's inputs while the model scores the current one.
     """
+
+    block_entries = 8192
 
     def __init__(self, config: Any, model: Any, preprocessing: Any = None, classes: Sequence[str] | None = None,
                  path: str | os.PathLike | None = None):
@@ -162,13 +174,32 @@ class Tagger:
             nearest available names), or for NaN values and bad links.
         """
         from ..io.represent import Columns, jets_per_entry, represent
+        from ..io.stream import read_ahead
 
         columns = Columns(events)
         plan = self._plan(columns.keys(), "events")
-        tensors = represent(self._data, columns, "events", plan=plan)
-        scores = self._score(tensors, batch_size=batch_size)
+        n = len(columns)
+        block = max(self.block_entries, 1)
+        if n <= 2 * block:
+            tensors = represent(self._data, columns, "events", plan=plan)
+            scores = self._score(tensors, batch_size=batch_size)
+            if self.layout == "per_event":
+                return self._jagged(scores, jets_per_entry(plan, columns))
+            return scores
+
+        # Large inputs: block by block, the next block's inputs are built in a background
+        # thread while the model scores this one (numpy and TensorFlow release the GIL).
+        def prepared() -> Iterator[tuple[dict, Any]]:
+            for start in range(0, n, block):
+                part = Columns(_slice(events, start, min(start + block, n)))
+                counts = jets_per_entry(plan, part) if self.layout == "per_event" else None
+                yield represent(self._data, part, "events", plan=plan), counts
+
+        parts = [(self._score(tensors, batch_size=batch_size), counts)
+                 for tensors, counts in read_ahead(prepared(), 1, count_wait=False)]
+        scores = np.concatenate([p for p, _ in parts])
         if self.layout == "per_event":
-            return self._jagged(scores, jets_per_entry(plan, columns))
+            return self._jagged(scores, np.concatenate([c for _, c in parts]))
         return scores
 
     def predict_numpy(self, arrays: Mapping[str, np.ndarray], *, preprocessed: bool = False,
@@ -321,7 +352,9 @@ class Tagger:
         return out
 
     def _forward(self, x: Mapping[str, np.ndarray], batch_size: int) -> np.ndarray:
-        return self.model.predict(dict(x), batch_size=batch_size, verbose=0)
+        from ..models.inference import predict
+
+        return predict(self.model, x, batch_size=batch_size)
 
     def _jagged(self, scores: np.ndarray, counts: np.ndarray) -> Any:
         import awkward as ak
