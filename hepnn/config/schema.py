@@ -420,6 +420,9 @@ class TrainingConfig:
     seed: int = field(default=1, metadata=_doc("seed of weights, shuffling and dropout"))
     deterministic: bool = field(default=False, metadata=_doc("TF op determinism (bitwise reproducible, slower)"))
     streaming: bool = field(default=False, metadata=_doc("feed training from the streaming tf.data pipeline"))
+    stream_cache: bool = field(default=False, metadata=_doc(
+        "streaming: keep the first pass's processed training jets on disk (RUN_DIR/stream_cache) and read later "
+        "epochs from there; removed when training ends"))
     checkpoint_every_n_steps: Optional[int] = field(default=None, metadata=_doc("extra checkpoints within epochs", positive))
     mixed_precision: bool = field(default=False, metadata=_doc("mixed_float16 on GPUs"))
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = field(default="auto", metadata=_doc("tf.distribute strategy"))

@@ -113,7 +113,7 @@ def read_ahead(iterator: Iterator, depth: int = 2, count_wait: bool = True) -> I
 def batch_runs(config: Any, split: str | int | None = "train", batch_size: int = 256, preprocessing: Any = None,
                shuffle: bool = True, seed: int = 0, analysis: Any = None, cycle_length: int = 4,
                drop_remainder: bool = False, step_size: Any = None, read_ahead_chunks: int = 2,
-               ) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
+               cache_dir: Any = None) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
     """Like :func:`batches`, but consecutive batches of equal size come stacked as
     ``(n_batches, batch_size, ...)`` arrays: one hand-over per chunk instead of per batch."""
     from .memory import bound_allocator
@@ -121,29 +121,50 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
     bound_allocator()
     config = data_config(config)
     code = None if split is None else split_code(split)
-    files = resolve_files(config)
     rng = np.random.default_rng(seed)
-    if shuffle:
-        files = [files[i] for i in rng.permutation(len(files))]
-    groups = [files[i:i + cycle_length] for i in range(0, len(files), cycle_length)] if shuffle else [files]
-
     names = list(config.inputs)
     keys = names + [f"{n}_mask" for n, i in config.inputs.items() if i.kind == "sequence"]
+    cache = None
+    if cache_dir is not None:
+        from .cache import ChunkCache, fingerprint
 
-    def chunks() -> Iterator[dict]:
-        for group in groups:
-            its = [iterate_chunks(config, analysis, step_size=step_size, files=[f], split=code) for f in group]
-            for chunk in _interleave(its) if shuffle else (c for it in its for c in it):
-                if code is not None:
-                    keep = chunk["split"] == code
-                    chunk = {k: chunk[k][keep] for k in keys + ["label", "weight"]}
-                else:
+        cache = ChunkCache(cache_dir, fingerprint(config, code, preprocessing, step_size, keys,
+                                                  type(analysis).__qualname__ if analysis is not None else None))
+    if cache is not None and cache.is_complete():
+        # later passes: the processed chunks from disk, in a new order every pass
+        n_cached = len(cache.paths())
+        chunks = cache.read(rng.permutation(n_cached) if shuffle else None)
+    else:
+        files = list(enumerate(resolve_files(config)))
+        if shuffle:
+            files = [files[i] for i in rng.permutation(len(files))]
+        groups = [files[i:i + cycle_length] for i in range(0, len(files), cycle_length)] if shuffle else [files]
+
+        def file_chunks(index: int, source: Any) -> Iterator[tuple[tuple[int, int], dict]]:
+            its = iterate_chunks(config, analysis, step_size=step_size, files=[source], split=code)
+            for j, chunk in enumerate(its):
+                yield (index, j), chunk
+
+        def read_files() -> Iterator[dict]:
+            if cache is not None:
+                cache.begin()
+            for group in groups:
+                its = [file_chunks(i, f) for i, f in group]
+                for key, chunk in _interleave(its) if shuffle else (c for it in its for c in it):
                     chunk = {k: chunk[k] for k in keys + ["label", "weight"]}
-                yield chunk if preprocessing is None else preprocessing.transform(chunk)
+                    if preprocessing is not None:
+                        chunk = preprocessing.transform(chunk)
+                    if cache is not None:
+                        cache.add(key, chunk)
+                    yield chunk
+            if cache is not None:
+                cache.finish()
+
+        chunks = read_files()
 
     buffer: dict | None = None
     capacity = max(config.shuffle_buffer, batch_size) if shuffle else batch_size
-    for chunk in read_ahead(chunks(), read_ahead_chunks):
+    for chunk in read_ahead(chunks, read_ahead_chunks):
         chunk = {k: chunk[k] for k in keys + ["label", "weight"]}
         buffer = chunk if buffer is None else {k: np.concatenate([buffer[k], chunk[k]]) for k in keys + ["label", "weight"]}
         n = len(buffer["label"])
@@ -180,14 +201,17 @@ def _run(buffer: dict, keys: list, start: int, stop: int, size: int) -> tuple[di
 def batches(config: Any, split: str | int | None = "train", batch_size: int = 256, preprocessing: Any = None,
             shuffle: bool = True, seed: int = 0, analysis: Any = None, cycle_length: int = 4,
             drop_remainder: bool = False, step_size: Any = None, read_ahead_chunks: int = 2,
-            ) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
+            cache_dir: Any = None) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
     """Yield ``(inputs, label, weight)`` numpy batches (one pass over the data).
 
     Every jet of ``split`` is yielded exactly once. Chunks are prepared ``read_ahead_chunks``
     ahead in a background thread (0: in the calling thread); the batches do not depend on it.
+    With ``cache_dir`` a completed pass is kept on disk and later passes read it (see
+    :func:`make_dataset`).
     """
     for inputs, label, weight in batch_runs(config, split, batch_size, preprocessing, shuffle, seed, analysis,
-                                            cycle_length, drop_remainder, step_size, read_ahead_chunks):
+                                            cycle_length, drop_remainder, step_size, read_ahead_chunks,
+                                            cache_dir):
         for i in range(len(label)):
             yield {k: v[i] for k, v in inputs.items()}, label[i], weight[i]
 
@@ -208,7 +232,8 @@ def _signature(config: Any, tf: Any) -> tuple:
 
 def make_dataset(config: Any, split: str | int | None = "train", batch_size: int = 256, preprocessing: Any = "fit",
                  shuffle: bool = True, seed: int = 0, analysis: Any = None, include_masks: bool = True,
-                 step_size: Any = None, drop_remainder: bool = False, read_ahead_chunks: int = 2):
+                 step_size: Any = None, drop_remainder: bool = False, read_ahead_chunks: int = 2,
+                 cache_dir: Any = None):
     """A ``tf.data.Dataset`` of ``(inputs_dict, label, weight)`` batches streamed from the files.
 
     Parameters
@@ -226,6 +251,11 @@ def make_dataset(config: Any, split: str | int | None = "train", batch_size: int
     read_ahead_chunks : int
         Chunks read and converted ahead in a background thread while the model trains
         (0: read in the ``tf.data`` thread). Memory grows by about this many chunks.
+    cache_dir : path, optional
+        Keep the first complete pass's processed chunks in this folder (local disk) and
+        read later passes from there instead of the ROOT files (see
+        :mod:`hepnn.io.cache`): the same jets, shuffled anew every pass, at a fraction
+        of the CPU cost. Disk use: the pass's tensors, float32.
 
     Returns
     -------
@@ -246,7 +276,8 @@ def make_dataset(config: Any, split: str | int | None = "train", batch_size: int
         epoch["n"] += 1
         for inputs, label, weight in batch_runs(config, split, batch_size, preprocessing, shuffle,
                                                 seed + epoch["n"], analysis, step_size=step_size,
-                                                drop_remainder=drop_remainder, read_ahead_chunks=read_ahead_chunks):
+                                                drop_remainder=drop_remainder, read_ahead_chunks=read_ahead_chunks,
+                                                cache_dir=cache_dir):
             yield {k: inputs[k] for k in inputs_spec}, label, weight
 
     def stacked(spec: Any) -> Any:

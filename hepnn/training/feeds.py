@@ -97,11 +97,14 @@ class StreamingFeed:
 
     Supports per-class weights given as a mapping; ``class_weight: balanced`` and
     kinematic reweighting need the whole sample and are refused with a clear error.
+    With ``cache_dir`` (``training.stream_cache``) the first complete training pass is
+    kept on disk and later epochs read it instead of the ROOT files.
     """
 
     streaming = True
 
-    def __init__(self, config, names: list[str], classes: list[str], task: str, preprocessing, analysis=None):
+    def __init__(self, config, names: list[str], classes: list[str], task: str, preprocessing, analysis=None,
+                 cache_dir=None):
         tcfg = config.training
         if tcfg.class_weight == "balanced" or tcfg.reweight is not None:
             msg = ("training.streaming: class_weight 'balanced' and training.reweight need the whole sample in "
@@ -118,6 +121,7 @@ class StreamingFeed:
         self.names, self.classes = names, classes
         self.preprocessing, self.analysis = preprocessing, analysis
         self.batch_size, self.seed = tcfg.batch_size, tcfg.seed
+        self.cache_dir = cache_dir
         self.class_weight = None
         if isinstance(tcfg.class_weight, Mapping):
             table = np.ones(len(classes), np.float32)
@@ -135,12 +139,12 @@ class StreamingFeed:
         # the validation jets are read once and kept (a small share): later epochs reuse them
         self._val = self._dataset("val", shuffle=False, seed=0).cache() if self.has_val else None
 
-    def _dataset(self, split: str, shuffle: bool, seed: int):
+    def _dataset(self, split: str, shuffle: bool, seed: int, cache_dir=None):
         from ..io import make_dataset
 
         ds = make_dataset(
             self.config, split=split, batch_size=self.batch_size, preprocessing=self.preprocessing,
-            shuffle=shuffle, seed=seed, analysis=self.analysis, include_masks=False,
+            shuffle=shuffle, seed=seed, analysis=self.analysis, include_masks=False, cache_dir=cache_dir,
         )
         names = self.names
         table = self.class_weight
@@ -159,7 +163,7 @@ class StreamingFeed:
         return None
 
     def epoch_args(self, epoch: int, skip_steps: int = 0, as_dataset: bool = True) -> dict[str, Any]:
-        train = self._dataset("train", shuffle=True, seed=self.seed * 100003 + epoch)
+        train = self._dataset("train", shuffle=True, seed=self.seed * 100003 + epoch, cache_dir=self.cache_dir)
         if skip_steps:
             train = train.skip(skip_steps)
         return {"x": train, "validation_data": self._val, "shuffle": False}

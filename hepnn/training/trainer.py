@@ -320,7 +320,8 @@ class Trainer:
             set_mixed_precision()
 
         if streaming:
-            feed = StreamingFeed(cfg, names, classes, task, prep, self.analysis)
+            feed = StreamingFeed(cfg, names, classes, task, prep, self.analysis,
+                                 cache_dir=run.path / "stream_cache" if tcfg.stream_cache else None)
         else:
             feed = InMemoryFeed(
                 *self._arrays(data, "train", names, task, classes),
@@ -456,6 +457,11 @@ class Trainer:
             model.load_weights(best)
         run.save_model(model)
         run.write_history(history)
+        if getattr(feed, "cache_dir", None) is not None and feed.cache_dir.is_dir():
+            import shutil
+
+            shutil.rmtree(feed.cache_dir, ignore_errors=True)
+            self.log(f"removed the stream cache {feed.cache_dir}")
         if run is not source:  # a non-chief worker: its copy is scratch
             import shutil
 
