@@ -35,12 +35,15 @@ FAMILIES = {
 }
 
 
-def config(folder: Path, model: dict, streaming: bool, epochs: int, stream_cache: bool = False) -> dict:
+def config(folder: Path, model: dict, streaming: bool, epochs: int, stream_cache: bool = False, copies: int = 1) -> dict:
+    names = {s: [f"{s}.root"] + [f"{s}_copy{i}.root" for i in range(1, copies)] for s in ("top", "qcd")}
+    files = [{"path": path, "tree": "jets", "label": label, "name": sample}
+             for sample, label in (("top", 1), ("qcd", 0)) for path in names[sample]]
     return {
         "data": {
             "layout": "per_jet",
             "directory": str(folder),
-            "files": [{"path": "top.root", "tree": "jets", "label": 1}, {"path": "qcd.root", "tree": "jets", "label": 0}],
+            "files": files,
             "jet_axis": {"pt": "jet_pt", "eta": "jet_eta", "phi": "jet_phi", "energy": "jet_energy"},
             "constituents": {"px": "part_px", "py": "part_py", "pz": "part_pz", "energy": "part_energy"},
             "inputs": {
@@ -69,6 +72,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--data", default=None, help="folder with top.root and qcd.root (generated if missing)")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="read each file this many times (links with other names: other split hashes), "
+                             "for longer epochs without generating more")
     args = parser.parse_args()
 
     from hepnn.config import load_config
@@ -81,17 +87,21 @@ def main() -> None:
     for sample in ("top", "qcd"):
         if not (folder / f"{sample}.root").is_file():
             generate(sample, args.n_jets, seed=7, out=folder / f"{sample}.root", jobs=2, progress=False)
+        for i in range(1, args.copies):
+            link = folder / f"{sample}_copy{i}.root"
+            if not link.exists():
+                link.symlink_to(f"{sample}.root")
     results = {}
     for family in args.families.split(","):
         model = FAMILIES[family]
-        memory_cfg = load_config(config(folder, model, False, args.epochs))
+        memory_cfg = load_config(config(folder, model, False, args.epochs, copies=args.copies))
         t0 = time.perf_counter()
         data = load(memory_cfg)
         load_s = time.perf_counter() - t0
         with tempfile.TemporaryDirectory() as tmp:
             memory = Trainer(memory_cfg, log=lambda s: None).fit(Path(tmp) / "memory", data=data)
-            stream = Trainer(load_config(config(folder, model, True, args.epochs)), log=lambda s: None).fit(Path(tmp) / "stream")
-            cached = Trainer(load_config(config(folder, model, True, args.epochs, stream_cache=True)),
+            stream = Trainer(load_config(config(folder, model, True, args.epochs, copies=args.copies)), log=lambda s: None).fit(Path(tmp) / "stream")
+            cached = Trainer(load_config(config(folder, model, True, args.epochs, stream_cache=True, copies=args.copies)),
                              log=lambda s: None).fit(Path(tmp) / "cached")
         r_mem, r_stream, r_cached = rate(memory.history_), rate(stream.history_), rate(cached.history_)
         results[family] = {
