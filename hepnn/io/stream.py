@@ -162,31 +162,126 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
 
         chunks = read_files()
 
+    fields = keys + ["label", "weight"]
+    if shuffle:
+        pool = ShuffleBuffer(max(config.shuffle_buffer, batch_size), rng)
+        for chunk in read_ahead(chunks, read_ahead_chunks):
+            out = pool.add({k: chunk[k] for k in fields}, batch_size)
+            if out is not None:
+                yield _run(out, keys, 0, len(out["label"]), batch_size)
+        rest = pool.drain()
+        if rest is not None:
+            n = len(rest["label"])
+            full = n // batch_size * batch_size
+            if full:
+                yield _run(rest, keys, 0, full, batch_size)
+            if n > full and not drop_remainder:
+                yield _run(rest, keys, full, n, n - full)
+        return
     buffer: dict | None = None
-    capacity = max(config.shuffle_buffer, batch_size) if shuffle else batch_size
     for chunk in read_ahead(chunks, read_ahead_chunks):
-        chunk = {k: chunk[k] for k in keys + ["label", "weight"]}
-        buffer = chunk if buffer is None else {k: np.concatenate([buffer[k], chunk[k]]) for k in keys + ["label", "weight"]}
+        chunk = {k: chunk[k] for k in fields}
+        buffer = chunk if buffer is None else {k: np.concatenate([buffer[k], chunk[k]]) for k in fields}
         n = len(buffer["label"])
-        if n < capacity:
+        if n < batch_size:
             continue
-        if shuffle:
-            order = rng.permutation(n)
-            buffer = {k: v[order] for k, v in buffer.items()}
-        n_out = (n - (capacity - batch_size if shuffle else 0)) // batch_size * batch_size
-        if n_out:
-            yield _run(buffer, keys, 0, n_out, batch_size)
+        n_out = n // batch_size * batch_size
+        yield _run(buffer, keys, 0, n_out, batch_size)
         buffer = {k: v[n_out:] for k, v in buffer.items()}
-    if buffer is not None and len(buffer["label"]):
-        if shuffle:
-            order = rng.permutation(len(buffer["label"]))
-            buffer = {k: v[order] for k, v in buffer.items()}
+    if buffer is not None and len(buffer["label"]) and not drop_remainder:
         n = len(buffer["label"])
-        full = n // batch_size * batch_size
-        if full:
-            yield _run(buffer, keys, 0, full, batch_size)
-        if n > full and not drop_remainder:
-            yield _run(buffer, keys, full, n, n - full)
+        yield _run(buffer, keys, 0, n, n)
+
+
+class ShuffleBuffer:
+    """A shuffle buffer over chunks of rows: every row leaves in a uniformly random order.
+
+    :meth:`add` puts a chunk in; once the buffer holds at least ``capacity`` rows it
+    returns a random subset of whole batches (in random order), keeping
+    ``capacity - batch_size`` or more rows. It copies only the rows that move (the
+    chunk and the rows taken out), not the whole buffer: the holes the taken rows leave
+    are filled with the chunk's other rows. Draws come from ``rng`` only, in order, so a
+    seeded generator gives the same batches every time.
+
+    Examples
+    --------
+    >>> buf = ShuffleBuffer(4, np.random.default_rng(0))
+    >>> buf.add({"x": np.arange(3)}, 2) is None
+    True
+    >>> out = buf.add({"x": np.arange(3, 6)}, 2)
+    >>> len(out["x"]), len(buf)     # whole batches out, capacity - batch_size rows kept
+    (4, 2)
+    >>> sorted(out["x"].tolist() + buf.drain()["x"].tolist())
+    [0, 1, 2, 3, 4, 5]
+    """
+
+    def __init__(self, capacity: int, rng: np.random.Generator):
+        self.capacity = int(capacity)
+        self.rng = rng
+        self._store: dict[str, np.ndarray] = {}
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _reserve(self, chunk: dict, rows: int) -> None:
+        if not self._store:
+            self._store = {k: np.empty((max(rows, self.capacity), *v.shape[1:]), v.dtype) for k, v in chunk.items()}
+            return
+        have = len(next(iter(self._store.values())))
+        if rows > have:
+            size = max(rows, 2 * have)
+            for k, v in self._store.items():
+                grown = np.empty((size, *v.shape[1:]), v.dtype)
+                grown[:self._n] = v[:self._n]
+                self._store[k] = grown
+
+    def add(self, chunk: dict, batch_size: int) -> dict | None:
+        """Add ``chunk`` (dict of equal-length arrays); return whole batches of random rows, or None."""
+        m = len(next(iter(chunk.values())))
+        n, total = self._n, self._n + m
+        if total < self.capacity:
+            self._reserve(chunk, total)
+            for k, v in chunk.items():
+                self._store[k][n:total] = v
+            self._n = total
+            return None
+        n_out = (total - (self.capacity - batch_size)) // batch_size * batch_size
+        pick = self.rng.permutation(total)[:n_out]
+        in_buffer = pick < n
+        taken = np.sort(pick[in_buffer])  # holes left in the buffer
+        left = np.ones(m, bool)
+        left[pick[~in_buffer] - n] = False
+        rest = np.flatnonzero(left)  # chunk rows that stay
+        fill = min(len(taken), len(rest))
+        new_n = n - len(taken) + len(rest)
+        self._reserve(chunk, new_n)
+        out = {}
+        for k, v in chunk.items():
+            store = self._store[k]
+            out[k] = np.empty((n_out, *v.shape[1:]), v.dtype)
+            out[k][in_buffer] = store[pick[in_buffer]]
+            out[k][~in_buffer] = v[pick[~in_buffer] - n]
+            store[taken[:fill]] = v[rest[:fill]]
+            if len(rest) > fill:  # more chunk rows than holes: append
+                store[n:new_n] = v[rest[fill:]]
+        if len(taken) > fill:  # more holes than chunk rows: move the last rows into them
+            holes = taken[fill:]
+            keep_holes = holes[holes < new_n]
+            tail = np.setdiff1d(np.arange(new_n, n), holes, assume_unique=True)
+            for store in self._store.values():
+                store[keep_holes] = store[tail]
+        self._n = new_n
+        return out if n_out else None
+
+    def drain(self) -> dict | None:
+        """The remaining rows in random order (the buffer is then empty), or None."""
+        if not self._n:
+            return None
+        order = self.rng.permutation(self._n)
+        out = {k: v[:self._n][order] for k, v in self._store.items()}
+        self._n = 0
+        return out
 
 
 def _run(buffer: dict, keys: list, start: int, stop: int, size: int) -> tuple[dict, np.ndarray, np.ndarray]:

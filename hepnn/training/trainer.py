@@ -417,7 +417,8 @@ class Trainer:
             if row["input_wait_share"] > INPUT_BOUND_SHARE and (n_train or 0) >= 20 * tcfg.batch_size:
                 warnings.warn(
                     f"epoch {epoch + 1}: {row['input_wait_share']:.0%} of the time was spent waiting for input: "
-                    "training is input-bound (raise data.step_size or batch size, or use `hepnn convert`)",
+                    "training is input-bound (raise data.step_size or batch size; when streaming, set "
+                    "training.stream_cache: true; or use `hepnn convert`)",
                     InputBoundWarning, stacklevel=2,
                 )
             current = row.get(monitor)
