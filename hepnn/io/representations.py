@@ -115,15 +115,20 @@ def pad_sequences(
     if features.ndim == 1:
         features = features[:, None]
     n_jets, n_features = len(counts), features.shape[1]
-    jet = np.repeat(np.arange(n_jets, dtype=np.int64), counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if n_jets else np.zeros(0, np.int64)
-    position = np.arange(len(jet), dtype=np.int64) - starts[jet]
-    keep = position < max_length
-    # slot (jet, position) of the sorted order takes element source[slot]: one gather, one scatter
-    source = np.flatnonzero(keep) if sort_key is None else sort_within_jets(counts, sort_key, descending)[keep]
     shape = (n_jets * max_length, n_features)
     x = np.zeros(shape, np.float32) if pad_value == 0 and not np.signbit(pad_value) else np.full(shape, pad_value, np.float32)  # zeros: calloc, no fill pass
-    x[jet[keep] * max_length + position[keep]] = features[source]
+    if sort_key is None and (not n_jets or int(counts.max()) <= max_length):
+        # every element is kept in its order: element i goes to slot i + (jet * max_length - start of jet)
+        slot = np.arange(len(features), dtype=np.int64) + np.repeat(np.arange(n_jets, dtype=np.int64) * max_length - starts, counts)
+        x[slot] = features
+    else:
+        jet = np.repeat(np.arange(n_jets, dtype=np.int64), counts)
+        position = np.arange(len(jet), dtype=np.int64) - starts[jet]
+        keep = position < max_length
+        # slot (jet, position) of the sorted order takes element source[slot]: one gather, one scatter
+        source = np.flatnonzero(keep) if sort_key is None else sort_within_jets(counts, sort_key, descending)[keep]
+        x[jet[keep] * max_length + position[keep]] = features[source]
     mask = np.arange(max_length)[None, :] < np.minimum(counts, max_length)[:, None]
     return x.reshape(n_jets, max_length, n_features), mask
 
