@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -68,3 +70,56 @@ def test_log_of_non_positive_is_an_error():
 def test_unfitted_transform_raises():
     with pytest.raises(RuntimeError, match="not fitted"):
         Preprocessor(SPEC).transform(_data(np.random.default_rng(0)))
+
+
+def _images(n, seed):
+    """Images whose pixels have different means and spreads; one corner pixel always empty."""
+    rng = np.random.default_rng(seed)
+    centre = np.linspace(0.0, 3.0, 4 * 4 * 2).reshape(4, 4, 2)
+    spread = np.linspace(0.5, 2.0, 4 * 4 * 2).reshape(4, 4, 2)
+    x = centre + spread * rng.normal(size=(n, 4, 4, 2))
+    x[:, 0, 0, :] = 0.0
+    return x.astype(np.float32)
+
+
+def test_image_standardisation_is_per_pixel_and_streams():
+    spec = {"image": {"kind": "image", "variables": [], "standardize": True, "transforms": {}}}
+    train = _images(4000, 0)
+    pre = Preprocessor(spec).fit({"image": train})
+    out = pre.transform({"image": _images(4000, 1)})["image"]
+    assert out.shape == (4000, 4, 4, 2) and out.dtype == np.float32
+    mean, std = out.mean(axis=0), out.std(axis=0)
+    np.testing.assert_allclose(mean[1:, 1:], 0.0, atol=0.1)  # every pixel and channel on its own
+    np.testing.assert_allclose(std[1:, 1:], 1.0, atol=0.1)
+    assert np.all(out[:, 0, 0, :] == 0.0)  # never-filled pixel: scale 1, stays 0
+    # fitted on training values, saved per pixel, streamed fit equal to the one-shot fit
+    np.testing.assert_allclose(np.reshape(pre.mean_["image"], (4, 4, 2)), train.mean(axis=0), rtol=1e-5, atol=1e-6)
+    parts = Preprocessor(spec)
+    parts._reset()
+    for chunk in np.array_split(train, 7):
+        parts.partial_fit({"image": chunk})
+    np.testing.assert_allclose(parts.scale_["image"], pre.scale_["image"], rtol=1e-6)
+    again = Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
+    np.testing.assert_array_equal(again.transform({"image": train})["image"], pre.transform({"image": train})["image"])
+    # a different image size than fitted: a clear error
+    with pytest.raises(InputDataError, match="fitted on 32 values per jet"):
+        pre.transform({"image": np.zeros((2, 5, 5, 2), np.float32)})
+    # without standardize images pass through untouched
+    plain = Preprocessor({"image": {**spec["image"], "standardize": False}}).fit({"image": train})
+    assert plain.transform({"image": train})["image"] is train
+
+
+def test_image_standardize_from_the_config(tmp_path):
+    from test_io_fixtures import make_per_jet
+
+    import hepnn
+    import hepnn.io
+
+    config = make_per_jet(tmp_path, n=60)
+    cfg = hepnn.load_config(config, ["data.inputs.image.standardize=true", "data.inputs.image.pixels=9"])
+    data = hepnn.io.load(cfg)
+    raw = hepnn.io.load(cfg, standardize=False)
+    train = raw.split("train")["image"].reshape(-1, 81)
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    expected = (raw["image"].reshape(len(raw["image"]), -1) - mean) / np.where(std > 0, std, 1.0)
+    np.testing.assert_allclose(data["image"].reshape(len(expected), -1), expected, rtol=1e-4, atol=1e-4)

@@ -68,6 +68,9 @@ def check_05(r):
 
 def check_06(r):
     assert r["auc"]["cnn"] > 0.75 and r["auc"]["dense (jet features)"] > 0.75
+    assert r["standardised_pixel_mean_max"] < 1e-3
+    low, high = r["standardised_pixel_std_range"]
+    assert 0.9 < low <= high < 1.1
 
 
 def check_07(r):

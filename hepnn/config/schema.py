@@ -275,6 +275,9 @@ class ImageInput:
     intensity_power: float = field(
         default=1.0, metadata=_doc("pixel values to this power after preprocessing (0.5: square root, less peaked)", positive)
     )
+    standardize: bool = field(default=False, metadata=_doc(
+        "per-pixel standardisation: every pixel and channel shifted by its mean and divided by its standard "
+        "deviation over the training jets (saved with the run)"))
 
 
 InputConfig = Union[FlatInput, SequenceInput, ImageInput]

@@ -76,12 +76,13 @@ def fit_preprocessing(config: Any, analysis: Any = None, chunks: Any = None):
 
 
 def _fit_rows(config: Any, chunk: dict) -> dict:
-    """The values the standardisation is fitted on: flat inputs of training jets, and only the
-    real elements of sequence inputs (as length-1 sequences), so padded slots are never copied."""
+    """The values the standardisation is fitted on: flat inputs (and images with per-pixel
+    standardisation) of training jets, and only the real elements of sequence inputs (as
+    length-1 sequences), so padded slots are never copied."""
     train = chunk["split"] == 0
     out = {}
     for name, inp in config.inputs.items():
-        if inp.kind == "flat" and name in chunk:
+        if (inp.kind == "flat" or (inp.kind == "image" and getattr(inp, "standardize", False))) and name in chunk:
             out[name] = chunk[name][train]
         elif inp.kind == "sequence" and name in chunk:
             x, mask = chunk[name], chunk.get(f"{name}_mask")

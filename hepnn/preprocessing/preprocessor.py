@@ -51,7 +51,8 @@ def _spec_from_input(config: Any) -> dict:
 
 
 class Preprocessor:
-    """Transforms and standardisation of every flat and sequence input.
+    """Transforms and standardisation of every flat and sequence input, and per-pixel
+    standardisation of image inputs that ask for it (``standardize: true``).
 
     Parameters
     ----------
@@ -63,7 +64,8 @@ class Preprocessor:
     ----------
     mean_, scale_ : dict of lists
         Per input, one value per variable (after abs/log/clip); only the variables with
-        standardisation switched on are shifted and scaled.
+        standardisation switched on are shifted and scaled. Images: one value per pixel
+        and channel, in ``reshape(n_jets, -1)`` order.
     n_samples_ : dict of int
         Values (jets or real sequence elements) seen by the fit, per input.
     """
@@ -80,8 +82,14 @@ class Preprocessor:
 
     def _active(self):
         for name, spec in self.inputs.items():
-            if spec.get("kind", "flat") in ("flat", "sequence"):
+            kind = spec.get("kind", "flat")
+            if kind in ("flat", "sequence") or (kind == "image" and spec.get("standardize")):
                 yield name, spec
+
+    @staticmethod
+    def _columns(spec: Mapping, values: np.ndarray) -> np.ndarray:
+        """Images: one column per pixel and channel; other inputs unchanged."""
+        return values.reshape(len(values), -1) if spec.get("kind") == "image" else values
 
     def _stateless(self, name: str, spec: Mapping, x: np.ndarray, real: np.ndarray | None) -> np.ndarray:
         x = np.array(x, dtype=np.float64, copy=True)
@@ -145,7 +153,7 @@ class Preprocessor:
                 continue
             x = np.asarray(data[name])
             real = self._real(data, name, x, spec)
-            values = self._stateless(name, spec, x, real)
+            values = self._columns(spec, self._stateless(name, spec, x, real))
             rows = values[real] if real is not None else values.reshape(-1, values.shape[-1])
             n_b = len(rows)
             n_a = self.n_samples_.get(name, 0)
@@ -172,13 +180,17 @@ class Preprocessor:
         std = np.where(std > 0, std, 1.0)
         self.scale_[name] = [float(s) for s in std]
 
-    def _params(self, name: str, spec: Mapping, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-        use = self._standardised(spec)
+    def _params(self, name: str, spec: Mapping, n_features: int, shape: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+        use = np.ones(n_features, bool) if spec.get("kind") == "image" else self._standardised(spec)
         if use.any() and not hasattr(self, "mean_"):
             msg = "this Preprocessor is not fitted yet: call fit(train_data) first"
             raise RuntimeError(msg)
         mean = np.asarray(getattr(self, "mean_", {}).get(name, np.zeros(n_features)), dtype=np.float64)
         scale = np.asarray(getattr(self, "scale_", {}).get(name, np.ones(n_features)), dtype=np.float64)
+        if len(mean) != n_features:
+            msg = (f"input {name!r}: the preprocessing was fitted on {len(mean)} values per jet, received "
+                   f"{n_features} (array shape {tuple(shape)}); the input's definition changed since the fit")
+            raise InputDataError(msg)
         return np.where(use, mean, 0.0), np.where(use, scale, 1.0)
 
     def transform(self, data: Mapping[str, np.ndarray]) -> dict:
@@ -189,9 +201,9 @@ class Preprocessor:
                 continue
             x = np.asarray(data[name])
             real = self._real(data, name, x, spec)
-            values = self._stateless(name, spec, x, real)
-            mean, scale = self._params(name, spec, x.shape[-1])
-            values = (values - mean) / scale
+            values = self._columns(spec, self._stateless(name, spec, x, real))
+            mean, scale = self._params(name, spec, values.shape[-1], x.shape)
+            values = ((values - mean) / scale).reshape(x.shape)
             if real is not None:
                 values[~real] = spec.get("pad_value", 0.0)
             out[name] = values.astype(np.float32)
