@@ -77,3 +77,13 @@ def test_a_different_fingerprint_or_an_unfinished_pass_rebuilds(tmp_path):
     victim = sorted((cache / "chunks").iterdir())[0]
     os.remove(victim)
     assert not ChunkCache(cache, json.loads((cache / "complete.json").read_text())["fingerprint"]).is_complete()
+
+
+def test_stream_cache_without_streaming_is_a_config_error():
+    import pytest
+
+    from hepnn.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="training.stream_cache: .*training.streaming: true"):
+        hepnn.load_config({"training": {"stream_cache": True}})
+    assert hepnn.load_config({"training": {"stream_cache": True, "streaming": True}}).training.stream_cache

@@ -432,6 +432,10 @@ class TrainingConfig:
     folds: Optional[int] = field(default=None, metadata=_doc("k-fold training with this many folds", positive))
     verbose: int = field(default=1, metadata=_doc("Keras verbosity", non_negative))
 
+    def validate(self):
+        if self.stream_cache and not self.streaming:
+            yield "stream_cache", "caches the streaming pipeline: set training.streaming: true as well (or drop it)"
+
 
 # --- evaluation, explain, plots -----------------------------------------------------
 
