@@ -118,9 +118,10 @@ class ChunkCache:
 
     # --- reading ------------------------------------------------------------------------
 
-    def read(self, order: np.ndarray | None = None) -> Iterator[dict]:
-        """Yield the cached chunks (in ``order``, indices into :meth:`paths`), one at a time."""
+    def read(self, rng: np.random.Generator | None = None) -> Iterator[dict]:
+        """Yield the cached chunks one at a time: in canonical order, or permuted by ``rng``."""
         paths = self.paths()
-        for i in range(len(paths)) if order is None else order:
+        order = range(len(paths)) if rng is None else rng.permutation(len(paths))
+        for i in order:
             with np.load(paths[i]) as data:
                 yield {k: data[k] for k in data.files}

@@ -132,8 +132,7 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
                                                   type(analysis).__qualname__ if analysis is not None else None))
     if cache is not None and cache.is_complete():
         # later passes: the processed chunks from disk, in a new order every pass
-        n_cached = len(cache.paths())
-        chunks = cache.read(rng.permutation(n_cached) if shuffle else None)
+        chunks = cache.read(rng if shuffle else None)
     else:
         files = list(enumerate(resolve_files(config)))
         if shuffle:
@@ -249,9 +248,11 @@ class ShuffleBuffer:
         n_out = (total - (self.capacity - batch_size)) // batch_size * batch_size
         pick = self.rng.permutation(total)[:n_out]
         in_buffer = pick < n
-        taken = np.sort(pick[in_buffer])  # holes left in the buffer
+        from_chunk = ~in_buffer
+        buffer_rows, chunk_rows = pick[in_buffer], pick[from_chunk] - n
+        taken = np.sort(buffer_rows)  # holes left in the buffer
         left = np.ones(m, bool)
-        left[pick[~in_buffer] - n] = False
+        left[chunk_rows] = False
         rest = np.flatnonzero(left)  # chunk rows that stay
         fill = min(len(taken), len(rest))
         new_n = n - len(taken) + len(rest)
@@ -260,8 +261,8 @@ class ShuffleBuffer:
         for k, v in chunk.items():
             store = self._store[k]
             out[k] = np.empty((n_out, *v.shape[1:]), v.dtype)
-            out[k][in_buffer] = store[pick[in_buffer]]
-            out[k][~in_buffer] = v[pick[~in_buffer] - n]
+            out[k][in_buffer] = store[buffer_rows]
+            out[k][from_chunk] = v[chunk_rows]
             store[taken[:fill]] = v[rest[:fill]]
             if len(rest) > fill:  # more chunk rows than holes: append
                 store[n:new_n] = v[rest[fill:]]

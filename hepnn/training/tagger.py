@@ -180,26 +180,22 @@ class Tagger:
         plan = self._plan(columns.keys(), "events")
         n = len(columns)
         block = max(self.block_entries, 1)
-        if n <= 2 * block:
-            tensors = represent(self._data, columns, "events", plan=plan)
-            scores = self._score(tensors, batch_size=batch_size)
-            if self.layout == "per_event":
-                return self._jagged(scores, jets_per_entry(plan, columns))
-            return scores
-
-        # Large inputs: block by block, the next block's inputs are built in a background
+        # Large inputs go block by block: the next block's inputs are built in a background
         # thread while the model scores this one (numpy and TensorFlow release the GIL).
+        blocks = [(0, n)] if n <= 2 * block else [(s, min(s + block, n)) for s in range(0, n, block)]
+
         def prepared() -> Iterator[tuple[dict, Any]]:
-            for start in range(0, n, block):
-                part = Columns(_slice(events, start, min(start + block, n)))
+            for start, stop in blocks:
+                part = columns if len(blocks) == 1 else Columns(_slice(events, start, stop))
                 counts = jets_per_entry(plan, part) if self.layout == "per_event" else None
                 yield represent(self._data, part, "events", plan=plan), counts
 
         parts = [(self._score(tensors, batch_size=batch_size), counts)
-                 for tensors, counts in read_ahead(prepared(), 1, count_wait=False)]
-        scores = np.concatenate([p for p, _ in parts])
+                 for tensors, counts in read_ahead(prepared(), 1 if len(blocks) > 1 else 0, count_wait=False)]
+        scores = parts[0][0] if len(parts) == 1 else np.concatenate([p for p, _ in parts])
         if self.layout == "per_event":
-            return self._jagged(scores, np.concatenate([c for _, c in parts]))
+            counts = parts[0][1] if len(parts) == 1 else np.concatenate([c for _, c in parts])
+            return self._jagged(scores, counts)
         return scores
 
     def predict_numpy(self, arrays: Mapping[str, np.ndarray], *, preprocessed: bool = False,
