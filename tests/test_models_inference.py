@@ -42,3 +42,45 @@ def test_the_cache_does_not_keep_models_alive():
     del model
     gc.collect()
     assert ref() is None
+
+
+class _ShapeSpy:
+    """Stands in for a Keras model: records every batch shape it is called with."""
+
+    outputs = [None]
+
+    def __init__(self, model):
+        self.model, self.shapes = model, []
+
+    def __call__(self, x, training=False):
+        self.shapes.append(tuple(int(d) for d in next(iter(x.values())).shape))
+        return self.model(x, training=training)
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 100])
+def test_every_batch_has_the_full_shape(n):
+    """The promise behind chunking-independent scores: the model only ever sees batch_size rows."""
+    x = {"jet": np.random.default_rng(2).normal(size=(n, 4)).astype("float32")}
+    spy = _ShapeSpy(MODELS.get("dense")({"jet": (4,)}, units=(8,)))
+    got = predict(spy, x, batch_size=32)
+    assert got.shape == (n, 1)
+    assert spy.shapes and set(spy.shapes) == {(32, 4)}
+
+
+@pytest.mark.parametrize("name, shapes, options", [
+    ("dense", {"jet": (5,)}, {"units": (16, 16)}),
+    ("deepsets", {"trk": (9, 4)}, {"phi_units": (16,), "dense_units": (16,)}),
+    ("cnn", {"img": (8, 8, 1)}, {"filters": (4,), "dense_units": (8,)}),
+])
+def test_scores_are_bit_identical_whatever_the_chunking(name, shapes, options):
+    """Scoring in one piece or in chunks of any size gives the same bits (docs/reliability.md)."""
+    rng = np.random.default_rng(3)
+    model = MODELS.get(name)(shapes, **options)
+    n = 150
+    x = {k: rng.normal(size=(n, *s)).astype("float32") for k, s in shapes.items()}
+    whole = predict(model, x, batch_size=64)
+    for trial in range(4):
+        cuts = np.sort(rng.choice(np.arange(1, n), size=trial * 3 + 1, replace=False))
+        parts = [predict(model, {k: v[a:b] for k, v in x.items()}, batch_size=64)
+                 for a, b in zip([0, *cuts], [*cuts, n])]
+        np.testing.assert_array_equal(np.concatenate(parts), whole)

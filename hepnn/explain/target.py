@@ -11,6 +11,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..models.inference import fixed_batches
+
 __all__ = ["Target", "infer_task"]
 
 KINDS = {1: "flat", 2: "sequence", 3: "image"}
@@ -112,23 +114,20 @@ class Target:
         """The per-jet target for numpy inputs, in batches: shape ``(n_jets,)``."""
         n = len(inputs[self.names[0]])
         out = np.empty(n, dtype=np.float64)
-        for start in range(0, n, self.batch_size):
-            batch = {k: self.tf.constant(np.asarray(inputs[k][start:start + self.batch_size], dtype=np.float32))
-                     for k in self.names}
-            out[start:start + self.batch_size] = self._fn(batch).numpy()
+        arrays = {k: np.asarray(inputs[k], dtype=np.float32) for k in self.names}
+        for start, n_real, batch in fixed_batches(arrays, self.batch_size):
+            out[start:start + n_real] = self._fn({k: self.tf.constant(v) for k, v in batch.items()}).numpy()[:n_real]
         return out
 
     def gradients(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Gradients of the target with respect to every input, shaped like the inputs."""
         tf = self.tf
-        n = len(inputs[self.names[0]])
         grads = {k: np.zeros(np.shape(inputs[k]), dtype=np.float32) for k in self.names}
-        for start in range(0, n, self.batch_size):
-            batch = {k: tf.constant(np.asarray(inputs[k][start:start + self.batch_size], dtype=np.float32))
-                     for k in self.names}
-            g = self._grad_fn(batch)
+        arrays = {k: np.asarray(inputs[k], dtype=np.float32) for k in self.names}
+        for start, n_real, batch in fixed_batches(arrays, self.batch_size):
+            g = self._grad_fn({k: tf.constant(v) for k, v in batch.items()})
             for k in self.names:
-                grads[k][start:start + self.batch_size] = g[k].numpy()
+                grads[k][start:start + n_real] = g[k].numpy()[:n_real]
         return grads
 
     @property

@@ -12,6 +12,7 @@ import math
 from typing import Any, Sequence
 
 from . import _options as opt
+from .inference import predict
 from .registry import register_model
 
 __all__ = ["build_autoencoder", "anomaly_score", "encoder"]
@@ -231,7 +232,7 @@ def anomaly_score(model, inputs, batch_size: int = 1024):
         x = next(iter(inputs.values()))
     x = np.asarray(x, dtype="float32")
     name = model.input_names[0] if hasattr(model, "input_names") else model.inputs[0].name
-    reconstruction = np.asarray(model.predict({name: x}, batch_size=batch_size, verbose=0), dtype="float64")
+    reconstruction = np.asarray(predict(model, {name: x}, batch_size=batch_size), dtype="float64")
     error = (x.astype("float64") - reconstruction) ** 2
     mask_layers = [layer for layer in model.layers if type(layer).__name__ == "ApplyMask"]
     if mask_layers and x.ndim == 3:
