@@ -484,6 +484,26 @@ class ExplainConfig:
     background_size: int = field(default=40, metadata=_doc("background sample for SHAP (cost grows with it)", positive))
     options: dict[str, dict[str, Any]] = field(default_factory=dict, metadata=_doc("per-method options"))
 
+    def validate(self):
+        """Every method and every ``options`` key names a registered explainer; options are its arguments."""
+        from ..exceptions import ConfigError, suggest
+        from ..explain import EXPLAINERS
+        from ..explain.registry import check_options
+
+        names = EXPLAINERS.names()
+        for where, method in [*((f"methods[{i}]", m) for i, m in enumerate(self.methods)),
+                              *((f"options.{m}", m) for m in self.options)]:
+            if method not in EXPLAINERS:
+                yield where, f"unknown explainer {method!r}{suggest(method, names)}; valid names: {', '.join(names)}"
+                return
+        for method, options in self.options.items():
+            try:
+                check_options(method, options)
+            except ConfigError as err:
+                subpath, _, problem = str(err).partition(": ")
+                yield subpath.removeprefix("explain."), problem
+                return
+
 
 @dataclass(frozen=True)
 class PlotsConfig:
