@@ -338,9 +338,9 @@ class DataConfig:
                 f"{sorted(labels)} ({groups}), so class(es) {missing} would have no jets: renumber the "
                 f"labels as {list(range(len(labels)))} in the same order"
             )
-        where: dict[str, int] = {}
+        where: dict[tuple[str, str], int] = {}
         for i, f in enumerate(self.files):
-            j = where.setdefault(f.path, i)
+            j = where.setdefault((f.path, f.tree), i)
             if j != i:
                 yield f"files[{i}].path", (
                     f"{f.path!r} is listed twice (data.files[{j}] with label {self.files[j].label} and "
