@@ -315,3 +315,31 @@ def test_training_records_dropped_labels_in_provenance(tmp_path):
     provenance = json.loads((tmp_path / "run" / "provenance.json").read_text())
     assert provenance["dropped_labels"] == {"4": data.summary["dropped_labels"][4]}
     assert provenance["dropped_labels"]["4"] > 0
+
+
+# --- the other YAML hepnn reads: search spaces, generator options --------------------------------
+
+
+def test_search_space_with_a_duplicate_key_names_file_and_line(tmp_path):
+    from hepnn.exceptions import ConfigError
+    from hepnn.tune.space import load_space
+
+    space = tmp_path / "space.yaml"
+    space.write_text("training.optimizer.learning_rate: {float: [1.0e-4, 1.0e-2]}\n"
+                     "training.batch_size: {choice: [32, 64]}\n"
+                     "training.optimizer.learning_rate: {float: [1.0e-3, 1.0e-1]}\n")
+    with pytest.raises(ConfigError, match=r"space\.yaml: line 3: duplicate key "
+                                          r"'training\.optimizer\.learning_rate' \(first at line 1\)"):
+        load_space(space)
+
+
+def test_generate_option_alias_bomb_is_refused(tmp_path, capsys):
+    bomb = "[" + ", ".join(["x"] * 9) + "]"
+    value = f"{{a: &a {bomb}, " + ", ".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefg", "bcdefgh")) + "}"
+    code, err = _run(tmp_path, capsys, ["generate", "qcd", "--n-jets", "3", "--out", str(tmp_path / "out" / "q.root"),
+                                        "--option", f"pt_min={value}"])
+    assert code == 2
+    line = _one_error_line(err)
+    assert "--option pt_min" in line and "nested aliases" in line
+    assert len(line) < 700
