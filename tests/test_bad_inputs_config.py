@@ -276,8 +276,16 @@ def test_dropped_label_values_are_counted_and_logged(tmp_path, caplog):
     assert set(np.unique(data["label"]).tolist()) == {0, 1}
     lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert len(lines) == 1
-    assert f"dropped {expected} jet(s) whose Jet_hadronFlavour is not in data.label.classes" in lines[0]
+    assert f"dropped {expected} jets whose Jet_hadronFlavour is not in data.label.classes" in lines[0]
     assert f"4: {expected}" in lines[0]
+    # a streaming run's pass over the training split (preprocessing fit) logs that split's count
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hepnn.io"):
+        hepnn.io.fit_preprocessing(hepnn.load_config(config))
+    lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(lines) == 1 and " training jets whose Jet_hadronFlavour" in lines[0]
+    n_train = int(lines[0].split("dropped ")[1].split(" ")[0])
+    assert 0 < n_train < expected
 
 
 def test_nothing_dropped_means_an_empty_count_and_no_log(tmp_path, caplog):

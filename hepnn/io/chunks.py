@@ -448,8 +448,8 @@ def iterate_chunks(
             summary["n_skipped"] = len(summary["skipped"])
     if full_pass:
         summary["dropped_labels"] = counts.dropped()
-        counts.log(config)
+        what = "jets" if split is None else f"{('training', 'validation', 'test')[split]} jets"
+        counts.log(config, what)
         if split in (None, 0) and summary["n_jets"]:
             custom = analysis is not None and hasattr(analysis, "labels")
-            counts.check(config, files, summary["skipped"], "training jets" if split == 0 else "jets",
-                         classes=not custom)
+            counts.check(config, files, summary["skipped"], what, classes=not custom)

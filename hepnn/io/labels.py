@@ -122,14 +122,14 @@ class LabelCounts:
         """``{branch value: n_jets dropped}``, by value."""
         return {k: self._dropped[k] for k in sorted(self._dropped, key=lambda v: (str(type(v)), v))}
 
-    def log(self, config: Any) -> None:
+    def log(self, config: Any, what: str = "jet(s)") -> None:
         """One warning line with the jets dropped per label value (nothing when none)."""
         if self._dropped:
             total = sum(self._dropped.values())
             per_value = ", ".join(f"{v}: {n}" for v, n in self.dropped().items())
             logger.warning(
-                "data.label: dropped %d jet(s) whose %s is not in data.label.classes (%s) -- per value: %s",
-                total, config.label.branch, ", ".join(f"{k}: {v}" for k, v in config.label.classes.items()),
+                "data.label: dropped %d %s whose %s is not in data.label.classes (%s) -- per value: %s",
+                total, what, config.label.branch, ", ".join(f"{k}: {v}" for k, v in config.label.classes.items()),
                 per_value,
             )
 

@@ -51,10 +51,11 @@ def subset(data: Mapping[str, np.ndarray], split: str | np.ndarray) -> dict[str,
     return like(out) if like is not None else out
 
 
-def _dropped_labels(data: Any) -> dict:
-    """Jets dropped per label value not in data.label.classes (JSON keys), from the read's summary."""
-    dropped = (getattr(data, "summary", None) or {}).get("dropped_labels") or {}
-    return {str(k): int(v) for k, v in dropped.items()}
+def _dropped_labels(data: Any) -> dict | None:
+    """Jets dropped per label value not in data.label.classes (JSON keys), from the read's summary
+    (None when not counted: streaming runs log the count of the training split instead)."""
+    dropped = (getattr(data, "summary", None) or {}).get("dropped_labels")
+    return None if dropped is None else {str(k): int(v) for k, v in dropped.items()}
 
 
 def model_inputs(config: Config) -> list[str]:
