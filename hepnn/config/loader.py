@@ -46,8 +46,10 @@ def short_repr(value: Any, limit: int = MAX_ECHO) -> str:
 
     Examples
     --------
-    >>> short_repr("x" * 1000)[-24:]
-    "... (1002 characters)"
+    >>> short_repr("x" * 1000).endswith("xxx... (1002 characters)")
+    True
+    >>> short_repr(float("nan"))
+    '.nan'
     """
     if isinstance(value, float) and not math.isfinite(value):
         return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
