@@ -16,6 +16,7 @@ A dataclass may name a field in ``__extra_field__`` that collects unknown keys
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -26,14 +27,76 @@ import yaml
 
 from ..exceptions import ConfigError, suggest
 
-__all__ = ["from_dict", "to_dict", "safe_load_yaml", "dump_yaml", "set_path", "parse_override"]
+__all__ = ["from_dict", "to_dict", "safe_load_yaml", "dump_yaml", "set_path", "parse_override", "short_repr"]
 
 
 # --- YAML ---------------------------------------------------------------------------
 
 
+#: Most nodes a document may expand to once its aliases are followed (a config has hundreds):
+#: a few bytes of nested aliases ("billion laughs") would otherwise expand to billions.
+MAX_EXPANDED_NODES = 100_000
+
+#: Longest value echoed in an error message (longer ones are cut, with their length).
+MAX_ECHO = 200
+
+
+def short_repr(value: Any, limit: int = MAX_ECHO) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, so that an error message stays one line.
+
+    Examples
+    --------
+    >>> short_repr("x" * 1000).endswith("xxx... (1002 characters)")
+    True
+    >>> short_repr(float("nan"))
+    '.nan'
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    if isinstance(value, (list, tuple, dict)) and len(value) > limit:
+        return f"<{type(value).__name__} of {len(value)} items>"
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+class _YAMLProblem(Exception):
+    """A document that parses but that hepnn refuses (duplicate key, alias bomb); ``line`` is 1-based."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-4`` as a float (YAML 1.1 wants ``1.0e-4``)."""
+    """SafeLoader that reads ``1e-4`` as a float (YAML 1.1 wants ``1.0e-4``), refuses duplicate
+    keys in a mapping and documents whose aliases expand to more than :data:`MAX_EXPANDED_NODES`."""
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # '<<: *base' keys may be overridden: that is what merging is for
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                    seen.setdefault(key, line)
+                except TypeError:
+                    continue  # an unhashable key: SafeConstructor says so itself
+                if first is not None:
+                    msg = (f"duplicate key {short_repr(key)} (first at line {first}); "
+                           "a mapping takes each key once: remove or rename one of them")
+                    raise _YAMLProblem(msg, line)
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_implicit_resolver(
@@ -61,9 +124,59 @@ def safe_load_yaml(source: str | Path, *, text: str | None = None) -> Any:
             raise ConfigError(msg) from None
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as err:
-        msg = f"{source}: not valid YAML: {err}"
+    except _YAMLProblem as err:
+        where = f"{source}: line {err.line}" if err.line else f"{source}"
+        msg = f"{where}: {err}"
         raise ConfigError(msg) from None
+    except yaml.YAMLError as err:
+        text = str(err)
+        if len(text) > 4 * MAX_ECHO:
+            text = f"{text[:4 * MAX_ECHO]}... ({len(text)} characters)"
+        msg = f"{source}: not valid YAML: {text}"
+        raise ConfigError(msg) from None
+
+
+def _check_expansion(root: Any) -> None:
+    """Refuse recursive aliases and documents that expand to more than MAX_EXPANDED_NODES nodes.
+
+    Counts each node once per place it appears (what a reader walking the data sees), with
+    the count of every aliased node memoised: linear in the size of the text.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            active.discard(key)
+            if isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            else:
+                children = node.value
+            size = 1 + sum(sizes[id(c)] for c in children)
+            sizes[key] = size
+            if size > MAX_EXPANDED_NODES:
+                line = node.start_mark.line + 1
+                msg = (f"the document expands to more than {MAX_EXPANDED_NODES} values through nested "
+                       "aliases (&anchor / *alias); a config needs far fewer: write the values out "
+                       "or use fewer levels of aliases")
+                raise _YAMLProblem(msg, line)
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            line = node.start_mark.line + 1
+            raise _YAMLProblem("recursive alias: a node contains itself; hepnn configs must be trees", line)
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1
+            continue
+        active.add(key)
+        stack.append((node, True))
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((n, False) for pair in node.value for n in pair)
+        else:
+            stack.extend((n, False) for n in node.value)
 
 
 def dump_yaml(data: Any) -> str:
@@ -98,13 +211,32 @@ def _describe(tp: Any) -> str:
 
 
 def _fail(path: str, expected: str, value: Any) -> typing.NoReturn:
-    msg = f"{path}: expected {expected}, received {value!r}"
+    msg = f"{path}: expected {expected}, received {short_repr(value)}"
     raise ConfigError(msg)
+
+
+def _not_finite(path: str, value: float) -> typing.NoReturn:
+    msg = f"{path}: {short_repr(value)} is not a finite number; give a finite value"
+    raise ConfigError(msg)
+
+
+def _check_finite(value: Any, path: str) -> None:
+    """Free-form values (``Any``: builder and explainer options, overlays) hold no NaN or infinity."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            _not_finite(where, item)
+        elif isinstance(item, Mapping):
+            stack.extend((v, f"{where}.{k}") for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
 
 
 def _convert(tp: Any, value: Any, path: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
+        _check_finite(value, path)
         return value
     if origin in (Union, types.UnionType):
         args = get_args(tp)
@@ -128,7 +260,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed or isinstance(value, bool) != any(isinstance(a, bool) for a in allowed):
-            msg = f"{path}: expected one of {', '.join(repr(a) for a in allowed)}, received {value!r}"
+            msg = f"{path}: expected one of {', '.join(repr(a) for a in allowed)}, received {short_repr(value)}"
             msg += suggest(str(value), [str(a) for a in allowed])
             raise ConfigError(msg)
         return value
@@ -145,7 +277,10 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _fail(path, "a number", value)
-        return float(value)
+        value = float(value)
+        if not math.isfinite(value):
+            _not_finite(path, value)
+        return value
     if tp is str:
         if not isinstance(value, str):
             _fail(path, "a string", value)
@@ -184,7 +319,7 @@ def _convert_tagged(classes: list[type], value: Mapping, path: str) -> Any:
         msg = f"{path}: missing key 'kind' (one of {', '.join(map(repr, kinds))})"
         raise ConfigError(msg)
     if kind not in kinds:
-        msg = f"{path}.kind: expected one of {', '.join(map(repr, kinds))}, received {kind!r}"
+        msg = f"{path}.kind: expected one of {', '.join(map(repr, kinds))}, received {short_repr(kind)}"
         msg += suggest(str(kind), list(kinds))
         raise ConfigError(msg)
     return from_dict(kinds[kind], value, path)
@@ -222,10 +357,11 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     for key, value in data.items():
         if not isinstance(key, str) or key not in fields or key == extra_field:
             if extra_field is not None and isinstance(key, str):
+                _check_finite(value, f"{prefix}{key}")
                 extra[key] = value
                 continue
             valid = [k for k in fields if k != extra_field]
-            msg = f"{prefix}{key}: unknown key {key!r}{suggest(str(key), valid)}"
+            msg = f"{prefix}{key}: unknown key {short_repr(key)}{suggest(str(key), valid)}"
             msg += f" (valid keys: {', '.join(valid)})"
             raise ConfigError(msg)
         field = fields[key]
@@ -236,12 +372,12 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
             describe = getattr(check, "describe", None)
             if describe is None or not str(err).startswith(f"{prefix}{key}: expected"):
                 raise
-            msg = f"{prefix}{key}: expected {describe(hints[key])}, received {value!r}"
+            msg = f"{prefix}{key}: expected {describe(hints[key])}, received {short_repr(value)}"
             raise ConfigError(msg) from None
         if check is not None and converted is not None:
             problem = check(converted)
             if problem:
-                msg = f"{prefix}{key}: expected {problem}, received {value!r}"
+                msg = f"{prefix}{key}: expected {problem}, received {short_repr(value)}"
                 raise ConfigError(msg)
         kwargs[key] = converted
     if extra_field is not None:
@@ -313,7 +449,7 @@ def set_path(data: dict, dotted: str, value: Any) -> dict:
             child = node[part] = {}
         elif not isinstance(child, dict):
             where = ".".join(parts[: i + 1])
-            msg = f"--set {dotted}: {where} is {child!r}, not a mapping"
+            msg = f"--set {dotted}: {where} is {short_repr(child)}, not a mapping"
             raise ConfigError(msg)
         node = child
     node[parts[-1]] = value

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
+from .loader import short_repr
+
 __all__ = [
     "Config",
     "DataConfig",
@@ -110,7 +112,9 @@ class FileGroup:
 
     path: str = field(metadata=_doc("file name or glob; relative paths resolve against data.directory"))
     tree: str = field(default="Events", metadata=_doc("TTree or RNTuple name inside the files"))
-    label: Optional[int] = field(default=None, metadata=_doc("constant class index of every jet in these files"))
+    label: Optional[int] = field(
+        default=None, metadata=_doc("constant class index of every jet in these files (0, 1, ...)", non_negative)
+    )
     name: Optional[str] = field(default=None, metadata=_doc("class name of that label (default: the file name)"))
     weight: float = field(default=1.0, metadata=_doc("weight applied to every jet of the group", positive))
 
@@ -321,9 +325,32 @@ class DataConfig:
     skip_bad_files: bool = field(default=False, metadata=_doc("skip unreadable files with a warning"))
     event_key: Optional[str] = field(default=None, metadata=_doc("event-number branch (k-fold assignment)"))
 
+    def _check_file_labels(self):
+        """Constant labels are class indices 0..K-1, each used; one path is not listed under two labels."""
+        if self.label is not None:
+            return
+        labels = sorted({f.label for f in self.files if f.label is not None})
+        if labels and labels != list(range(len(labels))):
+            missing = [k for k in range(labels[-1] + 1) if k not in labels]
+            groups = ", ".join(f"data.files[{i}].label: {f.label}" for i, f in enumerate(self.files))
+            yield "files", (
+                f"file-group labels are class indices 0..K-1 and every one must be used; received "
+                f"{sorted(labels)} ({groups}), so class(es) {missing} would have no jets: renumber the "
+                f"labels as {list(range(len(labels)))} in the same order"
+            )
+        where: dict[tuple[str, str], int] = {}
+        for i, f in enumerate(self.files):
+            j = where.setdefault((f.path, f.tree), i)
+            if j != i:
+                yield f"files[{i}].path", (
+                    f"{f.path!r} is listed twice (data.files[{j}] with label {self.files[j].label} and "
+                    f"data.files[{i}] with label {f.label}); a file gives each jet one label: keep one group"
+                )
+
     def validate(self):
         if self.files and self.label is None and any(f.label is None for f in self.files):
             yield "label", "give data.label (labels from a branch) or a label for every file group"
+        yield from self._check_file_labels()
         if isinstance(self.step_size, int) and self.step_size <= 0:
             yield "step_size", f"expected a positive int or a size like '100 MB', received {self.step_size!r}"
 
@@ -457,6 +484,26 @@ class ExplainConfig:
     background_size: int = field(default=40, metadata=_doc("background sample for SHAP (cost grows with it)", positive))
     options: dict[str, dict[str, Any]] = field(default_factory=dict, metadata=_doc("per-method options"))
 
+    def validate(self):
+        """Every method and every ``options`` key names a registered explainer; options are its arguments."""
+        from ..exceptions import ConfigError, suggest
+        from ..explain import EXPLAINERS
+        from ..explain.registry import check_options
+
+        names = EXPLAINERS.names()
+        for where, method in [*((f"methods[{i}]", m) for i, m in enumerate(self.methods)),
+                              *((f"options.{m}", m) for m in self.options)]:
+            if method not in EXPLAINERS:
+                yield where, f"unknown explainer {method!r}{suggest(method, names)}; valid names: {', '.join(names)}"
+                return
+        for method, options in self.options.items():
+            try:
+                check_options(method, options)
+            except ConfigError as err:
+                subpath, _, problem = str(err).partition(": ")
+                yield subpath.removeprefix("explain."), problem
+                return
+
 
 @dataclass(frozen=True)
 class PlotsConfig:
@@ -562,7 +609,7 @@ class Config:
         if self.variants:
             for name, overlay in self.variants.items():
                 if not isinstance(overlay, dict):
-                    yield f"variants.{name}", f"expected a mapping of config sections, received {overlay!r}"
+                    yield f"variants.{name}", f"expected a mapping of config sections, received {short_repr(overlay)}"
                     continue
                 try:
                     with_overlay(self, overlay, f"variants.{name}")

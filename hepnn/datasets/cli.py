@@ -21,13 +21,13 @@ _LAYOUTS = ("per_jet", "per_event")
 
 
 def _parse_option(text: str) -> tuple[str, object]:
-    import yaml
+    from ..config.loader import safe_load_yaml, short_repr
 
     if "=" not in text:
-        msg = f"--option: expected KEY=VALUE, received {text!r}"
+        msg = f"--option: expected KEY=VALUE, received {short_repr(text)}"
         raise ConfigError(msg)
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    return key.strip(), safe_load_yaml(f"--option {key.strip()}", text=value)
 
 
 def _cmd_generate(args) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..exceptions import ConfigError, InputDataError, suggest
 from .derived import DERIVED, Momenta, wrap_phi
-from .labels import map_labels
+from .labels import LabelCounts, check_class_indices, map_labels
 from .layouts import Elements, associate_by_dr, flatten_jagged, group_by_jet, link_to_jets, scalar_branches
 from .representations import REPRESENTATIONS, sort_within_jets
 from .selection import analysis_mask, apply_cuts
@@ -301,11 +301,12 @@ def _momenta(plan: Plan, group: Group, elements: Elements, jets: Mapping, name: 
 
 
 def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entry_start: int, analysis: Any = None,
-                  split: int | None = None) -> dict:
+                  split: int | None = None, counts: LabelCounts | None = None) -> dict:
     """Turn one chunk of awkward arrays into the reader's numpy arrays (before standardisation).
 
     With ``split`` (0 train, 1 val, 2 test) only the jets of that split are kept, and
-    dropped before their sequences and images are built.
+    dropped before their sequences and images are built. ``counts`` collects the label
+    values of selected jets dropped because they are not in ``data.label.classes``.
     """
     path = source.path
     jets, n_jets, entry, jet_idx, groups = _jets_and_groups(plan, arrays, source, entry_start)
@@ -319,12 +320,17 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
         keep &= mask
     custom = analysis.labels(dict(jets)) if analysis is not None and hasattr(analysis, "labels") else None
     if custom is not None:
-        label = np.asarray(custom, dtype=np.int32)
+        label = np.asarray(custom)
         if label.shape != (n_jets,):
             msg = f"{path}: {type(analysis).__name__}.labels must return ({n_jets},) ints, received shape {label.shape}"
             raise InputDataError(msg)
+        check_class_indices(label[keep], f"{path}: {type(analysis).__name__}.labels")
+        label = label.astype(np.int32)
     elif config.label is not None:
-        label, known = map_labels(jets[config.label.branch], config.label.classes)
+        values = np.asarray(jets[config.label.branch])
+        label, known = map_labels(values, config.label.classes)
+        if counts is not None:
+            counts.add_dropped(values[keep & ~known])
         keep &= known
     else:
         label = np.full(n_jets, source.label, dtype=np.int32)
@@ -403,8 +409,13 @@ def iterate_chunks(
     """Yield processed chunks of every file in order (see :func:`hepnn.io.iterate`).
 
     ``split`` (0, 1, 2) keeps only that split's jets (see :func:`process_chunk`).
+    A full pass over the config's files (``files`` not given) also fills ``summary["dropped_labels"]``
+    (jets per label value not in ``data.label.classes``, logged too) and, for all or the training
+    jets, raises ``ConfigError`` when a file group or a class has no jets.
     """
     config = data_config(config)
+    full_pass = files is None
+    counts = LabelCounts()
     if not config.inputs:
         msg = "data.inputs is empty: define at least one input, e.g. inputs: {jet: {kind: flat, variables: [jet_pt]}}"
         raise ConfigError(msg)
@@ -424,9 +435,10 @@ def iterate_chunks(
         plan = make_plan(config, tree_keys(tree), source)
         try:
             for arrays, entry_start in iterate_tree(source, tree, plan.read_list(), step):
-                chunk = process_chunk(config, plan, source, arrays, entry_start, analysis, split)
+                chunk = process_chunk(config, plan, source, arrays, entry_start, analysis, split, counts)
                 del arrays  # not alive while the consumer holds this chunk and the next one is read
                 summary["n_jets"] += len(chunk["label"])
+                counts.add(source.group, chunk["label"])
                 yield chunk
                 del chunk
         except InputDataError as err:
@@ -434,3 +446,10 @@ def iterate_chunks(
                 raise
             skip_or_raise(err, True, summary["skipped"], source.path)
             summary["n_skipped"] = len(summary["skipped"])
+    if full_pass:
+        summary["dropped_labels"] = counts.dropped()
+        what = "jets" if split is None else f"{('training', 'validation', 'test')[split]} jets"
+        counts.log(config, what)
+        if split in (None, 0) and summary["n_jets"]:
+            custom = analysis is not None and hasattr(analysis, "labels")
+            counts.check(config, files, summary["skipped"], what, classes=not custom)

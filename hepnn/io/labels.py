@@ -1,7 +1,9 @@
 """Class labels: a constant per file group, or a branch mapped to classes.
 
 Class indices follow the order of ``data.label.classes``; jets whose branch value is
-not in the mapping are dropped, so ``{light: 0, b: 5}`` is b versus light.
+not in the mapping are dropped, so ``{light: 0, b: 5}`` is b versus light. Dropped jets
+are counted per branch value (:class:`LabelCounts`, ``summary["dropped_labels"]`` of a
+read) and logged, never silently; a class or file group left without jets is an error.
 
 Examples
 --------
@@ -14,12 +16,18 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any, Mapping
+from collections import Counter
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["map_labels", "class_names"]
+from ..exceptions import ConfigError, InputDataError
+
+__all__ = ["map_labels", "class_names", "check_class_indices", "LabelCounts"]
+
+logger = logging.getLogger("hepnn.io")
 
 
 def map_labels(values: np.ndarray, classes: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -54,3 +62,100 @@ def class_names(config: Any) -> list[str]:
                     stems.append(stem)
         names.append("+".join(stems) if stems else f"class{k}")
     return names
+
+
+def check_class_indices(label: np.ndarray, where: str) -> np.ndarray:
+    """``label`` as int32 after checking that no class index is negative.
+
+    Examples
+    --------
+    >>> check_class_indices(np.array([0, -1]), "MyAnalysis.labels")
+    Traceback (most recent call last):
+    ...
+    hepnn.exceptions.InputDataError: MyAnalysis.labels: class indices must be 0, 1, ...; received -1 for 1 jet(s)
+    """
+    label = np.asarray(label)
+    if label.size and label.min() < 0:
+        values, counts = np.unique(label[label < 0], return_counts=True)
+        got = ", ".join(f"{v} for {c} jet(s)" for v, c in zip(values.tolist(), counts.tolist()))
+        msg = f"{where}: class indices must be 0, 1, ...; received {got}"
+        raise InputDataError(msg)
+    return label.astype(np.int32, copy=False)
+
+
+def _plain(value: Any) -> Any:
+    value = value.item() if hasattr(value, "item") else value
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+class LabelCounts:
+    """Jets per file group and per class over one reading pass, and the label values dropped.
+
+    :meth:`check` turns a file group or a class without jets into a ``ConfigError``;
+    :meth:`dropped` gives ``{branch value: n_jets}`` of jets dropped because their label
+    value is not in ``data.label.classes``.
+
+    Examples
+    --------
+    >>> counts = LabelCounts()
+    >>> counts.add_dropped(np.array([4, 4, 15]))
+    >>> counts.dropped()
+    {4: 2, 15: 1}
+    """
+
+    def __init__(self) -> None:
+        self.per_group: Counter = Counter()
+        self.per_class: Counter = Counter()
+        self._dropped: Counter = Counter()
+
+    def add(self, group: int, label: np.ndarray) -> None:
+        self.per_group[group] += len(label)
+        values, counts = np.unique(np.asarray(label), return_counts=True)
+        self.per_class.update(dict(zip(values.tolist(), counts.tolist())))
+
+    def add_dropped(self, values: np.ndarray) -> None:
+        if len(values):
+            found, counts = np.unique(np.asarray(values), return_counts=True)
+            self._dropped.update({_plain(v): int(c) for v, c in zip(found, counts)})
+
+    def dropped(self) -> dict:
+        """``{branch value: n_jets dropped}``, by value."""
+        return {k: self._dropped[k] for k in sorted(self._dropped, key=lambda v: (str(type(v)), v))}
+
+    def log(self, config: Any, what: str = "jet(s)") -> None:
+        """One warning line with the jets dropped per label value (nothing when none)."""
+        if self._dropped:
+            total = sum(self._dropped.values())
+            per_value = ", ".join(f"{v}: {n}" for v, n in self.dropped().items())
+            logger.warning(
+                "data.label: dropped %d %s whose %s is not in data.label.classes (%s) -- per value: %s",
+                total, what, config.label.branch, ", ".join(f"{k}: {v}" for k, v in config.label.classes.items()),
+                per_value,
+            )
+
+    def check(self, config: Any, files: Sequence[Any], skipped: Sequence[str], what: str = "jets",
+              classes: bool = True) -> None:
+        """Raise ``ConfigError`` for a file group (or, with ``classes``, a class of ``data.label``)
+        that has no jets after the selection."""
+        for i, group in enumerate(config.files):
+            if self.per_group[i]:
+                continue
+            paths = [f.path for f in files if f.group == i]
+            n_skipped = sum(p in skipped for p in paths)
+            shown = ", ".join(os.path.basename(p) for p in paths[:5]) + (" ..." if len(paths) > 5 else "")
+            because = f"{n_skipped} of its {len(paths)} file(s) skipped as unreadable; " if n_skipped else ""
+            msg = (
+                f"data.files[{i}] ({group.path!r}: {shown}): no {what} left after data.cuts and the "
+                f"selection ({because}a group without jets trains a model with a missing class); "
+                "loosen the cuts or remove the group"
+            )
+            raise ConfigError(msg)
+        if classes and config.label is not None:
+            for index, (name, value) in enumerate(config.label.classes.items()):
+                if not self.per_class[index]:
+                    msg = (
+                        f"data.label.classes.{name}: no {what} with {config.label.branch} == {value} after data.cuts; "
+                        f"values dropped as not in classes: {self.dropped() or 'none'}; remove the class or fix "
+                        "its value"
+                    )
+                    raise ConfigError(msg)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..exceptions import InputDataError, suggest
+from ..exceptions import ConfigError, InputDataError, suggest
 
 __all__ = ["SourceFile", "resolve_files", "open_tree", "check_names", "iterate_tree", "BadFileWarning"]
 
@@ -53,9 +53,12 @@ def resolve_files(config) -> list[SourceFile]:
     ------
     InputDataError
         When a group matches no file.
+    ConfigError
+        When one file (and tree) is matched by two groups.
     """
     base = _base_directory(config)
     out = []
+    owner: dict[tuple[str, str], int] = {}
     for i, group in enumerate(config.files):
         pattern = os.path.expanduser(group.path)
         if not os.path.isabs(pattern):
@@ -67,6 +70,16 @@ def resolve_files(config) -> list[SourceFile]:
                 "check the path, or set data.directory"
             )
             raise InputDataError(msg)
+        for m in matches:
+            j = owner.setdefault((os.path.realpath(m), group.tree), i)
+            if j != i:
+                other = config.files[j]
+                msg = (
+                    f"{m} (tree {group.tree!r}): matched by data.files[{j}] ({other.path!r}, label {other.label}) and by "
+                    f"data.files[{i}] ({group.path!r}, label {group.label}); each file belongs to one group "
+                    "(one label): narrow one of the patterns"
+                )
+                raise ConfigError(msg)
         out.extend(SourceFile(m, group.tree, i, group.label, group.weight) for m in matches)
     if not out:
         msg = "data.files is empty: give at least one file group, e.g. files: [{path: top.root, tree: jets, label: 1}]"

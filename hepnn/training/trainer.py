@@ -51,6 +51,13 @@ def subset(data: Mapping[str, np.ndarray], split: str | np.ndarray) -> dict[str,
     return like(out) if like is not None else out
 
 
+def _dropped_labels(data: Any) -> dict | None:
+    """Jets dropped per label value not in data.label.classes (JSON keys), from the read's summary
+    (None when not counted: streaming runs log the count of the training split instead)."""
+    dropped = (getattr(data, "summary", None) or {}).get("dropped_labels")
+    return None if dropped is None else {str(k): int(v) for k, v in dropped.items()}
+
+
 def model_inputs(config: Config) -> list[str]:
     """Names of the data inputs that feed the model (``model.inputs``, default: all)."""
     names = list(config.model.inputs) if config.model.inputs is not None else list(config.data.inputs)
@@ -351,7 +358,8 @@ class Trainer:
             write_json(run.provenance, provenance(cfg, {"training": tcfg.seed, "split": cfg.data.split.seed},
                                                   {"strategy": _strategy_name(strategy), "task": task,
                                                    "classes": classes, "model_inputs": names,
-                                                   "n_train": n_train, "streaming": feed.streaming}))
+                                                   "n_train": n_train, "streaming": feed.streaming,
+                                                   "dropped_labels": _dropped_labels(data)}))
             state = {"epoch": 0, "best": None, "wait": 0, "lr": tcfg.optimizer.learning_rate, "history": []}
 
         distributed = {"as_dataset": True} if strategy.num_replicas_in_sync > 1 and not feed.streaming else {}
