@@ -1,12 +1,22 @@
-"""Mixed precision on a CPU: every model family trains under ``mixed_float16`` with a float32 output,
-and ``training.mixed_precision`` sets (and resets) the global dtype policy for each run.
+"""The GPU training paths, exercised on CPUs: mixed precision and MirroredStrategy.
 
-On a CPU the trainer itself keeps float32 (float16 is emulated there); these tests force the
-``mixed_float16`` policy by hand so that the GPU code path (float16 layers, float32 outputs,
-loss scaling) is exercised without a GPU.
+Mixed precision: every model family trains under ``mixed_float16`` with a float32 output, and
+``training.mixed_precision`` sets (and resets) the global dtype policy for each run. On a CPU the
+trainer itself keeps float32 (float16 is emulated there); these tests force the ``mixed_float16``
+policy by hand so that the GPU code path (float16 layers, float32 outputs, loss scaling) runs.
+
+MirroredStrategy: on one CPU device, and on two logical CPU devices (two replicas, as on two
+GPUs: the global batch split in two, gradients all-reduced), the loss curve equals the default
+strategy's.
 """
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -112,3 +122,50 @@ def test_mirrored_strategy_on_one_cpu_device_matches_the_default_strategy(tmp_pa
         losses[kind] = [row["loss"] for row in trainer.history_]
     assert len(losses["mirrored"]) == 2 and np.isfinite(losses["mirrored"]).all()
     np.testing.assert_allclose(losses["mirrored"], losses["none"], rtol=1e-5)
+
+
+TWO_REPLICAS = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import numpy as np
+    from hepnn.training import distribute
+    from hepnn.training.trainer import Trainer
+
+    default = distribute.select_strategy
+    # what training.distribute: mirrored gives on a node with two GPUs
+    distribute.select_strategy = lambda kind="auto": (
+        tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if kind == "mirrored" else default(kind))
+    rng = np.random.default_rng(1)
+    n = 600
+    y = rng.integers(0, 2, n)
+    data = {"jet": (rng.normal(size=(n, 3)) + y[:, None]).astype("float32"), "label": y.astype("int32"),
+            "weight": rng.uniform(0.5, 1.5, n).astype("float32"),
+            "split": np.where(np.arange(n) < 500, 0, 1).astype("int8")}
+    out = {}
+    for kind in ("none", "mirrored"):
+        cfg = {"data": {"inputs": {"jet": {"kind": "flat", "variables": ["a", "b", "c"]}}},
+               "model": {"name": "dense", "units": [8], "dropout": 0.0},
+               "training": {"epochs": 2, "batch_size": 64, "verbose": 0, "early_stopping": None, "distribute": kind}}
+        trainer = Trainer(cfg, log=lambda line: None).fit(f"{sys.argv[1]}/{kind}", data=data)
+        out[kind] = {"loss": [r["loss"] for r in trainer.history_], "val_loss": [r["val_loss"] for r in trainer.history_],
+                     "provenance": json.load(open(f"{sys.argv[1]}/{kind}/provenance.json"))}
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_with_two_replicas_matches_one_device(tmp_path):
+    script = tmp_path / "two_replicas.py"
+    script.write_text(TWO_REPLICAS)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["mirrored"]["provenance"]["strategy"] == "MirroredStrategy"
+    assert out["none"]["provenance"]["strategy"] != "MirroredStrategy"
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(out["mirrored"][key], out["none"][key], rtol=1e-4)
+    assert out["mirrored"]["loss"][-1] < out["mirrored"]["loss"][0]
