@@ -8,7 +8,9 @@ starting new work once ``--time-limit`` seconds have passed):
    autoencoder, and any other registered builder that accepts the benchmark inputs) trained
    for ``--steps`` steps on synthetic jets in memory, in float32 and in ``mixed_float16``:
    jets/s and ``input_wait_share`` measured by the trainer's own timing callback
-   (``hepnn.training.diagnostics``), plus whether Keras compiled the step with XLA;
+   (``hepnn.training.diagnostics``), the same share without the one-off wait before the first
+   step (``input_wait_share_steady``: a real epoch amortises it over many more steps), and
+   whether Keras compiled the step with XLA;
 3. checks: the recurrent layers run the cuDNN kernel (``CudnnRNNV3`` in the traced graph, and
    time per step of the cuDNN-eligible layer vs the generic kernel, ``cudnn: false``); masked
    sequence models give the same scores on the CPU and the GPU; a mixed-precision model's
@@ -215,6 +217,25 @@ def inputs_and_target(family: str, data: dict, rows=slice(None)):
     return x, y
 
 
+class FirstBatchWait:
+    """Keras callback: seconds from the start of the epoch to the start of its first step."""
+
+    def __new__(cls):
+        import keras
+
+        class _FirstBatchWait(keras.callbacks.Callback):
+            seconds = 0.0
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_train_batch_begin(self, batch, logs=None):
+                if batch == 0:
+                    self.seconds = time.perf_counter() - self._start
+
+        return _FirstBatchWait()
+
+
 def timed_fit(keras, family: str, data: dict, steps: int, batch_size: int, policy: str, seed: int = 1,
               options: dict | None = None) -> tuple[dict, object]:
     """Build ``family`` under ``policy``, trace it on a few steps, then train ``steps`` timed steps."""
@@ -226,25 +247,35 @@ def timed_fit(keras, family: str, data: dict, steps: int, batch_size: int, polic
     model = build(keras, family, data, options)
     n = steps * batch_size
     x, y = inputs_and_target(family, data, slice(0, n))
-    warm = min(n, 2 * batch_size)
-    t0 = time.perf_counter()
-    model.fit({k: v[:warm] for k, v in x.items()}, y[:warm], batch_size=batch_size, epochs=1, verbose=0)
-    trace_s = time.perf_counter() - t0
-    empty = {k: v[:0] for k, v in x.items()}
     # as the trainer does: an autoencoder's loss is per pixel / per slot, so weights broadcast over those axes
     weight_shape = (1,) * (y.ndim - 2) if family_spec(family)[0] == "autoencoder" and y.ndim > 2 else ()
-    feed = InMemoryFeed(x, y, np.ones((n, *weight_shape), "float32"), empty, y[:0], np.ones((0, *weight_shape), "float32"),
-                        batch_size=batch_size, seed=seed)
-    holder: dict = {}
+
+    def feed(rows: int) -> InMemoryFeed:
+        empty = {k: v[:0] for k, v in x.items()}
+        return InMemoryFeed({k: v[:rows] for k, v in x.items()}, y[:rows], np.ones((rows, *weight_shape), "float32"),
+                            empty, y[:0], np.ones((0, *weight_shape), "float32"), batch_size=batch_size, seed=seed)
+
+    # trace (and XLA-compile) on two steps fed exactly like the timed ones, so the timed epoch does not retrace
     t0 = time.perf_counter()
-    history = model.fit(**feed.epoch_args(0), epochs=1, verbose=0,
-                        callbacks=[make_timing_callback(holder, batch_size)]).history
+    model.fit(**feed(min(n, 2 * batch_size)).epoch_args(0), epochs=1, verbose=0)
+    trace_s = time.perf_counter() - t0
+    holder: dict = {}
+    first = FirstBatchWait()
+    t0 = time.perf_counter()
+    history = model.fit(**feed(n).epoch_args(0), epochs=1, verbose=0,
+                        callbacks=[make_timing_callback(holder, batch_size), first]).history
     wall = time.perf_counter() - t0
     timer = holder["timer"]
     loss = float(history["loss"][-1])
+    # the wait before the first step (numpy -> tensors, iterator start-up) is paid once per epoch: a real
+    # epoch amortises it over far more steps than this benchmark runs, so it is also reported apart
+    total = timer.wait + timer.compute
+    steady = (timer.wait - first.seconds) / (total - first.seconds) if total > first.seconds else 0.0
     result = {
         "jets_per_s": round(timer.samples_per_second, 1),
         "input_wait_share": round(timer.input_wait_share, 4),
+        "input_wait_share_steady": round(max(steady, 0.0), 4),
+        "first_batch_wait_s": round(first.seconds, 4),
         "ms_per_step": round(1e3 * (timer.wait + timer.compute) / steps, 3),
         "fit_wall_jets_per_s": round(n / wall, 1),
         "trace_s": round(trace_s, 2),
@@ -482,8 +513,8 @@ def targets(result: dict) -> list[dict]:
 
     for family, fam in result["families"].items():
         if fam.get("status") == "ok":
-            add(f"input_wait_share in memory, {family} float32", fam["float32"]["input_wait_share"],
-                TARGET_INPUT_WAIT_MEMORY, "below")
+            add(f"input_wait_share in memory, {family} float32 (steady: first-step wait excluded)",
+                fam["float32"]["input_wait_share_steady"], TARGET_INPUT_WAIT_MEMORY, "below")
     stream = result["streaming"]
     if stream.get("status") == "ok":
         add(f"input_wait_share in memory, streaming section ({stream['family']})",
@@ -547,7 +578,7 @@ def table(result: dict) -> str:
         f"(CUDA {env['tf_cuda_version'] or '-'}, cuDNN {env['tf_cudnn_version'] or '-'}); Keras {env['keras']}; "
         f"{result['settings']['steps']} steps of {result['settings']['batch_size']} jets; wall {result['wall_s']:.0f} s.",
         "",
-        "| family | float32 jets/s | mixed_float16 jets/s | speed-up | input wait f32 | input wait mixed | XLA | mixed vs f32 scores |",
+        "| family | float32 jets/s | mixed_float16 jets/s | speed-up | input wait f32 (steady) | input wait mixed (steady) | XLA | mixed vs f32 scores |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for family, fam in result["families"].items():
@@ -556,7 +587,8 @@ def table(result: dict) -> str:
             continue
         f32, f16, ms = fam["float32"], fam["mixed_float16"], fam["mixed_scores"]
         lines.append(f"| {family} | {fmt(f32['jets_per_s'])} | {fmt(f16['jets_per_s'])} | {fam['mixed_speedup']:.2f}x | "
-                     f"{f32['input_wait_share']:.1%} | {f16['input_wait_share']:.1%} | {'yes' if f32['xla'] else 'no'} | "
+                     f"{f32['input_wait_share']:.1%} ({f32['input_wait_share_steady']:.1%}) | "
+                     f"{f16['input_wait_share']:.1%} ({f16['input_wait_share_steady']:.1%}) | {'yes' if f32['xla'] else 'no'} | "
                      f"{ms['max_diff']:.2g} (tol {ms['tolerance']}) |")
     lines.append("")
     cudnn = result["cudnn"]
