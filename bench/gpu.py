@@ -100,7 +100,8 @@ def parse_args(argv=None):
     parser.add_argument("--out", default="gpu-bench", help="folder for gpu.json and gpu.md")
     parser.add_argument("--allow-cpu", action="store_true",
                         help="run on a machine without a GPU (GPU-only checks skipped, targets not evaluated)")
-    parser.add_argument("--stream-jets", type=int, default=25000, help="jets per sample (top, qcd) in the streaming files")
+    parser.add_argument("--stream-jets", type=int, default=25000,
+                        help="jets per sample (top, qcd) in the streaming files")
     parser.add_argument("--stream-family", default="deepsets", choices=["dense", "deepsets", "gru"],
                         help="model trained in the streaming section")
     parser.add_argument("--time-limit", type=float, default=390.0,
@@ -181,7 +182,8 @@ def no_gpu_reason(env: dict) -> str:
         why = (f"nvidia-smi sees {len(smi['gpus'])} GPU(s) but TensorFlow {env['tensorflow']} lists none "
                "(CUDA/cuDNN libraries or CUDA_VISIBLE_DEVICES?)")
     else:
-        why = f"TensorFlow {env['tensorflow']} lists no GPU and nvidia-smi {'fails' if smi.get('available') else 'is absent'}"
+        smi_state = "fails" if smi.get("available") else "is absent"
+        why = f"TensorFlow {env['tensorflow']} lists no GPU and nvidia-smi {smi_state}"
     return f"no GPU visible: {why}"
 
 
@@ -310,7 +312,8 @@ def mixed_scores_check(keras, family: str, model32, data: dict, eval_rows: slice
     diff = float(np.max(np.abs(s16 - s32)))
     return {"what": "max |score difference|, same weights", "n_jets": len(s32), "max_diff": diff,
             "mean_diff": float(np.mean(np.abs(s16 - s32))), "tolerance": MIXED_SCORE_ATOL,
-            "ok": bool(diff <= MIXED_SCORE_ATOL), "output_dtype_float32": str(model16.outputs[0].dtype).endswith("float32")}
+            "ok": bool(diff <= MIXED_SCORE_ATOL),
+            "output_dtype_float32": str(model16.outputs[0].dtype).endswith("float32")}
 
 
 # --- GPU-only checks -----------------------------------------------------------------
@@ -409,7 +412,8 @@ def mirrored_check(tf, steps: int, batch_size: int, folder: Path) -> dict:
             "n_replicas": int(strategy.num_replicas_in_sync), "epochs": 3, "steps_per_epoch": steps_per_epoch,
             "loss_single_device": losses["none"], "loss_mirrored": losses["mirrored"],
             "jets_per_s_single_device": timing["none"], "jets_per_s_mirrored": timing["mirrored"],
-            "max_rel_diff": diff, "tolerance": MIRRORED_RTOL, "ok": bool(diff <= MIRRORED_RTOL and np.isfinite(rel).all())}
+            "max_rel_diff": diff, "tolerance": MIRRORED_RTOL,
+            "ok": bool(diff <= MIRRORED_RTOL and np.isfinite(rel).all())}
 
 
 def write_root_files(folder: Path, n: int) -> None:
@@ -578,7 +582,8 @@ def table(result: dict) -> str:
         f"(CUDA {env['tf_cuda_version'] or '-'}, cuDNN {env['tf_cudnn_version'] or '-'}); Keras {env['keras']}; "
         f"{result['settings']['steps']} steps of {result['settings']['batch_size']} jets; wall {result['wall_s']:.0f} s.",
         "",
-        "| family | float32 jets/s | mixed_float16 jets/s | speed-up | input wait f32 (steady) | input wait mixed (steady) | XLA | mixed vs f32 scores |",
+        "| family | float32 jets/s | mixed_float16 jets/s | speed-up | input wait f32 (steady) "
+        "| input wait mixed (steady) | XLA | mixed vs f32 scores |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for family, fam in result["families"].items():
@@ -695,7 +700,8 @@ def main(argv=None) -> int:
         "schema_version": SCHEMA_VERSION, "mode": "gpu" if gpu else "cpu", "gpu_visible": gpu,
         "no_gpu_reason": reason,
         "started_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "settings": {"sections": args.sections, "steps": args.steps, "batch_size": args.batch_size, "families": families,
+        "settings": {"sections": args.sections, "steps": args.steps, "batch_size": args.batch_size,
+                     "families": families,
                      "stream_jets": args.stream_jets, "stream_family": args.stream_family,
                      "time_limit_s": args.time_limit, "image_pixels": PIXELS, "max_length": MAX_LENGTH},
         "environment": env, "families": {},
@@ -742,7 +748,8 @@ def main(argv=None) -> int:
                     lambda: cudnn_check(tf, keras, data, min(args.steps, 100), args.batch_size), "cudnn" in selected)
         sequence_models = {f: m for f, m in trained.items() if f in SEQUENCE_FAMILIES}
         run_section(result, "masking_cpu_vs_gpu", deadline, gpu_only,
-                    lambda: masking_check(tf, keras, sequence_models, data, eval_rows), "masking_cpu_vs_gpu" in selected)
+                    lambda: masking_check(tf, keras, sequence_models, data, eval_rows),
+                    "masking_cpu_vs_gpu" in selected)
         run_section(result, "mirrored", deadline, None, lambda: mirrored_check(tf, args.steps, args.batch_size, folder),
                     "mirrored" in selected)
         run_section(result, "streaming", deadline, None,
