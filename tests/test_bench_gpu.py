@@ -54,7 +54,8 @@ def test_cpu_mode_writes_figures_and_marks_gpu_sections(cpu_run):
         assert finite_positive(row["jets_per_s"]) and finite_positive(row["ms_per_step"]), row
         assert 0.0 <= row["input_wait_share"] < 1.0 and row["loss_finite"]
         assert 0.0 <= row["input_wait_share_steady"] <= row["input_wait_share"] + 1e-3
-        assert 0.0 <= row["first_batch_wait_s"] < 60
+        assert 0.0 <= row["first_batch_wait_s"] < 60 and row["epoch_prepare_s"] >= 0.0
+        assert row["input_wait_share"] - 1e-3 <= row["input_wait_share_incl_prepare"] <= 1.0
         assert row["steps"] == 3 and row["batch_size"] == 16
     assert dense["float32"]["optimizer"] == "Adam" and dense["mixed_float16"]["optimizer"] == "LossScaleOptimizer"
     assert math.isclose(dense["mixed_speedup"], dense["mixed_float16"]["jets_per_s"] / dense["float32"]["jets_per_s"],
