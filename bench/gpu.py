@@ -1,7 +1,7 @@
 """The GPU path of hepnn, measured and checked in one go (issue 17).
 
-On a machine with a GPU (about 5 minutes on one H200 with the defaults; every section stops
-starting new work once ``--time-limit`` seconds have passed):
+On a machine with a GPU (the defaults are sized for under 8 minutes on one H200, an estimate:
+the script has not run on a GPU yet; no new family or section starts after ``--time-limit``):
 
 1. environment: device, driver, CUDA/cuDNN build, TensorFlow and Keras versions;
 2. throughput: each model family (dense, cnn, resnet, rnn with GRU and with LSTM, deepsets,
