@@ -131,12 +131,12 @@ def build_autoencoder(
         last = "reconstruction" if kind == "flat" else "decoder_output"
         x = keras.layers.Dense(math.prod(shape), activation=output_activation, dtype="float32", name=last)(x)
         if kind != "flat":
-            x = keras.layers.Reshape(shape, name="reconstruction" if kind == "image" else "decoder_reshape")(x)
+            x = keras.layers.Reshape(shape, dtype="float32", name="reconstruction" if kind == "image" else "decoder_reshape")(x)
         if kind == "sequence":
             from .layers import ApplyMask
 
             mask = blocks.padding_mask(x_in, mask_value, name="padding_mask")
-            x = ApplyMask(mask_value, name="reconstruction")([x, mask])
+            x = ApplyMask(mask_value, dtype="float32", name="reconstruction")([x, mask])  # float32 under mixed precision
     else:
         x = x_in
         for i, n in enumerate(opt.as_units(filters)):
@@ -166,7 +166,7 @@ def build_autoencoder(
         if needs_crop:
             x = keras.layers.Cropping2D(
                 ((crop[0] // 2, crop[0] - crop[0] // 2), (crop[1] // 2, crop[1] - crop[1] // 2)),
-                name="reconstruction",
+                dtype="float32", name="reconstruction",
             )(x)
     return blocks.functional_model(inputs, x, name="autoencoder")
 

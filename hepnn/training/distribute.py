@@ -82,13 +82,24 @@ def select_strategy(kind: str = "auto"):
     return tf.distribute.get_strategy()
 
 
-def set_mixed_precision() -> str:
-    """Use ``mixed_float16`` on GPUs (float32 elsewhere, where it would only be slower)."""
+def set_mixed_precision(enabled: bool = True) -> str:
+    """Set Keras's global dtype policy for ``training.mixed_precision`` and return its name.
+
+    ``mixed_float16`` when ``enabled`` and a GPU is visible; ``float32`` otherwise (on a
+    CPU float16 maths is emulated and only slower). The policy is global to the process,
+    so the trainer calls this for every run, with ``enabled=False`` too: a run without
+    mixed precision after one with it is then float32 again.
+
+    Examples
+    --------
+    >>> set_mixed_precision(False)  # doctest: +SKIP
+    'float32'
+    """
     from .._optional import require_keras
 
     keras = require_keras()
     import tensorflow as tf
 
-    policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "float32"
+    policy = "mixed_float16" if enabled and tf.config.list_logical_devices("GPU") else "float32"
     keras.mixed_precision.set_global_policy(policy)
     return policy

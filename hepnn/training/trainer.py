@@ -321,10 +321,11 @@ class Trainer:
             import tensorflow as tf
 
             tf.config.experimental.enable_op_determinism()
-        if tcfg.mixed_precision:
-            from .distribute import set_mixed_precision
+        from .distribute import set_mixed_precision
 
-            set_mixed_precision()
+        # set for every run: the policy is global, and a previous run in this process may have changed it
+        if set_mixed_precision(tcfg.mixed_precision) != "mixed_float16" and tcfg.mixed_precision:
+            self.log("training.mixed_precision: no GPU visible, training in float32")
 
         if streaming:
             feed = StreamingFeed(cfg, names, classes, task, prep, self.analysis,
