@@ -145,6 +145,9 @@ def _values(name: str, values: dict) -> dict:
     sbatch += [line if line.startswith("#SBATCH") else f"#SBATCH {line}" for line in extra]
     merged["sbatch_lines"] = "\n".join(sbatch)
 
+    # HTCondor's new argument syntax: each argument in single quotes, ' and " doubled inside
+    merged["condor_arguments"] = " ".join(
+        "'" + str(merged[key]).replace("'", "''").replace('"', '""') + "'" for key in ("config", "out"))
     condor = []
     if merged["gpus"]:
         condor.append(f"request_gpus            = {merged['gpus']}")
@@ -320,7 +323,7 @@ def check(name: str, available: list[dict] | None = None, **values) -> list[str]
                                                               " or a GPU partition (--partition)"))
     if merged["constraint"]:
         features = sorted({f for n in nodes for f in n["features"]})
-        wanted = re.split(r"[&|,\[\]()*\d]+", merged["constraint"])
+        wanted = [re.sub(r"\*\d+$", "", f) for f in re.split(r"[&|,\[\]()]+", merged["constraint"])]  # "a&(b|c*2)"
         missing = [f for f in wanted if f and f not in features]
         if missing:
             problems.append(f"constraint={merged['constraint']}: no node of partition {partition} has feature(s) "
