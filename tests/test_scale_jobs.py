@@ -46,7 +46,9 @@ def test_every_template_renders_valid_scripts(name, tmp_path):
 def test_defaults_schedule_on_a_small_node(name):
     lines = sbatch_lines(render(name))
     assert "#SBATCH --cpus-per-task=1" in lines
-    assert not [line for line in lines if "gpu" in line or "--mem" in line], lines
+    assert not [line for line in lines if "gpu" in line], lines
+    # memory: the site's default, except for the Dask workers of slurm-predict (2 GB each)
+    assert [line for line in lines if "--mem" in line] == (["#SBATCH --mem=2G"] if name == "slurm-predict" else [])
     assert check(name if name != "slurm-multinode" else "slurm", available=[NODE]) == []
 
 
@@ -119,6 +121,7 @@ def test_predict_template_resumes_with_hepnn_predict():
     assert 'hepnn predict "$RUN_DIR" data/a.root data/b*.root --out "$OUT" --workers 8' in text
     assert "#SBATCH --cpus-per-task=8" in text and "#SBATCH --requeue" in text
     assert "#SBATCH --cpus-per-task=2" in render("slurm-predict", workers=8, cpus=2)
+    assert "#SBATCH --mem=16G" in text and "#SBATCH --mem=3G" in render("slurm-predict", workers=8, mem="3G")
     assert "OUT=scores" in render("slurm-predict")
 
 

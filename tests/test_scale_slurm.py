@@ -229,7 +229,7 @@ def test_multinode_template_trains_two_workers_in_sync(data, direct):
     assert not (run / ".worker-1").exists(), "the non-chief scratch folder is removed"
     curve, reference = losses(run), losses(direct)
     assert len(curve) == EPOCHS
-    # two workers of batch 8 each = one of batch 16, on the same jets: the same descent within tolerance
+    # each batch of 8 is split between the two workers: the same descent as one worker, within tolerance
     np.testing.assert_allclose(curve, reference, atol=0.05)
     assert curve[-1] < curve[0]
 

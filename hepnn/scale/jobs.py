@@ -124,6 +124,10 @@ def _values(name: str, values: dict) -> dict:
         merged["cpus"] = merged["workers"] if predict else 1
     for key, minimum in (("nodes", 1), ("tasks_per_node", 1), ("gpus", 0), ("cpus", 1)):
         merged[key] = _count(key.replace("_", "-"), merged[key], minimum)
+    if predict and merged["mem"] is None:
+        # Dask divides the job's memory among its workers (it reads SLURM's limit) and restarts a
+        # worker near its share: the site's default (often 1-2 GB per CPU) kills TensorFlow workers
+        merged["mem"] = f"{2 * merged['workers']}G"
     if merged["mem"] is not None:
         memory_mb(merged["mem"])  # checked here, written as given (SLURM) or in MB (HTCondor)
     merged["seconds"] = _seconds(merged["time"])
