@@ -99,7 +99,15 @@ def data(slurm, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def direct(data):
+def train_job(data):
+    """The training template submitted before the reference run, so the two run side by side."""
+    folder = data["folder"] / "job_train"
+    (script,) = write("slurm", folder, config=data["config"], out=str(folder / "run"), setup=SETUP, time="00:10:00")
+    return sbatch(script), folder
+
+
+@pytest.fixture(scope="module")
+def direct(data, train_job):
     """`hepnn train` run directly (no Slurm): the reference."""
     hepnn_cli("train", data["config"], "--out", str(data["folder"] / "direct"), cwd=data["folder"])
     return data["folder"] / "direct"
@@ -173,10 +181,9 @@ def test_check_reads_the_local_node(slurm):
     assert problems[2].startswith(f"gpus-per-node={node['gpus'] + 1}")
 
 
-def test_training_template_runs_and_matches_a_direct_run(data, direct):
-    folder = data["folder"] / "job_train"
-    (script,) = write("slurm", folder, config=data["config"], out=str(folder / "run"), setup=SETUP, time="00:10:00")
-    job_id = sbatch(script)
+@pytest.mark.slow
+def test_training_template_runs_and_matches_a_direct_run(train_job, direct):
+    job_id, folder = train_job
     wait_for(job_id, folder, completed)
     run = folder / "run"
     assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == sorted(
@@ -186,6 +193,7 @@ def test_training_template_runs_and_matches_a_direct_run(data, direct):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_usr1_and_requeue_resume_to_the_same_weights(data, direct):
     folder = data["folder"] / "job_requeue"
     run = folder / "run"
@@ -214,6 +222,7 @@ def test_usr1_and_requeue_resume_to_the_same_weights(data, direct):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_multinode_template_trains_two_workers_in_sync(data, direct):
     import json
 
@@ -234,6 +243,7 @@ def test_multinode_template_trains_two_workers_in_sync(data, direct):
     assert curve[-1] < curve[0]
 
 
+@pytest.mark.slow
 def test_predict_template_scores_files_like_hepnn_predict(data, direct):
     import uproot
 
@@ -243,11 +253,12 @@ def test_predict_template_scores_files_like_hepnn_predict(data, direct):
     folder = data["folder"] / "job_predict"
     (script,) = write("slurm-predict", folder, run_dir=str(direct), files=" ".join(inputs),
                       out=str(folder / "scores"), workers=2, setup=SETUP, time="00:10:00")
+    assert "#SBATCH --mem=4G" in script.read_text()   # 2G per Dask worker
     job_id = sbatch(script)
+    expected = predict_files(str(direct), inputs, data["folder"] / "predict_direct")   # while the job runs
+    assert expected.summary() == "4 file(s): 4 written, 0 skipped (already done), 0 failed"
     info = wait_for(job_id, folder, completed)
     assert info["NumCPUs"] == "2"
-    expected = predict_files(str(direct), inputs, data["folder"] / "predict_direct")
-    assert expected.summary() == "4 file(s): 4 written, 0 skipped (already done), 0 failed"
     assert "4 file(s): 4 written" in job_log(folder, job_id)
     for path in inputs:
         name = Path(expected[path]).name
