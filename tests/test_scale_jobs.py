@@ -137,6 +137,8 @@ def test_bad_values_say_what_to_give():
     with pytest.raises(ConfigError, match=r"time: expected a SLURM wall time.*received '4h'"):
         render("slurm", time="4h")
     assert memory_mb("4G") == 4096 and memory_mb("1500") == 1500 and memory_mb("2 GB") == 2048
+    for given, written in (("16 GB", "16G"), ("1500", "1500"), ("1.5G", "1536M"), ("64g", "64G")):
+        assert f"#SBATCH --mem={written}\n" in render("slurm", mem=given), given
     assert jobs._seconds("30") == 1800 and jobs._seconds("1-02") == 93600 and jobs._seconds("01:00:05") == 3605
 
 

@@ -92,6 +92,14 @@ def memory_mb(value) -> int:
     return max(1, round(number * factor))
 
 
+def _slurm_memory(value) -> str:
+    """``--mem`` as SLURM spells it: ``16 GB`` -> ``16G``; fractions in MB (``1.5G`` -> ``1536M``)."""
+    number, unit = _MEMORY.match(str(value)).groups()
+    if float(number).is_integer():
+        return f"{int(float(number))}{unit.upper()}"
+    return f"{memory_mb(value)}M"
+
+
 def _count(name: str, value, minimum: int) -> int:
     try:
         number = int(value)
@@ -142,7 +150,7 @@ def _values(name: str, values: dict) -> dict:
     if merged["gpus"]:
         sbatch.append(f"#SBATCH --gpus-per-node={merged['gpus']}")
     if merged["mem"] is not None:
-        sbatch.append(f"#SBATCH --mem={str(merged['mem']).replace(' ', '').upper().removesuffix('B')}")
+        sbatch.append(f"#SBATCH --mem={_slurm_memory(merged['mem'])}")
     for key in ("partition", "account", "constraint"):
         if merged[key]:
             sbatch.append(f"#SBATCH --{key}={merged[key]}")
