@@ -91,7 +91,7 @@ def add_commands(subparsers) -> None:
                    help="workers per node (slurm-multinode, default 1: one per node, all its GPUs)")
     p.add_argument("--cpus", type=int, default=None,
                    help="CPUs per task (default 1; slurm-predict: --workers)")
-    p.add_argument("--mem", default=None, help="memory per node, e.g. 8G (default: the site's default)")
+    p.add_argument("--mem", default=None, help="memory per node, e.g. 8G (default: the site's; slurm-predict: 2G per worker)")
     p.add_argument("--gpus", type=int, default=None, help="GPUs per node (default 0: no GPU line)")
     p.add_argument("--workers", type=int, default=None, help="Dask workers (slurm-predict, default 1)")
     p.add_argument("--time", default=None, help="wall time, e.g. 04:00:00 or 1-00:00:00 (default 04:00:00)")
@@ -99,8 +99,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--account", default=None, help="SLURM account")
     p.add_argument("--constraint", default=None, help="SLURM node features, e.g. a100")
     p.add_argument("--extra", action="append", default=None, metavar="LINE",
-                   help="an extra scheduler line, repeatable: an sbatch option ('--qos=long') or, for htcondor, "
-                        "a submit command ('+JobFlavour = \"workday\"')")
+                   help="an extra scheduler line, repeatable: an sbatch option or, for htcondor, "
+                        "a submit command ('+JobFlavour = \"workday\"'); write an sbatch option as --extra=--qos=long")
     p.add_argument("--setup", action="append", default=None, metavar="LINE",
                    help="a shell line run before hepnn, repeatable: 'source /path/venv/bin/activate', "
                         "'module load tensorflow'")
