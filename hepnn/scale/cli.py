@@ -25,20 +25,33 @@ def _step_size(text: str):
     return int(text) if text.isdigit() else text
 
 
-def _cmd_jobs(args) -> int:
-    from .jobs import render
+_JOB_VALUES = ("config", "out", "run_dir", "files", "nodes", "tasks_per_node", "gpus", "cpus", "mem", "time",
+               "workers", "partition", "account", "constraint", "extra", "setup")
 
-    values = {k: v for k, v in vars(args).items()
-              if k in ("config", "out", "run_dir", "files", "nodes", "gpus", "time", "workers", "partition", "account")
-              and v is not None}
+
+def _cmd_jobs(args) -> int:
+    from .jobs import check, render
+
+    values = {k: v for k, v in vars(args).items() if k in _JOB_VALUES and v is not None}
     if "files" in values:
         values["files"] = " ".join(values["files"])
+    if args.check:
+        if args.template == "htcondor":
+            print("hepnn: --check reads SLURM's sinfo; for HTCondor compare with `condor_status -af Cpus Memory GPUs`",
+                  file=sys.stderr)
+            return 2
+        problems = check(args.template, **values)
+        for problem in problems:
+            print(f"hepnn: does not fit: {problem}", file=sys.stderr)
+        if problems:
+            return 1
+        print(f"hepnn: {args.template}: the requested resources fit the nodes sinfo reports", file=sys.stderr)
     if args.write:
         from .jobs import write
 
         for path in write(args.template, args.write, **values):
             print(f"wrote {path}")
-    else:
+    elif not args.check:
         sys.stdout.write(render(args.template, **values))
     return 0
 
@@ -74,11 +87,26 @@ def add_commands(subparsers) -> None:
     p.add_argument("--run-dir", default=None, help="trained run directory (slurm-predict)")
     p.add_argument("--files", nargs="+", default=None, help="input files or a glob (slurm-predict)")
     p.add_argument("--nodes", type=int, default=None, help="nodes (slurm-multinode, default 2)")
-    p.add_argument("--gpus", type=int, default=None, help="GPUs per node (default 1)")
-    p.add_argument("--workers", type=int, default=None, help="Dask workers (slurm-predict, default 4)")
-    p.add_argument("--time", default=None, help="wall time, e.g. 04:00:00")
+    p.add_argument("--tasks-per-node", type=int, default=None,
+                   help="workers per node (slurm-multinode, default 1: one per node, all its GPUs)")
+    p.add_argument("--cpus", type=int, default=None,
+                   help="CPUs per task (default 1; slurm-predict: --workers)")
+    p.add_argument("--mem", default=None, help="memory per node, e.g. 8G (default: the site's; slurm-predict: 2G per worker)")
+    p.add_argument("--gpus", type=int, default=None, help="GPUs per node (default 0: no GPU line)")
+    p.add_argument("--workers", type=int, default=None, help="Dask workers (slurm-predict, default 1)")
+    p.add_argument("--time", default=None, help="wall time, e.g. 04:00:00 or 1-00:00:00 (default 04:00:00)")
     p.add_argument("--partition", default=None, help="SLURM partition")
     p.add_argument("--account", default=None, help="SLURM account")
+    p.add_argument("--constraint", default=None, help="SLURM node features, e.g. a100")
+    p.add_argument("--extra", action="append", default=None, metavar="LINE",
+                   help="an extra scheduler line, repeatable: an sbatch option or, for htcondor, "
+                        "a submit command ('+JobFlavour = \"workday\"'); write an sbatch option as --extra=--qos=long")
+    p.add_argument("--setup", action="append", default=None, metavar="LINE",
+                   help="a shell line run before hepnn, repeatable: 'source /path/venv/bin/activate', "
+                        "'module load tensorflow'")
+    p.add_argument("--check", action="store_true",
+                   help="compare the requested CPUs, memory, GPUs, nodes and constraint with the nodes sinfo "
+                        "reports (exit 1 with what does not fit)")
     p.add_argument("--write", default=None, metavar="DIR",
                    help="write the script (and the HTCondor wrapper) into DIR instead of printing it")
     p.set_defaults(func=_cmd_jobs)

@@ -1,10 +1,13 @@
 """Batch-job templates: SLURM (one node, several nodes, prediction) and HTCondor.
 
 Every training template reruns the same ``hepnn train CONFIG --out RUN_DIR`` when the
-job is preempted or reaches its time limit (SLURM ``--requeue`` with a signal trap;
+job is preempted or reaches its time limit (SLURM ``--requeue`` with a ``USR1`` trap;
 HTCondor ``checkpoint_exit_code``), and ``hepnn train`` on an existing run directory
 resumes from its checkpoint. The prediction template reruns ``hepnn predict``, which
 skips files already scored.
+
+The defaults schedule on a small node (1 CPU per task, no GPU, the site's default
+memory); :func:`check` compares what a job asks for with the nodes ``sinfo`` reports.
 
 Examples
 --------
@@ -12,6 +15,8 @@ Examples
 >>> text = render("slurm", config="top.yaml", out="runs/top")
 >>> "CONFIG=top.yaml" in text and 'hepnn train "$CONFIG" --out "$RUN_DIR"' in text
 True
+>>> "--gpus" in text, "#SBATCH --cpus-per-task=1" in text
+(False, True)
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
+import subprocess
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["TEMPLATES", "render", "write"]
+from ..exceptions import ConfigError
+
+__all__ = ["TEMPLATES", "render", "write", "check", "read_sinfo"]
 
 #: template name -> (main file, extra files written beside it)
 TEMPLATES = {
@@ -34,10 +43,14 @@ TEMPLATES = {
 
 _DEFAULTS = {
     "config": "config.yaml", "out": "runs/my_run", "run_dir": "runs/my_run", "files": "data/*.root",
-    "nodes": 2, "gpus": 1, "workers": 4, "time": "04:00:00", "partition": None, "account": None,
+    "nodes": 2, "tasks_per_node": 1, "gpus": 0, "cpus": None, "mem": None, "workers": 1, "time": "04:00:00",
+    "partition": None, "account": None, "constraint": None, "extra": (), "setup": "",
 }
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
-_UNQUOTED = {"files", "sbatch_extra", "script", "seconds", "nodes", "gpus", "workers", "time"}
+_UNQUOTED = {"files", "sbatch_lines", "condor_lines", "setup", "script", "seconds", "signal_seconds", "nodes",
+             "tasks_per_node", "cpus", "gpus", "workers", "time"}
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*$", re.IGNORECASE)
+_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 
 
 def _template_text(filename: str) -> str:
@@ -45,14 +58,65 @@ def _template_text(filename: str) -> str:
 
 
 def _seconds(wall: str) -> int:
-    parts = [int(p) for p in str(wall).replace("-", ":").split(":")]
-    total = 0
-    for p in parts:
-        total = total * 60 + p
-    if "-" in str(wall):  # D-HH:MM:SS
-        days, rest = str(wall).split("-", 1)
-        return int(days) * 86400 + _seconds(rest)
-    return total if len(parts) > 1 else parts[0] * 60
+    """SLURM wall time (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) in seconds."""
+    match = _TIME.match(str(wall).strip())
+    if not match:
+        msg = f"time: expected a SLURM wall time such as 04:00:00 or 1-00:00:00, received {wall!r}"
+        raise ConfigError(msg)
+    days, a, b, c = match.groups()
+    fields = [int(x) for x in (a, b, c) if x is not None]
+    if days is not None:  # D-HH, D-HH:MM, D-HH:MM:SS
+        fields += [0] * (3 - len(fields))
+        return int(days) * 86400 + fields[0] * 3600 + fields[1] * 60 + fields[2]
+    if len(fields) == 1:  # minutes
+        return fields[0] * 60
+    if len(fields) == 2:  # minutes:seconds
+        return fields[0] * 60 + fields[1]
+    return fields[0] * 3600 + fields[1] * 60 + fields[2]
+
+
+def memory_mb(value) -> int:
+    """Memory in MB from ``4G``, ``4000M``, ``16 GB``, ``512`` (MB, as SLURM reads a bare number).
+
+    Examples
+    --------
+    >>> memory_mb("4G"), memory_mb("1500"), memory_mb("2 GB")
+    (4096, 1500, 2048)
+    """
+    match = _MEMORY.match(str(value))
+    if not match:
+        msg = f"mem: expected a size such as 4G, 4000M or 16GB, received {value!r}"
+        raise ConfigError(msg)
+    number, unit = float(match.group(1)), match.group(2).upper()
+    factor = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[unit]
+    return max(1, round(number * factor))
+
+
+def _slurm_memory(value) -> str:
+    """``--mem`` as SLURM spells it: ``16 GB`` -> ``16G``; fractions in MB (``1.5G`` -> ``1536M``)."""
+    number, unit = _MEMORY.match(str(value)).groups()
+    if float(number).is_integer():
+        return f"{int(float(number))}{unit.upper()}"
+    return f"{memory_mb(value)}M"
+
+
+def _count(name: str, value, minimum: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < minimum or str(number) != str(value).strip():
+        msg = f"{name}: expected an integer >= {minimum}, received {value!r}"
+        raise ConfigError(msg)
+    return number
+
+
+def _lines(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.splitlines()
+    return [str(line).strip() for line in value if str(line).strip()]
 
 
 def _values(name: str, values: dict) -> dict:
@@ -60,28 +124,66 @@ def _values(name: str, values: dict) -> dict:
     if unknown:
         msg = f"render({name!r}): unknown value(s) {unknown}; valid: {sorted(_DEFAULTS)}"
         raise TypeError(msg)
-    merged = {**_DEFAULTS, **{k: v for k, v in values.items() if v is not None}}
-    extra = []
-    if merged["partition"]:
-        extra.append(f"#SBATCH --partition={merged['partition']}")
-    if merged["account"]:
-        extra.append(f"#SBATCH --account={merged['account']}")
-    merged["sbatch_extra"] = "\n".join(extra)
+    predict = name == "slurm-predict"
+    defaults = {**_DEFAULTS, "out": "scores"} if predict else _DEFAULTS
+    merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
+    merged["workers"] = _count("workers", merged["workers"], 1)
+    if merged["cpus"] is None:
+        merged["cpus"] = merged["workers"] if predict else 1
+    for key, minimum in (("nodes", 1), ("tasks_per_node", 1), ("gpus", 0), ("cpus", 1)):
+        merged[key] = _count(key.replace("_", "-"), merged[key], minimum)
+    if predict and merged["mem"] is None:
+        # Dask divides the job's memory among its workers (it reads SLURM's limit) and restarts a
+        # worker near its share: the site's default (often 1-2 GB per CPU) kills TensorFlow workers
+        merged["mem"] = f"{2 * merged['workers']}G"
+    if merged["mem"] is not None:
+        memory_mb(merged["mem"])  # checked here, written as given (SLURM) or in MB (HTCondor)
     merged["seconds"] = _seconds(merged["time"])
+    # USR1 comes this long before the time limit (a quarter of short jobs)
+    merged["signal_seconds"] = max(1, min(120 if predict else 300, merged["seconds"] // 4))
     merged["script"] = TEMPLATES[name][0]
+    setup = _lines(merged["setup"])
+    merged["setup"] = "\n".join(["# environment set-up", *setup]) + "\n" if setup else ""
+    extra = _lines(merged["extra"])
+
+    sbatch = []
+    if merged["gpus"]:
+        sbatch.append(f"#SBATCH --gpus-per-node={merged['gpus']}")
+    if merged["mem"] is not None:
+        sbatch.append(f"#SBATCH --mem={_slurm_memory(merged['mem'])}")
+    for key in ("partition", "account", "constraint"):
+        if merged[key]:
+            sbatch.append(f"#SBATCH --{key}={merged[key]}")
+    sbatch += [line if line.startswith("#SBATCH") else f"#SBATCH {line}" for line in extra]
+    merged["sbatch_lines"] = "\n".join(sbatch)
+
+    # HTCondor's new argument syntax: each argument in single quotes, ' and " doubled inside
+    merged["condor_arguments"] = " ".join(
+        "'" + str(merged[key]).replace("'", "''").replace('"', '""') + "'" for key in ("config", "out"))
+    condor = []
+    if merged["gpus"]:
+        condor.append(f"request_gpus            = {merged['gpus']}")
+    if merged["mem"] is not None:
+        condor.append(f"request_memory          = {memory_mb(merged['mem'])}")
+    condor += extra
+    merged["condor_lines"] = "\n".join(condor)
     return merged
 
 
 def _fill(text: str, values: dict, shell: bool) -> str:
     def one(match: re.Match) -> str:
         key = match.group(1)
-        value = values[key]
-        text = str(value)
+        text = str(values[key])
         if shell and key not in _UNQUOTED:
             return shlex.quote(text)
         return text
 
-    return _PLACEHOLDER.sub(one, text)
+    lines = []
+    for line in text.splitlines(keepends=True):
+        filled = _PLACEHOLDER.sub(one, line)
+        if filled.strip() or not _PLACEHOLDER.fullmatch(line.strip()):  # drop lines left empty
+            lines.append(filled if filled.endswith("\n") or not line.endswith("\n") else filled + "\n")
+    return "".join(lines)
 
 
 def render(name: str, **values) -> str:
@@ -93,13 +195,23 @@ def render(name: str, **values) -> str:
         ``slurm``, ``slurm-multinode``, ``htcondor`` (the ``.sub`` file; its wrapper
         ``htcondor_train.sh`` is written by :func:`write`) or ``slurm-predict``.
     **values
-        ``config``, ``out``, ``run_dir``, ``files`` (space-separated, globs allowed),
-        ``nodes``, ``gpus``, ``workers``, ``time`` (``HH:MM:SS``), ``partition``, ``account``.
+        Paths: ``config``, ``out``, ``run_dir``, ``files`` (space-separated, globs allowed).
+        Resources: ``cpus`` (per task; default 1, ``workers`` for ``slurm-predict``),
+        ``mem`` (per node, e.g. ``"8G"``; default: the site's), ``gpus`` (per node, default
+        0: no GPU line), ``nodes`` and ``tasks_per_node`` (``slurm-multinode``, default 2
+        and 1), ``workers`` (Dask workers, ``slurm-predict``), ``time`` (``HH:MM:SS`` or
+        ``D-HH:MM:SS``). Site: ``partition``, ``account``, ``constraint`` (SLURM),
+        ``extra`` (lines added as they are: ``#SBATCH`` options, or submit commands for
+        HTCondor), ``setup`` (shell lines run before hepnn: ``source venv/bin/activate``,
+        ``module load ...``).
 
     Examples
     --------
-    >>> text = render("slurm-multinode", config="c.yaml", out="runs/c", nodes=4)
-    >>> "#SBATCH --nodes=4" in text and "--requeue" in text
+    >>> text = render("slurm-multinode", config="c.yaml", out="runs/c", nodes=4, gpus=4, mem="64G",
+    ...               setup="module load tensorflow", extra=["--qos=long"])
+    >>> "#SBATCH --nodes=4" in text and "#SBATCH --gpus-per-node=4" in text and "#SBATCH --mem=64G" in text
+    True
+    >>> "#SBATCH --qos=long" in text and "module load tensorflow" in text
     True
     """
     if name not in TEMPLATES:
@@ -114,6 +226,10 @@ def write(name: str, directory: str | os.PathLike, **values) -> list[Path]:
     """Write template ``name`` (and its wrapper, for ``htcondor``) into ``directory``; shell scripts executable."""
     from .._fileio import atomic_write_text
 
+    if name not in TEMPLATES:
+        from ..exceptions import UnknownNameError
+
+        raise UnknownNameError(name, "job template", TEMPLATES)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     merged = _values(name, values)
@@ -125,3 +241,105 @@ def write(name: str, directory: str | os.PathLike, **values) -> list[Path]:
             path.chmod(0o755)
         out.append(path)
     return out
+
+
+# --- checking a job against the nodes -------------------------------------------------------
+
+def read_sinfo(partition: str | None = None) -> list[dict]:
+    """The nodes ``sinfo`` reports (of ``partition``, else of the default partition).
+
+    Each node is ``{"name", "partition", "cpus", "memory_mb", "gpus", "features", "state"}``.
+    Raises :class:`~hepnn.exceptions.HepnnError` when ``sinfo`` is missing or fails.
+    """
+    from ..exceptions import HepnnError
+
+    if not shutil.which("sinfo"):
+        msg = "sinfo not found: --check reads the nodes from SLURM; run it on a login node of the cluster"
+        raise HepnnError(msg)
+    command = ["sinfo", "-h", "-N", "-o", "%N|%P|%c|%m|%G|%f|%t"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        msg = "sinfo did not answer within 30 s: is slurmctld running?"
+        raise HepnnError(msg) from None
+    if result.returncode != 0:
+        msg = f"sinfo failed (exit {result.returncode}): {result.stderr.strip()[:300]}"
+        raise HepnnError(msg)
+    nodes = []
+    for line in result.stdout.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 7:
+            continue
+        name, part, cpus, mem, gres, features, state = fields
+        gpus = sum(int(m.group(1)) for m in re.finditer(r"gpu(?::[^:(,]+)?:(\d+)", gres))
+        nodes.append({"name": name, "partition": part, "default": part.endswith("*"), "cpus": int(cpus),
+                      "memory_mb": int(re.sub(r"\D.*", "", mem) or 0), "gpus": gpus,
+                      "features": [] if features in ("(null)", "") else features.split(","), "state": state})
+    for node in nodes:
+        node["partition"] = node["partition"].rstrip("*")
+    if partition:
+        return [n for n in nodes if n["partition"] == partition]
+    default = [n for n in nodes if n["default"]]
+    return default or nodes
+
+
+def check(name: str, available: list[dict] | None = None, **values) -> list[str]:
+    """What job ``name`` with ``values`` asks for that the nodes cannot give (empty: it fits).
+
+    ``available`` is :func:`read_sinfo`'s list (read when not given). Checked: the partition
+    exists, CPUs per node (``cpus`` x tasks per node), memory per node, GPUs per node,
+    the number of nodes, and the constraint (a node feature).
+
+    Examples
+    --------
+    >>> node = {"name": "n1", "partition": "debug", "cpus": 2, "memory_mb": 4000, "gpus": 0,
+    ...         "features": [], "state": "idle"}
+    >>> check("slurm", available=[node])
+    []
+    >>> check("slurm", available=[node], cpus=8, gpus=1)[0]
+    'cpus-per-task=8: no node of partition debug has more than 2 CPUs (n1); ask for --cpus 2 or fewer'
+    """
+    if name not in TEMPLATES:
+        from ..exceptions import UnknownNameError
+
+        raise UnknownNameError(name, "job template", TEMPLATES)
+    merged = _values(name, values)
+    nodes = read_sinfo(merged["partition"]) if available is None else available
+    if not nodes:
+        where = f"partition {merged['partition']!r}" if merged["partition"] else "the default partition"
+        return [f"sinfo lists no node in {where}; check the name with `sinfo -s`"]
+    partition = nodes[0]["partition"]
+    names = ",".join(sorted({n["name"] for n in nodes}))
+    tasks = merged["tasks_per_node"] if name == "slurm-multinode" else 1
+    n_nodes = merged["nodes"] if name == "slurm-multinode" else 1
+    problems = []
+    cpus = merged["cpus"] * tasks
+    fit = [n for n in nodes if n["cpus"] >= cpus]
+    if not fit:
+        most = max(n["cpus"] for n in nodes)
+        what = f"cpus-per-task={merged['cpus']}" + (f" x {tasks} tasks per node" if tasks > 1 else "")
+        problems.append(f"{what}: no node of partition {partition} has more than {most} CPUs ({names}); "
+                        f"ask for --cpus {max(1, most // tasks)} or fewer")
+    if merged["mem"] is not None:
+        mem = memory_mb(merged["mem"])
+        most = max(n["memory_mb"] for n in nodes)
+        if mem > most:
+            problems.append(f"mem={merged['mem']} ({mem} MB): no node of partition {partition} has more than "
+                            f"{most} MB ({names}); ask for --mem {most}M or less")
+    if merged["gpus"]:
+        most = max(n["gpus"] for n in nodes)
+        if merged["gpus"] > most:
+            have = f"at most {most} GPUs" if most else "no GPUs (no gpu GRES)"
+            problems.append(f"gpus-per-node={merged['gpus']}: the nodes of partition {partition} have {have} "
+                            f"({names}); use --gpus {most}" + (" or another partition" if most else
+                                                              " or a GPU partition (--partition)"))
+    if merged["constraint"]:
+        features = sorted({f for n in nodes for f in n["features"]})
+        wanted = [re.sub(r"\*\d+$", "", f) for f in re.split(r"[&|,\[\]()]+", merged["constraint"])]  # "a&(b|c*2)"
+        missing = [f for f in wanted if f and f not in features]
+        if missing:
+            problems.append(f"constraint={merged['constraint']}: no node of partition {partition} has feature(s) "
+                            f"{missing}; features there: {features or '(none)'}")
+    if n_nodes > len(nodes):
+        problems.append(f"nodes={n_nodes}: partition {partition} has {len(nodes)} node(s) ({names})")
+    return problems

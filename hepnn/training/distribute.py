@@ -74,12 +74,30 @@ def select_strategy(kind: str = "auto"):
     if kind == "multi_worker" or (kind == "auto" and is_multi_worker()):
         resolver = None
         if not os.environ.get("TF_CONFIG") and "SLURM_JOB_ID" in os.environ:
-            resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+            resolver = _slurm_resolver(tf)
         return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     gpus = tf.config.list_logical_devices("GPU")
     if kind == "mirrored" or (kind == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def _slurm_resolver(tf):
+    """``SlurmClusterResolver``, also on nodes without GPUs.
+
+    TensorFlow's resolver counts the node's GPUs with ``nvidia-smi`` (an error where there
+    is none) and divides them among the node's tasks (an error with more tasks than GPUs).
+    Without ``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi`` it is given one notional device per
+    task and told to leave ``CUDA_VISIBLE_DEVICES`` alone.
+    """
+    import shutil
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES") or shutil.which("nvidia-smi"):
+        return tf.distribute.cluster_resolver.SlurmClusterResolver()
+    per_node = os.environ.get("SLURM_STEP_TASKS_PER_NODE") or os.environ.get("SLURM_TASKS_PER_NODE") or "1"
+    most = max(int(part.split("(")[0]) for part in per_node.split(","))   # "2(x3),1" -> 2
+    return tf.distribute.cluster_resolver.SlurmClusterResolver(gpus_per_node=most, gpus_per_task=1,
+                                                               auto_set_gpu=False)
 
 
 def set_mixed_precision(enabled: bool = True) -> str:

@@ -2,8 +2,10 @@
 
 Keras 3's ``model.fit`` does not run under ``MultiWorkerMirroredStrategy``
 (keras-team/keras#20585), so multi-worker runs use this loop: the dataset is
-sharded across workers by batch (``AutoShardPolicy.DATA``), each replica computes
-its share of the weighted loss scaled by the global batch size, and the Keras
+sharded across workers by batch (``AutoShardPolicy.DATA``: ``experimental_distribute_dataset``
+splits every batch of ``training.batch_size`` among the replicas, so the batch size is the global
+one, as on one worker), each replica computes its share of the weighted loss scaled by the
+size of the global batch it is part of, and the Keras
 optimiser applies the all-reduced gradients. The loop reports the same history
 columns as ``fit`` for the loss, and measures input wait and compute per step.
 """
@@ -56,7 +58,9 @@ class DistributedLoop:
         def train_replica(x, y, w):
             with tf.GradientTape() as tape:
                 pred = model(x, training=True)
-                loss = tf.nn.compute_average_loss(per_sample(y, pred, w), global_batch_size=global_batch_size)
+                # without global_batch_size: this replica's batch x replicas in sync, the size of the
+                # batch it was split from
+                loss = tf.nn.compute_average_loss(per_sample(y, pred, w))
                 if model.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
             grads = tape.gradient(loss, model.trainable_variables)
@@ -65,7 +69,7 @@ class DistributedLoop:
 
         def val_replica(x, y, w):
             pred = model(x, training=False)
-            return tf.nn.compute_average_loss(per_sample(y, pred, w), global_batch_size=global_batch_size)
+            return tf.nn.compute_average_loss(per_sample(y, pred, w))
 
         @tf.function
         def train_step(batch):

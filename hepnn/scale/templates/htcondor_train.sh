@@ -3,6 +3,7 @@
 # from RUN_DIR/checkpoints when they exist) and turns SIGTERM (eviction) into the
 # checkpoint exit code 85, so HTCondor reruns the same command.
 set -uo pipefail
+{{setup}}
 CONFIG="$1"
 RUN_DIR="$2"
 CHECKPOINT_EXIT_CODE=85

@@ -7,28 +7,36 @@
 #SBATCH --job-name=hepnn-predict
 #SBATCH --nodes=1
 #SBATCH --ntasks=1
-#SBATCH --cpus-per-task={{workers}}
+#SBATCH --cpus-per-task={{cpus}}
 #SBATCH --time={{time}}
 #SBATCH --requeue
 #SBATCH --open-mode=append
-#SBATCH --signal=B:USR1@120
+#SBATCH --signal=B:USR1@{{signal_seconds}}
 #SBATCH --output=hepnn-predict-%j.log
-{{sbatch_extra}}
+{{sbatch_lines}}
 set -uo pipefail
-
+{{setup}}
 RUN_DIR={{run_dir}}
 OUT={{out}}
 
 requeue() {
-    echo "hepnn: job ${SLURM_JOB_ID} signalled; requeueing (restart ${SLURM_RESTART_COUNT:-0})"
+    echo "hepnn: job ${SLURM_JOB_ID} got USR1; requeueing (restart ${SLURM_RESTART_COUNT:-0})"
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
     scontrol requeue "${SLURM_JOB_ID}"
+    exit 0
 }
-trap requeue USR1 TERM
+stop() {
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    exit 143
+}
+trap requeue USR1
+trap stop TERM
 
 # rerunning the same command resumes: outputs are written atomically with a sidecar
 hepnn predict "$RUN_DIR" {{files}} --out "$OUT" --workers {{workers}} &
 pid=$!
 status=0
 wait "$pid" || status=$?
-while kill -0 "$pid" 2>/dev/null; do wait "$pid" || status=$?; done
 exit "$status"
