@@ -340,7 +340,7 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
                   tree: str | None = None, step_size: Any = "100 MB", batch_size: int | None = None,
                   retries: int = 2, resume: bool = True, raise_on_error: bool = True,
                   tf_threads: int | None = None, log: Callable[[str], None] | None = None,
-                  connect_timeout: float = CONNECT_TIMEOUT) -> PredictResult:
+                  connect_timeout: float | None = None) -> PredictResult:
     """Score every file with the tagger of ``run_dir``; one friend file per input in ``out_dir``.
 
     Parameters
@@ -374,9 +374,9 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
     tf_threads : int, optional
         TensorFlow threads per worker process, set before the model is loaded (default:
         CPU cores / ``workers`` for a local cluster, TensorFlow's default otherwise).
-    connect_timeout : float
+    connect_timeout : float, optional
         Seconds to wait for the scheduler of ``scheduler=`` before giving up with an
-        error naming it (default 10).
+        error naming it (default :data:`CONNECT_TIMEOUT`, 10 s).
 
     Input paths and ``out_dir`` are made absolute here, in the client, before any task is
     sent, so a worker whose working directory differs reads and writes the files meant.
