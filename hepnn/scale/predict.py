@@ -125,14 +125,12 @@ def run_fingerprint(run_dir: str | os.PathLike) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _same_file(a: str, b: str) -> bool:
-    """True when paths ``a`` and ``b`` name the same file: same resolved path (symlinks followed) or inode."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
+def _inode(path: str) -> tuple[int, int] | None:
     try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
-        return False
+        st = os.stat(path)
+    except OSError:  # does not exist (yet)
+        return None
+    return st.st_dev, st.st_ino
 
 
 def check_outputs(inputs: Sequence[str], outputs: Mapping[str, Sequence[str]]) -> None:
@@ -146,15 +144,19 @@ def check_outputs(inputs: Sequence[str], outputs: Mapping[str, Sequence[str]]) -
     InputDataError
         Naming both paths and how to avoid the clash.
     """
+    by_real = {os.path.realpath(p): p for p in inputs}
+    by_inode = {key: p for p in inputs if (key := _inode(p)) is not None}
     seen: dict[str, str] = {}
     for source, paths in outputs.items():
         for out in paths:
-            for path in inputs:
-                if _same_file(out, path):
-                    msg = (f"output {out} (for input {source}) is the input file {path}: writing it would overwrite "
-                           f"that input; use another --out folder, or leave {path} out of the inputs")
-                    raise InputDataError(msg)
             real = os.path.realpath(out)
+            clash = by_real.get(real)
+            if clash is None and (key := _inode(out)) is not None:
+                clash = by_inode.get(key)
+            if clash is not None:
+                msg = (f"output {out} (for input {source}) is the input file {clash}: writing it would overwrite "
+                       f"that input; use another --out folder, or leave {clash} out of the inputs")
+                raise InputDataError(msg)
             if real in seen:
                 msg = (f"output {out} (for input {source}) is also the output of input {seen[real]}; "
                        "rename one of the inputs or score them into different --out folders")
