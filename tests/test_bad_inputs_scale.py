@@ -154,6 +154,20 @@ def test_cli_scheduler_with_relative_paths_writes_where_the_client_meant(cluster
     assert checksums(tmp_path, skip=(tmp_path / "out",)) == before
 
 
+@pytest.mark.slow
+def test_predict_dask_with_relative_paths_reads_the_clients_files(cluster, toy_run, data, tmp_path, monkeypatch):
+    pytest.importorskip("dask_awkward")
+    import hepnn
+
+    decoy = _decoy(cluster["elsewhere"], toy_run)
+    monkeypatch.chdir(tmp_path)
+    tagger = hepnn.Tagger.load(toy_run["run"])
+    lazy = tagger.predict_dask(["data/top.root"], tree="jets")
+    scores = np.asarray(lazy.compute(scheduler=cluster["client"].get), dtype=np.float32)
+    np.testing.assert_allclose(scores, _expected(toy_run, data / "top.root"), rtol=0, atol=1e-6)
+    assert checksums(cluster["elsewhere"]) == decoy
+
+
 def test_local_dashboard_listens_on_localhost_only(cluster):
     scheduler = cluster["client"].cluster.scheduler
     server = scheduler.http_server
