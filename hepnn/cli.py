@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from ._redact import redact
 from .exceptions import ConfigError, HepnnError, UnknownNameError
 
 __all__ = ["main", "build_parser"]
@@ -171,13 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UnknownNameError, UsageError) as err:
         if debug:
             raise
-        print(f"hepnn: error: {err}", file=sys.stderr)
+        print(f"hepnn: error: {redact(str(err))}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - the CLI's last line of defence
         if debug:
             raise
         kind = "" if isinstance(err, HepnnError) else f"{type(err).__name__}: "
-        print(f"hepnn: error: {kind}{err} (rerun with --debug for the traceback)", file=sys.stderr)
+        print(f"hepnn: error: {kind}{redact(str(err))} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
     return int(code or 0)
 

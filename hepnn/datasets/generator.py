@@ -5,7 +5,10 @@ own Pythia seed (derived from ``(seed, k)`` with :class:`numpy.random.SeedSequen
 and the main process writes the workers' chunks round-robin. The file therefore
 depends only on ``(sample, options, N, seed, jobs)``. Memory is bounded by a few
 chunks per worker; the file is written under a temporary name and renamed at the end,
-so an interrupted run leaves nothing under the final name.
+so an interrupted run leaves nothing under the final name, and the next run removes the
+temporary file a killed run left behind. Worker processes end with their parent, also
+when the parent is killed with SIGKILL (``PR_SET_PDEATHSIG`` on Linux, plus a watchdog
+thread polling the parent pid).
 """
 
 from __future__ import annotations
@@ -169,9 +172,43 @@ def produce(defn: SampleDefinition, n_jets: int, seed: int, worker: int, jobs: i
             pending, n_pending = [], 0
 
 
-def _worker_main(defn, n_jets, seed, worker, jobs, queue) -> None:  # pragma: no cover - subprocess
+def _die_with_parent(parent_pid: int, interval: float = 0.5) -> None:
+    """Make this worker process end when its parent does (even a parent killed by SIGKILL).
+
+    On Linux the kernel sends SIGKILL to this process when the parent dies
+    (``prctl(PR_SET_PDEATHSIG)``); everywhere, a daemon thread polls ``os.getppid()`` and
+    exits when the parent is gone (re-parented), which also covers a parent that died
+    before the ``prctl`` call.
+    """
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: the watchdog below still works
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watchdog() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watchdog, name="hepnn-parent-watchdog", daemon=True).start()
+
+
+def _worker_main(defn, n_jets, seed, worker, jobs, queue, parent_pid=None) -> None:  # pragma: no cover - subprocess
     import traceback
 
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     try:
         for chunk in produce(defn, n_jets, seed, worker, jobs):
             queue.put(("chunk", chunk))
@@ -189,8 +226,8 @@ def _round_robin(defn, n_per_worker, seed, jobs) -> Iterator[dict]:
 
     ctx = mp.get_context("spawn")
     queues = [ctx.Queue(maxsize=2) for _ in range(jobs)]
-    procs = [ctx.Process(target=_worker_main, args=(defn, n_per_worker[k], seed, k, jobs, queues[k]),
-                         daemon=True) for k in range(jobs)]
+    procs = [ctx.Process(target=_worker_main, args=(defn, n_per_worker[k], seed, k, jobs, queues[k], os.getpid()),
+                         daemon=True, name=f"hepnn-generate-worker-{k}") for k in range(jobs)]
     for p in procs:
         p.start()
     try:
@@ -210,6 +247,17 @@ def _round_robin(defn, n_per_worker, seed, jobs) -> Iterator[dict]:
             if p.is_alive():
                 p.terminate()
             p.join(timeout=5)
+
+
+def _clean_stale(out: Path) -> None:
+    """Remove temporary files (``.<name>.*.part.root``) a killed earlier run left beside ``out``."""
+    import glob
+
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*.part*"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
 
 
 def _check_args(sample, n_jets, seed, jobs, layout):
@@ -326,6 +374,7 @@ def generate(sample: str | SampleDefinition, n_jets: int, seed: int = 1, out: st
     _check_args(sample, n_jets, seed, jobs, layout)
     defn = resolve_options(sample, options)
     out = Path(out) if out is not None else Path(f"{defn.name}.root")
+    _clean_stale(out)
     n_jets, seed, jobs = int(n_jets), int(seed), int(jobs)
     n_per_worker = [n_jets // jobs + (k < n_jets % jobs) for k in range(jobs)]
     from .writer import ChunkWriter

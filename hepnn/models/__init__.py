@@ -49,7 +49,44 @@ def load_model(path: str | os.PathLike):
     """
     from .._optional import require
 
+    path = os.fspath(path)
+    _check_archive(path)
     keras = require("keras")
     from . import layers  # noqa: F401  (registers the custom layers)
 
-    return keras.saving.load_model(os.fspath(path), safe_mode=True)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as err:  # noqa: BLE001 - a damaged archive fails deep inside Keras or h5py
+        if "safe_mode" in str(err):  # a file that would run code: Keras' own message says what to do
+            raise
+        raise _corrupt(path, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+
+
+def _corrupt(path: str, why: str):
+    from ..exceptions import InputDataError
+
+    return InputDataError(f"cannot read model file {path}: not a valid Keras archive ({why}); re-train or restore it")
+
+
+def _check_archive(path: str) -> None:
+    """A missing model file is "not found"; one that is no intact ``.keras`` zip archive is "corrupt"."""
+    import zipfile
+
+    from ..exceptions import InputDataError
+
+    if not os.path.exists(path):
+        msg = f"model file not found: {path}; train the run with `hepnn train CONFIG --out RUN_DIR`"
+        raise InputDataError(msg)
+    if os.path.isdir(path):
+        raise _corrupt(path, "a directory, not a file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = sorted({"config.json", "model.weights.h5"} - names)
+            if missing:
+                raise _corrupt(path, f"the archive has no {', '.join(missing)}")
+            bad = archive.testzip()
+            if bad is not None:
+                raise _corrupt(path, f"checksum error in {bad}")
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise _corrupt(path, f"{type(err).__name__}: {err}") from None

@@ -10,6 +10,10 @@
       hists/NAME.json     histograms (``hist.Hist``, UHI JSON) to merge across batch jobs and replot
       explain/...         PNGs copied from ``RUN_DIR/explain/<method>/``
 
+The report reads no file outside a run directory: a run file (``config.yaml``,
+``model.keras``, ``metrics.json``, ...) that is a symlink leading out of the run directory
+is an error; such an explanation file is ignored, with a note in the report.
+
 The experiment style of the first run's ``plots`` config section is applied while the
 report is drawn and restored afterwards; importing this module draws and changes nothing.
 """
@@ -156,6 +160,30 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "run"
 
 
+def _inside(root: Path, path: Path) -> bool:
+    """True when ``path``, with every symlink resolved, is inside ``root`` (itself resolved)."""
+    try:
+        Path(os.path.realpath(path)).relative_to(os.path.realpath(root))
+    except ValueError:
+        return False
+    return True
+
+
+#: the files of a run directory the report reads (directly or through evaluate/predict)
+_RUN_FILES = ("config.yaml", "model.keras", "preprocessing.json", "metrics.json", "history.csv", "provenance.json",
+              "folds.json", "explain")
+
+
+def _check_run_files(name: str, path: Path) -> None:
+    """Refuse a run whose files are symlinks leading out of the run directory (the report reads no file outside)."""
+    for file_name in _RUN_FILES:
+        file = Path(path) / file_name
+        if (file.exists() or file.is_symlink()) and not _inside(path, file):
+            msg = (f"run {name!r}: {file} is a symlink to {os.path.realpath(file)}, outside the run directory "
+                   f"{path}; the report reads only files inside the run directory: replace the link by a copy")
+            raise InputDataError(msg)
+
+
 def _normalise_runs(run_dirs: Mapping[str, Any] | str | os.PathLike) -> dict[str, Path]:
     if isinstance(run_dirs, (str, os.PathLike)):
         path = Path(run_dirs)
@@ -171,6 +199,7 @@ def _normalise_runs(run_dirs: Mapping[str, Any] | str | os.PathLike) -> dict[str
 
     for name, path in runs.items():
         run = RunDirectory(path)
+        _check_run_files(name, run.path)
         if (run.path / "folds.json").is_file():  # a k-fold run: its fold runs are checked by _expand_folds
             continue
         for required in (run.config, run.model):
@@ -194,6 +223,11 @@ def _expand_folds(runs: dict[str, Path]) -> tuple[dict[str, Path], dict[str, tup
         n_folds = read_json(Path(path) / "folds.json")["n_folds"]
         names = []
         for k, fold_path in enumerate(fold_dirs(path, n_folds)):
+            if not _inside(path, fold_path):
+                msg = (f"run {name!r}: fold {k} ({fold_path}) is a symlink to {os.path.realpath(fold_path)}, outside "
+                       "the run directory; the report reads only files inside it: replace the link by a copy")
+                raise InputDataError(msg)
+            _check_run_files(f"{name}/fold{k}", Path(fold_path))
             if not (fold_path / "model.keras").is_file():
                 msg = f"run {name!r}: fold {k} has no model ({fold_path / 'model.keras'}); finish training first"
                 raise InputDataError(msg)
@@ -622,17 +656,33 @@ def _copy(src: Path, dst: Path) -> None:
 def _explanation_tasks(d: _Drawer, run: _Run, out: Path) -> list[tuple[str, Callable[[], Any]]]:
     tasks: list[tuple[str, Callable[[], Any]]] = []
     root = run.path / "explain"
-    if not root.is_dir():
+    if not root.is_dir() or not _inside(run.path, root):
         return tasks
+
+    def outside(file: Path) -> bool:
+        """A symlink out of the run directory: ignored, with a note in the report."""
+        if _inside(run.path, file):
+            return False
+
+        def note(file=file):
+            raise _Skip(f"{run.name}: ignored {file}: a symlink to {os.path.realpath(file)}, outside the run directory")
+
+        tasks.append((f"ignored {file.name}", note))
+        return True
+
     for method_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        if outside(method_dir):
+            continue
         method = method_dir.name
         for png in sorted(method_dir.glob("*.png")):
+            if outside(png):
+                continue
             def copy_png(png=png, method=method):
                 rel = Path("explain") / _safe(run.name) / _safe(method) / png.name
                 _copy(png, out / rel)
                 files = [rel.as_posix()]
                 pdf = png.with_suffix(".pdf")
-                if pdf.is_file():
+                if pdf.is_file() and _inside(run.path, pdf):
                     _copy(pdf, out / rel.with_suffix(".pdf"))
                     files.append(rel.with_suffix(".pdf").as_posix())
                 return ReportFigure(
@@ -643,7 +693,7 @@ def _explanation_tasks(d: _Drawer, run: _Run, out: Path) -> list[tuple[str, Call
 
             tasks.append((f"explain {method}/{png.name}", copy_png))
         npz = method_dir / "values.npz"
-        if npz.is_file():
+        if npz.is_file() and not outside(npz):
             try:
                 with np.load(npz, allow_pickle=False) as f:
                     inputs = [k[len("values_"):] for k in f.files if k.startswith("values_")]

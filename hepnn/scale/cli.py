@@ -6,17 +6,18 @@ import sys
 
 
 def _cmd_predict(args) -> int:
+    from .._redact import redact
     from .predict import predict_files
 
     def log(message: str) -> None:
         if not args.quiet:
-            print(message, file=sys.stderr)
+            print(redact(message), file=sys.stderr)
 
     result = predict_files(args.run_dir, args.files, args.out, workers=args.workers, scheduler=args.scheduler,
                            tree=args.tree, step_size=args.step_size, retries=args.retries,
                            resume=not args.no_resume, raise_on_error=False, log=log)
     for path, error in result.failed.items():
-        print(f"hepnn: failed: {path}: {error}", file=sys.stderr)
+        print(redact(f"hepnn: failed: {path}: {error}"), file=sys.stderr)
     print(result.summary())
     return 1 if result.failed else 0
 

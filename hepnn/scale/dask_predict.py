@@ -84,6 +84,7 @@ def predict_dask(tagger: Any, files: str | os.PathLike | Sequence[str | os.PathL
         msg = "predict_dask needs a tagger loaded from a run directory (hepnn.Tagger.load(RUN_DIR)), so workers can load it"
         raise HepnnError(msg)
     paths = [os.fspath(files)] if isinstance(files, (str, os.PathLike)) else [os.fspath(f) for f in files]
+    paths = [p if "://" in p else os.path.abspath(p) for p in paths]  # workers may run in another directory
     if not paths:
         msg = "predict_dask: no input files given"
         raise ValueError(msg)

@@ -24,6 +24,7 @@ times.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
 import os
@@ -37,6 +38,8 @@ from ..exceptions import HepnnError, InputDataError
 __all__ = ["PredictResult", "predict_files", "output_names", "run_fingerprint", "write_friend"]
 
 SIDECAR_VERSION = 1
+#: seconds to wait for a Dask scheduler (``scheduler=``) before giving up
+CONNECT_TIMEOUT = 10.0
 #: per worker process: (run_dir, fingerprint) -> Tagger
 _TAGGERS: dict[tuple[str, str], Any] = {}
 #: per worker process: run_dir -> number of Tagger.load calls (for tests and diagnostics)
@@ -120,6 +123,54 @@ def run_fingerprint(run_dir: str | os.PathLike) -> str:
             while block := handle.read(1 << 20):
                 digest.update(block)
     return "sha256:" + digest.hexdigest()
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:  # does not exist (yet)
+        return None
+    return st.st_dev, st.st_ino
+
+
+def check_outputs(inputs: Sequence[str], outputs: Mapping[str, Sequence[str]]) -> None:
+    """Refuse output paths that are an input file or another output (before anything is written).
+
+    ``outputs`` maps each input to the paths written for it. Paths are compared after
+    resolving symlinks, and by inode, so a link or a hard link to an input counts.
+
+    Raises
+    ------
+    InputDataError
+        Naming both paths and how to avoid the clash.
+    """
+    by_real = {os.path.realpath(p): p for p in inputs}
+    by_inode = {key: p for p in inputs if (key := _inode(p)) is not None}
+    seen: dict[str, str] = {}
+    for source, paths in outputs.items():
+        for out in paths:
+            real = os.path.realpath(out)
+            clash = by_real.get(real)
+            if clash is None and (key := _inode(out)) is not None:
+                clash = by_inode.get(key)
+            if clash is not None:
+                msg = (f"output {out} (for input {source}) is the input file {clash}: writing it would overwrite "
+                       f"that input; use another --out folder, or leave {clash} out of the inputs")
+                raise InputDataError(msg)
+            if real in seen:
+                msg = (f"output {out} (for input {source}) is also the output of input {seen[real]}; "
+                       "rename one of the inputs or score them into different --out folders")
+                raise InputDataError(msg)
+            seen[real] = source
+
+
+def _clean_stale(out: Path) -> None:
+    """Remove temporary files an earlier, killed run left beside ``out`` (``.<name>.*.part.root``)."""
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*.part*"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
 
 
 def _input_stat(path: str) -> dict:
@@ -269,6 +320,8 @@ def score_file(run_dir: str, path: str, out_path: str, fingerprint: str, *, tree
     if skip_done and is_done(path, out, fingerprint):
         return {"status": "skipped", "input": path, "output": str(out), "pid": os.getpid(), "seconds": 0.0}
     tagger = get_tagger(run_dir, fingerprint, tf_threads)
+    _clean_stale(out)
+    _clean_stale(_sidecar(out))
     stat = _input_stat(path)
     info = write_friend(tagger, path, out, tree=tree, step_size=step_size, batch_size=batch_size)
     record = {
@@ -288,7 +341,8 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
                   workers: int | None = None, scheduler: str | None = None, client: Any = None,
                   tree: str | None = None, step_size: Any = "100 MB", batch_size: int | None = None,
                   retries: int = 2, resume: bool = True, raise_on_error: bool = True,
-                  tf_threads: int | None = None, log: Callable[[str], None] | None = None) -> PredictResult:
+                  tf_threads: int | None = None, log: Callable[[str], None] | None = None,
+                  connect_timeout: float | None = None) -> PredictResult:
     """Score every file with the tagger of ``run_dir``; one friend file per input in ``out_dir``.
 
     Parameters
@@ -322,6 +376,14 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
     tf_threads : int, optional
         TensorFlow threads per worker process, set before the model is loaded (default:
         CPU cores / ``workers`` for a local cluster, TensorFlow's default otherwise).
+    connect_timeout : float, optional
+        Seconds to wait for the scheduler of ``scheduler=`` before giving up with an
+        error naming it (default :data:`CONNECT_TIMEOUT`, 10 s).
+
+    Input paths and ``out_dir`` are made absolute here, in the client, before any task is
+    sent, so a worker whose working directory differs reads and writes the files meant.
+    An output path that is an input file (also through a symlink or hard link) or the
+    output of another input is an error, raised before anything is written.
 
     Returns
     -------
@@ -353,16 +415,20 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
     if missing:
         msg = f"input file(s) not found: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
         raise InputDataError(msg)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # absolute on the client: a worker's working directory may be anywhere
+    absolute = {p: os.path.abspath(p) for p in paths}
+    out = Path(os.path.abspath(out_dir))
     names = output_names(paths)
+    check_outputs(list(absolute.values()),
+                  {p: [str(out / names[p]), str(_sidecar(out / names[p]))] for p in paths})
+    out.mkdir(parents=True, exist_ok=True)
     fingerprint = run_fingerprint(run_dir)
     log = log or (lambda _msg: None)
     result = PredictResult()
     todo = []
     for p in paths:
         target = out / names[p]
-        if resume and is_done(p, target, fingerprint):
+        if resume and is_done(absolute[p], target, fingerprint):
             result.skipped[p] = target
         else:
             todo.append(p)
@@ -370,10 +436,11 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
         options = {"tree": tree, "step_size": step_size, "batch_size": batch_size, "skip_done": False,
                    "tf_threads": tf_threads}
         if workers is None and scheduler is None and client is None:
-            _run_local(run_dir, todo, out, names, fingerprint, options, result, log)
+            _run_local(run_dir, todo, absolute, out, names, fingerprint, options, result, log)
         else:
-            _run_dask(run_dir, todo, out, names, fingerprint, options, result, log,
-                      workers=workers, scheduler=scheduler, client=client, retries=retries)
+            _run_dask(run_dir, todo, absolute, out, names, fingerprint, options, result, log,
+                      workers=workers, scheduler=scheduler, client=client, retries=retries,
+                      timeout=connect_timeout)
     if result.failed and raise_on_error:
         first = next(iter(result.failed.items()))
         msg = f"{result.summary()}; first failure: {first[0]}: {first[1]}"
@@ -385,10 +452,10 @@ def _error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}" if not isinstance(err, HepnnError) else str(err)
 
 
-def _run_local(run_dir, todo, out, names, fingerprint, options, result, log) -> None:
+def _run_local(run_dir, todo, absolute, out, names, fingerprint, options, result, log) -> None:
     for p in todo:
         try:
-            info = score_file(run_dir, p, str(out / names[p]), fingerprint, **options)
+            info = score_file(run_dir, absolute[p], str(out / names[p]), fingerprint, **options)
         except Exception as err:  # noqa: BLE001 - reported per file, the others go on
             result.failed[p] = _error_text(err)
             log(f"failed {p}: {result.failed[p]}")
@@ -397,7 +464,12 @@ def _run_local(run_dir, todo, out, names, fingerprint, options, result, log) -> 
         log(f"wrote {info['output']}")
 
 
-def _connect(workers, scheduler, client):
+def _is_scheduler_file(scheduler: str) -> bool:
+    return "://" not in scheduler and (scheduler.endswith(".json") or os.path.isfile(scheduler)
+                                       or os.sep in scheduler)
+
+
+def _connect(workers, scheduler, client, timeout=None):
     """(client, close) for the requested cluster."""
     if client is not None:
         return client, lambda: None
@@ -406,15 +478,12 @@ def _connect(workers, scheduler, client):
     require("dask", extra="dask")
     distributed = require("distributed", extra="dask")
     if scheduler is not None:
-        if str(scheduler).endswith(".json"):
-            c = distributed.Client(scheduler_file=str(scheduler))
-        else:
-            c = distributed.Client(str(scheduler))
-        return c, c.close
+        return _connect_scheduler(distributed, str(scheduler), CONNECT_TIMEOUT if timeout is None else float(timeout))
     import logging
 
+    # the dashboard (a web server showing task names, file paths and logs) on this machine only
     cluster = distributed.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                                       silence_logs=logging.ERROR, dashboard_address=":0")
+                                       silence_logs=logging.ERROR, dashboard_address="127.0.0.1:0")
     c = distributed.Client(cluster)
 
     def close():
@@ -424,9 +493,38 @@ def _connect(workers, scheduler, client):
     return c, close
 
 
-def _run_dask(run_dir, todo, out, names, fingerprint, options, result, log, *, workers, scheduler, client,
-              retries) -> None:
-    c, close = _connect(workers, scheduler, client)
+def _connect_scheduler(distributed, scheduler: str, timeout: float):
+    """A client of the scheduler at ``scheduler`` (address or scheduler file); an error naming it within ``timeout`` s."""
+    from .._redact import redact
+
+    shown = redact(scheduler)
+    if _is_scheduler_file(scheduler):
+        if not os.path.isfile(scheduler):
+            msg = (f"--scheduler {shown}: scheduler file not found ({os.path.abspath(scheduler)}); start a scheduler "
+                   f"with `dask scheduler --scheduler-file {shown}`, or give its address (tcp://HOST:8786)")
+            raise HepnnError(msg)
+        try:
+            with open(scheduler) as handle:
+                address = json.load(handle)["address"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            msg = (f"--scheduler {shown}: not a Dask scheduler file ({type(err).__name__}: {err}); it should be the "
+                   "JSON file written by `dask scheduler --scheduler-file FILE`")
+            raise HepnnError(msg) from None
+        where = f"{shown} (address {redact(str(address))})"
+    else:
+        address, where = scheduler, shown
+    try:
+        c = distributed.Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as err:
+        msg = (f"--scheduler {where}: cannot connect to the Dask scheduler within {timeout:g} s "
+               f"({type(err).__name__}: {redact(str(err))}); check that it is running and reachable from this machine")
+        raise HepnnError(msg) from None
+    return c, c.close
+
+
+def _run_dask(run_dir, todo, absolute, out, names, fingerprint, options, result, log, *, workers, scheduler, client,
+              retries, timeout=None) -> None:
+    c, close = _connect(workers, scheduler, client, timeout=timeout)
     try:
         from distributed import as_completed
 
@@ -436,7 +534,7 @@ def _run_dask(run_dir, todo, out, names, fingerprint, options, result, log, *, w
         futures = {}
         for p in todo:
             key = f"hepnn-predict-{Path(p).stem}-{_path_hash(p)}-{token}"
-            future = c.submit(score_file, run_dir, p, str(out / names[p]), fingerprint, key=key, pure=False,
+            future = c.submit(score_file, run_dir, absolute[p], str(out / names[p]), fingerprint, key=key, pure=False,
                               retries=retries, **options)
             futures[future] = p
         for future in as_completed(list(futures)):

@@ -117,12 +117,14 @@ def _devices() -> list[str]:
 
 def provenance(config, seeds: Mapping[str, int], extra: Mapping[str, Any] | None = None) -> dict:
     """Everything needed to trace a run back to code, data and machine."""
+    from .._redact import redact_args
+
     files = input_files(config.data)
     return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": _versions(),
         "git_commit": _git_commit(),
-        "command": " ".join(sys.argv),
+        "command": " ".join(redact_args(sys.argv)),  # no passwords or tokens (hepnn._redact)
         "seeds": dict(seeds),
         "split": asdict(config.data.split),
         "inputs": [{"path": str(f), "checksum": file_checksum(f), "bytes": f.stat().st_size} for f in files],

@@ -36,7 +36,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--sampler", choices=["tpe", "random", "grid"], default="tpe")
     p.add_argument("--objective", default="val_loss", metavar="{val_loss,auc,rejection@0.5}",
                    help="val_loss (minimised), or auc / rejection@<eff> on the validation split (maximised)")
-    p.add_argument("--storage", default=None, help="database URL shared by workers (default sqlite:///OUT/study.db)")
+    p.add_argument("--storage", default=None, help="database URL shared by workers (default: $HEPNN_TUNE_STORAGE, else sqlite:///OUT/study.db); "
+                   "a password in it is shown and saved as ***")
     p.add_argument("--workers", type=int, default=1, help="local worker processes sharing the storage")
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.add_argument("--study-name", default=None, help="study name (default: the config's name)")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .._fileio import atomic_write_text
+from .._redact import STORAGE_ENV, redact
 from ..exceptions import ConfigError, HepnnError
 from .space import SearchSpace, load_space
 
@@ -99,7 +100,13 @@ def make_storage(url: str, heartbeat_interval: int | None = HEARTBEAT_INTERVAL, 
     engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", getattr(optuna.exceptions, "ExperimentalWarning", Warning))
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except Exception as err:  # noqa: BLE001 - database errors can quote the URL with its password
+            msg = (f"--storage {redact(url)}: cannot open the study database ({type(err).__name__}: "
+                   f"{redact(str(err)).splitlines()[0] if str(err) else ''}); check the URL, that the server is "
+                   "reachable and that its database driver is installed")
+            raise HepnnError(msg) from None
 
 
 def make_sampler(name: str, seed: int | None = 0):
@@ -132,7 +139,7 @@ def open_study(name: str, storage, direction: str = "minimize", sampler: str = "
     have = study.direction.name.lower()
     if have != direction:
         msg = (
-            f"study {name!r} in {getattr(storage, 'url', storage)} is a {have} study, but the objective asks to "
+            f"study {name!r} in {redact(str(getattr(storage, 'url', storage)))} is a {have} study, but the objective asks to "
             f"{direction}; use another --out or --storage, or the same --objective"
         )
         raise ConfigError(msg)
@@ -284,15 +291,20 @@ def run_worker(study, objective: Callable[[Any], float], log: Callable[[str], No
 
 
 def spawn_workers(n_workers: int, argv: list[str], log: Callable[[str], None] = print,
-                  env: Mapping[str, str] | None = None) -> list[int]:
+                  env: Mapping[str, str] | None = None, storage: str | None = None) -> list[int]:
     """Start ``n_workers`` processes ``python -m hepnn <argv> --worker-seed i`` and wait for them all.
 
-    Returns their exit codes.
+    ``storage`` (the study's database URL, which may hold a password) is handed over in
+    the environment variable ``HEPNN_TUNE_STORAGE``, never on the command line, where
+    every user of the machine could read it (``ps``). Returns the exit codes.
     """
+    child_env = dict(env) if env is not None else dict(os.environ)
+    if storage is not None:
+        child_env[STORAGE_ENV] = storage
     procs = []
     for i in range(n_workers):
         cmd = [sys.executable, "-m", "hepnn", *argv, "--worker-seed", str(i + 1)]
-        procs.append(subprocess.Popen(cmd, env=dict(env) if env is not None else None))
+        procs.append(subprocess.Popen(cmd, env=child_env))
     codes = [p.wait() for p in procs]
     for i, code in enumerate(codes):
         if code != 0:
@@ -390,7 +402,10 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
     seed : int
         Sampler seed (worker ``i`` uses ``seed + i``).
     storage : str, optional
-        Database URL shared by workers (default ``sqlite:///OUT/study.db``).
+        Database URL shared by workers (default: the environment variable
+        ``HEPNN_TUNE_STORAGE``, else ``sqlite:///OUT/study.db``). A password in it is
+        never written or printed (shown as ``***``) and reaches worker processes through
+        the environment, not their command line.
     workers : int
         Local worker processes (1: run in this process).
     join : bool
@@ -405,6 +420,7 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
     from .objective import TrainingObjective, parse_objective
 
     out = Path(out)
+    log = _redacting(log)
     space = space if isinstance(space, SearchSpace) else load_space(space)
     overrides = list(overrides)
     if workers < 1:
@@ -418,14 +434,14 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
         fn = TrainingObjective(config, space, out, objective, overrides=overrides, data=data, prune=prune, log=log)
         base = fn.base
     name = study_name or (base.name if base is not None and base.name else "hepnn-tune")
-    url = storage_url(out, storage)
+    url = storage_url(out, storage or os.environ.get(STORAGE_ENV) or None)
     study = open_study(name.replace("/", "-"), make_storage(url, heartbeat_interval), direction, sampler, seed)
     if join:
         run_worker(study, fn, log=log)
         return study
     out.mkdir(parents=True, exist_ok=True)
     added = fill_queue(study, n_trials, space, sampler, log=log)
-    log(f"study {study.study_name!r} in {url}: {added} trial(s) queued, {workers} worker(s)")
+    log(f"study {study.study_name!r} in {redact(url)}: {added} trial(s) queued, {workers} worker(s)")
     t0 = time.perf_counter()
     if workers == 1:
         run_worker(study, fn, log=log)
@@ -436,12 +452,12 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
         save_config(base, out / "base_config.yaml")
         atomic_write_text(out / "space.yaml", _space_yaml(space))
         argv = ["tune", str(out / "base_config.yaml"), "--space", str(out / "space.yaml"), "--out", str(out),
-                "--storage", url, "--objective", str(objective), "--sampler", sampler, "--seed", str(seed), "--join"]
+                "--objective", str(objective), "--sampler", sampler, "--seed", str(seed), "--join"]
         if heartbeat_interval is not None:
             argv += ["--heartbeat", str(heartbeat_interval)]
         if not prune:
             argv.append("--no-prune")
-        codes = spawn_workers(workers, argv, log=log)
+        codes = spawn_workers(workers, argv, log=log, storage=url)
         if any(codes):
             log("some workers failed; rerun the same command to finish the study")
     log(f"{len(study.trials)} trial(s) in {time.perf_counter() - t0:.1f} s")
@@ -449,6 +465,18 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
     if not callable(objective):
         _check_finished(study)
     return study
+
+
+def _redacting(log: Callable[[str], None]) -> Callable[[str], None]:
+    """``log`` with secrets (storage passwords, tokens) redacted from every line."""
+    if getattr(log, "_redacts", False):
+        return log
+
+    def redacted(message: str) -> None:
+        log(redact(message))
+
+    redacted._redacts = True  # type: ignore[attr-defined]
+    return redacted
 
 
 def _space_yaml(space: SearchSpace) -> str:
