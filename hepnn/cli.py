@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .exceptions import ConfigError, HepnnError, UnknownNameError
+from .exceptions import ConfigError, HepnnError, OutputDirError, UnknownNameError
 
 __all__ = ["main", "build_parser"]
 
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hepnn: interrupted", file=sys.stderr)
         return 130
-    except (ConfigError, UnknownNameError, UsageError) as err:
+    except (ConfigError, UnknownNameError, UsageError, OutputDirError) as err:
         if debug:
             raise
         print(f"hepnn: error: {err}", file=sys.stderr)

@@ -23,7 +23,7 @@ from ..exceptions import ConfigError, InputDataError
 from .diagnostics import INPUT_BOUND_SHARE, EpochTimer, make_timing_callback
 from .feeds import InMemoryFeed, StreamingFeed
 from .optimizers import build_optimizer, learning_rate_at
-from .rundir import RunDirectory, provenance, read_json, write_json
+from .rundir import RunDirectory, config_differences, provenance, read_json, write_json
 
 __all__ = ["Trainer", "SPLITS", "subset", "infer_task", "model_inputs"]
 
@@ -236,19 +236,60 @@ class Trainer:
     # --- training -------------------------------------------------------------------
 
     def fit(self, out: str | os.PathLike, data: Mapping | None = None,
-            epoch_callback: Callable[[int, dict], bool] | None = None) -> Trainer:
+            epoch_callback: Callable[[int, dict], bool] | None = None, force: bool = False) -> Trainer:
         """Train (or resume) into run directory ``out`` and return ``self``.
 
         Parameters
         ----------
         out : path
-            The run directory; rerunning with the same directory resumes.
+            The run directory; rerunning with the same directory resumes. It is claimed
+            for hepnn (see :mod:`hepnn.outdir`) and locked while training runs.
         data : JetData or dict of arrays, optional
             Loaded data (default: ``hepnn.io.load(config)``).
         epoch_callback : callable, optional
             Called after each epoch as ``epoch_callback(epoch, row)`` (1-based epoch, the
             history row); returning True stops training (used for pruning by ``hepnn tune``).
+        force : bool
+            Write into an existing directory that holds other files (``--force``).
+
+        Raises
+        ------
+        OutputDirError
+            ``out`` holds files hepnn did not write, another command is writing into it, or
+            it is a finished run of a different config.
+        TrainingError
+            The loss became NaN or infinite.
         """
+        from .distribute import is_chief, is_multi_worker
+
+        if is_multi_worker() and not is_chief():  # the chief owns and locks the directory
+            return self._fit(out, data, epoch_callback)
+        from ..outdir import claim
+
+        with claim(out, "run", force=force):
+            return self._fit(out, data, epoch_callback)
+
+    def _check_finished(self, run: RunDirectory) -> bool:
+        """True when ``run`` is a finished run; an error when it was trained with another config."""
+        finished = run.is_trained() or (run.path / "folds.json").is_file()
+        if not finished or not run.config.is_file():
+            return finished
+        from ..exceptions import OutputDirError
+
+        try:
+            saved = load_config(run.config)
+        except Exception as err:  # noqa: BLE001 - an unreadable saved config is a difference too
+            saved, unreadable = None, str(err)
+        diffs = config_differences(saved, self.config) if saved is not None else [f"(unreadable: {unreadable})"]
+        if diffs:
+            shown = "; ".join(diffs[:10]) + (f"; and {len(diffs) - 10} more" if len(diffs) > 10 else "")
+            msg = (f"{run.path} is a finished run trained with a different config ({run.config}); "
+                   f"differences (saved -> new): {shown}. Its config.yaml is kept. To train this config, "
+                   "start a new run with another --out")
+            raise OutputDirError(msg)
+        return True
+
+    def _fit(self, out, data, epoch_callback) -> Trainer:
         from .._optional import require_keras
 
         keras = require_keras()
@@ -261,6 +302,7 @@ class Trainer:
         if is_multi_worker() and not is_chief():  # other workers write to a scratch folder
             run = RunDirectory(source.path / f".worker-{worker_index()}").create()
         self.run_ = run
+        finished = self._check_finished(source)
         if tcfg.folds:
             if data is None:
                 from ..io import load
@@ -288,14 +330,14 @@ class Trainer:
         n_outputs = 1 if task in ("binary", "autoencoder") else len(classes)
         self.task_, self.classes_ = task, classes
 
-        save_config(cfg, run.config)
-        if source.is_trained():
+        if finished and source.is_trained():
             self.log(f"{source.model} exists: training already finished, nothing to do")
             from ..models import load_model
 
             self.model_ = load_model(source.model)
             self.history_ = run.read_history()
             return self
+        save_config(cfg, run.config)
 
         if streaming:
             from ..io import fit_preprocessing
