@@ -222,7 +222,7 @@ class RunDirectory:
     def save_model(self, model, path: Path | None = None) -> Path:
         """Save a Keras model atomically (Keras wants the ``.keras`` suffix)."""
         target = path or self.model
-        with atomic_path(target, suffix=".keras") as tmp:
+        with atomic_path(target, suffix=".part.keras") as tmp:
             model.save(tmp)
         return target
 

@@ -378,14 +378,20 @@ class Trainer:
 
         strategy = select_strategy(tcfg.distribute)
         state = self._load_state(source)
+        if state is not None and state.get("step") and not feed.streaming and state["step"] >= feed.steps_per_epoch():
+            msg = (f"{source.checkpoints / 'state.json'}: a step checkpoint taken at the last step of epoch "
+                   f"{state['epoch'] + 1} by an older hepnn cannot resume exactly (that epoch's history row is "
+                   f"missing); remove {source.checkpoints} to restart the run from epoch 1, or train into another --out")
+            raise InputDataError(msg)
         with strategy.scope():
             if state is not None:
                 from ..models import load_model
 
-                model = load_model(source.checkpoints / "last.keras")
+                model_path = source.checkpoints / state.get("model", "last.keras")
+                model = load_model(model_path)
                 _restore_seed_states(model, state.get("seed_states", {}))
                 within = f", step {state['step']}" if state.get("step") else ""
-                self.log(f"resuming from epoch {state['epoch']}{within} ({source.checkpoints / 'last.keras'})")
+                self.log(f"resuming from epoch {state['epoch']}{within} ({model_path})")
             else:
                 model = self.build_model(input_shapes, n_outputs, task, _mask_value(cfg, names))
                 self.compile(model, task, n_outputs)
@@ -411,8 +417,11 @@ class Trainer:
             loop = DistributedLoop(model, strategy, loss_name, task, tcfg.batch_size * n_workers())
             distributed = {"as_dataset": True}
         holder: dict = {}
-        step_saver = _StepCheckpoint(self, run, model, state, tcfg.checkpoint_every_n_steps)
-        callbacks = [make_timing_callback(holder, tcfg.batch_size), step_saver.callback()]
+        step_saver = _StepCheckpoint(self, run, model, state, tcfg.checkpoint_every_n_steps,
+                                     steps_per_epoch=feed.steps_per_epoch())
+        nan_guard = _FiniteLoss(tcfg.optimizer.learning_rate)
+        # the finite-loss check comes before the step checkpoint: a NaN model is never saved
+        callbacks = [make_timing_callback(holder, tcfg.batch_size), nan_guard.callback(), step_saver.callback()]
         if tcfg.verbose:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False))
         es = tcfg.early_stopping
@@ -429,6 +438,7 @@ class Trainer:
             model.optimizer.learning_rate.assign(lr)
             skip = state.pop("step", 0) if state.get("step") else 0
             step_saver.begin_epoch(epoch, skip)
+            nan_guard.begin_epoch(epoch, skip, run)
             reader_wait_start = _reader_wait() if feed.streaming else None
             if loop is not None:
                 logs, holder["timer"] = loop.run_epoch(
@@ -446,6 +456,7 @@ class Trainer:
                         callbacks=callbacks,
                         verbose=0,
                     ).history
+            nan_guard.check_logs({k: v[-1] for k, v in fit_logs.items()}, step=None)
             timer: EpochTimer = holder.get("timer", EpochTimer())
             row = {"epoch": epoch + 1, "learning_rate": float(lr)}
             row.update({k: float(v[-1]) for k, v in fit_logs.items()})
@@ -488,6 +499,7 @@ class Trainer:
                 state["stopped_early"] = True
             self._save_state(run, model, state)
             run.write_history(history)
+            _fault("epoch", {"epoch": epoch + 1})
             if stopped:
                 reason = (f"{monitor} did not improve for {es.patience} epochs"
                           if es is not None and state["wait"] >= es.patience else "stopped by the epoch callback")
@@ -517,34 +529,133 @@ class Trainer:
 
     # --- checkpoints ----------------------------------------------------------------
 
-    @staticmethod
-    def _load_state(run: RunDirectory) -> dict | None:
-        path = run.checkpoints / "state.json"
-        if path.is_file() and (run.checkpoints / "last.keras").is_file():
-            return read_json(path)
-        return None
+    def _load_state(self, run: RunDirectory) -> dict | None:
+        """The checkpoint state (``checkpoints/state.json``), or None when there is none.
 
-    @staticmethod
-    def _save_state(run: RunDirectory, model, state: dict) -> None:
+        ``state.json`` is the commit point of a checkpoint: it names the model file saved
+        just before it (``"model": "last-NNNNNN.keras"``), so a kill at any moment leaves a
+        consistent pair. Checkpoints from before this format (``last.keras`` beside a
+        ``state.json`` without ``"model"``) resume as they did.
+        """
+        ckpt = run.checkpoints
+        path = ckpt / "state.json"
+        if ckpt.is_dir():  # temporary files of a checkpoint write that was killed
+            for tmp in ckpt.glob(".*.part*"):
+                tmp.unlink(missing_ok=True)
+        if not path.is_file():
+            return None
+        try:
+            state = read_json(path)
+        except ValueError as err:
+            msg = (f"{path}: the checkpoint state is unreadable ({err}); remove {ckpt} to restart the run "
+                   "from epoch 1, or train into another --out")
+            raise InputDataError(msg) from None
+        if not isinstance(state, dict) or "epoch" not in state:
+            msg = f"{path}: not a hepnn checkpoint state (no 'epoch'); remove {ckpt} to restart the run"
+            raise InputDataError(msg)
+        name = state.get("model")
+        if name is None:  # the format before one atomic checkpoint
+            return state if (ckpt / "last.keras").is_file() else None
+        if not (ckpt / name).is_file():
+            msg = f"{path}: names the checkpoint model {name!r}, which is missing; remove {ckpt} to restart the run"
+            raise InputDataError(msg)
+        for other in ckpt.glob("last*.keras"):  # models of checkpoints that were never committed
+            if other.name != name:
+                other.unlink(missing_ok=True)
+        return state
+
+    def _save_state(self, run: RunDirectory, model, state: dict) -> None:
+        """Save one checkpoint: the model under a new name, then ``state.json`` naming it (the commit)."""
         state["seed_states"] = _seed_states(model)
         run.checkpoints.mkdir(parents=True, exist_ok=True)
-        run.save_model(model, run.checkpoints / "last.keras")
+        numbers = [int(p.stem.split("-")[1]) for p in run.checkpoints.glob("last-*.keras")
+                   if p.stem.split("-")[1].isdigit()]
+        name = f"last-{max(numbers, default=0) + 1:06d}.keras"
+        run.save_model(model, run.checkpoints / name)
+        state["model"] = name
+        _fault("checkpoint", {"epoch": state["epoch"], "step": state.get("step", 0)})
         write_json(run.checkpoints / "state.json", state)
+        for other in run.checkpoints.glob("last*.keras"):
+            if other.name != name:
+                other.unlink(missing_ok=True)
+
+
+# Fault injection for tests. Points: "step" (after each training step), "checkpoint" (between a
+# checkpoint's model file and its state.json) and "epoch" (after an epoch's checkpoint and history).
+# A test sets _FAULT_HOOK (called as hook(point, info)), or, in a subprocess, HEPNN_FAULT_AT=POINT:N,
+# which ends the process with os._exit(137) (like SIGKILL) at the N-th time POINT is reached.
+_FAULT_HOOK: Callable[[str, dict], None] | None = None
+_FAULT_COUNTS: dict[str, int] = {}
+
+
+def _fault(point: str, info: dict) -> None:
+    if _FAULT_HOOK is not None:
+        _FAULT_HOOK(point, info)
+    spec = os.environ.get("HEPNN_FAULT_AT")
+    if spec and spec.split(":")[0] == point:
+        _FAULT_COUNTS[point] = _FAULT_COUNTS.get(point, 0) + 1
+        if _FAULT_COUNTS[point] == int(spec.split(":")[1]):
+            os._exit(137)
+
+
+class _FiniteLoss:
+    """Stop training with a clear error as soon as the loss is NaN or infinite."""
+
+    def __init__(self, learning_rate: float):
+        self.learning_rate = learning_rate
+        self.epoch, self.offset, self.run = 0, 0, None
+
+    def begin_epoch(self, epoch: int, skip: int, run) -> None:
+        self.epoch, self.offset, self.run = epoch, skip, run
+
+    def check_logs(self, logs, step: int | None) -> None:
+        from ..exceptions import TrainingError
+
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is None:
+                continue
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                continue
+            if not np.isfinite(value):
+                where = f"epoch {self.epoch + 1}" + (f", step {step}" if step is not None else "")
+                ckpt = f" (the last checkpoint in {self.run.checkpoints} is from before)" if self.run else ""
+                msg = (f"the training {key.replace('_', ' ')} became {value} at {where}: training stopped and "
+                       f"no model was saved as finished{ckpt}. Lower training.optimizer.learning_rate "
+                       f"(now {self.learning_rate:g}) or check the inputs for NaN or infinite values")
+                raise TrainingError(msg)
+
+    def callback(self):
+        from .._optional import require_keras
+
+        keras = require_keras()
+        guard = self
+
+        class _Check(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                guard.check_logs({"loss": (logs or {}).get("loss")}, step=guard.offset + batch + 1)
+
+        return _Check()
 
 
 class _StepCheckpoint:
     """Checkpoints every N steps inside an epoch (``training.checkpoint_every_n_steps``).
 
     The saved state records the epoch in progress and the steps done; a resumed run
-    skips those steps of the same epoch permutation.
+    skips those steps of the same epoch permutation. A checkpoint due after step k is
+    written when step k + 1 begins, so none is taken after the last step of an epoch:
+    the end-of-epoch checkpoint (with that epoch's history row) covers it.
     """
 
-    def __init__(self, trainer, run, model, state, every):
+    def __init__(self, trainer, run, model, state, every, steps_per_epoch=None):
         self.trainer, self.run, self.model, self.state, self.every = trainer, run, model, state, every
-        self.epoch, self.offset = 0, 0
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch, self.offset, self.pending = 0, 0, None
 
     def begin_epoch(self, epoch: int, skip: int) -> None:
-        self.epoch, self.offset = epoch, skip
+        self.epoch, self.offset, self.pending = epoch, skip, None
 
     def callback(self):
         from .._optional import require_keras
@@ -553,19 +664,34 @@ class _StepCheckpoint:
         saver = self
 
         class _Save(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                saver.flush()
+
             def on_train_batch_end(self, batch, logs=None):
-                saver.on_step(batch + 1)
+                step = saver.offset + batch + 1
+                if saver.every and step % saver.every == 0:
+                    saver.pending = step
+                _fault("step", {"epoch": saver.epoch, "step": step})
 
         return _Save()
 
+    def flush(self) -> None:
+        """Write the checkpoint due after the previous step (called when the next step begins)."""
+        if self.pending is not None:
+            step, self.pending = self.pending, None
+            self._save(step)
+
     def on_step(self, steps_done: int) -> None:
-        """Called after each step of the current epoch (1-based count since the epoch (re)started)."""
+        """Called after each step by loops without a begin hook (1-based count since the epoch (re)started)."""
         step = self.offset + steps_done
-        if self.every and step % self.every == 0:
-            partial = dict(self.state)
-            partial["epoch"] = self.epoch
-            partial["step"] = step
-            self.trainer._save_state(self.run, self.model, partial)
+        if self.every and step % self.every == 0 and step != self.steps_per_epoch:
+            self._save(step)
+
+    def _save(self, step: int) -> None:
+        partial = dict(self.state)
+        partial["epoch"] = self.epoch
+        partial["step"] = step
+        self.trainer._save_state(self.run, self.model, partial)
 
 
 def _reader_wait() -> float:
@@ -608,7 +734,7 @@ def _restore_seed_states(model, states: Mapping[str, list]) -> None:
 def _save_weights(model, path: Path) -> None:
     from .._fileio import atomic_path
 
-    with atomic_path(path, suffix=".weights.h5") as tmp:
+    with atomic_path(path, suffix=".part.weights.h5") as tmp:
         model.save_weights(tmp)
 
 
