@@ -105,7 +105,7 @@ def _cmd_run(args) -> int:
     from .run import run_analysis
 
     out = run_analysis(args.analysis, out=args.out, overrides=args.overrides, steps=args.steps, quick=args.quick,
-                       update_readme=args.update_readme)
+                       update_readme=args.update_readme, force=args.force)
     print(f"run finished: {out}")
     report = Path(out) / "report" / "index.html"
     if report.is_file():
@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="apply the analysis' `quick` overlay (small and fast)")
     p.add_argument("--update-readme", action="store_true",
                    help="after the run, put OUT/results.md into the results block of the analysis' README.md")
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing output folder that holds files hepnn did not write")
     add_set_option(p)
     p.set_defaults(func=_cmd_run)
 

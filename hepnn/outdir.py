@@ -78,6 +78,9 @@ def claim_directory(path: str | os.PathLike, kind: str, force: bool = False) -> 
         foreign = _foreign(path)
         legacy = _LEGACY.get(kind, ())
         adopted = bool(legacy) and all((path / name).is_file() for name in legacy)
+        if kind == "analysis":  # an analysis folder of an older hepnn: it holds run directories
+            adopted = any(p.is_dir() and (is_owned(p) or all((p / n).is_file() for n in _LEGACY["run"]))
+                          for p in path.iterdir())
         if foreign and not adopted and not force:
             shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
             msg = (f"--out {path}: the directory exists, holds files hepnn did not write ({shown}) and is not a "

@@ -21,6 +21,7 @@ import numpy as np
 from ..config import Config, load_config, save_config
 from ..exceptions import ConfigError, InputDataError
 from .diagnostics import INPUT_BOUND_SHARE, EpochTimer, make_timing_callback
+from .._faults import fault as _fault
 from .feeds import InMemoryFeed, StreamingFeed
 from .optimizers import build_optimizer, learning_rate_at
 from .rundir import RunDirectory, config_differences, provenance, read_json, write_json
@@ -578,24 +579,6 @@ class Trainer:
         for other in run.checkpoints.glob("last*.keras"):
             if other.name != name:
                 other.unlink(missing_ok=True)
-
-
-# Fault injection for tests. Points: "step" (after each training step), "checkpoint" (between a
-# checkpoint's model file and its state.json) and "epoch" (after an epoch's checkpoint and history).
-# A test sets _FAULT_HOOK (called as hook(point, info)), or, in a subprocess, HEPNN_FAULT_AT=POINT:N,
-# which ends the process with os._exit(137) (like SIGKILL) at the N-th time POINT is reached.
-_FAULT_HOOK: Callable[[str, dict], None] | None = None
-_FAULT_COUNTS: dict[str, int] = {}
-
-
-def _fault(point: str, info: dict) -> None:
-    if _FAULT_HOOK is not None:
-        _FAULT_HOOK(point, info)
-    spec = os.environ.get("HEPNN_FAULT_AT")
-    if spec and spec.split(":")[0] == point:
-        _FAULT_COUNTS[point] = _FAULT_COUNTS.get(point, 0) + 1
-        if _FAULT_COUNTS[point] == int(spec.split(":")[1]):
-            os._exit(137)
 
 
 class _FiniteLoss:
