@@ -438,7 +438,8 @@ class Trainer:
             )
             model.optimizer.learning_rate.assign(lr)
             skip = state.pop("step", 0) if state.get("step") else 0
-            step_saver.begin_epoch(epoch, skip)
+            metric_states = state.pop("metric_states", None)
+            step_saver.begin_epoch(epoch, skip, metric_states if skip else None)
             nan_guard.begin_epoch(epoch, skip, run)
             reader_wait_start = _reader_wait() if feed.streaming else None
             if loop is not None:
@@ -635,10 +636,23 @@ class _StepCheckpoint:
     def __init__(self, trainer, run, model, state, every, steps_per_epoch=None):
         self.trainer, self.run, self.model, self.state, self.every = trainer, run, model, state, every
         self.steps_per_epoch = steps_per_epoch
-        self.epoch, self.offset, self.pending = 0, 0, None
+        self.epoch, self.offset, self.pending, self.restore = 0, 0, None, None
 
-    def begin_epoch(self, epoch: int, skip: int) -> None:
-        self.epoch, self.offset, self.pending = epoch, skip, None
+    def begin_epoch(self, epoch: int, skip: int, metric_states: list | None = None) -> None:
+        """Start an epoch (``skip`` steps already done); ``metric_states``: the running metrics
+        saved with a step checkpoint, added back after the first step so the epoch's history
+        row covers all its steps."""
+        self.epoch, self.offset, self.pending, self.restore = epoch, skip, None, metric_states
+
+    def restore_metrics(self) -> None:
+        """Add the saved metric accumulators to the current ones (the metrics accumulate sums,
+        and a + b == b + a exactly, so the epoch ends with the uninterrupted run's values)."""
+        saved, self.restore = self.restore, None
+        variables = _metric_variables(self.model)
+        if saved is None or len(saved) != len(variables):
+            return
+        for var, value in zip(variables, saved):
+            var.assign(var.numpy() + np.asarray(value, dtype=var.dtype))
 
     def callback(self):
         from .._optional import require_keras
@@ -651,6 +665,8 @@ class _StepCheckpoint:
                 saver.flush()
 
             def on_train_batch_end(self, batch, logs=None):
+                if saver.restore is not None:
+                    saver.restore_metrics()
                 step = saver.offset + batch + 1
                 if saver.every and step % saver.every == 0:
                     saver.pending = step
@@ -674,7 +690,12 @@ class _StepCheckpoint:
         partial = dict(self.state)
         partial["epoch"] = self.epoch
         partial["step"] = step
+        partial["metric_states"] = [np.asarray(v.numpy()).tolist() for v in _metric_variables(self.model)]
         self.trainer._save_state(self.run, self.model, partial)
+
+
+def _metric_variables(model) -> list:
+    return list(getattr(model, "metrics_variables", []))
 
 
 def _reader_wait() -> float:
