@@ -421,6 +421,7 @@ class Trainer:
         step_saver = _StepCheckpoint(self, run, model, state, tcfg.checkpoint_every_n_steps,
                                      steps_per_epoch=feed.steps_per_epoch())
         nan_guard = _FiniteLoss(tcfg.optimizer.learning_rate)
+        step_saver.guard = nan_guard
         # the finite-loss check comes before the step checkpoint: a NaN model is never saved
         callbacks = [make_timing_callback(holder, tcfg.batch_size), nan_guard.callback(), step_saver.callback()]
         if tcfg.verbose:
@@ -459,6 +460,7 @@ class Trainer:
                         verbose=0,
                     ).history
             nan_guard.check_logs({k: v[-1] for k, v in fit_logs.items()}, step=None)
+            nan_guard.check_weights(model, step=None)
             timer: EpochTimer = holder.get("timer", EpochTimer())
             row = {"epoch": epoch + 1, "learning_rate": float(lr)}
             row.update({k: float(v[-1]) for k, v in fit_logs.items()})
@@ -604,12 +606,22 @@ class _FiniteLoss:
             except (TypeError, ValueError):
                 continue
             if not np.isfinite(value):
-                where = f"epoch {self.epoch + 1}" + (f", step {step}" if step is not None else "")
-                ckpt = f" (the last checkpoint in {self.run.checkpoints} is from before)" if self.run else ""
-                msg = (f"the training {key.replace('_', ' ')} became {value} at {where}: training stopped and "
-                       f"no model was saved as finished{ckpt}. Lower training.optimizer.learning_rate "
-                       f"(now {self.learning_rate:g}) or check the inputs for NaN or infinite values")
-                raise TrainingError(msg)
+                raise TrainingError(self._message(f"the training {key.replace('_', ' ')} became {value}", step))
+
+    def check_weights(self, model, step: int | None) -> None:
+        """The weights can turn NaN while the (clipped) loss stays finite: check them too."""
+        from ..exceptions import TrainingError
+
+        for var in model.trainable_variables:
+            if not np.all(np.isfinite(var.numpy())):
+                raise TrainingError(self._message(f"the model weights ({var.path}) became NaN or infinite", step))
+
+    def _message(self, what: str, step: int | None) -> str:
+        where = f"epoch {self.epoch + 1}" + (f", step {step}" if step is not None else "")
+        ckpt = f" (the last checkpoint in {self.run.checkpoints} is from before)" if self.run else ""
+        return (f"{what} at {where}: training stopped and no model was saved as finished{ckpt}. Lower "
+                f"training.optimizer.learning_rate (now {self.learning_rate:g}) or check the inputs for NaN "
+                "or infinite values")
 
     def callback(self):
         from .._optional import require_keras
@@ -637,6 +649,7 @@ class _StepCheckpoint:
         self.trainer, self.run, self.model, self.state, self.every = trainer, run, model, state, every
         self.steps_per_epoch = steps_per_epoch
         self.epoch, self.offset, self.pending, self.restore = 0, 0, None, None
+        self.guard = None
 
     def begin_epoch(self, epoch: int, skip: int, metric_states: list | None = None) -> None:
         """Start an epoch (``skip`` steps already done); ``metric_states``: the running metrics
@@ -687,6 +700,8 @@ class _StepCheckpoint:
             self._save(step)
 
     def _save(self, step: int) -> None:
+        if self.guard is not None:  # never checkpoint a model whose weights are no longer finite
+            self.guard.check_weights(self.model, step)
         partial = dict(self.state)
         partial["epoch"] = self.epoch
         partial["step"] = step
