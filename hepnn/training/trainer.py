@@ -267,7 +267,10 @@ class Trainer:
             return self._fit(out, data, epoch_callback)
         from ..outdir import claim
 
-        with claim(out, "run", force=force):
+        with claim(out, "run", force=force) as path:
+            for tmp in path.glob(".*.part*"):  # temporary files of an atomic write that was killed
+                if tmp.is_file():
+                    tmp.unlink(missing_ok=True)
             return self._fit(out, data, epoch_callback)
 
     def _check_finished(self, run: RunDirectory) -> bool:
@@ -378,7 +381,7 @@ class Trainer:
         from .distribute import select_strategy
 
         strategy = select_strategy(tcfg.distribute)
-        state = self._load_state(source)
+        state = self._load_state(source, clean=run is source)
         if state is not None and state.get("step") and not feed.streaming and state["step"] >= feed.steps_per_epoch():
             msg = (f"{source.checkpoints / 'state.json'}: a step checkpoint taken at the last step of epoch "
                    f"{state['epoch'] + 1} by an older hepnn cannot resume exactly (that epoch's history row is "
@@ -533,17 +536,18 @@ class Trainer:
 
     # --- checkpoints ----------------------------------------------------------------
 
-    def _load_state(self, run: RunDirectory) -> dict | None:
+    def _load_state(self, run: RunDirectory, clean: bool = True) -> dict | None:
         """The checkpoint state (``checkpoints/state.json``), or None when there is none.
 
         ``state.json`` is the commit point of a checkpoint: it names the model file saved
         just before it (``"model": "last-NNNNNN.keras"``), so a kill at any moment leaves a
         consistent pair. Checkpoints from before this format (``last.keras`` beside a
-        ``state.json`` without ``"model"``) resume as they did.
+        ``state.json`` without ``"model"``) resume as they did. With ``clean`` (the process
+        that writes the run), files of checkpoints that were never committed are removed.
         """
         ckpt = run.checkpoints
         path = ckpt / "state.json"
-        if ckpt.is_dir():  # temporary files of a checkpoint write that was killed
+        if clean and ckpt.is_dir():  # temporary files of a checkpoint write that was killed
             for tmp in ckpt.glob(".*.part*"):
                 tmp.unlink(missing_ok=True)
         if not path.is_file():
@@ -563,7 +567,7 @@ class Trainer:
         if not (ckpt / name).is_file():
             msg = f"{path}: names the checkpoint model {name!r}, which is missing; remove {ckpt} to restart the run"
             raise InputDataError(msg)
-        for other in ckpt.glob("last*.keras"):  # models of checkpoints that were never committed
+        for other in ckpt.glob("last*.keras") if clean else ():  # models of checkpoints never committed
             if other.name != name:
                 other.unlink(missing_ok=True)
         return state
