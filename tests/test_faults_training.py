@@ -173,7 +173,7 @@ np.savez(sys.argv[2], *t.model_.get_weights())
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["checkpoint:3", "step:12"])
+@pytest.mark.parametrize("fault", ["checkpoint:3"])  # killed between a checkpoint's model and state
 def test_hard_kill_in_a_subprocess_resumes_bit_identically(tmp_path, reference, fault):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
