@@ -106,7 +106,7 @@ def _hold_lock(folder: Path) -> subprocess.Popen:
     return proc
 
 
-@pytest.mark.parametrize("command", ["train", "convert"])
+@pytest.mark.parametrize("command", ["train", "convert", "run"])
 def test_second_command_on_a_locked_directory_fails_at_once(tmp_path, project, capsys, command):
     target = tmp_path / "run"
     holder = _hold_lock(target)
