@@ -19,7 +19,7 @@ from typing import Sequence
 
 from . import __version__
 from ._redact import redact
-from .exceptions import ConfigError, HepnnError, UnknownNameError
+from .exceptions import ConfigError, HepnnError, OutputDirError, UnknownNameError
 
 __all__ = ["main", "build_parser"]
 
@@ -106,7 +106,7 @@ def _cmd_run(args) -> int:
     from .run import run_analysis
 
     out = run_analysis(args.analysis, out=args.out, overrides=args.overrides, steps=args.steps, quick=args.quick,
-                       update_readme=args.update_readme)
+                       update_readme=args.update_readme, force=args.force)
     print(f"run finished: {out}")
     report = Path(out) / "report" / "index.html"
     if report.is_file():
@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="apply the analysis' `quick` overlay (small and fast)")
     p.add_argument("--update-readme", action="store_true",
                    help="after the run, put OUT/results.md into the results block of the analysis' README.md")
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing output folder that holds files hepnn did not write")
     add_set_option(p)
     p.set_defaults(func=_cmd_run)
 
@@ -169,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hepnn: interrupted", file=sys.stderr)
         return 130
-    except (ConfigError, UnknownNameError, UsageError) as err:
+    except (ConfigError, UnknownNameError, UsageError, OutputDirError) as err:
         if debug:
             raise
         print(f"hepnn: error: {redact(str(err))}", file=sys.stderr)

@@ -14,6 +14,8 @@ __all__ = [
     "ConfigError",
     "UnknownNameError",
     "InputDataError",
+    "OutputDirError",
+    "TrainingError",
     "suggest",
 ]
 
@@ -57,6 +59,15 @@ class UnknownNameError(HepnnError, KeyError):
 
 class InputDataError(HepnnError):
     """An input file, tree or branch is missing, unreadable or holds bad values."""
+
+
+class OutputDirError(HepnnError):
+    """An output directory cannot be written safely: it holds the user's files, another hepnn
+    command is writing into it, or it is a finished run of a different config (exit code 2)."""
+
+
+class TrainingError(HepnnError):
+    """Training cannot go on, e.g. the loss became NaN or infinite."""
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str:

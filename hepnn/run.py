@@ -52,6 +52,7 @@ def run_analysis(
     log: Callable[[str], None] = print,
     quick: bool = False,
     update_readme: bool = False,
+    force: bool = False,
 ) -> Path:
     """Run an analysis (folder, config file or installed name) and return its output folder.
 
@@ -60,6 +61,10 @@ def run_analysis(
     ``OUT/results.md``; ``update_readme`` then puts it between the
     ``<!-- hepnn:results:begin -->`` and ``<!-- hepnn:results:end -->`` markers of the
     analysis' ``README.md``.
+
+    The output folder is claimed for hepnn and locked while the steps run (see
+    :mod:`hepnn.outdir`): an existing folder holding other files is refused unless
+    ``force``, and a second ``hepnn run`` on the same folder fails at once.
     """
     from .plugins import load_analysis
 
@@ -74,7 +79,6 @@ def run_analysis(
         ["hepnn run", str(target), *(["--quick"] if quick else []), *(f"--set {o}" for o in overrides)]
     )
     out_dir = Path(out) if out is not None else Path("runs") / str(analysis.name)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if analysis.config.generate is not None:
         data = dataclasses.replace(analysis.config.data, directory=str((out_dir / "data").resolve()))
         analysis.config = dataclasses.replace(analysis.config, data=data)
@@ -85,6 +89,19 @@ def run_analysis(
         if name not in STEPS:
             msg = f"--steps: unknown step {name!r}{suggest(name, list(STEPS))}; valid steps: {', '.join(STEPS)}"
             raise ConfigError(msg)
+    from .outdir import claim
+
+    with claim(out_dir, "analysis", force=force):
+        _run_steps(analysis, out_dir, wanted, log)
+    if update_readme:
+        from .plotting.step import update_readme as _update_readme
+
+        readme = _update_readme(analysis, out_dir)
+        log(f"[{analysis.name}] results -> {readme}")
+    return out_dir
+
+
+def _run_steps(analysis, out_dir: Path, wanted: list[str], log: Callable[[str], None]) -> None:
     for name in wanted:
         step = _load_step(name)
         if step is None:
@@ -92,9 +109,3 @@ def run_analysis(
             continue
         log(f"[{analysis.name}] step {name} ...")
         step(analysis, out_dir)
-    if update_readme:
-        from .plotting.step import update_readme as _update_readme
-
-        readme = _update_readme(analysis, out_dir)
-        log(f"[{analysis.name}] results -> {readme}")
-    return out_dir

@@ -524,6 +524,33 @@ class BaselineConfig:
     max_depth: Optional[int] = field(default=None, metadata=_doc("tree depth limit", positive))
 
 
+# --- names that become file or folder names under an output folder -------------------
+
+RESERVED_VARIANT_NAMES = ("data", "bdt", "report")  # folders `hepnn run` writes beside the variants
+
+
+def output_name_problem(name: Any, reserved: tuple[str, ...] = ()) -> str | None:
+    """Why ``name`` cannot be a file or folder name inside an output folder, or None.
+
+    A name must be one plain path component: not empty, not ``.``/``..``, no ``/`` or
+    ``\\``, not absolute, not hidden (``.``-prefixed names are hepnn's own files).
+
+    Examples
+    --------
+    >>> output_name_problem("top.root") is None
+    True
+    >>> output_name_problem("../elsewhere") is not None
+    True
+    """
+    text = str(name)
+    if not text or text in (".", "..") or any(c in text for c in "/\\\0") or text.startswith("."):
+        return ('must be a plain file or folder name inside the output folder (no "..", "/" or "\\\\", '
+                f'not absolute, not starting with "."), received {text!r}')
+    if text in reserved:
+        return f"{text!r} is reserved for the folder of the same name in the output folder; choose another name"
+    return None
+
+
 # --- generate -----------------------------------------------------------------------
 
 
@@ -543,6 +570,12 @@ class GenerateConfig:
     samples: dict[str, GenerateSample] = field(default_factory=dict)
     seed: int = field(default=1, metadata=_doc("base seed"))
     jobs: int = field(default=1, metadata=_doc("worker processes", positive))
+
+    def validate(self):
+        for name in self.samples:
+            problem = output_name_problem(name)
+            if problem:
+                yield f"samples.{name}", f"sample file name {problem}"
 
 
 # --- the whole config ---------------------------------------------------------------
@@ -607,6 +640,11 @@ class Config:
                 text = str(err)
                 yield "", text if text.startswith("quick") else f"quick: {text}"
         if self.variants:
+            for name in self.variants:
+                problem = output_name_problem(name, RESERVED_VARIANT_NAMES)
+                if problem:
+                    yield f"variants.{name}", f"variant name (its run folder) {problem}"
+                    return
             for name, overlay in self.variants.items():
                 if not isinstance(overlay, dict):
                     yield f"variants.{name}", f"expected a mapping of config sections, received {short_repr(overlay)}"

@@ -25,11 +25,22 @@ from .._fileio import atomic_path
 from .load import load
 from .split import SPLITS
 
-__all__ = ["convert", "read_npz"]
+__all__ = ["convert", "read_npz", "recover"]
 
 
-def convert(config: Any, out: str | os.PathLike, analysis: Any = None) -> dict:
+OUTPUTS = ("train.npz", "val.npz", "test.npz", "preprocessing.json", "config.yaml")
+STAGING = ".convert.part"  # the new set is written here first
+STAGED = ".staged"  # written into STAGING once the new set is complete
+
+
+def convert(config: Any, out: str | os.PathLike, analysis: Any = None, force: bool = False) -> dict:
     """Convert the config's data into ``out/{train,val,test}.npz`` plus metadata.
+
+    ``out`` is claimed for hepnn and locked (see :mod:`hepnn.outdir`): a folder holding
+    other files is refused unless ``force``. The new files are written into
+    ``out/.convert.part/`` and moved into place only once all of them are complete, so
+    a killed conversion leaves the previous set untouched; a kill during the final
+    renames is completed (rolled forward) by the next ``convert`` into ``out``.
 
     Returns
     -------
@@ -37,21 +48,72 @@ def convert(config: Any, out: str | os.PathLike, analysis: Any = None) -> dict:
         Jets written per split.
     """
     from ..config import Config, load_config, save_config
+    from ..outdir import claim
+    from .._faults import fault
 
     full = config if isinstance(config, Config) else load_config(config)
-    data = load(full, analysis)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for name in SPLITS:
-        part = data.split(name)
-        arrays = {k: np.ascontiguousarray(v) for k, v in part.items() if k != "split"}
-        with atomic_path(out / f"{name}.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-        counts[name] = part.n_jets
-    data.preprocessing.save(out / "preprocessing.json")
-    save_config(full, out / "config.yaml")
+    with claim(out, "convert", force=force) as out:
+        recover(out)
+        data = load(full, analysis)
+        staging = out / STAGING
+        staging.mkdir(mode=0o777)
+        counts = {}
+        for name in SPLITS:
+            part = data.split(name)
+            arrays = {k: np.ascontiguousarray(v) for k, v in part.items() if k != "split"}
+            with atomic_path(staging / f"{name}.npz") as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+            counts[name] = part.n_jets
+            fault("convert-split", {"split": name})
+        data.preprocessing.save(staging / "preprocessing.json")
+        save_config(full, staging / "config.yaml")
+        _fsync_dir(staging)
+        (staging / STAGED).write_text("complete\n")
+        _fsync_dir(staging)
+        fault("convert-staged", {})
+        _swap(out)
     return counts
+
+
+def recover(out: str | os.PathLike) -> None:
+    """Finish or discard what a killed ``convert`` left in ``out``: a complete staged set
+    is moved into place, an incomplete one is removed."""
+    import shutil
+
+    staging = Path(out) / STAGING
+    if not staging.is_dir():
+        return
+    if (staging / STAGED).is_file():
+        _swap(Path(out))
+    else:
+        shutil.rmtree(staging)
+
+
+def _swap(out: Path) -> None:
+    import shutil
+
+    from .._faults import fault
+
+    staging = out / STAGING
+    for name in OUTPUTS:
+        if (staging / name).is_file():
+            os.replace(staging / name, out / name)
+            fault("convert-swap", {"file": name})
+    _fsync_dir(out)
+    shutil.rmtree(staging)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_npz(path: str | os.PathLike) -> dict:

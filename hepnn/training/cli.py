@@ -10,7 +10,7 @@ def _cmd_train(args) -> int:
     from .trainer import Trainer
 
     config = load_config(args.config, args.overrides)
-    Trainer(config).fit(args.out)
+    Trainer(config).fit(args.out, force=args.force)
     return 0
 
 
@@ -36,6 +36,8 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("train", help="train the model a config describes into a run directory")
     p.add_argument("config", help="config file")
     p.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing directory that holds files hepnn did not write")
     add_set_option(p)
     p.set_defaults(func=_cmd_train)
 

@@ -9,8 +9,10 @@
       history.csv          per epoch: loss, metrics, learning rate, input-wait share, samples/s, memory
       metrics.json         test-split metrics (``hepnn evaluate``)
       provenance.json      versions, git commit, seeds, input checksums, split, host and devices
-      checkpoints/         last.keras + state.json, for resuming a killed run
+      checkpoints/         state.json naming its model (last-NNNNNN.keras), for resuming a killed run
       tensorboard/         TensorBoard logs
+      .hepnn               marker: the directory belongs to hepnn (written first, see hepnn.outdir)
+      .hepnn.lock          flock held while a command writes into the run
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any, Iterable, Mapping
 
 from .._fileio import atomic_path, atomic_write_text
 
-__all__ = ["RunDirectory", "write_json", "read_json", "file_checksum", "provenance"]
+__all__ = ["RunDirectory", "write_json", "read_json", "file_checksum", "provenance", "config_differences"]
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
@@ -134,6 +136,37 @@ def provenance(config, seeds: Mapping[str, int], extra: Mapping[str, Any] | None
     }
 
 
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value, Mapping) and value:
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def config_differences(old, new) -> list[str]:
+    """``["training.epochs: 2 -> 4", ...]``: the dotted keys whose values differ between two configs.
+
+    Examples
+    --------
+    >>> config_differences({"training": {"epochs": 2}}, {"training": {"epochs": 4}, "name": "x"})
+    ['name: (unset) -> x', 'training.epochs: 2 -> 4']
+    """
+    from ..config import Config, to_dict
+
+    a = _flatten(to_dict(old) if isinstance(old, Config) else old, "", {})
+    b = _flatten(to_dict(new) if isinstance(new, Config) else new, "", {})
+    missing = object()
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, missing), b.get(key, missing)
+        if va != vb:
+            show = lambda v: "(unset)" if v is missing else (v if isinstance(v, str) else json.dumps(v, default=str))  # noqa: E731
+            out.append(f"{key}: {show(va)} -> {show(vb)}")
+    return out
+
+
 class RunDirectory:
     """Paths and atomic writers of one run directory.
 
@@ -191,7 +224,7 @@ class RunDirectory:
     def save_model(self, model, path: Path | None = None) -> Path:
         """Save a Keras model atomically (Keras wants the ``.keras`` suffix)."""
         target = path or self.model
-        with atomic_path(target, suffix=".keras") as tmp:
+        with atomic_path(target, suffix=".part.keras") as tmp:
             model.save(tmp)
         return target
 

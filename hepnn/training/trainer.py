@@ -21,9 +21,10 @@ import numpy as np
 from ..config import Config, load_config, save_config
 from ..exceptions import ConfigError, InputDataError
 from .diagnostics import INPUT_BOUND_SHARE, EpochTimer, make_timing_callback
+from .._faults import fault as _fault
 from .feeds import InMemoryFeed, StreamingFeed
 from .optimizers import build_optimizer, learning_rate_at
-from .rundir import RunDirectory, provenance, read_json, write_json
+from .rundir import RunDirectory, config_differences, provenance, read_json, write_json
 
 __all__ = ["Trainer", "SPLITS", "subset", "infer_task", "model_inputs"]
 
@@ -243,19 +244,63 @@ class Trainer:
     # --- training -------------------------------------------------------------------
 
     def fit(self, out: str | os.PathLike, data: Mapping | None = None,
-            epoch_callback: Callable[[int, dict], bool] | None = None) -> Trainer:
+            epoch_callback: Callable[[int, dict], bool] | None = None, force: bool = False) -> Trainer:
         """Train (or resume) into run directory ``out`` and return ``self``.
 
         Parameters
         ----------
         out : path
-            The run directory; rerunning with the same directory resumes.
+            The run directory; rerunning with the same directory resumes. It is claimed
+            for hepnn (see :mod:`hepnn.outdir`) and locked while training runs.
         data : JetData or dict of arrays, optional
             Loaded data (default: ``hepnn.io.load(config)``).
         epoch_callback : callable, optional
             Called after each epoch as ``epoch_callback(epoch, row)`` (1-based epoch, the
             history row); returning True stops training (used for pruning by ``hepnn tune``).
+        force : bool
+            Write into an existing directory that holds other files (``--force``).
+
+        Raises
+        ------
+        OutputDirError
+            ``out`` holds files hepnn did not write, another command is writing into it, or
+            it is a finished run of a different config.
+        TrainingError
+            The loss became NaN or infinite.
         """
+        from .distribute import is_chief, is_multi_worker
+
+        if is_multi_worker() and not is_chief():  # the chief owns and locks the directory
+            return self._fit(out, data, epoch_callback)
+        from ..outdir import claim
+
+        with claim(out, "run", force=force) as path:
+            for tmp in path.glob(".*.part*"):  # temporary files of an atomic write that was killed
+                if tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+            return self._fit(out, data, epoch_callback)
+
+    def _check_finished(self, run: RunDirectory) -> bool:
+        """True when ``run`` is a finished run; an error when it was trained with another config."""
+        finished = run.is_trained() or (run.path / "folds.json").is_file()
+        if not finished or not run.config.is_file():
+            return finished
+        from ..exceptions import OutputDirError
+
+        try:
+            saved = load_config(run.config)
+        except Exception as err:  # noqa: BLE001 - an unreadable saved config is a difference too
+            saved, unreadable = None, str(err)
+        diffs = config_differences(saved, self.config) if saved is not None else [f"(unreadable: {unreadable})"]
+        if diffs:
+            shown = "; ".join(diffs[:10]) + (f"; and {len(diffs) - 10} more" if len(diffs) > 10 else "")
+            msg = (f"{run.path} is a finished run trained with a different config ({run.config}); "
+                   f"differences (saved -> new): {shown}. Its config.yaml is kept. To train this config, "
+                   "start a new run with another --out")
+            raise OutputDirError(msg)
+        return True
+
+    def _fit(self, out, data, epoch_callback) -> Trainer:
         from .._optional import require_keras
 
         keras = require_keras()
@@ -268,6 +313,7 @@ class Trainer:
         if is_multi_worker() and not is_chief():  # other workers write to a scratch folder
             run = RunDirectory(source.path / f".worker-{worker_index()}").create()
         self.run_ = run
+        finished = self._check_finished(source)
         if tcfg.folds:
             if data is None:
                 from ..io import load
@@ -295,14 +341,14 @@ class Trainer:
         n_outputs = 1 if task in ("binary", "autoencoder") else len(classes)
         self.task_, self.classes_ = task, classes
 
-        save_config(cfg, run.config)
-        if source.is_trained():
+        if finished and source.is_trained():
             self.log(f"{source.model} exists: training already finished, nothing to do")
             from ..models import load_model
 
             self.model_ = load_model(source.model)
             self.history_ = run.read_history()
             return self
+        save_config(cfg, run.config)
 
         if streaming:
             from ..io import fit_preprocessing
@@ -343,15 +389,21 @@ class Trainer:
         from .distribute import select_strategy
 
         strategy = select_strategy(tcfg.distribute)
-        state = self._load_state(source)
+        state = self._load_state(source, clean=run is source)
+        if state is not None and state.get("step") and not feed.streaming and state["step"] >= feed.steps_per_epoch():
+            msg = (f"{source.checkpoints / 'state.json'}: a step checkpoint taken at the last step of epoch "
+                   f"{state['epoch'] + 1} by an older hepnn cannot resume exactly (that epoch's history row is "
+                   f"missing); remove {source.checkpoints} to restart the run from epoch 1, or train into another --out")
+            raise InputDataError(msg)
         with strategy.scope():
             if state is not None:
                 from ..models import load_model
 
-                model = load_model(source.checkpoints / "last.keras")
+                model_path = source.checkpoints / state.get("model", "last.keras")
+                model = load_model(model_path)
                 _restore_seed_states(model, state.get("seed_states", {}))
                 within = f", step {state['step']}" if state.get("step") else ""
-                self.log(f"resuming from epoch {state['epoch']}{within} ({source.checkpoints / 'last.keras'})")
+                self.log(f"resuming from epoch {state['epoch']}{within} ({model_path})")
             else:
                 model = self.build_model(input_shapes, n_outputs, task, _mask_value(cfg, names))
                 self.compile(model, task, n_outputs)
@@ -378,8 +430,12 @@ class Trainer:
             loop = DistributedLoop(model, strategy, loss_name, task, tcfg.batch_size * n_workers())
             distributed = {"as_dataset": True}
         holder: dict = {}
-        step_saver = _StepCheckpoint(self, run, model, state, tcfg.checkpoint_every_n_steps)
-        callbacks = [make_timing_callback(holder, tcfg.batch_size), step_saver.callback()]
+        step_saver = _StepCheckpoint(self, run, model, state, tcfg.checkpoint_every_n_steps,
+                                     steps_per_epoch=feed.steps_per_epoch())
+        nan_guard = _FiniteLoss(tcfg.optimizer.learning_rate)
+        step_saver.guard = nan_guard
+        # the finite-loss check comes before the step checkpoint: a NaN model is never saved
+        callbacks = [make_timing_callback(holder, tcfg.batch_size), nan_guard.callback(), step_saver.callback()]
         if tcfg.verbose:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False))
         es = tcfg.early_stopping
@@ -395,7 +451,9 @@ class Trainer:
             )
             model.optimizer.learning_rate.assign(lr)
             skip = state.pop("step", 0) if state.get("step") else 0
-            step_saver.begin_epoch(epoch, skip)
+            metric_states = state.pop("metric_states", None)
+            step_saver.begin_epoch(epoch, skip, metric_states if skip else None)
+            nan_guard.begin_epoch(epoch, skip, run)
             reader_wait_start = _reader_wait() if feed.streaming else None
             if loop is not None:
                 logs, holder["timer"] = loop.run_epoch(
@@ -413,6 +471,8 @@ class Trainer:
                         callbacks=callbacks,
                         verbose=0,
                     ).history
+            nan_guard.check_logs({k: v[-1] for k, v in fit_logs.items()}, step=None)
+            nan_guard.check_weights(model, step=None)
             timer: EpochTimer = holder.get("timer", EpochTimer())
             row = {"epoch": epoch + 1, "learning_rate": float(lr)}
             row.update({k: float(v[-1]) for k, v in fit_logs.items()})
@@ -455,6 +515,7 @@ class Trainer:
                 state["stopped_early"] = True
             self._save_state(run, model, state)
             run.write_history(history)
+            _fault("epoch", {"epoch": epoch + 1})
             if stopped:
                 reason = (f"{monitor} did not improve for {es.patience} epochs"
                           if es is not None and state["wait"] >= es.patience else "stopped by the epoch callback")
@@ -484,34 +545,140 @@ class Trainer:
 
     # --- checkpoints ----------------------------------------------------------------
 
-    @staticmethod
-    def _load_state(run: RunDirectory) -> dict | None:
-        path = run.checkpoints / "state.json"
-        if path.is_file() and (run.checkpoints / "last.keras").is_file():
-            return read_json(path)
-        return None
+    def _load_state(self, run: RunDirectory, clean: bool = True) -> dict | None:
+        """The checkpoint state (``checkpoints/state.json``), or None when there is none.
 
-    @staticmethod
-    def _save_state(run: RunDirectory, model, state: dict) -> None:
+        ``state.json`` is the commit point of a checkpoint: it names the model file saved
+        just before it (``"model": "last-NNNNNN.keras"``), so a kill at any moment leaves a
+        consistent pair. Checkpoints from before this format (``last.keras`` beside a
+        ``state.json`` without ``"model"``) resume as they did. With ``clean`` (the process
+        that writes the run), files of checkpoints that were never committed are removed.
+        """
+        ckpt = run.checkpoints
+        path = ckpt / "state.json"
+        if clean and ckpt.is_dir():  # temporary files of a checkpoint write that was killed
+            for tmp in ckpt.glob(".*.part*"):
+                tmp.unlink(missing_ok=True)
+        if not path.is_file():
+            return None
+        try:
+            state = read_json(path)
+        except ValueError as err:
+            msg = (f"{path}: the checkpoint state is unreadable ({err}); remove {ckpt} to restart the run "
+                   "from epoch 1, or train into another --out")
+            raise InputDataError(msg) from None
+        if not isinstance(state, dict) or "epoch" not in state:
+            msg = f"{path}: not a hepnn checkpoint state (no 'epoch'); remove {ckpt} to restart the run"
+            raise InputDataError(msg)
+        name = state.get("model")
+        if name is None:  # the format before one atomic checkpoint
+            return state if (ckpt / "last.keras").is_file() else None
+        if not (ckpt / name).is_file():
+            msg = f"{path}: names the checkpoint model {name!r}, which is missing; remove {ckpt} to restart the run"
+            raise InputDataError(msg)
+        for other in ckpt.glob("last*.keras") if clean else ():  # models of checkpoints never committed
+            if other.name != name:
+                other.unlink(missing_ok=True)
+        return state
+
+    def _save_state(self, run: RunDirectory, model, state: dict) -> None:
+        """Save one checkpoint: the model under a new name, then ``state.json`` naming it (the commit)."""
         state["seed_states"] = _seed_states(model)
         run.checkpoints.mkdir(parents=True, exist_ok=True)
-        run.save_model(model, run.checkpoints / "last.keras")
+        numbers = [int(p.stem.split("-")[1]) for p in run.checkpoints.glob("last-*.keras")
+                   if p.stem.split("-")[1].isdigit()]
+        name = f"last-{max(numbers, default=0) + 1:06d}.keras"
+        run.save_model(model, run.checkpoints / name)
+        state["model"] = name
+        _fault("checkpoint", {"epoch": state["epoch"], "step": state.get("step", 0)})
         write_json(run.checkpoints / "state.json", state)
+        for other in run.checkpoints.glob("last*.keras"):
+            if other.name != name:
+                other.unlink(missing_ok=True)
+
+
+class _FiniteLoss:
+    """Stop training with a clear error as soon as the loss is NaN or infinite."""
+
+    def __init__(self, learning_rate: float):
+        self.learning_rate = learning_rate
+        self.epoch, self.offset, self.run = 0, 0, None
+
+    def begin_epoch(self, epoch: int, skip: int, run) -> None:
+        self.epoch, self.offset, self.run = epoch, skip, run
+
+    def check_logs(self, logs, step: int | None) -> None:
+        from ..exceptions import TrainingError
+
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is None:
+                continue
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                continue
+            if not np.isfinite(value):
+                raise TrainingError(self._message(f"the training {key.replace('_', ' ')} became {value}", step))
+
+    def check_weights(self, model, step: int | None) -> None:
+        """The weights can turn NaN while the (clipped) loss stays finite: check them too."""
+        from ..exceptions import TrainingError
+
+        for var in model.trainable_variables:
+            if not np.all(np.isfinite(var.numpy())):
+                raise TrainingError(self._message(f"the model weights ({var.path}) became NaN or infinite", step))
+
+    def _message(self, what: str, step: int | None) -> str:
+        where = f"epoch {self.epoch + 1}" + (f", step {step}" if step is not None else "")
+        ckpt = f" (the last checkpoint in {self.run.checkpoints} is from before)" if self.run else ""
+        return (f"{what} at {where}: training stopped and no model was saved as finished{ckpt}. Lower "
+                f"training.optimizer.learning_rate (now {self.learning_rate:g}) or check the inputs for NaN "
+                "or infinite values")
+
+    def callback(self):
+        from .._optional import require_keras
+
+        keras = require_keras()
+        guard = self
+
+        class _Check(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                guard.check_logs({"loss": (logs or {}).get("loss")}, step=guard.offset + batch + 1)
+
+        return _Check()
 
 
 class _StepCheckpoint:
     """Checkpoints every N steps inside an epoch (``training.checkpoint_every_n_steps``).
 
     The saved state records the epoch in progress and the steps done; a resumed run
-    skips those steps of the same epoch permutation.
+    skips those steps of the same epoch permutation. A checkpoint due after step k is
+    written when step k + 1 begins, so none is taken after the last step of an epoch:
+    the end-of-epoch checkpoint (with that epoch's history row) covers it.
     """
 
-    def __init__(self, trainer, run, model, state, every):
+    def __init__(self, trainer, run, model, state, every, steps_per_epoch=None):
         self.trainer, self.run, self.model, self.state, self.every = trainer, run, model, state, every
-        self.epoch, self.offset = 0, 0
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch, self.offset, self.pending, self.restore = 0, 0, None, None
+        self.guard = None
 
-    def begin_epoch(self, epoch: int, skip: int) -> None:
-        self.epoch, self.offset = epoch, skip
+    def begin_epoch(self, epoch: int, skip: int, metric_states: list | None = None) -> None:
+        """Start an epoch (``skip`` steps already done); ``metric_states``: the running metrics
+        saved with a step checkpoint, added back after the first step so the epoch's history
+        row covers all its steps."""
+        self.epoch, self.offset, self.pending, self.restore = epoch, skip, None, metric_states
+
+    def restore_metrics(self) -> None:
+        """Add the saved metric accumulators to the current ones (the metrics accumulate sums,
+        and a + b == b + a exactly, so the epoch ends with the uninterrupted run's values)."""
+        saved, self.restore = self.restore, None
+        variables = _metric_variables(self.model)
+        if saved is None or len(saved) != len(variables):
+            return
+        for var, value in zip(variables, saved):
+            var.assign(var.numpy() + np.asarray(value, dtype=var.dtype))
 
     def callback(self):
         from .._optional import require_keras
@@ -520,19 +687,43 @@ class _StepCheckpoint:
         saver = self
 
         class _Save(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                saver.flush()
+
             def on_train_batch_end(self, batch, logs=None):
-                saver.on_step(batch + 1)
+                if saver.restore is not None:
+                    saver.restore_metrics()
+                step = saver.offset + batch + 1
+                if saver.every and step % saver.every == 0:
+                    saver.pending = step
+                _fault("step", {"epoch": saver.epoch, "step": step})
 
         return _Save()
 
+    def flush(self) -> None:
+        """Write the checkpoint due after the previous step (called when the next step begins)."""
+        if self.pending is not None:
+            step, self.pending = self.pending, None
+            self._save(step)
+
     def on_step(self, steps_done: int) -> None:
-        """Called after each step of the current epoch (1-based count since the epoch (re)started)."""
+        """Called after each step by loops without a begin hook (1-based count since the epoch (re)started)."""
         step = self.offset + steps_done
-        if self.every and step % self.every == 0:
-            partial = dict(self.state)
-            partial["epoch"] = self.epoch
-            partial["step"] = step
-            self.trainer._save_state(self.run, self.model, partial)
+        if self.every and step % self.every == 0 and step != self.steps_per_epoch:
+            self._save(step)
+
+    def _save(self, step: int) -> None:
+        if self.guard is not None:  # never checkpoint a model whose weights are no longer finite
+            self.guard.check_weights(self.model, step)
+        partial = dict(self.state)
+        partial["epoch"] = self.epoch
+        partial["step"] = step
+        partial["metric_states"] = [np.asarray(v.numpy()).tolist() for v in _metric_variables(self.model)]
+        self.trainer._save_state(self.run, self.model, partial)
+
+
+def _metric_variables(model) -> list:
+    return list(getattr(model, "metrics_variables", []))
 
 
 def _reader_wait() -> float:
@@ -575,7 +766,7 @@ def _restore_seed_states(model, states: Mapping[str, list]) -> None:
 def _save_weights(model, path: Path) -> None:
     from .._fileio import atomic_path
 
-    with atomic_path(path, suffix=".weights.h5") as tmp:
+    with atomic_path(path, suffix=".part.weights.h5") as tmp:
         model.save_weights(tmp)
 
 
