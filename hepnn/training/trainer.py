@@ -424,10 +424,9 @@ class Trainer:
             from .distributed_loop import DistributedLoop
 
             loss_name = default_loss(task, n_outputs, loss=tcfg.loss)
-            from .distribute import n_workers
-
-            # each worker reads its own batches of training.batch_size (the dataset is sharded by batch)
-            loop = DistributedLoop(model, strategy, loss_name, task, tcfg.batch_size * n_workers())
+            # experimental_distribute_dataset splits each batch of training.batch_size among the
+            # workers: one step processes training.batch_size jets in all
+            loop = DistributedLoop(model, strategy, loss_name, task, tcfg.batch_size)
             distributed = {"as_dataset": True}
         holder: dict = {}
         step_saver = _StepCheckpoint(self, run, model, state, tcfg.checkpoint_every_n_steps,
