@@ -128,8 +128,8 @@ def reweight_factors(values, labels, weights, bins: int, target: str = "signal")
     Examples
     --------
     >>> v = np.array([1.0, 1.0, 2.0, 1.0, 2.0, 2.0]); y = np.array([0, 0, 0, 1, 1, 1])
-    >>> reweight_factors(v, y, np.ones(6), bins=2).round(2).tolist()
-    [0.75, 0.75, 1.5, 1.0, 1.0, 1.0]
+    >>> reweight_factors(v, y, np.ones(6), bins=2).round(2).tolist()  # background 2:1, signal 1:2
+    [0.5, 0.5, 2.0, 1.0, 1.0, 1.0]
     """
     edges = np.histogram_bin_edges(values, bins=bins)
     idx = np.clip(np.digitize(values, edges[1:-1]), 0, bins - 1)
