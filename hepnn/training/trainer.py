@@ -380,6 +380,9 @@ class Trainer:
         history = list(state["history"])
         stopped = False
         first_epoch = tcfg.epochs if state.get("stopped_early") else state["epoch"]
+        from .tracking import start_tracking  # training.tracking (MLflow); None when not configured
+
+        tracker = start_tracking(cfg, run.path) if run is source else None
         for epoch in range(first_epoch, tcfg.epochs):
             lr = state["lr"] if tcfg.schedule is not None and tcfg.schedule.name == "plateau" else learning_rate_at(
                 epoch, tcfg.optimizer.learning_rate, tcfg.schedule
@@ -413,6 +416,8 @@ class Trainer:
                 if row["epoch_time_s"] > 0:
                     row["input_wait_share"] = round(max(row["input_wait_share"], row["reader_wait_s"] / row["epoch_time_s"]), 4)
             history.append(row)
+            if tracker is not None:
+                tracker.log_epoch(row)
             self.log(_format_row(row, tcfg.epochs))
             if row["input_wait_share"] > INPUT_BOUND_SHARE and (n_train or 0) >= 20 * tcfg.batch_size:
                 warnings.warn(
@@ -458,6 +463,8 @@ class Trainer:
             model.load_weights(best)
         run.save_model(model)
         run.write_history(history)
+        if tracker is not None:
+            tracker.finish()
         if getattr(feed, "cache_dir", None) is not None and feed.cache_dir.is_dir():
             import shutil
 
