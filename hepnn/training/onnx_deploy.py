@@ -177,10 +177,14 @@ def finish_export(path: Any, config: Any, names: list[str], classes: list[str], 
 
     proto = onnx.load(str(path))
     metadata = deploy_metadata(config, names, classes, task, shapes, with_preprocessing)
-    preprocessing = Preprocessor.load(run.preprocessing) if run.preprocessing.is_file() else None
-    if not with_preprocessing or preprocessing is None:
+    if not with_preprocessing:
         onnx.save(add_metadata(proto, metadata), str(path))
         return {}
+    if not run.preprocessing.is_file():
+        msg = (f"{run.preprocessing}: the run has no preprocessing to put in the graph; "
+               "export without --with-preprocessing (the model then takes the inputs as they are)")
+        raise HepnnError(msg)
+    preprocessing = Preprocessor.load(run.preprocessing)
     onnx.save(embed_preprocessing(proto, preprocessing, metadata), str(path))
     raw = _raw_batch(config, names)
     if raw is None:
