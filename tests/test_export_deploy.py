@@ -111,3 +111,29 @@ def test_sequence_tagger_takes_raw_padded_tracks(tmp_path):
     got = session.run(None, feed)[0].reshape(-1)
     expected = ak.to_numpy(ak.flatten(tagger.predict(events)))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+
+def test_embedded_image_standardisation_matches_the_preprocessor(tmp_path):
+    """Per-pixel image standardisation in the graph equals Preprocessor.transform (no training needed)."""
+    import keras
+    import onnx
+
+    from hepnn.preprocessing import Preprocessor
+    from hepnn.training.onnx_deploy import embed_preprocessing
+
+    rng = np.random.default_rng(0)
+    images = rng.gamma(2.0, size=(50, 5, 5, 2)).astype(np.float32)
+    pre = Preprocessor({"image": {"kind": "image", "standardize": True}}).fit({"image": images})
+    inputs = keras.Input((5, 5, 2), name="image")
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs)))
+    model.predict({"image": images[:2]}, verbose=0)
+    path = tmp_path / "m.onnx"
+    model.export(str(path), format="onnx", verbose=False)
+    proto = embed_preprocessing(onnx.load(str(path)), pre, {"classes": ["qcd", "top"]})
+    onnx.save(proto, str(path))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": images})[0]
+    expected = np.asarray(model(pre.transform({"image": images})["image"]))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    assert not np.allclose(got, np.asarray(model(images)), atol=1e-3), "the standardisation must change the scores"
+    assert metadata(path)["classes"] == ["qcd", "top"]
