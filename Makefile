@@ -9,7 +9,7 @@ STAMP := $(VENV)/.hepnn-installed
 DEMO_OUT ?= demo_run
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench clean venv default-config
+.PHONY: demo test bench clean venv default-config notebooks docs
 
 venv: $(STAMP)
 
@@ -38,3 +38,12 @@ clean:
 # regenerate hepnn/config/default.yaml after changing hepnn/config/schema.py
 default-config: $(STAMP)
 	$(BIN)/python -c "from hepnn.config import dump_config, load_config; open('hepnn/config/default.yaml', 'w').write('# hepnn defaults (generated from hepnn/config/schema.py by make default-config; tests/test_config.py checks it is current)\n' + dump_config(load_config(None)))"
+
+# regenerate tutorials/NN_*.ipynb from the scripts after changing a tutorial (tests/test_tutorials.py checks them)
+notebooks: $(STAMP)
+	$(BIN)/python tutorials/_notebooks.py
+
+# the documentation site (MkDocs + mkdocstrings; warnings are errors) into build/site
+docs: $(STAMP)
+	$(BIN)/python -c 'import mkdocs, mkdocstrings' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[docs]'
+	$(BIN)/python -m mkdocs build --strict

@@ -28,6 +28,7 @@ _EXTRAS = {
     "onnx": "onnx",
     "onnxruntime": "onnx",
     "tf2onnx": "onnx",
+    "mlflow": "tracking",
     "dask": "dask",
     "distributed": "dask",
     "dask_awkward": "dask",

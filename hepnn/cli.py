@@ -6,11 +6,17 @@ stays small and ``hepnn --help`` does not import TensorFlow.
 
 Exit codes: 0 success, 2 usage or configuration error (one line on stderr),
 1 any other failure (one line on stderr; ``--debug`` shows the traceback).
+
+Output: TensorFlow's start-up log noise is hidden (``--debug`` shows it, see
+:mod:`hepnn._logs`). Every sub-command takes ``--quiet``: commands with their own
+meaning of it (``generate``, ``predict``) keep it; for the others it hides progress
+output (stdout and progress bars), leaving errors and the files written.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -117,7 +123,8 @@ def _cmd_run(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hepnn", description="Neural-network jet tagging for high-energy physics.")
     parser.add_argument("--version", action="version", version=f"hepnn {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show full tracebacks on errors and TensorFlow's own log messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("list", help="list analyses, models, explainers and samples")
@@ -155,7 +162,37 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.add_commands(sub)
+    _add_quiet(sub)
     return parser
+
+
+def _add_quiet(subparsers: argparse._SubParsersAction) -> None:
+    """Give every (nested) sub-command a ``--quiet`` flag unless it defines its own."""
+    for parser in dict.fromkeys(subparsers.choices.values()):
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in nested:
+            _add_quiet(action)
+        if "--quiet" not in parser._option_string_actions:
+            parser.add_argument("--quiet", "-q", action="store_true",
+                                help="no progress output (stdout and progress bars); errors still show")
+            parser.set_defaults(_generic_quiet=True)
+
+
+@contextlib.contextmanager
+def _silenced(quiet: bool):
+    if not quiet:
+        yield
+        return
+    saved = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = saved
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,8 +203,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = args.debug or os.environ.get("HEPNN_DEBUG")
+    from ._logs import quiet_tensorflow
+
+    quiet_tensorflow(debug=bool(debug))
+    quiet = bool(getattr(args, "_generic_quiet", False) and getattr(args, "quiet", False))
     try:
-        code = args.func(args)
+        with _silenced(quiet):
+            code = args.func(args)
     except KeyboardInterrupt:
         print("hepnn: interrupted", file=sys.stderr)
         return 130

@@ -93,6 +93,11 @@ def run_analysis(
 
     with claim(out_dir, "analysis", force=force):
         _run_steps(analysis, out_dir, wanted, log)
+    if getattr(analysis.config.training, "tracking", None) is not None:
+        from .training.tracking import log_results
+
+        for run_id in log_results(out_dir):
+            log(f"[{analysis.name}] test metrics and report logged to MLflow run {run_id}")
     if update_readme:
         from .plotting.step import update_readme as _update_readme
 

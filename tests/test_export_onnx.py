@@ -123,10 +123,10 @@ def test_disagreeing_export_raises_and_writes_nothing(runs, tmp_path, monkeypatc
 
     real_write = export._write_onnx
 
-    def perturbed(model, path, batch):
+    def perturbed(model, path, batch, opset=None):
         clone = keras.models.clone_model(model)
         clone.set_weights([w + 0.05 for w in model.get_weights()])
-        real_write(clone, path, batch)
+        real_write(clone, path, batch, opset)
 
     monkeypatch.setattr(export, "_write_onnx", perturbed)
     out = tmp_path / "bad"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +16,6 @@ pytest.importorskip("keras")
 pytest.importorskip("pythia8mc")
 ak = pytest.importorskip("awkward")
 uproot = pytest.importorskip("uproot")
-
-TUTORIAL = Path(__file__).resolve().parents[1] / "tutorials" / "coffea_tagger_processor.py"
 
 
 def quiet(_):
@@ -246,25 +242,3 @@ def test_load_never_executes_code_from_the_model_file(jet_run, tmp_path):
     with pytest.raises(ValueError, match="(?i)lambda|safe"):
         hepnn.Tagger.load(run)
     assert not marker.exists()
-
-
-def _tutorial():
-    spec = importlib.util.spec_from_file_location("coffea_tagger_processor", TUTORIAL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_coffea_processor_adds_aligned_scores(files, event_run):
-    pytest.importorskip("coffea")
-    from coffea import processor
-
-    tutorial = _tutorial()
-    tagger = hepnn.Tagger.load(event_run)
-    runner = processor.Runner(executor=processor.IterativeExecutor(), schema=tutorial.BaseSchema, savemetrics=False)
-    out = runner({"ttbar": [str(files["ttbar"])]}, tutorial.TaggerProcessor(event_run, score="b"), treename="Events")
-    events = uproot.open(files["ttbar"])["Events"].arrays()
-    expected = ak.to_numpy(ak.flatten(tagger.predict(events).b))
-    assert out["n_jets"] == len(expected) == int(ak.sum(events.nJet))
-    np.testing.assert_allclose(np.asarray(out["scores"]), expected, atol=1e-6)
-    assert out["n_misaligned_events"] == 0

@@ -1,16 +1,18 @@
-"""Every hackathon tutorial runs in --quick mode and prints sane key numbers.
+"""Every hackathon tutorial runs as a notebook in quick mode and prints sane key numbers.
 
-Each tutorial runs in a subprocess with ``--quick --out tmp_path`` and must end with a line
-``RESULT {json}``. The Pythia samples are generated once per test session into a shared
-cache (``HEPNN_TUTORIAL_CACHE``), so only the first tutorials pay for generation.
+The tutorials are scripts (``tutorials/NN_*.py``) with generated notebooks beside them
+(``NN_*.ipynb``, ``make notebooks``). The suite checks the notebooks are in sync with the
+scripts, then executes each notebook with ``nbclient`` (quick mode through
+``HEPNN_TUTORIAL_QUICK=1``, outputs into ``HEPNN_TUTORIAL_OUT``) from a working directory
+outside the repository; the last printed line ``RESULT {json}`` is checked. The Pythia
+samples are generated once per test session into a shared cache (``HEPNN_TUTORIAL_CACHE``),
+so only the first tutorials pay for generation.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -115,14 +117,58 @@ def test_every_tutorial_has_a_check():
     assert all(f"check_{name[:2]}" in globals() for name in SCRIPTS)
 
 
+def _notebooks_module():
+    spec = importlib.util.spec_from_file_location("tutorial_notebooks", TUTORIALS / "_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_notebooks_are_in_sync_with_the_scripts():
+    pytest.importorskip("jupytext")
+    notebooks = _notebooks_module()
+    assert [p.name for p in notebooks.scripts()] == SCRIPTS
+    stale = [p.name for p in notebooks.stale()]
+    assert not stale, f"notebooks out of date with their scripts (run `make notebooks`): {stale}"
+    # generated with the script's code cells, no outputs, the python3 kernel
+    nb = json.loads((TUTORIALS / SCRIPTS[0]).with_suffix(".ipynb").read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert nb["cells"][0]["cell_type"] == "markdown" and nb["cells"][0]["source"][0].startswith("# Tutorial 01")
+    assert all(not c.get("outputs") for c in nb["cells"])
+    assert not any('"__file__" in globals()' in "".join(c["source"]) for c in nb["cells"]), "no __file__ workaround"
+
+
+def _printed(notebook) -> str:
+    text = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stdout":
+                text.append(output["text"])
+    return "".join(text)
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_tutorial_quick(script, tmp_path, sample_cache):
-    env = dict(os.environ, HEPNN_TUTORIAL_CACHE=str(sample_cache), MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, str(TUTORIALS / script), "--quick", "--out", str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, f"{script} printed no RESULT line:\n{proc.stdout[-3000:]}"
+def test_tutorial_notebook_quick(script, tmp_path, sample_cache, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    out = tmp_path / "out"
+    elsewhere = tmp_path / "cwd"  # not the tutorials folder: the notebook must find its helpers itself
+    elsewhere.mkdir()
+    for name, value in {"HEPNN_TUTORIAL_CACHE": str(sample_cache), "HEPNN_TUTORIAL_QUICK": "1",
+                        "HEPNN_TUTORIAL_OUT": str(out), "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "3"}.items():
+        monkeypatch.setenv(name, value)
+    notebook = nbformat.read(TUTORIALS / script.replace(".py", ".ipynb"), as_version=4)
+    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(elsewhere)}})
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as err:
+        pytest.fail(f"{script} failed as a notebook:\n{str(err)[-5000:]}")
+    printed = _printed(notebook)
+    lines = [line for line in printed.splitlines() if line.startswith("RESULT ")]
+    assert lines, f"{script} printed no RESULT line:\n{printed[-3000:]}"
+    assert "quick mode" in printed.splitlines()[0]
     result = json.loads(lines[-1][len("RESULT "):])
     CHECKS[script](result)
-    assert list(tmp_path.glob("*.png")), "each tutorial saves plots into --out"
+    assert list(out.glob("*.png")), "each tutorial saves plots into its output folder"

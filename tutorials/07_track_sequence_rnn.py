@@ -28,7 +28,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()))
+import hepnn  # noqa: E402
+
+# tutorials/_common.py from any working directory, as a script or as a notebook: beside the
+# hepnn checkout (editable install), else in or above the current folder
+TUTORIALS = next(p for p in (Path(hepnn.__file__).resolve().parents[1] / "tutorials",
+                             *(q / d for q in (Path.cwd(), *Path.cwd().parents) for d in ("", "tutorials")))
+                 if (p / "_common.py").is_file())
+sys.path.insert(0, str(TUTORIALS))
 import _common as tut  # noqa: E402
 
 args = tut.parse_args(__doc__, "07_track_sequence_rnn")

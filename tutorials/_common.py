@@ -1,6 +1,7 @@
 """Helpers shared by the hackathon tutorials (not part of the hepnn package).
 
-* :func:`parse_args` gives every tutorial the same command line (``--quick``, ``--out``).
+* :func:`parse_args` gives every tutorial the same command line (``--quick``, ``--out``); in a
+  notebook, ``$HEPNN_TUTORIAL_QUICK=1`` and ``$HEPNN_TUTORIAL_OUT`` stand for them.
 * :func:`sample` generates a Pythia sample once and caches it: in ``$HEPNN_TUTORIAL_CACHE``
   when that is set (the test suite shares one cache between all tutorials), else in
   ``OUT/data``. Rerunning a tutorial with the same ``--out`` reuses the files.
@@ -28,9 +29,11 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import numpy as np  # noqa: E402
 
 __all__ = ["parse_args", "sample", "top_qcd_config", "ttbar_config", "train", "result", "save", "section",
-           "CACHE_ENV"]
+           "CACHE_ENV", "QUICK_ENV", "OUT_ENV"]
 
 CACHE_ENV = "HEPNN_TUTORIAL_CACHE"
+QUICK_ENV = "HEPNN_TUTORIAL_QUICK"
+OUT_ENV = "HEPNN_TUTORIAL_OUT"
 _START = time.perf_counter()
 
 
@@ -38,9 +41,13 @@ def parse_args(doc: str | None, name: str, argv=None) -> argparse.Namespace:
     """``--quick`` (tiny samples, 1-2 epochs: under a minute on a laptop CPU) and ``--out DIR``."""
     parser = argparse.ArgumentParser(description=(doc or "").strip().split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny samples and 1-2 epochs (the test suite's mode)")
-    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "hepnn_tutorials" / name,
-                        help="output folder for samples, runs and plots (default: %(default)s)")
+    # a notebook has no command line: $HEPNN_TUTORIAL_QUICK=1 and $HEPNN_TUTORIAL_OUT stand for --quick and --out
+    quick = os.environ.get(QUICK_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    out = Path(os.environ[OUT_ENV]) if os.environ.get(OUT_ENV) else Path(tempfile.gettempdir()) / "hepnn_tutorials" / name
+    parser.add_argument("--quick", action="store_true", default=quick,
+                        help=f"tiny samples and 1-2 epochs (the test suite's mode; or set {QUICK_ENV}=1)")
+    parser.add_argument("--out", type=Path, default=out,
+                        help=f"output folder for samples, runs and plots (default: %(default)s; or set {OUT_ENV})")
     parser.add_argument("--seed", type=int, default=1, help="seed of samples and training")
     # parse_known_args: a Jupyter kernel adds its own arguments (-f kernel.json)
     args, _ = parser.parse_known_args(argv)

@@ -436,6 +436,17 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """Experiment tracking: the training run is also an MLflow run (``pip install hepnn[tracking]``)."""
+
+    backend: Literal["mlflow"] = field(default="mlflow", metadata=_doc("tracking backend"))
+    uri: Optional[str] = field(default=None, metadata=_doc(
+        "MLflow tracking URI; a folder or file: URI is a local file store (default: $MLFLOW_TRACKING_URI, else ./mlruns)"))
+    experiment: str = field(default="hepnn", metadata=_doc("MLflow experiment (created if missing)"))
+    run_name: Optional[str] = field(default=None, metadata=_doc("MLflow run name (default: the run directory's name)"))
+
+
+@dataclass(frozen=True)
 class TrainingConfig:
     epochs: int = field(default=10, metadata=_doc("training epochs", positive))
     batch_size: int = field(default=256, metadata=_doc("jets per step", positive))
@@ -458,6 +469,8 @@ class TrainingConfig:
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = field(default="auto", metadata=_doc("tf.distribute strategy"))
     folds: Optional[int] = field(default=None, metadata=_doc("k-fold training with this many folds", positive))
     verbose: int = field(default=1, metadata=_doc("Keras verbosity", non_negative))
+    tracking: Optional[TrackingConfig] = field(default=None, metadata=_doc(
+        "log params, per-epoch metrics, test metrics and the report to MLflow"))
 
     def validate(self):
         if self.stream_cache and not self.streaming:

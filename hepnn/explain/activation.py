@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..models.inference import compiled
 from .registry import register_explainer
 
 __all__ = ["activation_maximization"]
@@ -84,7 +85,7 @@ def activation_maximization(
              .astype(np.float32) if target.kinds[k] == "sequence" else np.ones_like(x0[k]) for k in x0}
     unit_index = tf.constant(units)
 
-    @tf.function(reduce_retracing=True)
+    @compiled
     def step(x, origin):
         with tf.GradientTape() as tape:
             tape.watch(x)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..models.inference import compiled
 from .registry import register_explainer
 
 __all__ = ["gradcam", "conv_layers"]
@@ -57,7 +58,7 @@ def gradcam(target, inputs, layer: str | None = None, relu: bool = True) -> dict
     image = target.of_kind("image")[0]
     h, w = target.shapes[image][:2]
 
-    @tf.function(reduce_retracing=True)
+    @compiled
     def cam_of(batch):
         with tf.GradientTape() as tape:
             maps, out = grad_model(batch, training=False)

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..models.inference import fixed_batches
+from ..models.inference import compiled, fixed_batches
 
 __all__ = ["Target", "infer_task"]
 
@@ -83,7 +83,7 @@ class Target:
         self.class_index = int(class_index)
         self.mask_value = float(find_mask_value(model) if mask_value is None else mask_value)
         self.batch_size = int(batch_size)
-        self._fn = tf.function(self._call, reduce_retracing=True)
+        self._fn = compiled(self._call)
 
     # --- evaluation -----------------------------------------------------------------
 
@@ -141,7 +141,7 @@ class Target:
                     y = self._call(batch)
                 return tape.gradient(y, batch)
 
-            self._grad_cache = tf.function(grad, reduce_retracing=True)
+            self._grad_cache = compiled(grad)
         return self._grad_cache
 
     # --- masks ----------------------------------------------------------------------

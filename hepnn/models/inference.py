@@ -30,7 +30,46 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-__all__ = ["fixed_batches", "predict"]
+__all__ = ["compiled", "fixed_batches", "predict"]
+
+
+class _OwnKey:
+    """``fn`` as a callable object, so TensorFlow counts its traces apart.
+
+    TensorFlow's "N out of the last M calls triggered tf.function retracing" warning
+    counts traces per ``__code__``: every ``tf.function`` made from the same ``lambda`` or
+    nested ``def`` (one per model, per explainer call) adds to one count, and loading a
+    few models in one process (a report, k-fold taggers) warns although each function
+    traced once. A callable object has no ``__code__``; TensorFlow then keys on the
+    object itself.
+    """
+
+    def __init__(self, fn: Any):
+        import inspect
+
+        self._fn = fn
+        self.__signature__ = inspect.signature(fn)
+        self.__name__ = getattr(fn, "__name__", "fn")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fn(*args, **kwargs)
+
+
+def compiled(fn: Any) -> Any:
+    """``tf.function(fn, reduce_retracing=True)`` whose traces are counted for this function alone.
+
+    Use it for every function hepnn compiles per model or per call, so that building
+    many of them never prints TensorFlow's retracing warning.
+
+    Examples
+    --------
+    >>> f = compiled(lambda x: 2 * x)                # doctest: +SKIP
+    >>> float(f(1.0))                                # doctest: +SKIP
+    2.0
+    """
+    import tensorflow as tf
+
+    return tf.function(_OwnKey(fn), reduce_retracing=True)
 
 _FORWARD: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
@@ -38,10 +77,8 @@ _FORWARD: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 def _forward(model: Any) -> Any:
     fn = _FORWARD.get(model)
     if fn is None:
-        import tensorflow as tf
-
         ref = weakref.ref(model)  # the cache must not keep the model alive
-        fn = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
+        fn = compiled(lambda x: ref()(x, training=False))
         _FORWARD[model] = fn
     return fn
 

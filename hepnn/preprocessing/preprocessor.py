@@ -10,7 +10,8 @@ Examples
 --------
 >>> import numpy as np
 >>> from hepnn.preprocessing import Preprocessor
->>> p = Preprocessor({"jet": {"kind": "flat", "variables": ["pt"], "transforms": {"pt": {"log": True}}}})
+>>> p = Preprocessor({"jet": {"kind": "flat", "variables": ["pt"], "standardize": True,
+...                          "transforms": {"pt": {"log": True}}}})
 >>> out = p.fit({"jet": np.array([[1.0], [np.e**2]])}).transform({"jet": np.array([[np.e]])})
 >>> out["jet"].round(3).tolist()
 [[0.0]]

@@ -25,7 +25,7 @@ def _cmd_evaluate(args) -> int:
 def _cmd_export(args) -> int:
     from .export import export_onnx
 
-    path = export_onnx(args.run_dir, out=args.out)
+    path = export_onnx(args.run_dir, out=args.out, with_preprocessing=args.with_preprocessing, opset=args.opset)
     print(f"wrote {path}")
     return 0
 
@@ -50,4 +50,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("run_dir")
     p.add_argument("--format", choices=["onnx"], default="onnx")
     p.add_argument("--out", default=None, help="output folder (default: RUN_DIR/export)")
+    p.add_argument("--with-preprocessing", action="store_true",
+                   help="put the transforms and standardisation in the graph: the model takes raw tensors")
+    p.add_argument("--opset", type=int, default=None, metavar="N", help="ONNX opset (default: the converter's)")
     p.set_defaults(func=_cmd_export)

@@ -37,11 +37,11 @@ def verification_batch(model, n: int = 64, seed: int = 0, mask_value: float = 0.
     return batch
 
 
-def _write_onnx(model, path: Path, batch: Mapping[str, np.ndarray]) -> None:
+def _write_onnx(model, path: Path, batch: Mapping[str, np.ndarray], opset: int | None = None) -> None:
     """Keras 3's own ONNX export (tf2onnx underneath; dynamic batch axis) of a model called on ``batch``."""
     model.predict(dict(batch), verbose=0)  # Keras exports only models that have been called
     with contextlib.redirect_stdout(io.StringIO()):
-        model.export(os.fspath(path), format="onnx", verbose=False)
+        model.export(os.fspath(path), format="onnx", verbose=False, opset_version=opset)
 
 
 def real_batch(config, names: list[str], preprocessing_path: Path, n: int = 256) -> dict[str, np.ndarray] | None:
@@ -74,7 +74,8 @@ def _max_diff(model, session, batch: Mapping[str, np.ndarray]) -> float:
     return float(np.nanmax(diff)) if not np.isnan(diff).all() else float("inf")
 
 
-def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, np.ndarray] | None = None) -> Path:
+def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, np.ndarray] | None = None,
+                with_preprocessing: bool = False, opset: int | None = None) -> Path:
     """Export the run's model to ONNX and check it against Keras; return the ``.onnx`` path.
 
     The check runs Keras and ONNX Runtime on a random batch (sequences with padded
@@ -92,6 +93,12 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
         Largest accepted absolute difference between Keras and ONNX Runtime outputs.
     data : dict of arrays, optional
         Preprocessed model inputs to verify on.
+    with_preprocessing : bool
+        Put the run's transforms and standardisation inside the ONNX graph, so it takes
+        raw tensors (see :mod:`hepnn.training.onnx_deploy`); verified against Keras on
+        the preprocessed test jets when the run's files are readable.
+    opset : int, optional
+        ONNX opset of the exported graph (default: the converter's).
 
     Returns
     -------
@@ -137,7 +144,7 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
     target = out_dir / "model.onnx"
     tmp = out_dir / ".model.onnx.part"
     try:
-        _write_onnx(model, tmp, batches["random"])
+        _write_onnx(model, tmp, batches["random"], opset)
         session = ort.InferenceSession(os.fspath(tmp), providers=["CPUExecutionProvider"])
         diffs = {key: _max_diff(model, session, batch) for key, batch in batches.items()}
     except HepnnError:
@@ -160,23 +167,34 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
             "no ONNX file written"
         )
         raise HepnnError(msg)
-    os.replace(tmp, target)
-    if run.preprocessing.is_file():
-        shutil.copyfile(run.preprocessing, out_dir / "preprocessing.json")
     classes = class_names(config)
     if run.provenance.is_file():
         from .rundir import read_json
 
         classes = read_json(run.provenance).get("classes") or classes
+    shapes = {i.name: [d if isinstance(d, int) else None for d in i.shape] for i in session.get_inputs()}
+    from .onnx_deploy import finish_export
+
+    try:
+        diffs.update(finish_export(tmp, config, names, classes, infer_task(config, len(classes)), shapes, run,
+                                   with_preprocessing, tolerance, model))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
+    if run.preprocessing.is_file():
+        shutil.copyfile(run.preprocessing, out_dir / "preprocessing.json")
     write_json(out_dir / "metadata.json", {
-        "inputs": {i.name: [d if isinstance(d, int) else None for d in i.shape] for i in session.get_inputs()},
+        "inputs": shapes,
+        "preprocessing_in_graph": bool(with_preprocessing),
         "feature_names": {n: list(getattr(config.data.inputs[n], "variables", ()) or ()) for n in names},
         "mask_value": mask_value,
         "classes": classes,
         "task": infer_task(config, len(classes)),
-        "max_abs_diff_vs_keras": diff,
+        "max_abs_diff_vs_keras": max(diffs.values()),
         "verified_on": {k: {"n_jets": int(len(next(iter(b.values())))), "max_abs_diff": diffs[k]}
                         for k, b in batches.items()},
+        "verified_raw_inputs": diffs.get("test_data_raw"),
         "tolerance": tolerance,
     })
     return target

@@ -9,6 +9,14 @@ numpy array for per-jet input, an awkward jagged array (one list per event) for
 per-event input. There is no selection: the config's cuts are not applied, so every jet
 gets a score, and no label branch is needed.
 
+``predict`` also takes a jet collection (``events.Jet`` of coffea NanoEvents, or any
+awkward ``var * record`` array whose fields are the jet variables without the
+``Jet_`` prefix; linked collections such as tracks are found through the NanoEvents
+parent) and dask-awkward arrays (coffea NanoEvents in dask mode, ``uproot.dask``,
+``dask_awkward.from_awkward``): then it returns a lazy ``dask_awkward.Array`` built with
+``dask_awkward.map_partitions`` and computes nothing itself; only the branches the
+tagger needs are read when it is computed.
+
 Examples
 --------
 >>> import hepnn, uproot
@@ -17,6 +25,11 @@ Examples
 >>> scores = tagger.predict(events)     # var * float32, one score per Jet   # doctest: +SKIP
 >>> ak.num(scores).tolist() == events.nJet.tolist()                     # doctest: +SKIP
 True
+
+In a coffea 2025 (dask) processor the same call is lazy:
+
+>>> events = NanoEventsFactory.from_root({"nano.root": "Events"}, mode="dask").events()  # doctest: +SKIP
+>>> jets = ak.with_field(events.Jet, tagger.predict(events.Jet), "hepnn")                  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -31,6 +44,24 @@ import numpy as np
 from ..exceptions import HepnnError, InputDataError
 
 __all__ = ["Tagger"]
+
+
+def _is_dask(events: Any) -> bool:
+    """A dask-awkward array (checked without importing dask)."""
+    return type(events).__module__.split(".")[0] == "dask_awkward"
+
+
+def _is_collection(events: Any) -> bool:
+    """An awkward ``n_events * var * record`` array: one collection (``events.Jet``), not events."""
+    import awkward as ak
+
+    return isinstance(events, ak.Array) and bool(events.fields) and events.ndim == 2
+
+
+def _collection_name(events: Any) -> str | None:
+    """The NanoEvents ``collection_name`` of a ``var * record`` array (None for plain awkward)."""
+    content = getattr(events.layout, "content", None)
+    return content.parameter("collection_name") if content is not None else None
 
 
 def _slice(events: Any, start: int, stop: int) -> Any:
@@ -151,10 +182,16 @@ class Tagger:
 
         Parameters
         ----------
-        events : awkward record array or dict of arrays
+        events : awkward record array, dict of arrays, jet collection or dask-awkward array
             As ``uproot`` ``tree.arrays()`` returns (fields named as the config's branches),
             one entry per jet (``per_jet``) or per event (``per_event``). A coffea
             NanoEvents array works too (``events.Jet.pt`` stands for ``Jet_pt``).
+            In per-event layout a jet collection works as well: ``events.Jet`` of
+            NanoEvents, or a plain ``var * record`` awkward array whose fields are the
+            jet variables without the collection prefix (``pt`` for ``Jet_pt``); inputs
+            from linked collections (``Track_*``) are taken from the NanoEvents parent
+            of an unselected collection. A ``dask_awkward.Array`` of any of these
+            gives a lazy result (see Returns).
             No cuts are applied and no label branch is needed.
         batch_size : int, optional
             Prediction batch size (default ``evaluation.batch_size`` of the config).
@@ -166,16 +203,30 @@ class Tagger:
             or ``(n_jets, n_classes)`` probabilities (multiclass). Per-event input: an
             awkward array ``n_events * var * float32`` with ``ak.num(scores) ==`` the
             jets per event; multiclass gives records with one field per class.
+            For a dask-awkward input, a ``dask_awkward.Array`` with one partition per
+            input partition and nothing computed (per-jet multiclass: records with one
+            field per class); ``.compute()`` gives what the eager call gives.
 
         Raises
         ------
         InputDataError
             When a needed branch is missing (naming it, what the tagger needs and the
-            nearest available names), or for NaN values and bad links.
+            nearest available names), or for NaN values and bad links. For a lazy
+            input, missing branches are reported when the graph is built.
+
+        Examples
+        --------
+        >>> scores = tagger.predict(events)          # whole events       # doctest: +SKIP
+        >>> scores = tagger.predict(events.Jet)      # NanoEvents jets    # doctest: +SKIP
+        >>> lazy = tagger.predict(dask_events.Jet)   # dask: nothing computed yet  # doctest: +SKIP
+        >>> lazy.compute()                                                 # doctest: +SKIP
         """
         from ..io.represent import Columns, jets_per_entry, represent
         from ..io.stream import read_ahead
 
+        if _is_dask(events):
+            return self._predict_lazy(events, batch_size)
+        events = self._as_events(events)
         columns = Columns(events)
         plan = self._plan(columns.keys(), "events")
         n = len(columns)
@@ -197,6 +248,84 @@ class Tagger:
             counts = parts[0][1] if len(parts) == 1 else np.concatenate([c for _, c in parts])
             return self._jagged(scores, counts)
         return scores
+
+    def _as_events(self, events: Any) -> Any:
+        """Events (or a dict of branches) for :meth:`predict`; a jet collection is mapped to branches.
+
+        ``events.Jet`` becomes ``{"Jet_pt": events.Jet.pt, ...}`` (no copy). When the
+        tagger also needs linked collections, a NanoEvents collection that holds every
+        jet of its events is replaced by its parent events (same jets, same order).
+        """
+        import awkward as ak
+
+        if not _is_collection(events):
+            return events
+        name = _collection_name(events) or self._data.jets
+        if self.layout != "per_event":
+            msg = (
+                f"received a jet collection ({name}: {events.type}) but this tagger was trained on "
+                "per-jet trees (one entry per jet, data.layout: per_jet); pass those arrays, e.g. "
+                "tagger.predict(ak.flatten(jets)) with fields named as the config's branches"
+            )
+            raise InputDataError(msg)
+        prefix = self._data.jets
+        branches = {f"{prefix}_{field}": events[field] for field in events.fields
+                    if not ak.fields(events[field])}  # nested records (cross-references) are skipped
+        try:
+            self._plan(list(branches), f"<collection {name}>")
+        except InputDataError as err:
+            parent = self._parent_events(events, name)
+            if parent is None:
+                msg = (
+                    f"{err}\nA jet collection carries only its own fields ({prefix}_*); the tagger also reads "
+                    f"linked collections: pass the whole events array (tagger.predict(events)) or, with coffea "
+                    f"NanoEvents, the collection before any jet selection (tagger.predict(events.{name}))"
+                )
+                raise InputDataError(msg) from None
+            return parent
+        return branches
+
+    @staticmethod
+    def _parent_events(jets: Any, name: str) -> Any:
+        """The NanoEvents events ``jets`` came from, when ``jets`` is all of ``events.<name>``; else None."""
+        import awkward as ak
+
+        if ak.backend(jets) == "typetracer":
+            return None
+        try:
+            parent = jets._events()
+            full = parent[name]
+        except Exception:  # noqa: BLE001 - plain awkward arrays have no parent
+            return None
+        if len(full) != len(jets) or not ak.all(ak.num(full, axis=1) == ak.num(jets, axis=1)):
+            return None
+        return parent
+
+    def _predict_lazy(self, events: Any, batch_size: int | None) -> Any:
+        """``dask_awkward.map_partitions`` of :meth:`predict`: a lazy array, nothing computed."""
+        from .._optional import require
+
+        dak = require("dask_awkward", extra="dask")
+        scorer = _PartitionScorer(self, batch_size)
+        meta = scorer(events._meta)  # typetracer pass: checks the branches, gives the output type
+        return dak.map_partitions(scorer, events, meta=meta, label="hepnn-tagger")
+
+    def _empty_scores(self) -> Any:
+        """Scores of no jets, with the output type of :meth:`predict` as an awkward array."""
+        width = len(self.classes) if self.task == "multiclass" else 0
+        empty = np.zeros((0, width) if width else (0,), dtype=np.float32)
+        if self.layout == "per_event":
+            return self._jagged(empty, np.zeros(0, dtype=np.int64))
+        return self._awkward(empty)
+
+    def _awkward(self, scores: np.ndarray) -> Any:
+        """Per-jet scores as an awkward array (multiclass: one field per class)."""
+        import awkward as ak
+
+        if scores.ndim == 2:
+            names = self.classes if len(self.classes) == scores.shape[1] else [f"class_{i}" for i in range(scores.shape[1])]
+            return ak.zip({name: scores[:, i] for i, name in enumerate(names)})
+        return ak.Array(scores)
 
     def predict_numpy(self, arrays: Mapping[str, np.ndarray], *, preprocessed: bool = False,
                       batch_size: int | None = None) -> np.ndarray:
@@ -355,12 +484,7 @@ class Tagger:
     def _jagged(self, scores: np.ndarray, counts: np.ndarray) -> Any:
         import awkward as ak
 
-        if scores.ndim == 2:
-            names = self.classes if len(self.classes) == scores.shape[1] else [f"class_{i}" for i in range(scores.shape[1])]
-            flat = ak.zip({name: scores[:, i] for i, name in enumerate(names)})
-        else:
-            flat = scores
-        return ak.unflatten(flat, counts)
+        return ak.unflatten(self._awkward(scores) if scores.ndim == 2 else scores, counts)
 
     def _concatenate(self, parts: list) -> Any:
         if self.layout == "per_event":
@@ -392,3 +516,47 @@ class Tagger:
         if len(trees) == 1:
             return trees[0]
         return wanted[0] if wanted else ("Events" if self.layout == "per_event" else "jets")
+
+
+_TAGGERS: dict = {}
+
+
+class _PartitionScorer:
+    """Scores one partition of a dask-awkward array with :meth:`Tagger.predict` (picklable).
+
+    On a typetracer partition (graph building, column projection) it touches exactly the
+    branches the tagger reads and returns the output type; on real data it scores. Pickled
+    (distributed workers), it carries the run directory and loads the tagger once per process.
+    """
+
+    def __init__(self, tagger: Tagger, batch_size: int | None):
+        self.tagger = tagger
+        self.batch_size = batch_size
+
+    def __getstate__(self) -> dict:
+        if self.tagger.path is None:
+            return dict(self.__dict__)
+        return {"path": os.path.abspath(self.tagger.path), "batch_size": self.batch_size}
+
+    def __setstate__(self, state: dict) -> None:
+        if "path" in state:
+            path = state["path"]
+            if path not in _TAGGERS:
+                _TAGGERS[path] = Tagger.load(path)
+            state = {"tagger": _TAGGERS[path], "batch_size": state["batch_size"]}
+        self.__dict__.update(state)
+
+    def __call__(self, events: Any) -> Any:
+        import awkward as ak
+
+        tagger = self.tagger
+        if ak.backend(events) == "typetracer":
+            from ..io.represent import Columns
+
+            columns = Columns(tagger._as_events(events))
+            plan = tagger._plan(columns.keys(), "<dask-awkward>")
+            for name in plan.read_list():
+                ak.typetracer.touch_data(columns[name])
+            return ak.Array(tagger._empty_scores().layout.to_typetracer(forget_length=True))
+        scores = tagger.predict(events, batch_size=self.batch_size)
+        return scores if tagger.layout == "per_event" else tagger._awkward(np.asarray(scores, dtype=np.float32))

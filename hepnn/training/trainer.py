@@ -136,8 +136,8 @@ def reweight_factors(values, labels, weights, bins: int, target: str = "signal")
     Examples
     --------
     >>> v = np.array([1.0, 1.0, 2.0, 1.0, 2.0, 2.0]); y = np.array([0, 0, 0, 1, 1, 1])
-    >>> reweight_factors(v, y, np.ones(6), bins=2).round(2).tolist()
-    [0.75, 0.75, 1.5, 1.0, 1.0, 1.0]
+    >>> reweight_factors(v, y, np.ones(6), bins=2).round(2).tolist()  # background 2:1, signal 1:2
+    [0.5, 0.5, 2.0, 1.0, 1.0, 1.0]
     """
     edges = np.histogram_bin_edges(values, bins=bins)
     idx = np.clip(np.digitize(values, edges[1:-1]), 0, bins - 1)
@@ -444,6 +444,9 @@ class Trainer:
         history = list(state["history"])
         stopped = False
         first_epoch = tcfg.epochs if state.get("stopped_early") else state["epoch"]
+        from .tracking import start_tracking  # training.tracking (MLflow); None when not configured
+
+        tracker = start_tracking(cfg, run.path) if run is source else None
         for epoch in range(first_epoch, tcfg.epochs):
             lr = state["lr"] if tcfg.schedule is not None and tcfg.schedule.name == "plateau" else learning_rate_at(
                 epoch, tcfg.optimizer.learning_rate, tcfg.schedule
@@ -481,6 +484,8 @@ class Trainer:
                 if row["epoch_time_s"] > 0:
                     row["input_wait_share"] = round(max(row["input_wait_share"], row["reader_wait_s"] / row["epoch_time_s"]), 4)
             history.append(row)
+            if tracker is not None:
+                tracker.log_epoch(row)
             self.log(_format_row(row, tcfg.epochs))
             if row["input_wait_share"] > INPUT_BOUND_SHARE and (n_train or 0) >= 20 * tcfg.batch_size:
                 warnings.warn(
@@ -527,6 +532,8 @@ class Trainer:
             model.load_weights(best)
         run.save_model(model)
         run.write_history(history)
+        if tracker is not None:
+            tracker.finish()
         if getattr(feed, "cache_dir", None) is not None and feed.cache_dir.is_dir():
             import shutil
 

@@ -1,0 +1,239 @@
+"""A deployable ONNX tagger: the run's preprocessing inside the graph, its contract in the metadata.
+
+:func:`embed_preprocessing` takes the ONNX model :func:`hepnn.training.export.export_onnx`
+wrote (inputs: standardised tensors) and puts in front of it, as ONNX operators, what
+:class:`hepnn.preprocessing.Preprocessor` does in numpy: per variable ``abs``, ``log`` or
+``log1p``, ``clip``, then ``(x - mean) / scale``; for sequences the padded slots (every
+feature equal to the input's ``pad_value``) are found in the raw tensor and set back to the
+pad value after standardisation; image inputs get their per-pixel standardisation. The
+model then takes the raw tensors a C++ framework builds from its own objects: same
+variables, same order, same sorting and padding as the config says.
+
+:func:`deploy_metadata` is the contract a CMSSW or Athena user needs, stored in the ONNX
+model's ``metadata_props`` (each value a JSON string): input names and shapes, variable
+names and order per input, sort key, max length, pad value, classes, task and the hepnn
+version.
+
+Examples
+--------
+>>> from hepnn.training.export import export_onnx
+>>> export_onnx("runs/btag", with_preprocessing=True, opset=17)   # doctest: +SKIP
+PosixPath('runs/btag/export/model.onnx')
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["embed_preprocessing", "deploy_metadata", "add_metadata", "finish_export"]
+
+
+def _const(name: str, value: np.ndarray):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(value), name=name)
+
+
+def _feature_params(preprocessing: Any, name: str, spec: Mapping, shape: tuple) -> dict[str, np.ndarray]:
+    """Per-feature constants (broadcastable to the input's trailing shape) of one input."""
+    variables = list(spec.get("variables", []))
+    transforms = spec.get("transforms", {}) or {}
+    n_features = int(np.prod(shape[-1:] if spec.get("kind") != "image" else shape))
+    mean, scale = preprocessing._params(name, spec, n_features, (1, *shape))
+    params = {"mean": np.asarray(mean, np.float32), "scale": np.asarray(scale, np.float32)}
+    if spec.get("kind") == "image":
+        params = {k: v.reshape(shape) for k, v in params.items()}
+        return params
+    width = shape[-1]
+    t = [transforms.get(v) or {} for v in variables] + [{}] * (width - len(variables))
+    params["abs"] = np.array([bool(x.get("abs")) for x in t])
+    params["log"] = np.array([bool(x.get("log") or x.get("log1p")) for x in t])
+    params["shift"] = np.array([1.0 if x.get("log1p") else 0.0 for x in t], np.float32)
+    params["lo"] = np.array([x["clip"][0] if x.get("clip") else -np.inf for x in t], np.float32)
+    params["hi"] = np.array([x["clip"][1] if x.get("clip") else np.inf for x in t], np.float32)
+    return params
+
+
+def _input_nodes(preprocessing: Any, name: str, spec: Mapping, shape: tuple, raw: str, out: str, opset: int):
+    """ONNX nodes and initialisers turning the raw input ``raw`` into the standardised ``out``."""
+    from onnx import helper
+
+    p = _feature_params(preprocessing, name, spec, shape)
+    nodes, inits = [], []
+
+    def c(key: str, value: np.ndarray) -> str:
+        const = f"hepnn_pre/{name}/{key}"
+        inits.append(_const(const, value))
+        return const
+
+    def node(op: str, inputs: list[str], key: str, **attrs) -> str:
+        output = f"hepnn_pre/{name}/{key}"
+        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    x = raw
+    if spec.get("kind") != "image":
+        if p["abs"].any():
+            x = node("Where", [c("abs_mask", p["abs"]), node("Abs", [x], "abs"), x], "after_abs")
+        if p["log"].any():
+            logged = node("Log", [node("Add", [x, c("shift", p["shift"])], "log_arg")], "log")
+            x = node("Where", [c("log_mask", p["log"]), logged, x], "after_log")
+        if np.isfinite(p["lo"]).any() or np.isfinite(p["hi"]).any():
+            x = node("Min", [node("Max", [x, c("lo", p["lo"])], "clip_lo"), c("hi", p["hi"])], "after_clip")
+    x = node("Div", [node("Sub", [x, c("mean", p["mean"])], "centred"), c("scale", p["scale"])], "standardised")
+    if spec.get("kind") == "sequence":
+        pad = np.float32(spec.get("pad_value", 0.0))
+        differs = node("Not", [node("Equal", [raw, c("pad", np.array(pad, np.float32))], "is_pad")], "not_pad")
+        not_pad = node("Cast", [differs], "not_pad_f", to=1)
+        if opset >= 18:  # axes became an input in opset 18
+            real = node("ReduceMax", [not_pad, c("last_axis", np.array([-1]))], "real_f", keepdims=1)
+        else:
+            real = node("ReduceMax", [not_pad], "real_f", keepdims=1, axes=[-1])
+        is_real = node("Greater", [real, c("half", np.array(0.5, np.float32))], "real")
+        x = node("Where", [is_real, x, c("pad_out", np.array(pad, np.float32))], "masked")
+    nodes.append(helper.make_node("Identity", [x], [out], name=f"hepnn_pre/{name}/out"))
+    return nodes, inits
+
+
+def embed_preprocessing(model_proto: Any, preprocessing: Any, metadata: Mapping[str, Any] | None = None) -> Any:
+    """Return ``model_proto`` with ``preprocessing`` as operators in front of it (and ``metadata``).
+
+    The graph inputs keep their names and shapes; they now take raw (untransformed,
+    unstandardised) tensors.
+    """
+    import onnx
+
+    graph = model_proto.graph
+    opset = max((o.version for o in model_proto.opset_import if o.domain in ("", "ai.onnx")), default=13)
+    specs = dict(preprocessing.inputs) if preprocessing is not None else {}
+    new_nodes, new_inits = [], []
+    for graph_input in graph.input:
+        name = graph_input.name
+        spec = specs.get(name)
+        if spec is None or spec.get("kind") not in ("flat", "sequence", "image"):
+            continue
+        if spec.get("kind") == "image" and not spec.get("standardize"):
+            continue
+        dims = graph_input.type.tensor_type.shape.dim
+        shape = tuple(int(d.dim_value) for d in dims[1:])
+        inner = f"hepnn_pre/{name}/standardised_input"
+        for node in graph.node:
+            for i, value in enumerate(node.input):
+                if value == name:
+                    node.input[i] = inner
+        nodes, inits = _input_nodes(preprocessing, name, spec, shape, name, inner, opset)
+        new_nodes += nodes
+        new_inits += inits
+    all_nodes = new_nodes + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(all_nodes)
+    graph.initializer.extend(new_inits)
+    if metadata:
+        add_metadata(model_proto, metadata)
+    onnx.checker.check_model(model_proto)
+    return model_proto
+
+
+def add_metadata(model_proto: Any, metadata: Mapping[str, Any]) -> Any:
+    """Store ``metadata`` in the model's ``metadata_props`` (one JSON string per key)."""
+    for key, value in metadata.items():
+        entry = model_proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    model_proto.producer_name = "hepnn"
+    return model_proto
+
+
+def _raw_batch(config: Any, names: list[str], n: int = 256) -> dict[str, np.ndarray] | None:
+    """Up to ``n`` raw (not standardised) test-split jets of the run's files, masks included; None if unreadable."""
+    from ..exceptions import InputDataError
+    from ..io import iterate
+
+    if not config.data.files:
+        return None
+    try:
+        chunk = next(iterate(config.data, split="test"), None)
+    except (InputDataError, OSError):
+        return None
+    if chunk is None or len(chunk.get("label", ())) == 0:
+        return None
+    keys = [k for name in names for k in (name, f"{name}_mask") if k in chunk]
+    return {k: np.asarray(chunk[k][:n]) for k in keys}
+
+
+def finish_export(path: Any, config: Any, names: list[str], classes: list[str], task: str, shapes: Mapping[str, list],
+                  run: Any, with_preprocessing: bool, tolerance: float, model: Any) -> dict[str, float]:
+    """Add the metadata (and the preprocessing) to the ONNX file at ``path``; verify the raw-input graph.
+
+    Returns the measured differences (``{"test_data_raw": ...}`` when verified).
+    """
+    import onnx
+
+    from .._optional import require
+    from ..exceptions import HepnnError
+    from ..preprocessing import Preprocessor
+
+    proto = onnx.load(str(path))
+    metadata = deploy_metadata(config, names, classes, task, shapes, with_preprocessing)
+    if not with_preprocessing:
+        onnx.save(add_metadata(proto, metadata), str(path))
+        return {}
+    if not run.preprocessing.is_file():
+        msg = (f"{run.preprocessing}: the run has no preprocessing to put in the graph; "
+               "export without --with-preprocessing (the model then takes the inputs as they are)")
+        raise HepnnError(msg)
+    preprocessing = Preprocessor.load(run.preprocessing)
+    onnx.save(embed_preprocessing(proto, preprocessing, metadata), str(path))
+    raw = _raw_batch(config, names)
+    if raw is None:
+        return {}
+    ort = require("onnxruntime")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = preprocessing.transform(raw)
+    expected = np.asarray(model.predict({n: np.asarray(x[n], np.float32) for n in names}, verbose=0), np.float64)
+    got = np.asarray(session.run(None, {i.name: np.asarray(raw[i.name], np.float32) for i in session.get_inputs()})[0])
+    diff = float(np.max(np.abs(got.reshape(expected.shape) - expected))) if expected.size else 0.0
+    if not diff <= tolerance:
+        msg = (f"ONNX export with the preprocessing in the graph disagrees with Keras on raw test jets by {diff:.3g} "
+               f"(> tolerance {tolerance:g}); no ONNX file written")
+        raise HepnnError(msg)
+    return {"test_data_raw": diff}
+
+
+def deploy_metadata(config: Any, names: list[str], classes: list[str], task: str, shapes: Mapping[str, list],
+                    with_preprocessing: bool) -> dict[str, Any]:
+    """What a C++ caller needs to build the inputs and read the outputs (JSON-able)."""
+    from .. import __version__
+
+    inputs = {}
+    for name in names:
+        inp = config.data.inputs[name]
+        entry: dict[str, Any] = {"kind": inp.kind, "shape": shapes.get(name)}
+        if inp.kind in ("flat", "sequence"):
+            entry["variables"] = list(inp.variables)
+        if inp.kind == "sequence":
+            sort = inp.sort_by
+            entry.update({
+                "max_length": inp.max_length, "pad_value": inp.pad_value,
+                "collection": inp.collection, "link": inp.link,
+                "sort_by": None if sort is None else {"variable": sort.variable, "descending": sort.descending,
+                                                       "absolute": sort.absolute},
+            })
+        if inp.kind == "image":
+            entry.update({"pixels": inp.pixels, "extent": inp.extent, "channels": list(inp.channels),
+                          "preprocess": list(inp.preprocess)})
+        inputs[name] = entry
+    return {
+        "hepnn_version": __version__,
+        "inputs": inputs,
+        "input_names": list(names),
+        "classes": list(classes),
+        "task": task,
+        "output": "sigmoid score of the last class" if task == "binary" else
+                  ("softmax probabilities in class order" if task == "multiclass" else "model output"),
+        "preprocessing_in_graph": bool(with_preprocessing),
+        "layout": config.data.layout,
+        "jets": config.data.jets if config.data.layout == "per_event" else None,
+    }
