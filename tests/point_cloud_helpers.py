@@ -71,7 +71,7 @@ def config_for(files, model, variables, transforms=None, standardize=True, max_l
             "split": {"train": 0.6, "val": 0.1, "test": 0.3, "seed": 3},
         },
         "model": {**model, "inputs": ["parts", "jet"] if flat else ["parts"]},
-        "training": {"epochs": 2, "batch_size": 32, "verbose": 0, "early_stopping": None, "seed": 5},
+        "training": {"epochs": 1, "batch_size": 32, "verbose": 0, "early_stopping": None, "seed": 5},
     })
 
 

@@ -120,10 +120,11 @@ def test_fused_model_trains():
     model = MODELS.get("particlenet")({"parts": (10, 4), "jet": (3,)}, branch_units=8, **TINY)
     assert "jet_branch_dense0" in [layer.name for layer in model.layers]
     model.compile(optimizer=keras.optimizers.Adam(0.02), loss="binary_crossentropy")
-    history = model.fit({"parts": x, "jet": jet}, y, epochs=15, batch_size=32, verbose=0).history["loss"]
+    history = model.fit({"parts": x, "jet": jet}, y, epochs=12, batch_size=64, verbose=0).history["loss"]
     assert history[-1] < 0.5 * history[0]
 
 
+@pytest.mark.slow
 def test_end_to_end_train_evaluate_predict_explain_export(tmp_path_factory):
     files = generated_files(tmp_path_factory)
     config = config_for(files, {"name": "particlenet", **TINY},
