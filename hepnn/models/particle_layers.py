@@ -24,11 +24,18 @@ __all__ = [
     "pair_features_reference",
     "ClassToken",
     "MaskedAttention",
+    "gelu_tanh",
 ]
 
 # additive attention bias of a padded key: exp(-1e9 + x) is exactly 0 in float32, and a
 # row of padded keys only stays finite (unlike -inf)
 _NEG = -1e9
+
+
+@keras.saving.register_keras_serializable(package="hepnn")
+def gelu_tanh(x):
+    """GELU in its tanh approximation (ONNX-exportable: the exact GELU needs ``Erfc``, which tf2onnx lacks)."""
+    return keras.activations.gelu(x, approximate=True)
 
 
 @keras.saving.register_keras_serializable(package="hepnn")

@@ -114,7 +114,8 @@ def build_transformer(
     dense_units : list of int
         Hidden widths of the head (ParT: none, the token goes straight to the output).
     activation, initializer, batch_norm, dropout, l1, l2
-        ``activation`` of the MLPs (GELU in the paper); the rest for the head, as for
+        ``activation`` of the MLPs (GELU in the paper, here in its tanh approximation,
+        which exports to ONNX); the rest for the head, as for
         :func:`hepnn.models.dense.build_dense`.
     branch_units : int
         Width of the side branches (fusion of other inputs).
@@ -139,9 +140,11 @@ def build_transformer(
     from .._optional import require
     from . import blocks
     from .layers import ApplyMask
-    from .particle_layers import ClassToken, MaskedAttention, PairFeatures, SelectFeatures
+    from .particle_layers import ClassToken, MaskedAttention, PairFeatures, SelectFeatures, gelu_tanh
 
     keras = require("keras")
+    init = blocks.kernel_initializer(initializer, activation)
+    activation = gelu_tanh if activation == "gelu" else activation  # exportable to ONNX
     inputs = blocks.make_inputs(input_shapes)
     blocks.require_kind("transformer", inputs, "sequence", "(max_length, n_features)")
     embed = opt.as_units(embed_units)
@@ -164,11 +167,12 @@ def build_transformer(
                 h = SelectFeatures(rest, name=f"{name}_particle_features")(x)
             pairs = PairFeatures(name=f"{name}_pair_features")([p4, mask])
             u = keras.layers.BatchNormalization(name=f"{name}_pair_bn")(pairs)
-            u = blocks.dense_stack(u, pair_units, activation=activation, name=f"{name}_pair_embed") if pair_units else u
+            u = blocks.dense_stack(u, pair_units, activation=activation, initializer=init,
+                                   name=f"{name}_pair_embed") if pair_units else u
             u = keras.layers.Dense(num_heads, name=f"{name}_pair_heads")(u)
             bias = keras.layers.Permute((3, 1, 2), name=f"{name}_pair_bias")(u)
         h = ApplyMask(0.0, name=f"{name}_zero_padding")([h, mask])
-        h = blocks.dense_stack(h, embed, activation=activation, name=f"{name}_embed")
+        h = blocks.dense_stack(h, embed, activation=activation, initializer=init, name=f"{name}_embed")
         h = ApplyMask(0.0, name=f"{name}_embed_masked")([h, mask])
 
         def ffn(t, prefix):
@@ -202,5 +206,5 @@ def build_transformer(
         inputs, "sequence", units=branch_units, mask_value=mask_value, activation=activation
     )
     outputs = blocks.head(features, dense_units, task=task, n_outputs=n_outputs, activation=activation,
-                          initializer=initializer, batch_norm=batch_norm, dropout=dropout, l1=l1, l2=l2, name="head")
+                          initializer=init, batch_norm=batch_norm, dropout=dropout, l1=l1, l2=l2, name="head")
     return blocks.functional_model(inputs, outputs, name="transformer")
