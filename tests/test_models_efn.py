@@ -144,3 +144,27 @@ def test_end_to_end_train_evaluate_predict_explain_export(tmp_path_factory):
     real = result["data"]["parts_mask"]
     assert z[real].max() <= 1.0 + 1e-6
     assert np.all(z[real] > 0) and np.all(z[~real] == 0)  # z reached the model unstandardised
+
+
+@pytest.mark.slow
+def test_report_of_an_efn_run_shows_its_filters(tmp_path_factory):
+    import hepnn.io
+    from hepnn.models import load_model
+    from hepnn.models.efn import efn_filters
+    from hepnn.plotting.report import build_report
+    from hepnn.training.trainer import Trainer
+
+    files = generated_files(tmp_path_factory)
+    config = config_for(files, {"name": "efn", **TINY}, ["rel_eta", "rel_phi", "pt_frac", "log_pt"],
+                        transforms={"log_pt": {"standardize": True}}, standardize=False)
+    data = hepnn.io.load(config)
+    run = tmp_path_factory.mktemp("efn_report") / "efn"
+    Trainer(config, log=lambda _: None).fit(run, data=data)
+    report = build_report(run, data=data, progress=False)
+    figure = report.figure("efn_filters")
+    assert figure.section == "explain" and figure.files and all((report.path / f).is_file() for f in figure.files)
+    extent = figure.summary["extent"]
+    assert 0.1 < extent < 1.5  # raw (Δη, Δφ): the range of the jet's particles, not standard deviations
+    grid = efn_filters(load_model(run / "model.keras"), extent=extent, n_grid=65)
+    first = figure.result.indices[0]
+    np.testing.assert_allclose(figure.result.values[0], grid["filters"][first], rtol=1e-5, atol=1e-6)
