@@ -92,6 +92,25 @@ def test_coordinates_by_feature_name():
         MODELS.get("particlenet")({"parts": (10, 2)}, feature_names={"parts": ["a", "b"]}, **TINY)
 
 
+def test_trainer_context_gives_the_feature_names():
+    from hepnn.models.registry import check_params, context_options
+
+    config = load_config({"data": {"inputs": {
+        "parts": {"kind": "sequence", "variables": ["log_pt", "rel_phi", "rel_eta"]},
+        "jet": {"kind": "flat", "variables": ["jet_mass"]},
+        "image": {"kind": "image", "channels": ["pt", "charged_pt"]},
+    }}, "model": {"name": "particlenet"}})
+    builder = MODELS.get("particlenet")
+    context = context_options(builder, config, ["parts", "jet", "image"])
+    assert context == {"feature_names": {"parts": ["log_pt", "rel_phi", "rel_eta"], "jet": ["jet_mass"],
+                                         "image": ["pt", "charged_pt"]}}
+    assert context_options(MODELS.get("dense"), config) == {}  # builders without the argument get nothing
+    model = builder({"parts": (10, 3)}, **context, **TINY)
+    assert model.get_layer("parts_coordinates").indices == [2, 1]
+    # not a config option
+    assert [key for key, _ in check_params("particlenet", {"feature_names": {}})] == ["feature_names"]
+
+
 @pytest.mark.parametrize(("option", "value", "match"), [
     ("preset", "medium", "expected one of 'full', 'lite'"),
     ("k", 0, "expected a positive int"),

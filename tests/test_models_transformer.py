@@ -173,3 +173,9 @@ def test_end_to_end_train_evaluate_predict_explain_export(tmp_path_factory):
     result = end_to_end(files, tmp_path_factory.mktemp("transformer_run"), config)
     check_end_to_end(result)
     assert sorted(result["onnx_meta"]["inputs"]) == ["jet", "parts"]
+    # the trainer passed the feature names: the four-momenta were found by name, not by position
+    from hepnn.models import load_model
+
+    model = load_model(result["run"] / "model.keras")
+    assert model.get_layer("parts_four_momentum").indices == [3, 4, 5, 6]
+    assert model.get_layer("parts_particle_features").indices == [0, 1, 2]
