@@ -166,7 +166,7 @@ def test_save_reload_in_safe_mode(tmp_path):
 @pytest.mark.slow
 def test_end_to_end_train_evaluate_predict_explain_export(tmp_path_factory):
     files = generated_files(tmp_path_factory)
-    config = config_for(files, {"name": "transformer", **TINY},
+    config = config_for(files, {"name": "transformer", **TINY, "num_layers": 1},
                         ["rel_eta", "rel_phi", "log_pt", "px", "py", "pz", "energy"],
                         transforms={v: {"standardize": True} for v in ("rel_eta", "rel_phi", "log_pt")},
                         standardize=False, flat=True)
