@@ -90,6 +90,7 @@ class KNNEdges(keras.layers.Layer):
     """
 
     def __init__(self, k: int = 16, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # distances in float32, also under mixed precision
         super().__init__(**kwargs)
         self.k = int(k)
 
@@ -182,6 +183,7 @@ class PairFeatures(keras.layers.Layer):
     """
 
     def __init__(self, eps: float = 1e-8, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # logarithms of 1e-8 and m² in GeV²: float32 even under mixed precision
         super().__init__(**kwargs)
         self.eps = float(eps)
 
@@ -321,12 +323,15 @@ class MaskedAttention(keras.layers.Layer):
             keys = ops.concatenate([query, keys], axis=1)
             key_mask = ops.concatenate([ops.ones_like(key_mask[:, :1]), key_mask], axis=1)
         q, k, v = self._heads(self.q_proj(query)), self._heads(self.k_proj(keys)), self._heads(self.v_proj(keys))
-        scale = ops.cast(1.0 / math.sqrt(self.dim // self.num_heads), query.dtype)
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * scale
+        scale = 1.0 / math.sqrt(self.dim // self.num_heads)
+        # logits, bias and softmax in float32 (a -1e9 bias overflows float16 under mixed precision)
+        scores = ops.cast(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))), "float32") * scale
         if self.use_bias_input:
-            scores = scores + ops.cast(inputs[3], scores.dtype)
-        scores = scores + ops.cast(_NEG, scores.dtype) * (1.0 - ops.reshape(key_mask, (-1, 1, 1, key_mask.shape[1])))
-        weights = self.attention_dropout(ops.softmax(scores, axis=-1), training=training)
+            scores = scores + ops.cast(inputs[3], "float32")
+        padded = 1.0 - ops.cast(ops.reshape(key_mask, (-1, 1, 1, key_mask.shape[1])), "float32")
+        scores = scores + _NEG * padded
+        weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
+        weights = self.attention_dropout(weights, training=training)
         out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
         out = ops.reshape(out, (-1, query.shape[1], self.dim))
         return self.o_proj(out)
