@@ -76,7 +76,7 @@ def build_transformer(
     are columns of the sequence input, in physical units: give the input
     ``standardize: false`` and standardise the other variables one by one
     (``transforms: {log_pt: {standardize: true}}``). They feed only the pair features,
-    never the particle embedding. ``Tagger.predict``, ``hepnn explain`` and the ONNX
+    not the particle embedding (unless they are the input's only features). ``Tagger.predict``, ``hepnn explain`` and the ONNX
     export then work as for any other model (the features are ordinary inputs).
     Without ``pair_features`` (the plain transformer) every feature is embedded.
 
