@@ -10,7 +10,7 @@ from hepnn.explain import EXPLAINERS, Explanation
 from hepnn.explain.registry import check_options
 
 NAMES = ["shap", "permutation", "occlusion", "track_dropping", "saliency", "integrated_gradients", "gradcam",
-         "activation_maximization", "surrogate"]
+         "activation_maximization", "surrogate", "feature_maps"]
 
 
 def make(n=6):

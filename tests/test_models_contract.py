@@ -28,6 +28,11 @@ TINY = {
     "rnn": ({"tracks": (6, 3), "jet": (5,)}, dict(units=[4], dense_units=[8], branch_units=4)),
     "deepsets": ({"tracks": (6, 3), "image": (6, 6, 1)}, dict(phi_units=[8], dense_units=[8], branch_units=4)),
     "autoencoder": ({"jet": (5,)}, dict(units=[8], latent_dim=2)),
+    "particlenet": ({"tracks": (6, 3), "jet": (5,)}, dict(k=2, channels=[[4, 4], [4]], dense_units=[8], branch_units=4)),
+    "transformer": ({"tracks": (6, 5), "jet": (5,)}, dict(embed_units=[4], num_heads=2, num_layers=1, num_class_layers=1,
+                                                         pair_units=[4], four_momentum=[1, 2, 3, 4], branch_units=4)),
+    "efn": ({"tracks": (6, 3), "jet": (5,)}, dict(phi_units=[8, 4], dense_units=[8], branch_units=4)),
+    "pfn": ({"tracks": (6, 3), "image": (6, 6, 1)}, dict(phi_units=[8], dense_units=[8], branch_units=4)),
 }
 N_OUTPUTS = {"binary": 1, "multiclass": 3, "regression": 2, "autoencoder": 1}
 
@@ -106,11 +111,11 @@ def test_builder_signature_and_docstring(name):
         assert key in doc, f"option {key!r} of {name!r} is not documented"
 
 
-@pytest.mark.parametrize("name", ["dense", "rnn", "deepsets", "cnn", "resnet"])
+@pytest.mark.parametrize("name", ["dense", "rnn", "deepsets", "cnn", "resnet", "particlenet", "transformer", "efn", "pfn"])
 def test_defaults_build(name):
-    shapes = {"dense": {"jet": (6,)}, "rnn": {"tracks": (10, 4)}, "deepsets": {"tracks": (10, 4)}}.get(
-        name, {"image": (25, 25, 1)}
-    )
+    sequence = {"tracks": (10, 4)}
+    shapes = {"dense": {"jet": (6,)}, "rnn": sequence, "deepsets": sequence, "particlenet": sequence,
+              "transformer": sequence, "efn": sequence, "pfn": sequence}.get(name, {"image": (25, 25, 1)})
     model = MODELS.get(name)(shapes)
     assert model.output_shape == (None, 1)
     assert model.count_params() > 1000
@@ -176,6 +181,10 @@ def test_misspelt_option_suggests_the_right_one():
         ("cnn", "padding", "full", "same"),
         ("deepsets", "pooling", "median", "sum"),
         ("autoencoder", "latent_dim", 0, "positive int"),
+        ("particlenet", "preset", "tiny", "lite"),
+        ("transformer", "pair_features", "yes", "true or false"),
+        ("efn", "phi_units", [], "at least one"),
+        ("pfn", "dense_units", [0], "positive int"),
     ],
 )
 def test_bad_option_values(name, key, value, expected):
@@ -211,6 +220,10 @@ def test_bad_task_and_outputs(name):
         ("deepsets", {"image": (8, 8, 1)}, "needs at least one sequence input"),
         ("cnn", {"tracks": (6, 3)}, "needs at least one image input"),
         ("resnet", {"jet": (5,)}, "needs at least one image input"),
+        ("particlenet", {"jet": (5,)}, "needs at least one sequence input"),
+        ("transformer", {"image": (8, 8, 1)}, "needs at least one sequence input"),
+        ("efn", {"jet": (5,)}, "needs at least one sequence input"),
+        ("pfn", {"jet": (5,)}, "needs at least one sequence input"),
         ("dense", {"jet": (5, 4, 3, 2)}, "expected a shape"),
         ("dense", {}, "non-empty mapping"),
     ],

@@ -296,3 +296,19 @@ def test_report_step_with_hook_and_baselines(runs, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     rej = next(f for f in manifest["figures"] if f["name"] == "rejection")
     assert rej["summary"]["curves"] == ["model", "bdt"]
+
+
+def test_cnn_runs_show_their_filters_and_feature_maps(runs, combined):
+    from hepnn.explain.gradcam import conv_layers
+    from hepnn.models import load_model
+
+    names = {f.name for f in combined.figures}
+    assert {"conv_filters_cnn", "feature_maps_cnn"} <= names
+    assert "conv_filters_dense" not in names and "feature_maps_dense" not in names  # no image input
+    model = load_model(runs["cnn"] / "model.keras")
+    kernel = np.asarray(conv_layers(model)[0].kernel)
+    drawn = combined.figure("conv_filters_cnn").result
+    np.testing.assert_allclose(drawn.values[0], kernel[..., 0].sum(axis=-1), rtol=1e-6)
+    fmap = combined.figure("feature_maps_cnn")
+    assert fmap.summary["layer"] == conv_layers(model)[-1].name
+    assert len(fmap.result.images) == 2 * min(6, conv_layers(model)[-1].filters)  # two classes

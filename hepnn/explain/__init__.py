@@ -15,6 +15,7 @@ name                        what it computes
 ``gradcam``                 Grad-CAM of the last convolution layer
 ``activation_maximization`` inputs that maximise chosen neurons / filters
 ``surrogate``               shallow decision tree mimicking the network (fidelity, rules)
+``feature_maps``            CNN: first-convolution filters, feature maps per jet and per class
 ==========================  ===========================================================
 
 Examples
@@ -33,7 +34,7 @@ from .explanation import Explanation
 from .registry import EXPLAINERS, explain, register_explainer
 
 # registering: each module holds one explainer and imports nothing heavy at import time
-from . import activation, dropping, gradcam, gradients, occlusion, permutation, shap_values, surrogate  # noqa: E402,F401,I001
+from . import activation, dropping, feature_maps, gradcam, gradients, occlusion, permutation, shap_values, surrogate  # noqa: E402,F401,I001
 from .run import explain_run  # noqa: E402
 
 __all__ = ["EXPLAINERS", "Explanation", "explain", "explain_run", "register_explainer"]

@@ -112,7 +112,7 @@ def explain_run(
 
         atomic_write_text(out_dir / "rules.txt", rules)
     if plots:
-        summary["plots"] = [p.name for p in write_plots(expl, out_dir)]
+        summary["plots"] = [p.name for p in write_plots(expl, out_dir, class_names=pred["classes"])]
     write_json(out_dir / "summary.json", summary)
     return expl
 
@@ -175,8 +175,12 @@ def _summary(expl: Explanation, options, predict_seconds, classes, part, pick) -
     return summary
 
 
-def write_plots(expl: Explanation, out_dir: str | os.PathLike) -> list[Path]:
-    """The method's standard plots as PNG files in ``out_dir``; returns the paths."""
+def write_plots(expl: Explanation, out_dir: str | os.PathLike, class_names: list[str] | None = None) -> list[Path]:
+    """The method's standard plots as PNG files in ``out_dir``; returns the paths.
+
+    An explainer with a ``write_plots(expl, out_dir, class_names)`` attribute adds its own
+    plots (``feature_maps``: the filters and feature maps).
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -216,4 +220,7 @@ def write_plots(expl: Explanation, out_dir: str | os.PathLike) -> list[Path]:
             fig, ax = plt.subplots()
             plot_heatmap(v.mean(axis=0).sum(axis=-1), colorbar_label=f"mean {expl.method} attribution", ax=ax)
             save(fig, f"heatmap_{name}")
+    own = getattr(EXPLAINERS.get(expl.method), "write_plots", None) if expl.method in EXPLAINERS else None
+    if own is not None:
+        written.extend(own(expl, out_dir, class_names=class_names))
     return written

@@ -247,6 +247,13 @@ def log_pt_frac(m: Momenta) -> np.ndarray:
         return np.log(m.pt / m.jet("pt"))
 
 
+@register_derived("pt_frac")
+def pt_frac(m: Momenta) -> np.ndarray:
+    """pt / jet pt (the EFN's energy weight z; keep it unstandardised)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return m.pt / m.jet("pt")
+
+
 @register_derived("log_e")
 def log_e(m: Momenta) -> np.ndarray:
     """log(energy)."""

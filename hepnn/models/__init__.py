@@ -3,22 +3,26 @@
 Importing this package registers every builder but imports neither TensorFlow nor
 Keras; they are imported when a model is built or loaded.
 
-==============  =======================================================
-name            main branch
-==============  =======================================================
-``dense``       MLP on flat features
-``cnn``         convolution blocks on jet images (``separable`` option)
-``resnet``      residual CNN on jet images
-``rnn``         LSTM / GRU over masked sequences
-``deepsets``    Particle-Flow Network: per-element MLP, masked sum, MLP
-``autoencoder`` dense or convolutional autoencoder (anomaly detection)
-==============  =======================================================
+===============  =======================================================
+name             main branch
+===============  =======================================================
+``dense``        MLP on flat features
+``cnn``          convolution blocks on jet images (``separable`` option)
+``resnet``       residual CNN on jet images
+``rnn``          LSTM / GRU over masked sequences
+``deepsets``     Particle-Flow Network: per-element MLP, masked sum, MLP
+``autoencoder``  dense or convolutional autoencoder (anomaly detection)
+``particlenet``  EdgeConv blocks on dynamic kNN graphs (ParticleNet)
+``transformer``  Particle Transformer (ParT): attention with pair features
+``efn``          Energy Flow Network: IRC-safe, (Δη, Δφ) weighted by pT fraction
+``pfn``          Particle Flow Network: per-particle MLP on all features, sum
+===============  =======================================================
 
 Examples
 --------
 >>> import hepnn.models
 >>> hepnn.models.MODELS.names()
-['autoencoder', 'cnn', 'deepsets', 'dense', 'resnet', 'rnn']
+['autoencoder', 'cnn', 'deepsets', 'dense', 'efn', 'particlenet', 'pfn', 'resnet', 'rnn', 'transformer']
 """
 
 from __future__ import annotations
@@ -26,13 +30,13 @@ from __future__ import annotations
 import os
 import sys
 
-from . import autoencoder, cnn, deepsets, dense, rnn  # noqa: F401  (registers the builders)
+from . import autoencoder, cnn, deepsets, dense, efn, particlenet, rnn, transformer  # noqa: F401  (registers the builders)
 from .registry import MODELS, build_model, register_model
 
 __all__ = ["MODELS", "register_model", "build_model", "load_model"]
 
 if "keras" in sys.modules:  # cheap then: lets a plain keras.saving.load_model find our layers
-    from . import layers  # noqa: F401
+    from . import layers, particle_layers  # noqa: F401
 
 
 def load_model(path: str | os.PathLike):
@@ -52,7 +56,7 @@ def load_model(path: str | os.PathLike):
     path = os.fspath(path)
     _check_archive(path)
     keras = require("keras")
-    from . import layers  # noqa: F401  (registers the custom layers)
+    from . import layers, particle_layers  # noqa: F401  (registers the custom layers)
 
     try:
         return keras.saving.load_model(path, safe_mode=True)

@@ -13,6 +13,12 @@ Each builder runs its main branch on the inputs of its kind and gives every othe
 input a small *side branch* (:func:`side_branch`): flat -> dense layer, sequence ->
 Deep-Sets pooling, image -> small CNN with global pooling. The branch outputs are
 concatenated and fed to a dense head (:func:`head`).
+
+**Fusion** of jet-level features with a constituent or image tagger is this mechanism:
+list a flat input (e.g. mass, τ21, τ32) in ``model.inputs`` beside the sequence or
+image input, and it enters the head through its dense side branch (``branch_units``
+wide). No option is needed; every builder (``rnn``, ``deepsets``, ``particlenet``,
+``transformer``, ``efn``, ``pfn``, ``cnn``, ``resnet``) does it.
 """
 
 from __future__ import annotations

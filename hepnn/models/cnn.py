@@ -105,7 +105,8 @@ def build_cnn(
         As for :func:`hepnn.models.dense.build_dense`; ``batch_norm`` and ``l1``/``l2``
         apply to the convolutions too, ``dropout`` to the head.
     branch_units : int
-        Width of the side branches.
+        Width of the side branches (fusion: a flat input of jet-level features in
+        ``model.inputs`` enters the head through its side branch).
 
     Returns
     -------
@@ -227,7 +228,8 @@ def build_resnet(
     activation, initializer, batch_norm, dropout, l1, l2
         As for :func:`build_cnn` (``batch_norm`` defaults to on here).
     branch_units : int
-        Width of the side branches.
+        Width of the side branches (fusion: a flat input of jet-level features in
+        ``model.inputs`` enters the head through its side branch).
 
     Returns
     -------

@@ -68,7 +68,8 @@ def build_deepsets(
         ``batch_norm`` defaults to on here: a masked *sum* of up to ``max_length``
         elements is large, and without normalisation the first epochs saturate.
     branch_units : int
-        Width of the side branches.
+        Width of the side branches (fusion: a flat input of jet-level features in
+        ``model.inputs`` enters the head through its side branch).
 
     Returns
     -------

@@ -12,12 +12,15 @@ from typing import Any, Callable, Iterator
 from ..exceptions import suggest
 from ..registry import Registry
 
-__all__ = ["MODELS", "register_model", "check_params", "build_model"]
+__all__ = ["MODELS", "register_model", "check_params", "build_model", "context_options"]
 
 MODELS = Registry("model")
 
 # arguments the training code passes itself; a config cannot set them
 RESERVED = ("input_shapes", "n_outputs", "task", "mask_value")
+# context the training code passes to the builders that accept it (not a config option):
+# ``feature_names`` = {input name: [variable names]} from ``data.inputs``
+CONTEXT = ("feature_names",)
 
 
 def register_model(name: str | None = None, check: Callable | None = None) -> Callable:
@@ -60,7 +63,7 @@ def check_params(name: str, params: dict[str, Any]) -> Iterator[tuple[str, str]]
     signature = inspect.signature(builder)
     if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
         return
-    valid = [p for p in signature.parameters if p not in RESERVED]
+    valid = [p for p in signature.parameters if p not in RESERVED + CONTEXT]
     unknown = False
     for key in params:
         if key not in valid:
@@ -75,11 +78,11 @@ def check_params(name: str, params: dict[str, Any]) -> Iterator[tuple[str, str]]
     options = {
         key: p.default
         for key, p in signature.parameters.items()
-        if key not in RESERVED and p.default is not p.empty
+        if key not in RESERVED + CONTEXT and p.default is not p.empty
     }
     options.update(params)
     for key, problem in check(options):
-        if key not in RESERVED:
+        if key not in RESERVED + CONTEXT:
             yield key, problem
 
 
@@ -92,3 +95,34 @@ def build_model(name: str, input_shapes: dict[str, tuple], **kwargs: Any):
     >>> model = build_model("dense", {"jet": (4,)}, units=(8,))  # doctest: +SKIP
     """
     return MODELS.get(name)(input_shapes, **kwargs)
+
+
+def context_options(builder: Callable, config: Any, input_names: Any = None) -> dict[str, Any]:
+    """The :data:`CONTEXT` arguments ``builder`` accepts, taken from ``config``.
+
+    ``feature_names`` maps each data input (of ``input_names``, default all) to its
+    variable names (``data.inputs.<name>.variables``; an image input to its channels),
+    so a builder can find features by name (e.g. ParticleNet's (Δη, Δφ) coordinates).
+
+    Examples
+    --------
+    >>> from hepnn.config import load_config
+    >>> config = load_config({"data": {"inputs": {"jet": {"kind": "flat", "variables": ["jet_pt"]}}}})
+    >>> context_options(MODELS.get("particlenet"), config)
+    {'feature_names': {'jet': ['jet_pt']}}
+    """
+    try:
+        params = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return {}
+    out: dict[str, Any] = {}
+    if "feature_names" in params:
+        inputs = getattr(getattr(config, "data", None), "inputs", None) or {}
+        names = list(inputs) if input_names is None else [n for n in input_names if n in inputs]
+        feature_names = {}
+        for name in names:
+            spec = inputs[name]
+            variables = getattr(spec, "variables", None) or getattr(spec, "channels", None) or ()
+            feature_names[name] = [str(v) for v in variables]
+        out["feature_names"] = feature_names
+    return out

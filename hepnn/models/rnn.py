@@ -80,7 +80,8 @@ def build_rnn(
         As for :func:`hepnn.models.dense.build_dense`, for the head; ``l1``/``l2``
         also regularise the recurrent kernels.
     branch_units : int
-        Width of the side branches.
+        Width of the side branches (fusion: a flat input of jet-level features in
+        ``model.inputs`` enters the head through its side branch).
 
     Returns
     -------

@@ -30,6 +30,7 @@ from .efficiency import (
     plot_mass_sculpting,
 )
 from .explanations import ImportanceResult, plot_beeswarm, plot_importance, plot_position_importance
+from .filters import FiltersResult, plot_conv_filters, plot_efn_filters, plot_feature_maps
 from .histio import load_hists, merge_hists, plot_hist, save_hists
 from .images import HeatmapResult, ImagesResult, plot_average_images, plot_heatmap
 from .learning import LearningResult, plot_learning_curves, read_history
@@ -67,6 +68,9 @@ __all__ = [
     "plot_average_images",
     "plot_beeswarm",
     "plot_confusion_matrix",
+    "plot_conv_filters",
+    "plot_efn_filters",
+    "plot_feature_maps",
     "plot_efficiency",
     "plot_heatmap",
     "plot_hist",
@@ -83,6 +87,7 @@ __all__ = [
     "ConfusionResult",
     "EfficiencyResult",
     "EfficiencyTable",
+    "FiltersResult",
     "HeatmapResult",
     "ImagesResult",
     "ImportanceResult",

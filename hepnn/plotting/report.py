@@ -552,6 +552,110 @@ def _images_figure(d: _Drawer, run: _Run, input_name: str) -> ReportFigure:
     )
 
 
+def _run_model(run: _Run, cache: dict) -> Any:
+    """The run's trained model (loaded once per report)."""
+    if run.name not in cache:
+        from ..models import load_model
+        from ..training.rundir import RunDirectory
+
+        cache[run.name] = load_model(RunDirectory(run.path).model)
+    return cache[run.name]
+
+
+def _efn_filters_figure(d: _Drawer, run: _Run, stem: str, models: dict) -> ReportFigure:
+    from ..models.efn import efn_filters
+    from .filters import plot_efn_filters
+
+    model = _run_model(run, models)
+    input_name = next((layer.name[: -len("_energy_flow")] for layer in model.layers
+                       if layer.name.endswith("_energy_flow")), None)
+    if input_name is None:
+        raise _Skip(f"{run.name}: no EFN filters (the model has no EFN branch)")
+    columns = model.get_layer(f"{input_name}_angles").indices
+    x = np.asarray(run.test["data"][input_name])
+    real = np.any(x != 0.0, axis=-1) if f"{input_name}_mask" not in run.test["data"] else np.asarray(
+        run.test["data"][f"{input_name}_mask"], dtype=bool)
+    angles = np.abs(x[..., columns][real]) if real.any() else np.zeros((0, 2))
+    extent = float(np.quantile(angles, 0.98)) if angles.size else 1.0
+    extent = extent if extent > 0 else 1.0
+    grid = efn_filters(model, extent=extent, n_grid=65, input_name=input_name)
+    res = plot_efn_filters(grid["filters"], grid["eta"], grid["phi"], n_filters=8)
+    files = d.finish(res.figure, stem, None)
+    return ReportFigure(
+        name=stem, section="explain", variant=run.name, result=res, files=files,
+        title=f"EFN filters in the (Δη, Δφ) plane: {run.name}",
+        caption=(f"The per-particle network Φ of the Energy Flow Network evaluated on a grid of its angular inputs "
+                 f"('{input_name}' columns {columns}, in the units the model sees them, over the range holding 98% of "
+                 f"the test-split particles); the {len(res.indices)} filters with the largest spread of "
+                 f"{grid['filters'].shape[0]}. The jet's latent vector is the sum of these filters at each particle's "
+                 "position weighted by its pT fraction: the model's whole view of the jet."),
+        summary={"filters_drawn": res.indices, "extent": extent},
+    )
+
+
+def _cnn_feature_maps(run: _Run, models: dict, cache: dict, n_jets: int = 400) -> Any:
+    key = run.name
+    if key not in cache:
+        from ..explain import explain
+        from ..explain.gradcam import conv_layers
+        from ..training.trainer import model_inputs
+
+        model = _run_model(run, models)
+        if not conv_layers(model):
+            raise _Skip(f"{run.name}: no feature maps (the model has no convolution layer)")
+        names = model_inputs(run.config)
+        labels = np.asarray(run.test["label"], dtype=int)
+        pick = np.arange(min(n_jets, len(labels)))
+        x = {n: np.asarray(run.test["data"][n], dtype=np.float32)[pick] for n in names}
+        cache[key] = explain(model, x, method="feature_maps", task=run.task, labels=labels[pick])
+    return cache[key]
+
+
+def _conv_filters_figure(d: _Drawer, run: _Run, stem: str, models: dict, maps: dict) -> ReportFigure:
+    from .filters import plot_conv_filters
+
+    expl = _cnn_feature_maps(run, models, maps)
+    kernel = np.asarray(expl.extra["filters"])
+    res = plot_conv_filters(kernel, n_filters=16)
+    files = d.finish(res.figure, stem, None)
+    layer = expl.extra["filters_layer"]
+    return ReportFigure(
+        name=stem, section="explain", variant=run.name, result=res, files=files,
+        title=f"Learned filters of the first convolution: {run.name}",
+        caption=(f"Kernels of '{layer}' ({kernel.shape[0]}x{kernel.shape[1]} pixels, summed over the "
+                 f"{kernel.shape[2]} input channel(s)), first {len(res.indices)} of {kernel.shape[3]}; red positive, "
+                 "blue negative."),
+        summary={"layer": layer, "kernel_shape": list(kernel.shape)},
+    )
+
+
+def _feature_maps_figure(d: _Drawer, run: _Run, stem: str, models: dict, maps: dict) -> ReportFigure:
+    from .filters import plot_feature_maps
+
+    expl = _cnn_feature_maps(run, models, maps)
+    layers = list(expl.extra["layers"])
+    i = len(layers) - 1  # the deepest recorded layer
+    means = np.asarray(expl.extra[f"mean_maps_{i}"])
+    classes = [int(c) for c in np.asarray(expl.extra["classes"])]
+    rows = {f"mean {run.classes[c] if c < len(run.classes) else c}": m for c, m in zip(classes, means)}
+    res = plot_feature_maps(rows, n_maps=6)
+    files = d.finish(res.figure, stem, None)
+    return ReportFigure(
+        name=stem, section="explain", variant=run.name, result=res, files=files,
+        title=f"Feature maps of {layers[i]}: {run.name}",
+        caption=(f"Activations of the first channels of '{layers[i]}' averaged over the test-split jets of each "
+                 f"class ({expl.n_jets} jets): which parts of the jet image each learned feature responds to."),
+        summary={"layer": layers[i], "classes": [run.classes[c] for c in classes if c < len(run.classes)]},
+    )
+
+
+def _uses_image(run: _Run) -> bool:
+    from ..training.trainer import model_inputs
+
+    names = model_inputs(run.config)
+    return any(getattr(run.config.data.inputs.get(n), "kind", None) == "image" for n in names)
+
+
 def _confusion_figure(d: _Drawer, run: _Run, stem: str) -> ReportFigure:
     from .confusion import plot_confusion_matrix
 
@@ -881,6 +985,8 @@ def build_report(
     for group, (_path, names) in fold_groups.items():
         tasks.append((f"folds {group}", lambda g=group, n=names: _folds_figure(d, g, [by_name[x] for x in n], wps)))
     images_done: set[str] = set()
+    models: dict = {}  # trained models, loaded once for the filter and feature-map figures
+    maps: dict = {}
     for run in runs:
         v = _safe(run.name)
         sfx = f"_{v}" if several else ""
@@ -897,6 +1003,14 @@ def build_report(
             if getattr(spec, "kind", None) == "image" and name in run.test["data"] and name not in images_done:
                 images_done.add(name)
                 tasks.append((f"images {name}", lambda r=run, n=name: _images_figure(d, r, n)))
+        if run.config.model.name == "efn":
+            tasks.append((f"efn filters {run.name}",
+                          lambda r=run, s=f"efn_filters{sfx}": _efn_filters_figure(d, r, s, models)))
+        if run.task != "autoencoder" and _uses_image(run):
+            tasks.append((f"conv filters {run.name}",
+                          lambda r=run, s=f"conv_filters{sfx}": _conv_filters_figure(d, r, s, models, maps)))
+            tasks.append((f"feature maps {run.name}",
+                          lambda r=run, s=f"feature_maps{sfx}": _feature_maps_figure(d, r, s, models, maps)))
         if run.task == "multiclass":
             tasks.append((f"confusion {run.name}", lambda r=run, s=f"confusion{sfx}": _confusion_figure(d, r, s)))
         if run.task == "autoencoder":

@@ -194,6 +194,7 @@ class Trainer:
 
     def build_model(self, input_shapes: Mapping[str, tuple], n_outputs: int, task: str, mask_value: float):
         from ..models import MODELS
+        from ..models.registry import context_options
 
         if self.analysis is not None:
             model = self.analysis.build_model(self.config, input_shapes, n_outputs)
@@ -201,7 +202,8 @@ class Trainer:
                 return model
         builder = MODELS.get(self.config.model.name)
         return builder(
-            dict(input_shapes), n_outputs=n_outputs, task=task, mask_value=mask_value, **self.config.model.params
+            dict(input_shapes), n_outputs=n_outputs, task=task, mask_value=mask_value,
+            **context_options(builder, self.config, list(input_shapes)), **self.config.model.params
         )
 
     def compile(self, model, task: str, n_outputs: int) -> None:
