@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._common import PLOTS, as_1d, new_axes
+from .common import PLOTS, as_1d, new_axes
 
 __all__ = ["ConfusionResult", "confusion_matrix", "plot_confusion_matrix"]
 

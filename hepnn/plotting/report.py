@@ -256,15 +256,15 @@ def _fold_datasets(groups: dict, data: Any, analysis: Any, cache: dict) -> dict[
 
 def _folds_figure(d: _Drawer, name: str, runs: list, wps: tuple) -> ReportFigure:
     """Mean background rejection over the folds of a k-fold run with a band of +-1 standard deviation."""
-    from .metrics import auc, rejection_at, roc_curve
+    from ..metrics import efficiency_auc, efficiency_curve, rejection_at
 
     plt = d.pyplot()
     grid = np.linspace(0.1, 1.0, 181)
     curves, aucs = [], []
     for run in runs:
-        eff_s, eff_b, _ = roc_curve(run.score_test, run.is_sig_test.astype(int))
+        eff_s, eff_b, _ = efficiency_curve(run.is_sig_test.astype(int), run.score_test)
         curves.append(rejection_at(eff_s, eff_b, grid))
-        aucs.append(auc(eff_s, eff_b))
+        aucs.append(efficiency_auc(eff_s, eff_b))
     curves = np.asarray(curves, dtype=float)
     finite = np.where(np.isfinite(curves), curves, np.nan)
     mean = np.nanmean(finite, axis=0)
@@ -365,7 +365,7 @@ class _Drawer:
         self.energy = plots_config.energy
 
     def pyplot(self) -> Any:
-        from ._common import pyplot
+        from .common import pyplot
 
         return pyplot()
 
@@ -945,7 +945,7 @@ def build_report(
     Report
     """
     from ..training.rundir import write_json
-    from ._common import taggers_from
+    from .common import taggers_from
     from .style import use_style
 
     runs_in, fold_groups = _expand_folds(_normalise_runs(run_dirs))
