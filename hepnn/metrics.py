@@ -370,7 +370,8 @@ def efficiency_from_hist(h: Any, cl: float = ONE_SIGMA) -> BinnedEfficiency:
     """
     names = [ax.name for ax in h.axes]
     if len(names) != 2 or names[1] != "passed":
-        msg = f"efficiency_from_hist: expected a histogram of efficiency_hist (axes [variable, 'passed']), received axes {names}"
+        msg = (f"efficiency_from_hist: expected a histogram of efficiency_hist (axes [variable, 'passed']), "
+               f"received axes {names}")
         raise ValueError(msg)
     view = h.view()
     sum_w = view["value"].sum(axis=1)

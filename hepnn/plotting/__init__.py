@@ -19,8 +19,8 @@ Examples
 
 from __future__ import annotations
 
-from .common import PLOTS
 from .anomaly import LatentResult, ReconstructionResult, plot_latent, plot_reconstruction_error
+from .common import PLOTS
 from .confusion import ConfusionResult, confusion_matrix, plot_confusion_matrix
 from .efficiency import (
     EfficiencyResult,
