@@ -38,6 +38,7 @@ __all__ = [
     "BinnedEfficiency",
     "KSResult",
     "clopper_pearson",
+    "confusion_matrix",
     "effective_count",
     "efficiency_auc",
     "efficiency_curve",
@@ -383,6 +384,49 @@ def efficiency_from_hist(h: Any, cl: float = ONE_SIGMA) -> BinnedEfficiency:
     k = np.where(n > 0, np.nan_to_num(eff) * n, 0.0)
     lo, hi = clopper_pearson(k, n, cl)
     return BinnedEfficiency(edges=np.asarray(h.axes[0].edges, dtype=float), eff=eff, lo=lo, hi=hi, n=n)
+
+
+def confusion_matrix(
+    y_true: Any, y_pred: Any, *, n_classes: int | None = None, normalize: str | None = None, weights: Any = None
+) -> np.ndarray:
+    """Counts ``C[i, j]`` of jets of true class ``i`` predicted as ``j``: ``sklearn.metrics.confusion_matrix``.
+
+    Parameters
+    ----------
+    y_true : array of int, shape (n_jets,)
+    y_pred : array of int (n_jets,) or probabilities (n_jets, n_classes) (argmax is taken)
+    n_classes : int, optional
+        Size of the matrix; default one more than the largest class seen.
+    normalize : {None, "true", "pred", "all"}
+        Normalise rows (efficiencies), columns (purities) or everything, as scikit-learn
+        (empty rows or columns give 0).
+    weights : array, optional
+
+    Examples
+    --------
+    >>> confusion_matrix([0, 1, 1], [0, 1, 0]).tolist()
+    [[1.0, 0.0], [1.0, 1.0]]
+    """
+    t = _as_1d(y_true, "y_true", dtype=int)
+    p = np.asarray(y_pred)
+    if p.ndim == 2:
+        n_classes = n_classes or p.shape[1]
+        p = np.argmax(p, axis=1)
+    p = _as_1d(p, "y_pred", dtype=int)
+    if len(p) != len(t):
+        msg = f"y_true has {len(t)} entries but y_pred has {len(p)}; pass one prediction per jet"
+        raise ValueError(msg)
+    if normalize not in (None, "true", "pred", "all"):
+        msg = f"normalize: expected None, 'true', 'pred' or 'all', received {normalize!r}"
+        raise ValueError(msg)
+    w = _weights(weights, len(t))
+    n = n_classes or int(max(t.max(initial=-1), p.max(initial=-1)) + 1)
+    if n < 1:
+        return np.zeros((0, 0))
+    sk = require("sklearn.metrics")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cm = sk.confusion_matrix(t, p, labels=np.arange(n), sample_weight=w, normalize=normalize)
+    return np.nan_to_num(np.asarray(cm, dtype=float))
 
 
 class KSResult(NamedTuple):

@@ -193,3 +193,22 @@ def test_old_plotting_names_point_to_hepnn_metrics():
         assert hepnn.plotting.ks_test is ks_test
     with pytest.raises(AttributeError, match="efficiency_curve"):
         hepnn.plotting.roc_curve  # noqa: B018
+
+
+@pytest.mark.parametrize("normalize", [None, "true", "pred", "all"])
+def test_confusion_matrix_counts_weighted_jets(normalize):
+    from hepnn.metrics import confusion_matrix
+
+    rng = np.random.default_rng(1)
+    t, p, w = rng.integers(0, 3, 300), rng.integers(0, 3, 300), rng.uniform(0.5, 2.0, 300)
+    counts = np.zeros((4, 4))
+    for i, j, wi in zip(t, p, w):
+        counts[i, j] += wi
+    cm = confusion_matrix(t, p, n_classes=4, normalize=normalize, weights=w)
+    axis = {None: None, "true": 1, "pred": 0, "all": None}[normalize]
+    total = 1.0 if normalize is None else counts.sum(axis=axis, keepdims=axis is not None)
+    with np.errstate(invalid="ignore"):
+        expected = np.nan_to_num(counts / total)  # class 3 is never seen: its row and column are 0
+    np.testing.assert_allclose(cm, expected)
+    probs = np.eye(3)[p]
+    np.testing.assert_allclose(confusion_matrix(t, probs, normalize=normalize, weights=w), expected[:3, :3])
