@@ -61,6 +61,13 @@ class Registry:
             return add(obj)
         return add
 
+    def unregister(self, name: str) -> Any:
+        """Remove and return the object registered as ``name`` (e.g. a plugin's or a test's)."""
+        try:
+            return self._items.pop(name)
+        except KeyError:
+            raise UnknownNameError(name, self.kind, self._items) from None
+
     def get(self, identifier: Any) -> Any:
         """Return the object registered as ``identifier``; non-strings pass through."""
         if not isinstance(identifier, str):

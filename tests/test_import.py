@@ -22,7 +22,7 @@ def test_import_hepnn_is_light():
 def test_stage_packages_and_cli_parser_are_light():
     code = (
         "import hepnn, hepnn.config, hepnn.models, hepnn.io, hepnn.preprocessing, hepnn.training, "
-        "hepnn.explain, hepnn.plotting, hepnn.datasets, hepnn.plugins, hepnn.run\n"
+        "hepnn.explain, hepnn.metrics, hepnn.plotting, hepnn.plotting.report, hepnn.datasets, hepnn.plugins, hepnn.run\n"
         "from hepnn.cli import build_parser\nbuild_parser()"
     )
     assert imported_after(code) == []

@@ -20,6 +20,7 @@ def test_wheel_contains_package_data_and_entry_point(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "hepnn/config/default.yaml" in names
     assert "hepnn/py.typed" in names
+    assert "hepnn/plotting/templates/report.html" in names
     assert not any(name.startswith(("tests/", "analyses/")) for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -62,7 +62,7 @@ def test_contributing_names_only_files_and_registries_that_exist():
     from hepnn.io.derived import DERIVED, register_derived  # noqa: F401
     from hepnn.io.representations import REPRESENTATIONS
     from hepnn.models.registry import MODELS, register_model  # noqa: F401
-    from hepnn.plotting._common import PLOTS
+    from hepnn.plotting.common import PLOTS
 
     for registry in (EXPLAINERS, DERIVED, REPRESENTATIONS, MODELS, PLOTS):
         assert registry.names()

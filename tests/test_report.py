@@ -97,7 +97,29 @@ def runs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def single(runs):
+def toy_figures():
+    """A plot added to the report by one registered function (and one that needs a multiclass run)."""
+    from hepnn.plotting.report import REPORT_FIGURES, ReportFigure, report_figure
+
+    @report_figure("toy_score_mean", section="overtraining", plots=("scores",))
+    def toy_score_mean(ctx, item):
+        fig, ax = ctx.pyplot().subplots()
+        ax.hist(item.run.score_test, bins=10)
+        return ReportFigure(name=item.stem, section="overtraining", variant=item.run.name, title="Toy",
+                            caption="Mean test score.", files=ctx.finish(fig, item.stem, ax),
+                            summary={"mean": float(np.mean(item.run.score_test))})
+
+    @report_figure("toy_multiclass_only", section="multiclass", tasks=("multiclass",))
+    def toy_multiclass_only(ctx, item):
+        raise AssertionError("drawn for a binary run")
+
+    yield
+    REPORT_FIGURES.unregister("toy_score_mean")
+    REPORT_FIGURES.unregister("toy_multiclass_only")
+
+
+@pytest.fixture(scope="module")
+def single(runs, toy_figures):
     return build_report(runs["dense"], data=runs["data"], extra_scores=baseline(runs["data"]), progress=False)
 
 
@@ -312,3 +334,45 @@ def test_cnn_runs_show_their_filters_and_feature_maps(runs, combined):
     fmap = combined.figure("feature_maps_cnn")
     assert fmap.summary["layer"] == conv_layers(model)[-1].name
     assert len(fmap.result.images) == 2 * min(6, conv_layers(model)[-1].filters)  # two classes
+
+
+def test_a_registered_plot_is_drawn_in_the_report(runs, single):
+    from hepnn.training.evaluate import predict_split
+
+    fig = single.figure("toy_score_mean")
+    assert fig.section == "overtraining" and fig.plots == ["scores"] and fig.files == ["plots/toy_score_mean.png",
+                                                                                          "plots/toy_score_mean.pdf"]
+    test = predict_split(runs["dense"], "test", data=runs["data"])
+    assert fig.summary["mean"] == pytest.approx(float(np.mean(np.asarray(test["outputs"]).reshape(-1))), rel=1e-5)
+    assert "toy_multiclass_only" not in {f.name for f in single.figures}  # its declared task does not match
+    manifest = json.loads((single.path / "manifest.json").read_text())
+    entry = next(f for f in manifest["figures"] if f["name"] == "toy_score_mean")
+    assert entry["plots"] == ["scores"]
+    assert next(f for f in manifest["figures"] if f["name"] == "roc")["plots"] == ["roc"]
+    text = single.index.read_text()
+    assert '<figure id="toy_score_mean"><img src="plots/toy_score_mean.png"' in text
+    # in its section, after the scores of the same section
+    assert text.index('id="scores"') < text.index('id="toy_score_mean"') < text.index("<h2>Learning curves</h2>")
+
+
+def test_report_figure_registration_checks_what_it_declares():
+    from hepnn.exceptions import UnknownNameError
+    from hepnn.plotting.report import REPORT_FIGURES, report_figure, report_figures
+
+    with pytest.raises(UnknownNameError, match="perfromance"):
+        report_figure("bad", section="perfromance")
+    with pytest.raises(UnknownNameError, match="rco"):
+        report_figure("bad", section="performance", plots=("rco",))
+    with pytest.raises(UnknownNameError, match="energy"):
+        report_figure("bad", section="efficiency", spectator="energy")
+    with pytest.raises(ValueError, match="input_kind"):
+        report_figure("bad", section="images", scope="input")
+    with pytest.raises(ValueError, match="already registered"):
+        report_figure("roc", section="performance", scope="all")(lambda ctx, item: None)
+    assert "bad" not in REPORT_FIGURES
+    names = [e.name for e in report_figures()]
+    assert names[:3] == ["rejection", "roc", "rejection_folds"]
+    assert {"efn_filters", "conv_filters", "feature_maps", "explanations"} <= set(names)
+    conv = REPORT_FIGURES.get("conv_filters")
+    assert conv.input_kind == "image" and conv.tasks == ("binary", "multiclass")
+    assert REPORT_FIGURES.get("mass_sculpting").spectator == "mass"

@@ -51,7 +51,7 @@ LEARNING_RATE = 0.5
 import numpy as np  # noqa: E402
 
 import hepnn.io  # noqa: E402
-from hepnn import plotting  # noqa: E402
+from hepnn import metrics, plotting  # noqa: E402
 from hepnn.config import load_config  # noqa: E402
 
 tut.section("data: five jet-level features of top and QCD jets")
@@ -81,7 +81,7 @@ w[names.index("jet_mass")] = 2.0    # heavier -> more top-like
 w[names.index("jet_tau32")] = -2.0  # three prongs (small tau32) -> more top-like
 b = 0.0
 neuron = sigmoid(x_test @ w + b)
-auc_neuron = plotting.auc(*plotting.roc_curve(neuron, y_test)[:2])
+auc_neuron = metrics.roc_auc(y_test, neuron)
 print(f"  a hand-set neuron (w_mass=+2, w_tau32=-2): AUC = {auc_neuron:.3f}")
 
 # %% [markdown]
@@ -179,8 +179,8 @@ print(f"  max |weight_keras - weight_hand| at the end:     {max_weight_diff:.2e}
 
 _, p_hand = forward(params, x_test)
 p_keras = model.predict(x_test.astype(np.float32), verbose=0)[:, 0]
-auc_hand = plotting.auc(*plotting.roc_curve(p_hand, y_test)[:2])
-auc_keras = plotting.auc(*plotting.roc_curve(p_keras, y_test)[:2])
+auc_hand = metrics.roc_auc(y_test, p_hand)
+auc_keras = metrics.roc_auc(y_test, p_keras)
 print(f"  test AUC: by hand {auc_hand:.3f}, Keras {auc_keras:.3f}")
 
 # %% [markdown]

@@ -46,7 +46,7 @@ MAX_LENGTH = 8 if args.quick else 15
 import numpy as np  # noqa: E402
 
 import hepnn.io  # noqa: E402
-from hepnn import plotting  # noqa: E402
+from hepnn import metrics, plotting  # noqa: E402
 from hepnn.config import load_config  # noqa: E402
 
 tut.section("data: tracks of b and light jets from ttbar events")
@@ -62,7 +62,7 @@ print(f"  real tracks per jet: b {n_tracks[labels == 1].mean():.1f}, light {n_tr
 raw = hepnn.io.load(load_config(base), standardize=False)
 d0sig = np.where(raw["tracks_mask"], np.abs(raw["tracks"][:, :, 0]), 0.0).max(axis=1)
 test = data["split"] == 2
-auc_d0sig = plotting.auc(*plotting.roc_curve(d0sig[test], labels[test])[:2])
+auc_d0sig = metrics.roc_auc(labels[test], d0sig[test])
 print(f"  baseline: highest |d0/sigma| of the jet's tracks, test AUC {auc_d0sig:.3f}")
 
 # %% [markdown]

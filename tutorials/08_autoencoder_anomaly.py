@@ -44,7 +44,7 @@ EPOCHS = 3 if args.quick else 40
 import numpy as np  # noqa: E402
 
 import hepnn.io  # noqa: E402
-from hepnn import plotting  # noqa: E402
+from hepnn import metrics, plotting  # noqa: E402
 from hepnn.config import load_config  # noqa: E402
 
 tut.section("data: jet images, QCD = background (class 0), top = the 'anomaly' (class 1)")
@@ -93,7 +93,7 @@ tut.save(roc.figure, args.out, "roc")
 
 # how much of the score is just the jet mass? (the caveat above)
 test = data.split("test")
-mass_auc = plotting.auc(*plotting.roc_curve(test["spec_jet_mass"], test["label"])[:2])
+mass_auc = metrics.roc_auc(test["label"], test["spec_jet_mass"])
 corr = float(np.corrcoef(scores["conv autoencoder"], test["spec_jet_mass"])[0, 1])
 print(f"  jet mass alone: AUC {mass_auc:.3f}; correlation of anomaly score with mass {corr:+.2f}")
 

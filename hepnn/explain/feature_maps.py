@@ -109,7 +109,7 @@ def write_feature_map_plots(expl, out_dir, class_names=None) -> list[Path]:
     """PNG plots of a ``feature_maps`` explanation in ``out_dir``: ``filters.png`` and
     ``feature_maps_<layer>.png`` (class averages, then the example jets)."""
     from ..plotting import save_figure
-    from ..plotting._common import pyplot
+    from ..plotting.common import pyplot
     from ..plotting.filters import plot_conv_filters, plot_feature_maps
 
     plt = pyplot()

@@ -16,10 +16,9 @@ def _applies(target):
 
 
 def _auc(scores, labels):
-    from ..plotting.metrics import auc, roc_curve
+    from ..metrics import roc_auc
 
-    eff_s, eff_b, _ = roc_curve(scores, labels)
-    return float(auc(eff_s, eff_b))
+    return roc_auc(labels, scores)
 
 
 @register_explainer("permutation", applies=_applies)

@@ -3,7 +3,9 @@
 Importing this package imports neither matplotlib nor mplhep and changes no
 ``rcParams``; styles are applied only by :func:`use_style`. Every ``plot_*``
 function takes ``ax=None`` (or ``axes=None``) and returns a result object with
-the artists it drew and the numbers it computed. ``PLOTS`` lists them by name.
+the artists it drew and the numbers it computed. ``PLOTS`` lists them by name;
+the run report draws the figures registered in ``hepnn.plotting.report.REPORT_FIGURES``.
+The metrics (efficiency curves, AUC, rejection, intervals, KS test) are in :mod:`hepnn.metrics`.
 
 Examples
 --------
@@ -17,8 +19,8 @@ Examples
 
 from __future__ import annotations
 
-from ._common import PLOTS
 from .anomaly import LatentResult, ReconstructionResult, plot_latent, plot_reconstruction_error
+from .common import PLOTS
 from .confusion import ConfusionResult, confusion_matrix, plot_confusion_matrix
 from .efficiency import (
     EfficiencyResult,
@@ -34,16 +36,6 @@ from .filters import FiltersResult, plot_conv_filters, plot_efn_filters, plot_fe
 from .histio import load_hists, merge_hists, plot_hist, save_hists
 from .images import HeatmapResult, ImagesResult, plot_average_images, plot_heatmap
 from .learning import LearningResult, plot_learning_curves, read_history
-from .metrics import (
-    KSResult,
-    auc,
-    clopper_pearson,
-    effective_count,
-    ks_test,
-    rejection_at,
-    rejection_uncertainty,
-    roc_curve,
-)
 from .roc import RocResult, plot_rejection, plot_roc
 from .save import save_figure
 from .scores import ScoreResult, plot_scores
@@ -52,18 +44,10 @@ from .style import STYLES, label, use_style
 __all__ = [
     "PLOTS",
     "STYLES",
-    # metrics
-    "KSResult",
-    "auc",
+    # numbers behind the plots (the metrics themselves are in hepnn.metrics)
     "binned_efficiency",
-    "clopper_pearson",
     "confusion_matrix",
     "cut_for_efficiency",
-    "effective_count",
-    "ks_test",
-    "rejection_at",
-    "rejection_uncertainty",
-    "roc_curve",
     # plots
     "plot_average_images",
     "plot_beeswarm",
@@ -106,3 +90,25 @@ __all__ = [
     "save_hists",
     "use_style",
 ]
+
+
+#: metrics that lived here before hepnn.metrics; the same function under the same name there
+_MOVED = ("KSResult", "clopper_pearson", "effective_count", "ks_test", "rejection_at", "rejection_uncertainty")
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import warnings
+
+        from .. import metrics
+
+        warnings.warn(f"hepnn.plotting.{name} moved to hepnn.metrics.{name}; import it from there",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(metrics, name)
+    if name in ("roc_curve", "auc"):
+        msg = (f"hepnn.plotting.{name} was removed: it took scikit-learn's name with other semantics. Use "
+               "hepnn.metrics.efficiency_curve(labels, scores, weights) -> (signal_eff, background_eff, thresholds), "
+               "hepnn.metrics.efficiency_auc(signal_eff, background_eff) or hepnn.metrics.roc_auc(labels, scores)")
+        raise AttributeError(msg)
+    msg = f"module 'hepnn.plotting' has no attribute {name!r}"
+    raise AttributeError(msg)

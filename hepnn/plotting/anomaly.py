@@ -8,8 +8,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._optional import require
-from ._common import PLOTS, as_1d, class_names_for, new_axes, upper_edge_inclusive
-from .metrics import auc, roc_curve
+from ..metrics import roc_auc
+from .common import PLOTS, as_1d, class_names_for, new_axes, upper_edge_inclusive
 
 __all__ = ["LatentResult", "ReconstructionResult", "plot_latent", "plot_reconstruction_error"]
 
@@ -99,8 +99,7 @@ def plot_reconstruction_error(
         (artists[name],) = mplhep.histplot(h, ax=ax, density=density, histtype="step", label=name, flow="none")
     value = None
     if anomaly in names and len(names) > 1:
-        eff_s, eff_b, _ = roc_curve(e, y, signal=anomaly)
-        value = auc(eff_s, eff_b)
+        value = roc_auc(y, e, signal=anomaly)
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel("Reconstruction error")

@@ -7,52 +7,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._common import PLOTS, as_1d, new_axes
+from ..metrics import confusion_matrix
+from .common import PLOTS, new_axes
 
 __all__ = ["ConfusionResult", "confusion_matrix", "plot_confusion_matrix"]
-
-
-def confusion_matrix(
-    y_true: Any, y_pred: Any, *, n_classes: int | None = None, normalize: str | None = None, weights: Any = None
-) -> np.ndarray:
-    """Counts ``C[i, j]`` of jets of true class ``i`` predicted as ``j``.
-
-    Parameters
-    ----------
-    y_true : array of int, shape (n_jets,)
-    y_pred : array of int (n_jets,) or probabilities (n_jets, n_classes) (argmax is taken)
-    n_classes : int, optional
-    normalize : {None, "true", "pred", "all"}
-        Normalise rows (efficiencies), columns (purities) or everything, as scikit-learn.
-    weights : array, optional
-
-    Examples
-    --------
-    >>> confusion_matrix([0, 1, 1], [0, 1, 0]).tolist()
-    [[1.0, 0.0], [1.0, 1.0]]
-    """
-    t = as_1d(y_true, "y_true", dtype=int)
-    p = np.asarray(y_pred)
-    if p.ndim == 2:
-        n_classes = n_classes or p.shape[1]
-        p = np.argmax(p, axis=1)
-    p = as_1d(p, "y_pred", dtype=int)
-    if len(p) != len(t):
-        msg = f"y_true has {len(t)} entries but y_pred has {len(p)}"
-        raise ValueError(msg)
-    n = n_classes or int(max(t.max(initial=-1), p.max(initial=-1)) + 1)
-    w = np.ones(len(t)) if weights is None else as_1d(weights, "weights")
-    cm = np.zeros((n, n))
-    np.add.at(cm, (t, p), w)
-    if normalize is None:
-        return cm
-    axis = {"true": 1, "pred": 0, "all": None}
-    if normalize not in axis:
-        msg = f"normalize: expected None, 'true', 'pred' or 'all', received {normalize!r}"
-        raise ValueError(msg)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        total = cm.sum(axis=axis[normalize], keepdims=axis[normalize] is not None)
-        return np.nan_to_num(cm / total)
 
 
 @dataclass

@@ -8,8 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._optional import require
-from ._common import PLOTS, as_1d, new_axes, upper_edge_inclusive
-from .metrics import ONE_SIGMA, clopper_pearson, effective_count
+from ..metrics import ONE_SIGMA, efficiency_from_hist, efficiency_hist
+from .common import PLOTS, as_1d, new_axes, upper_edge_inclusive
 
 __all__ = [
     "EfficiencyResult",
@@ -85,20 +85,6 @@ class EfficiencyTable:
             return np.where(self.eff_b_lo > 0, 1.0 / self.eff_b_lo, np.inf)
 
 
-def _pass_fraction(passed: np.ndarray, w: np.ndarray | None, cl: float) -> tuple[float, float, float, float]:
-    if len(passed) == 0:
-        return np.nan, np.nan, np.nan, 0.0
-    if w is None:
-        n, k = float(len(passed)), float(np.count_nonzero(passed))
-        eff = k / n
-    else:
-        eff = float(np.sum(w[passed]) / np.sum(w))
-        n = effective_count(w)
-        k = eff * n
-    lo, hi = clopper_pearson(k, n, cl)
-    return eff, float(lo), float(hi), n
-
-
 def binned_efficiency(
     variable: Any,
     scores: Any,
@@ -153,26 +139,28 @@ def binned_efficiency(
     idx = np.searchsorted(edges, x, side="right") - 1
     idx[x == edges[-1]] = len(edges) - 2
     n_bins = len(edges) - 1
-    global_cut = None if flat else cut_for_efficiency(s[is_sig], working_point, None if w is None else w[is_sig])
-    cols = {k: np.full(n_bins, np.nan) for k in ("cuts", "eff_s", "eff_s_lo", "eff_s_hi", "eff_b", "eff_b_lo", "eff_b_hi")}
-    n_s, n_b = np.zeros(n_bins), np.zeros(n_bins)
-    for b in range(n_bins):
-        in_bin = idx == b
-        sig, bkg = in_bin & is_sig, in_bin & ~is_sig
-        if flat:
-            cut = cut_for_efficiency(s[sig], working_point, None if w is None else w[sig]) if np.any(sig) else np.nan
-        else:
-            cut = global_cut
-        cols["cuts"][b] = cut
-        if np.isnan(cut):
-            continue
-        cols["eff_s"][b], cols["eff_s_lo"][b], cols["eff_s_hi"][b], n_s[b] = _pass_fraction(
-            s[sig] >= cut, None if w is None else w[sig], cl
-        )
-        cols["eff_b"][b], cols["eff_b_lo"][b], cols["eff_b_hi"][b], n_b[b] = _pass_fraction(
-            s[bkg] >= cut, None if w is None else w[bkg], cl
-        )
-    return EfficiencyTable(edges=edges, n_s=n_s, n_b=n_b, **cols)
+    if flat:
+        cuts = np.full(n_bins, np.nan)
+        for b in range(n_bins):
+            sig = (idx == b) & is_sig
+            if np.any(sig):
+                cuts[b] = cut_for_efficiency(s[sig], working_point, None if w is None else w[sig])
+    else:
+        cuts = np.full(n_bins, cut_for_efficiency(s[is_sig], working_point, None if w is None else w[is_sig]))
+    inside = (idx >= 0) & (idx < n_bins)
+    cut_of_jet = np.full(len(x), np.nan)
+    cut_of_jet[inside] = cuts[idx[inside]]
+    keep = inside & ~np.isnan(cut_of_jet)
+    passed = s >= np.where(keep, cut_of_jet, np.inf)
+    counts = {}
+    for key, sel in (("s", keep & is_sig), ("b", keep & ~is_sig)):
+        h = efficiency_hist(x[sel], passed[sel], edges, None if w is None else w[sel])
+        counts[key] = efficiency_from_hist(h, cl)
+    cols = {"cuts": cuts}
+    for key in ("s", "b"):
+        e = counts[key]
+        cols[f"eff_{key}"], cols[f"eff_{key}_lo"], cols[f"eff_{key}_hi"] = e.eff, e.lo, e.hi
+    return EfficiencyTable(edges=edges, n_s=counts["s"].n, n_b=counts["b"].n, **cols)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._common import PLOTS, new_axes
+from .common import PLOTS, new_axes
 
 __all__ = ["ImportanceResult", "plot_beeswarm", "plot_importance", "plot_position_importance"]
 

@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ._common import PLOTS, pyplot
+from .common import PLOTS, pyplot
 
 __all__ = ["FiltersResult", "plot_efn_filters", "plot_conv_filters", "plot_feature_maps"]
 

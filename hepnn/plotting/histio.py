@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 from .._fileio import atomic_write_text
 from .._optional import require
 from ..exceptions import InputDataError
-from ._common import PLOTS, new_axes
+from .common import PLOTS, new_axes
 
 __all__ = ["load_hists", "merge_hists", "plot_hist", "save_hists"]
 

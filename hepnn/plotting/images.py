@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._optional import require
-from ._common import PLOTS, as_1d, class_names_for, new_axes, pyplot
+from .common import PLOTS, as_1d, class_names_for, new_axes, pyplot
 
 __all__ = ["HeatmapResult", "ImagesResult", "plot_average_images", "plot_heatmap"]
 

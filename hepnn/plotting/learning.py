@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..exceptions import InputDataError, UnknownNameError
-from ._common import PLOTS, pyplot
+from .common import PLOTS, pyplot
 
 __all__ = ["LearningResult", "plot_learning_curves", "read_history"]
 

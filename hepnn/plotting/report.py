@@ -14,6 +14,16 @@ The report reads no file outside a run directory: a run file (``config.yaml``,
 ``model.keras``, ``metrics.json``, ...) that is a symlink leading out of the run directory
 is an error; such an explanation file is ignored, with a note in the report.
 
+The figures are entries of :data:`REPORT_FIGURES`, each registered with
+:func:`report_figure` together with what it needs (tasks, input kind, spectator, model,
+explanations); the report draws every entry that applies, in registration order, and
+renders ``templates/report.html``. A new figure is one registered function::
+
+    @report_figure("score_mean", section="overtraining", plots=("scores",))
+    def score_mean(ctx, item):  # ctx: ReportContext, item: FigureItem
+        ...
+        return ReportFigure(name=item.stem, ..., files=ctx.finish(fig, item.stem, ax))
+
 The experiment style of the first run's ``plots`` config section is applied while the
 report is drawn and restored afterwards; importing this module draws and changes nothing.
 """
@@ -21,21 +31,55 @@ report is drawn and restored afterwards; importing this module draws and changes
 from __future__ import annotations
 
 import fnmatch
+import functools
 import html
+import itertools
 import os
 import re
 import shutil
 import sys
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+from string import Template
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from .._fileio import atomic_path, atomic_write_text
-from ..exceptions import InputDataError
+from ..exceptions import InputDataError, UnknownNameError
+from ..metrics import efficiency_auc, efficiency_curve, rejection_at
+from ..registry import Registry
+from .anomaly import plot_latent, plot_reconstruction_error
+from .common import PLOTS, pyplot, taggers_from
+from .confusion import plot_confusion_matrix
+from .efficiency import plot_efficiency, plot_mass_sculpting
+from .explanations import plot_importance, plot_position_importance
+from .filters import plot_conv_filters, plot_efn_filters, plot_feature_maps
+from .histio import save_hists
+from .images import plot_average_images, plot_heatmap
+from .learning import plot_learning_curves, read_history
+from .roc import plot_rejection, plot_roc
+from .save import save_figure
+from .scores import plot_scores
+from .style import label, use_style
 
-__all__ = ["Report", "ReportFigure", "build_report", "make_report", "find_spectator"]
+__all__ = [
+    "REPORT_FIGURES",
+    "SCOPES",
+    "FigureEntry",
+    "FigureItem",
+    "Report",
+    "ReportContext",
+    "ReportFigure",
+    "ReportRun",
+    "SkipFigure",
+    "build_report",
+    "find_spectator",
+    "make_report",
+    "report_figure",
+    "report_figures",
+]
 
 _SPECTATOR_PATTERNS = {
     "pt": ("spec_*pt*",),
@@ -77,6 +121,8 @@ class ReportFigure:
         What the plot function returned (its figure is closed); None for copied images.
     summary : dict
         Numbers shown (curves drawn, AUC, KS p-values, ...), also in ``manifest.json``.
+    plots : list of str
+        The :data:`hepnn.plotting.PLOTS` functions that drew it (from its registry entry).
     """
 
     name: str
@@ -87,6 +133,7 @@ class ReportFigure:
     variant: str | None = None
     result: Any = None
     summary: dict = field(default_factory=dict)
+    plots: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -107,17 +154,23 @@ class Report:
         for fig in self.figures:
             if fig.name == name:
                 return fig
-        from ..exceptions import UnknownNameError
-
         raise UnknownNameError(name, "report figure", [f.name for f in self.figures])
 
 
-class _Skip(Exception):
-    """A plot whose inputs are missing: skipped with a note on the page."""
+class SkipFigure(Exception):
+    """Raised by a report figure whose inputs are missing: the figure is skipped with this note on the page."""
 
 
 @dataclass
-class _Run:
+class ReportRun:
+    """One run as the report figures see it: its config, predictions and metrics.
+
+    ``test``/``train`` are :func:`hepnn.training.evaluate.predict_split` results;
+    ``score_test`` is one discriminant per test jet (higher = more signal-like),
+    ``is_sig_test`` the signal flag, ``signal`` the index of the signal class (the
+    background class for an autoencoder).
+    """
+
     name: str
     path: Path
     config: Any
@@ -146,8 +199,6 @@ def find_spectator(data: Mapping[str, Any], quantity: str) -> str | None:
     True
     """
     if quantity not in _SPECTATOR_PATTERNS:
-        from ..exceptions import UnknownNameError
-
         raise UnknownNameError(quantity, "spectator quantity", list(_SPECTATOR_PATTERNS))
     for pattern in _SPECTATOR_PATTERNS[quantity]:
         hits = sorted((k for k in data if fnmatch.fnmatchcase(str(k).lower(), pattern)), key=lambda k: (len(k), k))
@@ -254,41 +305,6 @@ def _fold_datasets(groups: dict, data: Any, analysis: Any, cache: dict) -> dict[
     return out
 
 
-def _folds_figure(d: _Drawer, name: str, runs: list, wps: tuple) -> ReportFigure:
-    """Mean background rejection over the folds of a k-fold run with a band of +-1 standard deviation."""
-    from .metrics import auc, rejection_at, roc_curve
-
-    plt = d.pyplot()
-    grid = np.linspace(0.1, 1.0, 181)
-    curves, aucs = [], []
-    for run in runs:
-        eff_s, eff_b, _ = roc_curve(run.score_test, run.is_sig_test.astype(int))
-        curves.append(rejection_at(eff_s, eff_b, grid))
-        aucs.append(auc(eff_s, eff_b))
-    curves = np.asarray(curves, dtype=float)
-    finite = np.where(np.isfinite(curves), curves, np.nan)
-    mean = np.nanmean(finite, axis=0)
-    std = np.nanstd(finite, axis=0, ddof=1) if len(runs) > 1 else np.zeros_like(mean)
-    fig, ax = plt.subplots()
-    line, = ax.plot(grid, mean, label=f"{name}: mean of {len(runs)} folds (AUC {np.mean(aucs):.4f} ± {np.std(aucs, ddof=1):.4f})")
-    band = ax.fill_between(grid, np.clip(mean - std, 1.0, None), mean + std, alpha=0.3, color=line.get_color(),
-                           label="± 1 standard deviation over folds")
-    ax.set_yscale("log")
-    ax.set(xlabel="Signal efficiency $\\varepsilon_S$", ylabel="Background rejection $1/\\varepsilon_B$")
-    ax.legend()
-    stem = f"rejection_folds_{_safe(name)}"
-    files = d.finish(fig, stem, ax)
-    at = {f"{wp:g}": {"mean": float(np.interp(wp, grid, mean)), "std": float(np.interp(wp, grid, std))} for wp in wps}
-    return ReportFigure(
-        name=stem, section="performance", variant=name, result={"line": line, "band": band, "curves": curves},
-        files=files, title=f"k-fold spread: {name}",
-        caption=(f"Background rejection of the {len(runs)} fold models of {name}, each on the jets of its own fold "
-                 "(never seen in its training): mean and a band of one standard deviation over the folds."),
-        summary={"folds": len(runs), "auc_mean": float(np.mean(aucs)), "auc_std": float(np.std(aucs, ddof=1)),
-                 "rejection": at},
-    )
-
-
 def _load_data(run_dir: Path, config: Any, analysis: Any) -> Any:
     """The run's data with its own preprocessing, as :func:`hepnn.training.evaluate.predict_split` reads them."""
     from ..training.evaluate import load_run_data
@@ -296,7 +312,7 @@ def _load_data(run_dir: Path, config: Any, analysis: Any) -> Any:
     return load_run_data(run_dir, config, analysis)
 
 
-def _scores(run: _Run, pred: dict) -> tuple[np.ndarray, np.ndarray]:
+def _scores(run: ReportRun, pred: dict) -> tuple[np.ndarray, np.ndarray]:
     """One discriminant per jet (higher = more signal-like) and the signal flag, as the metrics use them."""
     out = np.asarray(pred["outputs"])
     labels = np.asarray(pred["label"])
@@ -310,7 +326,7 @@ def _scores(run: _Run, pred: dict) -> tuple[np.ndarray, np.ndarray]:
     return out.reshape(-1).astype(float), labels != run.signal  # autoencoder: signal is the background index
 
 
-def _load_run(name: str, path: Path, data: Any, analysis: Any, cache: dict) -> _Run:
+def _load_run(name: str, path: Path, data: Any, analysis: Any, cache: dict) -> ReportRun:
     from ..config import load_config, to_dict
     from ..training.evaluate import evaluate_run, predict_split
     from ..training.rundir import RunDirectory, read_json
@@ -339,7 +355,7 @@ def _load_run(name: str, path: Path, data: Any, analysis: Any, cache: dict) -> _
         signal = classes.index(ev.signal) if ev.signal else 1
     else:
         signal = classes.index(ev.signal) if ev.signal else len(classes) - 1
-    run = _Run(name=name, path=path, config=config, task=task, classes=classes, test=test, train=train,
+    run = ReportRun(name=name, path=path, config=config, task=task, classes=classes, test=test, train=train,
                metrics=metrics, signal=signal)
     run.score_test, run.is_sig_test = _scores(run, test)
     if train is not None and len(train["label"]):
@@ -354,25 +370,37 @@ def _progress(iterable: Iterable, total: int, desc: str, progress: bool) -> Iter
                 disable=not progress or not sys.stderr.isatty(), dynamic_ncols=True, leave=False)
 
 
-class _Drawer:
-    """Draws, labels, saves and closes figures into ``report/plots``."""
+class ReportContext:
+    """What every report figure shares: the output folder, the runs, the taggers, the working points.
 
-    def __init__(self, out: Path, plots_config: Any):
+    Draw functions save their figures with :meth:`finish` (experiment label, every format
+    of ``plots.formats``, figure closed) and histograms with :meth:`hists`; :meth:`note`
+    adds a note to the page; ``cache`` holds what several figures reuse (loaded models).
+    """
+
+    def __init__(self, out: Path, plots_config: Any, runs: list, taggers: dict, working_points: tuple,
+                 working_point: float):
         self.out = out
         self.formats = tuple(plots_config.formats)
         self.style = plots_config.style
         self.text = plots_config.label
         self.energy = plots_config.energy
+        self.runs = runs
+        self.taggers = taggers
+        self.working_points = working_points
+        self.working_point = working_point
+        self.cache: dict = {}
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        """Add ``text`` to the notes on skipped plots (once)."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def pyplot(self) -> Any:
-        from ._common import pyplot
-
         return pyplot()
 
     def finish(self, fig: Any, name: str, label_ax: Any = None) -> list[str]:
-        from .save import save_figure
-        from .style import label
-
         if label_ax is not None:
             label(label_ax, experiment=self.style, text=self.text, energy=self.energy)
         paths = save_figure(fig, self.out / "plots" / name, formats=self.formats)
@@ -380,21 +408,182 @@ class _Drawer:
         return [p.relative_to(self.out).as_posix() for p in paths]
 
     def hists(self, hists: Mapping[str, Any], name: str) -> str:
-        from .histio import save_hists
-
         path = save_hists(dict(hists), self.out / "hists" / f"{name}.json")
         return Path(path).relative_to(self.out).as_posix()
 
 
-def _rejection_figure(d: _Drawer, taggers: dict, wps: tuple) -> ReportFigure:
-    from .roc import plot_rejection
+#: where a report figure is drawn: once for all taggers, once per k-fold run, once per run,
+#: or once per input of ``input_kind`` (for the first run holding it)
+SCOPES = ("all", "kfold", "run", "input")
+_TASKS = ("binary", "multiclass", "autoencoder")
+_order = itertools.count()
 
+
+@dataclass(frozen=True)
+class FigureEntry:
+    """A registered report figure and what it needs; see :func:`report_figure`."""
+
+    name: str
+    draw: Callable[[ReportContext, FigureItem], Any]
+    section: str
+    scope: str = "run"
+    tasks: tuple[str, ...] = ()
+    input_kind: str | None = None
+    spectator: str | None = None
+    model: str | None = None
+    explanations: bool = False
+    when: Callable[[ReportRun], bool] | None = None
+    description: str = ""
+    plots: tuple[str, ...] = ()
+    order: int = 0
+
+    def applies_to(self, run: ReportRun) -> bool:
+        """Whether ``run`` has what this figure needs (a missing spectator is checked when drawing, with a note)."""
+        if self.tasks and run.task not in self.tasks:
+            return False
+        if self.model is not None and run.config.model.name != self.model:
+            return False
+        if self.scope == "run" and self.input_kind is not None and self.input_kind not in run_input_kinds(run):
+            return False
+        if self.explanations:
+            root = run.path / "explain"
+            if not root.is_dir() or not _inside(run.path, root):
+                return False
+        return self.when is None or bool(self.when(run))
+
+
+@dataclass
+class FigureItem:
+    """One figure to draw: the entry, the file stem and what it is drawn for.
+
+    ``run`` is the run (scopes ``run`` and ``input``), ``runs`` the runs it covers (every
+    run for scope ``all``, the fold runs for ``kfold``), ``group`` the k-fold run's name,
+    ``input_name`` the input (scope ``input``) and ``spectator`` the name of the spectator
+    array found for ``entry.spectator``.
+    """
+
+    entry: FigureEntry
+    stem: str
+    runs: list[ReportRun]
+    run: ReportRun | None = None
+    group: str | None = None
+    input_name: str | None = None
+    spectator: str | None = None
+
+
+#: The figures of the run report by name, drawn in the order they were registered.
+REPORT_FIGURES = Registry("report figure")
+
+
+def report_figure(
+    name: str,
+    *,
+    section: str,
+    scope: str = "run",
+    tasks: Iterable[str] = (),
+    input_kind: str | None = None,
+    spectator: str | None = None,
+    model: str | None = None,
+    explanations: bool = False,
+    when: Callable[[ReportRun], bool] | None = None,
+    description: str | None = None,
+    plots: Iterable[str] = (),
+) -> Callable:
+    """Register ``draw(ctx, item) -> ReportFigure | list[ReportFigure]`` as a figure of the run report.
+
+    The report draws every registered figure that applies: per run (``scope="run"``, the
+    file stem is ``name``, suffixed ``_<run>`` when the report has several runs), once for
+    all taggers (``"all"``), once per k-fold run (``"kfold"``, stem ``name_<run>``) or once
+    per data input of ``input_kind`` (``"input"``, stem ``name_<input>``). A draw function
+    that lacks something raises :class:`SkipFigure` with a note for the page.
+
+    Parameters
+    ----------
+    name : str
+        Registry name and file stem.
+    section : str
+        Page section: ``performance``, ``overtraining``, ``learning``, ``efficiency``,
+        ``sculpting``, ``images``, ``anomaly``, ``multiclass``, ``explain``, ``analysis``.
+    scope : str
+        One of :data:`SCOPES`.
+    tasks : iterable of str
+        Tasks it applies to (``binary``, ``multiclass``, ``autoencoder``); empty: all.
+    input_kind : str, optional
+        The run needs a model input of this kind (scope ``run``), or the figure is drawn
+        for each data input of this kind (scope ``input``).
+    spectator : str, optional
+        Spectator quantity it needs (``pt``, ``eta``, ``mass``); when the run has none, the
+        figure is skipped with a note, else ``item.spectator`` is the array's name.
+    model : str, optional
+        Only for runs of this model (``config.model.name``).
+    explanations : bool
+        Only for runs with an ``explain/`` folder.
+    when : callable, optional
+        ``when(run) -> bool``, any further condition.
+    description : str, optional
+        What the figure shows, for notes ("efficiency against pt"); default ``name``.
+    plots : iterable of str
+        The :data:`hepnn.plotting.PLOTS` functions it draws with (checked, and listed in
+        ``manifest.json``).
+
+    Examples
+    --------
+    >>> @report_figure("score_mean", section="overtraining")  # doctest: +SKIP
+    ... def score_mean(ctx, item):
+    ...     plt = ctx.pyplot()
+    ...     fig, ax = plt.subplots()
+    ...     ax.hist(item.run.score_test)
+    ...     return ReportFigure(name=item.stem, title="Score", caption="Test scores.", section="overtraining",
+    ...                         variant=item.run.name, files=ctx.finish(fig, item.stem, ax))
+    """
+    tasks = tuple(tasks)
+    plots = tuple(plots)
+    sections = [key for key, _ in _SECTIONS]
+    checks = (("section", section, sections, False), ("scope", scope, SCOPES, False),
+              ("spectator", spectator, list(_SPECTATOR_PATTERNS), True))
+    for what, value, valid, optional in checks:
+        if not (optional and value is None) and value not in valid:
+            raise UnknownNameError(value, f"report figure {what}", valid)
+    for task in tasks:
+        if task not in _TASKS:
+            raise UnknownNameError(task, "task", list(_TASKS))
+    for plot in plots:
+        PLOTS.get(plot)
+    if scope == "input" and input_kind is None:
+        msg = f"report figure {name!r}: scope='input' needs input_kind= (the kind of input it is drawn for)"
+        raise ValueError(msg)
+
+    def add(draw: Callable) -> Callable:
+        entry = FigureEntry(name=name, draw=draw, section=section, scope=scope, tasks=tasks, input_kind=input_kind,
+                            spectator=spectator, model=model, explanations=explanations, when=when,
+                            description=description or name, plots=plots, order=next(_order))
+        REPORT_FIGURES.register(name, entry)
+        return draw
+
+    return add
+
+
+def report_figures() -> list[FigureEntry]:
+    """The registered report figures in the order they are drawn (registration order)."""
+    return sorted((REPORT_FIGURES.get(name) for name in REPORT_FIGURES), key=lambda e: e.order)
+
+
+def run_input_kinds(run: ReportRun) -> set[str]:
+    """The kinds (``flat``, ``sequence``, ``image``, ...) of the run's model inputs."""
+    from ..training.trainer import model_inputs
+
+    return {getattr(run.config.data.inputs.get(n), "kind", None) for n in model_inputs(run.config)}
+
+
+@report_figure("rejection", section="performance", scope="all", plots=("rejection",))
+def _rejection_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
+    taggers, wps = d.taggers, d.working_points
     res = plot_rejection(taggers, working_points=wps, ratio=len(taggers) > 1)
     ref = next(iter(taggers))
-    files = d.finish(res.figure, "rejection", res.ax)
+    files = d.finish(res.figure, item.stem, res.ax)
     ratio = f" The lower panel is the ratio to {ref}." if len(taggers) > 1 else ""
     return ReportFigure(
-        name="rejection", section="performance", result=res, files=files,
+        name=item.stem, section="performance", result=res, files=files,
         title="Background rejection against signal efficiency",
         caption=(f"Background rejection 1/eff_B (log scale) against signal efficiency on the test split for "
                  f"{len(taggers)} tagger(s), bands: binomial standard error.{ratio} Unweighted."),
@@ -403,21 +592,55 @@ def _rejection_figure(d: _Drawer, taggers: dict, wps: tuple) -> ReportFigure:
     )
 
 
-def _roc_figure(d: _Drawer, taggers: dict) -> ReportFigure:
-    from .roc import plot_roc
-
-    res = plot_roc(taggers)
-    files = d.finish(res.figure, "roc", res.ax)
+@report_figure("roc", section="performance", scope="all", plots=("roc",))
+def _roc_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
+    res = plot_roc(d.taggers)
+    files = d.finish(res.figure, item.stem, res.ax)
     return ReportFigure(
-        name="roc", section="performance", result=res, files=files, title="ROC curve",
+        name=item.stem, section="performance", result=res, files=files, title="ROC curve",
         caption="Signal efficiency against background efficiency on the test split; AUC in the legend. Unweighted.",
         summary={"curves": list(res.lines), "auc": res.auc},
     )
 
 
-def _scores_figure(d: _Drawer, run: _Run, stem: str) -> ReportFigure:
-    from .scores import plot_scores
+@report_figure("rejection_folds", section="performance", scope="kfold")
+def _folds_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
+    """Mean background rejection over the folds of a k-fold run with a band of +-1 standard deviation."""
+    name, runs, wps = item.group, item.runs, d.working_points
+    plt = d.pyplot()
+    grid = np.linspace(0.1, 1.0, 181)
+    curves, aucs = [], []
+    for run in runs:
+        eff_s, eff_b, _ = efficiency_curve(run.is_sig_test.astype(int), run.score_test)
+        curves.append(rejection_at(eff_s, eff_b, grid))
+        aucs.append(efficiency_auc(eff_s, eff_b))
+    curves = np.asarray(curves, dtype=float)
+    finite = np.where(np.isfinite(curves), curves, np.nan)
+    mean = np.nanmean(finite, axis=0)
+    std = np.nanstd(finite, axis=0, ddof=1) if len(runs) > 1 else np.zeros_like(mean)
+    fig, ax = plt.subplots()
+    line, = ax.plot(grid, mean, label=f"{name}: mean of {len(runs)} folds (AUC {np.mean(aucs):.4f} ± {np.std(aucs, ddof=1):.4f})")
+    band = ax.fill_between(grid, np.clip(mean - std, 1.0, None), mean + std, alpha=0.3, color=line.get_color(),
+                           label="± 1 standard deviation over folds")
+    ax.set_yscale("log")
+    ax.set(xlabel="Signal efficiency $\\varepsilon_S$", ylabel="Background rejection $1/\\varepsilon_B$")
+    ax.legend()
+    stem = item.stem
+    files = d.finish(fig, stem, ax)
+    at = {f"{wp:g}": {"mean": float(np.interp(wp, grid, mean)), "std": float(np.interp(wp, grid, std))} for wp in wps}
+    return ReportFigure(
+        name=stem, section="performance", variant=name, result={"line": line, "band": band, "curves": curves},
+        files=files, title=f"k-fold spread: {name}",
+        caption=(f"Background rejection of the {len(runs)} fold models of {name}, each on the jets of its own fold "
+                 "(never seen in its training): mean and a band of one standard deviation over the folds."),
+        summary={"folds": len(runs), "auc_mean": float(np.mean(aucs)), "auc_std": float(np.std(aucs, ddof=1)),
+                 "rejection": at},
+    )
 
+
+@report_figure("scores", section="overtraining", plots=("scores",))
+def _scores_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
+    run, stem = item.run, item.stem
     labels_te = np.asarray(run.test["label"], dtype=int)
     train = run.score_train is not None
     xlabel = {"autoencoder": "Reconstruction error",
@@ -440,17 +663,18 @@ def _scores_figure(d: _Drawer, run: _Run, stem: str) -> ReportFigure:
     )
 
 
-def _learning_figure(d: _Drawer, run: _Run, stem: str) -> ReportFigure:
+@report_figure("learning", section="learning", plots=("learning_curves",))
+def _learning_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     from ..training.rundir import RunDirectory
-    from .learning import plot_learning_curves, read_history
 
+    run, stem = item.run, item.stem
     path = RunDirectory(run.path).history
     if not path.is_file():
-        raise _Skip(f"{run.name}: no learning curves ({path.name} not found)")
+        raise SkipFigure(f"{run.name}: no learning curves ({path.name} not found)")
     history = read_history(path)
     metrics = [m for m in ("loss", "auc", "accuracy") if m in history]
     if not metrics:
-        raise _Skip(f"{run.name}: no learning curves (history.csv has no loss column)")
+        raise SkipFigure(f"{run.name}: no learning curves (history.csv has no loss column)")
     res = plot_learning_curves(history, metrics)
     files = d.finish(res.figure, stem, res.axes[0])
     return ReportFigure(
@@ -469,17 +693,17 @@ def _edges(x: np.ndarray, n_bins: int = 6) -> np.ndarray | None:
     return edges if len(edges) >= 3 else None
 
 
-def _efficiency_figure(d: _Drawer, run: _Run, stem: str, quantity: str, flat: bool, wp: float) -> ReportFigure:
-    from .efficiency import plot_efficiency
+def _two_classes(run: ReportRun) -> bool:
+    """Efficiencies need signal and background: an autoencoder run qualifies with more than one class."""
+    return run.task != "autoencoder" or len(set(np.unique(run.test["label"]).tolist())) > 1
 
-    key = find_spectator(run.test["data"], quantity)
-    if key is None:
-        raise _Skip(f"{run.name}: no efficiency against {quantity} (no spectator matching "
-                    f"{' or '.join(_SPECTATOR_PATTERNS[quantity])}; add it to data.spectators)")
+
+def _efficiency_figure(d: ReportContext, item: FigureItem, *, flat: bool) -> ReportFigure:
+    run, stem, quantity, key, wp = item.run, item.stem, item.entry.spectator, item.spectator, d.working_point
     x = np.asarray(run.test["data"][key], dtype=float)
     edges = _edges(x)
     if edges is None or not run.is_sig_test.any() or run.is_sig_test.all():
-        raise _Skip(f"{run.name}: no efficiency against {quantity} (too few distinct values or one class only)")
+        raise SkipFigure(f"{run.name}: no efficiency against {quantity} (too few distinct values or one class only)")
     plt = d.pyplot()
     fig, (ax_e, ax_r) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"wspace": 0.3})
     y = run.is_sig_test.astype(int)
@@ -500,15 +724,19 @@ def _efficiency_figure(d: _Drawer, run: _Run, stem: str, quantity: str, flat: bo
     )
 
 
-def _sculpting_figure(d: _Drawer, run: _Run, stem: str, wp: float) -> ReportFigure:
-    from .efficiency import plot_mass_sculpting
+for _quantity in ("pt", "eta"):
+    for _flat in (False, True):
+        report_figure(f"efficiency_{_quantity}_{'flat' if _flat else 'fixed'}", section="efficiency",
+                      spectator=_quantity, when=_two_classes, description=f"efficiency against {_quantity}",
+                      plots=("efficiency",))(functools.partial(_efficiency_figure, flat=_flat))
 
-    key = find_spectator(run.test["data"], "mass")
-    if key is None:
-        raise _Skip(f"{run.name}: no mass sculpting plot (no spectator matching "
-                    f"{' or '.join(_SPECTATOR_PATTERNS['mass'])}; add it to data.spectators)")
+
+@report_figure("mass_sculpting", section="sculpting", spectator="mass", when=_two_classes,
+               description="mass sculpting plot", plots=("mass_sculpting",))
+def _sculpting_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
+    run, stem, key, wp = item.run, item.stem, item.spectator, d.working_point
     if not run.is_sig_test.any() or run.is_sig_test.all():
-        raise _Skip(f"{run.name}: no mass sculpting plot (the test split has one class only)")
+        raise SkipFigure(f"{run.name}: no mass sculpting plot (the test split has one class only)")
     wps = tuple(sorted({float(wp), 0.3}, reverse=True))
     res = plot_mass_sculpting(run.test["data"][key], run.score_test, run.is_sig_test.astype(int), working_points=wps)
     files = d.finish(res.figure, stem, res.ax)
@@ -524,9 +752,9 @@ def _sculpting_figure(d: _Drawer, run: _Run, stem: str, wp: float) -> ReportFigu
     )
 
 
-def _images_figure(d: _Drawer, run: _Run, input_name: str) -> ReportFigure:
-    from .images import plot_average_images
-
+@report_figure("images", section="images", scope="input", input_kind="image", plots=("average_images",))
+def _images_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
+    run, input_name = item.run, item.input_name
     images = np.asarray(run.test["data"][input_name])
     labels = np.asarray(run.test["label"], dtype=int)
     if images.ndim == 4 and images.shape[-1] != 1:
@@ -542,7 +770,7 @@ def _images_figure(d: _Drawer, run: _Run, input_name: str) -> ReportFigure:
     half = float(getattr(spec, "extent", 0.8))
     res = plot_average_images(images, labels, class_names=run.classes, difference=diff, log=False,
                               extent=(-half, half, -half, half))
-    stem = f"images_{_safe(input_name)}"
+    stem = item.stem
     files = d.finish(res.figure, stem, None)
     return ReportFigure(
         name=stem, section="images", variant=None, result=res, files=files,
@@ -552,7 +780,7 @@ def _images_figure(d: _Drawer, run: _Run, input_name: str) -> ReportFigure:
     )
 
 
-def _run_model(run: _Run, cache: dict) -> Any:
+def _run_model(run: ReportRun, cache: dict) -> Any:
     """The run's trained model (loaded once per report)."""
     if run.name not in cache:
         from ..models import load_model
@@ -562,15 +790,16 @@ def _run_model(run: _Run, cache: dict) -> Any:
     return cache[run.name]
 
 
-def _efn_filters_figure(d: _Drawer, run: _Run, stem: str, models: dict) -> ReportFigure:
+@report_figure("efn_filters", section="explain", model="efn", plots=("efn_filters",))
+def _efn_filters_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     from ..models.efn import efn_filters
-    from .filters import plot_efn_filters
 
+    run, stem, models = item.run, item.stem, d.cache.setdefault("models", {})
     model = _run_model(run, models)
     input_name = next((layer.name[: -len("_energy_flow")] for layer in model.layers
                        if layer.name.endswith("_energy_flow")), None)
     if input_name is None:
-        raise _Skip(f"{run.name}: no EFN filters (the model has no EFN branch)")
+        raise SkipFigure(f"{run.name}: no EFN filters (the model has no EFN branch)")
     columns = model.get_layer(f"{input_name}_angles").indices
     x = np.asarray(run.test["data"][input_name])
     real = np.any(x != 0.0, axis=-1) if f"{input_name}_mask" not in run.test["data"] else np.asarray(
@@ -593,7 +822,7 @@ def _efn_filters_figure(d: _Drawer, run: _Run, stem: str, models: dict) -> Repor
     )
 
 
-def _cnn_feature_maps(run: _Run, models: dict, cache: dict, n_jets: int = 400) -> Any:
+def _cnn_feature_maps(run: ReportRun, models: dict, cache: dict, n_jets: int = 400) -> Any:
     key = run.name
     if key not in cache:
         from ..explain import explain
@@ -602,7 +831,7 @@ def _cnn_feature_maps(run: _Run, models: dict, cache: dict, n_jets: int = 400) -
 
         model = _run_model(run, models)
         if not conv_layers(model):
-            raise _Skip(f"{run.name}: no feature maps (the model has no convolution layer)")
+            raise SkipFigure(f"{run.name}: no feature maps (the model has no convolution layer)")
         names = model_inputs(run.config)
         labels = np.asarray(run.test["label"], dtype=int)
         pick = np.arange(min(n_jets, len(labels)))
@@ -611,9 +840,10 @@ def _cnn_feature_maps(run: _Run, models: dict, cache: dict, n_jets: int = 400) -
     return cache[key]
 
 
-def _conv_filters_figure(d: _Drawer, run: _Run, stem: str, models: dict, maps: dict) -> ReportFigure:
-    from .filters import plot_conv_filters
-
+@report_figure("conv_filters", section="explain", tasks=("binary", "multiclass"), input_kind="image",
+               plots=("conv_filters",))
+def _conv_filters_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
+    run, stem, models, maps = item.run, item.stem, d.cache.setdefault("models", {}), d.cache.setdefault("maps", {})
     expl = _cnn_feature_maps(run, models, maps)
     kernel = np.asarray(expl.extra["filters"])
     res = plot_conv_filters(kernel, n_filters=16)
@@ -629,9 +859,10 @@ def _conv_filters_figure(d: _Drawer, run: _Run, stem: str, models: dict, maps: d
     )
 
 
-def _feature_maps_figure(d: _Drawer, run: _Run, stem: str, models: dict, maps: dict) -> ReportFigure:
-    from .filters import plot_feature_maps
-
+@report_figure("feature_maps", section="explain", tasks=("binary", "multiclass"), input_kind="image",
+               plots=("feature_maps",))
+def _feature_maps_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
+    run, stem, models, maps = item.run, item.stem, d.cache.setdefault("models", {}), d.cache.setdefault("maps", {})
     expl = _cnn_feature_maps(run, models, maps)
     layers = list(expl.extra["layers"])
     i = len(layers) - 1  # the deepest recorded layer
@@ -649,16 +880,9 @@ def _feature_maps_figure(d: _Drawer, run: _Run, stem: str, models: dict, maps: d
     )
 
 
-def _uses_image(run: _Run) -> bool:
-    from ..training.trainer import model_inputs
-
-    names = model_inputs(run.config)
-    return any(getattr(run.config.data.inputs.get(n), "kind", None) == "image" for n in names)
-
-
-def _confusion_figure(d: _Drawer, run: _Run, stem: str) -> ReportFigure:
-    from .confusion import plot_confusion_matrix
-
+@report_figure("confusion", section="multiclass", tasks=("multiclass",), plots=("confusion_matrix",))
+def _confusion_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
+    run, stem = item.run, item.stem
     probs = np.asarray(run.test["outputs"])
     res = plot_confusion_matrix(np.asarray(run.test["label"], dtype=int), np.argmax(probs, axis=1),
                                 class_names=run.classes)
@@ -670,9 +894,9 @@ def _confusion_figure(d: _Drawer, run: _Run, stem: str) -> ReportFigure:
     )
 
 
-def _reconstruction_figure(d: _Drawer, run: _Run, stem: str) -> ReportFigure:
-    from .anomaly import plot_reconstruction_error
-
+@report_figure("reconstruction", section="anomaly", tasks=("autoencoder",), plots=("reconstruction_error",))
+def _reconstruction_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
+    run, stem = item.run, item.stem
     errors = run.score_test
     labels = np.asarray(run.test["label"], dtype=int)
     anomaly = next((c for c in np.unique(labels).tolist() if c != run.signal), run.signal)
@@ -689,18 +913,19 @@ def _reconstruction_figure(d: _Drawer, run: _Run, stem: str) -> ReportFigure:
     )
 
 
-def _latent_figure(d: _Drawer, run: _Run, stem: str) -> ReportFigure:
+@report_figure("latent", section="anomaly", tasks=("autoencoder",), plots=("latent",))
+def _latent_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     from ..models import load_model
     from ..models.autoencoder import encoder
     from ..training.rundir import RunDirectory
     from ..training.trainer import model_inputs
-    from .anomaly import plot_latent
 
+    run, stem = item.run, item.stem
     model = load_model(RunDirectory(run.path).model)
     try:
         enc = encoder(model)
     except (ValueError, KeyError) as err:
-        raise _Skip(f"{run.name}: no latent-space plot ({err})") from err
+        raise SkipFigure(f"{run.name}: no latent-space plot ({err})") from err
     x = {n: run.test["data"][n] for n in model_inputs(run.config)}
     latent = np.asarray(enc.predict(x, batch_size=run.config.evaluation.batch_size, verbose=0))
     latent = latent.reshape(len(latent), -1)
@@ -713,10 +938,7 @@ def _latent_figure(d: _Drawer, run: _Run, stem: str) -> ReportFigure:
     )
 
 
-def _explain_values_figure(d: _Drawer, run: _Run, method: str, npz: Path, input_name: str, stem: str):
-    from .explanations import plot_importance, plot_position_importance
-    from .images import plot_heatmap
-
+def _explain_values_figure(d: ReportContext, run: ReportRun, method: str, npz: Path, input_name: str, stem: str):
     with np.load(npz, allow_pickle=False) as f:
         values = np.asarray(f[f"values_{input_name}"], dtype=float)
         names_key = f"feature_names_{input_name}"
@@ -741,7 +963,7 @@ def _explain_values_figure(d: _Drawer, run: _Run, method: str, npz: Path, input_
         fig = ax.figure
         what = "per pixel"
     else:
-        raise _Skip(f"{run.name}: explanation {method}/{input_name} has values of shape {values.shape}, "
+        raise SkipFigure(f"{run.name}: explanation {method}/{input_name} has values of shape {values.shape}, "
                     "expected 2 to 4 dimensions")
     files = d.finish(fig, stem, None)
     return ReportFigure(
@@ -757,7 +979,7 @@ def _copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, tmp)
 
 
-def _explanation_tasks(d: _Drawer, run: _Run, out: Path) -> list[tuple[str, Callable[[], Any]]]:
+def _explanation_tasks(d: ReportContext, run: ReportRun, out: Path) -> list[tuple[str, Callable[[], Any]]]:
     tasks: list[tuple[str, Callable[[], Any]]] = []
     root = run.path / "explain"
     if not root.is_dir() or not _inside(run.path, root):
@@ -769,7 +991,7 @@ def _explanation_tasks(d: _Drawer, run: _Run, out: Path) -> list[tuple[str, Call
             return False
 
         def note(file=file):
-            raise _Skip(f"{run.name}: ignored {file}: a symlink to {os.path.realpath(file)}, outside the run directory")
+            raise SkipFigure(f"{run.name}: ignored {file}: a symlink to {os.path.realpath(file)}, outside the run directory")
 
         tasks.append((f"ignored {file.name}", note))
         return True
@@ -803,7 +1025,7 @@ def _explanation_tasks(d: _Drawer, run: _Run, out: Path) -> list[tuple[str, Call
                     inputs = [k[len("values_"):] for k in f.files if k.startswith("values_")]
             except (OSError, ValueError) as err:
                 def bad(npz=npz, err=err):
-                    raise _Skip(f"{run.name}: cannot read {npz}: {err}")
+                    raise SkipFigure(f"{run.name}: cannot read {npz}: {err}")
 
                 tasks.append((f"explain {method}", bad))
                 continue
@@ -812,6 +1034,19 @@ def _explanation_tasks(d: _Drawer, run: _Run, out: Path) -> list[tuple[str, Call
                 tasks.append((f"importance {method}/{input_name}",
                               lambda m=method, i=input_name, s=stem, p=npz: _explain_values_figure(d, run, m, p, i, s)))
     return tasks
+
+
+@report_figure("explanations", section="explain", explanations=True,
+               plots=("importance", "position_importance", "heatmap"))
+def _explanation_figures(d: ReportContext, item: FigureItem) -> list[ReportFigure]:
+    """The PNGs the explainers wrote into ``RUN_DIR/explain/<method>/`` and the mean |attribution| of their values."""
+    figures = []
+    for _desc, task in _explanation_tasks(d, item.run, d.out):
+        try:
+            figures.append(task())
+        except SkipFigure as skip:
+            d.note(str(skip))
+    return figures
 
 
 def _hook_figures(paths: Iterable[Any], out: Path) -> list[ReportFigure]:
@@ -855,7 +1090,7 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _metric_rows(runs: list[_Run], baselines: dict) -> list[tuple[str, dict]]:
+def _metric_rows(runs: list[ReportRun], baselines: dict) -> list[tuple[str, dict]]:
     rows = []
     for run in runs:
         m = run.metrics
@@ -869,50 +1104,112 @@ def _metric_rows(runs: list[_Run], baselines: dict) -> list[tuple[str, dict]]:
     return rows
 
 
-def _html(report: Report, runs: list[_Run], baselines: dict, title: str) -> str:
+#: pieces of the page; the page itself is ``templates/report.html`` (``string.Template``, values HTML-escaped)
+_ROW = Template("<tr><td>$name</td><td>$auc</td><td>$accuracy</td>$cells<td>$n_test</td></tr>")
+_TABLE = Template("<table><tr><th>Tagger</th><th>AUC</th><th>Accuracy</th>$head<th>Test jets</th></tr>\n"
+                  "$rows\n</table>")
+_WP_HEAD = Template("<th>1/&epsilon;<sub>B</sub> at &epsilon;<sub>S</sub>=$wp</th>")
+_FIGURE = Template('<figure id="$id">$img<figcaption><b>$title.</b> $caption $links</figcaption></figure>')
+_IMG = Template('<img src="$src" alt="$alt">')
+_LINK = Template('<a href="$href">$text</a>')
+
+
+def _page_template() -> Template:
+    return Template(resources.files(__package__).joinpath("templates/report.html").read_text(encoding="utf-8"))
+
+
+def _metrics_table(runs: list[ReportRun], baselines: dict) -> str:
     esc = html.escape
     rows = _metric_rows(runs, baselines)
+    if not rows:
+        return ""
     wps: list[str] = []
     for _, m in rows:
         wps.extend(k for k in (m.get("rejection") or {}) if k not in wps)
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{esc(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}figure{display:inline-block;vertical-align:top;"
-        "width:48%;margin:0.5%}figure img{max-width:100%}figcaption{font-size:90%}.note{color:#a60}</style>",
-        "</head><body>", f"<h1>{esc(title)}</h1>",
-        "<p>Runs: " + ", ".join(f"{esc(r.name)} (<code>{esc(str(r.path))}</code>, {esc(r.task)})" for r in runs)
-        + '. Metrics: <a href="metrics.json">metrics.json</a>; histograms: <code>hists/</code>.</p>',
-        "<h2>Metrics (test split)</h2>",
-    ]
-    if rows:
-        head = "".join(f"<th>1/&epsilon;<sub>B</sub> at &epsilon;<sub>S</sub>={esc(wp)}</th>" for wp in wps)
-        parts.append(f"<table><tr><th>Tagger</th><th>AUC</th><th>Accuracy</th>{head}<th>Test jets</th></tr>")
-        for name, m in rows:
-            rej = m.get("rejection") or {}
-            cells = "".join(f"<td>{_fmt(rej.get(wp, '')) if wp in rej else ''}</td>" for wp in wps)
-            parts.append(f"<tr><td>{esc(name)}</td><td>{_fmt(m.get('auc', ''))}</td>"
-                         f"<td>{_fmt(m.get('accuracy', ''))}</td>{cells}<td>{_fmt(m.get('n_test', ''))}</td></tr>")
-        parts.append("</table>")
+    body = []
+    for name, m in rows:
+        rej = m.get("rejection") or {}
+        cells = "".join(f"<td>{_fmt(rej.get(wp, '')) if wp in rej else ''}</td>" for wp in wps)
+        body.append(_ROW.substitute(name=esc(name), auc=_fmt(m.get("auc", "")), accuracy=_fmt(m.get("accuracy", "")),
+                                    cells=cells, n_test=_fmt(m.get("n_test", ""))))
+    head = "".join(_WP_HEAD.substitute(wp=esc(wp)) for wp in wps)
+    return _TABLE.substitute(head=head, rows="\n".join(body))
+
+
+def _figure_html(fig: ReportFigure) -> str:
+    esc = html.escape
+    images = [f for f in fig.files if f.rsplit(".", 1)[-1] in ("png", "svg", "jpg", "jpeg")]
+    others = [f for f in fig.files if f not in images]
+    links = " ".join(_LINK.substitute(href=esc(f, quote=True), text=esc(f.rsplit(".", 1)[-1].upper())) for f in others)
+    img = _IMG.substitute(src=esc(images[0], quote=True), alt=esc(fig.title, quote=True)) if images else ""
+    return _FIGURE.substitute(id=esc(fig.name, quote=True), img=img, title=esc(fig.title), caption=esc(fig.caption),
+                              links=links)
+
+
+def _html(report: Report, runs: list[ReportRun], baselines: dict, title: str) -> str:
+    esc = html.escape
+    notes = ""
     if report.notes:
-        parts.append("<h2>Skipped plots</h2><ul>")
-        parts.extend(f'<li class="note">{esc(n)}</li>' for n in report.notes)
-        parts.append("</ul>")
+        items = "\n".join(f'<li class="note">{esc(n)}</li>' for n in report.notes)
+        notes = f"<h2>Skipped plots</h2><ul>\n{items}\n</ul>"
+    sections = []
     for key, heading in _SECTIONS:
         figs = [f for f in report.figures if f.section == key]
-        if not figs:
-            continue
-        parts.append(f"<h2>{esc(heading)}</h2>")
-        for fig in figs:
-            images = [f for f in fig.files if f.rsplit(".", 1)[-1] in ("png", "svg", "jpg", "jpeg")]
-            others = [f for f in fig.files if f not in images]
-            links = " ".join(f'<a href="{esc(f, quote=True)}">{esc(f.rsplit(".", 1)[-1].upper())}</a>' for f in others)
-            img = (f'<img src="{esc(images[0], quote=True)}" alt="{esc(fig.title, quote=True)}">' if images else "")
-            parts.append(f'<figure id="{esc(fig.name, quote=True)}">{img}<figcaption><b>{esc(fig.title)}.</b> '
-                         f"{esc(fig.caption)} {links}</figcaption></figure>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+        if figs:
+            sections.append(f"<h2>{esc(heading)}</h2>")
+            sections.extend(_figure_html(f) for f in figs)
+    return _page_template().substitute(
+        title=esc(title),
+        runs=", ".join(f"{esc(r.name)} (<code>{esc(str(r.path))}</code>, {esc(r.task)})" for r in runs),
+        metrics=_metrics_table(runs, baselines), notes=notes, sections="\n".join(sections),
+    )
+
+
+def _figure_items(runs: list[ReportRun], fold_groups: dict, several: bool) -> list[FigureItem]:
+    """Every figure to draw, from the registry: figures of all taggers, of each k-fold run, then of each run."""
+    entries = report_figures()
+    items = [FigureItem(e, stem=e.name, runs=runs) for e in entries if e.scope == "all"]
+    by_name = {r.name: r for r in runs}
+    for e in (e for e in entries if e.scope == "kfold"):
+        items.extend(FigureItem(e, stem=f"{e.name}_{_safe(group)}", runs=[by_name[n] for n in names], group=group)
+                     for group, (_path, names) in fold_groups.items())
+    inputs_done: set[tuple[str, str]] = set()
+    for run in runs:
+        sfx = f"_{_safe(run.name)}" if several else ""
+        for e in entries:
+            if e.scope not in ("run", "input") or not e.applies_to(run):
+                continue
+            if e.scope == "run":
+                items.append(FigureItem(e, stem=f"{e.name}{sfx}", runs=[run], run=run))
+                continue
+            for name, spec in run.config.data.inputs.items():
+                if getattr(spec, "kind", None) == e.input_kind and name in run.test["data"] \
+                        and (e.name, name) not in inputs_done:
+                    inputs_done.add((e.name, name))
+                    items.append(FigureItem(e, stem=f"{e.name}_{_safe(name)}", runs=[run], run=run, input_name=name))
+    return items
+
+
+def _draw(d: ReportContext, item: FigureItem) -> list[ReportFigure]:
+    """Draw one figure (or several): a missing spectator or a :class:`SkipFigure` becomes a note."""
+    e, run = item.entry, item.run
+    try:
+        if e.spectator is not None and run is not None:
+            item.spectator = find_spectator(run.test["data"], e.spectator)
+            if item.spectator is None:
+                raise SkipFigure(f"{run.name}: no {e.description} (no spectator matching "
+                                 f"{' or '.join(_SPECTATOR_PATTERNS[e.spectator])}; add it to data.spectators)")
+        with np.errstate(divide="ignore", invalid="ignore"):  # empty bins are expected in small samples
+            result = e.draw(d, item)
+    except SkipFigure as skip:
+        d.note(str(skip))
+        return []
+    if result is None:
+        return []
+    drawn = [result] if isinstance(result, ReportFigure) else list(result)
+    for fig in drawn:
+        fig.plots = fig.plots or list(e.plots)
+    return drawn
 
 
 def build_report(
@@ -945,8 +1242,6 @@ def build_report(
     Report
     """
     from ..training.rundir import write_json
-    from ._common import taggers_from
-    from .style import use_style
 
     runs_in, fold_groups = _expand_folds(_normalise_runs(run_dirs))
     several = len(runs_in) > 1
@@ -969,69 +1264,20 @@ def build_report(
     extra = taggers_from(dict(extra_scores)) if extra_scores else {}
     baselines = _baseline_metrics(extra, wps)
 
-    d = _Drawer(out, plots_cfg)
     taggers: dict[str, tuple] = {r.name: (r.score_test, r.is_sig_test.astype(int)) for r in runs}
     for name, (s, y, w) in extra.items():
         if name in taggers:
             msg = f"extra_scores: baseline {name!r} has the name of a run; rename it"
             raise ValueError(msg)
         taggers[name] = (s, y) if w is None else (s, y, w)
-
-    tasks: list[tuple[str, Callable[[], Any]]] = [
-        ("rejection", lambda: _rejection_figure(d, taggers, wps)),
-        ("roc", lambda: _roc_figure(d, taggers)),
-    ]
-    by_name = {r.name: r for r in runs}
-    for group, (_path, names) in fold_groups.items():
-        tasks.append((f"folds {group}", lambda g=group, n=names: _folds_figure(d, g, [by_name[x] for x in n], wps)))
-    images_done: set[str] = set()
-    models: dict = {}  # trained models, loaded once for the filter and feature-map figures
-    maps: dict = {}
-    for run in runs:
-        v = _safe(run.name)
-        sfx = f"_{v}" if several else ""
-        tasks.append((f"scores {run.name}", lambda r=run, s=f"scores{sfx}": _scores_figure(d, r, s)))
-        tasks.append((f"learning {run.name}", lambda r=run, s=f"learning{sfx}": _learning_figure(d, r, s)))
-        if run.task != "autoencoder" or len(set(np.unique(run.test["label"]).tolist())) > 1:
-            for quantity in ("pt", "eta"):
-                for flat in (False, True):
-                    stem = f"efficiency_{quantity}_{'flat' if flat else 'fixed'}{sfx}"
-                    tasks.append((f"efficiency {quantity} {run.name}",
-                                  lambda r=run, s=stem, q=quantity, f=flat: _efficiency_figure(d, r, s, q, f, wp)))
-            tasks.append((f"sculpting {run.name}", lambda r=run, s=f"mass_sculpting{sfx}": _sculpting_figure(d, r, s, wp)))
-        for name, spec in run.config.data.inputs.items():
-            if getattr(spec, "kind", None) == "image" and name in run.test["data"] and name not in images_done:
-                images_done.add(name)
-                tasks.append((f"images {name}", lambda r=run, n=name: _images_figure(d, r, n)))
-        if run.config.model.name == "efn":
-            tasks.append((f"efn filters {run.name}",
-                          lambda r=run, s=f"efn_filters{sfx}": _efn_filters_figure(d, r, s, models)))
-        if run.task != "autoencoder" and _uses_image(run):
-            tasks.append((f"conv filters {run.name}",
-                          lambda r=run, s=f"conv_filters{sfx}": _conv_filters_figure(d, r, s, models, maps)))
-            tasks.append((f"feature maps {run.name}",
-                          lambda r=run, s=f"feature_maps{sfx}": _feature_maps_figure(d, r, s, models, maps)))
-        if run.task == "multiclass":
-            tasks.append((f"confusion {run.name}", lambda r=run, s=f"confusion{sfx}": _confusion_figure(d, r, s)))
-        if run.task == "autoencoder":
-            tasks.append((f"reconstruction {run.name}",
-                          lambda r=run, s=f"reconstruction{sfx}": _reconstruction_figure(d, r, s)))
-            tasks.append((f"latent {run.name}", lambda r=run, s=f"latent{sfx}": _latent_figure(d, r, s)))
-        tasks.extend(_explanation_tasks(d, run, out))
+    d = ReportContext(out, plots_cfg, runs, taggers, wps, wp)
+    items = _figure_items(runs, fold_groups, several)
 
     figures: list[ReportFigure] = []
-    notes: list[str] = []
     with use_style(plots_cfg.style):
-        for _desc, task in _progress(tasks, len(tasks), "report: plots", progress):
-            try:
-                with np.errstate(divide="ignore", invalid="ignore"):  # empty bins are expected in small samples
-                    result = task()
-            except _Skip as skip:
-                if str(skip) not in notes:
-                    notes.append(str(skip))
-                continue
-            if result is not None:
-                figures.append(result)
+        for item in _progress(items, len(items), "report: plots", progress):
+            figures.extend(_draw(d, item))
+    notes = d.notes
 
     if several:
         metrics = {r.name: r.metrics for r in runs}
@@ -1049,7 +1295,7 @@ def build_report(
         "notes": notes,
         "figures": [
             {"name": f.name, "section": f.section, "variant": f.variant, "title": f.title, "caption": f.caption,
-             "files": f.files, "summary": f.summary}
+             "files": f.files, "summary": f.summary, "plots": f.plots}
             for f in figures
         ],
     }

@@ -7,8 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._common import PLOTS, new_axes, pyplot, taggers_from
-from .metrics import auc, effective_count, rejection_at, rejection_uncertainty, roc_curve
+from ..metrics import effective_count, efficiency_auc, efficiency_curve, rejection_at, rejection_uncertainty
+from .common import PLOTS, new_axes, pyplot, taggers_from
 
 __all__ = ["RocResult", "plot_rejection", "plot_roc"]
 
@@ -54,7 +54,7 @@ class RocResult:
 def _curves(taggers: Any, labels: Any, weights: Any, signal: int) -> dict[str, tuple]:
     out = {}
     for name, (s, y, w) in taggers_from(taggers, labels, weights).items():
-        eff_s, eff_b, thr = roc_curve(s, y, w, signal=signal)
+        eff_s, eff_b, thr = efficiency_curve(y, s, w, signal=signal)
         wb = np.ones(np.count_nonzero(y != signal)) if w is None else w[y != signal]
         out[name] = (eff_s, eff_b, thr, effective_count(wb))
     return out
@@ -145,7 +145,7 @@ def plot_rejection(
             )
         wps = [float(wp) for wp in working_points]
         rejections[name] = dict(zip(wps, np.atleast_1d(rejection_at(eff_s, eff_b, wps)).tolist())) if wps else {}
-        aucs[name] = auc(eff_s, eff_b)
+        aucs[name] = efficiency_auc(eff_s, eff_b)
     ax.set_yscale("log")
     ax.set_xlim(eff_min, 1.0)
     ax.set_ylabel("Background rejection $1/\\varepsilon_B$")
@@ -203,7 +203,7 @@ def plot_roc(
     ax = new_axes(ax)
     lines, aucs, rejections = {}, {}, {}
     for name, (eff_s, eff_b, _thr, _n) in curves.items():
-        aucs[name] = auc(eff_s, eff_b)
+        aucs[name] = efficiency_auc(eff_s, eff_b)
         (lines[name],) = ax.plot(eff_b, eff_s, label=f"{name} (AUC = {aucs[name]:.3f})")
         rejections[name] = {0.5: rejection_at(eff_s, eff_b, 0.5)}
     if diagonal:

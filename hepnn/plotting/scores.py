@@ -9,8 +9,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._optional import require
-from ._common import PLOTS, as_1d, class_names_for, new_axes, upper_edge_inclusive
-from .metrics import KSResult, ks_test
+from ..metrics import KSResult, ks_test
+from .common import PLOTS, as_1d, class_names_for, new_axes, upper_edge_inclusive
 
 __all__ = ["ScoreResult", "plot_scores", "score_range"]
 
@@ -80,7 +80,7 @@ def plot_scores(
 
     Test scores are drawn as filled steps, training scores as points with error
     bars, and the legend gives the Kolmogorov–Smirnov p-value of train against
-    test for each class (:func:`hepnn.plotting.ks_test`, exact, unbinned).
+    test for each class (:func:`hepnn.metrics.ks_test`, exact, unbinned).
 
     Parameters
     ----------

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._optional import require
 from ..exceptions import UnknownNameError
-from ._common import new_axes
+from .common import new_axes
 
 __all__ = ["STYLES", "use_style", "label"]
 

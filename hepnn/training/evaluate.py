@@ -41,15 +41,15 @@ def binary_metrics(
     >>> m["auc"], m["rejection"]["1"], m["n_test"]
     (0.75, 2.0, 4)
     """
-    from ..plotting.metrics import auc, rejection_at, roc_curve
+    from ..metrics import efficiency_auc, efficiency_curve, rejection_at
 
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
     is_signal = labels == signal
-    eff_s, eff_b, _ = roc_curve(scores, is_signal.astype(int), weights)
+    eff_s, eff_b, _ = efficiency_curve(is_signal.astype(int), scores, weights)
     rejection = rejection_at(eff_s, eff_b, np.asarray(working_points, dtype=float))
     return {
-        "auc": round(float(auc(eff_s, eff_b)), 6),
+        "auc": round(efficiency_auc(eff_s, eff_b), 6),
         "accuracy": round(float(np.mean((scores >= 0.5) == is_signal)), 6),
         "rejection": {_wp_key(wp): _finite(r) for wp, r in zip(working_points, np.atleast_1d(rejection))},
         "n_test": int(len(scores)),
