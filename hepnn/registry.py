@@ -61,6 +61,13 @@ class Registry:
             return add(obj)
         return add
 
+    def unregister(self, name: str) -> Any:
+        """Remove ``name`` and return what was registered under it (tests, interactive sessions)."""
+        try:
+            return self._items.pop(name)
+        except KeyError:
+            raise UnknownNameError(name, self.kind, self._items) from None
+
     def get(self, identifier: Any) -> Any:
         """Return the object registered as ``identifier``; non-strings pass through."""
         if not isinstance(identifier, str):
@@ -69,6 +76,10 @@ class Registry:
             return self._items[identifier]
         except KeyError:
             raise UnknownNameError(identifier, self.kind, self._items) from None
+
+    def items(self) -> list[tuple[str, Any]]:
+        """``(name, object)`` pairs in registration order."""
+        return list(self._items.items())
 
     def names(self) -> list[str]:
         """The registered names, sorted."""
