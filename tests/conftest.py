@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
+import random
+import sys
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+SEED = 20261126
+
+
+class _SeedKerasOnImport(importlib.abc.MetaPathFinder):
+    """Seeds Keras right after its first import (a test that imports it inside its body)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_seed(module):
+            exec_module(module)
+            module.utils.set_random_seed(SEED)
+
+        spec.loader.exec_module = exec_and_seed
+        return spec
 
 
 @pytest.fixture(autouse=True)
@@ -17,11 +45,20 @@ def _seed_everything():
     Without this, a test that builds an unseeded model depends on how many
     random numbers earlier tests drew, and a tolerance that holds for most
     initialisations fails once in a while. Tests that study seeds set their own.
+    Keras is not imported for a test that does not use it: it is seeded here when
+    already imported, else right after the test imports it.
     """
-    import keras
-
-    keras.utils.set_random_seed(20261126)
+    random.seed(SEED)
+    np.random.seed(SEED)
+    finder = None
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.set_random_seed(SEED)
+    else:
+        finder = _SeedKerasOnImport()
+        sys.meta_path.insert(0, finder)
     yield
+    if finder is not None and finder in sys.meta_path:
+        sys.meta_path.remove(finder)
 
 
 @pytest.fixture(autouse=True)
