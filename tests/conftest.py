@@ -17,6 +17,23 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 SEED = 20261126
 
+#: end-to-end test files (whole training runs, worker processes, clusters, docs and package
+#: builds): marked ``integration`` so that ``make test-fast`` (``-m "not slow and not
+#: integration"``) leaves them out; ``make test`` and CI run them.
+INTEGRATION_FILES = frozenset({
+    "test_analyses.py", "test_bench_gpu.py", "test_cli.py", "test_datasets_generate.py", "test_docs.py",
+    "test_explain_run.py", "test_export_deploy.py", "test_export_onnx.py", "test_faults_scale.py",
+    "test_faults_training.py", "test_packaging.py", "test_report.py", "test_scale_dask.py", "test_scale_slurm.py",
+    "test_training_distributed.py", "test_training_gpu_paths.py", "test_training_kfold.py", "test_tune_cli.py",
+    "test_tune_study.py", "test_tune_toy.py", "test_tutorials.py",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in INTEGRATION_FILES:
+            item.add_marker(pytest.mark.integration)
+
 
 class _SeedKerasOnImport(importlib.abc.MetaPathFinder):
     """Seeds Keras right after its first import (a test that imports it inside its body)."""
