@@ -68,7 +68,7 @@ def fit_preprocessing(config: Any, analysis: Any = None, chunks: Any = None):
 
     config = data_config(config)
     pre = Preprocessor.from_config(config)
-    pre._reset()
+    pre.reset()
     for chunk in chunks if chunks is not None else iterate(config, analysis, split="train"):
         pre.partial_fit(_fit_rows(config, chunk))
     if not hasattr(pre, "mean_"):

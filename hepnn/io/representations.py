@@ -26,13 +26,14 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from ..config.schema import INPUT_CONFIGS, FlatInput, ImageInput, SequenceInput
+from ..exceptions import ConfigError
 from ..registry import Registry
 from .derived import DERIVED, wrap_phi
 from .images import jet_images
 from .layouts import Elements
 
 __all__ = [
-    "REPRESENTATIONS", "InputKind", "register_input_kind", "input_kind", "flat_features", "pad_sequences",
+    "REPRESENTATIONS", "InputKind", "register_input_kind", "input_kind", "mask_value", "flat_features", "pad_sequences",
     "jet_images", "sort_within_jets",
 ]
 
@@ -244,6 +245,31 @@ def register_input_kind(name: str) -> Callable[[type], type]:
         return cls
 
     return add
+
+
+def mask_value(inputs: Mapping[str, Any], names: Sequence[str] | None = None) -> float:
+    """The pad value shared by the masked inputs among ``names`` (default: all) of ``data.inputs``.
+
+    Raises
+    ------
+    ConfigError
+        When two masked inputs of one model have different pad values.
+
+    Examples
+    --------
+    >>> mask_value({"t": {"kind": "sequence", "pad_value": -1.0}, "j": {"kind": "flat"}})
+    -1.0
+    """
+    values = set()
+    for n in inputs if names is None else names:
+        inp = inputs[n]
+        kind = input_kind(inp)
+        if kind.masked:
+            values.add(float(inp.get("pad_value", 0.0)) if isinstance(inp, Mapping) else kind.pad_value(inp))
+    if len(values) > 1:
+        msg = f"data.inputs: sequence inputs of one model must share pad_value, received {sorted(values)}"
+        raise ConfigError(msg)
+    return values.pop() if values else 0.0
 
 
 def input_kind(inp: Any) -> InputKind:
