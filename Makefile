@@ -1,6 +1,7 @@
 # hepnn: two commands on a fresh machine (only Python >= 3.10 and make needed)
 #   make demo   create .venv, install, run the demo analysis, write a report
-#   make test   create .venv if needed, install with test extras, run pytest
+#   make test   create .venv if needed, install with test extras, run pytest (everything; what CI runs)
+#   make test-fast   the developer tier: no `slow` tests, no `integration` files (see tests/conftest.py)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.hepnn-installed
 DEMO_OUT ?= demo_run
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench clean venv default-config notebooks docs
+.PHONY: demo test test-fast bench clean venv default-config notebooks docs
 
 venv: $(STAMP)
 
@@ -27,6 +28,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+
+test-fast: $(STAMP)
+	@$(BIN)/python -m pytest -m "not slow and not integration" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
 bench: $(STAMP)

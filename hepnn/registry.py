@@ -77,6 +77,10 @@ class Registry:
         except KeyError:
             raise UnknownNameError(identifier, self.kind, self._items) from None
 
+    def items(self) -> list[tuple[str, Any]]:
+        """``(name, object)`` pairs in registration order."""
+        return list(self._items.items())
+
     def names(self) -> list[str]:
         """The registered names, sorted."""
         return sorted(self._items)

@@ -148,7 +148,7 @@ def test_image_channels_and_centre():
 
 
 def test_registries():
-    assert REPRESENTATIONS.get("flat") is flat_features
+    assert REPRESENTATIONS.get("flat")().build.__qualname__ == "FlatKind.build"
     assert sorted(REPRESENTATIONS) == ["flat", "image", "sequence"]
 
 

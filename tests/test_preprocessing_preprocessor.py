@@ -95,7 +95,7 @@ def test_image_standardisation_is_per_pixel_and_streams():
     # fitted on training values, saved per pixel, streamed fit equal to the one-shot fit
     np.testing.assert_allclose(np.reshape(pre.mean_["image"], (4, 4, 2)), train.mean(axis=0), rtol=1e-5, atol=1e-6)
     parts = Preprocessor(spec)
-    parts._reset()
+    parts.reset()
     for chunk in np.array_split(train, 7):
         parts.partial_fit({"image": chunk})
     np.testing.assert_allclose(parts.scale_["image"], pre.scale_["image"], rtol=1e-6)

@@ -6,7 +6,9 @@ Every error names the full path of the offending key and says what was expected:
 
 Supported field types: ``int``, ``float``, ``str``, ``bool``, ``Literal[...]``,
 ``Optional[X]``, ``tuple[X, ...]`` (YAML lists), ``dict[str, X]``, nested
-dataclasses and unions of dataclasses told apart by a ``kind`` field.
+dataclasses and unions of dataclasses told apart by a ``kind`` field. A union
+written ``Annotated[Union[...], registry]`` is dispatched through ``registry`` (kind
+name -> dataclass): a dataclass registered there later is accepted too (input kinds).
 Field metadata may carry ``check`` (a callable returning an error text or
 ``None``) and ``doc`` (a one-line description used by ``hepnn config show``).
 A dataclass may name a field in ``__extra_field__`` that collects unknown keys
@@ -21,7 +23,7 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -188,6 +190,8 @@ def dump_yaml(data: Any) -> str:
 
 
 def _describe(tp: Any) -> str:
+    if get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
     origin = get_origin(tp)
     if tp is int:
         return "an int"
@@ -233,7 +237,21 @@ def _check_finite(value: Any, path: str) -> None:
             stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
 
 
+def _kind_registry(tp: Any) -> Any:
+    """The registry of ``Annotated[Union[...], registry]`` (``None`` for other types)."""
+    if get_origin(tp) is not Annotated:
+        return None
+    return next((m for m in tp.__metadata__ if callable(getattr(m, "items", None)) and callable(getattr(m, "get", None))), None)
+
+
 def _convert(tp: Any, value: Any, path: str) -> Any:
+    registry = _kind_registry(tp)
+    if registry is not None:
+        if value is None or not isinstance(value, Mapping):
+            _fail(path, "a mapping", value)
+        return _convert_tagged(dict(registry.items()), value, path)
+    if get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
     origin = get_origin(tp)
     if tp is Any:
         _check_finite(value, path)
@@ -249,7 +267,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             return _convert(options[0], value, path)
         dcs = [a for a in options if dataclasses.is_dataclass(a)]
         if dcs and isinstance(value, Mapping) and len(dcs) == len(options):
-            return _convert_tagged(dcs, value, path)
+            return _convert_tagged({k: cls for cls in dcs for k in get_args(get_type_hints(cls)["kind"])}, value, path)
         errors = []
         for option in options:
             try:
@@ -307,13 +325,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     raise TypeError(msg)
 
 
-def _convert_tagged(classes: list[type], value: Mapping, path: str) -> Any:
-    """A union of dataclasses is told apart by a ``kind`` field."""
-    kinds = {}
-    for cls in classes:
-        kind_t = get_type_hints(cls)["kind"]
-        for k in get_args(kind_t):
-            kinds[k] = cls
+def _convert_tagged(kinds: Mapping[str, type], value: Mapping, path: str) -> Any:
+    """A union of dataclasses is told apart by a ``kind`` field (``kinds``: kind -> dataclass)."""
     kind = value.get("kind")
     if kind is None:
         msg = f"{path}: missing key 'kind' (one of {', '.join(map(repr, kinds))})"
@@ -349,7 +362,7 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     if not isinstance(data, Mapping):
         _fail(path or "config", "a mapping", data)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    hints = get_type_hints(cls)
+    hints = get_type_hints(cls, include_extras=True)
     extra_field = getattr(cls, "__extra_field__", None)
     kwargs: dict[str, Any] = {}
     extra: dict[str, Any] = {}

@@ -72,7 +72,7 @@ def activation_maximization(
     else:
 
         def activation(batch, unit):
-            return target._call(batch)
+            return target.tensor(batch)
 
     x0 = {}
     for k, v in inputs.items():

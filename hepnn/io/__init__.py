@@ -17,13 +17,14 @@ from .convert import convert, read_npz
 from .derived import DERIVED, register_derived
 from .jetdata import JetData
 from .load import fit_preprocessing, iterate, load
-from .representations import REPRESENTATIONS
+from .representations import REPRESENTATIONS, InputKind, register_input_kind
 from .represent import represent
 from .stream import make_dataset
 
 __all__ = [
     "DERIVED",
     "REPRESENTATIONS",
+    "InputKind",
     "JetData",
     "convert",
     "fit_preprocessing",
@@ -32,5 +33,6 @@ __all__ = [
     "make_dataset",
     "read_npz",
     "register_derived",
+    "register_input_kind",
     "represent",
 ]

@@ -16,15 +16,15 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from ..exceptions import ConfigError, InputDataError, suggest
-from .derived import DERIVED, Momenta, wrap_phi
+from .derived import DERIVED, Momenta
 from .labels import LabelCounts, check_class_indices, map_labels
 from .layouts import Elements, associate_by_dr, flatten_jagged, group_by_jet, link_to_jets, scalar_branches
-from .representations import REPRESENTATIONS, sort_within_jets
+from .representations import input_kind
 from .selection import analysis_mask, apply_cuts
 from .sources import SourceFile, check_names, iterate_tree, open_tree, resolve_files, skip_or_raise, tree_keys
 from .split import assign_split, event_fold_key, fold_key
 
-__all__ = ["data_config", "iterate_chunks", "Plan", "make_plan"]
+__all__ = ["data_config", "iterate_chunks", "Plan", "make_plan", "ChunkInputs"]
 
 _MOMENTUM_KEYS = ("px", "py", "pz", "energy", "pt", "eta", "phi", "mass", "theta", "qoverp")
 
@@ -120,11 +120,15 @@ def make_plan(config: Any, keys: list[str], source: SourceFile) -> Plan:
     element_where: dict[str, str] = {}
     needs_axis = False
     cons = config.constituents
+    def resolve(var: str, where: str) -> bool:
+        return _resolve(var, have, source, where)
+
     for name, inp in config.inputs.items():
         where = f"data.inputs.{name}"
-        if inp.kind == "flat":
-            for j, var in enumerate(inp.variables):
-                jet_where.setdefault(var, f"{where}.variables[{j}]")
+        kind = input_kind(inp)
+        for j, var in enumerate(kind.jet_variables(inp)):
+            jet_where.setdefault(var, f"{where}.variables[{j}]")
+        if not kind.elements:
             continue
         group = Group(name, inp.kind)
         if per_event:
@@ -155,17 +159,7 @@ def make_plan(config: Any, keys: list[str], source: SourceFile) -> Plan:
         else:
             momentum = _momentum_of(cons)
         group.momentum = momentum
-        if inp.kind == "sequence":
-            for j, var in enumerate(inp.variables):
-                group.variables.append((var, _resolve(var, have, source, f"{where}.variables[{j}]")))
-            if inp.sort_by is not None:
-                s = inp.sort_by
-                group.sort = (s.variable, _resolve(s.variable, have, source, f"{where}.sort_by"), s.descending, s.absolute)
-            derived = any(not b for _, b in group.variables) or (group.sort is not None and not group.sort[1])
-            group.needs_momentum = derived or bool(group.radius)
-        else:  # image
-            group.charge = inp.charge
-            group.needs_momentum = True
+        kind.plan(group, inp, resolve, where)
         if group.needs_momentum:
             needs_axis = True
             if not momentum:
@@ -300,6 +294,33 @@ def _momenta(plan: Plan, group: Group, elements: Elements, jets: Mapping, name: 
     return m
 
 
+@dataclass
+class ChunkInputs:
+    """What an :class:`~hepnn.io.representations.InputKind` builds its arrays of one chunk from."""
+
+    config: Any
+    plan: Plan
+    path: str
+    jets: Mapping[str, np.ndarray]  # jet-level columns of the selected jets
+    groups: Mapping[str, Elements]  # input name -> its elements, jet by jet
+
+    def group(self, name: str) -> Group:
+        """The planned :class:`Group` (branches, sort, charge) of element input ``name``."""
+        return self.plan.groups[name]
+
+    def elements(self, name: str) -> Elements:
+        """The elements of input ``name`` grouped by selected jet."""
+        return self.groups[name]
+
+    def momenta(self, name: str, elements: Elements | None = None) -> Momenta:
+        """Four-momenta of ``elements`` (default: all of input ``name``) with the jet axis set."""
+        return _momenta(self.plan, self.plan.groups[name], self.groups[name] if elements is None else elements, self.jets, name)
+
+    def finite(self, values: Any, name: str, where: str, keep_float32: bool = False) -> np.ndarray:
+        """``values`` as float64 after the NaN policy (``data.on_nan``), see :func:`_finite`."""
+        return _finite(values, name, where, self.config, self.path, keep_float32=keep_float32)
+
+
 def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entry_start: int, analysis: Any = None,
                   split: int | None = None, counts: LabelCounts | None = None) -> dict:
     """Turn one chunk of awkward arrays into the reader's numpy arrays (before standardisation).
@@ -340,53 +361,10 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
     if not keep.all():
         jets = {k: v[keep] for k, v in jets.items()}
         groups = {k: e.select(keep) for k, e in groups.items()}
+    chunk = ChunkInputs(config, plan, path, jets, groups)
     out: dict[str, np.ndarray] = {}
     for name, inp in config.inputs.items():
-        where = f"data.inputs.{name}"
-        if inp.kind == "flat":
-            cols = {v: _finite(jets[v], v, where, config, path) for v in inp.variables}
-            out[name] = REPRESENTATIONS.get("flat")(cols, list(inp.variables))
-            continue
-        group, elements = plan.groups[name], groups[name]
-        m = _momenta(plan, group, elements, jets, name) if group.needs_momentum else None
-        if inp.kind == "sequence":
-            key = None
-            if group.sort is not None:
-                var, is_branch, descending, absolute = group.sort
-                key = elements.arrays[var] if is_branch else DERIVED.get(var)(m)
-                key = _finite(key, var, f"{where}.sort_by", config, path)
-                if absolute:
-                    key = np.abs(key)
-                # keep only the elements that survive truncation, in their sorted order, before
-                # computing the features (same values and order as sorting and truncating afterwards)
-                if len(elements.counts) and int(elements.counts.max()) > inp.max_length:
-                    order = sort_within_jets(elements.counts, key, descending)
-                    rank = np.arange(len(order), dtype=np.int64) - np.repeat(elements.offsets[:-1], elements.counts)
-                    kept = order[rank < inp.max_length]
-                    elements = Elements(np.minimum(elements.counts, inp.max_length),
-                                        {k: v[kept] for k, v in elements.arrays.items()})
-                    m = m.take(kept) if m is not None else None
-                    key = None  # already in order: the padding keeps it
-            # float32 from the start: the padded tensor is float32 and every value is rounded once either way
-            features = np.empty((int(elements.counts.sum()), len(group.variables)), dtype=np.float32)
-            for j, (var, is_branch) in enumerate(group.variables):
-                values = elements.arrays[var] if is_branch else DERIVED.get(var)(m)
-                features[:, j] = _finite(values, var, where, config, path, keep_float32=True)
-            x, x_mask = REPRESENTATIONS.get("sequence")(
-                elements.counts, features, inp.max_length, key, group.sort[2] if group.sort else True, inp.pad_value
-            )
-            out[name], out[f"{name}_mask"] = x, x_mask
-        else:
-            rel_eta = _finite(m.eta - m.jet("eta"), "rel_eta", where, config, path)
-            rel_phi = _finite(wrap_phi(m.phi - m.jet("phi")), "rel_phi", where, config, path)
-            pt = _finite(m.pt, "pt", where, config, path)
-            charge = elements.arrays[group.charge] if group.charge else None
-            image = REPRESENTATIONS.get("image")(
-                elements.counts, rel_eta, rel_phi, pt, charge, pixels=inp.pixels, extent=inp.extent,
-                channels=inp.channels, preprocess=inp.preprocess, center=inp.center,
-            )
-            power = getattr(inp, "intensity_power", 1.0)
-            out[name] = image if power == 1.0 else np.power(np.maximum(image, 0.0), power, dtype=image.dtype)
+        out.update(input_kind(inp).build(name, inp, chunk))
     out["label"] = label[keep].astype(np.int32)
     out["weight"] = weight[keep].astype(np.float32)
     out["split"] = split_code[keep]

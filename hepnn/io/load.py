@@ -18,6 +18,7 @@ import numpy as np
 
 from .chunks import data_config, iterate_chunks
 from .jetdata import JetData
+from .representations import input_kind
 from .labels import class_names
 from .split import split_code
 
@@ -27,7 +28,7 @@ __all__ = ["load", "iterate", "fit_preprocessing", "feature_names"]
 def feature_names(config: Any) -> dict:
     """Input name -> variable names (images: channel names)."""
     config = data_config(config)
-    return {n: list(i.channels if i.kind == "image" else i.variables) for n, i in config.inputs.items()}
+    return {n: input_kind(i).feature_names(i) for n, i in config.inputs.items()}
 
 
 def iterate(config: Any, analysis: Any = None, *, split: str | int | None = None, step_size: Any = None,
@@ -67,7 +68,7 @@ def fit_preprocessing(config: Any, analysis: Any = None, chunks: Any = None):
 
     config = data_config(config)
     pre = Preprocessor.from_config(config)
-    pre._reset()
+    pre.reset()
     for chunk in chunks if chunks is not None else iterate(config, analysis, split="train"):
         pre.partial_fit(_fit_rows(config, chunk))
     if not hasattr(pre, "mean_"):
@@ -82,13 +83,7 @@ def _fit_rows(config: Any, chunk: dict) -> dict:
     train = chunk["split"] == 0
     out = {}
     for name, inp in config.inputs.items():
-        if (inp.kind == "flat" or (inp.kind == "image" and getattr(inp, "standardize", False))) and name in chunk:
-            out[name] = chunk[name][train]
-        elif inp.kind == "sequence" and name in chunk:
-            x, mask = chunk[name], chunk.get(f"{name}_mask")
-            mask = np.ones(x.shape[:2], dtype=bool) if mask is None else mask
-            rows = x[mask & train[:, None]]
-            out[name], out[f"{name}_mask"] = rows[:, None, :], np.ones((len(rows), 1), dtype=bool)
+        out.update(input_kind(inp).fit_rows(name, inp, chunk, train))
     return out
 
 

@@ -1,7 +1,13 @@
-"""Representations: flat features, padded and masked sequences, jet images.
+"""Input kinds: flat features, padded and masked sequences, jet images.
 
-:data:`REPRESENTATIONS` maps the ``kind`` of a ``data.inputs`` entry to the function
-that builds its array. All are vectorised: no Python loop over jets.
+:data:`REPRESENTATIONS` maps the ``kind`` of a ``data.inputs`` entry to its
+:class:`InputKind` class: what the reader plans to read for it, how it builds the
+arrays of a chunk, the shapes and feature names it gives. The reader
+(:func:`hepnn.io.load`, :func:`hepnn.io.iterate`), the streaming path
+(:func:`hepnn.io.make_dataset`), the tagger and the config loader all dispatch
+through it, so a new kind is one class registered with :func:`register_input_kind`.
+The array functions (:func:`flat_features`, :func:`pad_sequences`, :func:`jet_images`)
+are vectorised: no Python loop over jets.
 
 Examples
 --------
@@ -15,20 +21,26 @@ Examples
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from ..config.schema import INPUT_CONFIGS, FlatInput, ImageInput, SequenceInput
+from ..exceptions import ConfigError
 from ..registry import Registry
+from .derived import DERIVED, wrap_phi
 from .images import jet_images
+from .layouts import Elements
 
-__all__ = ["REPRESENTATIONS", "flat_features", "pad_sequences", "jet_images", "sort_within_jets"]
+__all__ = [
+    "REPRESENTATIONS", "InputKind", "register_input_kind", "input_kind", "mask_value", "flat_features", "pad_sequences",
+    "jet_images", "sort_within_jets",
+]
 
-#: registry of representations: input kind -> builder function
-REPRESENTATIONS = Registry("representation")
+#: registry of input kinds: ``kind`` of a ``data.inputs`` entry -> :class:`InputKind` subclass
+REPRESENTATIONS = Registry("input kind")
 
 
-@REPRESENTATIONS.register("flat")
 def flat_features(jets: Mapping[str, np.ndarray], variables: Sequence[str]) -> np.ndarray:
     """Stack jet-level variables into ``(n_jets, n_features)`` float32.
 
@@ -81,7 +93,6 @@ def sort_within_jets(counts: np.ndarray, key: np.ndarray, descending: bool = Tru
     return order[np.argsort(jet[order], kind="stable")]
 
 
-@REPRESENTATIONS.register("sequence")
 def pad_sequences(
     counts: np.ndarray,
     features: np.ndarray,
@@ -133,4 +144,254 @@ def pad_sequences(
     return x.reshape(n_jets, max_length, n_features), mask
 
 
-REPRESENTATIONS.register("image", jet_images)
+
+# --- input kinds ----------------------------------------------------------------------
+
+
+class InputKind:
+    """One kind of model input: what the reader reads for it and the arrays it builds.
+
+    Subclass, set :attr:`config` (a frozen config dataclass with a ``kind`` field) and
+    register with :func:`register_input_kind`; nothing else in hepnn needs to change.
+    An instance is stateless; :func:`input_kind` returns one for a config entry.
+
+    A kind reads either jet-level columns (:meth:`jet_variables`, as ``flat``) or, with
+    ``elements = True``, one per-element collection (constituents, tracks) whose branches
+    :meth:`plan` lists on the group the reader passes it.
+    """
+
+    #: the name in ``data.inputs.<name>.kind`` (set by :func:`register_input_kind`)
+    name: ClassVar[str] = ""
+    #: the config dataclass of one ``data.inputs`` entry of this kind
+    config: ClassVar[type] = type(None)
+    #: True when the kind reads a per-element collection (constituents or tracks)
+    elements: ClassVar[bool] = False
+    #: True when the kind also gives ``<input>_mask`` (True for real elements)
+    masked: ClassVar[bool] = False
+
+    def jet_variables(self, inp: Any) -> Sequence[str]:
+        """Jet-level branches this input reads (one value per jet)."""
+        return ()
+
+    def plan(self, group: Any, inp: Any, resolve: Callable[[str, str], bool], where: str) -> None:
+        """Fill the reader's ``group`` for an element kind.
+
+        ``group.variables`` takes ``(name, is_branch)`` pairs (``resolve(var, where)`` says
+        whether ``var`` is a branch or a registered derived variable), ``group.sort``
+        ``(name, is_branch, descending, absolute)``, ``group.charge`` a branch and
+        ``group.needs_momentum`` whether :meth:`build` needs the element four-momenta.
+        """
+
+    def build(self, name: str, inp: Any, chunk: Any) -> dict[str, np.ndarray]:
+        """The arrays of input ``name`` for the jets of one chunk: ``{name: x[, name_mask: mask]}``.
+
+        ``chunk`` gives ``chunk.jets`` (jet-level columns), ``chunk.elements(name)``
+        (:class:`~hepnn.io.layouts.Elements` of this input), ``chunk.momenta(name, elements)``
+        (their four-momenta with the jet axis), ``chunk.group(name)`` (the planned group)
+        and ``chunk.finite(values, var, where, keep_float32=False)`` (the NaN policy).
+        """
+        raise NotImplementedError(f"input kind {self.name!r} does not define build()")
+
+    def shape(self, inp: Any) -> tuple[int, ...]:
+        """Shape of one jet's array (without the jet axis)."""
+        return (len(self.feature_names(inp)),)
+
+    def tensors(self, name: str, inp: Any) -> dict[str, tuple[tuple[int, ...], str]]:
+        """Every array the input gives: key -> (shape of one jet, dtype name)."""
+        out = {name: (tuple(self.shape(inp)), "float32")}
+        if self.masked:
+            out[f"{name}_mask"] = (tuple(self.shape(inp))[:1], "bool")
+        return out
+
+    def feature_names(self, inp: Any) -> list[str]:
+        """Names along the last axis (variables, or image channels)."""
+        return list(getattr(inp, "variables", ()))
+
+    def pad_value(self, inp: Any) -> float | None:
+        """Value of padded slots (masked kinds), else ``None``."""
+        return None
+
+    def fit_rows(self, name: str, inp: Any, chunk: Mapping[str, np.ndarray], train: np.ndarray) -> dict:
+        """The values of the training jets the standardisation is fitted on (empty: not standardised)."""
+        return {}
+
+
+def register_input_kind(name: str) -> Callable[[type], type]:
+    """Class decorator: register an :class:`InputKind` subclass as input kind ``name``.
+
+    Its ``config`` dataclass is registered with the config loader at the same time, so
+    ``data.inputs.<x>: {kind: <name>, ...}`` is accepted and read through the class.
+
+    Examples
+    --------
+    >>> from hepnn.io.representations import REPRESENTATIONS, input_kind
+    >>> sorted(REPRESENTATIONS)
+    ['flat', 'image', 'sequence']
+    >>> input_kind({"kind": "sequence"}).masked
+    True
+    """
+
+    def add(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, InputKind)):
+            msg = f"register_input_kind({name!r}): expected a subclass of InputKind, received {cls!r}"
+            raise TypeError(msg)
+        if name in REPRESENTATIONS and REPRESENTATIONS.get(name) is not cls:
+            msg = f"an input kind named {name!r} is already registered ({REPRESENTATIONS.get(name)!r}); choose another name"
+            raise ValueError(msg)
+        cls.name = name
+        if name not in INPUT_CONFIGS or INPUT_CONFIGS.get(name) is not cls.config:
+            INPUT_CONFIGS.register(name, cls.config)
+        REPRESENTATIONS.register(name, cls)
+        return cls
+
+    return add
+
+
+def mask_value(inputs: Mapping[str, Any], names: Sequence[str] | None = None) -> float:
+    """The pad value shared by the masked inputs among ``names`` (default: all) of ``data.inputs``.
+
+    Raises
+    ------
+    ConfigError
+        When two masked inputs of one model have different pad values.
+
+    Examples
+    --------
+    >>> mask_value({"t": {"kind": "sequence", "pad_value": -1.0}, "j": {"kind": "flat"}})
+    -1.0
+    """
+    values = set()
+    for n in inputs if names is None else names:
+        inp = inputs[n]
+        kind = input_kind(inp)
+        if kind.masked:
+            values.add(float(inp.get("pad_value", 0.0)) if isinstance(inp, Mapping) else kind.pad_value(inp))
+    if len(values) > 1:
+        msg = f"data.inputs: sequence inputs of one model must share pad_value, received {sorted(values)}"
+        raise ConfigError(msg)
+    return values.pop() if values else 0.0
+
+
+def input_kind(inp: Any) -> InputKind:
+    """The :class:`InputKind` of a ``data.inputs`` entry (config object, mapping or kind name)."""
+    kind = inp if isinstance(inp, str) else (inp.get("kind", "flat") if isinstance(inp, Mapping) else inp.kind)
+    return REPRESENTATIONS.get(kind)()
+
+
+@register_input_kind("flat")
+class FlatKind(InputKind):
+    """Jet-level variables -> ``(n_jets, n_features)`` float32 (:func:`flat_features`)."""
+
+    config = FlatInput
+
+    def jet_variables(self, inp: Any) -> Sequence[str]:
+        return tuple(inp.variables)
+
+    def build(self, name: str, inp: Any, chunk: Any) -> dict[str, np.ndarray]:
+        where = f"data.inputs.{name}"
+        cols = {v: chunk.finite(chunk.jets[v], v, where) for v in inp.variables}
+        return {name: flat_features(cols, list(inp.variables))}
+
+    def fit_rows(self, name: str, inp: Any, chunk: Mapping[str, np.ndarray], train: np.ndarray) -> dict:
+        return {name: chunk[name][train]} if name in chunk else {}
+
+
+@register_input_kind("sequence")
+class SequenceKind(InputKind):
+    """Elements -> ``(n_jets, max_length, n_features)`` float32 plus a mask (:func:`pad_sequences`)."""
+
+    config = SequenceInput
+
+    elements = True
+    masked = True
+
+    def plan(self, group: Any, inp: Any, resolve: Callable[[str, str], bool], where: str) -> None:
+        for j, var in enumerate(inp.variables):
+            group.variables.append((var, resolve(var, f"{where}.variables[{j}]")))
+        if inp.sort_by is not None:
+            s = inp.sort_by
+            group.sort = (s.variable, resolve(s.variable, f"{where}.sort_by"), s.descending, s.absolute)
+        derived = any(not b for _, b in group.variables) or (group.sort is not None and not group.sort[1])
+        group.needs_momentum = derived or bool(group.radius)
+
+    def shape(self, inp: Any) -> tuple[int, ...]:
+        return (inp.max_length, len(inp.variables))
+
+    def pad_value(self, inp: Any) -> float | None:
+        return float(inp.pad_value)
+
+    def build(self, name: str, inp: Any, chunk: Any) -> dict[str, np.ndarray]:
+        where = f"data.inputs.{name}"
+        group, elements = chunk.group(name), chunk.elements(name)
+        m = chunk.momenta(name, elements) if group.needs_momentum else None
+        key = None
+        if group.sort is not None:
+            var, is_branch, descending, absolute = group.sort
+            key = elements.arrays[var] if is_branch else DERIVED.get(var)(m)
+            key = chunk.finite(key, var, f"{where}.sort_by")
+            if absolute:
+                key = np.abs(key)
+            # keep only the elements that survive truncation, in their sorted order, before
+            # computing the features (same values and order as sorting and truncating afterwards)
+            if len(elements.counts) and int(elements.counts.max()) > inp.max_length:
+                order = sort_within_jets(elements.counts, key, descending)
+                rank = np.arange(len(order), dtype=np.int64) - np.repeat(elements.offsets[:-1], elements.counts)
+                kept = order[rank < inp.max_length]
+                elements = Elements(np.minimum(elements.counts, inp.max_length),
+                                    {k: v[kept] for k, v in elements.arrays.items()})
+                m = m.take(kept) if m is not None else None
+                key = None  # already in order: the padding keeps it
+        # float32 from the start: the padded tensor is float32 and every value is rounded once either way
+        features = np.empty((int(elements.counts.sum()), len(group.variables)), dtype=np.float32)
+        for j, (var, is_branch) in enumerate(group.variables):
+            values = elements.arrays[var] if is_branch else DERIVED.get(var)(m)
+            features[:, j] = chunk.finite(values, var, where, keep_float32=True)
+        x, x_mask = pad_sequences(
+            elements.counts, features, inp.max_length, key, group.sort[2] if group.sort else True, inp.pad_value
+        )
+        return {name: x, f"{name}_mask": x_mask}
+
+    def fit_rows(self, name: str, inp: Any, chunk: Mapping[str, np.ndarray], train: np.ndarray) -> dict:
+        if name not in chunk:
+            return {}
+        x, mask = chunk[name], chunk.get(f"{name}_mask")
+        mask = np.ones(x.shape[:2], dtype=bool) if mask is None else mask
+        rows = x[mask & train[:, None]]
+        return {name: rows[:, None, :], f"{name}_mask": np.ones((len(rows), 1), dtype=bool)}
+
+
+@register_input_kind("image")
+class ImageKind(InputKind):
+    """Elements -> jet images ``(n_jets, pixels, pixels, n_channels)`` float32 (:func:`jet_images`)."""
+
+    config = ImageInput
+
+    elements = True
+
+    def plan(self, group: Any, inp: Any, resolve: Callable[[str, str], bool], where: str) -> None:
+        group.charge = inp.charge
+        group.needs_momentum = True
+
+    def shape(self, inp: Any) -> tuple[int, ...]:
+        return (inp.pixels, inp.pixels, len(inp.channels))
+
+    def feature_names(self, inp: Any) -> list[str]:
+        return list(inp.channels)
+
+    def build(self, name: str, inp: Any, chunk: Any) -> dict[str, np.ndarray]:
+        where = f"data.inputs.{name}"
+        group, elements = chunk.group(name), chunk.elements(name)
+        m = chunk.momenta(name, elements)
+        rel_eta = chunk.finite(m.eta - m.jet("eta"), "rel_eta", where)
+        rel_phi = chunk.finite(wrap_phi(m.phi - m.jet("phi")), "rel_phi", where)
+        pt = chunk.finite(m.pt, "pt", where)
+        charge = elements.arrays[group.charge] if group.charge else None
+        image = jet_images(
+            elements.counts, rel_eta, rel_phi, pt, charge, pixels=inp.pixels, extent=inp.extent,
+            channels=inp.channels, preprocess=inp.preprocess, center=inp.center,
+        )
+        power = getattr(inp, "intensity_power", 1.0)
+        return {name: image if power == 1.0 else np.power(np.maximum(image, 0.0), power, dtype=image.dtype)}
+
+    def fit_rows(self, name: str, inp: Any, chunk: Mapping[str, np.ndarray], train: np.ndarray) -> dict:
+        return {name: chunk[name][train]} if getattr(inp, "standardize", False) and name in chunk else {}

@@ -25,6 +25,7 @@ import numpy as np
 from .._optional import require
 from .chunks import data_config, iterate_chunks
 from .load import fit_preprocessing
+from .representations import input_kind
 from .sources import resolve_files
 from .split import split_code
 
@@ -123,7 +124,7 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
     code = None if split is None else split_code(split)
     rng = np.random.default_rng(seed)
     names = list(config.inputs)
-    keys = names + [f"{n}_mask" for n, i in config.inputs.items() if i.kind == "sequence"]
+    keys = names + [f"{n}_mask" for n, i in config.inputs.items() if input_kind(i).masked]
     cache = None
     if cache_dir is not None:
         from .cache import ChunkCache, fingerprint
@@ -315,14 +316,8 @@ def batches(config: Any, split: str | int | None = "train", batch_size: int = 25
 def _signature(config: Any, tf: Any) -> tuple:
     spec = {}
     for name, inp in config.inputs.items():
-        if inp.kind == "flat":
-            shape = (None, len(inp.variables))
-        elif inp.kind == "sequence":
-            shape = (None, inp.max_length, len(inp.variables))
-            spec[f"{name}_mask"] = tf.TensorSpec((None, inp.max_length), tf.bool)
-        else:
-            shape = (None, inp.pixels, inp.pixels, len(inp.channels))
-        spec[name] = tf.TensorSpec(shape, tf.float32)
+        for key, (shape, dtype) in input_kind(inp).tensors(name, inp).items():
+            spec[key] = tf.TensorSpec((None, *shape), getattr(tf, dtype))
     return spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.float32)
 
 

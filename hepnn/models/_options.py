@@ -52,8 +52,8 @@ def choice(key: str, value: Any, valid: Sequence[Any]) -> Problems:
 
 def units(key: str, value: Any, *, allow_empty: bool = True) -> Problems:
     """Yield a problem unless ``value`` is a positive int or a list of positive ints."""
-    items = [value] if _is_int(value) else value
-    ok = isinstance(items, (list, tuple)) and all(_is_int(v) and v > 0 for v in items)
+    items = [value] if is_int(value) else value
+    ok = isinstance(items, (list, tuple)) and all(is_int(v) and v > 0 for v in items)
     if ok and not allow_empty and len(items) == 0:
         ok = False
     if not ok:
@@ -77,7 +77,7 @@ def non_negative(key: str, value: Any) -> Problems:
 
 def positive_int(key: str, value: Any) -> Problems:
     """Yield a problem unless ``value`` is an int > 0."""
-    if not (_is_int(value) and value > 0):
+    if not (is_int(value) and value > 0):
         yield key, f"expected a positive int, received {value!r}"
 
 
@@ -114,7 +114,7 @@ def common(options: dict[str, Any]) -> Problems:
 def check_task(task: Any, n_outputs: Any, valid: Sequence[str]) -> Problems:
     """Check ``task`` against the tasks a builder supports and ``n_outputs`` against it."""
     yield from choice("task", task, valid)
-    if not (_is_int(n_outputs) and n_outputs > 0):
+    if not (is_int(n_outputs) and n_outputs > 0):
         yield "n_outputs", f"expected a positive int, received {n_outputs!r}"
     elif task == "multiclass" and n_outputs < 2:
         yield "n_outputs", f"expected at least 2 classes for task 'multiclass', received {n_outputs!r}"
@@ -129,12 +129,12 @@ def raise_problems(problems: Iterable[tuple[str, str]], prefix: str = "model.") 
 
 def as_units(value: int | Sequence[int]) -> tuple[int, ...]:
     """``64 -> (64,)``, ``[64, 32] -> (64, 32)``."""
-    if _is_int(value):
+    if is_int(value):
         return (int(value),)
     return tuple(int(v) for v in value)
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 

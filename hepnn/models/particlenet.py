@@ -28,7 +28,7 @@ def _check(options: dict[str, Any]) -> opt.Problems:
     channels = options["channels"]
     if channels is not None:
         ok = isinstance(channels, (list, tuple)) and len(channels) > 0 and all(
-            isinstance(block, (list, tuple)) and len(block) > 0 and all(opt._is_int(c) and c > 0 for c in block)
+            isinstance(block, (list, tuple)) and len(block) > 0 and all(opt.is_int(c) and c > 0 for c in block)
             for block in channels
         )
         if not ok:

@@ -26,9 +26,9 @@ def _check(options: dict[str, Any]) -> opt.Problems:
     yield from opt.fraction("attention_dropout", options["attention_dropout"])
     yield from check_features("four_momentum", options["four_momentum"], 4)
     embed = options["embed_units"]
-    width = embed if opt._is_int(embed) else (embed[-1] if isinstance(embed, (list, tuple)) and embed else None)
+    width = embed if opt.is_int(embed) else (embed[-1] if isinstance(embed, (list, tuple)) and embed else None)
     heads = options["num_heads"]
-    if opt._is_int(width) and opt._is_int(heads) and heads > 0 and width % heads:
+    if opt.is_int(width) and opt.is_int(heads) and heads > 0 and width % heads:
         yield "num_heads", f"the last embed_units width ({width}) must be divisible by num_heads, received num_heads={heads}"
 
 

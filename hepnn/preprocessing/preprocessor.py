@@ -137,13 +137,15 @@ class Preprocessor:
 
     def fit(self, data: Mapping[str, np.ndarray]) -> "Preprocessor":
         """Fit the standardisation on ``data`` (the training split). Returns ``self``."""
-        self._reset()
+        self.reset()
         return self.partial_fit(data)
 
-    def _reset(self) -> None:
+    def reset(self) -> "Preprocessor":
+        """Forget the fitted state (``mean_``, ``scale_``...) before a new streaming fit; returns ``self``."""
         for attr in ("mean_", "scale_", "n_samples_", "_m2_"):
             if hasattr(self, attr):
                 delattr(self, attr)
+        return self
 
     def partial_fit(self, data: Mapping[str, np.ndarray]) -> "Preprocessor":
         """Update the fit with another chunk (streaming); returns ``self``."""
@@ -181,7 +183,12 @@ class Preprocessor:
         std = np.where(std > 0, std, 1.0)
         self.scale_[name] = [float(s) for s in std]
 
-    def _params(self, name: str, spec: Mapping, n_features: int, shape: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+    def standardisation(self, name: str, spec: Mapping, n_features: int, shape: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, scale)`` of input ``name`` per feature (0 and 1 where it is not standardised).
+
+        ``spec`` is the input's entry in :attr:`inputs`; ``shape`` is only used in the error
+        raised when ``n_features`` differs from the fit.
+        """
         use = np.ones(n_features, bool) if spec.get("kind") == "image" else self._standardised(spec)
         if use.any() and not hasattr(self, "mean_"):
             msg = "this Preprocessor is not fitted yet: call fit(train_data) first"
@@ -203,7 +210,7 @@ class Preprocessor:
             x = np.asarray(data[name])
             real = self._real(data, name, x, spec)
             values = self._columns(spec, self._stateless(name, spec, x, real))
-            mean, scale = self._params(name, spec, values.shape[-1], x.shape)
+            mean, scale = self.standardisation(name, spec, values.shape[-1], x.shape)
             values = ((values - mean) / scale).reshape(x.shape)
             if real is not None:
                 values[~real] = spec.get("pad_value", 0.0)

@@ -3,7 +3,7 @@
 :func:`predict_files` runs one task per input file, in this process (default) or on a
 ``dask.distributed`` cluster (``workers=N`` starts a local one, ``scheduler=ADDRESS``
 joins an existing one, ``client=`` uses yours). Each task streams its file with
-:meth:`hepnn.Tagger.iter_file` and writes ``OUT/<input stem>_scores.root``: a friend
+:func:`hepnn.scale.files.iter_file` and writes ``OUT/<input stem>_scores.root``: a friend
 TTree with the input's tree name, the same number of entries in the same order:
 
 - per-event input: a jagged branch ``<jets>_hepnnScore`` (e.g. ``Jet_hepnnScore``) with
@@ -34,16 +34,15 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .._fileio import atomic_path, atomic_write_text
 from ..exceptions import HepnnError, InputDataError
+from ..training.tagger import Tagger
+from . import files
+from .files import LOAD_COUNTS, cached_tagger, run_fingerprint
 
 __all__ = ["PredictResult", "predict_files", "output_names", "run_fingerprint", "write_friend"]
 
 SIDECAR_VERSION = 1
 #: seconds to wait for a Dask scheduler (``scheduler=``) before giving up
 CONNECT_TIMEOUT = 10.0
-#: per worker process: (run_dir, fingerprint) -> Tagger
-_TAGGERS: dict[tuple[str, str], Any] = {}
-#: per worker process: run_dir -> number of Tagger.load calls (for tests and diagnostics)
-LOAD_COUNTS: dict[str, int] = {}
 
 
 @dataclasses.dataclass
@@ -108,21 +107,6 @@ def output_names(files: Sequence[str | os.PathLike]) -> dict[str, str]:
         stems[stem] = stems.get(stem, 0) + 1
     return {p: (f"{Path(p).stem}_scores.root" if stems[Path(p).stem] == 1 else
                 f"{Path(p).stem}_{_path_hash(p)}_scores.root") for p in paths}
-
-
-def run_fingerprint(run_dir: str | os.PathLike) -> str:
-    """``sha256:<hex>`` over the run's config, model and preprocessing files."""
-    run = Path(run_dir)
-    digest = hashlib.sha256()
-    for name in ("config.yaml", "model.keras", "preprocessing.json"):
-        path = run / name
-        if not path.is_file():
-            continue
-        digest.update(name.encode())
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-    return "sha256:" + digest.hexdigest()
 
 
 def _inode(path: str) -> tuple[int, int] | None:
@@ -202,18 +186,8 @@ def is_done(path: str, out_path: Path, fingerprint: str) -> bool:
 
 def get_tagger(run_dir: str, fingerprint: str | None = None, tf_threads: int | None = None) -> Any:
     """The :class:`hepnn.Tagger` of ``run_dir``, loaded once per process."""
-    key = (os.path.abspath(run_dir), fingerprint or "")
-    tagger = _TAGGERS.get(key)
-    if tagger is None:
-        if tf_threads:
-            _limit_tf_threads(tf_threads)
-        from ..training.tagger import Tagger
-
-        tagger = Tagger.load(run_dir)
-        _TAGGERS.clear()  # one run at a time per worker: free the previous model
-        _TAGGERS[key] = tagger
-        LOAD_COUNTS[key[0]] = LOAD_COUNTS.get(key[0], 0) + 1
-    return tagger
+    return cached_tagger(run_dir, fingerprint, Tagger.load,
+                         before_load=(lambda: _limit_tf_threads(tf_threads)) if tf_threads else None)
 
 
 def _limit_tf_threads(n: int) -> None:
@@ -274,13 +248,13 @@ def write_friend(tagger: Any, path: str | os.PathLike, out_path: str | os.PathLi
     import uproot
 
     path = os.fspath(path)
-    tree_name = tagger._tree_name(path, tree)
+    tree_name = files.tree_name(tagger, path, tree)
     names, counter = _branch_names(tagger)
     n_entries = n_jets = 0
     with atomic_path(out_path, suffix=".part.root") as tmp:
         with uproot.recreate(tmp) as out:
             writable = None
-            for entry_start, scores in tagger.iter_file(path, tree_name, step_size, batch_size=batch_size):
+            for entry_start, scores in files.iter_file(tagger, path, tree_name, step_size, batch_size=batch_size):
                 if entry_start != n_entries:
                     msg = f"{path}: chunk starts at entry {entry_start}, expected {n_entries}: entries out of order"
                     raise InputDataError(msg)

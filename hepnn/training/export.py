@@ -118,9 +118,10 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
     """
     from .._optional import require, require_keras
     from ..config import load_config
+    from ..io.representations import mask_value as shared_mask_value
     from ..models import load_model
     from .rundir import RunDirectory, write_json
-    from .trainer import _mask_value, class_names, infer_task, model_inputs
+    from .trainer import class_names, infer_task, model_inputs
 
     require("onnx")
     ort = require("onnxruntime")
@@ -135,7 +136,7 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
     config = load_config(run.config)
     model = load_model(run.model)
     names = model_inputs(config)
-    mask_value = _mask_value(config, names)
+    mask_value = shared_mask_value(config.data.inputs, names)
     batches = {"random": verification_batch(model, mask_value=mask_value)}
     real = dict(data) if data is not None else real_batch(config, names, run.preprocessing)
     if real is not None:

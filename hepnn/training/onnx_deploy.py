@@ -42,7 +42,7 @@ def _feature_params(preprocessing: Any, name: str, spec: Mapping, shape: tuple) 
     variables = list(spec.get("variables", []))
     transforms = spec.get("transforms", {}) or {}
     n_features = int(np.prod(shape[-1:] if spec.get("kind") != "image" else shape))
-    mean, scale = preprocessing._params(name, spec, n_features, (1, *shape))
+    mean, scale = preprocessing.standardisation(name, spec, n_features, (1, *shape))
     params = {"mean": np.asarray(mean, np.float32), "scale": np.asarray(scale, np.float32)}
     if spec.get("kind") == "image":
         params = {k: v.reshape(shape) for k, v in params.items()}

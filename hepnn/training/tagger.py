@@ -42,6 +42,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..exceptions import HepnnError, InputDataError
+from ..io.representations import input_kind
 
 __all__ = ["Tagger"]
 
@@ -354,73 +355,60 @@ class Tagger:
         tensors = dict(arrays)
         return self._score(tensors, batch_size=batch_size, preprocessed=preprocessed)
 
+    # --- file-level reading: hepnn.scale.files (kept here so old calls work) --------------
+
     def predict_file(self, paths: str | os.PathLike | Sequence[str | os.PathLike], tree: str | None = None,
                      step_size: Any = "100 MB", *, batch_size: int | None = None) -> Any:
-        """Scores for every jet of one or more ROOT files, read chunk by chunk.
+        """Scores for every jet of one or more ROOT files: :func:`hepnn.scale.files.predict_file`."""
+        from ..scale import files
 
-        Only the branches the tagger needs are read, ``step_size`` at a time
-        (``uproot.iterate`` semantics), so memory stays bounded by the chunk size plus
-        the scores.
-
-        Parameters
-        ----------
-        paths : path or list of paths
-        tree : str, optional
-            Tree name (default: the tree of the config's first file group, or the only
-            tree in the file).
-        step_size : int or str
-            Entries or bytes per chunk.
-
-        Returns
-        -------
-        numpy.ndarray or awkward.Array, or a list of them
-            For one path, what :meth:`predict` returns for the whole file; for a list of
-            paths, a list with one result per file.
-        """
-        single = isinstance(paths, (str, os.PathLike))
-        results = []
-        for path in [paths] if single else list(paths):
-            parts = [scores for _, scores in self.iter_file(path, tree, step_size, batch_size=batch_size)]
-            results.append(self._concatenate(parts))
-        return results[0] if single else results
+        return files.predict_file(self, paths, tree, step_size, batch_size=batch_size)
 
     def iter_file(self, path: str | os.PathLike, tree: str | None = None, step_size: Any = "100 MB", *,
                   batch_size: int | None = None) -> Iterator[tuple[int, Any]]:
-        """Yield ``(first entry, scores)`` per chunk of one file (see :meth:`predict_file`)."""
-        from ..io.represent import Columns, jets_per_entry, represent
-        from ..io.sources import SourceFile, iterate_tree, open_tree, tree_keys
+        """``(first entry, scores)`` per chunk of one file: :func:`hepnn.scale.files.iter_file`."""
+        from ..scale import files
 
-        path = os.fspath(path)
-        source = SourceFile(path, self._tree_name(path, tree), 0, 0, 1.0)
-        handle = open_tree(source)
-        plan = self._plan(tree_keys(handle), path, source.tree)
-        for arrays, entry_start in iterate_tree(source, handle, plan.read_list(), step_size):
-            columns = Columns(arrays)
-            tensors = represent(self._data, columns, path, plan=plan)
-            scores = self._score(tensors, batch_size=batch_size)
-            if self.layout == "per_event":
-                scores = self._jagged(scores, jets_per_entry(plan, columns))
-            yield entry_start, scores
+        return files.iter_file(self, path, tree, step_size, batch_size=batch_size)
 
     def predict_dask(self, files: str | os.PathLike | Sequence[str | os.PathLike], *, tree: str | None = None,
                      step_size: Any = "100 MB", batch_size: int | None = None) -> Any:
-        """Lazy scores for many files: a ``dask_awkward.Array`` (needs ``pip install hepnn[dask]``).
-
-        The files are read with ``uproot.dask`` (only :attr:`required_branches`, one
-        partition per chunk) and each partition is scored by a function that loads this
-        run's tagger once per Dask worker process. ``.compute()`` gives what
-        :meth:`predict` gives for the files concatenated in order (per-jet multiclass:
-        records with one field per class). To write one friend file per input instead,
-        use :func:`hepnn.scale.predict_files` or ``hepnn predict``.
+        """Lazy scores for many files, a ``dask_awkward.Array``: :func:`hepnn.scale.files.predict_dask`.
 
         Examples
         --------
         >>> lazy = tagger.predict_dask(["a.root", "b.root"])    # doctest: +SKIP
         >>> scores = lazy.compute()                             # doctest: +SKIP
         """
-        from ..scale.dask_predict import predict_dask
+        from ..scale.files import predict_dask
 
         return predict_dask(self, files, tree=tree, step_size=step_size, batch_size=batch_size)
+
+    # --- arrays in, arrays out: the pieces the file drivers use --------------------------
+
+    def plan(self, keys: list[str], path: str, tree: str = "<memory>") -> Any:
+        """The reading plan of this tagger's inputs against the branch names ``keys`` (cached).
+
+        Raises
+        ------
+        InputDataError
+            Naming the missing branches, what the tagger needs and the run directory.
+        """
+        return self._plan(keys, path, tree)
+
+    def represent(self, columns: Any, path: str = "<memory>", *, plan: Any = None) -> dict[str, np.ndarray]:
+        """The model's input arrays (before preprocessing) for every jet of ``columns``."""
+        from ..io.represent import represent
+
+        return represent(self._data, columns, path, plan=plan)
+
+    def jagged(self, scores: np.ndarray, counts: np.ndarray) -> Any:
+        """Per-jet ``scores`` as an awkward array with ``counts`` jets per event."""
+        return self._jagged(scores, counts)
+
+    def concatenate(self, parts: list) -> Any:
+        """Scores of consecutive chunks as one result (an empty one of the right type for no chunk)."""
+        return self._concatenate(parts)
 
     # --- pieces (override points) -----------------------------------------------------
 
@@ -446,10 +434,10 @@ class Tagger:
         for name in self.inputs:
             x[name] = np.asarray(tensors[name], dtype=np.float32)
             inp = self.config.data.inputs.get(name)
-            if getattr(inp, "kind", None) == "sequence":
+            if inp is not None and input_kind(inp).masked:
                 mask = tensors.get(f"{name}_mask")
                 if mask is None:
-                    mask = np.any(x[name] != np.float32(inp.pad_value), axis=-1)
+                    mask = np.any(x[name] != np.float32(input_kind(inp).pad_value(inp)), axis=-1)
                 x[f"{name}_mask"] = np.asarray(mask, dtype=bool)
         if not preprocessed and self.preprocessing is not None:
             x = self.preprocessing.transform(x)
@@ -498,24 +486,6 @@ class Tagger:
             return np.zeros((0, width) if width else (0,), dtype=np.float32)
         return np.concatenate(parts)
 
-    def _tree_name(self, path: str, tree: str | None) -> str:
-        if tree is not None:
-            return tree
-        import uproot
-
-        wanted = [g.tree for g in self.config.data.files]
-        try:
-            with uproot.open(path) as file:
-                classes = file.classnames(cycle=False)
-        except Exception:  # noqa: BLE001 - open_tree reports unreadable files properly
-            return wanted[0] if wanted else "Events"
-        trees = [k for k, c in classes.items() if "TTree" in c or "RNTuple" in c]
-        for name in wanted:
-            if name in trees:
-                return name
-        if len(trees) == 1:
-            return trees[0]
-        return wanted[0] if wanted else ("Events" if self.layout == "per_event" else "jets")
 
 
 _TAGGERS: dict = {}

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -128,14 +129,23 @@ def make_sampler(name: str, seed: int | None = 0):
 
 def open_study(name: str, storage, direction: str = "minimize", sampler: str = "tpe", seed: int | None = 0,
                pruner=None):
-    """Create the study ``name`` in ``storage`` or load it; the direction must match."""
+    """Create the study ``name`` in ``storage`` or load it; the direction must match.
+
+    ``storage``: a storage object (:func:`make_storage`), a database URL, or ``None``
+    (in memory). :func:`run_worker` claims trials through the same storage.
+    """
     optuna = _optuna()
+    if storage is None:
+        storage = optuna.storages.InMemoryStorage()
+    elif isinstance(storage, str):
+        storage = make_storage(storage)
     if pruner is None:
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     study = optuna.create_study(
         study_name=name, storage=storage, direction=direction, sampler=make_sampler(sampler, seed),
         pruner=pruner, load_if_exists=True,
     )
+    _STORAGES[study] = storage
     have = study.direction.name.lower()
     if have != direction:
         msg = (
@@ -146,9 +156,17 @@ def open_study(name: str, storage, direction: str = "minimize", sampler: str = "
     return study
 
 
+#: study -> the storage object it was opened with (Optuna keeps its own reference private)
+_STORAGES: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+
 def _storage_and_id(study):
-    # Optuna keeps these private; they have been stable since Optuna 2
-    return study._storage, study._study_id
+    """The storage of a study opened by :func:`open_study`, and the study's id in it (public Optuna API)."""
+    storage = _STORAGES.get(study)
+    if storage is None:
+        msg = f"study {study.study_name!r}: open it with hepnn.tune.study.open_study (hepnn claims trials through its storage)"
+        raise ConfigError(msg)
+    return storage, storage.get_study_id_from_name(study.study_name)
 
 
 def fill_queue(study, n_trials: int | None, space: SearchSpace | None = None, sampler: str = "tpe",
@@ -200,10 +218,12 @@ def _claim_waiting_trial(study) -> int | None:
     """Atomically move one waiting trial to RUNNING and return its id (None: queue empty)."""
     optuna = _optuna()
     storage, study_id = _storage_and_id(study)
-    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+    # listed through the study: its (cached) storage then knows the trials the worker goes on to use
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         try:
-            if storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.RUNNING):
-                return trial._trial_id
+            if storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.RUNNING):
+                return trial_id
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return None
