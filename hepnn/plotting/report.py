@@ -524,6 +524,28 @@ def _sculpting_figure(d: _Drawer, run: _Run, stem: str, wp: float) -> ReportFigu
     )
 
 
+def _decorrelation_figure(d: _Drawer, runs: list) -> ReportFigure:
+    from .decorrelation import plot_rejection_vs_sculpting
+
+    entries = {r.name: r.metrics.get("sculpting") for r in runs if isinstance(r.metrics.get("sculpting"), dict)}
+    if not entries:
+        raise _Skip("no rejection vs mass sculpting plot (no run has a mass spectator in data.spectators)")
+    try:
+        res = plot_rejection_vs_sculpting(entries)
+    except ValueError as err:
+        raise _Skip(str(err)) from None
+    files = d.finish(res.figure, "rejection_vs_sculpting", res.ax)
+    variable = next(iter(entries.values())).get("variable", "mass")
+    return ReportFigure(
+        name="rejection_vs_sculpting", section="sculpting", result=res, files=files,
+        title="Background rejection against mass sculpting",
+        caption=(f"Background rejection 1/eff_B against 1/JSD of the background {variable} distributions passing "
+                 "and failing the cut at 50% signal efficiency (test split, one point per run; "
+                 "top right: strong and decorrelated)."),
+        summary={"points": {k: {"inv_jsd_50": v[0], "rejection_50": v[1]} for k, v in res.points.items()}},
+    )
+
+
 def _images_figure(d: _Drawer, run: _Run, input_name: str) -> ReportFigure:
     from .images import plot_average_images
 
@@ -981,6 +1003,8 @@ def build_report(
         ("rejection", lambda: _rejection_figure(d, taggers, wps)),
         ("roc", lambda: _roc_figure(d, taggers)),
     ]
+    if several:  # one point per run: rejection at 50% signal efficiency against 1/JSD of the mass
+        tasks.append(("sculpting summary", lambda: _decorrelation_figure(d, runs)))
     by_name = {r.name: r for r in runs}
     for group, (_path, names) in fold_groups.items():
         tasks.append((f"folds {group}", lambda g=group, n=names: _folds_figure(d, g, [by_name[x] for x in n], wps)))
