@@ -312,3 +312,12 @@ def test_cnn_runs_show_their_filters_and_feature_maps(runs, combined):
     fmap = combined.figure("feature_maps_cnn")
     assert fmap.summary["layer"] == conv_layers(model)[-1].name
     assert len(fmap.result.images) == 2 * min(6, conv_layers(model)[-1].filters)  # two classes
+
+
+def test_combined_report_plots_rejection_against_sculpting(runs, combined):
+    fig = combined.figure("rejection_vs_sculpting")
+    for variant in ("dense", "cnn"):
+        entry = json.loads((runs[variant] / "metrics.json").read_text())["sculpting"]
+        assert entry["variable"] == "jet_mass"
+        assert fig.result.points[variant] == (entry["inv_jsd_50"], entry["rejection_50"])
+    assert fig.section == "sculpting" and "1/JSD" in fig.caption
