@@ -11,7 +11,9 @@ remedies, both applied to background jets (label 0) by default:
   quantile bin from the score; a gradient-reversal layer makes the classifier
   *maximise* the adversary's loss with weight ``strength`` while the adversary
   minimises it, in one optimiser step. For the first ``pretrain_epochs`` epochs the
-  adversary learns without acting on the classifier.
+  adversary learns without acting on the classifier. The logged ``loss`` (and
+  ``val_loss``, which early stopping watches) is the classifier's objective
+  ``L_clf - strength * L_adv``: negative, and lower for a better-hidden mass.
 
 Training runs on a wrapper model: the classifier's inputs plus the variable, the
 label and the weight of each jet (``decorrelate_variable``, ``decorrelate_label``,
@@ -206,13 +208,23 @@ def _layers() -> dict[str, type]:
         """Pass the score through and add the adversary's weighted cross-entropy on the variable's bin.
 
         Inputs ``[score, probabilities (n, bins), variable, label, weight]``; ``edges``
-        are the inner bin edges (quantiles of the training background).
+        are the inner bin edges (quantiles of the training background). The added
+        loss has the gradient of the cross-entropy ``L_adv`` (the adversary minimises
+        it; the gradient reversal turns it into ``-factor * L_adv`` for the classifier)
+        and the value ``-factor * L_adv``, so the logged loss is the classifier's
+        objective ``L_clf - factor * L_adv`` that early stopping should watch.
         """
 
-        def __init__(self, edges=(), background_only: bool = True, **kwargs):
+        def __init__(self, edges=(), background_only: bool = True, factor: float = 1.0, **kwargs):
             super().__init__(**kwargs)
             self.edges = [float(e) for e in edges]
             self.background_only = bool(background_only)
+            self.initial_factor = float(factor)
+
+        def build(self, input_shape):
+            self.factor = self.add_weight(
+                shape=(), initializer=keras.initializers.Constant(self.initial_factor), trainable=False, name="factor"
+            )
 
         def call(self, inputs):
             score, probs, variable, label, weight = inputs
@@ -222,14 +234,16 @@ def _layers() -> dict[str, type]:
             index = ops.sum(ops.cast(v[:, None] >= edges[None, :], "int32"), axis=1)
             picked = ops.sum(probs * ops.one_hot(index, len(self.edges) + 1), axis=1)
             nll = -ops.log(ops.clip(picked, 1e-7, 1.0))
-            self.add_loss(ops.sum(w * nll) / ops.maximum(ops.sum(w), 1e-12))
+            loss = ops.sum(w * nll) / ops.maximum(ops.sum(w), 1e-12)
+            self.add_loss(loss - ops.stop_gradient((1.0 + ops.cast(self.factor, loss.dtype)) * loss))
             return score
 
         def compute_output_shape(self, input_shape):
             return input_shape[0]
 
         def get_config(self):
-            return {**super().get_config(), "edges": list(self.edges), "background_only": self.background_only}
+            return {**super().get_config(), "edges": list(self.edges), "background_only": self.background_only,
+                    "factor": self.initial_factor}
 
     _LAYERS.update(DiscoPenalty=DiscoPenalty, GradientReversal=GradientReversal, AdversaryLoss=AdversaryLoss)
     return _LAYERS
@@ -336,7 +350,7 @@ def prepare(model: Any, config: Any, feed: Any, compile_fn) -> Any:
         for i in range(decor.adversary_layers):
             h = keras.layers.Dense(decor.adversary_units, activation="relu", name=f"adversary_dense_{i}")(h)
         probs = keras.layers.Dense(decor.bins, activation="softmax", name="adversary_output")(h)
-        out = layers["AdversaryLoss"](edges.tolist(), decor.background_only, name="adversary")(
+        out = layers["AdversaryLoss"](edges.tolist(), decor.background_only, start, name="adversary")(
             [score, probs, variable, label, weight]
         )
     wrapper = keras.Model({**inputs, INPUT_VARIABLE: variable, INPUT_LABEL: label, INPUT_WEIGHT: weight}, out,
@@ -354,10 +368,11 @@ def callbacks(model: Any, config: Any) -> list:
         return []
     import keras
 
-    reversal = model.get_layer("gradient_reversal")
+    factors = [model.get_layer("gradient_reversal").factor, model.get_layer("adversary").factor]
 
     class _AdversarySchedule(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            reversal.factor.assign(0.0 if epoch < decor.pretrain_epochs else decor.strength)
+            for factor in factors:
+                factor.assign(0.0 if epoch < decor.pretrain_epochs else decor.strength)
 
     return [_AdversarySchedule()]

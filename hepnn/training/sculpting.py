@@ -11,7 +11,7 @@ DisCo paper (arXiv:2001.05310) and the ATLAS/CMS decorrelation studies.
 ``metrics.json`` of a binary run whose data carry the variable gets::
 
     "sculpting": {"variable": "jet_mass", "working_point": 0.5, "rejection_50": 12.3,
-                  "jsd_50": 0.021, "inv_jsd_50": 47.6, "bins": 40}
+                  "jsd_50": 0.021, "inv_jsd_50": 47.6, "bins": 20}
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def sculpting_variable(config: Any, data: Mapping[str, Any]) -> str | None:
 
 
 def sculpting_metrics(
-    variable: Any, scores: Any, is_signal: Any, weights: Any = None, working_point: float = 0.5, bins: int = 40,
+    variable: Any, scores: Any, is_signal: Any, weights: Any = None, working_point: float = 0.5, bins: int = 20,
     name: str = "mass",
 ) -> dict:
     """Background rejection and 1/JSD of passing vs failing background at one signal efficiency.
