@@ -100,7 +100,7 @@ def sculpting_metrics(
     --------
     >>> rng = np.random.default_rng(0)
     >>> m = rng.uniform(0, 1, 4000); y = rng.integers(0, 2, 4000)
-    >>> out = sculpting_metrics(m, m + y, y == 1)  # the score is the mass: strong sculpting
+    >>> out = sculpting_metrics(m, 3 * m + y, y == 1)  # the score grows with the mass: strong sculpting
     >>> out["jsd_50"] > 0.5
     True
     """
