@@ -14,6 +14,11 @@ remedies, both applied to background jets (label 0) by default:
   adversary learns without acting on the classifier. The logged ``loss`` (and
   ``val_loss``, which early stopping watches) is the classifier's objective
   ``L_clf - strength * L_adv``: negative, and lower for a better-hidden mass.
+  Adversarial training is sensitive to ``strength``: on generated top/QCD jets (dense
+  tagger on mass and N-subjettiness) strengths of 1-10 left the mass sculpted and 30-100
+  made the classifier collapse (AUC near 0.5) within 20 epochs; DisCo at strength 100 cut
+  the sculpting (1/JSD) fourteen-fold. Scan the strength and watch the report's
+  rejection against 1/JSD.
 
 Training runs on a wrapper model: the classifier's inputs plus the variable, the
 label and the weight of each jet (``decorrelate_variable``, ``decorrelate_label``,
