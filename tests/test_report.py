@@ -376,3 +376,16 @@ def test_report_figure_registration_checks_what_it_declares():
     conv = REPORT_FIGURES.get("conv_filters")
     assert conv.input_kind == "image" and conv.tasks == ("binary", "multiclass")
     assert REPORT_FIGURES.get("mass_sculpting").spectator == "mass"
+
+
+def test_combined_report_plots_rejection_against_sculpting(runs, combined):
+    fig = combined.figure("rejection_vs_sculpting")
+    for variant in ("dense", "cnn"):
+        entry = json.loads((runs[variant] / "metrics.json").read_text())["sculpting"]
+        assert entry["variable"] == "jet_mass"
+        if entry["inv_jsd_50"] is None or entry["rejection_50"] is None:  # e.g. every background jet passes
+            assert variant not in fig.result.points
+        else:
+            assert fig.result.points[variant] == (entry["inv_jsd_50"], entry["rejection_50"])
+    assert fig.result.points
+    assert fig.section == "sculpting" and "1/JSD" in fig.caption

@@ -35,6 +35,7 @@ __all__ = [
     "EarlyStoppingConfig",
     "ReweightConfig",
     "AugmentConfig",
+    "DecorrelateConfig",
     "TrainingConfig",
     "EvaluationConfig",
     "ExplainConfig",
@@ -457,6 +458,33 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class DecorrelateConfig:
+    """Decorrelate the tagger's score from a jet variable (the mass) on background jets.
+
+    ``disco`` adds ``strength * dCorr^2(score, variable)`` (distance correlation,
+    arXiv:2001.05310) per batch to the loss; ``adversary`` trains a network that predicts
+    the variable's bin from the score and subtracts ``strength`` times its loss from the
+    classifier's through a gradient-reversal layer (arXiv:1611.01046, 1703.03507).
+    """
+
+    method: Literal["disco", "adversary"] = field(metadata=_doc("disco (distance-correlation penalty) or adversary"))
+    variable: str = field(metadata=_doc("jet variable to decorrelate from: one of data.spectators (e.g. jet_mass)"))
+    strength: float = field(default=1.0, metadata=_doc("lambda: weight of the penalty (disco) or of the adversary loss", non_negative))
+    background_only: bool = field(default=True, metadata=_doc("decorrelate on background jets (label 0) only, as DisCo does"))
+    adversary_units: int = field(default=32, metadata=_doc("adversary: units per hidden layer", positive))
+    adversary_layers: int = field(default=2, metadata=_doc("adversary: hidden layers", positive))
+    bins: int = field(default=10, metadata=_doc("adversary: the variable is predicted as one of this many quantile bins", positive))
+    pretrain_epochs: int = field(default=1, metadata=_doc(
+        "adversary: epochs at the start in which the adversary learns but does not act on the classifier", non_negative))
+
+    def validate(self):
+        if not math.isfinite(self.strength):
+            yield "strength", f"expected a finite number >= 0, received {self.strength!r}"
+        if self.bins < 2:
+            yield "bins", f"expected at least 2 bins, received {self.bins}"
+
+
+@dataclass(frozen=True)
 class TrainingConfig:
     epochs: int = field(default=10, metadata=_doc("training epochs", positive))
     batch_size: int = field(default=256, metadata=_doc("jets per step", positive))
@@ -467,6 +495,8 @@ class TrainingConfig:
     class_weight: Union[Literal["balanced"], dict[str, float], None] = field(default=None, metadata=_doc("'balanced' or class -> weight"))
     reweight: Optional[ReweightConfig] = field(default=None, metadata=_doc("kinematic reweighting"))
     augment: Optional[AugmentConfig] = field(default=None, metadata=_doc("data augmentation of image inputs"))
+    decorrelate: Optional[DecorrelateConfig] = field(default=None, metadata=_doc(
+        "mass decorrelation (DisCo or adversary) against a spectator variable"))
     train_classes: Optional[tuple[str, ...]] = field(default=None, metadata=_doc("train on jets of these classes only (autoencoders: the background)"))
     seed: int = field(default=1, metadata=_doc("seed of weights, shuffling and dropout"))
     deterministic: bool = field(default=False, metadata=_doc("TF op determinism (bitwise reproducible, slower)"))
@@ -678,6 +708,15 @@ class Config:
                     text = str(err)
                     prefix = f"variants.{name}"
                     yield "", text if text.startswith(prefix) else f"{prefix}: {text}"
+        decor = self.training.decorrelate
+        if decor is not None and decor.variable not in self.data.spectators:
+            from ..exceptions import suggest
+
+            valid = ", ".join(self.data.spectators) or "none"
+            yield "training.decorrelate.variable", (
+                f"{decor.variable!r} is not a spectator{suggest(decor.variable, list(self.data.spectators))}; "
+                f"add it to data.spectators (listed now: {valid})"
+            )
         if self.model.inputs is not None and self.data.inputs:
             for i, name in enumerate(self.model.inputs):
                 if name not in self.data.inputs:

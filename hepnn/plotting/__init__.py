@@ -22,6 +22,7 @@ from __future__ import annotations
 from .anomaly import LatentResult, ReconstructionResult, plot_latent, plot_reconstruction_error
 from .common import PLOTS
 from .confusion import ConfusionResult, confusion_matrix, plot_confusion_matrix
+from .decorrelation import SculptingResult, plot_rejection_vs_sculpting
 from .efficiency import (
     EfficiencyResult,
     EfficiencyTable,
@@ -56,6 +57,8 @@ __all__ = [
     "plot_efn_filters",
     "plot_feature_maps",
     "plot_efficiency",
+    "plot_rejection_vs_sculpting",
+    "SculptingResult",
     "plot_heatmap",
     "plot_hist",
     "plot_importance",

@@ -752,6 +752,32 @@ def _sculpting_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     )
 
 
+@report_figure("rejection_vs_sculpting", section="sculpting", scope="all", plots=("rejection_vs_sculpting",))
+def _decorrelation_figure(d: ReportContext, item: FigureItem) -> ReportFigure | None:
+    """One point per run: rejection at 50% signal efficiency against 1/JSD of the mass (several runs)."""
+    if len(d.runs) < 2:
+        return None
+    from .decorrelation import plot_rejection_vs_sculpting
+
+    entries = {r.name: r.metrics.get("sculpting") for r in d.runs if isinstance(r.metrics.get("sculpting"), dict)}
+    if not entries:
+        raise SkipFigure("no rejection vs mass sculpting plot (no run has a mass spectator in data.spectators)")
+    try:
+        res = plot_rejection_vs_sculpting(entries)
+    except ValueError as err:
+        raise SkipFigure(str(err)) from None
+    files = d.finish(res.figure, "rejection_vs_sculpting", res.ax)
+    variable = next(iter(entries.values())).get("variable", "mass")
+    return ReportFigure(
+        name="rejection_vs_sculpting", section="sculpting", result=res, files=files,
+        title="Background rejection against mass sculpting",
+        caption=(f"Background rejection 1/eff_B against 1/JSD of the background {variable} distributions passing "
+                 "and failing the cut at 50% signal efficiency (test split, one point per run; "
+                 "top right: strong and decorrelated)."),
+        summary={"points": {k: {"inv_jsd_50": v[0], "rejection_50": v[1]} for k, v in res.points.items()}},
+    )
+
+
 @report_figure("images", section="images", scope="input", input_kind="image", plots=("average_images",))
 def _images_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     run, input_name = item.run, item.input_name

@@ -200,6 +200,7 @@ def evaluate_run(run_dir, data_config=None, analysis=None, data=None) -> dict:
     """
     from .kfold import evaluate_folds, is_kfold_run
     from .rundir import RunDirectory
+    from .sculpting import run_sculpting
 
     if is_kfold_run(run_dir):
         return evaluate_folds(run_dir, data=data, analysis=analysis, data_config=data_config)
@@ -210,5 +211,6 @@ def evaluate_run(run_dir, data_config=None, analysis=None, data=None) -> dict:
         pred["outputs"], pred["label"], pred["task"], pred["classes"], config.evaluation.working_points,
         weights=None, background=config.evaluation.background, signal=config.evaluation.signal,
     )
+    metrics.update(run_sculpting(config, pred))  # rejection vs 1/JSD of the mass at 50% signal efficiency
     write_metrics(RunDirectory(run_dir).metrics, metrics)
     return metrics

@@ -22,6 +22,7 @@ from ..config import Config, load_config, save_config
 from ..exceptions import ConfigError, InputDataError
 from .diagnostics import INPUT_BOUND_SHARE, EpochTimer, make_timing_callback
 from .._faults import fault as _fault
+from . import decorrelate
 from .feeds import InMemoryFeed, StreamingFeed
 from .optimizers import build_optimizer, learning_rate_at
 from .rundir import RunDirectory, config_differences, provenance, read_json, write_json
@@ -384,6 +385,9 @@ class Trainer:
                 *self._arrays(data, "val", names, task, classes),
                 batch_size=tcfg.batch_size, seed=tcfg.seed, augment=tcfg.augment,
             )
+        if tcfg.decorrelate is not None:  # the decorrelation variable rides along with each batch
+            decorrelate.check(cfg, task, feed.streaming)
+            decorrelate.attach(feed, cfg, data)
         has_val = feed.has_val
         input_shapes = feed.input_shapes
         n_train = feed.n_train
@@ -409,6 +413,8 @@ class Trainer:
             else:
                 model = self.build_model(input_shapes, n_outputs, task, _mask_value(cfg, names))
                 self.compile(model, task, n_outputs)
+            if tcfg.decorrelate is not None:  # train a wrapper (penalty or adversary); model.keras is the classifier
+                model = decorrelate.prepare(model, cfg, feed, lambda m: self.compile(m, task, n_outputs))
         if state is None:
             write_json(run.provenance, provenance(cfg, {"training": tcfg.seed, "split": cfg.data.split.seed},
                                                   {"strategy": _strategy_name(strategy), "task": task,
@@ -437,6 +443,7 @@ class Trainer:
         step_saver.guard = nan_guard
         # the finite-loss check comes before the step checkpoint: a NaN model is never saved
         callbacks = [make_timing_callback(holder, tcfg.batch_size), nan_guard.callback(), step_saver.callback()]
+        callbacks += decorrelate.callbacks(model, cfg)
         if tcfg.verbose:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False))
         es = tcfg.early_stopping
@@ -532,6 +539,7 @@ class Trainer:
         best = run.checkpoints / "best.weights.h5"
         if es is not None and es.restore_best_weights and best.is_file():
             model.load_weights(best)
+        model = decorrelate.classifier_of(model)
         run.save_model(model)
         run.write_history(history)
         if tracker is not None:

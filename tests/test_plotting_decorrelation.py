@@ -1,0 +1,27 @@
+"""The rejection against 1/JSD plot."""
+
+from __future__ import annotations
+
+import pytest
+
+from hepnn.plotting import PLOTS, plot_rejection_vs_sculpting
+
+
+def test_one_point_per_tagger_on_log_axes():
+    res = plot_rejection_vs_sculpting({
+        "plain": {"rejection_50": 20.0, "inv_jsd_50": 4.0},
+        "disco": {"rejection_50": 9.0, "inv_jsd_50": 80.0},
+        "no_mass": None,
+        "infinite": {"rejection_50": None, "inv_jsd_50": 3.0},
+    })
+    assert res.points == {"plain": (4.0, 20.0), "disco": (80.0, 9.0)}
+    assert [a.get_offsets().tolist() for a in res.artists.values()] == [[[4.0, 20.0]], [[80.0, 9.0]]]
+    assert res.ax.get_xscale() == "log" and res.ax.get_yscale() == "log"
+    assert "1/JSD" in res.ax.get_xlabel() and "rejection" in res.ax.get_ylabel()
+    assert [t.get_text() for t in res.ax.get_legend().get_texts()] == ["plain", "disco"]
+    assert PLOTS.get("rejection_vs_sculpting") is plot_rejection_vs_sculpting
+
+
+def test_nothing_to_draw_is_a_clear_error():
+    with pytest.raises(ValueError, match="mass spectator"):
+        plot_rejection_vs_sculpting({"a": {}})

@@ -1,0 +1,218 @@
+"""Mass decorrelation: distance correlation, the DisCo penalty, the adversary, config and trainer hooks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hepnn.config import load_config
+from hepnn.exceptions import ConfigError
+from hepnn.training.decorrelate import distance_correlation, distance_correlation_numpy
+
+
+# --- distance correlation -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_distance_correlation_matches_the_direct_computation(weighted):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=60)
+    y = x**2 + rng.normal(scale=0.5, size=60)
+    w = rng.uniform(0.1, 2.0, size=60) if weighted else None
+    expected = distance_correlation_numpy(x, y, w)
+    got = float(distance_correlation(x.astype("float32"), y.astype("float32"),
+                                     None if w is None else w.astype("float32")))
+    assert 0.05 < expected < 0.95
+    assert got == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_distance_correlation_reference_against_the_textbook_formula():
+    # unweighted V-statistic from the mean-based double centring (Szekely et al. 2007)
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=30), rng.normal(size=30)
+    y = y + x
+    a = np.abs(x[:, None] - x[None, :])
+    b = np.abs(y[:, None] - y[None, :])
+    A = a - a.mean(0) - a.mean(1)[:, None] + a.mean()
+    B = b - b.mean(0) - b.mean(1)[:, None] + b.mean()
+    textbook = (A * B).mean() / np.sqrt((A * A).mean() * (B * B).mean())
+    assert distance_correlation_numpy(x, y) == pytest.approx(textbook, rel=1e-12)
+
+
+def test_distance_correlation_is_one_for_linear_and_small_for_independent():
+    rng = np.random.default_rng(0)
+    x = rng.exponential(size=1000).astype("float32") * 100.0  # GeV-like values
+    assert float(distance_correlation(x, -0.01 * x + 3.0)) == pytest.approx(1.0, abs=1e-4)
+    y = rng.normal(size=1000).astype("float32")
+    assert float(distance_correlation(x, y)) < 0.01
+
+
+def test_zero_weights_drop_jets_and_integer_weights_repeat_them():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=40).astype("float32"), rng.normal(size=40).astype("float32")
+    y[:20] += x[:20]
+    keep = np.r_[np.ones(20), np.zeros(20)].astype("float32")
+    assert float(distance_correlation(x, y, keep)) == pytest.approx(
+        float(distance_correlation(x[:20], y[:20])), rel=1e-4)
+    twice = np.r_[np.full(10, 2.0), np.ones(30)].astype("float32")
+    repeated = float(distance_correlation(np.r_[x, x[:10]], np.r_[y, y[:10]]))
+    assert float(distance_correlation(x, y, twice)) == pytest.approx(repeated, rel=1e-4)
+
+
+def test_distance_correlation_is_finite_with_a_constant_sample_or_no_weight():
+    import tensorflow as tf
+
+    x = tf.Variable(np.full(16, 0.5, dtype="float32"))
+    m = np.linspace(50, 300, 16).astype("float32")
+    with tf.GradientTape() as tape:
+        d = distance_correlation(x, m)
+    grad = tape.gradient(d, x)
+    assert float(d) == pytest.approx(0.0, abs=1e-6)
+    assert np.all(np.isfinite(grad.numpy()))
+    assert float(distance_correlation(m, m, np.zeros(16, "float32"))) == 0.0
+
+
+# --- config -------------------------------------------------------------------------------
+
+
+def _config(decorrelate, spectators=("jet_mass", "jet_pt")):
+    return {"data": {"spectators": list(spectators)}, "training": {"decorrelate": decorrelate}}
+
+
+def test_config_names_the_valid_spectators():
+    with pytest.raises(ConfigError, match=r"training\.decorrelate\.variable: 'jet_mas'.*jet_mass, jet_pt"):
+        load_config(_config({"method": "disco", "variable": "jet_mas"}))
+    with pytest.raises(ConfigError, match="listed now: none"):
+        load_config(_config({"method": "disco", "variable": "jet_mass"}, spectators=()))
+
+
+@pytest.mark.parametrize("bad", [{"strength": -1.0}, {"strength": float("inf")}, {"method": "ddt"}, {"bins": 1}])
+def test_config_rejects_bad_options(bad):
+    with pytest.raises(ConfigError, match="training.decorrelate"):
+        load_config(_config({"method": "adversary", "variable": "jet_mass", **bad}))
+
+
+def test_config_round_trips(tmp_path):
+    from hepnn.config import save_config
+
+    config = load_config(_config({"method": "adversary", "variable": "jet_mass", "strength": 10, "bins": 8}))
+    save_config(config, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml").training == config.training
+    assert config.training.decorrelate.background_only is True
+
+
+# --- training ------------------------------------------------------------------------------
+
+
+def toy_data(n=3000, seed=0):
+    """A tagger on (mass, x) sculpts: signal peaks in mass, background falls; x separates weakly."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    mass = np.where(y == 1, rng.normal(1.75, 0.2, n), 0.4 + rng.exponential(0.6, n))
+    x = rng.normal(size=n) + y
+    return {
+        "jet": np.stack([mass, x], 1).astype("float32"),
+        "label": y.astype("int32"),
+        "weight": np.ones(n, "float32"),
+        "split": rng.choice([0, 1, 2], n, p=[0.6, 0.1, 0.3]).astype("int8"),
+        "spec_jet_mass": (100 * mass).astype("float32"),
+    }
+
+
+def toy_config(decorrelate=None, epochs=5, **training):
+    t = {"epochs": epochs, "batch_size": 128, "verbose": 0, "early_stopping": None, **training}
+    if decorrelate is not None:
+        t["decorrelate"] = {"variable": "jet_mass", **decorrelate}
+    return {
+        "data": {"inputs": {"jet": {"kind": "flat", "variables": ["m", "x"]}}, "spectators": ["jet_mass"]},
+        "model": {"name": "dense", "units": [16, 16]},
+        "training": t,
+    }
+
+
+def _background_dcorr(run_dir, data):
+    from hepnn.models import load_model
+
+    model = load_model(run_dir / "model.keras")
+    bkg = (data["split"] == 2) & (data["label"] == 0)
+    scores = np.asarray(model.predict({"jet": data["jet"][bkg]}, verbose=0))[:, 0]
+    idx = np.random.default_rng(0).choice(int(bkg.sum()), 300, replace=False)
+    return distance_correlation_numpy(scores[idx], data["spec_jet_mass"][bkg][idx]), model
+
+
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory):
+    from hepnn.training.trainer import Trainer
+
+    data = toy_data()
+    out = tmp_path_factory.mktemp("plain") / "run"
+    Trainer(toy_config(), log=lambda _: None).fit(out, data=data)
+    return out, data
+
+
+def test_disco_saves_the_plain_classifier_and_decorrelates(plain_run, tmp_path):
+    from hepnn.training.evaluate import evaluate_run
+    from hepnn.training.trainer import Trainer
+
+    plain, data = plain_run
+    trainer = Trainer(toy_config({"method": "disco", "strength": 2.0}), log=lambda _: None).fit(tmp_path / "disco", data=data)
+    assert all(np.isfinite(r["loss"]) for r in trainer.history_)
+    d_plain, _ = _background_dcorr(plain, data)
+    d_disco, model = _background_dcorr(tmp_path / "disco", data)
+    assert [t.name for t in model.inputs] == ["jet"]  # the saved model is the classifier, not the wrapper
+    assert trainer.model_.name == model.name
+    assert d_plain > 0.08
+    assert d_disco < d_plain / 3, (d_disco, d_plain)
+    metrics = evaluate_run(tmp_path / "disco", data=data)
+    plain_metrics = evaluate_run(plain, data=data)
+    assert metrics["sculpting"]["variable"] == "jet_mass"
+    assert metrics["sculpting"]["inv_jsd_50"] > 2 * plain_metrics["sculpting"]["inv_jsd_50"]
+    assert json.loads((tmp_path / "disco" / "metrics.json").read_text())["sculpting"] == metrics["sculpting"]
+
+
+def test_adversary_trains_and_decorrelates(plain_run, tmp_path):
+    from hepnn.training.trainer import Trainer
+
+    plain, data = plain_run
+    config = toy_config({"method": "adversary", "strength": 30.0, "pretrain_epochs": 0})
+    trainer = Trainer(config, log=lambda _: None).fit(tmp_path / "adv", data=data)
+    losses = [r["loss"] for r in trainer.history_]
+    assert all(np.isfinite(losses))
+    # the logged loss is the classifier's objective L_clf - 30 L_adv, with L_adv near ln(10) (10 mass bins)
+    assert -30 * np.log(10) < losses[-1] < -30 * 1.5
+    d_plain, _ = _background_dcorr(plain, data)
+    d_adv, model = _background_dcorr(tmp_path / "adv", data)
+    assert [t.name for t in model.inputs] == ["jet"]
+    assert d_adv < 0.7 * d_plain, (d_adv, d_plain)
+
+
+def test_an_interrupted_adversary_run_resumes_with_its_adversary(tmp_path):
+    from hepnn.training.trainer import Trainer
+
+    data = toy_data(n=1200)
+    decor = {"method": "adversary", "strength": 5.0, "pretrain_epochs": 1}
+    full = Trainer(toy_config(decor, epochs=3, deterministic=True), log=lambda _: None).fit(tmp_path / "full", data=data)
+    Trainer(toy_config(decor, epochs=2, deterministic=True), log=lambda _: None).fit(tmp_path / "cut", data=data)
+    (tmp_path / "cut" / "model.keras").unlink()
+    from hepnn.models import load_model
+
+    state = json.loads((tmp_path / "cut" / "checkpoints" / "state.json").read_text())
+    ckpt = load_model(tmp_path / "cut" / "checkpoints" / state["model"])
+    assert ckpt.get_layer("adversary_output") is not None  # the checkpoint holds the adversary
+    lines = []
+    resumed = Trainer(toy_config(decor, epochs=3, deterministic=True), log=lines.append).fit(tmp_path / "cut", data=data)
+    assert any("resuming from epoch 2" in line for line in lines)
+    for a, b in zip(full.model_.get_weights(), resumed.model_.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_decorrelation_refuses_streaming_and_other_tasks(tmp_path):
+    from hepnn.training.decorrelate import check
+
+    config = load_config(toy_config({"method": "disco"}))
+    with pytest.raises(ConfigError, match="training.streaming: false"):
+        check(config, "binary", streaming=True)
+    with pytest.raises(ConfigError, match="binary taggers"):
+        check(config, "multiclass", streaming=False)

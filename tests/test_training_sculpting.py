@@ -1,0 +1,79 @@
+"""Mass sculpting numbers: Jensen-Shannon divergence, rejection and 1/JSD at 50% signal efficiency."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hepnn.training.sculpting import jensen_shannon, run_sculpting, sculpting_metrics, sculpting_variable
+
+
+def _direct_jsd(p, q):
+    p = np.asarray(p, float) / np.sum(p)
+    q = np.asarray(q, float) / np.sum(q)
+    m = (p + q) / 2
+    total = 0.0
+    for a in (p, q):
+        for ai, mi in zip(a, m):
+            if ai > 0:
+                total += 0.5 * ai * np.log2(ai / mi)
+    return total
+
+
+def test_jensen_shannon_against_direct_and_scipy():
+    from scipy.spatial.distance import jensenshannon
+
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        p, q = rng.integers(0, 50, 30), rng.integers(0, 50, 30)
+        assert jensen_shannon(p, q) == pytest.approx(_direct_jsd(p, q), rel=1e-12)
+        assert jensen_shannon(p, q) == pytest.approx(jensenshannon(p, q, base=2) ** 2, rel=1e-9)
+    assert jensen_shannon([3, 0], [0, 5]) == 1.0
+    assert jensen_shannon([1, 2, 3], [10, 20, 30]) == 0.0
+    with pytest.raises(ValueError, match="empty"):
+        jensen_shannon([0, 0], [1, 1])
+
+
+def test_sculpting_metrics_by_hand():
+    # background: masses 0..9 (10 jets), scores rising with mass; signal: 4 jets, half above 0.5
+    mass = np.r_[np.arange(10.0), [5.0, 5.0, 5.0, 5.0]]
+    scores = np.r_[np.arange(10) / 10, [0.9, 0.8, 0.2, 0.1]]
+    is_sig = np.r_[np.zeros(10, bool), np.ones(4, bool)]
+    out = sculpting_metrics(mass, scores, is_sig, bins=2)
+    # the cut at 50% signal efficiency is 0.8: background jets 8 and 9 pass (both in the upper bin)
+    assert out["rejection_50"] == pytest.approx(5.0)
+    expected = _direct_jsd([0, 2], [5, 3])
+    assert out["jsd_50"] == pytest.approx(expected, rel=1e-6)
+    assert out["inv_jsd_50"] == pytest.approx(1 / expected, rel=1e-5)
+    assert out["variable"] == "mass" and out["working_point"] == 0.5 and out["bins"] == 2
+
+
+def test_independent_scores_do_not_sculpt():
+    rng = np.random.default_rng(1)
+    n = 40000
+    y = rng.integers(0, 2, n)
+    mass = rng.exponential(50, n)
+    flat = sculpting_metrics(mass, rng.normal(size=n) + y, y == 1)
+    sculpted = sculpting_metrics(mass, mass / 50 + rng.normal(size=n) + y, y == 1)
+    assert flat["inv_jsd_50"] > 20 * sculpted["inv_jsd_50"]
+    assert flat["rejection_50"] == pytest.approx(1 / 0.1587, rel=0.05)  # cut at 1 (signal N(1, 1)); N(0, 1) above 1
+
+
+def test_run_sculpting_picks_the_variable_and_skips_non_binary():
+    from hepnn.config import load_config
+
+    config = load_config({"data": {"spectators": ["jet_pt", "jet_mass", "jet_sdmass"]}})
+    data = {"spec_jet_pt": 0, "spec_jet_mass": 0, "spec_jet_sdmass": 0}
+    assert sculpting_variable(config, data) == "spec_jet_sdmass"
+    decor = load_config({"data": {"spectators": ["jet_pt", "jet_mass"]},
+                         "training": {"decorrelate": {"method": "disco", "variable": "jet_mass"}}})
+    assert sculpting_variable(decor, data) == "spec_jet_mass"
+    assert sculpting_variable(config, {"spec_jet_pt": 0}) is None
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 500)
+    pred = {"task": "binary", "classes": ["qcd", "top"], "label": y, "outputs": rng.uniform(size=(500, 1)),
+            "data": {"spec_jet_mass": rng.uniform(0, 300, 500)}}
+    entry = run_sculpting(config, pred)["sculpting"]
+    assert entry["variable"] == "jet_mass" and entry["rejection_50"] == pytest.approx(2.0, rel=0.25)
+    assert run_sculpting(config, {**pred, "task": "multiclass"}) == {}
+    assert run_sculpting(config, {**pred, "data": {}}) == {}
