@@ -170,8 +170,8 @@ def _inside(root: Path, path: Path) -> bool:
 
 
 #: the files of a run directory the report reads (directly or through evaluate/predict)
-_RUN_FILES = ("config.yaml", "model.keras", "preprocessing.json", "metrics.json", "history.csv", "provenance.json",
-              "folds.json", "explain")
+_RUN_FILES = ("config.yaml", "spec.json", "model.keras", "preprocessing.json", "metrics.json", "history.csv",
+              "provenance.json", "folds.json", "explain")
 
 
 def _check_run_files(name: str, path: Path) -> None:
@@ -598,12 +598,11 @@ def _cnn_feature_maps(run: _Run, models: dict, cache: dict, n_jets: int = 400) -
     if key not in cache:
         from ..explain import explain
         from ..explain.gradcam import conv_layers
-        from ..training.trainer import model_inputs
 
         model = _run_model(run, models)
         if not conv_layers(model):
             raise _Skip(f"{run.name}: no feature maps (the model has no convolution layer)")
-        names = model_inputs(run.config)
+        names = run.test["spec"].names
         labels = np.asarray(run.test["label"], dtype=int)
         pick = np.arange(min(n_jets, len(labels)))
         x = {n: np.asarray(run.test["data"][n], dtype=np.float32)[pick] for n in names}
@@ -650,10 +649,7 @@ def _feature_maps_figure(d: _Drawer, run: _Run, stem: str, models: dict, maps: d
 
 
 def _uses_image(run: _Run) -> bool:
-    from ..training.trainer import model_inputs
-
-    names = model_inputs(run.config)
-    return any(getattr(run.config.data.inputs.get(n), "kind", None) == "image" for n in names)
+    return any(i.kind == "image" for i in run.test["spec"].inputs)
 
 
 def _confusion_figure(d: _Drawer, run: _Run, stem: str) -> ReportFigure:
@@ -693,7 +689,6 @@ def _latent_figure(d: _Drawer, run: _Run, stem: str) -> ReportFigure:
     from ..models import load_model
     from ..models.autoencoder import encoder
     from ..training.rundir import RunDirectory
-    from ..training.trainer import model_inputs
     from .anomaly import plot_latent
 
     model = load_model(RunDirectory(run.path).model)
@@ -701,7 +696,7 @@ def _latent_figure(d: _Drawer, run: _Run, stem: str) -> ReportFigure:
         enc = encoder(model)
     except (ValueError, KeyError) as err:
         raise _Skip(f"{run.name}: no latent-space plot ({err})") from err
-    x = {n: run.test["data"][n] for n in model_inputs(run.config)}
+    x = {n: run.test["data"][n] for n in run.test["spec"].names}
     latent = np.asarray(enc.predict(x, batch_size=run.config.evaluation.batch_size, verbose=0))
     latent = latent.reshape(len(latent), -1)
     res = plot_latent(latent, np.asarray(run.test["label"], dtype=int), class_names=run.classes)
