@@ -22,16 +22,27 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .._faults import fault as _fault
+from .._optional import require_keras
 from ..config import Config, load_config, save_config
-from ..exceptions import ConfigError, InputDataError
+from ..exceptions import ConfigError, InputDataError, OutputDirError, suggest
+from ..io import fit_preprocessing, load
+from ..io.stream import READER_WAIT
+from ..models import MODELS, load_model
+from ..models.heads import default_loss, default_metrics
+from ..models.registry import context_options
+from ..outdir import claim
+from ..preprocessing import Preprocessor
 from ..runs.spec import RunSpec, infer_task, model_inputs
 from . import callbacks as cb
 from .callbacks import InputBoundWarning, RunState
+from .distribute import is_chief, is_multi_worker, select_strategy, set_mixed_precision, worker_index
+from .distributed_loop import DistributedLoop
 from .feeds import InMemoryFeed, StreamingFeed
 from .kfold import KFoldTrainer
 from .optimizers import build_optimizer
 from .rundir import RunDirectory, config_differences, provenance, read_json, write_json
 from .splits import SPLITS, subset
+from .tracking import start_tracking
 
 __all__ = ["Trainer", "SPLITS", "subset", "infer_task", "model_inputs", "InputBoundWarning"]
 
@@ -56,8 +67,6 @@ def sample_weights(config: Config, data: Mapping[str, np.ndarray], classes: list
     elif isinstance(cw, dict):
         for name, value in cw.items():
             if name not in classes:
-                from ..exceptions import suggest
-
                 msg = f"training.class_weight.{name}: unknown class{suggest(name, classes)}; classes are {', '.join(classes)}"
                 raise ConfigError(msg)
             weights[labels == classes.index(name)] *= value
@@ -136,9 +145,6 @@ class Trainer:
     # --- model ----------------------------------------------------------------------
 
     def build_model(self, input_shapes: Mapping[str, tuple], n_outputs: int, task: str, mask_value: float):
-        from ..models import MODELS
-        from ..models.registry import context_options
-
         if self.analysis is not None:
             model = self.analysis.build_model(self.config, input_shapes, n_outputs)
             if model is not None:
@@ -150,8 +156,6 @@ class Trainer:
         )
 
     def compile(self, model, task: str, n_outputs: int) -> None:
-        from ..models.heads import default_loss, default_metrics
-
         loss = default_loss(task, n_outputs, loss=self.config.training.loss)
         model.compile(
             optimizer=build_optimizer(self.config.training.optimizer),
@@ -168,8 +172,6 @@ class Trainer:
         if train_classes:
             for i, name in enumerate(train_classes):
                 if name not in classes:
-                    from ..exceptions import suggest
-
                     msg = (f"training.train_classes[{i}]: unknown class {name!r}{suggest(name, classes)}; "
                            f"the classes are {', '.join(classes)}")
                     raise ConfigError(msg)
@@ -213,12 +215,8 @@ class Trainer:
         TrainingError
             The loss became NaN or infinite.
         """
-        from .distribute import is_chief, is_multi_worker
-
         if is_multi_worker() and not is_chief():  # the chief owns and locks the directory
             return self._fit(out, data, epoch_callback)
-        from ..outdir import claim
-
         with claim(out, "run", force=force) as path:
             for tmp in path.glob(".*.part*"):  # temporary files of an atomic write that was killed
                 if tmp.is_file():
@@ -230,8 +228,6 @@ class Trainer:
         finished = run.is_trained() or (run.path / "folds.json").is_file()
         if not finished or not run.config.is_file():
             return finished
-        from ..exceptions import OutputDirError
-
         try:
             saved = load_config(run.config)
         except Exception as err:  # noqa: BLE001 - an unreadable saved config is a difference too
@@ -254,8 +250,6 @@ class Trainer:
         data, spec = self._prepare_data(data)
         if finished and source.is_trained():
             self.log(f"{source.model} exists: training already finished, nothing to do")
-            from ..models import load_model
-
             self.model_, self.history_ = load_model(source.model), run.read_history()
             return self
         save_config(self.config, run.config)
@@ -270,8 +264,6 @@ class Trainer:
         if state is None:
             state = self._start(run, data, feed, spec, strategy)
         session = RunState(state=state, history=list(state["history"]))
-        from .tracking import start_tracking  # training.tracking (MLflow); None when not configured
-
         tracker = start_tracking(self.config, run.path) if run is source else None
         callbacks = self._callbacks(run, model, session, feed, epoch_callback, tracker)
         self._train(model, feed, strategy, spec, session, callbacks)
@@ -279,8 +271,6 @@ class Trainer:
 
     def _directories(self, out) -> tuple[RunDirectory, RunDirectory]:
         """The run directory (the chief's, where checkpoints are read from) and the one this process writes."""
-        from .distribute import is_chief, is_multi_worker, worker_index
-
         source = RunDirectory(out).create()
         run = source
         if is_multi_worker() and not is_chief():  # other workers write to a scratch folder
@@ -293,8 +283,6 @@ class Trainer:
         cfg = self.config
         names = model_inputs(cfg)
         if data is None and not cfg.training.streaming:
-            from ..io import load
-
             data = load(cfg, analysis=self.analysis)
         if data is not None:
             for name in names:
@@ -308,9 +296,6 @@ class Trainer:
     def _preprocessing(self, run: RunDirectory, data):
         """The fitted preprocessing (saved into the run): the data's, or fitted on the stream."""
         if data is None:
-            from ..io import fit_preprocessing
-            from ..preprocessing import Preprocessor
-
             prep = Preprocessor.load(run.preprocessing) if run.preprocessing.is_file() else fit_preprocessing(
                 self.config, self.analysis
             )
@@ -321,9 +306,6 @@ class Trainer:
         return prep
 
     def _set_seeds_and_precision(self) -> None:
-        from .._optional import require_keras
-        from .distribute import set_mixed_precision
-
         tcfg = self.config.training
         require_keras().utils.set_random_seed(tcfg.seed)
         if tcfg.deterministic:
@@ -348,9 +330,6 @@ class Trainer:
 
     def _model_and_state(self, source: RunDirectory, run: RunDirectory, feed, spec: RunSpec):
         """The model restored from the last checkpoint with its state, or a new one (state None)."""
-        from ..models import load_model
-        from .distribute import select_strategy
-
         strategy = select_strategy(self.config.training.distribute)
         state = self._load_state(source, clean=run is source)
         if state is not None and state.get("step") and not feed.streaming and state["step"] >= feed.steps_per_epoch():
@@ -382,8 +361,6 @@ class Trainer:
 
     def _callbacks(self, run: RunDirectory, model, session: RunState, feed, epoch_callback, tracker) -> dict:
         """The training policy, one Keras callback per policy, in the order Keras must call them."""
-        from .._optional import require_keras
-
         tcfg = self.config.training
         es, schedule = tcfg.early_stopping, tcfg.schedule
         monitor = es.monitor if es is not None else "val_loss"
@@ -450,9 +427,6 @@ class Trainer:
 
         if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             return None
-        from ..models.heads import default_loss
-        from .distributed_loop import DistributedLoop
-
         loss_name = default_loss(spec.task, spec.n_outputs, loss=self.config.training.loss)
         # experimental_distribute_dataset splits each batch of training.batch_size among the
         # workers: one step processes training.batch_size jets in all
@@ -535,8 +509,6 @@ class Trainer:
 
 
 def _reader_wait() -> float:
-    from ..io.stream import READER_WAIT
-
     return READER_WAIT["seconds"]
 
 
@@ -587,8 +559,6 @@ def _fit_epochs(model, feed, callbacks: list, distributed: dict, first: int, las
 
 def _loop_epochs(loop, model, feed, session: RunState, callbacks: dict, first: int, skip: int, epochs: int) -> None:
     """The custom multi-worker loop, calling the same policy callbacks as ``model.fit`` would."""
-    from .._optional import require_keras
-
     keras = require_keras()
     policy = [c for c in callbacks["list"] if not isinstance(c, keras.callbacks.TensorBoard)]
     hooks = keras.callbacks.CallbackList(policy, model=model)
