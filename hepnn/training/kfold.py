@@ -28,6 +28,7 @@ import numpy as np
 
 from ..config import load_config, save_config
 from ..exceptions import ConfigError, HepnnError
+from ..io import load
 from ..io.split import assign_fold
 from ..models import load_model
 from ..preprocessing import Preprocessor
@@ -83,8 +84,6 @@ class KFoldTrainer:
         ``history_`` (those of fold 0) set."""
         trainer = self.trainer
         if data is None:
-            from ..io import load  # reading ROOT files: the heavy reader stays lazy
-
             data = load(trainer.config, analysis=trainer.analysis)
         trainer.folds_ = fit_folds(trainer, out, data)
         trainer.model_ = trainer.folds_[0].model_
