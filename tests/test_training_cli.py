@@ -114,16 +114,6 @@ def test_mid_epoch_step_checkpoint_resumes_identically(tmp_path):
             if self.epoch == 1 and batch == 5:  # step 6 of epoch 2: last checkpoint at step 4
                 raise RuntimeError("simulated crash")
 
-    import hepnn.training.trainer as trainer_module
-
-    original = trainer_module.make_timing_callback
-
-    def with_crash(holder, batch_size):
-        return [original(holder, batch_size), Crash()]
-
-    def patched_fit(self, *args, **kwargs):
-        return original_fit(self, *args, **kwargs)
-
     original_fit = keras.Model.fit
 
     def crashing_fit(self, *args, callbacks=None, **kwargs):

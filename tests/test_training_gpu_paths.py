@@ -34,6 +34,11 @@ SEQ[:, 4:] = 0.0  # padded slots
 SEQ[0] = 0.0  # a jet without elements
 FLAT = RNG.normal(size=(N, 4)).astype("float32")
 IMG = RNG.random(size=(N, 9, 9, 1)).astype("float32")
+# constituents as raw four-momenta (px, py, pz, E) plus one more feature, for the pair features of ParT
+_P = RNG.normal(size=(N, 6, 3)).astype("float32")
+P4SEQ = np.concatenate([_P, np.linalg.norm(_P, axis=-1, keepdims=True) + 0.1, RNG.normal(size=(N, 6, 1))],
+                       axis=-1).astype("float32")
+P4SEQ[:, 4:] = 0.0
 
 # (model name, inputs, options): small versions of each family, the autoencoder on every input kind
 CASES = {
@@ -48,6 +53,9 @@ CASES = {
     "autoencoder_sequence": ("autoencoder", {"tracks": SEQ}, {"units": [4], "latent_dim": 2}),
     "autoencoder_image_dense": ("autoencoder", {"image": IMG}, {"units": [4], "latent_dim": 2, "architecture": "dense"}),
     "autoencoder_image_conv": ("autoencoder", {"image": IMG}, {"filters": [4], "latent_dim": 2}),
+    "transformer": ("transformer", {"tracks": P4SEQ, "jet": FLAT},
+                    {"embed_units": [8], "num_heads": 2, "num_layers": 1, "num_class_layers": 1,
+                     "pair_units": [4], "four_momentum": [0, 1, 2, 3]}),
 }
 
 # models registered later (graph, attention networks) get a generic case: constituents + jet features

@@ -120,3 +120,16 @@ def test_report_shows_the_fold_spread_as_a_band(kfold_run, tmp_path):
     assert band.axes.get_yscale() == "log"
     assert (tmp_path / "report" / "plots" / "rejection_folds_run.png").is_file()
     assert "rejection_folds_run.png" in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_kfold_run_is_a_composite_with_one_spec(kfold_run):
+    from hepnn.runs import load_spec
+    from hepnn.training.kfold import KFoldTagger
+
+    folder, config, data = kfold_run
+    spec = load_spec(folder / "run")
+    assert json.loads((folder / "run" / "spec.json").read_text())["classes"] == ["light", "b"]
+    assert spec == load_spec(fold_dirs(folder / "run", 3)[0]) and spec.names == ("jet",)
+    tagger = hepnn.Tagger.load(folder / "run")
+    assert isinstance(tagger, KFoldTagger) and tagger.n_folds == 3 and tagger.spec == spec
+    assert tagger.classes == ["light", "b"] and tagger.task == "binary"

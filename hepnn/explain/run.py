@@ -64,7 +64,6 @@ def explain_run(
     """
     from ..training.evaluate import predict_split
     from ..training.rundir import write_json
-    from ..training.trainer import model_inputs
 
     EXPLAINERS.get(method)
     pred = predict_split(run_dir, split, data=data)
@@ -77,7 +76,8 @@ def explain_run(
     check_options(method, options)
     n_jets = config.explain.n_jets if n_jets is None else int(n_jets)
     part = pred["data"]
-    names = model_inputs(config)
+    spec = pred["spec"]
+    names = list(spec.names)
     n_total = len(part["label"])
     if n_total == 0:
         from ..exceptions import InputDataError
@@ -88,15 +88,14 @@ def explain_run(
     pick = np.sort(rng.choice(n_total, size=min(n_jets, n_total), replace=False))
     x = {n: np.asarray(part[n], dtype=np.float32)[pick] for n in names}
     labels = np.asarray(part["label"])[pick]
-    feature_names = _feature_names(config, part, names)
+    feature_names = _feature_names(spec, part)
     from ..models import load_model
     from ..training.rundir import RunDirectory
     from .target import Target
 
     run = RunDirectory(run_dir)
     model = load_model(run.model)
-    mask_value = _mask_value(config, names)
-    target = Target(model, task=pred["task"], mask_value=mask_value,
+    target = Target(model, task=spec.task, mask_value=spec.mask_value,
                     class_index=_class_index(pred["classes"], pred["task"], config))
     start = time.perf_counter()
     target.predict(x)
@@ -117,26 +116,10 @@ def explain_run(
     return expl
 
 
-def _feature_names(config, part, names) -> dict[str, list[str]]:
-    out = {}
-    fn = getattr(part, "feature_names", None)
-    for n in names:
-        if isinstance(fn, Mapping) and n in fn:
-            out[n] = list(fn[n])
-            continue
-        spec = config.data.inputs.get(n) if hasattr(config.data.inputs, "get") else None
-        variables = getattr(spec, "variables", None)
-        if variables and len(variables) == np.shape(part[n])[-1]:
-            out[n] = [str(getattr(v, "name", v)) for v in variables]
-    return out
-
-
-def _mask_value(config, names) -> float:
-    for n in names:
-        spec = config.data.inputs.get(n) if hasattr(config.data.inputs, "get") else None
-        if getattr(spec, "kind", "") == "sequence":
-            return float(spec.pad_value)
-    return 0.0
+def _feature_names(spec, part) -> dict[str, list[str]]:
+    """The spec's feature names of each input whose array has that many features."""
+    return {i.name: list(i.feature_names) for i in spec.inputs
+            if i.feature_names and len(i.feature_names) == np.shape(part[i.name])[-1]}
 
 
 def _class_index(classes, task, config) -> int | None:

@@ -19,7 +19,11 @@ KINDS = {1: "flat", 2: "sequence", 3: "image"}
 
 
 def infer_task(model) -> str:
-    """Guess ``binary``, ``multiclass``, ``regression`` or ``autoencoder`` from a model's last layer."""
+    """Guess ``binary``, ``multiclass``, ``regression`` or ``autoencoder`` from a model's last layer.
+
+    Only a fallback for bare models: the task of a trained run is its spec's
+    (:func:`hepnn.runs.load_spec`), which :func:`hepnn.explain.explain_run` passes on.
+    """
     out_shape = tuple(model.outputs[0].shape[1:])
     in_shapes = [tuple(t.shape[1:]) for t in model.inputs]
     if len(in_shapes) == 1 and out_shape == in_shapes[0] and out_shape != (1,):

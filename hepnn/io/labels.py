@@ -39,19 +39,31 @@ def map_labels(values: np.ndarray, classes: Mapping[str, int]) -> tuple[np.ndarr
     return label, label >= 0
 
 
-def class_names(config: Any) -> list[str]:
-    """Class names: the keys of ``data.label.classes``, or file-group names by label.
+def class_names(config: Any, labels: np.ndarray | None = None) -> list[str]:
+    """Class names in index order: the one rule every stage uses (through the run spec).
 
-    With constant labels, class ``k`` is named by the ``name`` of the groups labelled
-    ``k``, or else after their file names (without extension and wildcards).
+    The keys of ``data.label.classes``; else, with constant labels per file group, class
+    ``k`` is named by the ``name`` of the groups labelled ``k``, or after their file
+    names (without extension and wildcards). Class indices present in ``labels`` (e.g.
+    from an analysis' ``labels`` hook) beyond those are named ``class<k>``; with no
+    names at all, two classes are ``background`` and ``signal``.
+
+    Examples
+    --------
+    >>> from hepnn.config import load_config
+    >>> class_names(load_config({}).data)
+    ['background', 'signal']
     """
     if config.label is not None:
         return list(config.label.classes)
-    labels = [g.label for g in config.files if g.label is not None]
-    if not labels:
-        return []
+    group_labels = [g.label for g in config.files if g.label is not None]
+    n = max(group_labels) + 1 if group_labels else 0
+    if labels is not None and len(labels):
+        n = max(n, int(np.max(labels)) + 1)
+    if not group_labels:
+        return ["background", "signal"] if n <= 2 else [f"class_{i}" for i in range(n)]
     names = []
-    for k in range(max(labels) + 1):
+    for k in range(n):
         stems = []
         for g in config.files:
             if g.label == k:

@@ -142,4 +142,4 @@ def load(config: Any, analysis: Any = None, *, standardize: bool = True, step_si
     if standardize:
         arrays = pre.transform(arrays)
     return JetData(arrays, preprocessing=pre, feature_names=feature_names(config),
-                   class_names=class_names(config), summary=summary)
+                   class_names=class_names(config, labels=arrays["label"]), summary=summary)

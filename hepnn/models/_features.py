@@ -92,6 +92,13 @@ def resolve_features(
                     f"{list(range(len(candidates)))}"
                 )
                 raise ValueError(msg)
+            if any(not 0 <= int(i) < n_features for i in fallback):
+                msg = (
+                    f"model.{option}: input {input_name!r} has {n_features} features, too few for the default "
+                    f"columns {list(fallback)}; name the features in data.inputs.{input_name}.variables "
+                    f"or give model.{option} as column indices"
+                )
+                raise ValueError(msg)
             return [int(i) for i in fallback]
         out = []
         for group in candidates:

@@ -221,8 +221,8 @@ def _inside(root: Path, path: Path) -> bool:
 
 
 #: the files of a run directory the report reads (directly or through evaluate/predict)
-_RUN_FILES = ("config.yaml", "model.keras", "preprocessing.json", "metrics.json", "history.csv", "provenance.json",
-              "folds.json", "explain")
+_RUN_FILES = ("config.yaml", "spec.json", "model.keras", "preprocessing.json", "metrics.json", "history.csv",
+              "provenance.json", "folds.json", "explain")
 
 
 def _check_run_files(name: str, path: Path) -> None:
@@ -569,10 +569,8 @@ def report_figures() -> list[FigureEntry]:
 
 
 def run_input_kinds(run: ReportRun) -> set[str]:
-    """The kinds (``flat``, ``sequence``, ``image``, ...) of the run's model inputs."""
-    from ..training.trainer import model_inputs
-
-    return {getattr(run.config.data.inputs.get(n), "kind", None) for n in model_inputs(run.config)}
+    """The kinds (``flat``, ``sequence``, ``image``, ...) of the run's model inputs (from its run spec)."""
+    return {i.kind for i in run.test["spec"].inputs}
 
 
 @report_figure("rejection", section="performance", scope="all", plots=("rejection",))
@@ -853,12 +851,11 @@ def _cnn_feature_maps(run: ReportRun, models: dict, cache: dict, n_jets: int = 4
     if key not in cache:
         from ..explain import explain
         from ..explain.gradcam import conv_layers
-        from ..training.trainer import model_inputs
 
         model = _run_model(run, models)
         if not conv_layers(model):
             raise SkipFigure(f"{run.name}: no feature maps (the model has no convolution layer)")
-        names = model_inputs(run.config)
+        names = run.test["spec"].names
         labels = np.asarray(run.test["label"], dtype=int)
         pick = np.arange(min(n_jets, len(labels)))
         x = {n: np.asarray(run.test["data"][n], dtype=np.float32)[pick] for n in names}
@@ -944,7 +941,6 @@ def _latent_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     from ..models import load_model
     from ..models.autoencoder import encoder
     from ..training.rundir import RunDirectory
-    from ..training.trainer import model_inputs
 
     run, stem = item.run, item.stem
     model = load_model(RunDirectory(run.path).model)
@@ -952,7 +948,7 @@ def _latent_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
         enc = encoder(model)
     except (ValueError, KeyError) as err:
         raise SkipFigure(f"{run.name}: no latent-space plot ({err})") from err
-    x = {n: run.test["data"][n] for n in model_inputs(run.config)}
+    x = {n: run.test["data"][n] for n in run.test["spec"].names}
     latent = np.asarray(enc.predict(x, batch_size=run.config.evaluation.batch_size, verbose=0))
     latent = latent.reshape(len(latent), -1)
     res = plot_latent(latent, np.asarray(run.test["label"], dtype=int), class_names=run.classes)

@@ -69,7 +69,7 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from .evaluate import compute_metrics
-    from .trainer import subset
+    from .splits import subset
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..exceptions import ConfigError
+from .splits import subset
 
 __all__ = [
     "distance_correlation",
@@ -145,113 +146,13 @@ def distance_correlation(x: Any, y: Any, weights: Any = None, epsilon: float = 1
 
 # --- layers (Keras imported on first use) ---------------------------------------------------
 
-_LAYERS: dict[str, type] = {}
-
 
 def _layers() -> dict[str, type]:
-    """Define and register the wrapper's layers once (safe-mode loading of checkpoints)."""
-    if _LAYERS:
-        return _LAYERS
-    import keras
-    from keras import ops
+    """The wrapper's Keras layers, registered on first use (safe-mode loading of checkpoints)."""
+    from . import decorrelate_layers as layers  # needs Keras: imported when decorrelation is used
 
-    def penalty_weights(label, weight, background_only):
-        w = ops.reshape(ops.cast(weight, "float32"), (-1,))
-        if background_only:
-            w = w * ops.cast(ops.equal(ops.reshape(label, (-1,)), 0), "float32")
-        return w
-
-    @keras.saving.register_keras_serializable(package="hepnn")
-    class DiscoPenalty(keras.layers.Layer):
-        """Pass the score through and add ``strength * dCorr^2(score, variable)`` to the loss.
-
-        Inputs ``[score (n, 1), variable (n, 1), label (n, 1), weight (n, 1)]``.
-        """
-
-        def __init__(self, strength: float = 1.0, background_only: bool = True, **kwargs):
-            super().__init__(**kwargs)
-            self.strength, self.background_only = float(strength), bool(background_only)
-
-        def call(self, inputs):
-            score, variable, label, weight = inputs
-            w = penalty_weights(label, weight, self.background_only)
-            self.add_loss(self.strength * distance_correlation(score[:, 0], variable, w))
-            return score
-
-        def compute_output_shape(self, input_shape):
-            return input_shape[0]
-
-        def get_config(self):
-            return {**super().get_config(), "strength": self.strength, "background_only": self.background_only}
-
-    @keras.saving.register_keras_serializable(package="hepnn")
-    class GradientReversal(keras.layers.Layer):
-        """Identity forward; multiplies the gradient by ``-factor`` backward.
-
-        ``factor`` is a non-trainable variable (set per epoch by :func:`callbacks`).
-        """
-
-        def __init__(self, factor: float = 1.0, **kwargs):
-            super().__init__(**kwargs)
-            self.initial_factor = float(factor)
-
-        def build(self, input_shape):
-            self.factor = self.add_weight(
-                shape=(), initializer=keras.initializers.Constant(self.initial_factor), trainable=False, name="factor"
-            )
-
-        def call(self, x):
-            f = ops.cast(self.factor, x.dtype)
-            # value: (1 + f) x - f x = x; gradient: -f
-            return ops.stop_gradient(x) * (1.0 + f) - f * x
-
-        def get_config(self):
-            return {**super().get_config(), "factor": self.initial_factor}
-
-    @keras.saving.register_keras_serializable(package="hepnn")
-    class AdversaryLoss(keras.layers.Layer):
-        """Pass the score through and add the adversary's weighted cross-entropy on the variable's bin.
-
-        Inputs ``[score, probabilities (n, bins), variable, label, weight]``; ``edges``
-        are the inner bin edges (quantiles of the training background). The added
-        loss has the gradient of the cross-entropy ``L_adv`` (the adversary minimises
-        it; the gradient reversal turns it into ``-factor * L_adv`` for the classifier)
-        and the value ``-factor * L_adv``, so the logged loss is the classifier's
-        objective ``L_clf - factor * L_adv`` that early stopping should watch.
-        """
-
-        def __init__(self, edges=(), background_only: bool = True, factor: float = 1.0, **kwargs):
-            super().__init__(**kwargs)
-            self.edges = [float(e) for e in edges]
-            self.background_only = bool(background_only)
-            self.initial_factor = float(factor)
-
-        def build(self, input_shape):
-            self.factor = self.add_weight(
-                shape=(), initializer=keras.initializers.Constant(self.initial_factor), trainable=False, name="factor"
-            )
-
-        def call(self, inputs):
-            score, probs, variable, label, weight = inputs
-            w = penalty_weights(label, weight, self.background_only)
-            v = ops.reshape(ops.cast(variable, "float32"), (-1,))
-            edges = ops.convert_to_tensor(np.asarray(self.edges, dtype="float32"))
-            index = ops.sum(ops.cast(v[:, None] >= edges[None, :], "int32"), axis=1)
-            picked = ops.sum(probs * ops.one_hot(index, len(self.edges) + 1), axis=1)
-            nll = -ops.log(ops.clip(picked, 1e-7, 1.0))
-            loss = ops.sum(w * nll) / ops.maximum(ops.sum(w), 1e-12)
-            self.add_loss(loss - ops.stop_gradient((1.0 + ops.cast(self.factor, loss.dtype)) * loss))
-            return score
-
-        def compute_output_shape(self, input_shape):
-            return input_shape[0]
-
-        def get_config(self):
-            return {**super().get_config(), "edges": list(self.edges), "background_only": self.background_only,
-                    "factor": self.initial_factor}
-
-    _LAYERS.update(DiscoPenalty=DiscoPenalty, GradientReversal=GradientReversal, AdversaryLoss=AdversaryLoss)
-    return _LAYERS
+    return {"DiscoPenalty": layers.DiscoPenalty, "GradientReversal": layers.GradientReversal,
+            "AdversaryLoss": layers.AdversaryLoss}
 
 
 # --- trainer hooks ---------------------------------------------------------------------------
@@ -281,8 +182,6 @@ def attach(feed: Any, config: Any, data: Mapping[str, Any]) -> None:
 
     The feed's ``input_shapes`` (what the classifier is built for) stay unchanged.
     """
-    from .trainer import subset
-
     decor = config.training.decorrelate
     _layers()  # registered before a checkpoint of the wrapper is loaded
     key = f"spec_{decor.variable}"

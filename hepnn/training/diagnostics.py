@@ -86,31 +86,3 @@ class EpochTimer:
         if gpu is not None:
             out["gpu_peak_memory_mb"] = round(gpu, 1)
         return out
-
-
-def make_timing_callback(timer_holder: dict, batch_size: int):
-    """A Keras callback filling ``timer_holder["timer"]`` from batch begin/end times.
-
-    Time between the end of one step and the start of the next is counted as
-    waiting for input; time inside a step as compute.
-    """
-    from .._optional import require_keras
-
-    keras = require_keras()
-
-    class _Timing(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            timer_holder["timer"] = EpochTimer()
-            self._last = time.perf_counter()
-
-        def on_train_batch_begin(self, batch, logs=None):
-            now = time.perf_counter()
-            timer_holder["timer"].add_wait(now - self._last)
-            self._begin = now
-
-        def on_train_batch_end(self, batch, logs=None):
-            now = time.perf_counter()
-            timer_holder["timer"].add_compute(now - self._begin, batch_size)
-            self._last = now
-
-    return _Timing()

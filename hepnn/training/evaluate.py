@@ -14,11 +14,19 @@ configured background class as background.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["binary_metrics", "multiclass_metrics", "flavour_discriminant", "compute_metrics"]
+from ..config import load_config
+from ..runs.spec import load_spec
+from .kfold import fold_data, fold_dirs, folds_of, is_kfold_run, summarise
+from .rundir import RunDirectory, read_json, write_json
+from .sculpting import run_sculpting
+from .splits import subset
+
+__all__ = ["binary_metrics", "multiclass_metrics", "flavour_discriminant", "compute_metrics", "predict_split",
+           "evaluate_run", "evaluate_folds"]
 
 #: c- and b-fractions in the b- and c-tagging discriminants
 F_C = 0.05
@@ -138,8 +146,6 @@ def compute_metrics(
 
 
 def write_metrics(path, metrics: Mapping) -> None:
-    from .rundir import write_json
-
     write_json(path, dict(metrics))
 
 
@@ -147,7 +153,6 @@ def load_run_data(run_dir, config, analysis=None):
     """The data of ``config`` transformed with the run's own saved preprocessing (not refitted)."""
     from ..io import load
     from ..preprocessing import Preprocessor
-    from .rundir import RunDirectory
 
     data = load(config, analysis=analysis, standardize=False)
     run = RunDirectory(run_dir)
@@ -161,23 +166,20 @@ def predict_split(run_dir, split: str = "test", data_config=None, analysis=None,
 
     For autoencoders the output is the per-jet anomaly score (reconstruction error).
     """
-    from ..config import load_config
     from ..models import load_model
-    from .rundir import RunDirectory
-    from .trainer import class_names, infer_task, model_inputs, subset
-
     run = RunDirectory(run_dir)
     config = load_config(run.config)
+    spec = load_spec(run.path, config)
     if data_config is not None:
         import dataclasses
 
         config = dataclasses.replace(config, data=load_config(data_config).data)
     if data is None:
         data = load_run_data(run_dir, config, analysis)
-    classes = class_names(config, data)
+    classes = list(spec.classes)
     part = subset(data, split)
-    names = model_inputs(config)
-    task = infer_task(config, len(classes))
+    names = list(spec.names)
+    task = spec.task
     model = load_model(run.model)
     x = {n: part[n] for n in names}
     if task == "autoencoder":
@@ -189,7 +191,7 @@ def predict_split(run_dir, split: str = "test", data_config=None, analysis=None,
 
         outputs = predict(model, x, batch_size=config.evaluation.batch_size)
     return {"outputs": outputs, "label": part["label"], "weight": part.get("weight"), "task": task,
-            "classes": classes, "config": config, "data": part}
+            "classes": classes, "config": config, "data": part, "spec": spec}
 
 
 def evaluate_run(run_dir, data_config=None, analysis=None, data=None) -> dict:
@@ -198,10 +200,6 @@ def evaluate_run(run_dir, data_config=None, analysis=None, data=None) -> dict:
     For a k-fold run: the metrics of the out-of-fold scores of every jet, with the
     spread over folds (see :mod:`hepnn.training.kfold`).
     """
-    from .kfold import evaluate_folds, is_kfold_run
-    from .rundir import RunDirectory
-    from .sculpting import run_sculpting
-
     if is_kfold_run(run_dir):
         return evaluate_folds(run_dir, data=data, analysis=analysis, data_config=data_config)
 
@@ -213,4 +211,34 @@ def evaluate_run(run_dir, data_config=None, analysis=None, data=None) -> dict:
     )
     metrics.update(run_sculpting(config, pred))  # rejection vs 1/JSD of the mass at 50% signal efficiency
     write_metrics(RunDirectory(run_dir).metrics, metrics)
+    return metrics
+
+
+def evaluate_folds(run_dir, data: Mapping[str, np.ndarray] | None = None, analysis: Any = None,
+                   data_config=None) -> dict:
+    """Out-of-fold metrics of a k-fold run and their spread; writes ``RUN_DIR/metrics.json``."""
+    run = RunDirectory(run_dir)
+    config = load_config(run.config)
+    n_folds = read_json(run.path / "folds.json")["n_folds"]
+    if data is None:
+        from ..io import load
+
+        source = load_config(data_config) if data_config is not None else config
+        data = load(source, analysis=analysis)
+    fold = folds_of(data, n_folds)
+    per_fold, outputs, labels, task, classes = [], [], [], None, None
+    for k, path in enumerate(fold_dirs(run_dir, n_folds)):
+        part = fold_data(data, fold, k)
+        per_fold.append(evaluate_run(path, data=part))
+        pred = predict_split(path, "test", data=part)
+        outputs.append(np.asarray(pred["outputs"]))
+        labels.append(np.asarray(pred["label"]))
+        task, classes = pred["task"], pred["classes"]
+    metrics = compute_metrics(
+        np.concatenate(outputs), np.concatenate(labels), task, classes, config.evaluation.working_points,
+        background=config.evaluation.background, signal=config.evaluation.signal,
+    )
+    metrics["scored_out_of_fold"] = True
+    metrics["folds"] = {"n_folds": n_folds, **summarise(per_fold)}
+    write_json(run.metrics, metrics)
     return metrics

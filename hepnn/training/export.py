@@ -18,6 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from ..exceptions import HepnnError
+from ..runs.spec import load_spec
 
 __all__ = ["export_onnx", "verification_batch", "real_batch"]
 
@@ -118,10 +119,8 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
     """
     from .._optional import require, require_keras
     from ..config import load_config
-    from ..io.representations import mask_value as shared_mask_value
     from ..models import load_model
     from .rundir import RunDirectory, write_json
-    from .trainer import class_names, infer_task, model_inputs
 
     require("onnx")
     ort = require("onnxruntime")
@@ -135,8 +134,9 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
     out_dir.mkdir(parents=True, exist_ok=True)
     config = load_config(run.config)
     model = load_model(run.model)
-    names = model_inputs(config)
-    mask_value = shared_mask_value(config.data.inputs, names)
+    spec = load_spec(run.path, config)
+    names = list(spec.names)
+    mask_value = spec.mask_value
     batches = {"random": verification_batch(model, mask_value=mask_value)}
     real = dict(data) if data is not None else real_batch(config, names, run.preprocessing)
     if real is not None:
@@ -168,16 +168,12 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
             "no ONNX file written"
         )
         raise HepnnError(msg)
-    classes = class_names(config)
-    if run.provenance.is_file():
-        from .rundir import read_json
-
-        classes = read_json(run.provenance).get("classes") or classes
+    classes = list(spec.classes)
     shapes = {i.name: [d if isinstance(d, int) else None for d in i.shape] for i in session.get_inputs()}
     from .onnx_deploy import finish_export
 
     try:
-        diffs.update(finish_export(tmp, config, names, classes, infer_task(config, len(classes)), shapes, run,
+        diffs.update(finish_export(tmp, config, names, classes, spec.task, shapes, run,
                                    with_preprocessing, tolerance, model))
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -185,17 +181,23 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
     os.replace(tmp, target)
     if run.preprocessing.is_file():
         shutil.copyfile(run.preprocessing, out_dir / "preprocessing.json")
-    write_json(out_dir / "metadata.json", {
+    write_json(out_dir / "metadata.json", _metadata(spec, config, shapes, bool(with_preprocessing), diffs,
+                                                    batches, tolerance))
+    return target
+
+
+def _metadata(spec, config, shapes, with_preprocessing: bool, diffs: dict, batches: dict, tolerance: float) -> dict:
+    """``export/metadata.json``: inputs, feature names, mask value, classes, task and the verification."""
+    return {
         "inputs": shapes,
-        "preprocessing_in_graph": bool(with_preprocessing),
-        "feature_names": {n: list(getattr(config.data.inputs[n], "variables", ()) or ()) for n in names},
-        "mask_value": mask_value,
-        "classes": classes,
-        "task": infer_task(config, len(classes)),
+        "preprocessing_in_graph": with_preprocessing,
+        "feature_names": {n: list(getattr(config.data.inputs[n], "variables", ()) or ()) for n in spec.names},
+        "mask_value": spec.mask_value,
+        "classes": list(spec.classes),
+        "task": spec.task,
         "max_abs_diff_vs_keras": max(diffs.values()),
         "verified_on": {k: {"n_jets": int(len(next(iter(b.values())))), "max_abs_diff": diffs[k]}
                         for k, b in batches.items()},
         "verified_raw_inputs": diffs.get("test_data_raw"),
         "tolerance": tolerance,
-    })
-    return target
+    }

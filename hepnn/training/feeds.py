@@ -92,6 +92,15 @@ class InMemoryFeed:
         }
 
 
+    def fit_args(self, first: int) -> dict[str, Any]:
+        """``model.fit`` arguments for every epoch from ``first`` on, in one call."""
+        from .batches import EpochBatches
+
+        val = (self.x_val, self.y_val, self.w_val) if self.has_val else None
+        return {"x": EpochBatches(self, first), "steps_per_epoch": self.steps_per_epoch(), "validation_data": val,
+                "shuffle": False}
+
+
 class StreamingFeed:
     """Batches streamed from the ROOT files through ``hepnn.io.make_dataset``.
 

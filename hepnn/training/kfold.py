@@ -22,15 +22,22 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
+from ..config import load_config, save_config
 from ..exceptions import ConfigError, HepnnError
+from ..io import load
 from ..io.split import assign_fold
+from ..models import load_model
+from ..preprocessing import Preprocessor
+from ..runs.spec import load_spec
 from .rundir import RunDirectory, read_json, write_json
+from .tagger import Tagger
 
-__all__ = ["fold_dirs", "is_kfold_run", "fit_folds", "fold_data", "evaluate_folds", "load_kfold_tagger", "summarise"]
+__all__ = ["KFoldTrainer", "KFoldTagger", "fold_dirs", "is_kfold_run", "fit_folds", "fold_data", "folds_of",
+           "load_kfold_tagger", "summarise"]
 
 
 def fold_dirs(run_dir, n_folds: int) -> list[Path]:
@@ -53,18 +60,39 @@ def fold_data(data: Mapping[str, np.ndarray], fold: np.ndarray, k: int):
     return like(arrays) if like is not None else arrays
 
 
-def _folds_of(data: Mapping[str, np.ndarray], n_folds: int) -> np.ndarray:
+def folds_of(data: Mapping[str, np.ndarray], n_folds: int) -> np.ndarray:
     if "fold_key" not in data:
         msg = "k-fold training needs the reader's 'fold_key' array: load the data with hepnn.io.load(config)"
         raise ConfigError(msg)
     return assign_fold(data["fold_key"], n_folds)
 
 
+class KFoldTrainer:
+    """Train the K fold models of a trainer's config (``training.folds: K``), one ordinary
+    run directory per fold under ``OUT/folds/<k>``, each by a trainer of the same class.
+
+    Examples
+    --------
+    >>> KFoldTrainer(Trainer(config)).fit_into("runs/kfold", data)  # doctest: +SKIP
+    """
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def fit_into(self, out, data: Mapping[str, np.ndarray] | None = None):
+        """Train every fold into ``out`` and return the trainer with ``folds_``, ``model_`` and
+        ``history_`` (those of fold 0) set."""
+        trainer = self.trainer
+        if data is None:
+            data = load(trainer.config, analysis=trainer.analysis)
+        trainer.folds_ = fit_folds(trainer, out, data)
+        trainer.model_ = trainer.folds_[0].model_
+        trainer.history_ = trainer.folds_[0].history_
+        return trainer
+
+
 def fit_folds(trainer, out, data: Mapping[str, np.ndarray]) -> list:
     """Train the K fold models of ``trainer.config`` into ``out/folds/<k>``; returns the trainers."""
-    from ..config import save_config
-    from .trainer import Trainer
-
     cfg = trainer.config
     n_folds = cfg.training.folds
     if n_folds < 2:
@@ -75,7 +103,7 @@ def fit_folds(trainer, out, data: Mapping[str, np.ndarray]) -> list:
         raise ConfigError(msg)
     run = RunDirectory(out).create()
     save_config(cfg, run.config)
-    fold = _folds_of(data, n_folds)
+    fold = folds_of(data, n_folds)
     prep = getattr(data, "preprocessing", None)
     if prep is not None and hasattr(prep, "save"):
         prep.save(run.preprocessing)
@@ -83,7 +111,10 @@ def fit_folds(trainer, out, data: Mapping[str, np.ndarray]) -> list:
     trainers = []
     for k, path in enumerate(fold_dirs(out, n_folds)):
         trainer.log(f"fold {k + 1}/{n_folds}: training on {int((fold != k).sum())} jets, scoring {int((fold == k).sum())}")
-        trainers.append(Trainer(single, analysis=trainer.analysis, log=trainer.log).fit(path, data=fold_data(data, fold, k)))
+        fold_trainer = type(trainer)(single, analysis=trainer.analysis, log=trainer.log)
+        trainers.append(fold_trainer.fit(path, data=fold_data(data, fold, k)))
+    spec = getattr(trainers[0], "spec_", None)  # the folds share one spec (None: fold 0 had finished before)
+    (spec if spec is not None else load_spec(fold_dirs(out, n_folds)[0])).save(run.path)
     write_json(run.path / "folds.json", {
         "n_folds": n_folds,
         "key": f"event number ({cfg.data.event_key})" if cfg.data.event_key else "hash of (file name, entry, jet index)",
@@ -109,40 +140,7 @@ def summarise(per_fold: list[dict]) -> dict:
     return walk(per_fold) or {}
 
 
-def evaluate_folds(run_dir, data: Mapping[str, np.ndarray] | None = None, analysis: Any = None,
-                   data_config=None) -> dict:
-    """Out-of-fold metrics of a k-fold run and their spread; writes ``RUN_DIR/metrics.json``."""
-    from ..config import load_config
-    from .evaluate import compute_metrics, evaluate_run, predict_split
-
-    run = RunDirectory(run_dir)
-    config = load_config(run.config)
-    n_folds = read_json(run.path / "folds.json")["n_folds"]
-    if data is None:
-        from ..io import load
-
-        source = load_config(data_config) if data_config is not None else config
-        data = load(source, analysis=analysis)
-    fold = _folds_of(data, n_folds)
-    per_fold, outputs, labels, task, classes = [], [], [], None, None
-    for k, path in enumerate(fold_dirs(run_dir, n_folds)):
-        part = fold_data(data, fold, k)
-        per_fold.append(evaluate_run(path, data=part))
-        pred = predict_split(path, "test", data=part)
-        outputs.append(np.asarray(pred["outputs"]))
-        labels.append(np.asarray(pred["label"]))
-        task, classes = pred["task"], pred["classes"]
-    metrics = compute_metrics(
-        np.concatenate(outputs), np.concatenate(labels), task, classes, config.evaluation.working_points,
-        background=config.evaluation.background, signal=config.evaluation.signal,
-    )
-    metrics["scored_out_of_fold"] = True
-    metrics["folds"] = {"n_folds": n_folds, **summarise(per_fold)}
-    write_json(run.metrics, metrics)
-    return metrics
-
-
-def load_kfold_tagger(run_dir):
+class KFoldTagger(Tagger):
     """A :class:`~hepnn.training.tagger.Tagger` that applies the fold models of a k-fold run.
 
     Each jet is scored by the model of its own fold when its key can be computed from
@@ -150,60 +148,58 @@ def load_kfold_tagger(run_dir):
     entry for hash-keyed runs read with ``predict_file``), and by the average of all
     fold models otherwise.
     """
-    from ..config import load_config
-    from ..models import load_model
-    from ..preprocessing import Preprocessor
-    from .tagger import Tagger
 
-    run = RunDirectory(run_dir)
-    config = load_config(run.config)
-    folds = read_json(run.path / "folds.json")
-    models = []
-    for path in fold_dirs(run_dir, folds["n_folds"]):
-        if not (path / "model.keras").is_file():
-            msg = f"{path}: fold model missing (model.keras); finish the run with `hepnn train` on {run.path}"
-            raise HepnnError(msg)
-        models.append(load_model(path / "model.keras"))
-    prep = Preprocessor.load(run.preprocessing) if run.preprocessing.is_file() else None
-    classes = None
-    first = RunDirectory(fold_dirs(run_dir, folds["n_folds"])[0])
-    if first.provenance.is_file():
-        classes = read_json(first.provenance).get("classes")
+    def __init__(self, config, models: list, preprocessing=None, path=None, spec=None):
+        super().__init__(config, models[0], preprocessing, path=path, spec=spec)
+        self.models = list(models)
+        self.n_folds = len(self.models)
+        self.event_key = config.data.event_key
+        self.key_valid_ = False
 
-    class _KFold(Tagger):
-        n_folds = folds["n_folds"]
-        event_key = config.data.event_key
+    @classmethod
+    def load(cls, run_dir) -> KFoldTagger:
+        """The tagger of the k-fold run in ``run_dir`` (``folds.json`` and ``folds/<k>/model.keras``)."""
+        run = RunDirectory(run_dir)
+        config = load_config(run.config)
+        folds = read_json(run.path / "folds.json")
+        models = []
+        for path in fold_dirs(run_dir, folds["n_folds"]):
+            if not (path / "model.keras").is_file():
+                msg = f"{path}: fold model missing (model.keras); finish the run with `hepnn train` on {run.path}"
+                raise HepnnError(msg)
+            models.append(load_model(path / "model.keras"))
+        prep = Preprocessor.load(run.preprocessing) if run.preprocessing.is_file() else None
+        spec = load_spec(fold_dirs(run_dir, folds["n_folds"])[0], config)
+        return cls(config, models, prep, path=run.path, spec=spec)
 
-        def __init__(self):
-            super().__init__(config, models[0], prep, classes=classes, path=run.path)
-            self.models = models
-            self.key_valid_ = False
+    def _plan(self, keys, path, tree="<memory>"):
+        plan = super()._plan(keys, path, tree)
+        if self.event_key:
+            self.key_valid_ = self.event_key in set(keys)
+            if self.key_valid_:
+                plan = dataclasses.replace(plan, event_branch=self.event_key)
+        else:
+            self.key_valid_ = path not in ("events", "<memory>")
+        return plan
 
-        def _plan(self, keys, path, tree="<memory>"):
-            plan = super()._plan(keys, path, tree)
-            if self.event_key:
-                self.key_valid_ = self.event_key in set(keys)
-                if self.key_valid_:
-                    plan = dataclasses.replace(plan, event_branch=self.event_key)
-            else:
-                self.key_valid_ = path not in ("events", "<memory>")
-            return plan
+    def predict_numpy(self, arrays, *, preprocessed: bool = False, batch_size=None):
+        self.key_valid_ = False
+        return super().predict_numpy(arrays, preprocessed=preprocessed, batch_size=batch_size)
 
-        def predict_numpy(self, arrays, *, preprocessed: bool = False, batch_size=None):
-            self.key_valid_ = False
-            return super().predict_numpy(arrays, preprocessed=preprocessed, batch_size=batch_size)
+    def _score(self, tensors, *, batch_size=None, preprocessed: bool = False):
+        keys = tensors.get("fold_key") if self.key_valid_ else None
+        outputs = []
+        for model in self.models:
+            self.model = model
+            outputs.append(super()._score(tensors, batch_size=batch_size, preprocessed=preprocessed))
+        self.model = self.models[0]
+        stacked = np.stack(outputs)
+        if keys is None:
+            return stacked.mean(axis=0)
+        fold = assign_fold(keys, self.n_folds)
+        return stacked[fold, np.arange(len(fold))]
 
-        def _score(self, tensors, *, batch_size=None, preprocessed: bool = False):
-            keys = tensors.get("fold_key") if self.key_valid_ else None
-            outputs = []
-            for model in self.models:
-                self.model = model
-                outputs.append(super()._score(tensors, batch_size=batch_size, preprocessed=preprocessed))
-            self.model = self.models[0]
-            stacked = np.stack(outputs)
-            if keys is None:
-                return stacked.mean(axis=0)
-            fold = assign_fold(keys, self.n_folds)
-            return stacked[fold, np.arange(len(fold))]
 
-    return _KFold()
+def load_kfold_tagger(run_dir) -> KFoldTagger:
+    """``KFoldTagger.load(run_dir)`` (kept for older callers)."""
+    return KFoldTagger.load(run_dir)

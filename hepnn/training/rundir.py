@@ -4,6 +4,7 @@
 
     RUN_DIR/
       config.yaml          resolved configuration (reloads to the same object)
+      spec.json            the run specification (hepnn.runs.RunSpec: task, classes, inputs, pad value)
       model.keras          the trained model (final name appears only when complete)
       preprocessing.json   standardisation fitted on the training split
       history.csv          per epoch: loss, metrics, learning rate, input-wait share, samples/s, memory
@@ -185,6 +186,10 @@ class RunDirectory:
     @property
     def config(self) -> Path:
         return self.path / "config.yaml"
+
+    @property
+    def spec(self) -> Path:
+        return self.path / "spec.json"
 
     @property
     def model(self) -> Path:

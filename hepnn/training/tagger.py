@@ -43,6 +43,7 @@ import numpy as np
 
 from ..exceptions import HepnnError, InputDataError
 from ..io.representations import input_kind
+from ..runs.spec import RunSpec, load_spec
 
 __all__ = ["Tagger"]
 
@@ -110,16 +111,16 @@ class Tagger:
     block_entries = 8192
 
     def __init__(self, config: Any, model: Any, preprocessing: Any = None, classes: Sequence[str] | None = None,
-                 path: str | os.PathLike | None = None):
+                 path: str | os.PathLike | None = None, spec: RunSpec | None = None):
         from ..io.represent import required_branches, selection_free
-        from .trainer import class_names, infer_task, model_inputs
 
         self.config = config
         self.model = model
         self.preprocessing = preprocessing
-        self.classes = list(classes) if classes else class_names(config)
-        self.task = infer_task(config, len(self.classes))
-        self.inputs = model_inputs(config)
+        self.spec = spec if spec is not None else RunSpec.from_config(config, classes=list(classes) if classes else None)
+        self.classes = list(self.spec.classes)
+        self.task = self.spec.task
+        self.inputs = list(self.spec.names)
         self.path = Path(path) if path is not None else None
         data = selection_free(config.data)
         # only the inputs the model takes are built (and only their branches are required)
@@ -150,12 +151,12 @@ class Tagger:
         from ..config import load_config
         from ..models import load_model
         from ..preprocessing import Preprocessor
-        from .rundir import RunDirectory, read_json
+        from .rundir import RunDirectory
 
-        from .kfold import is_kfold_run, load_kfold_tagger
+        from .kfold import KFoldTagger, is_kfold_run  # kfold builds on this module: imported on use
 
         if is_kfold_run(run_dir):
-            return load_kfold_tagger(run_dir)
+            return KFoldTagger.load(run_dir)
         run = RunDirectory(run_dir)
         if not run.config.is_file() or not run.is_trained():
             have = sorted(p.name for p in run.path.iterdir()) if run.path.is_dir() else []
@@ -167,10 +168,7 @@ class Tagger:
         config = load_config(run.config)
         model = load_model(run.model)
         preprocessing = Preprocessor.load(run.preprocessing) if run.preprocessing.is_file() else None
-        classes = None
-        if run.provenance.is_file():
-            classes = read_json(run.provenance).get("classes")
-        return cls(config, model, preprocessing, classes=classes, path=run.path)
+        return cls(config, model, preprocessing, path=run.path, spec=load_spec(run.path, config))
 
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path else ""

@@ -1,105 +1,59 @@
 """The trainer: builds the model from the config, trains it resumably, writes the run directory.
 
-Each epoch is one ``model.fit`` call on a permutation drawn from ``(seed, epoch)``,
-so an interrupted run that resumes from its last checkpoint sees exactly the
-batches an uninterrupted one would: with ``training.deterministic: true`` both end
-with identical weights. Early stopping and reduce-on-plateau state live in the
-checkpoint too.
+A run reads as prepare, build or restore, callbacks, fit, save (:meth:`Trainer.fit`).
+The training policy (learning rate, early stopping, plateau, best weights, checkpoints,
+history, input-wait warning, finite-loss guard) is one Keras callback per policy in
+:mod:`hepnn.training.callbacks`, and in memory ``model.fit`` is called once per run.
+Epoch ``e`` always trains on the permutation drawn from ``(seed, e)``, so an interrupted
+run that resumes from its last checkpoint sees exactly the batches an uninterrupted one
+would: with ``training.deterministic: true`` both end with identical weights. Early
+stopping and reduce-on-plateau state live in the checkpoint too.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..config import Config, load_config, save_config
-from ..exceptions import ConfigError, InputDataError
-from .diagnostics import INPUT_BOUND_SHARE, EpochTimer, make_timing_callback
 from .._faults import fault as _fault
+from .._optional import require_keras
+from ..config import Config, load_config, save_config
+from ..exceptions import ConfigError, InputDataError, OutputDirError, suggest
+from ..io import fit_preprocessing, load
+from ..io.stream import READER_WAIT
+from ..models import MODELS, load_model
+from ..models.heads import default_loss, default_metrics
+from ..models.registry import context_options
+from ..outdir import claim
+from ..preprocessing import Preprocessor
+from ..runs.spec import RunSpec, infer_task, model_inputs
+from . import callbacks as cb
 from . import decorrelate
+from .callbacks import InputBoundWarning, RunState
+from .distribute import is_chief, is_multi_worker, select_strategy, set_mixed_precision, worker_index
+from .distributed_loop import DistributedLoop
 from .feeds import InMemoryFeed, StreamingFeed
-from .optimizers import build_optimizer, learning_rate_at
+from .kfold import KFoldTrainer
+from .optimizers import build_optimizer
 from .rundir import RunDirectory, config_differences, provenance, read_json, write_json
+from .splits import SPLITS, subset
+from .tracking import start_tracking
 
-__all__ = ["Trainer", "SPLITS", "subset", "infer_task", "model_inputs"]
+__all__ = ["Trainer", "SPLITS", "subset", "infer_task", "model_inputs", "InputBoundWarning"]
 
 logger = logging.getLogger("hepnn.training")
-
-SPLITS = {"train": 0, "val": 1, "test": 2}
-
-
-class InputBoundWarning(RuntimeWarning):
-    """Training spends a large share of its time waiting for input batches."""
-
-
-def subset(data: Mapping[str, np.ndarray], split: str | np.ndarray) -> dict[str, np.ndarray]:
-    """Rows of every array in ``data`` for a split name or a boolean mask."""
-    if isinstance(split, str):
-        if "split" not in data:
-            msg = "the data have no 'split' array: load them with hepnn.io.load(config)"
-            raise InputDataError(msg)
-        mask = np.asarray(data["split"]) == SPLITS[split]
-    else:
-        mask = np.asarray(split, dtype=bool)
-    n = len(mask)
-    out = {k: (np.asarray(v)[mask] if np.ndim(v) and len(v) == n else v) for k, v in data.items()}
-    like = getattr(data, "_like", None)  # JetData keeps its class and feature names
-    return like(out) if like is not None else out
-
 
 def _dropped_labels(data: Any) -> dict | None:
     """Jets dropped per label value not in data.label.classes (JSON keys), from the read's summary
     (None when not counted: streaming runs log the count of the training split instead)."""
     dropped = (getattr(data, "summary", None) or {}).get("dropped_labels")
     return None if dropped is None else {str(k): int(v) for k, v in dropped.items()}
-
-
-def model_inputs(config: Config) -> list[str]:
-    """Names of the data inputs that feed the model (``model.inputs``, default: all)."""
-    names = list(config.model.inputs) if config.model.inputs is not None else list(config.data.inputs)
-    if not names:
-        msg = "data.inputs: no inputs defined; add e.g. {jet: {kind: flat, variables: [jet_pt, jet_mass]}}"
-        raise ConfigError(msg)
-    return names
-
-
-def class_names(config: Config, data: Mapping | None = None) -> list[str]:
-    """Class names in index order."""
-    names = getattr(data, "class_names", None)
-    if names:
-        return list(names)
-    if config.data.label is not None:
-        return list(config.data.label.classes)
-    labels = sorted({g.label for g in config.data.files if g.label is not None})
-    if data is not None and "label" in data and len(data["label"]):
-        labels = sorted(set(labels) | set(np.unique(data["label"]).tolist()))
-    n = max(labels) + 1 if labels else 2
-    if n == 2:
-        return ["background", "signal"]
-    return [f"class_{i}" for i in range(n)]
-
-
-def infer_task(config: Config, n_classes: int) -> str:
-    """``autoencoder`` for autoencoders, ``binary`` for two classes, else ``multiclass``."""
-    if config.model.name == "autoencoder":
-        return "autoencoder"
-    return "binary" if n_classes <= 2 else "multiclass"
-
-
-def _mask_value(config: Config, names: list[str]) -> float:
-    values = {
-        config.data.inputs[n].pad_value for n in names if getattr(config.data.inputs[n], "kind", "") == "sequence"
-    }
-    if len(values) > 1:
-        msg = f"data.inputs: sequence inputs of one model must share pad_value, received {sorted(values)}"
-        raise ConfigError(msg)
-    return values.pop() if values else 0.0
 
 
 def sample_weights(config: Config, data: Mapping[str, np.ndarray], classes: list[str]) -> np.ndarray:
@@ -114,8 +68,6 @@ def sample_weights(config: Config, data: Mapping[str, np.ndarray], classes: list
     elif isinstance(cw, dict):
         for name, value in cw.items():
             if name not in classes:
-                from ..exceptions import suggest
-
                 msg = f"training.class_weight.{name}: unknown class{suggest(name, classes)}; classes are {', '.join(classes)}"
                 raise ConfigError(msg)
             weights[labels == classes.index(name)] *= value
@@ -194,9 +146,6 @@ class Trainer:
     # --- model ----------------------------------------------------------------------
 
     def build_model(self, input_shapes: Mapping[str, tuple], n_outputs: int, task: str, mask_value: float):
-        from ..models import MODELS
-        from ..models.registry import context_options
-
         if self.analysis is not None:
             model = self.analysis.build_model(self.config, input_shapes, n_outputs)
             if model is not None:
@@ -208,8 +157,6 @@ class Trainer:
         )
 
     def compile(self, model, task: str, n_outputs: int) -> None:
-        from ..models.heads import default_loss, default_metrics
-
         loss = default_loss(task, n_outputs, loss=self.config.training.loss)
         model.compile(
             optimizer=build_optimizer(self.config.training.optimizer),
@@ -226,8 +173,6 @@ class Trainer:
         if train_classes:
             for i, name in enumerate(train_classes):
                 if name not in classes:
-                    from ..exceptions import suggest
-
                     msg = (f"training.train_classes[{i}]: unknown class {name!r}{suggest(name, classes)}; "
                            f"the classes are {', '.join(classes)}")
                     raise ConfigError(msg)
@@ -271,12 +216,8 @@ class Trainer:
         TrainingError
             The loss became NaN or infinite.
         """
-        from .distribute import is_chief, is_multi_worker
-
         if is_multi_worker() and not is_chief():  # the chief owns and locks the directory
             return self._fit(out, data, epoch_callback)
-        from ..outdir import claim
-
         with claim(out, "run", force=force) as path:
             for tmp in path.glob(".*.part*"):  # temporary files of an atomic write that was killed
                 if tmp.is_file():
@@ -288,8 +229,6 @@ class Trainer:
         finished = run.is_trained() or (run.path / "folds.json").is_file()
         if not finished or not run.config.is_file():
             return finished
-        from ..exceptions import OutputDirError
-
         try:
             saved = load_config(run.config)
         except Exception as err:  # noqa: BLE001 - an unreadable saved config is a difference too
@@ -304,97 +243,100 @@ class Trainer:
         return True
 
     def _fit(self, out, data, epoch_callback) -> Trainer:
-        from .._optional import require_keras
+        """Prepare, build or restore, callbacks, fit, save."""
+        source, run = self._directories(out)
+        finished = self._check_finished(source)
+        if self.config.training.folds:
+            return KFoldTrainer(self).fit_into(out, data)
+        data, spec = self._prepare_data(data)
+        if finished and source.is_trained():
+            self.log(f"{source.model} exists: training already finished, nothing to do")
+            self.model_, self.history_ = load_model(source.model), run.read_history()
+            return self
+        save_config(self.config, run.config)
+        prep = self._preprocessing(run, data)
+        self._set_seeds_and_precision()
+        feed = self._feed(run, data, spec, prep)
+        spec = RunSpec.from_config(self.config, data, classes=spec.classes, input_shapes=feed.input_shapes,
+                                   preprocessing=run.preprocessing.name if run.preprocessing.is_file() else None)
+        spec.save(run.path)
+        self.spec_ = spec
+        model, state, strategy = self._model_and_state(source, run, feed, spec)
+        if state is None:
+            state = self._start(run, data, feed, spec, strategy)
+        session = RunState(state=state, history=list(state["history"]))
+        tracker = start_tracking(self.config, run.path) if run is source else None
+        callbacks = self._callbacks(run, model, session, feed, epoch_callback, tracker)
+        self._train(model, feed, strategy, spec, session, callbacks)
+        return self._finish(source, run, model, session, feed, tracker)
 
-        keras = require_keras()
-        cfg = self.config
-        tcfg = cfg.training
-        from .distribute import is_chief, is_multi_worker, worker_index
-
-        source = RunDirectory(out).create()  # where checkpoints are read from (the chief's)
+    def _directories(self, out) -> tuple[RunDirectory, RunDirectory]:
+        """The run directory (the chief's, where checkpoints are read from) and the one this process writes."""
+        source = RunDirectory(out).create()
         run = source
         if is_multi_worker() and not is_chief():  # other workers write to a scratch folder
             run = RunDirectory(source.path / f".worker-{worker_index()}").create()
         self.run_ = run
-        finished = self._check_finished(source)
-        if tcfg.folds:
-            if data is None:
-                from ..io import load
+        return source, run
 
-                data = load(cfg, analysis=self.analysis)
-            from .kfold import fit_folds
-
-            self.folds_ = fit_folds(self, out, data)
-            self.model_ = self.folds_[0].model_
-            self.history_ = self.folds_[0].history_
-            return self
+    def _prepare_data(self, data):
+        """The loaded data (None when streaming) and the run spec without shapes."""
+        cfg = self.config
         names = model_inputs(cfg)
-        streaming = tcfg.streaming and data is None
-        if data is None and not streaming:
-            from ..io import load
-
+        if data is None and not cfg.training.streaming:
             data = load(cfg, analysis=self.analysis)
         if data is not None:
             for name in names:
                 if name not in data:
                     msg = f"model.inputs: input {name!r} is not in the loaded data (keys: {', '.join(sorted(data))})"
                     raise ConfigError(msg)
-        classes = class_names(cfg, data)
-        task = infer_task(cfg, len(classes))
-        n_outputs = 1 if task in ("binary", "autoencoder") else len(classes)
-        self.task_, self.classes_ = task, classes
+        spec = RunSpec.from_config(cfg, data)
+        self.task_, self.classes_ = spec.task, list(spec.classes)
+        return data, spec
 
-        if finished and source.is_trained():
-            self.log(f"{source.model} exists: training already finished, nothing to do")
-            from ..models import load_model
-
-            self.model_ = load_model(source.model)
-            self.history_ = run.read_history()
-            return self
-        save_config(cfg, run.config)
-
-        if streaming:
-            from ..io import fit_preprocessing
-            from ..preprocessing import Preprocessor
-
+    def _preprocessing(self, run: RunDirectory, data):
+        """The fitted preprocessing (saved into the run): the data's, or fitted on the stream."""
+        if data is None:
             prep = Preprocessor.load(run.preprocessing) if run.preprocessing.is_file() else fit_preprocessing(
-                cfg, self.analysis
+                self.config, self.analysis
             )
         else:
             prep = getattr(data, "preprocessing", None)
         if prep is not None and hasattr(prep, "save"):
             prep.save(run.preprocessing)
+        return prep
 
-        keras.utils.set_random_seed(tcfg.seed)
+    def _set_seeds_and_precision(self) -> None:
+        tcfg = self.config.training
+        require_keras().utils.set_random_seed(tcfg.seed)
         if tcfg.deterministic:
             import tensorflow as tf
 
             tf.config.experimental.enable_op_determinism()
-        from .distribute import set_mixed_precision
-
         # set for every run: the policy is global, and a previous run in this process may have changed it
         if set_mixed_precision(tcfg.mixed_precision) != "mixed_float16" and tcfg.mixed_precision:
             self.log("training.mixed_precision: no GPU visible, training in float32")
 
-        if streaming:
-            feed = StreamingFeed(cfg, names, classes, task, prep, self.analysis,
+    def _feed(self, run: RunDirectory, data, spec: RunSpec, prep):
+        tcfg = self.config.training
+        names, classes = list(spec.names), list(spec.classes)
+        if data is None:
+            feed = StreamingFeed(self.config, names, classes, spec.task, prep, self.analysis,
                                  cache_dir=run.path / "stream_cache" if tcfg.stream_cache else None)
         else:
             feed = InMemoryFeed(
-                *self._arrays(data, "train", names, task, classes),
-                *self._arrays(data, "val", names, task, classes),
+                *self._arrays(data, "train", names, spec.task, classes),
+                *self._arrays(data, "val", names, spec.task, classes),
                 batch_size=tcfg.batch_size, seed=tcfg.seed, augment=tcfg.augment,
             )
         if tcfg.decorrelate is not None:  # the decorrelation variable rides along with each batch
-            decorrelate.check(cfg, task, feed.streaming)
-            decorrelate.attach(feed, cfg, data)
-        has_val = feed.has_val
-        input_shapes = feed.input_shapes
-        n_train = feed.n_train
+            decorrelate.check(self.config, spec.task, feed.streaming)
+            decorrelate.attach(feed, self.config, data)
+        return feed
 
-        from .distribute import select_strategy
-
-        strategy = select_strategy(tcfg.distribute)
+    def _model_and_state(self, source: RunDirectory, run: RunDirectory, feed, spec: RunSpec):
+        """The model restored from the last checkpoint with its state, or a new one (state None)."""
+        strategy = select_strategy(self.config.training.distribute)
         state = self._load_state(source, clean=run is source)
         if state is not None and state.get("step") and not feed.streaming and state["step"] >= feed.steps_per_epoch():
             msg = (f"{source.checkpoints / 'state.json'}: a step checkpoint taken at the last step of epoch "
@@ -403,159 +345,123 @@ class Trainer:
             raise InputDataError(msg)
         with strategy.scope():
             if state is not None:
-                from ..models import load_model
-
                 model_path = source.checkpoints / state.get("model", "last.keras")
                 model = load_model(model_path)
                 _restore_seed_states(model, state.get("seed_states", {}))
                 within = f", step {state['step']}" if state.get("step") else ""
                 self.log(f"resuming from epoch {state['epoch']}{within} ({model_path})")
             else:
-                model = self.build_model(input_shapes, n_outputs, task, _mask_value(cfg, names))
-                self.compile(model, task, n_outputs)
-            if tcfg.decorrelate is not None:  # train a wrapper (penalty or adversary); model.keras is the classifier
-                model = decorrelate.prepare(model, cfg, feed, lambda m: self.compile(m, task, n_outputs))
-        if state is None:
-            write_json(run.provenance, provenance(cfg, {"training": tcfg.seed, "split": cfg.data.split.seed},
-                                                  {"strategy": _strategy_name(strategy), "task": task,
-                                                   "classes": classes, "model_inputs": names,
-                                                   "n_train": n_train, "streaming": feed.streaming,
-                                                   "dropped_labels": _dropped_labels(data)}))
-            state = {"epoch": 0, "best": None, "wait": 0, "lr": tcfg.optimizer.learning_rate, "history": []}
+                model = self.build_model(feed.input_shapes, spec.n_outputs, spec.task, spec.mask_value)
+                self.compile(model, spec.task, spec.n_outputs)
+            if self.config.training.decorrelate is not None:  # train a wrapper; model.keras is the classifier
+                model = decorrelate.prepare(model, self.config, feed,
+                                            lambda m: self.compile(m, spec.task, spec.n_outputs))
+        return model, state, strategy
 
-        distributed = {"as_dataset": True} if strategy.num_replicas_in_sync > 1 and not feed.streaming else {}
-        loop = None
+    def _start(self, run: RunDirectory, data, feed, spec: RunSpec, strategy) -> dict:
+        """Provenance of a new run and its initial checkpoint state."""
+        cfg, tcfg = self.config, self.config.training
+        write_json(run.provenance, provenance(cfg, {"training": tcfg.seed, "split": cfg.data.split.seed},
+                                              {"strategy": _strategy_name(strategy), "task": spec.task,
+                                               "classes": list(spec.classes), "model_inputs": list(spec.names),
+                                               "n_train": feed.n_train, "streaming": feed.streaming,
+                                               "dropped_labels": _dropped_labels(data)}))
+        return {"epoch": 0, "best": None, "wait": 0, "lr": tcfg.optimizer.learning_rate, "history": []}
+
+    def _callbacks(self, run: RunDirectory, model, session: RunState, feed, epoch_callback, tracker) -> dict:
+        """The training policy, one Keras callback per policy, in the order Keras must call them."""
+        tcfg = self.config.training
+        es, schedule = tcfg.early_stopping, tcfg.schedule
+        monitor = es.monitor if es is not None else "val_loss"
+        if not feed.has_val:
+            monitor = monitor.removeprefix("val_")
+
+        def save(state: dict) -> None:
+            self._save_state(run, model, state)
+
+        timing = cb.Timing(session, tcfg.batch_size, _reader_wait if feed.streaming else None)
+        guard = cb.FiniteLoss(tcfg.optimizer.learning_rate, run.checkpoints)
+        steps = cb.StepCheckpoint(session, save, tcfg.checkpoint_every_n_steps, guard, feed.steps_per_epoch())
+        # per batch: the finite-loss check comes before the step checkpoint (a NaN model is never saved);
+        # per epoch: the history row first, the policies read it, the checkpoint (the commit point) last
+        policy = [cb.LearningRate(session, tcfg.optimizer.learning_rate, schedule), timing, guard, steps,
+                  *decorrelate.callbacks(model, self.config)]
+        if tcfg.verbose:  # one TensorBoard log per fit
+            policy.append(require_keras().callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False))
+        policy += [cb.EpochHistory(session, timing, tcfg.epochs, self.log, tracker),
+                   cb.InputWaitWarning(session, feed.n_train, tcfg.batch_size),
+                   cb.BestWeights(session, monitor, es.min_delta if es else 0.0,
+                                  run.checkpoints / "best.weights.h5" if es and es.restore_best_weights else None)]
+        if schedule is not None and schedule.name == "plateau":
+            policy.append(cb.PlateauDecay(session, schedule))
+        if es is not None:
+            policy.append(cb.EarlyStop(session, monitor, es.patience))
+        if epoch_callback is not None:
+            policy.append(cb.EpochHook(session, epoch_callback))
+        policy.append(cb.EpochCheckpoint(session, save, run.write_history, self.log))
+        return {"list": policy, "steps": steps, "guard": guard}
+
+    def _train(self, model, feed, strategy, spec: RunSpec, session: RunState, callbacks: dict) -> None:
+        """``model.fit`` from the checkpointed epoch to ``training.epochs``.
+
+        In memory on one replica, one ``fit`` covers every epoch (a step checkpoint's partial
+        epoch first gets a ``fit`` of its own); streamed and mirrored runs call ``fit`` once per
+        epoch (each epoch is a new pass over the files); multi-worker runs use the custom loop.
+        """
+        tcfg, state = self.config.training, session.state
+        first = tcfg.epochs if state.get("stopped_early") else state["epoch"]
+        skip = state.pop("step", 0) or 0
+        metric_states = state.pop("metric_states", None)
+        callbacks["steps"].begin(first, skip, metric_states if skip else None)
+        callbacks["guard"].begin(first, skip)
+        loop = self._custom_loop(model, strategy, spec)
+        distributed = {"as_dataset": True} if strategy.num_replicas_in_sync > 1 or loop is not None else {}
+        fit = partial(_fit_epochs, model, feed, callbacks["list"], distributed)
+        if first >= tcfg.epochs:
+            return
+        if loop is not None:
+            _loop_epochs(loop, model, feed, session, callbacks, first, skip, tcfg.epochs)
+        elif feed.streaming or distributed:
+            for epoch in range(first, tcfg.epochs):
+                if fit(epoch, epoch + 1, skip if epoch == first else 0) or state.get("stopped_early"):
+                    break
+        elif skip:  # finish the interrupted epoch, then the rest in one fit
+            if not fit(first, first + 1, skip) and first + 1 < tcfg.epochs:
+                fit(first + 1, tcfg.epochs, 0)
+        else:
+            fit(first, tcfg.epochs, 0)
+
+    def _custom_loop(self, model, strategy, spec: RunSpec):
+        """The custom training loop of multi-worker runs (None otherwise)."""
         import tensorflow as tf
 
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            from ..models.heads import default_loss
-            from .distributed_loop import DistributedLoop
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return None
+        loss_name = default_loss(spec.task, spec.n_outputs, loss=self.config.training.loss)
+        # experimental_distribute_dataset splits each batch of training.batch_size among the
+        # workers: one step processes training.batch_size jets in all
+        return DistributedLoop(model, strategy, loss_name, spec.task, self.config.training.batch_size)
 
-            loss_name = default_loss(task, n_outputs, loss=tcfg.loss)
-            # experimental_distribute_dataset splits each batch of training.batch_size among the
-            # workers: one step processes training.batch_size jets in all
-            loop = DistributedLoop(model, strategy, loss_name, task, tcfg.batch_size)
-            distributed = {"as_dataset": True}
-        holder: dict = {}
-        step_saver = _StepCheckpoint(self, run, model, state, tcfg.checkpoint_every_n_steps,
-                                     steps_per_epoch=feed.steps_per_epoch())
-        nan_guard = _FiniteLoss(tcfg.optimizer.learning_rate)
-        step_saver.guard = nan_guard
-        # the finite-loss check comes before the step checkpoint: a NaN model is never saved
-        callbacks = [make_timing_callback(holder, tcfg.batch_size), nan_guard.callback(), step_saver.callback()]
-        callbacks += decorrelate.callbacks(model, cfg)
-        if tcfg.verbose:
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False))
-        es = tcfg.early_stopping
-        monitor = es.monitor if es is not None else "val_loss"
-        if not has_val:
-            monitor = monitor.removeprefix("val_")
-        history = list(state["history"])
-        stopped = False
-        first_epoch = tcfg.epochs if state.get("stopped_early") else state["epoch"]
-        from .tracking import start_tracking  # training.tracking (MLflow); None when not configured
+    def _finish(self, source: RunDirectory, run: RunDirectory, model, session: RunState, feed, tracker) -> Trainer:
+        """Restore the best weights, save the final model and history, clean up."""
+        import shutil
 
-        tracker = start_tracking(cfg, run.path) if run is source else None
-        for epoch in range(first_epoch, tcfg.epochs):
-            lr = state["lr"] if tcfg.schedule is not None and tcfg.schedule.name == "plateau" else learning_rate_at(
-                epoch, tcfg.optimizer.learning_rate, tcfg.schedule
-            )
-            model.optimizer.learning_rate.assign(lr)
-            skip = state.pop("step", 0) if state.get("step") else 0
-            metric_states = state.pop("metric_states", None)
-            step_saver.begin_epoch(epoch, skip, metric_states if skip else None)
-            nan_guard.begin_epoch(epoch, skip, run)
-            reader_wait_start = _reader_wait() if feed.streaming else None
-            if loop is not None:
-                logs, holder["timer"] = loop.run_epoch(
-                    **feed.epoch_args(epoch, skip_steps=skip, **distributed), on_step=step_saver.on_step
-                )
-                fit_logs = {k: [v] for k, v in logs.items()}
-            else:
-                with warnings.catch_warnings():
-                    # a streamed pass has no known length: Keras warns when it ends, which is expected
-                    warnings.filterwarnings("ignore", message="Your input ran out of data")
-                    fit_logs = model.fit(
-                        **feed.epoch_args(epoch, skip_steps=skip, **distributed),
-                        epochs=epoch + 1,
-                        initial_epoch=epoch,
-                        callbacks=callbacks,
-                        verbose=0,
-                    ).history
-            nan_guard.check_logs({k: v[-1] for k, v in fit_logs.items()}, step=None)
-            nan_guard.check_weights(model, step=None)
-            timer: EpochTimer = holder.get("timer", EpochTimer())
-            row = {"epoch": epoch + 1, "learning_rate": float(lr)}
-            row.update({k: float(v[-1]) for k, v in fit_logs.items()})
-            row.update(timer.summary())
-            if reader_wait_start is not None:  # streaming: time the input pipeline waited for the file reader
-                row["reader_wait_s"] = round(_reader_wait() - reader_wait_start, 3)
-                if row["epoch_time_s"] > 0:
-                    row["input_wait_share"] = round(max(row["input_wait_share"], row["reader_wait_s"] / row["epoch_time_s"]), 4)
-            history.append(row)
-            if tracker is not None:
-                tracker.log_epoch(row)
-            self.log(_format_row(row, tcfg.epochs))
-            if row["input_wait_share"] > INPUT_BOUND_SHARE and (n_train or 0) >= 20 * tcfg.batch_size:
-                warnings.warn(
-                    f"epoch {epoch + 1}: {row['input_wait_share']:.0%} of the time was spent waiting for input: "
-                    "training is input-bound (raise data.step_size or batch size; when streaming, set "
-                    "training.stream_cache: true; or use `hepnn convert`)",
-                    InputBoundWarning, stacklevel=2,
-                )
-            current = row.get(monitor)
-            improved = current is not None and (
-                state["best"] is None or current < state["best"] - (es.min_delta if es else 0.0)
-            )
-            if improved:
-                state["best"], state["wait"] = current, 0
-                if es is not None and es.restore_best_weights:
-                    run.checkpoints.mkdir(parents=True, exist_ok=True)
-                    _save_weights(model, run.checkpoints / "best.weights.h5")
-            else:
-                state["wait"] += 1
-            if tcfg.schedule is not None and tcfg.schedule.name == "plateau" and state["wait"] and (
-                state["wait"] % tcfg.schedule.patience == 0
-            ):
-                state["lr"] = max(state["lr"] * tcfg.schedule.decay_rate, tcfg.schedule.min_learning_rate)
-            state["epoch"] = epoch + 1
-            state["history"] = history
-            if es is not None and state["wait"] >= es.patience:
-                stopped = True
-                state["stopped_early"] = True
-            if epoch_callback is not None and epoch_callback(epoch + 1, dict(row)):
-                stopped = True
-                state["stopped_early"] = True
-            self._save_state(run, model, state)
-            run.write_history(history)
-            _fault("epoch", {"epoch": epoch + 1})
-            if stopped:
-                reason = (f"{monitor} did not improve for {es.patience} epochs"
-                          if es is not None and state["wait"] >= es.patience else "stopped by the epoch callback")
-                self.log(f"stopping after epoch {epoch + 1}: {reason}")
-                break
-        if state.get("stopped_early"):
-            stopped = True
+        es = self.config.training.early_stopping
         best = run.checkpoints / "best.weights.h5"
         if es is not None and es.restore_best_weights and best.is_file():
             model.load_weights(best)
         model = decorrelate.classifier_of(model)
         run.save_model(model)
-        run.write_history(history)
+        run.write_history(session.history)
         if tracker is not None:
             tracker.finish()
         if getattr(feed, "cache_dir", None) is not None and feed.cache_dir.is_dir():
-            import shutil
-
             shutil.rmtree(feed.cache_dir, ignore_errors=True)
             self.log(f"removed the stream cache {feed.cache_dir}")
         if run is not source:  # a non-chief worker: its copy is scratch
-            import shutil
-
             shutil.rmtree(run.path, ignore_errors=True)
-        self.model_ = model
-        self.history_ = history
-        self.stopped_early_ = stopped
+        self.model_, self.history_ = model, session.history
+        self.stopped_early_ = bool(session.state.get("stopped_early"))
         self.log(f"wrote {run.model}")
         return self
 
@@ -613,138 +519,7 @@ class Trainer:
                 other.unlink(missing_ok=True)
 
 
-class _FiniteLoss:
-    """Stop training with a clear error as soon as the loss is NaN or infinite."""
-
-    def __init__(self, learning_rate: float):
-        self.learning_rate = learning_rate
-        self.epoch, self.offset, self.run = 0, 0, None
-
-    def begin_epoch(self, epoch: int, skip: int, run) -> None:
-        self.epoch, self.offset, self.run = epoch, skip, run
-
-    def check_logs(self, logs, step: int | None) -> None:
-        from ..exceptions import TrainingError
-
-        for key in ("loss", "val_loss"):
-            value = (logs or {}).get(key)
-            if value is None:
-                continue
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                continue
-            if not np.isfinite(value):
-                raise TrainingError(self._message(f"the training {key.replace('_', ' ')} became {value}", step))
-
-    def check_weights(self, model, step: int | None) -> None:
-        """The weights can turn NaN while the (clipped) loss stays finite: check them too."""
-        from ..exceptions import TrainingError
-
-        for var in model.trainable_variables:
-            if not np.all(np.isfinite(var.numpy())):
-                raise TrainingError(self._message(f"the model weights ({var.path}) became NaN or infinite", step))
-
-    def _message(self, what: str, step: int | None) -> str:
-        where = f"epoch {self.epoch + 1}" + (f", step {step}" if step is not None else "")
-        ckpt = f" (the last checkpoint in {self.run.checkpoints} is from before)" if self.run else ""
-        return (f"{what} at {where}: training stopped and no model was saved as finished{ckpt}. Lower "
-                f"training.optimizer.learning_rate (now {self.learning_rate:g}) or check the inputs for NaN "
-                "or infinite values")
-
-    def callback(self):
-        from .._optional import require_keras
-
-        keras = require_keras()
-        guard = self
-
-        class _Check(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                guard.check_logs({"loss": (logs or {}).get("loss")}, step=guard.offset + batch + 1)
-
-        return _Check()
-
-
-class _StepCheckpoint:
-    """Checkpoints every N steps inside an epoch (``training.checkpoint_every_n_steps``).
-
-    The saved state records the epoch in progress and the steps done; a resumed run
-    skips those steps of the same epoch permutation. A checkpoint due after step k is
-    written when step k + 1 begins, so none is taken after the last step of an epoch:
-    the end-of-epoch checkpoint (with that epoch's history row) covers it.
-    """
-
-    def __init__(self, trainer, run, model, state, every, steps_per_epoch=None):
-        self.trainer, self.run, self.model, self.state, self.every = trainer, run, model, state, every
-        self.steps_per_epoch = steps_per_epoch
-        self.epoch, self.offset, self.pending, self.restore = 0, 0, None, None
-        self.guard = None
-
-    def begin_epoch(self, epoch: int, skip: int, metric_states: list | None = None) -> None:
-        """Start an epoch (``skip`` steps already done); ``metric_states``: the running metrics
-        saved with a step checkpoint, added back after the first step so the epoch's history
-        row covers all its steps."""
-        self.epoch, self.offset, self.pending, self.restore = epoch, skip, None, metric_states
-
-    def restore_metrics(self) -> None:
-        """Add the saved metric accumulators to the current ones (the metrics accumulate sums,
-        and a + b == b + a exactly, so the epoch ends with the uninterrupted run's values)."""
-        saved, self.restore = self.restore, None
-        variables = _metric_variables(self.model)
-        if saved is None or len(saved) != len(variables):
-            return
-        for var, value in zip(variables, saved):
-            var.assign(var.numpy() + np.asarray(value, dtype=var.dtype))
-
-    def callback(self):
-        from .._optional import require_keras
-
-        keras = require_keras()
-        saver = self
-
-        class _Save(keras.callbacks.Callback):
-            def on_train_batch_begin(self, batch, logs=None):
-                saver.flush()
-
-            def on_train_batch_end(self, batch, logs=None):
-                if saver.restore is not None:
-                    saver.restore_metrics()
-                step = saver.offset + batch + 1
-                if saver.every and step % saver.every == 0:
-                    saver.pending = step
-                _fault("step", {"epoch": saver.epoch, "step": step})
-
-        return _Save()
-
-    def flush(self) -> None:
-        """Write the checkpoint due after the previous step (called when the next step begins)."""
-        if self.pending is not None:
-            step, self.pending = self.pending, None
-            self._save(step)
-
-    def on_step(self, steps_done: int) -> None:
-        """Called after each step by loops without a begin hook (1-based count since the epoch (re)started)."""
-        step = self.offset + steps_done
-        if self.every and step % self.every == 0 and step != self.steps_per_epoch:
-            self._save(step)
-
-    def _save(self, step: int) -> None:
-        if self.guard is not None:  # never checkpoint a model whose weights are no longer finite
-            self.guard.check_weights(self.model, step)
-        partial = dict(self.state)
-        partial["epoch"] = self.epoch
-        partial["step"] = step
-        partial["metric_states"] = [np.asarray(v.numpy()).tolist() for v in _metric_variables(self.model)]
-        self.trainer._save_state(self.run, self.model, partial)
-
-
-def _metric_variables(model) -> list:
-    return list(getattr(model, "metrics_variables", []))
-
-
 def _reader_wait() -> float:
-    from ..io.stream import READER_WAIT
-
     return READER_WAIT["seconds"]
 
 
@@ -779,18 +554,30 @@ def _restore_seed_states(model, states: Mapping[str, list]) -> None:
             var.assign(np.asarray(states[key], dtype=var.dtype))
 
 
-def _save_weights(model, path: Path) -> None:
-    from .._fileio import atomic_path
+def _fit_epochs(model, feed, callbacks: list, distributed: dict, first: int, last: int, skip: int) -> bool:
+    """One ``model.fit`` over epochs ``first`` to ``last - 1`` (``skip`` steps of the first done);
+    returns True when a policy stopped training."""
+    if skip or feed.streaming or distributed or last - first == 1:
+        args = feed.epoch_args(first, skip_steps=skip, **distributed)
+    else:
+        args = feed.fit_args(first)
+    with warnings.catch_warnings():
+        # a streamed pass has no known length: Keras warns when it ends, which is expected
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model.fit(**args, epochs=last, initial_epoch=first, callbacks=callbacks, verbose=0)
+    return bool(model.stop_training)
 
-    with atomic_path(path, suffix=".part.weights.h5") as tmp:
-        model.save_weights(tmp)
 
-
-def _format_row(row: Mapping[str, float], epochs: int) -> str:
-    parts = [f"epoch {row['epoch']}/{epochs}"]
-    for key in ("loss", "val_loss", "auc", "val_auc", "accuracy", "val_accuracy"):
-        if key in row:
-            parts.append(f"{key} {row[key]:.4g}")
-    parts.append(f"{row['samples_per_s']:.0f} jets/s")
-    parts.append(f"input wait {row['input_wait_share']:.0%}")
-    return ", ".join(parts)
+def _loop_epochs(loop, model, feed, session: RunState, callbacks: dict, first: int, skip: int, epochs: int) -> None:
+    """The custom multi-worker loop, calling the same policy callbacks as ``model.fit`` would."""
+    keras = require_keras()
+    policy = [c for c in callbacks["list"] if not isinstance(c, keras.callbacks.TensorBoard)]
+    hooks = keras.callbacks.CallbackList(policy, model=model)
+    model.stop_training = False
+    for epoch in range(first, epochs):
+        hooks.on_epoch_begin(epoch)
+        args = feed.epoch_args(epoch, skip_steps=skip if epoch == first else 0, as_dataset=True)
+        logs, session.timer = loop.run_epoch(**args, on_step=callbacks["steps"].on_step)
+        hooks.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break

@@ -1,0 +1,358 @@
+"""Training policy as Keras callbacks: one small stateful class per policy.
+
+The trainer builds the list in :func:`policy_callbacks` and calls ``model.fit`` once;
+each policy lives in its own class, as Keras keeps its own
+(``keras.callbacks.EarlyStopping``, ``ReduceLROnPlateau``, ``BackupAndRestore``).
+Policies that must survive a resume keep their state in the shared :class:`RunState`
+(``checkpoints/state.json``), never in attributes alone.
+
+Order matters: Keras calls the callbacks in list order, and at the end of an epoch
+the history row is made first, the policies read it, and the checkpoint (the commit
+point of the epoch) comes last. A new policy is one class here plus one line in
+:func:`policy_callbacks`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .._faults import fault as _fault
+from .._optional import require_keras
+from ..exceptions import TrainingError
+from .diagnostics import INPUT_BOUND_SHARE, EpochTimer
+from .optimizers import learning_rate_at
+
+keras = require_keras()
+
+__all__ = [
+    "RunState", "LearningRate", "Timing", "FiniteLoss", "StepCheckpoint", "EpochHistory", "InputWaitWarning",
+    "BestWeights", "PlateauDecay", "EarlyStop", "EpochHook", "EpochCheckpoint", "InputBoundWarning",
+]
+
+logger = logging.getLogger("hepnn.training")
+
+
+class InputBoundWarning(RuntimeWarning):
+    """Training spends a large share of its time waiting for input batches."""
+
+
+@dataclass
+class RunState:
+    """What the policies share: the checkpointed ``state`` dict, the history and the epoch in progress."""
+
+    state: dict
+    history: list = field(default_factory=list)
+    row: dict = field(default_factory=dict)
+    timer: EpochTimer = field(default_factory=EpochTimer)
+    stop_reasons: list = field(default_factory=list)
+
+    def stop(self, model, reason: str) -> None:
+        self.stop_reasons.append(reason)
+        self.state["stopped_early"] = True
+        model.stop_training = True
+
+
+class LearningRate(keras.callbacks.Callback):
+    """Set the learning rate of each epoch: the schedule's, or the plateau state's (``state["lr"]``)."""
+
+    def __init__(self, run: RunState, base: float, schedule):
+        super().__init__()
+        self.run, self.base, self.schedule = run, base, schedule
+
+    def on_epoch_begin(self, epoch, logs=None):
+        plateau = self.schedule is not None and self.schedule.name == "plateau"
+        lr = self.run.state["lr"] if plateau else learning_rate_at(epoch, self.base, self.schedule)
+        self.model.optimizer.learning_rate.assign(lr)
+        self.run.row = {"epoch": epoch + 1, "learning_rate": float(lr)}
+
+
+class Timing(keras.callbacks.Callback):
+    """Time between steps counts as waiting for input, time inside a step as compute."""
+
+    def __init__(self, run: RunState, batch_size: int, reader_wait: Callable[[], float] | None = None):
+        super().__init__()
+        self.run, self.batch_size, self.reader_wait = run, batch_size, reader_wait
+        self._last = self._begin = 0.0
+        self._reader_start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import time
+
+        self.run.timer = EpochTimer()
+        self._last = time.perf_counter()
+        self._reader_start = self.reader_wait() if self.reader_wait else 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        import time
+
+        now = time.perf_counter()
+        self.run.timer.add_wait(now - self._last)
+        self._begin = now
+
+    def on_train_batch_end(self, batch, logs=None):
+        import time
+
+        now = time.perf_counter()
+        self.run.timer.add_compute(now - self._begin, self.batch_size)
+        self._last = now
+
+    def reader_wait_s(self) -> float | None:
+        """Seconds the streaming input pipeline waited for the file reader this epoch (None in memory)."""
+        return round(self.reader_wait() - self._reader_start, 3) if self.reader_wait else None
+
+
+class FiniteLoss(keras.callbacks.Callback):
+    """Stop training with a clear error as soon as the loss (or a weight) is NaN or infinite."""
+
+    def __init__(self, learning_rate: float, checkpoints=None):
+        super().__init__()
+        self.learning_rate, self.checkpoints = learning_rate, checkpoints
+        self.epoch, self.offset = 0, 0
+
+    def begin(self, epoch: int, skip: int) -> None:
+        self.epoch, self.offset = epoch, skip
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch != self.epoch:  # a later epoch of the same fit starts from step 0
+            self.epoch, self.offset = epoch, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.check_logs({"loss": (logs or {}).get("loss")}, step=self.offset + batch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.check_logs(logs, step=None)
+        self.check_weights(self.model, step=None)
+
+    def check_logs(self, logs, step: int | None) -> None:
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is None:
+                continue
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                continue
+            if not np.isfinite(value):
+                raise TrainingError(self._message(f"the training {key.replace('_', ' ')} became {value}", step))
+
+    def check_weights(self, model, step: int | None) -> None:
+        """The weights can turn NaN while the (clipped) loss stays finite: check them too."""
+        for var in model.trainable_variables:
+            if not np.all(np.isfinite(var.numpy())):
+                raise TrainingError(self._message(f"the model weights ({var.path}) became NaN or infinite", step))
+
+    def _message(self, what: str, step: int | None) -> str:
+        where = f"epoch {self.epoch + 1}" + (f", step {step}" if step is not None else "")
+        ckpt = f" (the last checkpoint in {self.checkpoints} is from before)" if self.checkpoints else ""
+        return (f"{what} at {where}: training stopped and no model was saved as finished{ckpt}. Lower "
+                f"training.optimizer.learning_rate (now {self.learning_rate:g}) or check the inputs for NaN "
+                "or infinite values")
+
+
+class StepCheckpoint(keras.callbacks.Callback):
+    """Checkpoints every N steps inside an epoch (``training.checkpoint_every_n_steps``).
+
+    The saved state records the epoch in progress, the steps done and the metric
+    accumulators; a resumed run skips those steps of the same epoch permutation and
+    adds the accumulators back after its first step. A checkpoint due after step k is
+    written when step k + 1 begins, so none is taken after the last step of an epoch:
+    the end-of-epoch checkpoint (with that epoch's history row) covers it.
+    """
+
+    def __init__(self, run: RunState, save: Callable[[dict], None], every: int | None, guard: FiniteLoss,
+                 steps_per_epoch: int | None = None):
+        super().__init__()
+        self.run, self.save, self.every, self.guard = run, save, every, guard
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch, self.offset, self.pending, self.restore = 0, 0, None, None
+
+    def begin(self, epoch: int, skip: int, metric_states: list | None = None) -> None:
+        """Start epoch ``epoch`` with ``skip`` steps already done (a resumed step checkpoint)."""
+        self.epoch, self.offset, self.pending, self.restore = epoch, skip, None, metric_states
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch != self.epoch:
+            self.begin(epoch, 0)
+        self.pending = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.flush()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.restore is not None:
+            self.restore_metrics()
+        step = self.offset + batch + 1
+        if self.every and step % self.every == 0:
+            self.pending = step
+        _fault("step", {"epoch": self.epoch, "step": step})
+
+    def restore_metrics(self) -> None:
+        """Add the saved metric accumulators to the current ones (the metrics accumulate sums,
+        and a + b == b + a exactly, so the epoch ends with the uninterrupted run's values)."""
+        saved, self.restore = self.restore, None
+        variables = metric_variables(self.model)
+        if saved is None or len(saved) != len(variables):
+            return
+        for var, value in zip(variables, saved):
+            var.assign(var.numpy() + np.asarray(value, dtype=var.dtype))
+
+    def flush(self) -> None:
+        """Write the checkpoint due after the previous step (called when the next step begins)."""
+        if self.pending is not None:
+            step, self.pending = self.pending, None
+            self._save(step)
+
+    def on_step(self, steps_done: int) -> None:
+        """Called after each step by loops without a begin hook (1-based count since the epoch (re)started)."""
+        step = self.offset + steps_done
+        if self.every and step % self.every == 0 and step != self.steps_per_epoch:
+            self._save(step)
+
+    def _save(self, step: int) -> None:
+        self.guard.check_weights(self.model, step)  # never checkpoint a model whose weights are not finite
+        partial = dict(self.run.state, epoch=self.epoch, step=step)
+        partial["metric_states"] = [np.asarray(v.numpy()).tolist() for v in metric_variables(self.model)]
+        self.save(partial)
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """The epoch's history row (logs, learning rate, timing); appended, tracked and logged."""
+
+    def __init__(self, run: RunState, timing: Timing, epochs: int, log: Callable[[str], None], tracker=None):
+        super().__init__()
+        self.run, self.timing, self.epochs, self.log, self.tracker = run, timing, epochs, log, tracker
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = self.run.row
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        row.update(self.run.timer.summary())
+        wait = self.timing.reader_wait_s()
+        if wait is not None:  # streaming: time the input pipeline waited for the file reader
+            row["reader_wait_s"] = wait
+            if row["epoch_time_s"] > 0:
+                row["input_wait_share"] = round(max(row["input_wait_share"], wait / row["epoch_time_s"]), 4)
+        self.run.history.append(row)
+        if self.tracker is not None:
+            self.tracker.log_epoch(row)
+        self.log(format_row(row, self.epochs))
+
+
+class InputWaitWarning(keras.callbacks.Callback):
+    """Warn when an epoch spent more than ``INPUT_BOUND_SHARE`` of its time waiting for input."""
+
+    def __init__(self, run: RunState, n_train: int | None, batch_size: int):
+        super().__init__()
+        self.run, self.enough = run, (n_train or 0) >= 20 * batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        share = self.run.row.get("input_wait_share", 0.0)
+        if share > INPUT_BOUND_SHARE and self.enough:
+            warnings.warn(
+                f"epoch {epoch + 1}: {share:.0%} of the time was spent waiting for input: "
+                "training is input-bound (raise data.step_size or batch size; when streaming, set "
+                "training.stream_cache: true; or use `hepnn convert`)",
+                InputBoundWarning, stacklevel=2,
+            )
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Track the best value of ``monitor`` (``state["best"]``, ``state["wait"]``: epochs without
+    improvement) and, with ``restore_best_weights``, save those weights to ``path``."""
+
+    def __init__(self, run: RunState, monitor: str, min_delta: float = 0.0, path=None):
+        super().__init__()
+        self.run, self.monitor, self.min_delta, self.path = run, monitor, min_delta, path
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = self.run.state
+        current = self.run.row.get(self.monitor)
+        if current is not None and (state["best"] is None or current < state["best"] - self.min_delta):
+            state["best"], state["wait"] = current, 0
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                save_weights(self.model, self.path)
+        else:
+            state["wait"] += 1
+
+
+class PlateauDecay(keras.callbacks.Callback):
+    """``schedule: plateau``: multiply ``state["lr"]`` by ``decay_rate`` every ``patience`` epochs
+    without improvement (down to ``min_learning_rate``)."""
+
+    def __init__(self, run: RunState, schedule):
+        super().__init__()
+        self.run, self.schedule = run, schedule
+
+    def on_epoch_end(self, epoch, logs=None):
+        state, s = self.run.state, self.schedule
+        if state["wait"] and state["wait"] % s.patience == 0:
+            state["lr"] = max(state["lr"] * s.decay_rate, s.min_learning_rate)
+
+
+class EarlyStop(keras.callbacks.Callback):
+    """Stop after ``patience`` epochs without improvement of the monitored value."""
+
+    def __init__(self, run: RunState, monitor: str, patience: int):
+        super().__init__()
+        self.run, self.monitor, self.patience = run, monitor, patience
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.run.state["wait"] >= self.patience:
+            self.run.stop(self.model, f"{self.monitor} did not improve for {self.patience} epochs")
+
+
+class EpochHook(keras.callbacks.Callback):
+    """``epoch_callback(epoch, row)`` after each epoch; True stops training (pruning by ``hepnn tune``)."""
+
+    def __init__(self, run: RunState, function: Callable[[int, dict], bool]):
+        super().__init__()
+        self.run, self.function = run, function
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.function(epoch + 1, dict(self.run.row)):
+            self.run.stop(self.model, "stopped by the epoch callback")
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """The end-of-epoch checkpoint, the commit point of an epoch: state, model and history."""
+
+    def __init__(self, run: RunState, save: Callable[[dict], None], write_history: Callable[[list], Any],
+                 log: Callable[[str], None]):
+        super().__init__()
+        self.run, self.save, self.write_history, self.log = run, save, write_history, log
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = self.run.state
+        state["epoch"] = epoch + 1
+        state["history"] = self.run.history
+        self.save(state)
+        self.write_history(self.run.history)
+        _fault("epoch", {"epoch": epoch + 1})
+        if self.run.stop_reasons:
+            self.log(f"stopping after epoch {epoch + 1}: {self.run.stop_reasons[0]}")
+
+
+def metric_variables(model) -> list:
+    return list(getattr(model, "metrics_variables", []))
+
+
+def save_weights(model, path) -> None:
+    from .._fileio import atomic_path
+
+    with atomic_path(path, suffix=".part.weights.h5") as tmp:
+        model.save_weights(tmp)
+
+
+def format_row(row, epochs: int) -> str:
+    parts = [f"epoch {row['epoch']}/{epochs}"]
+    for key in ("loss", "val_loss", "auc", "val_auc", "accuracy", "val_accuracy"):
+        if key in row:
+            parts.append(f"{key} {row[key]:.4g}")
+    parts.append(f"{row['samples_per_s']:.0f} jets/s")
+    parts.append(f"input wait {row['input_wait_share']:.0%}")
+    return ", ".join(parts)
