@@ -10,7 +10,7 @@ STAMP := $(VENV)/.hepnn-installed
 DEMO_OUT ?= demo_run
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench clean venv default-config notebooks docs
+.PHONY: demo test lint test-fast bench clean venv default-config notebooks docs
 
 venv: $(STAMP)
 
@@ -26,9 +26,14 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/hepnn run analyses/top_tagging --quick --out $(DEMO_OUT) $(DEMO_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+
+# ruff (ruff.toml) and the layer contract of the package (import-linter, [importlinter] in setup.cfg)
+lint: $(STAMP)
+	$(BIN)/ruff check hepnn tests bench tutorials analyses docs
+	$(BIN)/lint-imports
 
 test-fast: $(STAMP)
 	@$(BIN)/python -m pytest -m "not slow and not integration" $(PYTEST_ARGS); rc=$$?; \

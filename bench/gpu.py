@@ -241,7 +241,7 @@ class FirstBatchWait:
 def timed_fit(keras, family: str, data: dict, steps: int, batch_size: int, policy: str, seed: int = 1,
               options: dict | None = None) -> tuple[dict, object]:
     """Build ``family`` under ``policy``, trace it on a few steps, then train ``steps`` timed steps."""
-    from hepnn.training.diagnostics import make_timing_callback
+    from hepnn.training.callbacks import RunState, Timing
     from hepnn.training.feeds import InMemoryFeed
 
     keras.mixed_precision.set_global_policy(policy)
@@ -261,16 +261,16 @@ def timed_fit(keras, family: str, data: dict, steps: int, batch_size: int, polic
     t0 = time.perf_counter()
     model.fit(**feed(min(n, 2 * batch_size)).epoch_args(0), epochs=1, verbose=0)
     trace_s = time.perf_counter() - t0
-    holder: dict = {}
+    session = RunState(state={})
     first = FirstBatchWait()
     t0 = time.perf_counter()
     epoch_args = feed(n).epoch_args(0)  # the in-memory feed's per-epoch shuffle (a permuted copy of every array)
     prepare_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     history = model.fit(**epoch_args, epochs=1, verbose=0,
-                        callbacks=[make_timing_callback(holder, batch_size), first]).history
+                        callbacks=[Timing(session, batch_size), first]).history
     wall = time.perf_counter() - t0
-    timer = holder["timer"]
+    timer = session.timer
     loss = float(history["loss"][-1])
     # the wait before the first step (numpy -> tensors, iterator start-up) is paid once per epoch: a real
     # epoch amortises it over far more steps than this benchmark runs, so it is also reported apart

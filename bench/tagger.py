@@ -137,7 +137,7 @@ def main(argv=None) -> list[dict]:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         feed = {i.name: tensors[i.name] for i in session.get_inputs()}
 
-        def onnx_batches():
+        def onnx_batches(session=session, feed=feed):
             for start in range(0, n, bs):
                 session.run(None, {k: v[start:start + bs] for k, v in feed.items()})
 
@@ -159,7 +159,7 @@ def main(argv=None) -> list[dict]:
         }
         print(json.dumps(row), flush=True)
         results.append(row)
-        del session, feed  # ONNX Runtime's thread pool must not compete with the next model's timing
+        del session, feed, onnx_batches  # ONNX Runtime's thread pool must not compete with the next model's timing
         gc.collect()
     return results
 

@@ -34,6 +34,7 @@ import numpy as np
 from ._optional import require
 
 __all__ = [
+    "cut_for_efficiency",
     "ONE_SIGMA",
     "BinnedEfficiency",
     "KSResult",
@@ -217,6 +218,29 @@ def rejection_at(signal_eff: Any, background_eff: Any, working_points: Any) -> A
     with np.errstate(divide="ignore"):
         rej = np.where(b > 0, 1.0 / np.where(b > 0, b, 1.0), np.inf)
     return float(rej[0]) if wp.ndim == 0 else rej.reshape(wp.shape)
+
+
+def cut_for_efficiency(scores: Any, working_point: float, weights: Any = None) -> float:
+    """The score threshold ``t`` at which a fraction ``working_point`` of jets has ``score >= t``.
+
+    The smallest fraction not below ``working_point`` is used (exact for distinct scores).
+
+    Examples
+    --------
+    >>> cut_for_efficiency([0.1, 0.2, 0.3, 0.4], 0.5)
+    0.3
+    """
+    s = _as_1d(scores, "scores")
+    if not 0 < working_point <= 1:
+        msg = f"working_point: expected a signal efficiency in (0, 1], received {working_point}"
+        raise ValueError(msg)
+    if len(s) == 0:
+        return np.nan
+    w = np.ones(len(s)) if weights is None else _as_1d(weights, "weights")
+    order = np.argsort(-s, kind="mergesort")
+    frac = np.cumsum(w[order]) / np.sum(w)
+    k = min(int(np.searchsorted(frac, working_point * (1 - 1e-12), side="left")), len(s) - 1)
+    return float(s[order][k])
 
 
 def effective_count(weights: Any) -> float:

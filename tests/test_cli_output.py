@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from hepnn import cli
 from hepnn._logs import NOISE, _replay, captured_stderr

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import uproot
 import awkward as ak
 
 import hepnn.io
-from hepnn.exceptions import InputDataError
 from test_io_fixtures import make_per_event, make_per_jet, per_event_data, write_tree
 
 
@@ -100,7 +98,6 @@ def test_per_jet_contract(tmp_path):
 
 
 def test_label_mapping_two_classes_drops_other_values(tmp_path):
-    text = (tmp_path / "x").parent
     config = make_per_event(tmp_path)
     cfg = hepnn.load_config(config, ["data.label.classes={light: 0, b: 5}"])
     data = hepnn.io.load(cfg, standardize=False)

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from hepnn.io.derived import wrap_phi
 from hepnn.io.images import image_coordinates, jet_images
 from hepnn.io.layouts import associate_by_dr, group_by_jet, link_to_jets
-from hepnn.io.representations import REPRESENTATIONS, flat_features, pad_sequences
+from hepnn.io.representations import REPRESENTATIONS, pad_sequences
 
 FAST = settings(max_examples=40, deadline=None)
 

@@ -47,8 +47,6 @@ args = tut.parse_args(__doc__, "03_optimizers_and_schedules")
 N_JETS = 300 if args.quick else 4000
 EPOCHS = 3 if args.quick else 25
 
-import numpy as np  # noqa: E402
-
 import hepnn.io  # noqa: E402
 from hepnn.config import load_config  # noqa: E402
 from hepnn.config.schema import ScheduleConfig  # noqa: E402

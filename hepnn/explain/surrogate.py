@@ -14,6 +14,12 @@ def summarise(target, inputs, feature_names=None):
     each feature over real slots plus the number of real slots, images as the sum of
     each channel. Returns ``(matrix, names, groups)`` with ``groups[j] = (input, kind, index)``."""
     columns, names, groups = [], [], []
+
+    def add(column, column_name, group):
+        columns.append(column)
+        names.append(column_name)
+        groups.append(group)
+
     real = target.real_slots(inputs)
     for name in target.names:
         x = inputs[name]
@@ -21,18 +27,18 @@ def summarise(target, inputs, feature_names=None):
         fnames = (feature_names or {}).get(name) or [f"{name}_{i}" for i in range(target.shapes[name][-1])]
         if kind == "flat":
             for f in range(x.shape[1]):
-                columns.append(x[:, f]); names.append(str(fnames[f])); groups.append((name, "flat", f))
+                add(x[:, f], str(fnames[f]), (name, "flat", f))
         elif kind == "sequence":
             r = real[name]
             n_real = r.sum(axis=1)
             for f in range(x.shape[2]):
                 mean = np.where(n_real > 0, (x[:, :, f] * r).sum(axis=1) / np.maximum(n_real, 1), 0.0)
-                columns.append(mean); names.append(f"mean_{fnames[f]}"); groups.append((name, "mean", f))
-            columns.append(n_real.astype(float)); names.append(f"n_{name}"); groups.append((name, "count", -1))
+                add(mean, f"mean_{fnames[f]}", (name, "mean", f))
+            add(n_real.astype(float), f"n_{name}", (name, "count", -1))
         elif kind == "image":
             for c in range(x.shape[-1]):
-                columns.append(x[..., c].reshape(len(x), -1).sum(axis=1))
-                names.append(f"sum_{name}_{c}" if x.shape[-1] > 1 else f"sum_{name}"); groups.append((name, "sum", c))
+                add(x[..., c].reshape(len(x), -1).sum(axis=1), f"sum_{name}_{c}" if x.shape[-1] > 1 else f"sum_{name}",
+                    (name, "sum", c))
     return np.stack(columns, axis=1).astype(np.float64), names, groups
 
 

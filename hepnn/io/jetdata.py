@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from .split import split_code
 
 __all__ = ["JetData"]

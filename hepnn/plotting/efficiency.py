@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._optional import require
-from ..metrics import ONE_SIGMA, efficiency_from_hist, efficiency_hist
+from ..metrics import ONE_SIGMA, cut_for_efficiency, efficiency_from_hist, efficiency_hist
 from .common import PLOTS, as_1d, new_axes, upper_edge_inclusive
 
 __all__ = [
@@ -20,29 +20,6 @@ __all__ = [
     "plot_efficiency",
     "plot_mass_sculpting",
 ]
-
-
-def cut_for_efficiency(scores: Any, working_point: float, weights: Any = None) -> float:
-    """The score threshold ``t`` at which a fraction ``working_point`` of jets has ``score >= t``.
-
-    The smallest fraction not below ``working_point`` is used (exact for distinct scores).
-
-    Examples
-    --------
-    >>> cut_for_efficiency([0.1, 0.2, 0.3, 0.4], 0.5)
-    0.3
-    """
-    s = as_1d(scores, "scores")
-    if not 0 < working_point <= 1:
-        msg = f"working_point: expected a signal efficiency in (0, 1], received {working_point}"
-        raise ValueError(msg)
-    if len(s) == 0:
-        return np.nan
-    w = np.ones(len(s)) if weights is None else as_1d(weights, "weights")
-    order = np.argsort(-s, kind="mergesort")
-    frac = np.cumsum(w[order]) / np.sum(w)
-    k = min(int(np.searchsorted(frac, working_point * (1 - 1e-12), side="left")), len(s) - 1)
-    return float(s[order][k])
 
 
 @dataclass

@@ -243,7 +243,7 @@ def results_table(
 
 
 def _setup_lines(analysis: Any) -> list[str]:
-    from .. import __version__
+    from .._version import __version__
 
     config = analysis.config
     lines = []

@@ -205,7 +205,7 @@ def finish_export(path: Any, config: Any, names: list[str], classes: list[str], 
 def deploy_metadata(config: Any, names: list[str], classes: list[str], task: str, shapes: Mapping[str, list],
                     with_preprocessing: bool) -> dict[str, Any]:
     """What a C++ caller needs to build the inputs and read the outputs (JSON-able)."""
-    from .. import __version__
+    from .._version import __version__
 
     inputs = {}
     for name in names:

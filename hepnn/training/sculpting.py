@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..metrics import cut_for_efficiency
+
 __all__ = ["jensen_shannon", "sculpting_metrics", "sculpting_variable", "MASS_PATTERNS"]
 
 #: spectator keys taken as the jet mass when no decorrelation variable is configured (groomed first)
@@ -104,7 +106,6 @@ def sculpting_metrics(
     >>> out["jsd_50"] > 0.5
     True
     """
-    from ..plotting.efficiency import cut_for_efficiency
 
     v = np.asarray(variable, dtype=np.float64).reshape(-1)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
