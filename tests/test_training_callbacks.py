@@ -54,3 +54,31 @@ def test_one_fit_and_one_tensorboard_log_per_run(tmp_path, monkeypatch):
     assert len(trainer.history_) == 3 and len({row["learning_rate"] for row in trainer.history_}) == 1
     events = list((tmp_path / "run" / "tensorboard" / "train").glob("events.out.tfevents*"))
     assert len(events) == 1, events
+
+
+def test_streamed_runs_also_write_one_tensorboard_log(tmp_path):
+    """Streamed runs call fit once per epoch; their epoch metrics still land in one event file per split."""
+    import tensorflow as tf
+
+    from hepnn.training.callbacks import TensorBoardLog
+
+    log = TensorBoardLog(tmp_path / "tb")
+
+    class Model:
+        optimizer = None
+
+    log.set_model(Model())
+    for epoch in range(3):  # three separate fit calls, as a streamed run makes
+        log.on_train_begin()
+        log.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1), "val_loss": 2.0 / (epoch + 1)})
+        log.on_train_end()
+    log.close()
+    for split, scale in (("train", 1.0), ("validation", 2.0)):
+        files = list((tmp_path / "tb" / split).glob("events.out.tfevents*"))
+        assert len(files) == 1, files
+        values = []
+        for event in tf.compat.v1.train.summary_iterator(str(files[0])):
+            for v in event.summary.value:
+                if v.tag == "epoch_loss":
+                    values.append((event.step, float(tf.make_ndarray(v.tensor))))
+        assert values == [(0, scale), (1, scale / 2), (2, pytest.approx(scale / 3))]

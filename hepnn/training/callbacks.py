@@ -220,6 +220,52 @@ class StepCheckpoint(keras.callbacks.Callback):
         self.save(partial)
 
 
+class TensorBoardLog(keras.callbacks.Callback):
+    """The run's epoch metrics in one TensorBoard log, however many ``fit`` calls the run takes.
+
+    Keras's own ``TensorBoard`` callback opens new event files on every ``fit`` (streamed and
+    mirrored runs call ``fit`` once per epoch, and the multi-worker loop calls none); this one
+    keeps one writer per split (``train/``, ``validation/``) for the trainer's lifetime and
+    writes ``epoch_<metric>`` scalars and the learning rate with the epoch as step, like Keras.
+    :meth:`close` ends the log.
+    """
+
+    def __init__(self, log_dir: Any):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self._writers: dict = {}
+
+    def _writer(self, split: str) -> Any:
+        import os
+
+        import tensorflow as tf
+
+        if split not in self._writers:
+            self._writers[split] = tf.summary.create_file_writer(os.path.join(self.log_dir, split))
+        return self._writers[split]
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        scalars: dict[str, dict[str, float]] = {}
+        for key, value in (logs or {}).items():
+            split, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            scalars.setdefault(split, {})[f"epoch_{name}"] = float(value)
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None and "epoch_learning_rate" not in scalars.get("train", {}):
+            scalars.setdefault("train", {})["epoch_learning_rate"] = float(np.asarray(optimizer.learning_rate))
+        for split, values in scalars.items():
+            with self._writer(split).as_default():
+                for name, value in values.items():
+                    tf.summary.scalar(name, value, step=epoch)
+            self._writer(split).flush()
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
 class EpochHistory(keras.callbacks.Callback):
     """The epoch's history row (logs, learning rate, timing); appended, tracked and logged."""
 

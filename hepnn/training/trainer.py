@@ -267,7 +267,12 @@ class Trainer:
         session = RunState(state=state, history=list(state["history"]))
         tracker = start_tracking(self.config, run.path) if run is source else None
         callbacks = self._callbacks(run, model, session, feed, epoch_callback, tracker)
-        self._train(model, feed, strategy, spec, session, callbacks)
+        try:
+            self._train(model, feed, strategy, spec, session, callbacks)
+        finally:
+            for callback in callbacks["list"]:
+                if isinstance(callback, cb.TensorBoardLog):
+                    callback.close()
         return self._finish(source, run, model, session, feed, tracker)
 
     def _directories(self, out) -> tuple[RunDirectory, RunDirectory]:
@@ -386,8 +391,8 @@ class Trainer:
         # per epoch: the history row first, the policies read it, the checkpoint (the commit point) last
         policy = [cb.LearningRate(session, tcfg.optimizer.learning_rate, schedule), timing, guard, steps,
                   *decorrelate.callbacks(model, self.config)]
-        if tcfg.verbose:  # one TensorBoard log per fit
-            policy.append(require_keras().callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False))
+        if tcfg.verbose:  # one TensorBoard log per run, whatever the number of fit calls
+            policy.append(cb.TensorBoardLog(run.tensorboard))
         policy += [cb.EpochHistory(session, timing, tcfg.epochs, self.log, tracker),
                    cb.InputWaitWarning(session, feed.n_train, tcfg.batch_size),
                    cb.BestWeights(session, monitor, es.min_delta if es else 0.0,
@@ -571,8 +576,7 @@ def _fit_epochs(model, feed, callbacks: list, distributed: dict, first: int, las
 def _loop_epochs(loop, model, feed, session: RunState, callbacks: dict, first: int, skip: int, epochs: int) -> None:
     """The custom multi-worker loop, calling the same policy callbacks as ``model.fit`` would."""
     keras = require_keras()
-    policy = [c for c in callbacks["list"] if not isinstance(c, keras.callbacks.TensorBoard)]
-    hooks = keras.callbacks.CallbackList(policy, model=model)
+    hooks = keras.callbacks.CallbackList(callbacks["list"], model=model)
     model.stop_training = False
     for epoch in range(first, epochs):
         hooks.on_epoch_begin(epoch)
