@@ -92,7 +92,7 @@ def samples(cache: Path, n_jets: int, seed: int, jobs: int) -> dict[str, Path]:
 
 
 def make_config(files: dict[str, Path], model: dict | None, max_length: int, epochs: int, learning_rate: float,
-                patience: int, seed: int) -> dict:
+                patience: int, seed: int, batch_size: int = 256) -> dict:
     sequence = {"kind": "sequence", "max_length": max_length, "sort_by": {"variable": "log_pt", "descending": True}}
     return {
         "data": {
@@ -110,7 +110,7 @@ def make_config(files: dict[str, Path], model: dict | None, max_length: int, epo
             "split": {**SPLIT, "seed": 42},
         },
         "model": model or {"name": "dense", "inputs": ["highlevel"]},
-        "training": {"epochs": epochs, "batch_size": 256, "verbose": 0, "seed": seed,
+        "training": {"epochs": epochs, "batch_size": batch_size, "verbose": 0, "seed": seed,
                      "optimizer": {"name": "adam", "learning_rate": learning_rate},
                      "early_stopping": {"patience": patience} if patience else None},
     }
@@ -242,10 +242,11 @@ def main(argv=None) -> dict:
 
     models = QUICK_MODELS if args.quick else MODELS
     if args.quick:
-        sizes, epochs, max_length, lr, patience = [100, 200], 3, 12, 5e-3, 0
+        # small batches: a few hundred jets must still make tens of optimizer steps
+        sizes, epochs, max_length, lr, patience, batch = [150, 300], 4, 12, 5e-3, 0, 32
     else:
         sizes = sorted(int(s) for s in args.sizes.split(","))
-        epochs, max_length, lr, patience = args.epochs, args.max_length, args.learning_rate, args.patience
+        epochs, max_length, lr, patience, batch = args.epochs, args.max_length, args.learning_rate, args.patience, 256
     names = [m for m in args.models.split(",") if m]
     unknown = [m for m in names if m not in models]
     if unknown:
@@ -255,7 +256,7 @@ def main(argv=None) -> dict:
     from hepnn.io import load
 
     files = samples(Path(args.cache), pool_size(max(sizes)), args.seed, args.jobs)
-    base = load_config(make_config(files, None, max_length, epochs, lr, patience, seed=1))
+    base = load_config(make_config(files, None, max_length, epochs, lr, patience, seed=1, batch_size=batch))
     t0 = time.perf_counter()
     data = load(base)
     print(f"loaded {len(data['label'])} jets in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -266,7 +267,7 @@ def main(argv=None) -> dict:
         for size in sizes:
             part = nested_subset(data, size)
             for name in names:
-                config = load_config(make_config(files, models[name], max_length, epochs, lr, patience, seed=1))
+                config = load_config(make_config(files, models[name], max_length, epochs, lr, patience, seed=1, batch_size=batch))
                 r = train_one(name, models[name], config, part, Path(tmp) / str(size))
                 results[name][str(size)] = r
                 print(f"{size:7d} {name:18s} AUC {r['auc']:.4f}  1/eB@50% {r['rejection_50']}  "
@@ -275,6 +276,7 @@ def main(argv=None) -> dict:
     report = {
         "command": "python bench/physics.py " + " ".join(argv if argv is not None else os.sys.argv[1:]),
         "sizes": sizes, "max_length": max_length, "epochs": epochs, "learning_rate": lr, "patience": patience,
+        "batch_size": batch,
         "samples": {s: p.name for s, p in files.items()}, "split": SPLIT,
         "n_test": next((r["n_test"] for per in results.values() for r in per.values()), None),
         "models": {m: models[m] for m in names},

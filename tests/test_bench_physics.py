@@ -47,17 +47,17 @@ def test_quick_run_writes_sane_numbers(tmp_path):
     report = bench.main(["--quick", "--cache", str(tmp_path / "cache"), "--out", str(out), "--jobs", "1"])
     saved = json.loads((out / "physics.json").read_text())
     assert saved["results"] == report["results"]
-    assert set(saved["results"]) == set(bench.QUICK_MODELS) and saved["sizes"] == [100, 200]
+    assert set(saved["results"]) == set(bench.QUICK_MODELS) and saved["sizes"] == [150, 300]
     for name, per_size in saved["results"].items():
-        assert sorted(per_size) == ["100", "200"], name
+        assert sorted(per_size) == ["150", "300"], name
         for size, r in per_size.items():
             assert 0.5 < r["auc"] <= 1.0, (name, size, r)
             assert r["rejection_50"] is None or r["rejection_50"] > 1.0, (name, size, r)  # None: no background left
             assert r["n_test"] == saved["n_test"]  # one test set for every size
-    assert set(saved["targets"]) == {"100", "200"}
-    # the cached samples are reused: a second run generates nothing
+    assert set(saved["targets"]) == {"150", "300"}
+    # one pool per class in the cache, named by seed and size (reused by the next run)
     files = sorted(p.name for p in (tmp_path / "cache").iterdir())
-    assert files == [f"qcd_seed12_n{bench.pool_size(200)}.root", f"top_seed11_n{bench.pool_size(200)}.root"]
+    assert files == [f"qcd_seed12_n{bench.pool_size(300)}.root", f"top_seed11_n{bench.pool_size(300)}.root"]
     table = (out / "physics.md").read_text().splitlines()
     assert len(table) == 2 + len(bench.QUICK_MODELS) and "ParticleNet-Lite + jet features" in table[-1]
     assert (out / "physics.png").stat().st_size > 10_000
