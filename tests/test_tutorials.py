@@ -124,7 +124,7 @@ def sample_cache(tmp_path_factory):
 
 
 def test_every_tutorial_has_a_check():
-    assert len(SCRIPTS) == 10
+    assert len(SCRIPTS) == 11
     assert all(f"check_{name[:2]}" in globals() for name in SCRIPTS)
 
 
