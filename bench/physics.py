@@ -202,6 +202,7 @@ def plot(results: dict, sizes: list[int], path: Path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (ax_auc, ax_rej) = plt.subplots(1, 2, figsize=(11, 4.5))
     for name, per_size in results.items():
@@ -212,6 +213,8 @@ def plot(results: dict, sizes: list[int], path: Path):
                     label=LABELS.get(name, name), **style)
     for ax, ylabel in ((ax_auc, "AUC"), (ax_rej, "background rejection 1/εB at εS = 50 %")):
         ax.set_xscale("log")
+        ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel("training jets per class")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
