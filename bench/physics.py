@@ -122,7 +122,7 @@ def nested_subset(data, size: int):
 
     split, label = np.asarray(data["split"]), np.asarray(data["label"])
     keep = split == SPLITS["test"]
-    n_val = int(math.ceil(size * SPLIT["val"] / SPLIT["train"]))
+    n_val = math.ceil(size * SPLIT["val"] / SPLIT["train"])
     for part, n in (("train", size), ("val", n_val)):
         for cls in np.unique(label):
             rows = np.flatnonzero((split == SPLITS[part]) & (label == cls))
