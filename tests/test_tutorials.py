@@ -104,6 +104,17 @@ def check_10(r):
     assert {"train.slurm", "score.slurm", "score.sub", "score_file.py"} <= set(r["batch_files"])
 
 
+def check_11(r):
+    assert set(r["auc"]) == {"dense (jet features)", "Deep Sets", "EFN", "ParticleNet", "ParT"}
+    assert min(r["auc"].values()) > 0.6
+    # sets: the order of the particles does not matter (float rounding only)
+    assert set(r["permutation_max_diff"]) == {"Deep Sets", "EFN", "ParticleNet", "ParT"}
+    assert max(r["permutation_max_diff"].values()) < 1e-4
+    # the EFN is infrared and collinear safe
+    assert r["efn_ir_diff"] < 1e-5 and r["efn_collinear_diff"] < 1e-5
+    assert r["n_drawn"] == 8 and r["n_filters"] >= 8
+
+
 CHECKS = {name: globals()[f"check_{name[:2]}"] for name in SCRIPTS}
 
 
@@ -113,7 +124,7 @@ def sample_cache(tmp_path_factory):
 
 
 def test_every_tutorial_has_a_check():
-    assert len(SCRIPTS) == 10
+    assert len(SCRIPTS) == 11
     assert all(f"check_{name[:2]}" in globals() for name in SCRIPTS)
 
 
