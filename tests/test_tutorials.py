@@ -113,6 +113,9 @@ def check_11(r):
     # the EFN is infrared and collinear safe
     assert r["efn_ir_diff"] < 1e-5 and r["efn_collinear_diff"] < 1e-5
     assert r["n_drawn"] == 8 and r["n_filters"] >= 8
+    # DisCo: the score of the decorrelated tagger depends less on the mass (background jets)
+    assert r["dcorr"]["with DisCo"] < r["dcorr"]["without DisCo"]
+    assert 0.5 < r["disco_auc"] <= 1.0
 
 
 CHECKS = {name: globals()[f"check_{name[:2]}"] for name in SCRIPTS}
