@@ -22,6 +22,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from .config import load_config
+from .exceptions import ConfigError
+
 __all__ = ["Analysis"]
 
 
@@ -44,15 +47,11 @@ class Analysis:
     config_file: str = "config.yaml"
 
     def __init__(self, config: Any = None, directory: str | os.PathLike | None = None, overrides=()):
-        from .config import load_config
-
         if directory is None:
             directory = self.default_directory()
         self.directory = Path(directory) if directory is not None else None
         if config is None:
             if self.directory is None or not (self.directory / self.config_file).is_file():
-                from .exceptions import ConfigError
-
                 msg = f"analysis {type(self).__name__}: no {self.config_file} in {self.directory}"
                 raise ConfigError(msg)
             config = self.directory / self.config_file

@@ -24,8 +24,12 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from ._logs import quiet_tensorflow
 from ._redact import redact
+from .config import dump_config, load_config
 from .exceptions import ConfigError, HepnnError, OutputDirError, UnknownNameError
+from .plugins import find_analyses
+from .run import run_analysis
 
 __all__ = ["main", "build_parser"]
 
@@ -60,8 +64,6 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_list(args) -> int:
-    from .plugins import find_analyses
-
     analyses = find_analyses([Path("analyses")])
     print("analyses:")
     for name, where in analyses.items():
@@ -93,8 +95,6 @@ def _registries():
 
 
 def _cmd_config_check(args) -> int:
-    from .config import load_config
-
     config = load_config(args.file, args.overrides)
     n_inputs = len(config.data.inputs)
     print(f"{args.file}: ok (model {config.model.name!r}, {n_inputs} input(s), {len(config.data.files)} file group(s))")
@@ -102,15 +102,11 @@ def _cmd_config_check(args) -> int:
 
 
 def _cmd_config_show(args) -> int:
-    from .config import dump_config, load_config
-
     sys.stdout.write(dump_config(load_config(args.file, args.overrides)))
     return 0
 
 
 def _cmd_run(args) -> int:
-    from .run import run_analysis
-
     out = run_analysis(args.analysis, out=args.out, overrides=args.overrides, steps=args.steps, quick=args.quick,
                        update_readme=args.update_readme, force=args.force)
     print(f"run finished: {out}")
@@ -203,7 +199,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = args.debug or os.environ.get("HEPNN_DEBUG")
-    from ._logs import quiet_tensorflow
 
     quiet_tensorflow(debug=bool(debug))
     quiet = bool(getattr(args, "_generic_quiet", False) and getattr(args, "quiet", False))

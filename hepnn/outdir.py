@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from ._fileio import atomic_write_text, current_umask
+from ._version import __version__
 from .exceptions import OutputDirError
 
 __all__ = ["MARKER", "LOCK", "claim", "claim_directory", "lock_directory", "is_owned"]
@@ -68,8 +70,6 @@ def claim_directory(path: str | os.PathLike, kind: str, force: bool = False) -> 
     OutputDirError
         ``path`` is a file, or a directory with other content and no marker (unless ``force``).
     """
-    from ._version import __version__
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         msg = f"--out {path}: exists and is not a directory; choose another --out"
@@ -89,8 +89,6 @@ def claim_directory(path: str | os.PathLike, kind: str, force: bool = False) -> 
             raise OutputDirError(msg)
     path.mkdir(parents=True, exist_ok=True)
     if not is_owned(path):
-        from ._fileio import atomic_write_text
-
         marker = {"hepnn": __version__, "kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         atomic_write_text(path / MARKER, json.dumps(marker) + "\n")
     return path
@@ -152,6 +150,4 @@ def claim(path: str | os.PathLike, kind: str, force: bool = False) -> Iterator[P
 
 
 def _umask() -> int:
-    from ._fileio import current_umask
-
     return current_umask()

@@ -14,7 +14,11 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .config import quick as quick_config
 from .exceptions import ConfigError, suggest
+from .outdir import claim
+from .plugins import load_analysis
+from .training.tracking import log_results
 
 __all__ = ["STEPS", "run_analysis", "available_steps"]
 
@@ -66,13 +70,9 @@ def run_analysis(
     :mod:`hepnn.outdir`): an existing folder holding other files is refused unless
     ``force``, and a second ``hepnn run`` on the same folder fails at once.
     """
-    from .plugins import load_analysis
-
     overrides = list(overrides)
     analysis = load_analysis(target, overrides)
     if quick:
-        from .config import quick as quick_config
-
         analysis.config = quick_config(analysis.config)
     # the command that reproduces the run (shown in OUT/results.md); --out and --steps change nothing in the numbers
     analysis.command = " ".join(
@@ -89,16 +89,14 @@ def run_analysis(
         if name not in STEPS:
             msg = f"--steps: unknown step {name!r}{suggest(name, list(STEPS))}; valid steps: {', '.join(STEPS)}"
             raise ConfigError(msg)
-    from .outdir import claim
 
     with claim(out_dir, "analysis", force=force):
         _run_steps(analysis, out_dir, wanted, log)
     if getattr(analysis.config.training, "tracking", None) is not None:
-        from .training.tracking import log_results
-
         for run_id in log_results(out_dir):
             log(f"[{analysis.name}] test metrics and report logged to MLflow run {run_id}")
     if update_readme:
+        # lazy: keeps the CLI parser (`import hepnn.cli`) light
         from .plotting.step import update_readme as _update_readme
 
         readme = _update_readme(analysis, out_dir)

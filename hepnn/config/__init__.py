@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .._fileio import atomic_write_text
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, UnknownNameError
 from .loader import dump_yaml, from_dict, parse_override, safe_load_yaml, set_path, to_dict
 from .schema import *  # noqa: F403
 from .schema import Config, DataConfig, ModelConfig, TrainingConfig  # noqa: F401
+from .schema import with_overlay
 
 __all__ = [
     "Config",
@@ -102,8 +103,6 @@ def variant(config: Config, name: str | None) -> Config:
     """The config of variant ``name`` (its overlay merged onto the base; ``None``: the base)."""
     if name is None:
         return config
-    from ..exceptions import UnknownNameError
-    from .schema import with_overlay
 
     if name not in config.variants:
         raise UnknownNameError(name, "variant", config.variants)
@@ -113,8 +112,6 @@ def variant(config: Config, name: str | None) -> Config:
 
 def quick(config: Config) -> Config:
     """The config with its ``quick`` overlay merged in (``hepnn run --quick``)."""
-    from .schema import with_overlay
-
     if not config.quick:
         return config
     return with_overlay(config, config.quick, "quick", clear=("quick",))

@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Optional, Union
 
+from ..exceptions import ConfigError, suggest
 from ..registry import Registry
-from .loader import short_repr
+from .loader import from_dict, short_repr, to_dict
 
 __all__ = [
     "Config",
@@ -380,13 +381,12 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict, metadata=_doc("builder options"))
 
     def validate(self):
+        # lazy: keeps the config loader and `import hepnn` light (no numpy)
         from ..models.registry import MODELS, check_params
 
         if len(MODELS) == 0:
             return
         if self.name not in MODELS:
-            from ..exceptions import suggest
-
             yield "name", (
                 f"unknown model {self.name!r}{suggest(self.name, MODELS.names())}; "
                 f"valid names: {', '.join(MODELS.names())}"
@@ -539,7 +539,7 @@ class ExplainConfig:
 
     def validate(self):
         """Every method and every ``options`` key names a registered explainer; options are its arguments."""
-        from ..exceptions import ConfigError, suggest
+        # lazy: keeps the config loader and `import hepnn` light (no numpy)
         from ..explain import EXPLAINERS
         from ..explain.registry import check_options
 
@@ -636,8 +636,6 @@ class GenerateConfig:
 
 def with_overlay(config: "Config", overlay: dict, path: str, clear: tuple[str, ...] = ("variants", "quick")) -> "Config":
     """``config`` with ``overlay`` merged in (the ``clear`` sections emptied first), validated as ``path``."""
-    from .loader import from_dict, to_dict
-
     base = to_dict(config)
     for key in clear:
         base[key] = {}
@@ -710,8 +708,6 @@ class Config:
                     yield "", text if text.startswith(prefix) else f"{prefix}: {text}"
         decor = self.training.decorrelate
         if decor is not None and decor.variable not in self.data.spectators:
-            from ..exceptions import suggest
-
             valid = ", ".join(self.data.spectators) or "none"
             yield "training.decorrelate.variable", (
                 f"{decor.variable!r} is not a spectator{suggest(decor.variable, list(self.data.spectators))}; "
@@ -720,8 +716,6 @@ class Config:
         if self.model.inputs is not None and self.data.inputs:
             for i, name in enumerate(self.model.inputs):
                 if name not in self.data.inputs:
-                    from ..exceptions import suggest
-
                     yield f"model.inputs[{i}]", (
                         f"unknown input {name!r}{suggest(name, list(self.data.inputs))}; "
                         f"data.inputs defines {', '.join(self.data.inputs)}"

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..config.loader import safe_load_yaml, short_repr
 from ..exceptions import ConfigError
+from .generator import generate
 
 __all__ = ["add_commands"]
 
@@ -21,8 +23,6 @@ _LAYOUTS = ("per_jet", "per_event")
 
 
 def _parse_option(text: str) -> tuple[str, object]:
-    from ..config.loader import safe_load_yaml, short_repr
-
     if "=" not in text:
         msg = f"--option: expected KEY=VALUE, received {short_repr(text)}"
         raise ConfigError(msg)
@@ -31,8 +31,6 @@ def _parse_option(text: str) -> tuple[str, object]:
 
 
 def _cmd_generate(args) -> int:
-    from .generator import generate
-
     if args.n_jets < 1:
         msg = f"--n-jets: expected a positive int, received {args.n_jets}"
         raise ConfigError(msg)

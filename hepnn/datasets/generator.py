@@ -22,8 +22,15 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from .._fileio import atomic_path
-from ..exceptions import ConfigError, HepnnError
-from .samples import SampleDefinition, resolve_options
+from .._version import __version__
+from ..exceptions import ConfigError, HepnnError, suggest
+from .clustering import cluster_jets, kinematics
+from .matching import hadron_flavour, match_resonance
+from .pythia import charge_of, make_pythia, next_batch
+from .samples import SAMPLES, SampleDefinition, resolve_options
+from .substructure import substructure
+from .tracks import PIXEL_R_MAX, PIXEL_Z_MAX, impact_parameters, track_selection
+from .writer import ChunkWriter
 
 __all__ = ["generate", "LAYOUTS", "worker_seeds", "produce", "process_batch"]
 
@@ -46,12 +53,6 @@ def worker_seeds(seed: int, jobs: int) -> list[int]:
 
 def process_batch(defn: SampleDefinition, pythia, batch, rng: np.random.Generator) -> dict:
     """Cluster, label and measure the jets of one batch of events; return a chunk dict."""
-    from .clustering import cluster_jets, kinematics
-    from .matching import hadron_flavour, match_resonance
-    from .pythia import charge_of
-    from .substructure import substructure
-    from .tracks import impact_parameters, track_selection
-
     jets = cluster_jets(batch, defn.jet_r, defn.pt_min, defn.pt_max, defn.eta_max, defn.n_leading)
     if defn.kind == "flavour":
         flavour = hadron_flavour(batch, jets)
@@ -144,8 +145,6 @@ def produce(defn: SampleDefinition, n_jets: int, seed: int, worker: int, jobs: i
     Each chunk carries ``timing`` = ``{"pythia": s, "other": s}`` (seconds in
     ``Pythia.nextBatch`` and in everything else), used by the benchmark.
     """
-    from .pythia import make_pythia, next_batch
-
     pythia = make_pythia(defn.pythia_settings(worker_seeds(seed, jobs)[worker]))
     rng = np.random.default_rng(np.random.SeedSequence([seed, worker, 1]))
     pending: list[dict] = []
@@ -261,9 +260,7 @@ def _clean_stale(out: Path) -> None:
 
 
 def _check_args(sample, n_jets, seed, jobs, layout):
-    from .samples import SAMPLES
     if isinstance(sample, str) and sample not in SAMPLES:
-        from ..exceptions import suggest
         msg = f"sample: unknown sample {sample!r}{suggest(sample, SAMPLES.names())}; valid samples: {', '.join(SAMPLES.names())}"
         raise ConfigError(msg)
     if isinstance(n_jets, bool) or not isinstance(n_jets, (int, np.integer)) or n_jets < 1:
@@ -285,8 +282,6 @@ def _provenance(defn: SampleDefinition, n_jets, seed, jobs, layout) -> dict:
     import platform
     from importlib import metadata
 
-    from .. import __version__
-    from .tracks import PIXEL_R_MAX, PIXEL_Z_MAX
 
     def version(name):
         try:
@@ -377,7 +372,6 @@ def generate(sample: str | SampleDefinition, n_jets: int, seed: int = 1, out: st
     _clean_stale(out)
     n_jets, seed, jobs = int(n_jets), int(seed), int(jobs)
     n_per_worker = [n_jets // jobs + (k < n_jets % jobs) for k in range(jobs)]
-    from .writer import ChunkWriter
 
     totals = {"pythia": 0.0, "other": 0.0, "events": 0}
     start = time.perf_counter()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._optional import require
+from ..exceptions import HepnnError
 
 __all__ = ["EventBatch", "make_pythia", "next_batch", "charge_of"]
 
@@ -52,8 +53,6 @@ def make_pythia(settings: list[str]):
     >>> from hepnn.datasets import SAMPLES
     >>> pythia = make_pythia(SAMPLES.get("qcd").pythia_settings(seed=1))  # doctest: +SKIP
     """
-    from ..exceptions import HepnnError
-
     pythia8mc = require("pythia8mc")
     pythia = pythia8mc.Pythia("", False)
     for line in settings:

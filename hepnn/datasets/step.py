@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ..exceptions import ConfigError
+from .generator import generate
 from .samples import resolve_options
 
 __all__ = ["generate_step"]
@@ -28,8 +29,6 @@ def generate_step(analysis, out_dir: str | os.PathLike, log=print) -> list[Path]
     list of pathlib.Path
         The files of all samples (generated now or before).
     """
-    from .generator import generate
-
     config = analysis.config.generate
     if config is None:
         return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..exceptions import UnknownNameError
 from ..models.inference import compiled
 from .registry import register_explainer
 
@@ -15,8 +16,6 @@ def _layer(model, name):
         return None
     names = [layer.name for layer in model.layers]
     if name not in names:
-        from ..exceptions import UnknownNameError
-
         raise UnknownNameError(name, "layer", names)
     return model.get_layer(name)
 

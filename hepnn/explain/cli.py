@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from ..cli import add_set_option
+from ..config import load_config
+from ..training.rundir import RunDirectory
+from . import run
+from .registry import EXPLAINERS
+
 
 def _cmd_explain(args) -> int:
-    from ..config import load_config
-    from ..training.rundir import RunDirectory
-    from .registry import EXPLAINERS
-    from .run import explain_run
-
     EXPLAINERS.get(args.method)  # unknown names fail before anything heavy is loaded
     options = None
     if args.overrides:
@@ -18,7 +19,7 @@ def _cmd_explain(args) -> int:
             options.setdefault("background_size", config.explain.background_size)
         if args.n_jets is None:
             args.n_jets = config.explain.n_jets
-    expl = explain_run(args.run_dir, args.method, n_jets=args.n_jets, split=args.split, options=options)
+    expl = run.explain_run(args.run_dir, args.method, n_jets=args.n_jets, split=args.split, options=options)
     seconds = expl.extra.get("seconds", 0.0)
     print(f"explained {expl.n_jets} jets with {args.method} in {seconds:.1f} s -> "
           f"{args.run_dir}/explain/{args.method}/values.npz")
@@ -26,9 +27,6 @@ def _cmd_explain(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    from ..cli import add_set_option
-    from .registry import EXPLAINERS
-
     p = subparsers.add_parser("explain", help="explain a trained tagger (SHAP, permutation, gradients, ...)")
     p.add_argument("run_dir")
     p.add_argument("--method", required=True, help=f"explainer: {', '.join(EXPLAINERS.names())}")

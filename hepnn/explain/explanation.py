@@ -16,6 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .._fileio import atomic_path
+
 __all__ = ["Explanation"]
 
 
@@ -132,8 +134,6 @@ class Explanation:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``directory/values.npz`` atomically and return its path."""
-        from .._fileio import atomic_path
-
         path = Path(directory) / "values.npz"
         with atomic_path(path, suffix=".part.npz") as tmp:
             np.savez_compressed(tmp, **self.arrays())

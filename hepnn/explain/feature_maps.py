@@ -13,6 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..exceptions import UnknownNameError
+from ..plotting import save_figure
+from ..plotting.common import pyplot
+from ..plotting.filters import plot_conv_filters, plot_feature_maps
 from .gradcam import conv_layers
 from .registry import register_explainer
 
@@ -74,8 +78,6 @@ def feature_maps(target, inputs, layers: list | None = None, n_examples: int = 4
             layers = [layers]
         missing = [n for n in layers if n not in names]
         if missing:
-            from ..exceptions import UnknownNameError
-
             raise UnknownNameError(missing[0], "convolution layer", names)
         chosen = [convs[names.index(n)] for n in layers]
     struct = getattr(model, "_inputs_struct", None) or model.inputs
@@ -108,10 +110,6 @@ def feature_maps(target, inputs, layers: list | None = None, n_examples: int = 4
 def write_feature_map_plots(expl, out_dir, class_names=None) -> list[Path]:
     """PNG plots of a ``feature_maps`` explanation in ``out_dir``: ``filters.png`` and
     ``feature_maps_<layer>.png`` (class averages, then the example jets)."""
-    from ..plotting import save_figure
-    from ..plotting.common import pyplot
-    from ..plotting.filters import plot_conv_filters, plot_feature_maps
-
     plt = pyplot()
     out_dir = Path(out_dir)
     written: list[Path] = []

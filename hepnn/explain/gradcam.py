@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..exceptions import UnknownNameError
 from ..models.inference import compiled
 from .registry import register_explainer
 
@@ -49,8 +50,6 @@ def gradcam(target, inputs, layer: str | None = None, relu: bool = True) -> dict
     else:
         names = [c.name for c in convs]
         if layer not in names:
-            from ..exceptions import UnknownNameError
-
             raise UnknownNameError(layer, "convolution layer", names)
         chosen = convs[names.index(layer)]
     struct = getattr(model, "_inputs_struct", None) or model.inputs

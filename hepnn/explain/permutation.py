@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..metrics import roc_auc
 from .registry import register_explainer
 
 __all__ = ["permutation"]
@@ -16,8 +17,6 @@ def _applies(target):
 
 
 def _auc(scores, labels):
-    from ..metrics import roc_auc
-
     return roc_auc(labels, scores)
 
 

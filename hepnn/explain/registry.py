@@ -19,6 +19,7 @@ import numpy as np
 from ..exceptions import ConfigError, suggest
 from ..registry import Registry
 from .explanation import Explanation
+from .target import Target
 
 __all__ = ["EXPLAINERS", "register_explainer", "explain", "check_options", "applies"]
 
@@ -115,8 +116,6 @@ def explain(
     --------
     >>> expl = explain(model, {"jet": x}, method="integrated_gradients", n_steps=32)  # doctest: +SKIP
     """
-    from .target import Target
-
     fn = EXPLAINERS.get(method)
     name = method if isinstance(method, str) else getattr(fn, "__name__", "explainer")
     if isinstance(method, str):

@@ -18,8 +18,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .._fileio import atomic_write_text
+from ..exceptions import InputDataError
+from ..models import load_model
+from ..plotting import plot_beeswarm, plot_heatmap, plot_importance, plot_position_importance, save_figure
+from ..training.evaluate import predict_split
+from ..training.rundir import RunDirectory, write_json
 from .explanation import Explanation, jsonable
 from .registry import EXPLAINERS, check_options, explain
+from .target import Target
 
 __all__ = ["explain_run", "write_plots"]
 
@@ -62,9 +69,6 @@ def explain_run(
     --------
     >>> expl = explain_run("runs/top/model", "permutation", n_jets=500)  # doctest: +SKIP
     """
-    from ..training.evaluate import predict_split
-    from ..training.rundir import write_json
-
     EXPLAINERS.get(method)
     pred = predict_split(run_dir, split, data=data)
     config = pred["config"]
@@ -80,8 +84,6 @@ def explain_run(
     names = list(spec.names)
     n_total = len(part["label"])
     if n_total == 0:
-        from ..exceptions import InputDataError
-
         msg = f"{run_dir}: the {split!r} split has no jets to explain"
         raise InputDataError(msg)
     rng = np.random.default_rng(random_state)
@@ -89,9 +91,6 @@ def explain_run(
     x = {n: np.asarray(part[n], dtype=np.float32)[pick] for n in names}
     labels = np.asarray(part["label"])[pick]
     feature_names = _feature_names(spec, part)
-    from ..models import load_model
-    from ..training.rundir import RunDirectory
-    from .target import Target
 
     run = RunDirectory(run_dir)
     model = load_model(run.model)
@@ -107,8 +106,6 @@ def explain_run(
     summary = _summary(expl, options, predict_seconds, pred["classes"], part, pick)
     rules = expl.extra.get("rules")
     if isinstance(rules, str):
-        from .._fileio import atomic_write_text
-
         atomic_write_text(out_dir / "rules.txt", rules)
     if plots:
         summary["plots"] = [p.name for p in write_plots(expl, out_dir, class_names=pred["classes"])]
@@ -168,8 +165,6 @@ def write_plots(expl: Explanation, out_dir: str | os.PathLike, class_names: list
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-
-    from ..plotting import plot_beeswarm, plot_heatmap, plot_importance, plot_position_importance, save_figure
 
     out_dir = Path(out_dir)
     written: list[Path] = []

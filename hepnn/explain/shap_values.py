@@ -18,6 +18,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .._optional import require
+from ..exceptions import ConfigError, suggest
 from .registry import register_explainer
 
 __all__ = ["shap_explainer", "tf_gradients_guard", "deep_supported"]
@@ -160,12 +162,8 @@ def shap_explainer(target, inputs, algorithm: str = "auto", background_size: int
     (``extra["additivity_error"]`` reports the largest deviation); ``gradient`` does
     only on average over its samples.
     """
-    from .._optional import require
-
     shap = require("shap")
     if algorithm not in ALGORITHMS:
-        from ..exceptions import ConfigError, suggest
-
         msg = f"explain.options.shap.algorithm: unknown algorithm {algorithm!r}{suggest(algorithm, ALGORITHMS)}; valid: {', '.join(ALGORITHMS)}"
         raise ConfigError(msg)
     names = list(target.names)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..models import load_model
+from ..training.rundir import RunDirectory
+from ..training.step import run_dirs
+from . import run
+from .registry import applies
+from .target import Target
+
 __all__ = ["explain_step"]
 
 
 def explain_step(analysis, out_dir: Path, log=print) -> dict[str, dict[str, Path]]:
     """Run ``analysis.config.explain.methods`` on each run of ``analysis``; skip those that do not apply."""
-    from ..models import load_model
-    from ..training.rundir import RunDirectory
-    from ..training.step import run_dirs
-    from .registry import applies
-    from .run import explain_run
-    from .target import Target
-
     written: dict[str, dict[str, Path]] = {}
     for name, run_dir in run_dirs(analysis, out_dir).items():
         written[name] = {}
@@ -26,7 +26,7 @@ def explain_step(analysis, out_dir: Path, log=print) -> dict[str, dict[str, Path
             if reason:
                 log(f"[{analysis.name}] {name}: skipping explainer {method!r}: {reason}")
                 continue
-            expl = explain_run(run_dir, method)
+            expl = run.explain_run(run_dir, method)
             log(f"[{analysis.name}] {name}: {method} on {expl.n_jets} jets in {expl.extra.get('seconds', 0):.1f} s")
             written[name][method] = Path(run_dir) / "explain" / method
     return written

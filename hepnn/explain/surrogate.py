@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._optional import require
 from .registry import register_explainer
 
 __all__ = ["surrogate", "summarise"]
@@ -82,8 +83,6 @@ def surrogate(target, inputs, max_depth: int = 3, test_fraction: float = 0.3, ra
     random_state : int
     feature_names : dict of str to list of str, optional
     """
-    from .._optional import require
-
     require("sklearn")
     from sklearn.metrics import r2_score
     from sklearn.tree import DecisionTreeRegressor, export_text

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .._optional import require_keras
 from ..models.inference import compiled, fixed_batches
 
 __all__ = ["Target", "infer_task"]
@@ -63,8 +64,6 @@ class Target:
 
     def __init__(self, model, task: str | None = None, class_index: int | None = None,
                  mask_value: float | None = None, batch_size: int = 512):
-        from .._optional import require_keras
-
         self.keras = require_keras()
         import tensorflow as tf
 

@@ -15,6 +15,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from ..config import Config, DataConfig, JetAxisConfig, load_config
 from ..exceptions import ConfigError, InputDataError, suggest
 from .derived import DERIVED, Momenta
 from .labels import LabelCounts, check_class_indices, map_labels
@@ -31,8 +32,6 @@ _MOMENTUM_KEYS = ("px", "py", "pz", "energy", "pt", "eta", "phi", "mass", "theta
 
 def data_config(config: Any) -> Any:
     """The ``DataConfig`` of a Config, DataConfig, mapping or config-file path."""
-    from ..config import Config, DataConfig, load_config
-
     if isinstance(config, DataConfig):
         return config
     if isinstance(config, Config):
@@ -194,8 +193,6 @@ def make_plan(config: Any, keys: list[str], source: SourceFile) -> Plan:
 def _jet_axis(config: Any, have: set, per_event: bool) -> dict:
     ax = config.jet_axis
     if ax is not None or not per_event:
-        from ..config import JetAxisConfig
-
         ax = ax or JetAxisConfig()
         return {k: getattr(ax, k) for k in ("pt", "eta", "phi", "energy", "mass") if getattr(ax, k)}
     out = {}

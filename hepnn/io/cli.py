@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from ..cli import add_set_option
+from ..config import load_config
+from .convert import convert
+
 __all__ = ["add_commands"]
 
 
 def _cmd_convert(args) -> int:
-    from ..config import load_config
-    from .convert import convert
-
     config = load_config(args.config, args.overrides)
     counts = convert(config, args.out, force=args.force)
     total = sum(counts.values())
@@ -19,8 +20,6 @@ def _cmd_convert(args) -> int:
 
 def add_commands(subparsers) -> None:
     """Add the ``convert`` sub-command."""
-    from ..cli import add_set_option
-
     p = subparsers.add_parser("convert", help="read ROOT files once into train/val/test .npz files")
     p.add_argument("config", help="config file with a data section")
     p.add_argument("--out", required=True, help="output folder")

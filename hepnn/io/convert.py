@@ -21,7 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from .._faults import fault
 from .._fileio import atomic_path
+from ..config import Config, load_config, save_config
+from ..outdir import claim
 from .load import load
 from .split import SPLITS
 
@@ -47,10 +50,6 @@ def convert(config: Any, out: str | os.PathLike, analysis: Any = None, force: bo
     dict
         Jets written per split.
     """
-    from ..config import Config, load_config, save_config
-    from ..outdir import claim
-    from .._faults import fault
-
     full = config if isinstance(config, Config) else load_config(config)
     with claim(out, "convert", force=force) as out:
         recover(out)
@@ -91,8 +90,6 @@ def recover(out: str | os.PathLike) -> None:
 
 def _swap(out: Path) -> None:
     import shutil
-
-    from .._faults import fault
 
     staging = out / STAGING
     for name in OUTPUTS:

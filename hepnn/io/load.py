@@ -21,6 +21,9 @@ from .jetdata import JetData
 from .representations import input_kind
 from .labels import class_names
 from .split import split_code
+from ..exceptions import InputDataError
+from ..preprocessing import Preprocessor
+from .memory import bound_allocator
 
 __all__ = ["load", "iterate", "fit_preprocessing", "feature_names"]
 
@@ -55,8 +58,6 @@ def iterate(config: Any, analysis: Any = None, *, split: str | int | None = None
     dict
         Same keys as :func:`load`.
     """
-    from .memory import bound_allocator
-
     bound_allocator()
     code = None if split is None else split_code(split)
     yield from iterate_chunks(config, analysis, step_size=step_size, summary=summary, split=code)
@@ -64,8 +65,6 @@ def iterate(config: Any, analysis: Any = None, *, split: str | int | None = None
 
 def fit_preprocessing(config: Any, analysis: Any = None, chunks: Any = None):
     """Fit a :class:`hepnn.preprocessing.Preprocessor` on the training split, streaming."""
-    from ..preprocessing import Preprocessor
-
     config = data_config(config)
     pre = Preprocessor.from_config(config)
     pre.reset()
@@ -131,8 +130,6 @@ def load(config: Any, analysis: Any = None, *, standardize: bool = True, step_si
     chunks = list(iterate_chunks(config, analysis, step_size=step_size, summary=summary))
     arrays = _concatenate(chunks)
     if not arrays or len(arrays.get("label", ())) == 0:
-        from ..exceptions import InputDataError
-
         msg = (
             f"no jets selected from {summary.get('n_files', 0)} file(s) "
             f"({summary.get('n_skipped', 0)} skipped): check data.cuts, data.label and the analysis' select"

@@ -21,6 +21,8 @@ import os
 
 import numpy as np
 
+from ..exceptions import ConfigError, suggest
+
 __all__ = ["assign_split", "SPLITS", "split_code", "hash_uniform", "fold_key", "event_fold_key", "assign_fold"]
 
 #: split names in code order (0 train, 1 val, 2 test)
@@ -105,8 +107,6 @@ def split_code(name: str | int) -> int:
     if isinstance(name, (int, np.integer)) and 0 <= int(name) <= 2:
         return int(name)
     if name not in SPLITS:
-        from ..exceptions import ConfigError, suggest
-
         msg = f"unknown split {name!r}{suggest(str(name), SPLITS)}; expected one of {', '.join(SPLITS)}"
         raise ConfigError(msg)
     return SPLITS.index(name)

@@ -23,8 +23,10 @@ from typing import Any, Iterator
 import numpy as np
 
 from .._optional import require
+from .cache import ChunkCache, fingerprint
 from .chunks import data_config, iterate_chunks
 from .load import fit_preprocessing
+from .memory import bound_allocator
 from .representations import input_kind
 from .sources import resolve_files
 from .split import split_code
@@ -117,8 +119,6 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
                cache_dir: Any = None) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
     """Like :func:`batches`, but consecutive batches of equal size come stacked as
     ``(n_batches, batch_size, ...)`` arrays: one hand-over per chunk instead of per batch."""
-    from .memory import bound_allocator
-
     bound_allocator()
     config = data_config(config)
     code = None if split is None else split_code(split)
@@ -127,8 +127,6 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
     keys = names + [f"{n}_mask" for n, i in config.inputs.items() if input_kind(i).masked]
     cache = None
     if cache_dir is not None:
-        from .cache import ChunkCache, fingerprint
-
         cache = ChunkCache(cache_dir, fingerprint(config, code, preprocessing, step_size, keys,
                                                   type(analysis).__qualname__ if analysis is not None else None))
     if cache is not None and cache.is_complete():

@@ -32,6 +32,8 @@ import sys
 
 from . import autoencoder, cnn, deepsets, dense, efn, particlenet, rnn, transformer  # noqa: F401  (registers the builders)
 from .registry import MODELS, build_model, register_model
+from .._optional import require
+from ..exceptions import InputDataError
 
 __all__ = ["MODELS", "register_model", "build_model", "load_model"]
 
@@ -51,11 +53,10 @@ def load_model(path: str | os.PathLike):
     --------
     >>> model = hepnn.models.load_model("run/model.keras")  # doctest: +SKIP
     """
-    from .._optional import require
-
     path = os.fspath(path)
     _check_archive(path)
     keras = require("keras")
+    # lazy: the custom layers need Keras, which `import hepnn.models` does not import
     from . import layers, particle_layers  # noqa: F401  (registers the custom layers)
 
     try:
@@ -67,16 +68,12 @@ def load_model(path: str | os.PathLike):
 
 
 def _corrupt(path: str, why: str):
-    from ..exceptions import InputDataError
-
     return InputDataError(f"cannot read model file {path}: not a valid Keras archive ({why}); re-train or restore it")
 
 
 def _check_archive(path: str) -> None:
     """A missing model file is "not found"; one that is no intact ``.keras`` zip archive is "corrupt"."""
     import zipfile
-
-    from ..exceptions import InputDataError
 
     if not os.path.exists(path):
         msg = f"model file not found: {path}; train the run with `hepnn train CONFIG --out RUN_DIR`"

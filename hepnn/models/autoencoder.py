@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from .._optional import require
 from . import _options as opt
+from . import blocks
 from .inference import predict
 from .registry import register_model
 
@@ -102,9 +104,6 @@ def build_autoencoder(
     opt.raise_problems(opt.check_task(task, n_outputs, ("autoencoder",)), prefix="")
     opt.raise_problems(_check(options))
 
-    from .._optional import require
-    from . import blocks
-
     keras = require("keras")
     inputs = blocks.make_inputs(input_shapes)
     if len(inputs) != 1:
@@ -133,6 +132,7 @@ def build_autoencoder(
         if kind != "flat":
             x = keras.layers.Reshape(shape, dtype="float32", name="reconstruction" if kind == "image" else "decoder_reshape")(x)
         if kind == "sequence":
+            # lazy: needs Keras; `import hepnn.models` stays free of it
             from .layers import ApplyMask
 
             mask = blocks.padding_mask(x_in, mask_value, name="padding_mask")
@@ -188,8 +188,6 @@ def encoder(model):
     --------
     >>> latent = encoder(model).predict(x)  # doctest: +SKIP
     """
-    from .._optional import require
-
     keras = require("keras")
     try:
         latent = model.get_layer("latent")

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 from .._optional import require
 from ._options import as_units
+from .heads import output_layer
 
 __all__ = [
     "KINDS",
@@ -182,6 +183,7 @@ def dense_stack(
 
 def padding_mask(x, mask_value: float, name: str):
     """The float ``(batch, max_length)`` mask of real slots (:class:`~hepnn.models.layers.PaddingMask`)."""
+    # lazy: needs Keras; `import hepnn.models` stays free of it
     from .layers import PaddingMask
 
     return PaddingMask(mask_value, name=name)(x)
@@ -204,6 +206,7 @@ def deepsets_branch(
     Padded slots (every feature == ``mask_value``) are excluded exactly; a jet
     without real elements pools to zeros. Output ``(batch, units[-1])``.
     """
+    # lazy: needs Keras; `import hepnn.models` stays free of it
     from .layers import MaskedPooling
 
     mask = padding_mask(x, mask_value, name=f"{name}_mask")
@@ -322,8 +325,6 @@ def head(
     name: str = "head",
 ):
     """Concatenate ``features``, apply a dense stack and the task's output layer."""
-    from .heads import output_layer
-
     x = concatenate(features)
     x = dense_stack(
         x,

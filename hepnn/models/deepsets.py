@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from . import _options as opt
+from . import blocks
 from .registry import register_model
 
 __all__ = ["build_deepsets"]
@@ -84,8 +85,6 @@ def build_deepsets(
     options = {k: v for k, v in locals().items() if k not in _RESERVED}
     opt.raise_problems(opt.check_task(task, n_outputs, _TASKS), prefix="")
     opt.raise_problems(_check(options))
-
-    from . import blocks
 
     inputs = blocks.make_inputs(input_shapes)
     blocks.require_kind("deepsets", inputs, "sequence", "(max_length, n_features)")

@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import _options as opt
+from . import blocks
 from ._features import ETA_NAMES, PHI_NAMES, Z_NAMES, check_features, resolve_features
 from .registry import register_model
 
@@ -118,7 +119,7 @@ def build_efn(
     opt.raise_problems(opt.check_task(task, n_outputs, _TASKS), prefix="")
     opt.raise_problems(_check_efn(options))
 
-    from . import blocks
+    # lazy: needs Keras; `import hepnn.models` stays free of it
     from .particle_layers import SelectFeatures, WeightedSum
 
     inputs = blocks.make_inputs(input_shapes)
@@ -209,8 +210,6 @@ def build_pfn(
     options = {key: v for key, v in locals().items() if key not in _RESERVED}
     opt.raise_problems(opt.check_task(task, n_outputs, _TASKS), prefix="")
     opt.raise_problems(_check_pfn(options))
-
-    from . import blocks
 
     inputs = blocks.make_inputs(input_shapes)
     blocks.require_kind("pfn", inputs, "sequence", "(max_length, n_features)")

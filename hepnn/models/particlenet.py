@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from .._optional import require
 from . import _options as opt
+from . import blocks
 from ._features import ETA_NAMES, PHI_NAMES, check_features, resolve_features
 from .registry import register_model
 
@@ -135,8 +137,7 @@ def build_particlenet(
     channels = defaults["channels"] if channels is None else channels
     dense_units = defaults["dense_units"] if dense_units is None else dense_units
 
-    from .._optional import require
-    from . import blocks
+    # lazy: needs Keras; `import hepnn.models` stays free of it
     from .layers import ApplyMask, MaskedPooling
     from .particle_layers import EdgeAggregate, KNNEdges, SelectFeatures
 

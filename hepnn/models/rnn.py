@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from .._optional import require
 from . import _options as opt
+from . import blocks
 from .registry import register_model
 
 __all__ = ["build_rnn"]
@@ -96,9 +98,6 @@ def build_rnn(
     options = {k: v for k, v in locals().items() if k not in _RESERVED}
     opt.raise_problems(opt.check_task(task, n_outputs, _TASKS), prefix="")
     opt.raise_problems(_check(options))
-
-    from .._optional import require
-    from . import blocks
 
     keras = require("keras")
     inputs = blocks.make_inputs(input_shapes)

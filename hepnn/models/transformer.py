@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from .._optional import require
 from . import _options as opt
+from . import blocks
 from ._features import MOMENTUM_NAMES, check_features, resolve_features
 from .registry import register_model
 
@@ -137,8 +139,7 @@ def build_transformer(
     opt.raise_problems(opt.check_task(task, n_outputs, _TASKS), prefix="")
     opt.raise_problems(_check(options))
 
-    from .._optional import require
-    from . import blocks
+    # lazy: needs Keras; `import hepnn.models` stays free of it
     from .layers import ApplyMask
     from .particle_layers import ClassToken, MaskedAttention, PairFeatures, SelectFeatures, gelu_tanh
 

@@ -41,6 +41,7 @@ from .roc import RocResult, plot_rejection, plot_roc
 from .save import save_figure
 from .scores import ScoreResult, plot_scores
 from .style import STYLES, label, use_style
+from .. import metrics
 
 __all__ = [
     "PLOTS",
@@ -102,8 +103,6 @@ _MOVED = ("KSResult", "clopper_pearson", "effective_count", "ks_test", "rejectio
 def __getattr__(name: str):
     if name in _MOVED:
         import warnings
-
-        from .. import metrics
 
         warnings.warn(f"hepnn.plotting.{name} moved to hepnn.metrics.{name}; import it from there",
                       DeprecationWarning, stacklevel=2)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .report import make_report
+
 
 def _cmd_report(args) -> int:
-    from .report import make_report
-
     dirs = [Path(p) for p in args.run_dirs]
     names = [p.resolve().name for p in dirs]
     if len(set(names)) != len(names):

@@ -47,12 +47,23 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from .._fileio import atomic_path, atomic_write_text
+from ..config import load_config, to_dict
 from ..exceptions import InputDataError, UnknownNameError
+from ..explain import explain
+from ..explain.gradcam import conv_layers
+from ..io.split import assign_fold
 from ..metrics import efficiency_auc, efficiency_curve, rejection_at
+from ..models import load_model
+from ..models.autoencoder import encoder
+from ..models.efn import efn_filters
 from ..registry import Registry
+from ..training.evaluate import binary_metrics, evaluate_run, load_run_data, predict_split
+from ..training.kfold import fold_data, fold_dirs, is_kfold_run
+from ..training.rundir import RunDirectory, read_json, write_json
 from .anomaly import plot_latent, plot_reconstruction_error
 from .common import PLOTS, pyplot, taggers_from
 from .confusion import plot_confusion_matrix
+from .decorrelation import plot_rejection_vs_sculpting
 from .efficiency import plot_efficiency, plot_mass_sculpting
 from .explanations import plot_importance, plot_position_importance
 from .filters import plot_conv_filters, plot_efn_filters, plot_feature_maps
@@ -246,7 +257,6 @@ def _normalise_runs(run_dirs: Mapping[str, Any] | str | os.PathLike) -> dict[str
     if not runs:
         msg = "make_report: received no run directories; pass a path or {variant: path}"
         raise ValueError(msg)
-    from ..training.rundir import RunDirectory
 
     for name, path in runs.items():
         run = RunDirectory(path)
@@ -262,9 +272,6 @@ def _normalise_runs(run_dirs: Mapping[str, Any] | str | os.PathLike) -> dict[str
 
 def _expand_folds(runs: dict[str, Path]) -> tuple[dict[str, Path], dict[str, tuple[Path, list[str]]]]:
     """Replace each k-fold run by its fold runs (``<name>/fold<k>``); return the groups too."""
-    from ..training.kfold import fold_dirs, is_kfold_run
-    from ..training.rundir import read_json
-
     out: dict[str, Path] = {}
     groups: dict[str, tuple[Path, list[str]]] = {}
     for name, path in runs.items():
@@ -290,11 +297,6 @@ def _expand_folds(runs: dict[str, Path]) -> tuple[dict[str, Path], dict[str, tup
 
 def _fold_datasets(groups: dict, data: Any, analysis: Any, cache: dict) -> dict[str, Any]:
     """For every fold run, the data with that fold as its test split."""
-    from ..config import load_config
-    from ..io.split import assign_fold
-    from ..training.kfold import fold_data
-    from ..training.rundir import RunDirectory
-
     out = {}
     for _name, (path, names) in groups.items():
         run = RunDirectory(path)
@@ -307,8 +309,6 @@ def _fold_datasets(groups: dict, data: Any, analysis: Any, cache: dict) -> dict[
 
 def _load_data(run_dir: Path, config: Any, analysis: Any) -> Any:
     """The run's data with its own preprocessing, as :func:`hepnn.training.evaluate.predict_split` reads them."""
-    from ..training.evaluate import load_run_data
-
     return load_run_data(run_dir, config, analysis)
 
 
@@ -327,10 +327,6 @@ def _scores(run: ReportRun, pred: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load_run(name: str, path: Path, data: Any, analysis: Any, cache: dict) -> ReportRun:
-    from ..config import load_config, to_dict
-    from ..training.evaluate import evaluate_run, predict_split
-    from ..training.rundir import RunDirectory, read_json
-
     rd = RunDirectory(path)
     config = load_config(rd.config)
     if data is None:
@@ -663,8 +659,6 @@ def _scores_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
 
 @report_figure("learning", section="learning", plots=("learning_curves",))
 def _learning_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
-    from ..training.rundir import RunDirectory
-
     run, stem = item.run, item.stem
     path = RunDirectory(run.path).history
     if not path.is_file():
@@ -755,7 +749,6 @@ def _decorrelation_figure(d: ReportContext, item: FigureItem) -> ReportFigure | 
     """One point per run: rejection at 50% signal efficiency against 1/JSD of the mass (several runs)."""
     if len(d.runs) < 2:
         return None
-    from .decorrelation import plot_rejection_vs_sculpting
 
     entries = {r.name: r.metrics.get("sculpting") for r in d.runs if isinstance(r.metrics.get("sculpting"), dict)}
     if not entries:
@@ -807,17 +800,12 @@ def _images_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
 def _run_model(run: ReportRun, cache: dict) -> Any:
     """The run's trained model (loaded once per report)."""
     if run.name not in cache:
-        from ..models import load_model
-        from ..training.rundir import RunDirectory
-
         cache[run.name] = load_model(RunDirectory(run.path).model)
     return cache[run.name]
 
 
 @report_figure("efn_filters", section="explain", model="efn", plots=("efn_filters",))
 def _efn_filters_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
-    from ..models.efn import efn_filters
-
     run, stem, models = item.run, item.stem, d.cache.setdefault("models", {})
     model = _run_model(run, models)
     input_name = next((layer.name[: -len("_energy_flow")] for layer in model.layers
@@ -849,9 +837,6 @@ def _efn_filters_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
 def _cnn_feature_maps(run: ReportRun, models: dict, cache: dict, n_jets: int = 400) -> Any:
     key = run.name
     if key not in cache:
-        from ..explain import explain
-        from ..explain.gradcam import conv_layers
-
         model = _run_model(run, models)
         if not conv_layers(model):
             raise SkipFigure(f"{run.name}: no feature maps (the model has no convolution layer)")
@@ -938,10 +923,6 @@ def _reconstruction_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
 
 @report_figure("latent", section="anomaly", tasks=("autoencoder",), plots=("latent",))
 def _latent_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
-    from ..models import load_model
-    from ..models.autoencoder import encoder
-    from ..training.rundir import RunDirectory
-
     run, stem = item.run, item.stem
     model = load_model(RunDirectory(run.path).model)
     try:
@@ -1099,8 +1080,6 @@ def _hook_figures(paths: Iterable[Any], out: Path) -> list[ReportFigure]:
 
 
 def _baseline_metrics(extra: dict, wps: tuple) -> dict:
-    from ..training.evaluate import binary_metrics
-
     return {name: binary_metrics(s, y, wps) for name, (s, y, _w) in extra.items()}
 
 
@@ -1263,8 +1242,6 @@ def build_report(
     -------
     Report
     """
-    from ..training.rundir import write_json
-
     runs_in, fold_groups = _expand_folds(_normalise_runs(run_dirs))
     several = len(runs_in) > 1
     if out is None:

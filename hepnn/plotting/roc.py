@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..exceptions import UnknownNameError
 from ..metrics import effective_count, efficiency_auc, efficiency_curve, rejection_at, rejection_uncertainty
 from .common import PLOTS, new_axes, pyplot, taggers_from
 
@@ -114,8 +115,6 @@ def plot_rejection(
     if reference is None:
         reference = next(iter(curves))
     if reference not in curves:
-        from ..exceptions import UnknownNameError
-
         raise UnknownNameError(reference, "reference tagger", curves)
     ax_ratio = None
     if ax is None:

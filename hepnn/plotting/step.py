@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .._fileio import atomic_write_text
+from .._version import __version__
+from ..config import variant
+from ..exceptions import ConfigError, InputDataError
+from ..training.baseline import BDT_DIR
+from ..training.rundir import RunDirectory
+from ..training.step import run_dirs
+from .report import make_report
 
 __all__ = [
     "report_step",
@@ -62,16 +69,11 @@ def report_step(
     Baselines come from ``extra_scores`` or, when not given, from ``OUT/baselines.npz`` /
     ``OUT/baselines.json`` when such a file exists.
     """
-    from ..training.rundir import RunDirectory
-    from ..training.step import run_dirs
-    from .report import make_report
-
     out_dir = Path(out_dir)
     dirs = {name: path for name, path in run_dirs(analysis, out_dir).items()}
     missing = [name for name, path in dirs.items() if not RunDirectory(path).is_trained()]
     if missing:
         msg = f"[{analysis.name}] report: runs {missing} are not trained; run the train step first"
-        from ..exceptions import InputDataError
 
         raise InputDataError(msg)
     if extra_scores is None:
@@ -98,10 +100,6 @@ def collect_results(analysis: Any, out_dir: str | Path) -> dict[str, dict]:
     Returns ``{name: {"metrics": {...}, "model": "dense on highlevel", "train_classes": [...] or None}}``
     in run order, the baseline last as ``"BDT (baseline)"``. Runs without ``metrics.json`` are left out.
     """
-    from ..config import variant
-    from ..training.baseline import BDT_DIR
-    from ..training.step import run_dirs
-
     out_dir = Path(out_dir)
     config = analysis.config
     rows: dict[str, dict] = {}
@@ -243,8 +241,6 @@ def results_table(
 
 
 def _setup_lines(analysis: Any) -> list[str]:
-    from .._version import __version__
-
     config = analysis.config
     lines = []
     generate = config.generate
@@ -304,8 +300,6 @@ def update_readme(analysis: Any, out_dir: str | Path, readme: str | Path | None 
 
     ``readme`` defaults to ``README.md`` in the analysis folder. The file is replaced atomically.
     """
-    from ..exceptions import ConfigError, InputDataError
-
     out_dir = Path(out_dir)
     results = out_dir / RESULTS_FILE
     if not results.is_file():

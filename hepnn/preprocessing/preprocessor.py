@@ -28,6 +28,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .._fileio import atomic_write_text
 from ..exceptions import InputDataError
 
 __all__ = ["Preprocessor"]
@@ -253,8 +254,6 @@ class Preprocessor:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write JSON to ``path`` atomically."""
-        from .._fileio import atomic_write_text
-
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod

@@ -31,7 +31,7 @@ import numpy as np
 
 from .._fileio import atomic_write_text
 from ..config import Config, load_config
-from ..exceptions import ConfigError, HepnnError
+from ..exceptions import ConfigError, HepnnError, UnknownNameError
 from ..io.labels import class_names
 
 __all__ = ["RunSpec", "InputSpec", "load_spec", "model_inputs", "infer_task", "SPEC_FILE"]
@@ -109,7 +109,6 @@ class RunSpec:
         for spec in self.inputs:
             if spec.name == name:
                 return spec
-        from ..exceptions import UnknownNameError
 
         raise UnknownNameError(name, "model input", list(self.names))
 

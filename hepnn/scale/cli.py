@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
+from .._redact import redact
+from .jobs import TEMPLATES, check, render, write
+from .predict import predict_files
+
 
 def _cmd_predict(args) -> int:
-    from .._redact import redact
-    from .predict import predict_files
-
     def log(message: str) -> None:
         if not args.quiet:
             print(redact(message), file=sys.stderr)
@@ -31,8 +32,6 @@ _JOB_VALUES = ("config", "out", "run_dir", "files", "nodes", "tasks_per_node", "
 
 
 def _cmd_jobs(args) -> int:
-    from .jobs import check, render
-
     values = {k: v for k, v in vars(args).items() if k in _JOB_VALUES and v is not None}
     if "files" in values:
         values["files"] = " ".join(values["files"])
@@ -48,8 +47,6 @@ def _cmd_jobs(args) -> int:
             return 1
         print(f"hepnn: {args.template}: the requested resources fit the nodes sinfo reports", file=sys.stderr)
     if args.write:
-        from .jobs import write
-
         for path in write(args.template, args.write, **values):
             print(f"wrote {path}")
     elif not args.check:
@@ -77,8 +74,6 @@ def add_commands(subparsers) -> None:
     p.add_argument("--no-resume", action="store_true", help="redo files already done")
     p.add_argument("--quiet", action="store_true", help="only the summary line")
     p.set_defaults(func=_cmd_predict)
-
-    from .jobs import TEMPLATES
 
     p = subparsers.add_parser(
         "jobs", help="write a SLURM / HTCondor job script that trains (resuming on requeue) or predicts")

@@ -28,6 +28,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from .._optional import require
 from ..exceptions import HepnnError
 from ..io.represent import Columns, jets_per_entry
 from ..io.sources import SourceFile, iterate_tree, open_tree, tree_keys
@@ -216,8 +217,6 @@ def predict_dask(tagger: Any, files: str | os.PathLike | Sequence[str | os.PathL
     >>> lazy = predict_dask(tagger, ["a.root", "b.root"])    # doctest: +SKIP
     >>> scores = lazy.compute()                              # doctest: +SKIP
     """
-    from .._optional import require
-
     require("dask", extra="dask")
     dak = require("dask_awkward", extra="dask")
     import uproot

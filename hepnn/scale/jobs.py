@@ -29,7 +29,8 @@ import subprocess
 from importlib import resources
 from pathlib import Path
 
-from ..exceptions import ConfigError
+from .._fileio import atomic_write_text
+from ..exceptions import ConfigError, HepnnError, UnknownNameError
 
 __all__ = ["TEMPLATES", "render", "write", "check", "read_sinfo"]
 
@@ -215,8 +216,6 @@ def render(name: str, **values) -> str:
     True
     """
     if name not in TEMPLATES:
-        from ..exceptions import UnknownNameError
-
         raise UnknownNameError(name, "job template", TEMPLATES)
     main, _ = TEMPLATES[name]
     return _fill(_template_text(main), _values(name, values), shell=main.endswith(".sh"))
@@ -224,11 +223,7 @@ def render(name: str, **values) -> str:
 
 def write(name: str, directory: str | os.PathLike, **values) -> list[Path]:
     """Write template ``name`` (and its wrapper, for ``htcondor``) into ``directory``; shell scripts executable."""
-    from .._fileio import atomic_write_text
-
     if name not in TEMPLATES:
-        from ..exceptions import UnknownNameError
-
         raise UnknownNameError(name, "job template", TEMPLATES)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -251,8 +246,6 @@ def read_sinfo(partition: str | None = None) -> list[dict]:
     Each node is ``{"name", "partition", "cpus", "memory_mb", "gpus", "features", "state"}``.
     Raises :class:`~hepnn.exceptions.HepnnError` when ``sinfo`` is missing or fails.
     """
-    from ..exceptions import HepnnError
-
     if not shutil.which("sinfo"):
         msg = "sinfo not found: --check reads the nodes from SLURM; run it on a login node of the cluster"
         raise HepnnError(msg)
@@ -300,8 +293,6 @@ def check(name: str, available: list[dict] | None = None, **values) -> list[str]
     'cpus-per-task=8: no node of partition debug has more than 2 CPUs (n1); ask for --cpus 2 or fewer'
     """
     if name not in TEMPLATES:
-        from ..exceptions import UnknownNameError
-
         raise UnknownNameError(name, "job template", TEMPLATES)
     merged = _values(name, values)
     nodes = read_sinfo(merged["partition"]) if available is None else available

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .._fileio import atomic_path, atomic_write_text
+from .._optional import require, require_keras
+from .._redact import redact
 from ..exceptions import HepnnError, InputDataError
 from ..training.tagger import Tagger
 from . import files
@@ -191,8 +193,6 @@ def get_tagger(run_dir: str, fingerprint: str | None = None, tf_threads: int | N
 
 
 def _limit_tf_threads(n: int) -> None:
-    from .._optional import require_keras
-
     require_keras()
     import tensorflow as tf
 
@@ -447,7 +447,6 @@ def _connect(workers, scheduler, client, timeout=None):
     """(client, close) for the requested cluster."""
     if client is not None:
         return client, lambda: None
-    from .._optional import require
 
     require("dask", extra="dask")
     distributed = require("distributed", extra="dask")
@@ -469,8 +468,6 @@ def _connect(workers, scheduler, client, timeout=None):
 
 def _connect_scheduler(distributed, scheduler: str, timeout: float):
     """A client of the scheduler at ``scheduler`` (address or scheduler file); an error naming it within ``timeout`` s."""
-    from .._redact import redact
-
     shown = redact(scheduler)
     if _is_scheduler_file(scheduler):
         if not os.path.isfile(scheduler):

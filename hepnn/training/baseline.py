@@ -14,7 +14,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .._fileio import atomic_path
+from .evaluate import compute_metrics
 from .rundir import write_json
+from .splits import subset
 
 __all__ = ["summary_features", "train_bdt", "BDT_DIR"]
 
@@ -68,9 +71,6 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from .evaluate import compute_metrics
-    from .splits import subset
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train, test = subset(data, "train"), subset(data, "test")
@@ -88,7 +88,6 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
     metrics["model"] = "HistGradientBoostingClassifier"
     metrics["features"] = feature_names
     write_json(out / "metrics.json", metrics)
-    from .._fileio import atomic_path
 
     with atomic_path(out / "scores.npz", suffix=".npz") as tmp:
         np.savez(tmp, outputs=np.asarray(outputs, np.float32), label=np.asarray(test["label"], np.int32))

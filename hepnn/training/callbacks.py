@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._faults import fault as _fault
+from .._fileio import atomic_path
 from .._optional import require_keras
 from ..exceptions import TrainingError
 from .diagnostics import INPUT_BOUND_SHARE, EpochTimer
@@ -388,8 +389,6 @@ def metric_variables(model) -> list:
 
 
 def save_weights(model, path) -> None:
-    from .._fileio import atomic_path
-
     with atomic_path(path, suffix=".part.weights.h5") as tmp:
         model.save_weights(tmp)
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+from ..cli import add_set_option
+from ..config import load_config
+
 
 def _cmd_train(args) -> int:
-    from ..config import load_config
+    # lazy: keeps the CLI parser light (no keras, numpy)
     from .trainer import Trainer
 
     config = load_config(args.config, args.overrides)
@@ -15,6 +18,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    # lazy: keeps the CLI parser light (no numpy)
     from .evaluate import evaluate_run
 
     metrics = evaluate_run(args.run_dir, data_config=args.data)
@@ -23,6 +27,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_export(args) -> int:
+    # lazy: keeps the CLI parser light (no numpy)
     from .export import export_onnx
 
     path = export_onnx(args.run_dir, out=args.out, with_preprocessing=args.with_preprocessing, opset=args.opset)
@@ -31,8 +36,6 @@ def _cmd_export(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    from ..cli import add_set_option
-
     p = subparsers.add_parser("train", help="train the model a config describes into a run directory")
     p.add_argument("config", help="config file")
     p.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")

@@ -149,6 +149,7 @@ def distance_correlation(x: Any, y: Any, weights: Any = None, epsilon: float = 1
 
 def _layers() -> dict[str, type]:
     """The wrapper's Keras layers, registered on first use (safe-mode loading of checkpoints)."""
+    # lazy: import cycle with hepnn.training.decorrelate_layers
     from . import decorrelate_layers as layers  # needs Keras: imported when decorrelation is used
 
     return {"DiscoPenalty": layers.DiscoPenalty, "GradientReversal": layers.GradientReversal,

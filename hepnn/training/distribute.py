@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 
+from .._optional import require_keras
+
 __all__ = ["select_strategy", "set_mixed_precision", "is_multi_worker", "is_chief", "worker_index"]
 
 
@@ -64,8 +66,6 @@ def worker_index() -> int:
 
 def select_strategy(kind: str = "auto"):
     """Return the ``tf.distribute`` strategy for ``training.distribute``."""
-    from .._optional import require_keras
-
     require_keras()
     import tensorflow as tf
 
@@ -113,8 +113,6 @@ def set_mixed_precision(enabled: bool = True) -> str:
     >>> set_mixed_precision(False)  # doctest: +SKIP
     'float32'
     """
-    from .._optional import require_keras
-
     keras = require_keras()
     import tensorflow as tf
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .._optional import require_keras
 from .diagnostics import EpochTimer
 
 __all__ = ["DistributedLoop"]
@@ -36,8 +37,6 @@ class DistributedLoop:
     """
 
     def __init__(self, model, strategy, loss: str, task: str, global_batch_size: int):
-        from .._optional import require_keras
-
         keras = require_keras()
         import tensorflow as tf
 

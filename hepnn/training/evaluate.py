@@ -19,6 +19,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..config import load_config
+from ..io import load
+from ..metrics import efficiency_auc, efficiency_curve, rejection_at
+from ..models import load_model
+from ..models.autoencoder import anomaly_score
+from ..models.inference import predict
+from ..preprocessing import Preprocessor
 from ..runs.spec import load_spec
 from .kfold import fold_data, fold_dirs, folds_of, is_kfold_run, summarise
 from .rundir import RunDirectory, read_json, write_json
@@ -49,8 +55,6 @@ def binary_metrics(
     >>> m["auc"], m["rejection"]["1"], m["n_test"]
     (0.75, 2.0, 4)
     """
-    from ..metrics import efficiency_auc, efficiency_curve, rejection_at
-
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
     is_signal = labels == signal
@@ -151,9 +155,6 @@ def write_metrics(path, metrics: Mapping) -> None:
 
 def load_run_data(run_dir, config, analysis=None):
     """The data of ``config`` transformed with the run's own saved preprocessing (not refitted)."""
-    from ..io import load
-    from ..preprocessing import Preprocessor
-
     data = load(config, analysis=analysis, standardize=False)
     run = RunDirectory(run_dir)
     if run.preprocessing.is_file():
@@ -166,7 +167,6 @@ def predict_split(run_dir, split: str = "test", data_config=None, analysis=None,
 
     For autoencoders the output is the per-jet anomaly score (reconstruction error).
     """
-    from ..models import load_model
     run = RunDirectory(run_dir)
     config = load_config(run.config)
     spec = load_spec(run.path, config)
@@ -183,12 +183,8 @@ def predict_split(run_dir, split: str = "test", data_config=None, analysis=None,
     model = load_model(run.model)
     x = {n: part[n] for n in names}
     if task == "autoencoder":
-        from ..models.autoencoder import anomaly_score
-
         outputs = anomaly_score(model, x)
     else:
-        from ..models.inference import predict
-
         outputs = predict(model, x, batch_size=config.evaluation.batch_size)
     return {"outputs": outputs, "label": part["label"], "weight": part.get("weight"), "task": task,
             "classes": classes, "config": config, "data": part, "spec": spec}
@@ -221,8 +217,6 @@ def evaluate_folds(run_dir, data: Mapping[str, np.ndarray] | None = None, analys
     config = load_config(run.config)
     n_folds = read_json(run.path / "folds.json")["n_folds"]
     if data is None:
-        from ..io import load
-
         source = load_config(data_config) if data_config is not None else config
         data = load(source, analysis=analysis)
     fold = folds_of(data, n_folds)

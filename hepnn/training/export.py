@@ -17,8 +17,15 @@ from typing import Mapping
 
 import numpy as np
 
-from ..exceptions import HepnnError
+from .._optional import require, require_keras
+from ..config import load_config
+from ..exceptions import HepnnError, InputDataError
+from ..io import iterate
+from ..models import load_model
+from ..preprocessing import Preprocessor
 from ..runs.spec import load_spec
+from .onnx_deploy import finish_export
+from .rundir import RunDirectory, write_json
 
 __all__ = ["export_onnx", "verification_batch", "real_batch"]
 
@@ -47,10 +54,6 @@ def _write_onnx(model, path: Path, batch: Mapping[str, np.ndarray], opset: int |
 
 def real_batch(config, names: list[str], preprocessing_path: Path, n: int = 256) -> dict[str, np.ndarray] | None:
     """Up to ``n`` real test-split jets of the run's data (first chunk read), preprocessed; None if unreadable."""
-    from ..exceptions import InputDataError
-    from ..io import iterate
-    from ..preprocessing import Preprocessor
-
     if not config.data.files:
         return None
     try:
@@ -117,11 +120,6 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
     >>> export_onnx("runs/top_dense")   # doctest: +SKIP
     PosixPath('runs/top_dense/export/model.onnx')
     """
-    from .._optional import require, require_keras
-    from ..config import load_config
-    from ..models import load_model
-    from .rundir import RunDirectory, write_json
-
     require("onnx")
     ort = require("onnxruntime")
     require("tf2onnx")
@@ -170,7 +168,6 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
         raise HepnnError(msg)
     classes = list(spec.classes)
     shapes = {i.name: [d if isinstance(d, int) else None for d in i.shape] for i in session.get_inputs()}
-    from .onnx_deploy import finish_export
 
     try:
         diffs.update(finish_export(tmp, config, names, classes, spec.task, shapes, run,

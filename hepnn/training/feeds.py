@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..exceptions import ConfigError, InputDataError
+from ..io import make_dataset
 
 __all__ = ["InMemoryFeed", "StreamingFeed", "augment_images"]
 
@@ -94,6 +95,7 @@ class InMemoryFeed:
 
     def fit_args(self, first: int) -> dict[str, Any]:
         """``model.fit`` arguments for every epoch from ``first`` on, in one call."""
+        # lazy: keeps importing this module free of keras
         from .batches import EpochBatches
 
         val = (self.x_val, self.y_val, self.w_val) if self.has_val else None
@@ -149,8 +151,6 @@ class StreamingFeed:
         self._val = self._dataset("val", shuffle=False, seed=0).cache() if self.has_val else None
 
     def _dataset(self, split: str, shuffle: bool, seed: int, cache_dir=None):
-        from ..io import make_dataset
-
         ds = make_dataset(
             self.config, split=split, batch_size=self.batch_size, preprocessing=self.preprocessing,
             shuffle=shuffle, seed=seed, analysis=self.analysis, include_masks=False, cache_dir=cache_dir,

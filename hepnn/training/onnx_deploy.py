@@ -28,6 +28,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .._optional import require
+from .._version import __version__
+from ..exceptions import HepnnError, InputDataError
+from ..io import iterate
+from ..preprocessing import Preprocessor
+
 __all__ = ["embed_preprocessing", "deploy_metadata", "add_metadata", "finish_export"]
 
 
@@ -148,9 +154,6 @@ def add_metadata(model_proto: Any, metadata: Mapping[str, Any]) -> Any:
 
 def _raw_batch(config: Any, names: list[str], n: int = 256) -> dict[str, np.ndarray] | None:
     """Up to ``n`` raw (not standardised) test-split jets of the run's files, masks included; None if unreadable."""
-    from ..exceptions import InputDataError
-    from ..io import iterate
-
     if not config.data.files:
         return None
     try:
@@ -170,10 +173,6 @@ def finish_export(path: Any, config: Any, names: list[str], classes: list[str], 
     Returns the measured differences (``{"test_data_raw": ...}`` when verified).
     """
     import onnx
-
-    from .._optional import require
-    from ..exceptions import HepnnError
-    from ..preprocessing import Preprocessor
 
     proto = onnx.load(str(path))
     metadata = deploy_metadata(config, names, classes, task, shapes, with_preprocessing)
@@ -205,8 +204,6 @@ def finish_export(path: Any, config: Any, names: list[str], classes: list[str], 
 def deploy_metadata(config: Any, names: list[str], classes: list[str], task: str, shapes: Mapping[str, list],
                     with_preprocessing: bool) -> dict[str, Any]:
     """What a C++ caller needs to build the inputs and read the outputs (JSON-able)."""
-    from .._version import __version__
-
     inputs = {}
     for name in names:
         inp = config.data.inputs[name]

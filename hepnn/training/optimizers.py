@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from .._optional import require_keras
 from ..config.schema import OptimizerConfig, ScheduleConfig
 
 __all__ = ["build_optimizer", "learning_rate_at", "OPTIMIZERS"]
@@ -55,8 +56,6 @@ def build_optimizer(config: OptimizerConfig):
     >>> type(opt).__name__, opt.nesterov
     ('SGD', True)
     """
-    from .._optional import require_keras
-
     keras = require_keras()
     common = {"learning_rate": config.learning_rate}
     if config.clipnorm is not None:

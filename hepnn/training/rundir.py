@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .._fileio import atomic_path, atomic_write_text
+from .._redact import redact_args
+from ..config import Config, to_dict
 
 __all__ = ["RunDirectory", "write_json", "read_json", "file_checksum", "provenance", "config_differences"]
 
@@ -120,8 +122,6 @@ def _devices() -> list[str]:
 
 def provenance(config, seeds: Mapping[str, int], extra: Mapping[str, Any] | None = None) -> dict:
     """Everything needed to trace a run back to code, data and machine."""
-    from .._redact import redact_args
-
     files = input_files(config.data)
     return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -154,8 +154,6 @@ def config_differences(old, new) -> list[str]:
     >>> config_differences({"training": {"epochs": 2}}, {"training": {"epochs": 4}, "name": "x"})
     ['name: (unset) -> x', 'training.epochs: 2 -> 4']
     """
-    from ..config import Config, to_dict
-
     a = _flatten(to_dict(old) if isinstance(old, Config) else old, "", {})
     b = _flatten(to_dict(new) if isinstance(new, Config) else new, "", {})
     missing = object()

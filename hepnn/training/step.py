@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import to_dict, variant
+from ..io import load
 from .baseline import BDT_DIR, train_bdt
+from .evaluate import evaluate_run
 
 __all__ = ["train_step", "evaluate_step", "run_dirs"]
 
@@ -29,7 +31,7 @@ def _variant_configs(analysis):
 
 
 def train_step(analysis, out_dir: Path, log=print) -> dict[str, Path]:
-    from ..io import load
+    # lazy: keeps `import hepnn.explain.step` free of keras
     from .trainer import Trainer
 
     cache: dict = {}
@@ -63,8 +65,6 @@ def train_step(analysis, out_dir: Path, log=print) -> dict[str, Path]:
 
 
 def evaluate_step(analysis, out_dir: Path, log=print) -> dict[str, dict]:
-    from .evaluate import evaluate_run
-
     results = {}
     for name, run_dir in run_dirs(analysis, out_dir).items():
         results[name] = evaluate_run(run_dir, analysis=analysis)

@@ -41,9 +41,18 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from .._optional import require
+from ..config import load_config
 from ..exceptions import HepnnError, InputDataError
+from ..io.represent import Columns, jets_per_entry, plan_for, represent, required_branches, selection_free
 from ..io.representations import input_kind
+from ..io.stream import read_ahead
+from ..models import load_model
+from ..models.autoencoder import anomaly_score
+from ..models.inference import predict
+from ..preprocessing import Preprocessor
 from ..runs.spec import RunSpec, load_spec
+from .rundir import RunDirectory
 
 __all__ = ["Tagger"]
 
@@ -112,8 +121,6 @@ class Tagger:
 
     def __init__(self, config: Any, model: Any, preprocessing: Any = None, classes: Sequence[str] | None = None,
                  path: str | os.PathLike | None = None, spec: RunSpec | None = None):
-        from ..io.represent import required_branches, selection_free
-
         self.config = config
         self.model = model
         self.preprocessing = preprocessing
@@ -148,11 +155,7 @@ class Tagger:
         >>> tagger.task, tagger.inputs               # doctest: +SKIP
         ('binary', ['jet'])
         """
-        from ..config import load_config
-        from ..models import load_model
-        from ..preprocessing import Preprocessor
-        from .rundir import RunDirectory
-
+        # lazy: import cycle with hepnn.training.kfold
         from .kfold import KFoldTagger, is_kfold_run  # kfold builds on this module: imported on use
 
         if is_kfold_run(run_dir):
@@ -220,9 +223,6 @@ class Tagger:
         >>> lazy = tagger.predict(dask_events.Jet)   # dask: nothing computed yet  # doctest: +SKIP
         >>> lazy.compute()                                                 # doctest: +SKIP
         """
-        from ..io.represent import Columns, jets_per_entry, represent
-        from ..io.stream import read_ahead
-
         if _is_dask(events):
             return self._predict_lazy(events, batch_size)
         events = self._as_events(events)
@@ -302,8 +302,6 @@ class Tagger:
 
     def _predict_lazy(self, events: Any, batch_size: int | None) -> Any:
         """``dask_awkward.map_partitions`` of :meth:`predict`: a lazy array, nothing computed."""
-        from .._optional import require
-
         dak = require("dask_awkward", extra="dask")
         scorer = _PartitionScorer(self, batch_size)
         meta = scorer(events._meta)  # typetracer pass: checks the branches, gives the output type
@@ -358,6 +356,7 @@ class Tagger:
     def predict_file(self, paths: str | os.PathLike | Sequence[str | os.PathLike], tree: str | None = None,
                      step_size: Any = "100 MB", *, batch_size: int | None = None) -> Any:
         """Scores for every jet of one or more ROOT files: :func:`hepnn.scale.files.predict_file`."""
+        # lazy: import cycle with hepnn.scale
         from ..scale import files
 
         return files.predict_file(self, paths, tree, step_size, batch_size=batch_size)
@@ -365,6 +364,7 @@ class Tagger:
     def iter_file(self, path: str | os.PathLike, tree: str | None = None, step_size: Any = "100 MB", *,
                   batch_size: int | None = None) -> Iterator[tuple[int, Any]]:
         """``(first entry, scores)`` per chunk of one file: :func:`hepnn.scale.files.iter_file`."""
+        # lazy: import cycle with hepnn.scale
         from ..scale import files
 
         return files.iter_file(self, path, tree, step_size, batch_size=batch_size)
@@ -378,6 +378,7 @@ class Tagger:
         >>> lazy = tagger.predict_dask(["a.root", "b.root"])    # doctest: +SKIP
         >>> scores = lazy.compute()                             # doctest: +SKIP
         """
+        # lazy: import cycle with hepnn.scale
         from ..scale.files import predict_dask
 
         return predict_dask(self, files, tree=tree, step_size=step_size, batch_size=batch_size)
@@ -396,8 +397,6 @@ class Tagger:
 
     def represent(self, columns: Any, path: str = "<memory>", *, plan: Any = None) -> dict[str, np.ndarray]:
         """The model's input arrays (before preprocessing) for every jet of ``columns``."""
-        from ..io.represent import represent
-
         return represent(self._data, columns, path, plan=plan)
 
     def jagged(self, scores: np.ndarray, counts: np.ndarray) -> Any:
@@ -411,8 +410,6 @@ class Tagger:
     # --- pieces (override points) -----------------------------------------------------
 
     def _plan(self, keys: list[str], path: str, tree: str = "<memory>"):
-        from ..io.represent import plan_for
-
         key = (tuple(keys), path)
         plan = self._plans.get(key)
         if plan is None:
@@ -454,8 +451,6 @@ class Tagger:
             width = len(self.classes) if self.task == "multiclass" else 0
             return np.zeros((0, width) if width else (0,), dtype=np.float32)
         if self.task == "autoencoder":
-            from ..models.autoencoder import anomaly_score
-
             return np.asarray(anomaly_score(self.model, x, batch_size=batch_size), dtype=np.float32)
         out = np.asarray(self._forward(x, batch_size), dtype=np.float32)
         if self.task == "binary":
@@ -463,8 +458,6 @@ class Tagger:
         return out
 
     def _forward(self, x: Mapping[str, np.ndarray], batch_size: int) -> np.ndarray:
-        from ..models.inference import predict
-
         return predict(self.model, x, batch_size=batch_size)
 
     def _jagged(self, scores: np.ndarray, counts: np.ndarray) -> Any:
@@ -519,8 +512,6 @@ class _PartitionScorer:
 
         tagger = self.tagger
         if ak.backend(events) == "typetracer":
-            from ..io.represent import Columns
-
             columns = Columns(tagger._as_events(events))
             plan = tagger._plan(columns.keys(), "<dask-awkward>")
             for name in plan.read_list():

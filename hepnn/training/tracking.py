@@ -31,6 +31,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from .._optional import require
+from ..config.loader import to_dict
+
 __all__ = ["Tracker", "start_tracking", "log_results", "flat_params", "TRACKING_FILE"]
 
 TRACKING_FILE = "tracking.json"
@@ -59,8 +62,6 @@ def _numbers(row: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 def _mlflow():
-    from .._optional import require
-
     return require("mlflow", extra="tracking")
 
 
@@ -91,8 +92,6 @@ class Tracker:
         self.run_id: str | None = None
 
     def start(self, config: Any) -> "Tracker":
-        from ..config.loader import to_dict
-
         mlflow = self.mlflow
         uri = _uri(self.tracking.uri)
         _allow_file_store(uri)

@@ -19,12 +19,11 @@ plots
 from __future__ import annotations
 
 from .space import Dimension, SearchSpace, load_space
+from .study import tune as _tune
 
 __all__ = ["Dimension", "SearchSpace", "load_space", "tune"]
 
 
 def tune(*args, **kwargs):
     """Run a hyper-parameter search (see :func:`hepnn.tune.study.tune`)."""
-    from .study import tune as _tune
-
     return _tune(*args, **kwargs)

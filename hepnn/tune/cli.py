@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from ..cli import add_set_option
+from ..exceptions import ConfigError
+from .study import tune
+
 
 def _cmd_tune(args) -> int:
-    from ..exceptions import ConfigError
-    from .study import tune
-
     if args.trials is not None and args.trials < 1:
         msg = f"--trials: expected a positive number, received {args.trials}"
         raise ConfigError(msg)
@@ -23,8 +24,6 @@ def _cmd_tune(args) -> int:
 
 def add_commands(subparsers) -> None:
     import argparse
-
-    from ..cli import add_set_option
 
     p = subparsers.add_parser(
         "tune", help="hyper-parameter search (Optuna): every trial a run directory, the best config written out",

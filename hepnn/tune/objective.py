@@ -21,7 +21,11 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from ..exceptions import ConfigError
+from ..config import load_config
+from ..exceptions import ConfigError, suggest
+from ..io import load
+from ..training.evaluate import compute_metrics, predict_split
+from ..training.rundir import write_json
 
 __all__ = ["OBJECTIVES", "parse_objective", "TrainingObjective"]
 
@@ -53,7 +57,6 @@ def parse_objective(name: str) -> tuple[str, str, float | None]:
             return "rejection", "maximize", wp
         msg = f"--objective {name}: expected rejection@<signal efficiency in (0, 1]>, e.g. rejection@0.5"
         raise ConfigError(msg)
-    from ..exceptions import suggest
 
     msg = f"--objective {name!r}: unknown objective{suggest(name, OBJECTIVES)}; valid: {', '.join(OBJECTIVES)}"
     raise ConfigError(msg)
@@ -91,8 +94,6 @@ class TrainingObjective:
     def __init__(self, config: Any, space, out: str | os.PathLike, objective: str = "val_loss",
                  overrides: Iterable[str] = (), data: Mapping | None = None, prune: bool = True,
                  log: Callable[[str], None] = print):
-        from ..config import load_config
-
         self.metric, self.direction, self.working_point = parse_objective(objective)
         self.objective = objective
         self.space = space
@@ -109,8 +110,6 @@ class TrainingObjective:
 
     def trial_config(self, values: Mapping[str, Any]):
         """The base config with the sampled config values applied."""
-        from ..config import load_config
-
         return load_config(self.base, self.space.overrides(values))
 
     def run_dir(self, number: int) -> Path:
@@ -118,19 +117,15 @@ class TrainingObjective:
 
     def _data(self, config):
         if self.space.touches_data():
-            from ..io import load
-
             return load(config)
         if self.data is None:
-            from ..io import load
-
             self.data = load(self.base)
         return self.data
 
     def __call__(self, trial) -> float:
         import optuna
 
-        from ..training.rundir import write_json
+        # lazy: keeps importing this module free of keras
         from ..training.trainer import Trainer
 
         values = self.space.suggest(trial)
@@ -169,7 +164,6 @@ class TrainingObjective:
                 msg = "--objective val_loss: the runs have no validation split; set data.split.val > 0"
                 raise ConfigError(msg)
             return float(min(losses))
-        from ..training.evaluate import compute_metrics, predict_split
 
         pred = predict_split(run_dir, "val", data=data)
         if len(pred["label"]) == 0:

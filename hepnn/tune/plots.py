@@ -6,13 +6,14 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
+
 __all__ = ["plot_optimization_history", "plot_importances"]
 
 
 def _axes(ax):
     if ax is not None:
         return ax
-    from .._optional import require
 
     plt = require("matplotlib.pyplot")
     _, ax = plt.subplots(figsize=(6, 4))
@@ -40,8 +41,6 @@ def plot_optimization_history(study, ax=None, target_name: str | None = None) ->
     >>> [line.get_label() for line in ax.get_lines()]  # doctest: +SKIP
     ['trials', 'best so far']
     """
-    from .._optional import require
-
     optuna = require("optuna")
     ax = _axes(ax)
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -71,8 +70,6 @@ def plot_importances(study, ax=None, evaluator=None, seed: int | None = 0) -> An
     --------
     >>> ax = plot_importances(study)  # doctest: +SKIP
     """
-    from .._optional import require
-
     optuna = require("optuna")
     if evaluator is None:
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..exceptions import ConfigError
+from ..config import load_config
+from ..config.loader import safe_load_yaml
+from ..exceptions import ConfigError, suggest
 
 __all__ = ["Dimension", "SearchSpace", "load_space"]
 
@@ -163,8 +165,6 @@ class SearchSpace:
 
     def validate(self, config: Any, overrides: Iterable[str] = ()) -> None:
         """Load ``config`` with every edge value of every dimension; raise ConfigError naming the key."""
-        from ..config import load_config
-
         _register_models()
         overrides = list(overrides)
         for dim in self.dimensions:
@@ -179,6 +179,7 @@ class SearchSpace:
 def _register_models() -> None:
     """Import the model builders, so that model options are checked by name."""
     try:
+        # lazy: `import hepnn.tune` stays light; the builders register only when a space is checked
         import hepnn.models  # noqa: F401
     except ModuleNotFoundError:  # pragma: no cover - keras missing; the config check is then shallower
         pass
@@ -211,8 +212,6 @@ def _parse_dimension(key: str, spec: Any, source: str) -> Dimension:
     kind = kinds[0]
     unknown = set(spec) - _RANGE_KEYS[kind]
     if unknown:
-        from ..exceptions import suggest
-
         name = sorted(unknown)[0]
         msg = f"{where}: unknown key {name!r}{suggest(name, _RANGE_KEYS[kind])}; valid keys: {', '.join(sorted(_RANGE_KEYS[kind]))}"
         raise ConfigError(msg)
@@ -256,7 +255,6 @@ def load_space(source: str | os.PathLike | Mapping) -> SearchSpace:
     """
     if isinstance(source, Mapping):
         return SearchSpace.from_mapping(source)
-    from ..config.loader import safe_load_yaml
 
     path = Path(source)
     if not path.is_file():

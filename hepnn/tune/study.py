@@ -37,6 +37,10 @@ from .._fileio import atomic_write_text
 from .._redact import STORAGE_ENV, redact
 from ..exceptions import ConfigError, HepnnError
 from .space import SearchSpace, load_space
+from .._optional import require
+from ..config import load_config, save_config
+from ..config.loader import dump_yaml
+from ..exceptions import suggest
 
 __all__ = [
     "SAMPLERS",
@@ -58,8 +62,6 @@ HEARTBEAT_INTERVAL = 30
 
 
 def _optuna():
-    from .._optional import require
-
     optuna = require("optuna")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
@@ -121,7 +123,6 @@ def make_sampler(name: str, seed: int | None = 0):
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     if name in ("random", "grid"):
         return optuna.samplers.RandomSampler(seed=seed)
-    from ..exceptions import suggest
 
     msg = f"--sampler {name!r}: unknown sampler{suggest(name, SAMPLERS)}; valid: {', '.join(SAMPLERS)}"
     raise ConfigError(msg)
@@ -365,13 +366,12 @@ def write_results(study, out: str | os.PathLike, space: SearchSpace | None = Non
     optuna = _optuna()
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if complete and base_config is not None and space is not None:
-        from ..config import load_config, save_config
-
         best = study.best_trial
         config = load_config(base_config, space.overrides(space.decode(best.params)))
         written["best_config"] = save_config(config, out / "best_config.yaml")
         log(f"best trial {best.number}: {best.value:.6g} with {space.decode(best.params)}")
     if plots and complete:
+        # lazy: keeps `import hepnn.tune` free of numpy
         from .plots import plot_importances, plot_optimization_history
         from ..plotting import save_figure
 
@@ -436,7 +436,7 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
     >>> study = tune("config.yaml", "space.yaml", "runs/tune", n_trials=20, objective="auc")  # doctest: +SKIP
     >>> study.best_params  # doctest: +SKIP
     """
-    from ..config import load_config, save_config
+    # lazy: keeps `import hepnn.tune` free of numpy
     from .objective import TrainingObjective, parse_objective
 
     out = Path(out)
@@ -500,8 +500,6 @@ def _redacting(log: Callable[[str], None]) -> Callable[[str], None]:
 
 
 def _space_yaml(space: SearchSpace) -> str:
-    from ..config.loader import dump_yaml
-
     data: dict[str, Any] = {}
     for d in space:
         if d.kind == "categorical":
