@@ -8,6 +8,7 @@ colleagues on a shared filesystem can read runs when the umask allows it.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -118,3 +119,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def remove_stale_parts(path: str | os.PathLike) -> None:
+    """Remove the temporary files (``.<name>.*.part*``) a killed earlier write of ``path`` left beside it.
+
+    Only for outputs one process writes at a time (the run-folder lock, or one output per input).
+    """
+    path = Path(path)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part*"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass

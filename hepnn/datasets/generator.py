@@ -21,7 +21,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from .._fileio import atomic_path
+from .._fileio import atomic_path, remove_stale_parts
 from .._version import __version__
 from ..exceptions import ConfigError, HepnnError, suggest
 from .clustering import cluster_jets, kinematics
@@ -248,17 +248,6 @@ def _round_robin(defn, n_per_worker, seed, jobs) -> Iterator[dict]:
             p.join(timeout=5)
 
 
-def _clean_stale(out: Path) -> None:
-    """Remove temporary files (``.<name>.*.part.root``) a killed earlier run left beside ``out``."""
-    import glob
-
-    for stale in out.parent.glob(f".{glob.escape(out.name)}.*.part*"):
-        try:
-            stale.unlink()
-        except OSError:
-            pass
-
-
 def _check_args(sample, n_jets, seed, jobs, layout):
     if isinstance(sample, str) and sample not in SAMPLES:
         msg = f"sample: unknown sample {sample!r}{suggest(sample, SAMPLES.names())}; valid samples: {', '.join(SAMPLES.names())}"
@@ -369,7 +358,7 @@ def generate(sample: str | SampleDefinition, n_jets: int, seed: int = 1, out: st
     _check_args(sample, n_jets, seed, jobs, layout)
     defn = resolve_options(sample, options)
     out = Path(out) if out is not None else Path(f"{defn.name}.root")
-    _clean_stale(out)
+    remove_stale_parts(out)
     n_jets, seed, jobs = int(n_jets), int(seed), int(jobs)
     n_per_worker = [n_jets // jobs + (k < n_jets % jobs) for k in range(jobs)]
 

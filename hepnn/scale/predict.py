@@ -24,7 +24,6 @@ times.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import json
 import os
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .._fileio import atomic_path, atomic_write_text
+from .._fileio import atomic_path, atomic_write_text, remove_stale_parts
 from .._optional import require, require_keras
 from .._redact import redact
 from ..exceptions import HepnnError, InputDataError
@@ -148,15 +147,6 @@ def check_outputs(inputs: Sequence[str], outputs: Mapping[str, Sequence[str]]) -
                        "rename one of the inputs or score them into different --out folders")
                 raise InputDataError(msg)
             seen[real] = source
-
-
-def _clean_stale(out: Path) -> None:
-    """Remove temporary files an earlier, killed run left beside ``out`` (``.<name>.*.part.root``)."""
-    for stale in out.parent.glob(f".{glob.escape(out.name)}.*.part*"):
-        try:
-            stale.unlink()
-        except OSError:
-            pass
 
 
 def _input_stat(path: str) -> dict:
@@ -294,8 +284,8 @@ def score_file(run_dir: str, path: str, out_path: str, fingerprint: str, *, tree
     if skip_done and is_done(path, out, fingerprint):
         return {"status": "skipped", "input": path, "output": str(out), "pid": os.getpid(), "seconds": 0.0}
     tagger = get_tagger(run_dir, fingerprint, tf_threads)
-    _clean_stale(out)
-    _clean_stale(_sidecar(out))
+    remove_stale_parts(out)
+    remove_stale_parts(_sidecar(out))
     stat = _input_stat(path)
     info = write_friend(tagger, path, out, tree=tree, step_size=step_size, batch_size=batch_size)
     record = {
