@@ -53,6 +53,10 @@ CASES = {
     "autoencoder_sequence": ("autoencoder", {"tracks": SEQ}, {"units": [4], "latent_dim": 2}),
     "autoencoder_image_dense": ("autoencoder", {"image": IMG}, {"units": [4], "latent_dim": 2, "architecture": "dense"}),
     "autoencoder_image_conv": ("autoencoder", {"image": IMG}, {"filters": [4], "latent_dim": 2}),
+    # the point-cloud models at test size (their paper-size defaults take a minute in emulated float16)
+    "pfn": ("pfn", {"tracks": SEQ, "jet": FLAT}, {"phi_units": [8], "dense_units": [8]}),
+    "efn": ("efn", {"tracks": SEQ, "jet": FLAT}, {"phi_units": [8], "dense_units": [8]}),
+    "particlenet": ("particlenet", {"tracks": SEQ, "jet": FLAT}, {"k": 2, "channels": [[8, 8]], "dense_units": [8]}),
     "transformer": ("transformer", {"tracks": P4SEQ, "jet": FLAT},
                     {"embed_units": [8], "num_heads": 2, "num_layers": 1, "num_class_layers": 1,
                      "pair_units": [4], "four_momentum": [0, 1, 2, 3]}),
