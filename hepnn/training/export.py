@@ -19,12 +19,11 @@ import numpy as np
 
 from .._optional import require, require_keras
 from ..config import load_config
-from ..exceptions import HepnnError, InputDataError
-from ..io import iterate
+from ..exceptions import HepnnError
 from ..models import load_model
 from ..preprocessing import Preprocessor
 from ..runs.spec import load_spec
-from .onnx_deploy import finish_export
+from .onnx_deploy import finish_export, first_test_jets
 from .rundir import RunDirectory, write_json
 
 __all__ = ["export_onnx", "verification_batch", "real_batch"]
@@ -54,15 +53,9 @@ def _write_onnx(model, path: Path, batch: Mapping[str, np.ndarray], opset: int |
 
 def real_batch(config, names: list[str], preprocessing_path: Path, n: int = 256) -> dict[str, np.ndarray] | None:
     """Up to ``n`` real test-split jets of the run's data (first chunk read), preprocessed; None if unreadable."""
-    if not config.data.files:
+    chunk = first_test_jets(config, n)
+    if chunk is None:
         return None
-    try:
-        chunk = next(iterate(config.data, split="test"), None)
-    except (InputDataError, OSError):
-        return None
-    if chunk is None or len(chunk.get("label", ())) == 0:
-        return None
-    chunk = {k: v[:n] for k, v in chunk.items()}
     if preprocessing_path.is_file():
         chunk = Preprocessor.load(preprocessing_path).transform(chunk)
     return {name: np.asarray(chunk[name], dtype=np.float32) for name in names}

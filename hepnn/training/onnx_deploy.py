@@ -152,8 +152,11 @@ def add_metadata(model_proto: Any, metadata: Mapping[str, Any]) -> Any:
     return model_proto
 
 
-def _raw_batch(config: Any, names: list[str], n: int = 256) -> dict[str, np.ndarray] | None:
-    """Up to ``n`` raw (not standardised) test-split jets of the run's files, masks included; None if unreadable."""
+def first_test_jets(config: Any, n: int = 256) -> dict[str, np.ndarray] | None:
+    """Up to ``n`` raw (not standardised) test-split jets of the run's files, from the first chunk read.
+
+    None when the config names no files, they cannot be read, or the chunk has no test jets.
+    """
     if not config.data.files:
         return None
     try:
@@ -162,8 +165,16 @@ def _raw_batch(config: Any, names: list[str], n: int = 256) -> dict[str, np.ndar
         return None
     if chunk is None or len(chunk.get("label", ())) == 0:
         return None
+    return {k: v[:n] for k, v in chunk.items()}
+
+
+def _raw_batch(config: Any, names: list[str], n: int = 256) -> dict[str, np.ndarray] | None:
+    """Up to ``n`` raw test-split jets of the run's files, masks included; None if unreadable."""
+    chunk = first_test_jets(config, n)
+    if chunk is None:
+        return None
     keys = [k for name in names for k in (name, f"{name}_mask") if k in chunk]
-    return {k: np.asarray(chunk[k][:n]) for k in keys}
+    return {k: np.asarray(chunk[k]) for k in keys}
 
 
 def finish_export(path: Any, config: Any, names: list[str], classes: list[str], task: str, shapes: Mapping[str, list],

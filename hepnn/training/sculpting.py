@@ -21,6 +21,7 @@ import math
 from typing import Any, Mapping
 
 import numpy as np
+from scipy.spatial import distance
 
 from ..metrics import cut_for_efficiency
 
@@ -51,14 +52,8 @@ def jensen_shannon(p: Any, q: Any) -> float:
     if p.sum() <= 0 or q.sum() <= 0:
         msg = "jensen_shannon: a histogram is empty (no entries to normalise)"
         raise ValueError(msg)
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
-
-    def kl(a):
-        keep = a > 0
-        return float(np.sum(a[keep] * np.log2(a[keep] / m[keep])))
-
-    return max(0.0, (kl(p) + kl(q)) / 2)
+    # scipy gives the Jensen-Shannon distance, the square root of the divergence
+    return max(0.0, float(distance.jensenshannon(p, q, base=2)) ** 2)
 
 
 def sculpting_variable(config: Any, data: Mapping[str, Any]) -> str | None:
