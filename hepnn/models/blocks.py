@@ -341,6 +341,36 @@ def head(
     return output_layer(task, n_outputs)(x)
 
 
+def tagger_model(
+    inputs: dict[str, tuple[Any, str]],
+    features: list,
+    main_kind: str,
+    *,
+    name: str,
+    units: int | Sequence[int],
+    task: str,
+    n_outputs: int,
+    branch_units: int,
+    mask_value: float,
+    **head_options,
+):
+    """The common end of every tagger: fusion, head and model.
+
+    Inputs not of ``main_kind`` (e.g. jet-level features beside a constituent
+    sequence) join ``features`` through their side branches; the concatenation goes
+    through :func:`head` (``units``, ``task``, ``n_outputs`` and ``head_options``:
+    activation, initializer, batch_norm, dropout, l1, l2) and the result is wrapped
+    in a functional model called ``name``.
+    """
+    activation = head_options.get("activation", "relu")
+    features = [
+        *features,
+        *side_branches(inputs, main_kind, units=branch_units, mask_value=mask_value, activation=activation),
+    ]
+    outputs = head(features, units, task=task, n_outputs=n_outputs, name="head", **head_options)
+    return functional_model(inputs, outputs, name=name)
+
+
 def functional_model(inputs: dict[str, tuple[Any, str]], outputs, name: str):
     """A functional ``keras.Model`` taking a dict keyed by input name."""
     keras = require("keras")

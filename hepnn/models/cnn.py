@@ -154,22 +154,10 @@ def build_cnn(
             if pool_layer is not None and blocks.can_pool(x, pool_size):
                 x = pool_layer(pool_size, name=f"{name}_block{b}_pool")(x)
         features.append(blocks.global_pool(x, global_pooling, f"{name}_global"))
-    features += blocks.side_branches(
-        inputs, "image", units=branch_units, mask_value=mask_value, activation=activation
-    )
-    outputs = blocks.head(
-        features,
-        dense_units,
-        task=task,
-        n_outputs=n_outputs,
-        activation=activation,
-        initializer=initializer,
-        dropout=dropout,
-        l1=l1,
-        l2=l2,
-        name="head",
-    )
-    return blocks.functional_model(inputs, outputs, name="cnn")
+    return blocks.tagger_model(inputs, features, "image", name="cnn", units=dense_units, task=task,
+                               n_outputs=n_outputs, branch_units=branch_units, mask_value=mask_value,
+                               activation=activation, initializer=initializer,
+                               dropout=dropout, l1=l1, l2=l2)
 
 
 @register_model("resnet", check=_check_resnet)
@@ -275,19 +263,7 @@ def build_resnet(
                 x = keras.layers.Add(name=f"{prefix}_add")([h, shortcut])
                 x = keras.layers.Activation(activation, name=f"{prefix}_act1")(x)
         features.append(blocks.global_pool(x, global_pooling, f"{name}_global"))
-    features += blocks.side_branches(
-        inputs, "image", units=branch_units, mask_value=mask_value, activation=activation
-    )
-    outputs = blocks.head(
-        features,
-        dense_units,
-        task=task,
-        n_outputs=n_outputs,
-        activation=activation,
-        initializer=initializer,
-        dropout=dropout,
-        l1=l1,
-        l2=l2,
-        name="head",
-    )
-    return blocks.functional_model(inputs, outputs, name="resnet")
+    return blocks.tagger_model(inputs, features, "image", name="resnet", units=dense_units, task=task,
+                               n_outputs=n_outputs, branch_units=branch_units, mask_value=mask_value,
+                               activation=activation, initializer=initializer,
+                               dropout=dropout, l1=l1, l2=l2)

@@ -102,20 +102,7 @@ def build_deepsets(
         )
         for name, x in blocks.by_kind(inputs, "sequence").items()
     ]
-    features += blocks.side_branches(
-        inputs, "sequence", units=branch_units, mask_value=mask_value, activation=activation
-    )
-    outputs = blocks.head(
-        features,
-        dense_units,
-        task=task,
-        n_outputs=n_outputs,
-        activation=activation,
-        initializer=initializer,
-        batch_norm=batch_norm,
-        dropout=dropout,
-        l1=l1,
-        l2=l2,
-        name="head",
-    )
-    return blocks.functional_model(inputs, outputs, name="deepsets")
+    return blocks.tagger_model(inputs, features, "sequence", name="deepsets", units=dense_units, task=task,
+                               n_outputs=n_outputs, branch_units=branch_units, mask_value=mask_value,
+                               activation=activation, initializer=initializer,
+                               batch_norm=batch_norm, dropout=dropout, l1=l1, l2=l2)

@@ -137,12 +137,10 @@ def build_efn(
         h = blocks.dense_stack(h, phi_units, activation=activation, initializer=initializer, l1=l1, l2=l2,
                                name=f"{name}_phi")
         features.append(WeightedSum(name=f"{name}_energy_flow")([h, weight, mask]))
-    features += blocks.side_branches(
-        inputs, "sequence", units=branch_units, mask_value=mask_value, activation=activation
-    )
-    outputs = blocks.head(features, dense_units, task=task, n_outputs=n_outputs, activation=activation,
-                          initializer=initializer, batch_norm=batch_norm, dropout=dropout, l1=l1, l2=l2, name="head")
-    return blocks.functional_model(inputs, outputs, name="efn")
+    return blocks.tagger_model(inputs, features, "sequence", name="efn", units=dense_units, task=task,
+                               n_outputs=n_outputs, branch_units=branch_units, mask_value=mask_value,
+                               activation=activation, initializer=initializer,
+                               batch_norm=batch_norm, dropout=dropout, l1=l1, l2=l2)
 
 
 def _check_pfn(options: dict[str, Any]) -> opt.Problems:
@@ -218,12 +216,10 @@ def build_pfn(
                                initializer=initializer, l1=l1, l2=l2, name=name)
         for name, x in blocks.by_kind(inputs, "sequence").items()
     ]
-    features += blocks.side_branches(
-        inputs, "sequence", units=branch_units, mask_value=mask_value, activation=activation
-    )
-    outputs = blocks.head(features, dense_units, task=task, n_outputs=n_outputs, activation=activation,
-                          initializer=initializer, batch_norm=batch_norm, dropout=dropout, l1=l1, l2=l2, name="head")
-    return blocks.functional_model(inputs, outputs, name="pfn")
+    return blocks.tagger_model(inputs, features, "sequence", name="pfn", units=dense_units, task=task,
+                               n_outputs=n_outputs, branch_units=branch_units, mask_value=mask_value,
+                               activation=activation, initializer=initializer,
+                               batch_norm=batch_norm, dropout=dropout, l1=l1, l2=l2)
 
 
 def efn_filters(model, extent: float = 0.8, n_grid: int = 65, input_name: str | None = None):

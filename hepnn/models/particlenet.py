@@ -178,20 +178,7 @@ def build_particlenet(
             h = ApplyMask(0.0, name=f"{prefix}_masked")([out, mask])
             points = h
         features.append(MaskedPooling(pooling, name=f"{name}_pool")([h, mask]))
-    features += blocks.side_branches(
-        inputs, "sequence", units=branch_units, mask_value=mask_value, activation=activation
-    )
-    outputs = blocks.head(
-        features,
-        dense_units,
-        task=task,
-        n_outputs=n_outputs,
-        activation=activation,
-        initializer=initializer,
-        batch_norm=False,
-        dropout=dropout,
-        l1=l1,
-        l2=l2,
-        name="head",
-    )
-    return blocks.functional_model(inputs, outputs, name="particlenet")
+    return blocks.tagger_model(inputs, features, "sequence", name="particlenet", units=dense_units, task=task,
+                               n_outputs=n_outputs, branch_units=branch_units, mask_value=mask_value,
+                               activation=activation, initializer=initializer,
+                               batch_norm=False, dropout=dropout, l1=l1, l2=l2)

@@ -203,9 +203,7 @@ def build_transformer(
             cls = keras.layers.Add(name=f"{prefix}_add1")([cls, ffn(cls, prefix)])
         cls = keras.layers.LayerNormalization(name=f"{name}_class_norm")(cls)
         features.append(keras.layers.Flatten(name=f"{name}_class_output")(cls))
-    features += blocks.side_branches(
-        inputs, "sequence", units=branch_units, mask_value=mask_value, activation=activation
-    )
-    outputs = blocks.head(features, dense_units, task=task, n_outputs=n_outputs, activation=activation,
-                          initializer=init, batch_norm=batch_norm, dropout=dropout, l1=l1, l2=l2, name="head")
-    return blocks.functional_model(inputs, outputs, name="transformer")
+    return blocks.tagger_model(inputs, features, "sequence", name="transformer", units=dense_units, task=task,
+                               n_outputs=n_outputs, branch_units=branch_units, mask_value=mask_value,
+                               activation=activation, initializer=init,
+                               batch_norm=batch_norm, dropout=dropout, l1=l1, l2=l2)
