@@ -9,7 +9,7 @@ import numpy as np
 
 from ..exceptions import UnknownNameError
 from ..metrics import effective_count, efficiency_auc, efficiency_curve, rejection_at, rejection_uncertainty
-from .common import PLOTS, new_axes, pyplot, taggers_from
+from .common import PLOTS, curve_styles, new_axes, pyplot, taggers_from
 
 __all__ = ["RocResult", "plot_rejection", "plot_roc"]
 
@@ -129,9 +129,10 @@ def plot_rejection(
 
     grid = np.linspace(eff_min, 1.0, 200)
     lines, bands, rejections, aucs, on_grid = {}, {}, {}, {}, {}
+    styles = dict(zip(curves, curve_styles(len(curves))))
     for name, (eff_s, eff_b, thr, n_b) in curves.items():
         keep = (eff_s >= eff_min) & (eff_b > 0)
-        (line,) = ax.plot(eff_s[keep], 1.0 / eff_b[keep], label=name)
+        (line,) = ax.plot(eff_s[keep], 1.0 / eff_b[keep], label=name, **styles[name])
         lines[name] = line
         rej = rejection_at(eff_s, eff_b, grid)
         on_grid[name] = rej
@@ -155,7 +156,7 @@ def plot_rejection(
         for name, line in lines.items():
             with np.errstate(divide="ignore", invalid="ignore"):
                 r = on_grid[name] / ref
-            (ratio_lines[name],) = ax_ratio.plot(grid, np.where(np.isfinite(r), r, np.nan), color=line.get_color())
+            (ratio_lines[name],) = ax_ratio.plot(grid, np.where(np.isfinite(r), r, np.nan), **styles[name])
         ax_ratio.set_xlabel("Signal efficiency $\\varepsilon_S$")
         ax_ratio.set_ylabel(f"Ratio to {reference}")
         ax_ratio.set_xlim(eff_min, 1.0)
@@ -201,9 +202,10 @@ def plot_roc(
     curves = _curves(taggers, labels, weights, signal)
     ax = new_axes(ax)
     lines, aucs, rejections = {}, {}, {}
+    styles = dict(zip(curves, curve_styles(len(curves))))
     for name, (eff_s, eff_b, _thr, _n) in curves.items():
         aucs[name] = efficiency_auc(eff_s, eff_b)
-        (lines[name],) = ax.plot(eff_b, eff_s, label=f"{name} (AUC = {aucs[name]:.3f})")
+        (lines[name],) = ax.plot(eff_b, eff_s, label=f"{name} (AUC = {aucs[name]:.3f})", **styles[name])
         rejections[name] = {0.5: rejection_at(eff_s, eff_b, 0.5)}
     if diagonal:
         ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
