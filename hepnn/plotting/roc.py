@@ -61,6 +61,11 @@ def _curves(taggers: Any, labels: Any, weights: Any, signal: int) -> dict[str, t
     return out
 
 
+def _legend_options(n_curves: int) -> dict:
+    """Two columns in a smaller font for many curves, so that the legend hides less of them."""
+    return {"ncol": 2, "fontsize": "small"} if n_curves > 6 else {}
+
+
 @PLOTS.register("rejection")
 def plot_rejection(
     taggers: Any,
@@ -149,7 +154,7 @@ def plot_rejection(
     ax.set_yscale("log")
     ax.set_xlim(eff_min, 1.0)
     ax.set_ylabel("Background rejection $1/\\varepsilon_B$")
-    ax.legend()
+    ax.legend(**_legend_options(len(lines)))
     ratio_lines = {}
     if ax_ratio is not None:
         ref = on_grid[reference]
@@ -213,5 +218,5 @@ def plot_roc(
     ax.set_ylim(0, 1)
     ax.set_xlabel("Background efficiency $\\varepsilon_B$")
     ax.set_ylabel("Signal efficiency $\\varepsilon_S$")
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", **_legend_options(len(lines)))
     return RocResult(ax=ax, lines=lines, rejections=rejections, auc=aucs, curves={k: v[:3] for k, v in curves.items()})
