@@ -61,9 +61,15 @@ def _curves(taggers: Any, labels: Any, weights: Any, signal: int) -> dict[str, t
     return out
 
 
+#: more curves than this: the legend goes beside the axes and the bands are lighter
+MANY_CURVES = 6
+
+
 def _legend_options(n_curves: int) -> dict:
-    """Two columns in a smaller font for many curves, so that the legend hides less of them."""
-    return {"ncol": 2, "fontsize": "small"} if n_curves > 6 else {}
+    """For many curves the legend sits right of the axes (in a smaller font), where it hides none of them."""
+    if n_curves > MANY_CURVES:
+        return {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, "fontsize": "small"}
+    return {}
 
 
 @PLOTS.register("rejection")
@@ -146,7 +152,7 @@ def plot_rejection(
             ok = np.isfinite(rej) & np.isfinite(sigma)
             bands[name] = ax.fill_between(
                 grid[ok], np.clip(rej[ok] - sigma[ok], 1.0, None), rej[ok] + sigma[ok],
-                color=line.get_color(), alpha=0.25, linewidth=0,
+                color=line.get_color(), alpha=0.25 if len(curves) <= MANY_CURVES else 0.1, linewidth=0,
             )
         wps = [float(wp) for wp in working_points]
         rejections[name] = dict(zip(wps, np.atleast_1d(rejection_at(eff_s, eff_b, wps)).tolist())) if wps else {}
@@ -218,5 +224,5 @@ def plot_roc(
     ax.set_ylim(0, 1)
     ax.set_xlabel("Background efficiency $\\varepsilon_B$")
     ax.set_ylabel("Signal efficiency $\\varepsilon_S$")
-    ax.legend(loc="lower right", **_legend_options(len(lines)))
+    ax.legend(**{"loc": "lower right", **_legend_options(len(lines))})
     return RocResult(ax=ax, lines=lines, rejections=rejections, auc=aucs, curves={k: v[:3] for k, v in curves.items()})
