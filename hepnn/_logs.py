@@ -26,6 +26,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -130,6 +131,9 @@ def quiet_tensorflow(debug: bool = False) -> None:
     if debug:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Keras' ONNX export probes numpy with `hasattr(np, "object")`, which numpy 2 answers with a
+    # FutureWarning the user can do nothing about (`hepnn export --format onnx`)
+    warnings.filterwarnings("ignore", message=r"In the future `np\.object` will be defined", category=FutureWarning)
     if "tensorflow" in sys.modules:
         _python_loggers_to_errors(sys.modules["tensorflow"])
         return

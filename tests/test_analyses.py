@@ -125,3 +125,24 @@ def test_top_tagging_quick_end_to_end(tmp_path):
     assert f"| dense | dense on highlevel | {dense['auc']:.4f} |" in results
     assert f"| BDT (baseline) | HistGradientBoostingClassifier on highlevel | {bdt['auc']:.4f} |" in results
     assert "Produced by `hepnn run" in results and "--quick" in results
+
+
+def test_top_tagging_quick_mode_shows_every_tagger():
+    """The demo (`make demo`): every network kind in the quick overlay, one fused model, the BDT."""
+    from hepnn.config import variant
+
+    config = quick(load_analysis(ANALYSES / "top_tagging").config)
+    variants = {name: variant(config, name) for name in config.variants}
+    models = {name: (v.model.name, tuple(v.model.inputs)) for name, v in variants.items()}
+    kinds = {m for m, _ in models.values()}
+    assert {"dense", "cnn", "rnn", "deepsets", "pfn", "efn", "particlenet", "transformer", "autoencoder"} <= kinds
+    fused = [n for n, (_, inputs) in models.items() if "highlevel" in inputs and len(inputs) > 1]
+    assert len(fused) == 1
+    assert config.baseline is not None
+    # the cheap set networks train to the end of a cosine schedule (no early stop on a noisy 400-jet loss)
+    for name in ("deepsets", "pfn", "efn"):
+        training = variants[name].training
+        assert training.early_stopping is None and training.schedule.name == "cosine"
+        assert training.schedule.decay_epochs == training.epochs >= 2 * config.training.epochs
+    sizes = [s.n_jets for s in config.generate.samples.values()]
+    assert sizes == [2000, 2000]  # the demo's time budget (3 minutes on 2 CPU cores) is measured at this size

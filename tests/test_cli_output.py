@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from hepnn import cli
 from hepnn._logs import NOISE, _replay, captured_stderr
@@ -94,3 +96,94 @@ def test_cli_train_prints_progress_and_no_tensorflow_noise(tmp_path):
     noisy = [line for line in proc.stderr.splitlines() if NOISY.search(line)]
     assert not noisy, "\n".join(noisy)
     assert (out / "model.keras").is_file()
+
+
+_QUIET_CONFIG = """
+data:
+  layout: per_jet
+  files:
+    - {path: top.root, tree: jets, label: 1}
+    - {path: qcd.root, tree: jets, label: 0}
+  spectators: [jet_pt, jet_mass]
+  inputs:
+    highlevel: {kind: flat, variables: [jet_mass, jet_tau21, jet_tau32, jet_nparticles]}
+  split: {train: 0.6, val: 0.2, test: 0.2, seed: 1}
+model: {name: dense, units: [4]}
+training: {epochs: 1, batch_size: 32}
+explain: {n_jets: 20}
+"""
+
+# Runs in a fresh interpreter (TensorFlow imported there for the first time, so its start-up
+# noise would show): every command in-process through hepnn.cli.main with --quiet, file
+# descriptors 1 and 2 captured per command (C++ output included).
+_QUIET_DRIVER = r"""
+import json, os, sys, tempfile
+from hepnn.cli import main
+
+results = []
+for argv in json.loads(sys.argv[1]):
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush(); sys.stderr.flush()
+        os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
+        try:
+            code = main(argv)
+        finally:
+            sys.stdout.flush(); sys.stderr.flush()
+            os.dup2(saved[0], 1); os.dup2(saved[1], 2)
+        out.seek(0); err.seek(0)
+        results.append({"argv": argv, "code": code, "out": out.read().decode(errors="replace"),
+                        "err": err.read().decode(errors="replace")})
+print(json.dumps(results))
+"""
+
+PROGRESS = re.compile(r"\d+%\||it/s|jet/s\]|plot/s|run/s|^epoch \d", re.M)
+
+
+@pytest.mark.slow
+def test_every_command_with_quiet_prints_no_progress_and_no_tensorflow_noise(tmp_path):
+    """Each sub-command run with --quiet: nothing on stderr (no progress bars, no TensorFlow
+    start-up or retracing messages) and no progress output on stdout."""
+    (tmp_path / "tiny.yaml").write_text(_QUIET_CONFIG)
+    (tmp_path / "space.yaml").write_text("training.batch_size: [16, 32]\n")
+    analysis = tmp_path / "tiny_analysis"
+    analysis.mkdir()
+    (analysis / "config.yaml").write_text(
+        _QUIET_CONFIG.replace("path: top.root", "path: t.root").replace("path: qcd.root", "path: q.root")
+        + "generate:\n  samples:\n    t.root: {sample: top, n_jets: 30}\n    q.root: {sample: qcd, n_jets: 30}\n"
+    )
+    commands = [
+        ["list"],
+        ["config", "check", "tiny.yaml"],
+        ["config", "show", "tiny.yaml"],
+        ["generate", "top", "--n-jets", "60", "--out", "top.root"],
+        ["generate", "qcd", "--n-jets", "60", "--out", "qcd.root"],
+        ["convert", "tiny.yaml", "--out", "converted"],
+        ["train", "tiny.yaml", "--out", "run"],
+        ["evaluate", "run"],
+        ["explain", "run", "--method", "permutation"],
+        ["report", "run", "--out", "report"],
+        ["predict", "run", "top.root", "--out", "scores"],
+        ["jobs", "slurm", "--config", "tiny.yaml", "--out", "job.sh"],
+        ["tune", "tiny.yaml", "--space", "space.yaml", "--trials", "1", "--out", "study"],
+        ["export", "run", "--format", "onnx", "--out", "model.onnx"],
+        ["run", str(analysis), "--out", "analysis_run", "--steps", "generate,train,evaluate,report"],
+    ]
+    argvs = [[*c, "--quiet"] for c in commands]
+    proc = subprocess.run([sys.executable, "-c", _QUIET_DRIVER, json.dumps(argvs)], capture_output=True,
+                          text=True, env=_env(), timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [r["argv"] for r in results] == argvs
+    problems = []
+    for r in results:
+        name = " ".join(r["argv"])
+        if r["code"] != 0 and "ModuleNotFoundError" not in r["err"]:  # an optional extra not installed
+            problems.append(f"{name}: exit {r['code']}: {r['err'][-500:]}")
+            continue
+        if r["code"] == 0 and r["err"].strip():
+            problems.append(f"{name}: stderr not empty:\n{r['err'][-1000:]}")
+        if PROGRESS.search(r["out"]) or NOISY.search(r["out"]):
+            problems.append(f"{name}: progress or noise on stdout:\n{r['out'][-1000:]}")
+    assert not problems, "\n\n".join(problems)
+    assert (tmp_path / "run" / "metrics.json").is_file() and (tmp_path / "analysis_run" / "report").is_dir()

@@ -25,3 +25,12 @@ def test_one_point_per_tagger_on_log_axes():
 def test_nothing_to_draw_is_a_clear_error():
     with pytest.raises(ValueError, match="mass spectator"):
         plot_rejection_vs_sculpting({"a": {}})
+
+
+def test_many_taggers_get_distinct_colour_and_marker():
+    from matplotlib.colors import to_hex
+
+    sculpting = {f"t{i}": {"rejection_50": 10.0 + i, "inv_jsd_50": 5.0 + i} for i in range(13)}
+    res = plot_rejection_vs_sculpting(sculpting)
+    drawn = {(to_hex(a.get_facecolor()[0]), a.get_paths()[0].vertices.tobytes()) for a in res.artists.values()}
+    assert len(drawn) == 13

@@ -71,3 +71,50 @@ def test_registry():
     assert PLOTS.get("rejection") is plot_rejection
     with pytest.raises(UnknownNameError):
         PLOTS.get("rocc")
+
+
+def _drawn_style(line):
+    from matplotlib.colors import to_hex
+
+    return to_hex(line.get_color()), line.get_linestyle(), line.get_marker()
+
+
+@pytest.mark.parametrize("n", [3, 11, 25, 45])
+def test_many_curves_have_distinct_styles(n):
+    """The demo draws 11 taggers: no two curves (nor their ratio curves) may share colour and line style."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    taggers = {f"t{i}": rng.normal((1 + 0.05 * i) * y) for i in range(n)}
+    res = plot_rejection(taggers, y, uncertainty=False)
+    styles = [_drawn_style(res.lines[name]) for name in taggers]
+    assert len(set(styles)) == n
+    assert [_drawn_style(res.ratio_lines[name]) for name in taggers] == styles
+    if n <= 10:  # as many colours as curves: every curve solid, each in its own colour
+        assert {s[1] for s in styles} == {"-"} and len({s[0] for s in styles}) == n
+    else:  # colours are reused only with another line style
+        assert len({s[0] for s in styles}) == 10 and {"-", "--"} <= {s[1] for s in styles}
+    roc = plot_roc(taggers, y)
+    assert len({_drawn_style(roc.lines[name]) for name in taggers}) == n
+    # the legend shows each curve's own style; for many curves it sits beside the axes, hiding none
+    for ax, drawn in ((res.ax, styles), (roc.ax, None)):
+        legend = ax.get_legend()
+        handles = [_drawn_style(h) for h in legend.legend_handles]
+        assert len(set(handles)) == n and (drawn is None or handles == drawn)
+        ax.figure.canvas.draw()
+        outside = legend.get_window_extent().x0 >= ax.get_window_extent().x1
+        assert outside == (n > 6)
+
+
+def test_distinct_styles_follow_the_style_palette():
+    import matplotlib
+    from cycler import cycler
+
+    from hepnn.plotting.common import curve_styles
+
+    palette = ["#000000", "#ff0000", "#00ff00", "#ff0000"]  # a repeated colour counts once
+    with matplotlib.rc_context({"axes.prop_cycle": cycler(color=palette)}):
+        styles = curve_styles(7)
+        points = curve_styles(7, markers=True)
+    assert [s["color"] for s in styles] == ["#000000", "#ff0000", "#00ff00"] * 2 + ["#000000"]
+    assert [s["linestyle"] for s in styles] == ["-"] * 3 + ["--"] * 3 + [":"]
+    assert len({(p["color"], p["marker"]) for p in points}) == 7

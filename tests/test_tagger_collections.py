@@ -198,6 +198,44 @@ def test_coffea_dask_nanoevents_read_only_what_the_tagger_needs(nano_run, nano_a
     same(lazy.compute(), expected, expected.fields)
 
 
+@pytest.fixture(scope="module")
+def muon_run(tmp_path_factory):
+    """A tagger on the real NanoAOD file whose second input is a linked collection (``Muon_jetIdx``)."""
+    config = load_config(DATA / "nanoaod_btag.yaml", [
+        "data.inputs.muons={kind: sequence, collection: Muon, link: Muon_jetIdx, max_length: 2, "
+        "variables: [Muon_pt, Muon_eta, Muon_pfRelIso04_all], sort_by: {variable: Muon_pt}}",
+        "model.name=deepsets", "model.phi_units=[4]", "model.dense_units=[4]", "model.branch_units=4",
+        "training.epochs=1", "training.verbose=0", "training.early_stopping=null",
+    ])
+    return train(config, tmp_path_factory.mktemp("runs") / "muons")
+
+
+def test_dask_jet_collection_with_linked_collection_is_lazy_and_equals_eager(muon_run, monkeypatch):
+    """``tagger.predict(events.Jet)`` in dask mode when the tagger reads a linked collection (Muon)."""
+    tagger = hepnn.Tagger.load(muon_run)
+    assert any(b.startswith("Muon_") for b in tagger.required_branches)
+    expected = tagger.predict(uproot.open(NANOAOD)["Events"].arrays(filter_name=tagger.required_branches))
+    assert ak.sum(ak.num(expected)) > 100
+    calls = []
+    score = tagger._score
+    monkeypatch.setattr(tagger, "_score", lambda *a, **k: calls.append(1) or score(*a, **k))
+    events = nanoevents(NANOAOD, mode="dask")
+    lazy = tagger.predict(events.Jet)
+    assert isinstance(lazy, dak.Array) and calls == [], "building the graph must not score anything"
+    # the typetracer pass: the output type, and exactly the branches the tagger reads (+ counters)
+    assert str(lazy._meta.type).endswith("var * float32")
+    (needed,) = dak.report_necessary_columns(lazy).values()
+    assert set(needed) == set(tagger.required_branches) | {"nJet", "nMuon"}
+    got = lazy.compute(scheduler="sync")
+    same(got, expected)
+    assert calls and ak.num(got).tolist() == ak.num(events.Jet.pt.compute()).tolist()
+    # a selected collection is not all of events.Jet: the graph build says what to pass
+    with pytest.raises(InputDataError, match=r"(?s)Muon_pt.*before any jet selection"):
+        tagger.predict(events.Jet[events.Jet.pt > 30])
+    # the eager path gives the same
+    same(tagger.predict(nanoevents(NANOAOD, mode="virtual").Jet), expected)
+
+
 def test_partition_scorer_pickles_as_its_run_directory(nano_run, nano_arrays):
     from hepnn.training.tagger import _PartitionScorer
 

@@ -9,7 +9,9 @@ import numpy as np
 from .._optional import require
 from ..registry import Registry
 
-__all__ = ["PLOTS", "pyplot", "new_axes", "as_1d", "taggers_from", "class_names_for", "upper_edge_inclusive"]
+__all__ = [
+    "PLOTS", "pyplot", "new_axes", "as_1d", "taggers_from", "class_names_for", "upper_edge_inclusive", "curve_styles",
+]
 
 #: The plot functions by name, e.g. ``PLOTS.get("roc")``.
 PLOTS = Registry("plot")
@@ -19,6 +21,62 @@ def pyplot() -> Any:
     """Import and return ``matplotlib.pyplot`` (never at import time of hepnn)."""
     require("matplotlib")
     return require("matplotlib.pyplot")
+
+
+#: Line styles combined with the colours when a plot has more curves than the colour cycle has colours.
+LINESTYLES = ("-", "--", ":", "-.")
+#: Markers combined with the colours for point plots (and for lines beyond colours x line styles).
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+# matplotlib's default ("tab10") colours, used when the current style's cycle has no colours
+_TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def curve_styles(n: int, *, markers: bool = False) -> list[dict[str, Any]]:
+    """``n`` distinct styles for ``n`` curves: each colour of the current cycle, then each again dashed, ...
+
+    The colours come from ``rcParams["axes.prop_cycle"]`` (so an experiment style set with
+    :func:`hepnn.plotting.use_style` keeps its palette); a plot with more curves than colours
+    combines them with :data:`LINESTYLES` (solid, dashed, dotted, dash-dotted) so that no two
+    curves look alike (colour x line style; beyond that, markers are added as well).
+
+    Parameters
+    ----------
+    n : int
+        Number of curves.
+    markers : bool
+        Styles for points (``scatter``/``errorbar``): colour x marker instead of colour x line style.
+
+    Returns
+    -------
+    list of dict
+        Keyword arguments for ``ax.plot`` (``color``, ``linestyle``, and ``marker`` where needed),
+        or for points ``color`` and ``marker``.
+
+    Examples
+    --------
+    >>> styles = curve_styles(12)
+    >>> len({(s["color"], s["linestyle"]) for s in styles})
+    12
+    >>> styles[0]["linestyle"], styles[10]["linestyle"]
+    ('-', '--')
+    """
+    mpl = require("matplotlib")
+    colors = tuple(mpl.rcParams["axes.prop_cycle"].by_key().get("color", ())) or _TAB10
+    # a style may repeat a colour in its cycle: distinct colours only, in order
+    colors = tuple(dict.fromkeys(colors))
+    n_c = len(colors)
+    out = []
+    for i in range(int(n)):
+        color, block = colors[i % n_c], i // n_c
+        if markers:
+            out.append({"color": color, "marker": MARKERS[block % len(MARKERS)]})
+            continue
+        style = {"color": color, "linestyle": LINESTYLES[block % len(LINESTYLES)]}
+        extra = block // len(LINESTYLES)
+        if extra:
+            style.update(marker=MARKERS[(extra - 1) % len(MARKERS)], markevery=0.1)
+        out.append(style)
+    return out
 
 
 def new_axes(ax: Any = None, **subplots_kw: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .common import PLOTS, new_axes
+from .common import PLOTS, curve_styles, new_axes
 
 __all__ = ["SculptingResult", "plot_rejection_vs_sculpting"]
 
@@ -63,8 +63,10 @@ def plot_rejection_vs_sculpting(
         raise ValueError(msg)
     ax = new_axes(ax)
     artists = {}
+    styles = dict(zip(points, curve_styles(len(points), markers=True)))
     for name, (inv, rej) in points.items():
-        artists[name] = ax.scatter([inv], [rej], s=50, label=name, zorder=3)
+        artists[name] = ax.scatter([inv], [rej], s=50, label=name, zorder=3, color=styles[name]["color"],
+                                   marker=styles[name]["marker"])
         ax.annotate(name, (inv, rej), textcoords="offset points", xytext=(5, 5), fontsize="small")
     ax.set_xscale("log")
     ax.set_yscale("log")

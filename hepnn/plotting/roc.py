@@ -9,7 +9,7 @@ import numpy as np
 
 from ..exceptions import UnknownNameError
 from ..metrics import effective_count, efficiency_auc, efficiency_curve, rejection_at, rejection_uncertainty
-from .common import PLOTS, new_axes, pyplot, taggers_from
+from .common import PLOTS, curve_styles, new_axes, pyplot, taggers_from
 
 __all__ = ["RocResult", "plot_rejection", "plot_roc"]
 
@@ -59,6 +59,17 @@ def _curves(taggers: Any, labels: Any, weights: Any, signal: int) -> dict[str, t
         wb = np.ones(np.count_nonzero(y != signal)) if w is None else w[y != signal]
         out[name] = (eff_s, eff_b, thr, effective_count(wb))
     return out
+
+
+#: more curves than this: the legend goes beside the axes and the bands are lighter
+MANY_CURVES = 6
+
+
+def _legend_options(n_curves: int) -> dict:
+    """For many curves the legend sits right of the axes (in a smaller font), where it hides none of them."""
+    if n_curves > MANY_CURVES:
+        return {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, "fontsize": "small"}
+    return {}
 
 
 @PLOTS.register("rejection")
@@ -129,9 +140,10 @@ def plot_rejection(
 
     grid = np.linspace(eff_min, 1.0, 200)
     lines, bands, rejections, aucs, on_grid = {}, {}, {}, {}, {}
+    styles = dict(zip(curves, curve_styles(len(curves))))
     for name, (eff_s, eff_b, thr, n_b) in curves.items():
         keep = (eff_s >= eff_min) & (eff_b > 0)
-        (line,) = ax.plot(eff_s[keep], 1.0 / eff_b[keep], label=name)
+        (line,) = ax.plot(eff_s[keep], 1.0 / eff_b[keep], label=name, **styles[name])
         lines[name] = line
         rej = rejection_at(eff_s, eff_b, grid)
         on_grid[name] = rej
@@ -140,7 +152,7 @@ def plot_rejection(
             ok = np.isfinite(rej) & np.isfinite(sigma)
             bands[name] = ax.fill_between(
                 grid[ok], np.clip(rej[ok] - sigma[ok], 1.0, None), rej[ok] + sigma[ok],
-                color=line.get_color(), alpha=0.25, linewidth=0,
+                color=line.get_color(), alpha=0.25 if len(curves) <= MANY_CURVES else 0.1, linewidth=0,
             )
         wps = [float(wp) for wp in working_points]
         rejections[name] = dict(zip(wps, np.atleast_1d(rejection_at(eff_s, eff_b, wps)).tolist())) if wps else {}
@@ -148,14 +160,14 @@ def plot_rejection(
     ax.set_yscale("log")
     ax.set_xlim(eff_min, 1.0)
     ax.set_ylabel("Background rejection $1/\\varepsilon_B$")
-    ax.legend()
+    ax.legend(**_legend_options(len(lines)))
     ratio_lines = {}
     if ax_ratio is not None:
         ref = on_grid[reference]
         for name, line in lines.items():
             with np.errstate(divide="ignore", invalid="ignore"):
                 r = on_grid[name] / ref
-            (ratio_lines[name],) = ax_ratio.plot(grid, np.where(np.isfinite(r), r, np.nan), color=line.get_color())
+            (ratio_lines[name],) = ax_ratio.plot(grid, np.where(np.isfinite(r), r, np.nan), **styles[name])
         ax_ratio.set_xlabel("Signal efficiency $\\varepsilon_S$")
         ax_ratio.set_ylabel(f"Ratio to {reference}")
         ax_ratio.set_xlim(eff_min, 1.0)
@@ -201,9 +213,10 @@ def plot_roc(
     curves = _curves(taggers, labels, weights, signal)
     ax = new_axes(ax)
     lines, aucs, rejections = {}, {}, {}
+    styles = dict(zip(curves, curve_styles(len(curves))))
     for name, (eff_s, eff_b, _thr, _n) in curves.items():
         aucs[name] = efficiency_auc(eff_s, eff_b)
-        (lines[name],) = ax.plot(eff_b, eff_s, label=f"{name} (AUC = {aucs[name]:.3f})")
+        (lines[name],) = ax.plot(eff_b, eff_s, label=f"{name} (AUC = {aucs[name]:.3f})", **styles[name])
         rejections[name] = {0.5: rejection_at(eff_s, eff_b, 0.5)}
     if diagonal:
         ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
@@ -211,5 +224,5 @@ def plot_roc(
     ax.set_ylim(0, 1)
     ax.set_xlabel("Background efficiency $\\varepsilon_B$")
     ax.set_ylabel("Signal efficiency $\\varepsilon_S$")
-    ax.legend(loc="lower right")
+    ax.legend(**{"loc": "lower right", **_legend_options(len(lines))})
     return RocResult(ax=ax, lines=lines, rejections=rejections, auc=aucs, curves={k: v[:3] for k, v in curves.items()})

@@ -192,7 +192,7 @@ class Tagger:
             NanoEvents, or a plain ``var * record`` awkward array whose fields are the
             jet variables without the collection prefix (``pt`` for ``Jet_pt``); inputs
             from linked collections (``Track_*``) are taken from the NanoEvents parent
-            of an unselected collection. A ``dask_awkward.Array`` of any of these
+            of an unselected collection (eager or dask). A ``dask_awkward.Array`` of any of these
             gives a lazy result (see Returns).
             No cuts are applied and no label branch is needed.
         batch_size : int, optional
@@ -303,9 +303,31 @@ class Tagger:
     def _predict_lazy(self, events: Any, batch_size: int | None) -> Any:
         """``dask_awkward.map_partitions`` of :meth:`predict`: a lazy array, nothing computed."""
         dak = require("dask_awkward", extra="dask")
+        events = self._lazy_events(events)
         scorer = _PartitionScorer(self, batch_size)
         meta = scorer(events._meta)  # typetracer pass: checks the branches, gives the output type
         return dak.map_partitions(scorer, events, meta=meta, label="hepnn-tagger")
+
+    def _lazy_events(self, events: Any) -> Any:
+        """A dask NanoEvents jet collection whose inputs include linked collections -> its dask events.
+
+        As for eager arrays, the parent events stand in for ``events.<name>`` only when the
+        collection is all of it: lazily, when its graph key is that of ``events.<name>``
+        (no selection applied). Otherwise the typetracer pass raises the error saying what to pass.
+        """
+        meta = events._meta
+        if self.layout != "per_event" or not _is_collection(meta):
+            return events
+        try:
+            self._as_events(meta)
+            return events  # the collection's own fields are all the tagger reads
+        except InputDataError:
+            pass
+        parent = (getattr(events, "attrs", None) or {}).get("@original_array")
+        name = _collection_name(meta) or self._data.jets
+        if _is_dask(parent) and name in parent.fields and parent[name].name == events.name:
+            return parent
+        return events
 
     def _empty_scores(self) -> Any:
         """Scores of no jets, with the output type of :meth:`predict` as an awkward array."""
