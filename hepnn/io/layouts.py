@@ -80,6 +80,24 @@ def scalar_branches(arrays: Any, names: Sequence[str], where: Mapping[str, str],
     return out
 
 
+def _counts_and_flat(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per entry (int64) and flattened contents of a jagged awkward array.
+
+    For the layout uproot reads (a list-offset array of numbers) both come straight from the
+    offsets and the contents buffer, without the generic ``ak.num`` and ``ak.flatten``
+    (which give the same values).
+    """
+    import awkward as ak
+
+    layout = column.layout
+    if (isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray)
+            and layout.content.data.ndim == 1 and ak.backend(column) == "cpu"):
+        offsets = np.asarray(layout.offsets.data).astype(np.int64, copy=False)
+        data = np.asarray(layout.content.data)
+        return np.diff(offsets), data[offsets[0]:offsets[-1]]
+    return ak.to_numpy(ak.num(column, axis=1)).astype(np.int64), ak.to_numpy(ak.flatten(column, axis=1))
+
+
 def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entry_start: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Counts per entry and flattened contents of jagged branches that must have equal lengths.
 
@@ -88,7 +106,6 @@ def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entr
     InputDataError
         When a branch is not jagged or two branches differ in length for some entry.
     """
-    import awkward as ak
 
     counts = None
     first = None
@@ -98,7 +115,7 @@ def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entr
         if column.ndim != 2:
             msg = f"{path}: branch {name!r} ({what}) should hold one list per entry, found type {column.type}"
             raise InputDataError(msg)
-        n = ak.to_numpy(ak.num(column, axis=1)).astype(np.int64)
+        n, flat = _counts_and_flat(column)
         if counts is None:
             counts, first = n, name
         elif not np.array_equal(n, counts):
@@ -109,7 +126,7 @@ def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entr
                 f"{int(n[bad[0]])}); all branches of one collection must describe the same elements"
             )
             raise InputDataError(msg)
-        out[name] = ak.to_numpy(ak.flatten(column, axis=1))
+        out[name] = flat
     if counts is None:
         counts = np.zeros(len(arrays), dtype=np.int64)
     return counts, out
