@@ -190,3 +190,11 @@ def test_fast_paths_are_bit_identical_to_the_float64_transform(dtype):
     same = Preprocessor(FAST_SPEC).fit(data).transform(data)
     assert (same["raw"] is data["raw"]) == (dtype == np.float32)
     np.testing.assert_array_equal(same["raw"].view(np.uint32), _old_transform(p, data)["raw"].view(np.uint32))
+
+
+def test_is_identity_only_when_transform_changes_nothing():
+    raw = {"raw": FAST_SPEC["raw"], "img": {"kind": "image", "variables": []}}
+    assert Preprocessor(raw).is_identity()
+    for name in ("jet", "seq", "part"):
+        assert not Preprocessor({**raw, name: FAST_SPEC[name]}).is_identity()
+    assert not Preprocessor({**raw, "img": FAST_SPEC["img"]}).is_identity()

@@ -30,7 +30,6 @@ from ..exceptions import ConfigError
 from ..registry import Registry
 from .derived import DERIVED, ELEMENTWISE, wrap_phi
 from .images import jet_images
-from .layouts import Elements
 
 __all__ = [
     "REPRESENTATIONS", "InputKind", "register_input_kind", "input_kind", "mask_value", "flat_features", "pad_sequences",
@@ -397,7 +396,7 @@ class SequenceKind(InputKind):
             rank = np.arange(len(key), dtype=np.int64) - np.repeat(elements.offsets[:-1], counts)
             survive = rank < inp.max_length
             kept = np.flatnonzero(survive) if order is None else order[survive]
-            elements = Elements(np.minimum(counts, inp.max_length), {k: v[kept] for k, v in elements.arrays.items()})
+            elements = elements.take(kept, np.minimum(counts, inp.max_length))
             m = m.take(kept) if m is not None else None
             # built-in derived variables are element by element: their values carry over
             derived = {k: v[kept] for k, v in derived.items() if k in ELEMENTWISE}

@@ -219,6 +219,20 @@ class Preprocessor:
             raise InputDataError(msg)
         return np.where(use, mean, 0.0), np.where(use, scale, 1.0)
 
+    def is_identity(self) -> bool:
+        """True when :meth:`transform` changes nothing in the reader's output (float32, padded
+        slots at ``pad_value``): no abs/log/clip and nothing standardised, so callers can skip it.
+
+        Examples
+        --------
+        >>> Preprocessor({"jet": {"kind": "flat", "variables": ["pt"], "standardize": False}}).is_identity()
+        True
+        """
+        for name, spec in self._active():
+            if self._has_transforms(spec) or spec.get("kind") == "image" or self._standardised(spec).any():
+                return False
+        return True
+
     def transform(self, data: Mapping[str, np.ndarray]) -> dict:
         """Return a copy of ``data`` with every flat and sequence input transformed (float32).
 
