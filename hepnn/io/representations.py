@@ -21,12 +21,14 @@ Examples
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from ..config.schema import INPUT_CONFIGS, FlatInput, ImageInput, SequenceInput
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, InputDataError
 from ..registry import Registry
 from .derived import DERIVED, ELEMENTWISE, wrap_phi
 from .images import jet_images
@@ -139,6 +141,18 @@ def _sort_all(counts: np.ndarray, k: np.ndarray, jet: np.ndarray) -> np.ndarray:
             return order
     order = np.argsort(k, kind="stable")
     return order[np.argsort(jet[order], kind="stable")]
+
+
+#: elements per thread below which the features of a sequence input are computed in one thread
+_MIN_ELEMENTS_PER_THREAD = 250_000
+
+
+def _threads(n_elements: int) -> int:
+    """Threads for computing the features of ``n_elements``: ``HEPNN_READER_THREADS`` (default: the
+    usable CPU cores, at most 8), fewer for small inputs."""
+    setting = os.environ.get("HEPNN_READER_THREADS", "")
+    wanted = int(setting) if setting.strip().isdigit() else min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return max(1, min(wanted, n_elements // _MIN_ELEMENTS_PER_THREAD))
 
 
 def pad_sequences(
@@ -390,6 +404,12 @@ class SequenceKind(InputKind):
             order = order_within_jets(elements.counts, key, descending)  # None: every jet already in order
             counts = elements.counts
             truncate = bool(len(counts)) and int(counts.max()) > inp.max_length
+        elementwise = all(is_branch or var in ELEMENTWISE for var, is_branch in group.variables)
+        if truncate and order is None and elementwise:
+            # already in order: the features of the few elements past max_length cost less than
+            # gathering every array of the rest; the padding drops them (the same values: every
+            # feature is element by element)
+            truncate = False
         if truncate:
             # keep only the elements that survive truncation, in their sorted order, before
             # computing the features (same values and order as sorting and truncating afterwards)
@@ -402,9 +422,29 @@ class SequenceKind(InputKind):
             derived = {k: v[kept] for k, v in derived.items() if k in ELEMENTWISE}
             order = None
         # float32 from the start: the padded tensor is float32 and every value is rounded once either way
-        features = np.empty((int(elements.counts.sum()), len(group.variables)), dtype=np.float32)
-        for j, (var, is_branch) in enumerate(group.variables):
-            features[:, j] = chunk.finite(values_of(var, is_branch), var, where, keep_float32=True)
+        n = int(elements.counts.sum())
+        features = np.empty((n, len(group.variables)), dtype=np.float32)
+
+        def fill(lo: int, hi: int) -> None:  # elements lo:hi, on their own view of the momenta
+            part = m.take(slice(lo, hi)) if m is not None else None
+            for j, (var, is_branch) in enumerate(group.variables):
+                values = (elements.arrays[var] if is_branch else derived[var] if var in derived else None)
+                values = DERIVED.get(var)(part) if values is None else values[lo:hi]
+                features[lo:hi, j] = chunk.finite(values, var, where, keep_float32=True)
+
+        threads = _threads(n) if elementwise and m is not None else 1
+        if threads > 1:
+            # element-wise numpy functions release the GIL: slices of the elements in threads
+            # give the same values; an error is raised again by the serial pass, for all elements
+            bounds = np.linspace(0, n, threads + 1).astype(np.int64)
+            try:
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(fill, bounds[:-1].tolist(), bounds[1:].tolist()))
+            except InputDataError:
+                threads = 1
+        if threads <= 1:
+            for j, (var, is_branch) in enumerate(group.variables):
+                features[:, j] = chunk.finite(values_of(var, is_branch), var, where, keep_float32=True)
         if order is not None:  # jets out of order, none truncated: one gather puts every jet in order
             features = features[order]
         x, x_mask = pad_sequences(elements.counts, features, inp.max_length, None, True, inp.pad_value)
