@@ -198,3 +198,26 @@ def test_is_identity_only_when_transform_changes_nothing():
     for name in ("jet", "seq", "part"):
         assert not Preprocessor({**raw, name: FAST_SPEC[name]}).is_identity()
     assert not Preprocessor({**raw, "img": FAST_SPEC["img"]}).is_identity()
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_sequence_transform_in_blocks_is_bit_identical(monkeypatch, threads):
+    import hepnn.preprocessing.preprocessor as module
+
+    monkeypatch.setattr(module, "_JETS_PER_BLOCK", 7)
+    monkeypatch.setattr(module, "_MIN_VALUES_PER_THREAD", 10)
+    monkeypatch.setenv("HEPNN_READER_THREADS", threads)
+    rng = np.random.default_rng(6)
+    spec = {"seq": {"kind": "sequence", "variables": ["u", "v", "w"], "standardize": True, "pad_value": -2.0,
+                    "transforms": {"u": {"log": True}, "w": {"abs": True, "clip": [0.0, 1.5]}}}}
+    x = rng.normal(0, 1, (50, 6, 3)).astype(np.float32)
+    x[..., 0] = np.abs(x[..., 0]) + 0.1
+    mask = np.arange(6)[None, :] < rng.integers(0, 7, 50)[:, None]
+    x[~mask] = rng.choice([-2.0, 0.0, -1.0], (~mask).sum())[:, None]  # padding not (all) at the pad value, -1: log of it
+    data = {"seq": x, "seq_mask": mask}
+    p = Preprocessor(spec).fit(data)
+    np.testing.assert_array_equal(p.transform(data)["seq"].view(np.uint32), _old_transform(p, data)["seq"].view(np.uint32))
+    x[3, 0, 0], x[40, 0, 0] = -1.0, 0.0  # two real non-positive values in different blocks
+    mask[3, 0] = mask[40, 0] = True
+    with pytest.raises(InputDataError, match="log of 2 non-positive values"):
+        p.transform(data)
