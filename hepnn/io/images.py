@@ -81,8 +81,8 @@ def image_coordinates(
             syy = _per_jet_sum(jet, w * dy * dy, n_jets)
             sxy = _per_jet_sum(jet, w * dx * dy, n_jets)
             axis = 0.5 * np.arctan2(2 * sxy, sxx - syy)  # principal axis angle from +eta
-            turn = (np.pi / 2 - axis)[jet]
-            c, s = np.cos(turn), np.sin(turn)
+            turn = np.pi / 2 - axis
+            c, s = np.cos(turn)[jet], np.sin(turn)[jet]  # once per jet, then broadcast: the same values
             x, y = c * x - s * y, s * x + c * y
         elif step == "flip":
             for coord in (x, y):

@@ -481,14 +481,38 @@ class ImageKind(InputKind):
         where = f"data.inputs.{name}"
         group, elements = chunk.group(name), chunk.elements(name)
         m = chunk.momenta(name, elements)
-        rel_eta = chunk.finite(m.eta - m.jet("eta"), "rel_eta", where)
-        rel_phi = chunk.finite(wrap_phi(m.phi - m.jet("phi")), "rel_phi", where)
-        pt = chunk.finite(m.pt, "pt", where)
         charge = elements.arrays[group.charge] if group.charge else None
-        image = jet_images(
-            elements.counts, rel_eta, rel_phi, pt, charge, pixels=inp.pixels, extent=inp.extent,
-            channels=inp.channels, preprocess=inp.preprocess, center=inp.center,
-        )
+        counts, offsets = elements.counts, elements.offsets
+
+        def images(first: int, last: int) -> np.ndarray:  # jets first:last, from their elements only
+            lo, hi = int(offsets[first]), int(offsets[last])
+            part = m if (lo, hi) == (0, int(offsets[-1])) else m.take(slice(lo, hi))
+            rel_eta = chunk.finite(part.eta - part.jet("eta"), "rel_eta", where)
+            rel_phi = chunk.finite(wrap_phi(part.phi - part.jet("phi")), "rel_phi", where)
+            pt = chunk.finite(part.pt, "pt", where)
+            return jet_images(
+                counts[first:last], rel_eta, rel_phi, pt, None if charge is None else charge[lo:hi], pixels=inp.pixels,
+                extent=inp.extent, channels=inp.channels, preprocess=inp.preprocess, center=inp.center,
+            )
+
+        threads = min(_threads(int(offsets[-1])), len(counts) // 2)
+        image = None
+        if threads > 1:
+            # every step of an image is jet by jet (sums over a jet's own elements, in order), so
+            # blocks of jets in threads give the same images; an error is raised again by the serial pass
+            image = np.empty((len(counts), inp.pixels, inp.pixels, len(inp.channels)), dtype=np.float32)
+            bounds = np.linspace(0, len(counts), threads + 1).astype(np.int64).tolist()
+
+            def fill(first: int, last: int) -> None:
+                image[first:last] = images(first, last)
+
+            try:
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(fill, bounds[:-1], bounds[1:]))
+            except InputDataError:
+                image = None
+        if image is None:
+            image = images(0, len(counts))
         power = getattr(inp, "intensity_power", 1.0)
         return {name: image if power == 1.0 else np.power(np.maximum(image, 0.0), power, dtype=image.dtype)}
 
