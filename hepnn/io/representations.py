@@ -21,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
@@ -32,6 +31,7 @@ from ..exceptions import ConfigError, InputDataError
 from ..registry import Registry
 from .derived import DERIVED, ELEMENTWISE, wrap_phi
 from .images import jet_images
+from .threads import reader_threads
 
 __all__ = [
     "REPRESENTATIONS", "InputKind", "register_input_kind", "input_kind", "mask_value", "flat_features", "pad_sequences",
@@ -148,11 +148,8 @@ _MIN_ELEMENTS_PER_THREAD = 250_000
 
 
 def _threads(n_elements: int) -> int:
-    """Threads for computing the features of ``n_elements``: ``HEPNN_READER_THREADS`` (default: the
-    usable CPU cores, at most 8), fewer for small inputs."""
-    setting = os.environ.get("HEPNN_READER_THREADS", "")
-    wanted = int(setting) if setting.strip().isdigit() else min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-    return max(1, min(wanted, n_elements // _MIN_ELEMENTS_PER_THREAD))
+    """Threads for computing the features of ``n_elements`` (see :mod:`hepnn.io.threads`)."""
+    return reader_threads(n_elements, _MIN_ELEMENTS_PER_THREAD)
 
 
 def pad_sequences(

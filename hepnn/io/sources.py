@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..exceptions import ConfigError, InputDataError, suggest
+from .threads import reader_threads
 
 __all__ = ["SourceFile", "resolve_files", "open_tree", "check_names", "entries_per_step", "iterate_tree", "BadFileWarning"]
 
@@ -97,8 +98,11 @@ def open_tree(source: SourceFile) -> Any:
     """
     import uproot
 
+    threads = reader_threads()
+    # baskets are decompressed in threads (the compression libraries release the GIL)
+    options = {"decompression_executor": uproot.source.futures.ThreadPoolExecutor(threads)} if threads > 1 else {}
     try:
-        file = uproot.open(source.path)
+        file = uproot.open(source.path, **options)
     except FileNotFoundError:
         msg = f"{source.path}: file not found"
         raise InputDataError(msg) from None
