@@ -143,6 +143,9 @@ def _sort_all(counts: np.ndarray, k: np.ndarray, jet: np.ndarray) -> np.ndarray:
     return order[np.argsort(jet[order], kind="stable")]
 
 
+#: jets per block of a jet-image input (a few MB of float64 pixels per block)
+_JETS_PER_IMAGE_BLOCK = 1024
+
 #: elements per thread below which the features of a sequence input are computed in one thread
 _MIN_ELEMENTS_PER_THREAD = 250_000
 
@@ -494,18 +497,24 @@ class ImageKind(InputKind):
 
         threads = min(_threads(int(offsets[-1])), len(counts) // 2)
         image = None
-        if threads > 1:
+        if threads > 1 or len(counts) >= 2 * _JETS_PER_IMAGE_BLOCK:
             # every step of an image is jet by jet (sums over a jet's own elements, in order), so
-            # blocks of jets in threads give the same images; an error is raised again by the serial pass
+            # blocks of jets (small enough for the CPU caches, in threads) give the same images;
+            # an error is raised again by the serial pass
             image = np.empty((len(counts), inp.pixels, inp.pixels, len(inp.channels)), dtype=np.float32)
-            bounds = np.linspace(0, len(counts), threads + 1).astype(np.int64).tolist()
+            n_blocks = max(threads, -(-len(counts) // _JETS_PER_IMAGE_BLOCK))
+            bounds = np.linspace(0, len(counts), n_blocks + 1).astype(np.int64).tolist()
 
             def fill(first: int, last: int) -> None:
                 image[first:last] = images(first, last)
 
             try:
-                with ThreadPoolExecutor(threads) as pool:
-                    list(pool.map(fill, bounds[:-1], bounds[1:]))
+                if threads > 1:
+                    with ThreadPoolExecutor(threads) as pool:
+                        list(pool.map(fill, bounds[:-1], bounds[1:]))
+                else:
+                    for first, last in zip(bounds[:-1], bounds[1:]):
+                        fill(first, last)
             except InputDataError:
                 image = None
         if image is None:
