@@ -208,7 +208,10 @@ def bench_ratio(name: str, config: dict, repeats: int) -> dict:
     import hepnn.io
 
     cfg, reads = _resolved(config)
-    from hepnn.io.threads import reader_threads
+    try:
+        from hepnn.io.threads import reader_threads
+    except ImportError:  # hepnn before the reader used threads (PYTHONPATH of an older checkout)
+        reader_threads = lambda: 1  # noqa: E731
 
     threads = reader_threads()
     contenders = {
@@ -218,16 +221,24 @@ def bench_ratio(name: str, config: dict, repeats: int) -> dict:
         "iterate": lambda: sum(len(c["label"]) for c in hepnn.io.iterate(cfg)),
     }
     times: dict = {k: [] for k in contenders}
+    cpu: dict = {k: [] for k in contenders}
     n_jets = {}
     for k, fn in contenders.items():  # warm-up: imports, first-use costs
         n_jets[k] = fn()
     for _ in range(repeats):
         for k, fn in contenders.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)
     best = {k: min(v) for k, v in times.items()}
+    best_cpu = {k: min(v) for k, v in cpu.items()}
     return {
+        # CPU seconds of this process (all its threads): unlike wall time, hardly changed by other jobs
+        "cpu_uproot_s": round(best_cpu["uproot"], 3), "cpu_load_s": round(best_cpu["load"], 3),
+        "cpu_iterate_s": round(best_cpu["iterate"], 3),
+        "cpu_load_over_uproot": round(best_cpu["load"] / best_cpu["uproot"], 2),
+        "cpu_iterate_over_load": round(best_cpu["iterate"] / best_cpu["load"], 2),
         "case": name, "n_jets": n_jets["load"], "entries": n_jets["uproot"], "branches": len(reads[0][2]),
         "uproot_s": round(best["uproot"], 3), "load_s": round(best["load"], 3), "iterate_s": round(best["iterate"], 3),
         "uproot_threads_s": round(best["uproot_threads"], 3), "threads": threads,
@@ -254,11 +265,11 @@ def _timers(totals: dict):
         original = getattr(owner, attr)
 
         def wrapper(*args, **kwargs):
-            t0 = time.perf_counter()
+            t0 = _clock()
             try:
                 return original(*args, **kwargs)
             finally:
-                totals[stage] = totals.get(stage, 0.0) + time.perf_counter() - t0
+                totals[stage] = totals.get(stage, 0.0) + _clock() - t0
 
         patched.append((owner, attr, original))
         setattr(owner, attr, wrapper)
@@ -269,13 +280,13 @@ def _timers(totals: dict):
         def wrapper(*args, **kwargs):
             iterator = original(*args, **kwargs)
             while True:
-                t0 = time.perf_counter()
+                t0 = _clock()
                 try:
                     item = next(iterator)
                 except StopIteration:
                     return
                 finally:
-                    totals[stage] = totals.get(stage, 0.0) + time.perf_counter() - t0
+                    totals[stage] = totals.get(stage, 0.0) + _clock() - t0
                 yield item
 
         patched.append((owner, attr, original))
@@ -290,7 +301,7 @@ def _timers(totals: dict):
         timed(getattr(reps, kind), "build", f"_build {kind}")
     timed(reps, "order_within_jets", "sorting")
     timed(reps, "pad_sequences", "padding")
-    timed(reps, "jet_images", "images (summed over threads)")
+    timed(reps, "jet_images", "images")
     timed(load_mod, "_concatenate", "concatenate chunks")
     timed(Preprocessor, "partial_fit", "preprocessing fit")
     timed(Preprocessor, "transform", "preprocessing transform")
@@ -299,12 +310,11 @@ def _timers(totals: dict):
 
     def timed_derived(fn):
         def derived(m):
-            t0 = time.perf_counter()
+            t0 = _clock()
             try:
                 return fn(m)
             finally:
-                key = "derived variables (summed over threads)"
-                totals[key] = totals.get(key, 0.0) + time.perf_counter() - t0
+                totals["derived variables"] = totals.get("derived variables", 0.0) + _clock() - t0
 
         return derived
 
@@ -326,31 +336,51 @@ def bench_breakdown(name: str, config: dict, repeats: int = 3) -> dict:
     cfg, reads = _resolved(config)
     hepnn.io.load(cfg)
     runs = []
-    for _ in range(repeats):
-        totals: dict = {}
-        with _timers(totals):
-            t0 = time.perf_counter()
-            hepnn.io.load(cfg)
-            totals["total"] = time.perf_counter() - t0
-        runs.append(totals)
+    threads = os.environ.get("HEPNN_READER_THREADS")
+    os.environ["HEPNN_READER_THREADS"] = "1"  # one thread: CPU time per stage is the stage's own
+    try:
+        for _ in range(repeats):
+            totals: dict = {}
+            with _timers(totals):
+                t0 = _clock()
+                hepnn.io.load(cfg)
+                totals["total"] = _clock() - t0
+            runs.append(totals)
+    finally:
+        if threads is None:
+            del os.environ["HEPNN_READER_THREADS"]
+        else:
+            os.environ["HEPNN_READER_THREADS"] = threads
     best = min(runs, key=lambda t: t["total"])
     builds = sum(best.pop(k) for k in list(best) if k.startswith("_build "))
-    # wall time of building the inputs, beyond sorting and padding: derived variables, NaN checks,
-    # feature stacking, images (threads overlap, so their summed time can exceed this)
-    best["features and images (wall)"] = builds - best.get("sorting", 0.0) - best.get("padding", 0.0)
+    # building the inputs beyond sorting, padding, derived variables and images: NaN checks, feature
+    # stacking, gathers of the kept elements
+    best["other input building"] = builds - sum(best.get(k, 0.0) for k in ("sorting", "padding", "derived variables", "images"))
     best["cuts, labels, split"] = best.pop("_process_chunk", 0.0) - builds - best.get("linking (flatten, link, group by jet)", 0.0)
-    accounted = sum(v for k, v in best.items() if k != "total" and "summed" not in k)
+    accounted = sum(v for k, v in best.items() if k != "total")
     best["rest (files, bookkeeping, Python)"] = best["total"] - accounted
-    t_uproot = min(_timed(lambda: _uproot(reads)) for _ in range(repeats))
-    out = {"case": name, "uproot_arrays_s (no threads)": round(t_uproot, 4)}
+    t_uproot = min(_cpu(lambda: _uproot(reads)) for _ in range(repeats))
+    out = {"case": name, "cpu_seconds_one_thread": True, "uproot_arrays": round(t_uproot, 4)}
     out.update({k: round(v, 4) for k, v in best.items()})
     return out
 
 
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
+def _clock() -> float:
+    """CPU seconds of this process (the breakdown runs one thread)."""
+    return time.process_time()
+
+
+def _cpu(fn) -> float:
+    c0 = time.process_time()
     fn()
-    return time.perf_counter() - t0
+    return time.process_time() - c0
+
+
+def _both(fn) -> tuple[float, float]:
+    """Wall and CPU seconds of ``fn()``."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def bench_scale(ttbar: Path, cache: Path, sizes: list[int], repeats: int) -> dict:
@@ -364,14 +394,17 @@ def bench_scale(ttbar: Path, cache: Path, sizes: list[int], repeats: int) -> dic
         cfg = load_config(config_a(path))
         n = hepnn.io.load(cfg).n_jets
         reps = max(2, min(repeats, int(repeats * 100_000 / size)))
-        t_load = min(_timed(lambda: hepnn.io.load(cfg)) for _ in range(reps))
-        t_iter = min(_timed(lambda: sum(len(c["label"]) for c in hepnn.io.iterate(cfg))) for _ in range(reps))
+        load = [_both(lambda: hepnn.io.load(cfg)) for _ in range(reps)]
+        stream = [_both(lambda: sum(len(c["label"]) for c in hepnn.io.iterate(cfg))) for _ in range(reps)]
         out[str(size)] = {"file_jets": n_all, "selected_jets": n, "repeats": reps,
-                          "load_us_per_jet": round(1e6 * t_load / n, 3), "iterate_us_per_jet": round(1e6 * t_iter / n, 3)}
+                          "load_us_per_jet": round(1e6 * min(t for t, _ in load) / n, 3),
+                          "iterate_us_per_jet": round(1e6 * min(t for t, _ in stream) / n, 3),
+                          "cpu_load_us_per_jet": round(1e6 * min(c for _, c in load) / n, 3),
+                          "cpu_iterate_us_per_jet": round(1e6 * min(c for _, c in stream) / n, 3)}
         print(f"  scale {size}: {json.dumps(out[str(size)])}", flush=True)
     first, last = out[str(sizes[0])], out[str(sizes[-1])]
-    out["load_last_over_first"] = round(last["load_us_per_jet"] / first["load_us_per_jet"], 2)
-    out["iterate_last_over_first"] = round(last["iterate_us_per_jet"] / first["iterate_us_per_jet"], 2)
+    for key in ("load_us_per_jet", "iterate_us_per_jet", "cpu_load_us_per_jet", "cpu_iterate_us_per_jet"):
+        out[f"{key}_last_over_first"] = round(last[key] / first[key], 2)
     return out
 
 
