@@ -20,13 +20,15 @@ Cases (``--parts ratio``), each for the TTree and the RNTuple files:
   sorted by log pT, max length 100, default standardisation;
 * ``c``: the same files, the top-tagging jet image (25 x 25, pt, center/rotate/flip/normalize).
 
-Every ratio is measured in one process, alternating the contenders, best of ``--repeats``:
+Every ratio is measured in one process, alternating the contenders, best of ``--repeats``, in wall
+seconds and in CPU seconds of the process (all threads; on a shared machine the CPU figure is the
+stable one):
 ``load`` = ``hepnn.io.load(config)`` (read, cuts, link, sort, pad, labels, split, preprocessing fit
 and transform) against ``uproot.open(path)[tree].arrays(filter_name=<the branches hepnn reads>)``
 for every file (both open the file cold); ``iterate`` = a full pass of ``hepnn.io.iterate(config)``.
-``--parts breakdown`` times the stages of one ``load`` (functions wrapped with timers: uproot
-read and decompression, linking, derived variables, sorting, padding, images, the rest of the
-chunk work, concatenation, fit, transform). ``--parts scale`` gives the time per jet of ``load`` and
+``--parts breakdown`` times the stages of one ``load`` in CPU seconds with one thread (functions
+wrapped with timers: uproot read and decompression, linking, derived variables, sorting, padding,
+images, the rest of the chunk work, concatenation, fit, transform). ``--parts scale`` gives the time per jet of ``load`` and
 ``iterate`` for files of 10k to 1M jets made by replicating the ttbar file's entries (case a,
 TTree); ``--parts rss`` the peak memory growth of streaming the two largest of them.
 """
