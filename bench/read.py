@@ -1,97 +1,413 @@
-"""Reader benchmarks: hepnn vs plain uproot, streaming memory, tf.data throughput.
+"""Reader benchmarks on generated samples: ``hepnn.io.load`` and ``iterate`` against plain uproot.
 
-    python bench/read.py [--events 40000] [--parts read,rss,fit] [--rss-step 20000] [--models rnn,dense_tiny] [--epochs 1]
+    python bench/read.py [--cache DIR] [--parts ratio,breakdown,scale,rss] [--formats ttree,rntuple]
+                         [--event-jets 50000] [--jet-jets 75000] [--repeats 5] [--scale-jets 10000,100000,1000000]
 
-Writes a synthetic per-event file (generator branch names, see notes/CONTRACTS.md) in a
-temporary folder and prints one line per figure.
+Samples come from the project's generator (``hepnn.datasets.generate``, Pythia 8 + FastJet, realistic
+multiplicities) and are cached in ``--cache`` (generated once; a few minutes):
+
+* ``ttbar``, per-event (NanoAOD-like ``Events``): jets with tracks linked by ``Track_jetIdx``;
+* ``top`` and ``qcd``, per-jet (``jets``): constituents stored in pT order;
+
+and each is copied into an RNTuple file (uproot's ``mkrntuple``, 5000 entries per cluster) in the
+same folder, as neither the generator nor ``hepnn convert`` writes RNTuples.
+
+Cases (``--parts ratio``), each for the TTree and the RNTuple files:
+
+* ``a``: per-event ttbar, 7 track features sorted by |d0 significance|, max length 15, jet cuts,
+  3 hadron-flavour classes, no standardisation (as the issue's profile);
+* ``b``: per-jet top vs QCD, the seven derived constituent variables of the top-tagging analysis
+  sorted by log pT, max length 100, default standardisation;
+* ``c``: the same files, the top-tagging jet image (25 x 25, pt, center/rotate/flip/normalize).
+
+Every ratio is measured in one process, alternating the contenders, best of ``--repeats``, in wall
+seconds and in CPU seconds of the process (all threads; on a shared machine the CPU figure is the
+stable one):
+``load`` = ``hepnn.io.load(config)`` (read, cuts, link, sort, pad, labels, split, preprocessing fit
+and transform) against ``uproot.open(path)[tree].arrays(filter_name=<the branches hepnn reads>)``
+for every file (both open the file cold); ``iterate`` = a full pass of ``hepnn.io.iterate(config)``.
+``--parts breakdown`` times the stages of one ``load`` in CPU seconds with one thread (functions
+wrapped with timers: uproot read and decompression, linking, derived variables, sorting, padding,
+images, the rest of the chunk work, concatenation, fit, transform). ``--parts scale`` gives the time per jet of ``load`` and
+``iterate`` for files of 10k to 1M jets made by replicating the ttbar file's entries (case a,
+TTree); ``--parts rss`` the peak memory growth of streaming the two largest of them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 TRACKS = ["Track_pt", "Track_eta", "Track_phi", "Track_d0", "Track_z0", "Track_d0sig", "Track_z0sig"]
+#: data.inputs.particles of analyses/top_tagging/config.yaml
+DERIVED_VARIABLES = ["rel_eta", "rel_phi", "log_pt", "log_e", "log_pt_frac", "log_e_frac", "delta_r"]
+BASKET = 5000  # entries per basket (TTree) or cluster (RNTuple) of the files written here
 
 
-def write_file(path: Path, n_events: int, seed: int = 0) -> int:
+# --- samples -----------------------------------------------------------------------------------
+
+
+def generated(cache: Path, sample: str, n_jets: int, layout: str, seed: int = 1) -> Path:
+    """A generated sample in ``cache`` (generated on first use)."""
+    from hepnn.datasets import generate
+
+    path = cache / f"{sample}_{layout}_n{n_jets}_seed{seed}.root"
+    if not path.exists():
+        print(f"generating {path} ...", flush=True)
+        generate(sample, n_jets, seed=seed, out=path, jobs=2, layout=layout, progress=False)
+    return path
+
+
+def _write(path: Path, tree: str, arrays, rntuple: bool) -> None:
+    """Write ``arrays`` (awkward record array, one field per branch) in baskets/clusters of BASKET entries."""
+    import uproot
+
+    part = path.with_name(path.name + ".part")
+    fields = list(arrays.fields)
+    with uproot.recreate(part) as f:
+        for start in range(0, len(arrays), BASKET):
+            chunk = {k: arrays[k][start:start + BASKET] for k in fields}
+            if start == 0:
+                if rntuple:
+                    f.mkrntuple(tree, chunk)
+                    continue
+                f.mktree(tree, {k: v.type.content for k, v in chunk.items()})
+            f[tree].extend(chunk)
+    os.replace(part, path)
+
+
+def _branches(path: Path, tree: str) -> list[str]:
+    import uproot
+
+    keys = uproot.open(path)[tree].keys()
+    # counters (nJet, npart...) come back with their collections
+    return [k for k in keys if not (k.startswith("n") and any(o.startswith(k[1:] + "_") or o.startswith(k[1:].lower() + "_")
+                                                                 for o in keys))]
+
+
+def rntuple_copy(path: Path, tree: str) -> Path:
+    """The RNTuple copy of a TTree file (made on first use)."""
+    import uproot
+
+    out = path.with_name(path.stem + "_rntuple.root")
+    if not out.exists():
+        print(f"writing {out} ...", flush=True)
+        _write(out, tree, uproot.open(path)[tree].arrays(_branches(path, tree)), rntuple=True)
+    return out
+
+
+def replicated(path: Path, tree: str, n_jets: int, cache: Path) -> tuple[Path, int]:
+    """A per-event file of about ``n_jets`` jets: the first events of ``path``, or its events repeated."""
     import awkward as ak
     import uproot
 
-    rng = np.random.default_rng(seed)
-    n_jets = rng.integers(1, 6, n_events)
-    nj = int(n_jets.sum())
-    n_tracks = rng.integers(0, 40, n_events)
-    nt = int(n_tracks.sum())
-    ev = np.repeat(np.arange(n_events), n_tracks)
-    link = (rng.random(nt) * n_jets[ev]).astype(np.int32)
-    ju = lambda x: ak.unflatten(x, n_jets)  # noqa: E731
-    tu = lambda x: ak.unflatten(x, n_tracks)  # noqa: E731
-    data = {
-        "event": np.arange(n_events, dtype=np.int64),
-        "Jet": ak.zip({"pt": ju(rng.uniform(10, 200, nj).astype(np.float32)), "eta": ju(rng.uniform(-3, 3, nj).astype(np.float32)),
-                       "phi": ju(rng.uniform(-3, 3, nj).astype(np.float32)), "hadronFlavour": ju(rng.choice([0, 4, 5], nj).astype(np.int32))}),
-        "Track": ak.zip({k.split("_")[1]: tu(rng.normal(0, 1, nt).astype(np.float32)) for k in TRACKS} | {"jetIdx": tu(link)}),
-    }
-    with uproot.recreate(path) as f:
-        f.mktree("Events", {k: (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()},
-                 field_name=lambda o, i: f"{o}_{i}")
-        # one basket per 5000 events, like a real file (one basket for the whole file would make
-        # every chunk decompress all of it)
-        for start in range(0, n_events, 5000):
-            f["Events"].extend({k: v[start:start + 5000] for k, v in data.items()})
-    return nj
+    out = cache / f"{path.stem}_replicated_{n_jets}.root"
+    arrays = None
+    if not out.exists():
+        arrays = uproot.open(path)[tree].arrays(_branches(path, tree))
+        per_event = ak.to_numpy(ak.num(arrays["Jet_pt"]))
+        total = int(per_event.sum())
+        copies = -(-n_jets // total)
+        whole = arrays if copies == 1 else ak.concatenate([arrays] * copies)
+        cumulative = np.cumsum(np.tile(per_event, copies))
+        n_events = int(np.searchsorted(cumulative, n_jets)) + 1
+        print(f"writing {out} ({n_events} events) ...", flush=True)
+        _write(out, tree, whole[:n_events], rntuple=False)
+    return out, int(ak.sum(ak.num(uproot.open(out)[tree]["Jet_pt"].array())))
 
 
-CONFIG = """
-data:
-  layout: per_event
-  files: [{path: "%s", tree: Events}]
-  jets: Jet
-  label: {branch: Jet_hadronFlavour, classes: {light: 0, c: 4, b: 5}}
-  inputs:
-    jet: {kind: flat, variables: [Jet_pt, Jet_eta]}
-    tracks: {kind: sequence, collection: Track, link: Track_jetIdx, variables: %s,
-             sort_by: {variable: Track_d0sig, descending: true, absolute: true}, max_length: 15}
-  step_size: %s
-"""
+# --- configs --------------------------------------------------------------------------------------
 
 
-def bench_read(path: Path, n_jets: int, repeats: int = 7) -> dict:
-    """Best-of-``repeats`` seconds of ``hepnn.io.load`` (read + link + sort + pad + preprocessing fit)
-    vs ``uproot`` ``arrays`` of exactly the branches hepnn reads, alternating the two."""
+def config_a(path: Path) -> dict:
+    return {"data": {
+        "layout": "per_event", "files": [{"path": str(path), "tree": "Events"}], "jets": "Jet",
+        "cuts": [{"variable": "Jet_pt", "min": 20}, {"variable": "Jet_eta", "abs_max": 2.5}],
+        "label": {"branch": "Jet_hadronFlavour", "classes": {"light": 0, "c": 4, "b": 5}},
+        "inputs": {
+            "jet": {"kind": "flat", "variables": ["Jet_pt", "Jet_eta"], "standardize": False},
+            "tracks": {"kind": "sequence", "collection": "Track", "link": "Track_jetIdx", "variables": TRACKS,
+                       "standardize": False, "max_length": 15,
+                       "sort_by": {"variable": "Track_d0sig", "absolute": True, "descending": True}},
+        }}}
+
+
+def _per_jet(top: Path, qcd: Path, inputs: dict) -> dict:
+    return {"data": {
+        "layout": "per_jet",
+        "files": [{"path": str(top), "tree": "jets", "label": 1}, {"path": str(qcd), "tree": "jets", "label": 0}],
+        "jet_axis": {"pt": "jet_pt", "eta": "jet_eta", "phi": "jet_phi", "energy": "jet_energy"},
+        "constituents": {"px": "part_px", "py": "part_py", "pz": "part_pz", "energy": "part_energy"},
+        "inputs": inputs}}
+
+
+def config_b(top: Path, qcd: Path) -> dict:
+    return _per_jet(top, qcd, {"particles": {"kind": "sequence", "variables": DERIVED_VARIABLES, "max_length": 100,
+                                             "sort_by": {"variable": "log_pt", "descending": True}}})
+
+
+def config_c(top: Path, qcd: Path) -> dict:
+    return _per_jet(top, qcd, {"image": {"kind": "image", "pixels": 25, "extent": 1.2, "channels": ["pt"],
+                                         "preprocess": ["center", "rotate", "flip", "normalize"]}})
+
+
+def cases(cache: Path, formats: list[str], which: list[str], event_jets: int, jet_jets: int) -> dict:
+    """Case name (``a_ttree``...) -> config mapping, for the cases in ``which``."""
+    out = {}
+    for fmt in formats:
+        copy = (lambda p, t: rntuple_copy(p, t)) if fmt == "rntuple" else (lambda p, t: p)
+        if "a" in which:
+            out[f"a_{fmt}"] = config_a(copy(generated(cache, "ttbar", event_jets, "per_event"), "Events"))
+        if "b" in which or "c" in which:
+            top = copy(generated(cache, "top", jet_jets // 2, "per_jet"), "jets")
+            qcd = copy(generated(cache, "qcd", jet_jets - jet_jets // 2, "per_jet"), "jets")
+            if "b" in which:
+                out[f"b_{fmt}"] = config_b(top, qcd)
+            if "c" in which:
+                out[f"c_{fmt}"] = config_c(top, qcd)
+    return dict(sorted(out.items()))
+
+
+# --- measurements -------------------------------------------------------------------------------
+
+
+def _resolved(config: dict):
+    from hepnn.config import load_config
+    from hepnn.io.chunks import make_plan
+    from hepnn.io.sources import open_tree, resolve_files, tree_keys
+
+    cfg = load_config(config)
+    reads = []
+    for source in resolve_files(cfg.data):
+        tree = open_tree(source)
+        reads.append((source.path, source.tree, make_plan(cfg.data, tree_keys(tree), source).read_list()))
+    return cfg, reads
+
+
+def _uproot(reads: list, threads: int = 1) -> int:
+    """Plain uproot: ``arrays`` of the branches hepnn reads, each file opened cold (``threads`` > 1:
+    with a decompression thread pool, as hepnn opens files)."""
     import uproot
 
+    n = 0
+    for path, tree, branches in reads:
+        options = {"decompression_executor": uproot.source.futures.ThreadPoolExecutor(threads)} if threads > 1 else {}
+        n += len(uproot.open(path, **options)[tree].arrays(filter_name=branches))
+    return n
+
+
+def bench_ratio(name: str, config: dict, repeats: int) -> dict:
+    """Best-of-``repeats`` seconds of uproot, ``load`` and ``iterate``, alternated in one process."""
+    import hepnn.io
+
+    cfg, reads = _resolved(config)
+    try:
+        from hepnn.io.threads import reader_threads
+    except ImportError:  # hepnn before the reader used threads (PYTHONPATH of an older checkout)
+        reader_threads = lambda: 1  # noqa: E731
+
+    threads = reader_threads()
+    contenders = {
+        "uproot": lambda: _uproot(reads),
+        "uproot_threads": lambda: _uproot(reads, threads),
+        "load": lambda: hepnn.io.load(cfg).n_jets,
+        "iterate": lambda: sum(len(c["label"]) for c in hepnn.io.iterate(cfg)),
+    }
+    times: dict = {k: [] for k in contenders}
+    cpu: dict = {k: [] for k in contenders}
+    n_jets = {}
+    for k, fn in contenders.items():  # warm-up: imports, first-use costs
+        n_jets[k] = fn()
+    for _ in range(repeats):
+        for k, fn in contenders.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)
+    best = {k: min(v) for k, v in times.items()}
+    best_cpu = {k: min(v) for k, v in cpu.items()}
+    return {
+        # CPU seconds of this process (all its threads): unlike wall time, hardly changed by other jobs
+        "cpu_uproot_s": round(best_cpu["uproot"], 3), "cpu_load_s": round(best_cpu["load"], 3),
+        "cpu_iterate_s": round(best_cpu["iterate"], 3),
+        "cpu_load_over_uproot": round(best_cpu["load"] / best_cpu["uproot"], 2),
+        "cpu_iterate_over_load": round(best_cpu["iterate"] / best_cpu["load"], 2),
+        "case": name, "n_jets": n_jets["load"], "entries": n_jets["uproot"], "branches": len(reads[0][2]),
+        "uproot_s": round(best["uproot"], 3), "load_s": round(best["load"], 3), "iterate_s": round(best["iterate"], 3),
+        "uproot_threads_s": round(best["uproot_threads"], 3), "threads": threads,
+        "load_over_uproot": round(best["load"] / best["uproot"], 2),
+        "load_over_uproot_threads": round(best["load"] / best["uproot_threads"], 2),
+        "iterate_over_load": round(best["iterate"] / best["load"], 2),
+        "load_us_per_jet": round(1e6 * best["load"] / n_jets["load"], 2),
+        "load_seconds_all": [round(t, 3) for t in times["load"]], "uproot_seconds_all": [round(t, 3) for t in times["uproot"]],
+    }
+
+
+@contextlib.contextmanager
+def _timers(totals: dict):
+    """Wrap the reader's stages with timers adding into ``totals`` (seconds per stage)."""
+    import hepnn.io.chunks as chunks
+    load_mod = importlib.import_module("hepnn.io.load")  # hepnn.io.load is also the function
+    import hepnn.io.representations as reps
+    from hepnn.io.derived import DERIVED
+    from hepnn.preprocessing import Preprocessor
+
+    patched = []
+
+    def timed(owner, attr, stage):
+        original = getattr(owner, attr)
+
+        def wrapper(*args, **kwargs):
+            t0 = _clock()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                totals[stage] = totals.get(stage, 0.0) + _clock() - t0
+
+        patched.append((owner, attr, original))
+        setattr(owner, attr, wrapper)
+
+    def timed_iterator(owner, attr, stage):
+        original = getattr(owner, attr)
+
+        def wrapper(*args, **kwargs):
+            iterator = original(*args, **kwargs)
+            while True:
+                t0 = _clock()
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+                finally:
+                    totals[stage] = totals.get(stage, 0.0) + _clock() - t0
+                yield item
+
+        patched.append((owner, attr, original))
+        setattr(owner, attr, wrapper)
+
+    timed_iterator(chunks, "iterate_tree", "uproot read + decompression")
+    timed(chunks, "open_tree", "open files")
+    timed(chunks, "make_plan", "plan")
+    timed(chunks, "_jets_and_groups", "linking (flatten, link, group by jet)")
+    timed(chunks, "process_chunk", "_process_chunk")
+    for kind in ("FlatKind", "SequenceKind", "ImageKind"):
+        timed(getattr(reps, kind), "build", f"_build {kind}")
+    timed(reps, "order_within_jets", "sorting")
+    timed(reps, "pad_sequences", "padding")
+    timed(reps, "jet_images", "images")
+    timed(load_mod, "_concatenate", "concatenate chunks")
+    timed(Preprocessor, "partial_fit", "preprocessing fit")
+    timed(Preprocessor, "transform", "preprocessing transform")
+    items = DERIVED._items  # the registry's functions, wrapped in place for the run
+    saved = dict(items)
+
+    def timed_derived(fn):
+        def derived(m):
+            t0 = _clock()
+            try:
+                return fn(m)
+            finally:
+                totals["derived variables"] = totals.get("derived variables", 0.0) + _clock() - t0
+
+        return derived
+
+    for key, fn in saved.items():
+        items[key] = timed_derived(fn)
+    try:
+        yield
+    finally:
+        items.clear()
+        items.update(saved)
+        for owner, attr, original in reversed(patched):
+            setattr(owner, attr, original)
+
+
+def bench_breakdown(name: str, config: dict, repeats: int = 3) -> dict:
+    """Seconds per stage of ``load`` (best of ``repeats`` per stage, timers on)."""
+    import hepnn.io
+
+    cfg, reads = _resolved(config)
+    hepnn.io.load(cfg)
+    runs = []
+    threads = os.environ.get("HEPNN_READER_THREADS")
+    os.environ["HEPNN_READER_THREADS"] = "1"  # one thread: CPU time per stage is the stage's own
+    try:
+        for _ in range(repeats):
+            totals: dict = {}
+            with _timers(totals):
+                t0 = _clock()
+                hepnn.io.load(cfg)
+                totals["total"] = _clock() - t0
+            runs.append(totals)
+    finally:
+        if threads is None:
+            del os.environ["HEPNN_READER_THREADS"]
+        else:
+            os.environ["HEPNN_READER_THREADS"] = threads
+    best = min(runs, key=lambda t: t["total"])
+    builds = sum(best.pop(k) for k in list(best) if k.startswith("_build "))
+    # building the inputs beyond sorting, padding, derived variables and images: NaN checks, feature
+    # stacking, gathers of the kept elements
+    best["other input building"] = builds - sum(best.get(k, 0.0) for k in ("sorting", "padding", "derived variables", "images"))
+    best["cuts, labels, split"] = best.pop("_process_chunk", 0.0) - builds - best.get("linking (flatten, link, group by jet)", 0.0)
+    accounted = sum(v for k, v in best.items() if k != "total")
+    best["rest (files, bookkeeping, Python)"] = best["total"] - accounted
+    t_uproot = min(_cpu(lambda: _uproot(reads)) for _ in range(repeats))
+    out = {"case": name, "cpu_seconds_one_thread": True, "uproot_arrays": round(t_uproot, 4)}
+    out.update({k: round(v, 4) for k, v in best.items()})
+    return out
+
+
+def _clock() -> float:
+    """CPU seconds of this process (the breakdown runs one thread)."""
+    return time.process_time()
+
+
+def _cpu(fn) -> float:
+    c0 = time.process_time()
+    fn()
+    return time.process_time() - c0
+
+
+def _both(fn) -> tuple[float, float]:
+    """Wall and CPU seconds of ``fn()``."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def bench_scale(ttbar: Path, cache: Path, sizes: list[int], repeats: int) -> dict:
+    """Microseconds per jet of ``load`` and ``iterate`` (case a, TTree) for files of ``sizes`` jets."""
     import hepnn.io
     from hepnn.config import load_config
-    from hepnn.config.loader import safe_load_yaml
-    from hepnn.io.chunks import make_plan
-    from hepnn.io.sources import resolve_files
 
-    cfg = load_config(safe_load_yaml("bench", text=CONFIG % (path, json.dumps(TRACKS), "200000")))
-    tree = uproot.open(path)["Events"]
-    branches = make_plan(cfg.data, list(tree.keys()), resolve_files(cfg.data)[0]).read_list()
-    times: dict = {"uproot": [], "hepnn": []}
-    for _ in range(repeats):
-        for name, fn in (("uproot", lambda: uproot.open(path)["Events"].arrays(filter_name=branches)),
-                         ("hepnn", lambda: hepnn.io.load(cfg, standardize=False))):
-            t0 = time.perf_counter()
-            out = fn()
-            times[name].append(time.perf_counter() - t0)
-            if name == "hepnn":
-                shape = list(out["tracks"].shape)
-            del out
-    t_uproot, t_hepnn = min(times["uproot"]), min(times["hepnn"])
-    return {"n_jets": n_jets, "branches": len(branches), "uproot_s": round(t_uproot, 3), "hepnn_s": round(t_hepnn, 3),
-            "ratio": round(t_hepnn / t_uproot, 2), "tracks_shape": shape}
+    out = {}
+    for size in sizes:
+        path, n_all = replicated(ttbar, "Events", size, cache)
+        cfg = load_config(config_a(path))
+        n = hepnn.io.load(cfg).n_jets
+        reps = max(2, min(repeats, int(repeats * 100_000 / size)))
+        load = [_both(lambda: hepnn.io.load(cfg)) for _ in range(reps)]
+        stream = [_both(lambda: sum(len(c["label"]) for c in hepnn.io.iterate(cfg))) for _ in range(reps)]
+        out[str(size)] = {"file_jets": n_all, "selected_jets": n, "repeats": reps,
+                          "load_us_per_jet": round(1e6 * min(t for t, _ in load) / n, 3),
+                          "iterate_us_per_jet": round(1e6 * min(t for t, _ in stream) / n, 3),
+                          "cpu_load_us_per_jet": round(1e6 * min(c for _, c in load) / n, 3),
+                          "cpu_iterate_us_per_jet": round(1e6 * min(c for _, c in stream) / n, 3)}
+        print(f"  scale {size}: {json.dumps(out[str(size)])}", flush=True)
+    first, last = out[str(sizes[0])], out[str(sizes[-1])]
+    for key in ("load_us_per_jet", "iterate_us_per_jet", "cpu_load_us_per_jet", "cpu_iterate_us_per_jet"):
+        out[f"{key}_last_over_first"] = round(last[key] / first[key], 2)
+    return out
 
 
 def _vm(field: str) -> float:
@@ -102,120 +418,72 @@ def _vm(field: str) -> float:
     return float("nan")
 
 
-def _rss_child(path: str, step: int, mode: str) -> None:
-    """Peak RSS growth above the RSS after imports and config (the peak is reset there)."""
+def _rss_child(path: str, step: int) -> None:
+    """Peak RSS growth while streaming ``path`` above the RSS after imports (the peak is reset there)."""
     import awkward  # noqa: F401 - imported by the reader on first use; not part of the growth
     import uproot
 
     import hepnn.io
     from hepnn.config import load_config
-    from hepnn.config.loader import safe_load_yaml
 
-    cfg = load_config(safe_load_yaml("bench", text=CONFIG % (path, json.dumps(TRACKS), step)))
+    config = config_a(Path(path))
+    config["data"]["step_size"] = step
+    cfg = load_config(config)
     uproot.open(path)["Events"].keys()
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux)
     base = _vm("VmRSS")
-    n = 0
-    if mode == "load":
-        n = hepnn.io.load(cfg, standardize=False).n_jets
-    else:
-        for chunk in hepnn.io.iterate(cfg):
-            n += len(chunk["label"])
+    n = sum(len(chunk["label"]) for chunk in hepnn.io.iterate(cfg))
     print(json.dumps({"base_mb": round(base, 1), "growth_mb": round(_vm("VmHWM") - base, 1), "n_jets": n}))
 
 
-def bench_rss(tmp: Path, step: int) -> dict:
-    """Peak RSS growth: streaming a 1-chunk and a 10-chunk file, and ``load`` of the 10-chunk file."""
-    small, large = tmp / "one_chunk.root", tmp / "ten_chunks.root"
-    write_file(small, step, seed=1)
-    write_file(large, 10 * step, seed=2)
+def bench_rss(ttbar: Path, cache: Path, sizes: list[int], step: int) -> dict:
+    """Peak RSS growth of streaming (``iterate``, ``step`` entries per chunk) the two largest files
+    (both several chunks long: a file shorter than one chunk would make a smaller chunk)."""
     out = {"step_size_entries": step}
-    # glibc raises its mmap threshold after large frees, so freed chunk memory can stay in the heap;
-    # hepnn fixes the threshold when streaming starts (hepnn.io.memory); the second run turns that off
-    # (HEPNN_KEEP_MALLOC=1) to show the allocator's retention
-    for tag, env in (("", {}), ("keep_malloc_", {"HEPNN_KEEP_MALLOC": "1"})):
-        for name, p, mode in (("stream_one_chunk", small, "iterate"), ("stream_ten_chunks", large, "iterate"),
-                              ("load_ten_chunks", large, "load")):
-            if tag and mode == "load":
-                continue
-            res = subprocess.run([sys.executable, __file__, "--rss-child", str(p), str(step), mode],
-                                 capture_output=True, text=True, check=True, env={**os.environ, **env})
-            out[tag + name] = json.loads(res.stdout.strip().splitlines()[-1])
-        out[tag + "rss_ratio"] = round(out[tag + "stream_ten_chunks"]["growth_mb"] / out[tag + "stream_one_chunk"]["growth_mb"], 2)
-    return out
-
-
-def _fit_seconds(model, x, epochs: int = 1) -> float:
-    """Seconds of ``model.fit`` over ``epochs`` full epochs, after a short warm-up (tracing)."""
-    if isinstance(x, tuple):
-        inputs, label = x
-        model.fit({k: v[:2048] for k, v in inputs.items()}, label[:2048], batch_size=512, epochs=1, verbose=0)
-        t0 = time.perf_counter()
-        model.fit(inputs, label, batch_size=512, epochs=epochs, verbose=0)
-    else:
-        model.fit(x.take(4), epochs=1, verbose=0)
-        t0 = time.perf_counter()
-        model.fit(x, epochs=epochs, verbose=0)
-    return time.perf_counter() - t0
-
-
-def bench_fit(path: Path, models: list[str], epochs: int = 1) -> dict:
-    """``model.fit`` jets/s: streaming ``make_dataset`` (4 chunks per pass, read ahead) vs in-memory numpy."""
-    import keras
-
-    import hepnn.io
-    from hepnn.config import load_config
-    from hepnn.config.loader import safe_load_yaml
-    from hepnn.models import MODELS
-
-    cfg = load_config(safe_load_yaml("bench", text=CONFIG % (path, json.dumps(TRACKS), "10000")))
-    data = hepnn.io.load(cfg)
-    train = data.split("train")
-    n = train.n_jets
-    shapes = {"jet": (2,), "tracks": (15, 7)}
-
-    def model(name):
-        keras.utils.set_random_seed(0)
-        if name == "dense_tiny":  # 2 jet features + mean of a 32-unit per-track layer: faster than any reader
-            jet, tracks = keras.Input((2,), name="jet"), keras.Input((15, 7), name="tracks")
-            x = keras.layers.Concatenate()([jet, keras.layers.GlobalAveragePooling1D()(keras.layers.Dense(32, activation="relu")(tracks))])
-            m = keras.Model({"jet": jet, "tracks": tracks}, keras.layers.Dense(3, activation="softmax")(x))
-        else:
-            m = MODELS.get(name)(shapes, n_outputs=3, task="multiclass")
-        m.compile("adam", "sparse_categorical_crossentropy")
-        return m
-
-    out = {"n_train": int(n)}
-    for name in models:
-        mem = epochs * n / _fit_seconds(model(name), ({"jet": train["jet"], "tracks": train["tracks"]}, train["label"]), epochs)
-        ds = hepnn.io.make_dataset(cfg, "train", batch_size=512, preprocessing=data.preprocessing, include_masks=False)
-        stream = epochs * n / _fit_seconds(model(name), ds, epochs)
-        out[name] = {"in_memory_jets_per_s": round(mem), "streaming_jets_per_s": round(stream), "fit_ratio": round(stream / mem, 2)}
+    sizes = sorted(sizes)[-2:]
+    for size in sizes:
+        path, _ = replicated(ttbar, "Events", size, cache)
+        res = subprocess.run([sys.executable, __file__, "--rss-child", str(path), str(step)],
+                             capture_output=True, text=True, check=True)
+        out[str(size)] = json.loads(res.stdout.strip().splitlines()[-1])
+    out["growth_ratio"] = round(out[str(sizes[-1])]["growth_mb"] / max(out[str(sizes[0])]["growth_mb"], 1e-9), 2)
     return out
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--rss-child":
-        _rss_child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        _rss_child(sys.argv[2], int(sys.argv[3]))
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=40000)
-    parser.add_argument("--parts", default="read,rss,fit")
-    parser.add_argument("--rss-step", type=int, default=20000, help="rss part: entries per chunk (files of 1 and 10 chunks)")
-    parser.add_argument("--models", default="rnn,dense_tiny", help="fit part: hepnn model names or dense_tiny")
-    parser.add_argument("--epochs", type=int, default=1, help="fit part: timed epochs per model and feed")
+    parser.add_argument("--cache", default=os.environ.get("HEPNN_BENCH_CACHE", "/tmp/hepnn_read_bench"),
+                        help="folder of the generated samples (made on first use)")
+    parser.add_argument("--parts", default="ratio,breakdown,scale,rss")
+    parser.add_argument("--formats", default="ttree,rntuple")
+    parser.add_argument("--cases", default="a,b,c")
+    parser.add_argument("--event-jets", type=int, default=50000, help="jets of the per-event ttbar sample")
+    parser.add_argument("--jet-jets", type=int, default=75000, help="jets of the per-jet top + qcd samples")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--scale-jets", default="10000,100000,1000000")
+    parser.add_argument("--rss-step", type=int, default=4000, help="rss part: entries (events) per chunk")
     args = parser.parse_args()
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
     parts = args.parts.split(",")
-    with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        path = tmp / "bench.root"
-        n_jets = write_file(path, args.events)
-        if "read" in parts:
-            print("read:", json.dumps(bench_read(path, n_jets)), flush=True)
-        if "rss" in parts:
-            print("rss:", json.dumps(bench_rss(tmp, args.rss_step)), flush=True)
-        if "fit" in parts:
-            print("fit:", json.dumps(bench_fit(path, args.models.split(","), args.epochs)), flush=True)
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    configs = cases(cache, args.formats.split(","), args.cases.split(","), args.event_jets, args.jet_jets)
+    if "ratio" in parts:
+        for name, config in configs.items():
+            print("ratio:", json.dumps(bench_ratio(name, config, args.repeats)), flush=True)
+    if "breakdown" in parts:
+        for name, config in configs.items():
+            print("breakdown:", json.dumps(bench_breakdown(name, config)), flush=True)
+    sizes = [int(s) for s in args.scale_jets.split(",")]
+    ttbar = generated(cache, "ttbar", args.event_jets, "per_event")
+    if "scale" in parts:
+        print("scale:", json.dumps(bench_scale(ttbar, cache, sizes, args.repeats)), flush=True)
+    if "rss" in parts:
+        print("rss:", json.dumps(bench_rss(ttbar, cache, sizes, args.rss_step)), flush=True)
+    print(f"load average at end: {os.getloadavg()}", flush=True)
 
 
 if __name__ == "__main__":

@@ -52,3 +52,18 @@ def test_split_fractions_and_determinism():
     np.testing.assert_array_equal(s, assign_split("f.root", entry, np.zeros_like(entry), (0.7, 0.1, 0.2), 42))
     assert (s != assign_split("f.root", entry, np.zeros_like(entry), (0.7, 0.1, 0.2), 43)).any()
     assert (s != assign_split("g.root", entry, np.zeros_like(entry), (0.7, 0.1, 0.2), 42)).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_wrap_phi_equals_the_plain_remainder_to_the_bit(dtype):
+    # the remainder is skipped where dphi + pi is already inside (0, 2 pi): same bits as computing it everywhere
+    rng = np.random.default_rng(3)
+    edges = [0.0, -0.0, np.pi, -np.pi, 2 * np.pi, -2 * np.pi, np.nextafter(np.pi, 0), np.nextafter(-np.pi, 0),
+             np.nextafter(-np.pi, -4), 3 * np.pi, 1e9, -1e9, np.inf, -np.inf, np.nan]
+    dphi = np.concatenate([rng.uniform(-10, 10, 5000), rng.uniform(-0.5, 0.5, 5000), edges]).astype(dtype)
+    with np.errstate(invalid="ignore"):
+        expected = (dphi + np.pi) % (2 * np.pi) - np.pi
+        got = wrap_phi(dphi)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got.view(np.uint8), expected.view(np.uint8))
+    assert wrap_phi(np.float64(2 * np.pi - 0.1)) == (2 * np.pi - 0.1 + np.pi) % (2 * np.pi) - np.pi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import awkward as ak
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -196,3 +197,76 @@ def test_image_intensity_power(tmp_path):
     np.testing.assert_allclose(rooted, np.sqrt(linear), rtol=1e-6)
     lit = (linear > 0) & (linear < 1)
     assert lit.any() and np.all(rooted[lit] > linear[lit])  # pixels below one get brighter: a less peaked image
+
+
+@pytest.mark.parametrize("max_length", [100, 5])
+def test_features_in_threads_equal_one_thread(tmp_path, monkeypatch, max_length):
+    from test_io_fixtures import make_per_jet
+
+    import hepnn.io
+    import hepnn.io.representations as reps
+    from hepnn.config import load_config
+
+    config = load_config(make_per_jet(tmp_path, n=300), [f"data.inputs.particles.max_length={max_length}"])
+    monkeypatch.setenv("HEPNN_READER_THREADS", "1")
+    one = hepnn.io.load(config)
+    monkeypatch.setattr(reps, "_MIN_ELEMENTS_PER_THREAD", 1)
+    monkeypatch.setenv("HEPNN_READER_THREADS", "3")
+    assert reps._threads(1000) == 3
+    three = hepnn.io.load(config)
+    for key in ("particles", "particles_mask", "highlevel", "image"):
+        np.testing.assert_array_equal(three[key], one[key])
+    assert three["particles"].tobytes() == one["particles"].tobytes()
+
+
+def test_error_in_threads_names_every_bad_value(tmp_path, monkeypatch):
+    from test_io_fixtures import make_per_jet, per_jet_data, write_tree
+
+    import hepnn.io
+    import hepnn.io.representations as reps
+    from hepnn.config import load_config
+    from hepnn.exceptions import InputDataError
+
+    config = load_config(make_per_jet(tmp_path, n=50), ["data.inputs.particles.variables=[log_pt, log_e]"])
+    data = per_jet_data(50, seed=1)
+    energy = ak.to_numpy(ak.flatten(data["part_energy"]))
+    energy[[0, -1]] = np.nan  # one in the first thread's slice, one in the last
+    data["part_energy"] = ak.unflatten(energy, ak.num(data["part_energy"]))
+    write_tree(tmp_path / "top.root", "jets", data)
+    monkeypatch.setattr(reps, "_MIN_ELEMENTS_PER_THREAD", 1)
+    monkeypatch.setenv("HEPNN_READER_THREADS", "4")
+    with pytest.raises(InputDataError, match=r"'log_e' \(used by data.inputs.particles\) has 2 NaN"):
+        hepnn.io.load(config)
+
+
+def test_images_in_small_blocks_equal_one_block(tmp_path, monkeypatch):
+    from test_io_fixtures import make_per_jet
+
+    import hepnn.io
+    import hepnn.io.representations as reps
+    from hepnn.config import load_config
+
+    config = load_config(make_per_jet(tmp_path, n=40), ["data.inputs.image.charge=part_charge",
+                                                        "data.inputs.image.channels=[pt, charged_pt, multiplicity]"])
+    monkeypatch.setenv("HEPNN_READER_THREADS", "1")
+    one = hepnn.io.load(config, standardize=False)["image"]
+    monkeypatch.setattr(reps, "_JETS_PER_IMAGE_BLOCK", 1)  # 80 blocks of one jet
+    blocks = hepnn.io.load(config, standardize=False)["image"]
+    assert one.tobytes() == blocks.tobytes() and one.any()
+
+
+def test_image_normalisation_in_place_equals_the_old_one():
+    # empty images and images whose pixels sum to zero or less become zero, as before
+    rng = np.random.default_rng(8)
+    counts = np.array([3, 0, 2, 4])
+    eta, phi = rng.uniform(-0.3, 0.3, 9), rng.uniform(-0.3, 0.3, 9)
+    pt = np.array([1.0, 2.0, 3.0, 1.0, -1.0, -2.0, 5.0, 0.5, 0.25])
+    got = jet_images(counts, eta, phi, pt, pixels=5, extent=0.4, preprocess=("normalize",))
+    # the old normalisation, from the float64 pixel sums
+    jet, width = np.repeat(np.arange(4), counts), 0.8 / 5
+    ix, iy = np.floor((eta + 0.4) / width).astype(int), np.floor((phi + 0.4) / width).astype(int)
+    raw = np.bincount((jet * 5 + ix) * 5 + iy, weights=pt, minlength=4 * 25).reshape(4, 5, 5, 1)
+    total = raw.sum(axis=(1, 2), keepdims=True)
+    expected = np.divide(raw, total, out=np.zeros_like(raw), where=total > 0).astype(np.float32)
+    assert got.tobytes() == expected.tobytes()
+    assert got[1].sum() == 0 and got[2].sum() == 0 and np.isclose(got[0].sum(), 1)  # empty, and summing to zero

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hepnn.io.representations import sort_within_jets
+from hepnn.io.representations import order_within_jets, sort_within_jets
 
 
 def reference(counts, key, descending):
@@ -41,3 +41,33 @@ def test_near_ties_keep_float64_order():
     key = np.array([1.0, 1.0 + 2.0**-40, 1.0 - 2.0**-40, 1.0])
     assert sort_within_jets(np.array([4]), key, descending=True).tolist() == [1, 0, 3, 2]
     assert sort_within_jets(np.array([4]), key, descending=False).tolist() == [2, 0, 3, 1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.lists(keys, max_size=7), st.booleans()), max_size=8), st.booleans())
+def test_jets_already_in_order_are_not_sorted_but_give_the_same_order(jets, descending):
+    # most jets stored in order (as files store constituents by pT), some not: the per-jet
+    # shortcut (order_within_jets) must give exactly the exact stable sort
+    lists = []
+    for values, in_order in jets:
+        k = np.asarray(values, dtype=np.float64)
+        if in_order:
+            k = k[reference(np.array([len(k)]), k, descending)]
+        lists.append(k)
+    counts = np.array([len(k) for k in lists], dtype=np.int64)
+    key = np.concatenate(lists) if lists else np.zeros(0)
+    expected = reference(counts, key, descending)
+    np.testing.assert_array_equal(sort_within_jets(counts, key, descending), expected)
+    order = order_within_jets(counts, key, descending)
+    if order is None:
+        np.testing.assert_array_equal(expected, np.arange(len(key)))
+    else:
+        np.testing.assert_array_equal(order, expected)
+
+
+def test_order_within_jets_sorts_only_the_jets_out_of_order():
+    counts = np.array([3, 2, 0, 3])
+    key = np.array([5.0, 4.0, 4.0, 1.0, 2.0, np.nan, 7.0, 6.0])  # jet 1 out of order; NaN goes last
+    assert order_within_jets(counts, key, descending=True).tolist() == [0, 1, 2, 4, 3, 6, 7, 5]
+    # -0.0 and 0.0 are a tie, and the step down between two jets is no disorder
+    assert order_within_jets(np.array([2, 3]), np.array([5.0, 6.0, -0.0, 0.0, 1.0]), descending=False) is None

@@ -123,3 +123,101 @@ def test_image_standardize_from_the_config(tmp_path):
     mean, std = train.mean(axis=0), train.std(axis=0)
     expected = (raw["image"].reshape(len(raw["image"]), -1) - mean) / np.where(std > 0, std, 1.0)
     np.testing.assert_allclose(data["image"].reshape(len(expected), -1), expected, rtol=1e-4, atol=1e-4)
+
+
+def _old_transform(p, data):
+    """The transform as it was before the fast paths: everything in float64, padding overwritten."""
+    out = dict(data)
+    for name, spec in p._active():
+        x = np.asarray(data[name])
+        real = p._real(data, name, x, spec)
+        values = p._stateless(name, spec, x, real)
+        values = values.reshape(len(values), -1) if spec.get("kind") == "image" else values
+        mean, scale = p.standardisation(name, spec, values.shape[-1], x.shape)
+        values = ((values - mean) / scale).reshape(x.shape)
+        if real is not None:
+            values[~real] = spec.get("pad_value", 0.0)
+        out[name] = values.astype(np.float32)
+    return out
+
+
+def _old_fit(p, data):
+    """Mean and M2 as the fit computed them before: float64 copy of everything, then the real rows."""
+    out = {}
+    for name, spec in p._active():
+        x = np.asarray(data[name])
+        real = p._real(data, name, x, spec)
+        values = p._stateless(name, spec, x, real)
+        values = values.reshape(len(values), -1) if spec.get("kind") == "image" else values
+        rows = values[real] if real is not None else values.reshape(-1, values.shape[-1])
+        mean = rows.mean(axis=0)
+        out[name] = ([float(v) for v in mean], ((rows - mean) ** 2).sum(axis=0))
+    return out
+
+
+FAST_SPEC = {
+    **SPEC,
+    "img": {"kind": "image", "variables": [], "standardize": True},
+    "raw": {"kind": "sequence", "variables": ["u", "v"], "standardize": False, "pad_value": 0.0, "transforms": {}},
+    "part": {"kind": "sequence", "variables": ["u", "v"], "standardize": False, "pad_value": -1.0,
+             "transforms": {"v": {"standardize": True}}},
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_paths_are_bit_identical_to_the_float64_transform(dtype):
+    rng = np.random.default_rng(4)
+    data = {k: v.astype(dtype) if v.dtype.kind == "f" else v for k, v in _data(rng).items()}
+    data["img"] = rng.random((50, 2, 2, 1)).astype(dtype)
+    for seq in ("raw", "part"):
+        x = rng.normal(0, 3, (50, 5, 2)).astype(dtype)
+        mask = np.arange(5)[None, :] < rng.integers(0, 6, 50)[:, None]
+        x[~mask] = FAST_SPEC[seq]["pad_value"]
+        data[seq], data[f"{seq}_mask"] = x, mask
+    data["raw"][3, -1, 0] = -0.0  # a padded slot that is not bit for bit the pad value 0.0
+    data["raw"][0, 0, 1] = -0.0  # a real -0.0 stays -0.0
+    p = Preprocessor(FAST_SPEC).fit(data)
+    mean_m2 = _old_fit(p, data)
+    for name, (mean, m2) in mean_m2.items():
+        assert p.mean_[name] == mean
+        np.testing.assert_array_equal(p._m2_[name], m2)
+    new, old = p.transform(data), _old_transform(p, data)
+    for name in FAST_SPEC:
+        assert new[name].dtype == np.float32
+        np.testing.assert_array_equal(new[name].view(np.uint32), old[name].view(np.uint32))
+    # reader output (float32, padding at the pad value) with nothing to do is passed through uncopied
+    data["raw"][3, -1, 0] = 0.0
+    same = Preprocessor(FAST_SPEC).fit(data).transform(data)
+    assert (same["raw"] is data["raw"]) == (dtype == np.float32)
+    np.testing.assert_array_equal(same["raw"].view(np.uint32), _old_transform(p, data)["raw"].view(np.uint32))
+
+
+def test_is_identity_only_when_transform_changes_nothing():
+    raw = {"raw": FAST_SPEC["raw"], "img": {"kind": "image", "variables": []}}
+    assert Preprocessor(raw).is_identity()
+    for name in ("jet", "seq", "part"):
+        assert not Preprocessor({**raw, name: FAST_SPEC[name]}).is_identity()
+    assert not Preprocessor({**raw, "img": FAST_SPEC["img"]}).is_identity()
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_sequence_transform_in_blocks_is_bit_identical(monkeypatch, threads):
+    import hepnn.preprocessing.preprocessor as module
+
+    monkeypatch.setattr(module, "_JETS_PER_BLOCK", 7)
+    monkeypatch.setattr(module, "_MIN_VALUES_PER_THREAD", 10)
+    monkeypatch.setenv("HEPNN_READER_THREADS", threads)
+    rng = np.random.default_rng(6)
+    spec = {"seq": {"kind": "sequence", "variables": ["u", "v", "w"], "standardize": True, "pad_value": -2.0,
+                    "transforms": {"u": {"log": True}, "w": {"abs": True, "clip": [0.0, 1.5]}}}}
+    x = rng.normal(0, 1, (50, 6, 3)).astype(np.float32)
+    x[..., 0] = np.abs(x[..., 0]) + 0.1
+    mask = np.arange(6)[None, :] < rng.integers(0, 7, 50)[:, None]
+    x[~mask] = rng.choice([-2.0, 0.0, -1.0], (~mask).sum())[:, None]  # padding not (all) at the pad value, -1: log of it
+    data = {"seq": x, "seq_mask": mask}
+    p = Preprocessor(spec).fit(data)
+    np.testing.assert_array_equal(p.transform(data)["seq"].view(np.uint32), _old_transform(p, data)["seq"].view(np.uint32))
+    x[3, 0, 0], x[40, 0, 0] = -1.0, 0.0  # two real non-positive values in different blocks
+    mask[3, 0] = mask[40, 0] = True
+    with pytest.raises(InputDataError, match="log of 2 non-positive values"):
+        p.transform(data)

@@ -81,8 +81,8 @@ def image_coordinates(
             syy = _per_jet_sum(jet, w * dy * dy, n_jets)
             sxy = _per_jet_sum(jet, w * dx * dy, n_jets)
             axis = 0.5 * np.arctan2(2 * sxy, sxx - syy)  # principal axis angle from +eta
-            turn = (np.pi / 2 - axis)[jet]
-            c, s = np.cos(turn), np.sin(turn)
+            turn = np.pi / 2 - axis
+            c, s = np.cos(turn)[jet], np.sin(turn)[jet]  # once per jet, then broadcast: the same values
             x, y = c * x - s * y, s * x + c * y
         elif step == "flip":
             for coord in (x, y):
@@ -135,7 +135,7 @@ def jet_images(
     inside = (ix >= 0) & (ix < pixels) & (iy >= 0) & (iy < pixels)
     base = ((jet * pixels + ix) * pixels + iy)[inside]
     n_ch = len(channels)
-    images = np.zeros(n_jets * pixels * pixels * n_ch, dtype=np.float64)
+    images = None
     for c, name in enumerate(channels):
         if name not in CHANNELS:
             msg = f"unknown image channel {name!r}; valid channels: {', '.join(CHANNELS)}"
@@ -155,9 +155,18 @@ def jet_images(
             weight = np.ones(int(inside.sum()))
         else:
             weight = charged.astype(np.float64)
-        images += np.bincount(base * n_ch + c, weights=weight, minlength=images.size)
+        counts_c = np.bincount(base * n_ch + c, weights=weight, minlength=n_jets * pixels * pixels * n_ch)
+        counts_c = counts_c.astype(np.float64, copy=False)  # no element inside: numpy gives int zeros
+        if images is None:
+            images = counts_c  # the sums themselves (adding them to zeros changes no bit)
+        else:
+            images += counts_c
+    if images is None:
+        images = np.zeros(n_jets * pixels * pixels * n_ch, dtype=np.float64)
     images = images.reshape(n_jets, pixels, pixels, n_ch)
     if "normalize" in preprocess:
         total = images.sum(axis=(1, 2), keepdims=True)
-        images = np.divide(images, total, out=np.zeros_like(images), where=total > 0)
+        positive = total > 0
+        np.divide(images, total, out=images, where=positive)  # in place; empty images (sum <= 0) become 0
+        np.copyto(images, 0.0, where=~positive)
     return images.astype(np.float32)

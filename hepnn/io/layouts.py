@@ -18,8 +18,8 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -36,12 +36,45 @@ __all__ = [
 ]
 
 
-@dataclass
-class Elements:
-    """Elements grouped by jet: ``arrays[k]`` are flat, jet by jet; ``counts[i]`` per jet."""
+class _Gathered(Mapping):
+    """``source[k][index]`` for every key, gathered on first access (``index=None``: as is)."""
 
-    counts: np.ndarray
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    def __init__(self, source: Mapping[str, np.ndarray], index: np.ndarray | None):
+        self._source, self._index, self._done = source, index, {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._done:
+            values = np.asarray(self._source[key])
+            self._done[key] = values if self._index is None else values[self._index]
+        return self._done[key]
+
+    def __iter__(self):
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+
+class Elements:
+    """Elements grouped by jet: ``arrays[k]`` are flat, jet by jet; ``counts[i]`` per jet.
+
+    Grouping, jet selection and truncation compose one index into the arrays as read; an
+    array is gathered once, when it is first used (arrays no input uses, such as the link
+    branch, never are).
+
+    Examples
+    --------
+    >>> e = Elements(np.array([2, 1]), {"pt": np.array([5.0, 3.0, 4.0])})
+    >>> e.select(np.array([False, True])).arrays["pt"].tolist()
+    [4.0]
+    """
+
+    def __init__(self, counts: np.ndarray, arrays: Mapping[str, np.ndarray] | None = None,
+                 index: np.ndarray | None = None):
+        self.counts = counts
+        self._source = dict(arrays or {})
+        self._index = index
+        self.arrays: Mapping[str, np.ndarray] = _Gathered(self._source, index)
 
     @property
     def offsets(self) -> np.ndarray:
@@ -51,10 +84,15 @@ class Elements:
         """Index of the owning jet for every element."""
         return np.repeat(np.arange(len(self.counts), dtype=np.int64), self.counts)
 
+    def take(self, index: np.ndarray, counts: np.ndarray) -> "Elements":
+        """The elements at ``index`` (into this object's elements), grouped by ``counts``."""
+        return Elements(counts, self._source, index if self._index is None else self._index[index])
+
     def select(self, keep: np.ndarray) -> "Elements":
         """The elements of the jets where ``keep`` is True."""
         element_keep = np.repeat(keep, self.counts)
-        return Elements(self.counts[keep], {k: v[element_keep] for k, v in self.arrays.items()})
+        index = np.flatnonzero(element_keep) if self._index is None else self._index[element_keep]
+        return Elements(self.counts[keep], self._source, index)
 
 
 def _numpy(array: Any) -> np.ndarray:
@@ -80,6 +118,24 @@ def scalar_branches(arrays: Any, names: Sequence[str], where: Mapping[str, str],
     return out
 
 
+def _counts_and_flat(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per entry (int64) and flattened contents of a jagged awkward array.
+
+    For the layout uproot reads (a list-offset array of numbers) both come straight from the
+    offsets and the contents buffer, without the generic ``ak.num`` and ``ak.flatten``
+    (which give the same values).
+    """
+    import awkward as ak
+
+    layout = column.layout
+    if (isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray)
+            and layout.content.data.ndim == 1 and ak.backend(column) == "cpu"):
+        offsets = np.asarray(layout.offsets.data).astype(np.int64, copy=False)
+        data = np.asarray(layout.content.data)
+        return np.diff(offsets), data[offsets[0]:offsets[-1]]
+    return ak.to_numpy(ak.num(column, axis=1)).astype(np.int64), ak.to_numpy(ak.flatten(column, axis=1))
+
+
 def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entry_start: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Counts per entry and flattened contents of jagged branches that must have equal lengths.
 
@@ -88,7 +144,6 @@ def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entr
     InputDataError
         When a branch is not jagged or two branches differ in length for some entry.
     """
-    import awkward as ak
 
     counts = None
     first = None
@@ -98,7 +153,7 @@ def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entr
         if column.ndim != 2:
             msg = f"{path}: branch {name!r} ({what}) should hold one list per entry, found type {column.type}"
             raise InputDataError(msg)
-        n = ak.to_numpy(ak.num(column, axis=1)).astype(np.int64)
+        n, flat = _counts_and_flat(column)
         if counts is None:
             counts, first = n, name
         elif not np.array_equal(n, counts):
@@ -109,7 +164,7 @@ def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entr
                 f"{int(n[bad[0]])}); all branches of one collection must describe the same elements"
             )
             raise InputDataError(msg)
-        out[name] = ak.to_numpy(ak.flatten(column, axis=1))
+        out[name] = flat
     if counts is None:
         counts = np.zeros(len(arrays), dtype=np.int64)
     return counts, out
@@ -180,9 +235,14 @@ def associate_by_dr(
 
 
 def group_by_jet(jet_of: np.ndarray, arrays: Mapping[str, np.ndarray], n_jets: int) -> Elements:
-    """Group elements by their (global) jet index, keeping file order within each jet."""
+    """Group elements by their (global) jet index, keeping file order within each jet.
+
+    Files that already store the elements jet by jet need no sort (checked in one pass).
+    """
+    counts = np.bincount(jet_of[jet_of >= 0], minlength=n_jets).astype(np.int64)
+    grouped = len(jet_of) < 2 or bool((jet_of[1:] >= jet_of[:-1]).all())
+    if grouped and (not len(jet_of) or jet_of[0] >= 0):
+        return Elements(counts, arrays)  # every element attached, in jet order: nothing to move
     attached = np.flatnonzero(jet_of >= 0)
-    jet_of = jet_of[attached]
-    source = attached[np.argsort(jet_of, kind="stable")]  # one gather per array
-    counts = np.bincount(jet_of, minlength=n_jets).astype(np.int64)
-    return Elements(counts, {k: np.asarray(v)[source] for k, v in arrays.items()})
+    source = attached if grouped else attached[np.argsort(jet_of[attached], kind="stable")]
+    return Elements(counts, arrays, source)

@@ -136,7 +136,7 @@ def load(config: Any, analysis: Any = None, *, standardize: bool = True, step_si
         )
         raise InputDataError(msg)
     pre = fit_preprocessing(config, chunks=[arrays])
-    if standardize:
+    if standardize and not pre.is_identity():  # the reader's arrays are already what an identity gives
         arrays = pre.transform(arrays)
     return JetData(arrays, preprocessing=pre, feature_names=feature_names(config),
                    class_names=class_names(config, labels=arrays["label"]), summary=summary)

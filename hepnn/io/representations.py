@@ -21,20 +21,21 @@ Examples
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from ..config.schema import INPUT_CONFIGS, FlatInput, ImageInput, SequenceInput
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, InputDataError
 from ..registry import Registry
-from .derived import DERIVED, wrap_phi
+from .derived import DERIVED, ELEMENTWISE, wrap_phi
 from .images import jet_images
-from .layouts import Elements
+from .threads import reader_threads
 
 __all__ = [
     "REPRESENTATIONS", "InputKind", "register_input_kind", "input_kind", "mask_value", "flat_features", "pad_sequences",
-    "jet_images", "sort_within_jets",
+    "jet_images", "sort_within_jets", "order_within_jets",
 ]
 
 #: registry of input kinds: ``kind`` of a ``data.inputs`` entry -> :class:`InputKind` subclass
@@ -65,16 +66,65 @@ def _sortable_uint32(k32: np.ndarray) -> np.ndarray:
 def sort_within_jets(counts: np.ndarray, key: np.ndarray, descending: bool = True) -> np.ndarray:
     """Permutation ordering elements by ``key`` inside each jet (stable; NaN keys last).
 
+    Jets whose elements are already in order (files often store constituents by pT) keep
+    their order without being sorted; only the other jets go through the sort.
+
     Examples
     --------
     >>> sort_within_jets(np.array([3, 1]), np.array([1.0, 3.0, 2.0, 0.0])).tolist()
     [1, 2, 0, 3]
     """
-    counts = np.asarray(counts, dtype=np.int64)
-    jet = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    order = order_within_jets(counts, key, descending)
+    return np.arange(len(key), dtype=np.int64) if order is None else order
+
+
+def _ascending_key(key: np.ndarray, descending: bool) -> np.ndarray:
+    """The float64 key of a stable ascending sort: negated for a descending order, NaN last."""
     key = np.asarray(key, dtype=np.float64)
     k = -key if descending else key
-    k = np.where(np.isnan(k), np.inf, k)
+    return np.where(np.isnan(k), np.inf, k)
+
+
+def order_within_jets(counts: np.ndarray, key: np.ndarray, descending: bool = True) -> np.ndarray | None:
+    """Like :func:`sort_within_jets`, but ``None`` when every jet is already in order (no sort needed).
+
+    A stable sort leaves a jet unchanged exactly when no element's key is below the one
+    before it (after negation for a descending order, NaN last), so one comparison per
+    element finds the jets in order; the others are sorted on their own.
+
+    Examples
+    --------
+    >>> order_within_jets(np.array([2, 2]), np.array([3.0, 1.0, 5.0, 4.0])) is None
+    True
+    >>> order_within_jets(np.array([2, 2]), np.array([3.0, 1.0, 4.0, 5.0])).tolist()
+    [0, 1, 3, 2]
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    k = _ascending_key(key, descending)
+    n = len(k)
+    if n < 2:
+        return None
+    decrease = k[1:] < k[:-1]  # -0.0 and 0.0 compare equal, as in the sort
+    starts = np.cumsum(counts)[:-1]
+    decrease[starts[(starts > 0) & (starts < n)] - 1] = False  # pairs across a jet boundary
+    if not decrease.any():
+        return None
+    jet = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    unsorted = np.zeros(len(counts), dtype=bool)
+    unsorted[jet[:-1][decrease]] = True
+    if unsorted.mean() > 0.5:
+        return _sort_all(counts, k, jet)
+    chosen = np.repeat(unsorted, counts)
+    index = np.flatnonzero(chosen)
+    sub_counts = counts[unsorted]
+    order = np.arange(n, dtype=np.int64)
+    # the chosen jets keep their relative positions, so their sorted order maps back one to one
+    order[index] = index[_sort_all(sub_counts, k[index], np.repeat(np.arange(len(sub_counts), dtype=np.int64), sub_counts))]
+    return order
+
+
+def _sort_all(counts: np.ndarray, k: np.ndarray, jet: np.ndarray) -> np.ndarray:
+    """Stable ascending sort of the float64 keys ``k`` (no NaN) inside each jet."""
     if len(counts) < 2**31:
         # One stable sort on (jet, key rounded to float32) packed in 64 bits. Rounding to
         # nearest is monotonic, so the order is exact except among keys that round to the
@@ -91,6 +141,18 @@ def sort_within_jets(counts: np.ndarray, key: np.ndarray, descending: bool = Tru
             return order
     order = np.argsort(k, kind="stable")
     return order[np.argsort(jet[order], kind="stable")]
+
+
+#: jets per block of a jet-image input (a few MB of float64 pixels per block)
+_JETS_PER_IMAGE_BLOCK = 1024
+
+#: elements per thread below which the features of a sequence input are computed in one thread
+_MIN_ELEMENTS_PER_THREAD = 250_000
+
+
+def _threads(n_elements: int) -> int:
+    """Threads for computing the features of ``n_elements`` (see :mod:`hepnn.io.threads`)."""
+    return reader_threads(n_elements, _MIN_ELEMENTS_PER_THREAD)
 
 
 def pad_sequences(
@@ -324,31 +386,68 @@ class SequenceKind(InputKind):
         where = f"data.inputs.{name}"
         group, elements = chunk.group(name), chunk.elements(name)
         m = chunk.momenta(name, elements) if group.needs_momentum else None
-        key = None
+        derived: dict[str, np.ndarray] = {}  # derived values computed once (the sort key is often a feature too)
+
+        def values_of(var: str, is_branch: bool) -> np.ndarray:
+            if is_branch:
+                return elements.arrays[var]
+            if var not in derived:
+                derived[var] = DERIVED.get(var)(m)
+            return derived[var]
+
+        order, truncate = None, False
         if group.sort is not None:
             var, is_branch, descending, absolute = group.sort
-            key = elements.arrays[var] if is_branch else DERIVED.get(var)(m)
-            key = chunk.finite(key, var, f"{where}.sort_by")
+            key = chunk.finite(values_of(var, is_branch), var, f"{where}.sort_by")
             if absolute:
                 key = np.abs(key)
+            order = order_within_jets(elements.counts, key, descending)  # None: every jet already in order
+            counts = elements.counts
+            truncate = bool(len(counts)) and int(counts.max()) > inp.max_length
+        elementwise = all(is_branch or var in ELEMENTWISE for var, is_branch in group.variables)
+        if truncate and order is None and elementwise:
+            # already in order: the features of the few elements past max_length cost less than
+            # gathering every array of the rest; the padding drops them (the same values: every
+            # feature is element by element)
+            truncate = False
+        if truncate:
             # keep only the elements that survive truncation, in their sorted order, before
             # computing the features (same values and order as sorting and truncating afterwards)
-            if len(elements.counts) and int(elements.counts.max()) > inp.max_length:
-                order = sort_within_jets(elements.counts, key, descending)
-                rank = np.arange(len(order), dtype=np.int64) - np.repeat(elements.offsets[:-1], elements.counts)
-                kept = order[rank < inp.max_length]
-                elements = Elements(np.minimum(elements.counts, inp.max_length),
-                                    {k: v[kept] for k, v in elements.arrays.items()})
-                m = m.take(kept) if m is not None else None
-                key = None  # already in order: the padding keeps it
+            rank = np.arange(len(key), dtype=np.int64) - np.repeat(elements.offsets[:-1], counts)
+            survive = rank < inp.max_length
+            kept = np.flatnonzero(survive) if order is None else order[survive]
+            elements = elements.take(kept, np.minimum(counts, inp.max_length))
+            m = m.take(kept) if m is not None else None
+            # built-in derived variables are element by element: their values carry over
+            derived = {k: v[kept] for k, v in derived.items() if k in ELEMENTWISE}
+            order = None
         # float32 from the start: the padded tensor is float32 and every value is rounded once either way
-        features = np.empty((int(elements.counts.sum()), len(group.variables)), dtype=np.float32)
-        for j, (var, is_branch) in enumerate(group.variables):
-            values = elements.arrays[var] if is_branch else DERIVED.get(var)(m)
-            features[:, j] = chunk.finite(values, var, where, keep_float32=True)
-        x, x_mask = pad_sequences(
-            elements.counts, features, inp.max_length, key, group.sort[2] if group.sort else True, inp.pad_value
-        )
+        n = int(elements.counts.sum())
+        features = np.empty((n, len(group.variables)), dtype=np.float32)
+
+        def fill(lo: int, hi: int) -> None:  # elements lo:hi, on their own view of the momenta
+            part = m.take(slice(lo, hi)) if m is not None else None
+            for j, (var, is_branch) in enumerate(group.variables):
+                values = (elements.arrays[var] if is_branch else derived[var] if var in derived else None)
+                values = DERIVED.get(var)(part) if values is None else values[lo:hi]
+                features[lo:hi, j] = chunk.finite(values, var, where, keep_float32=True)
+
+        threads = _threads(n) if elementwise and m is not None else 1
+        if threads > 1:
+            # element-wise numpy functions release the GIL: slices of the elements in threads
+            # give the same values; an error is raised again by the serial pass, for all elements
+            bounds = np.linspace(0, n, threads + 1).astype(np.int64)
+            try:
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(fill, bounds[:-1].tolist(), bounds[1:].tolist()))
+            except InputDataError:
+                threads = 1
+        if threads <= 1:
+            for j, (var, is_branch) in enumerate(group.variables):
+                features[:, j] = chunk.finite(values_of(var, is_branch), var, where, keep_float32=True)
+        if order is not None:  # jets out of order, none truncated: one gather puts every jet in order
+            features = features[order]
+        x, x_mask = pad_sequences(elements.counts, features, inp.max_length, None, True, inp.pad_value)
         return {name: x, f"{name}_mask": x_mask}
 
     def fit_rows(self, name: str, inp: Any, chunk: Mapping[str, np.ndarray], train: np.ndarray) -> dict:
@@ -382,14 +481,44 @@ class ImageKind(InputKind):
         where = f"data.inputs.{name}"
         group, elements = chunk.group(name), chunk.elements(name)
         m = chunk.momenta(name, elements)
-        rel_eta = chunk.finite(m.eta - m.jet("eta"), "rel_eta", where)
-        rel_phi = chunk.finite(wrap_phi(m.phi - m.jet("phi")), "rel_phi", where)
-        pt = chunk.finite(m.pt, "pt", where)
         charge = elements.arrays[group.charge] if group.charge else None
-        image = jet_images(
-            elements.counts, rel_eta, rel_phi, pt, charge, pixels=inp.pixels, extent=inp.extent,
-            channels=inp.channels, preprocess=inp.preprocess, center=inp.center,
-        )
+        counts, offsets = elements.counts, elements.offsets
+
+        def images(first: int, last: int) -> np.ndarray:  # jets first:last, from their elements only
+            lo, hi = int(offsets[first]), int(offsets[last])
+            part = m if (lo, hi) == (0, int(offsets[-1])) else m.take(slice(lo, hi))
+            rel_eta = chunk.finite(part.eta - part.jet("eta"), "rel_eta", where)
+            rel_phi = chunk.finite(wrap_phi(part.phi - part.jet("phi")), "rel_phi", where)
+            pt = chunk.finite(part.pt, "pt", where)
+            return jet_images(
+                counts[first:last], rel_eta, rel_phi, pt, None if charge is None else charge[lo:hi], pixels=inp.pixels,
+                extent=inp.extent, channels=inp.channels, preprocess=inp.preprocess, center=inp.center,
+            )
+
+        threads = min(_threads(int(offsets[-1])), len(counts) // 2)
+        image = None
+        if threads > 1 or len(counts) >= 2 * _JETS_PER_IMAGE_BLOCK:
+            # every step of an image is jet by jet (sums over a jet's own elements, in order), so
+            # blocks of jets (small enough for the CPU caches, in threads) give the same images;
+            # an error is raised again by the serial pass
+            image = np.empty((len(counts), inp.pixels, inp.pixels, len(inp.channels)), dtype=np.float32)
+            n_blocks = max(threads, -(-len(counts) // _JETS_PER_IMAGE_BLOCK))
+            bounds = np.linspace(0, len(counts), n_blocks + 1).astype(np.int64).tolist()
+
+            def fill(first: int, last: int) -> None:
+                image[first:last] = images(first, last)
+
+            try:
+                if threads > 1:
+                    with ThreadPoolExecutor(threads) as pool:
+                        list(pool.map(fill, bounds[:-1], bounds[1:]))
+                else:
+                    for first, last in zip(bounds[:-1], bounds[1:]):
+                        fill(first, last)
+            except InputDataError:
+                image = None
+        if image is None:
+            image = images(0, len(counts))
         power = getattr(inp, "intensity_power", 1.0)
         return {name: image if power == 1.0 else np.power(np.maximum(image, 0.0), power, dtype=image.dtype)}
 

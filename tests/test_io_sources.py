@@ -1,0 +1,47 @@
+"""entries_per_step: the chunk size of a memory-size step_size, as uproot computes it."""
+
+from __future__ import annotations
+
+import itertools
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from hepnn.io.sources import entries_per_step
+
+
+@pytest.fixture(scope="module")
+def tree_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sources") / "baskets.root"
+    rng = np.random.default_rng(0)
+    with uproot.recreate(path) as f:
+        for i in range(6):  # one basket per extend, of different sizes
+            n = 300 + 150 * i
+            counts = rng.integers(0, 12, n)
+            data = {"Jet_pt": rng.random(n).astype(np.float32), "event": np.arange(n, dtype=np.int64),
+                    "Track_d0": ak.unflatten(rng.normal(size=int(counts.sum())).astype(np.float32), counts)}
+            if i == 0:
+                f.mktree("Events", {k: v.type.content if isinstance(v, ak.Array) else v.dtype for k, v in data.items()})
+            f["Events"].extend(data)
+    return path
+
+
+@pytest.mark.parametrize("branches", [["Jet_pt"], ["Jet_pt", "Track_d0"], ["Track_d0", "event", "Track_d0"]])
+@pytest.mark.parametrize("step", ["100 MB", "20 kB", "7 kB", "1 kB", "100 B"])
+def test_same_chunks_as_uproot(tree_file, branches, step):
+    tree = uproot.open(tree_file)["Events"]
+    n = entries_per_step(tree, branches, step)
+    chunks = uproot.open(tree_file)["Events"].iterate(filter_name=list(dict.fromkeys(branches)), step_size=step, report=True)
+    stops = [r.tree_entry_stop for _, r in itertools.islice(chunks, 2)]
+    assert stops == [min(n, tree.num_entries), min(2 * n, tree.num_entries)][:len(stops)]
+    assert n < tree.num_entries or len(stops) == 1
+
+
+def test_entries_and_rntuple_pass_through(tmp_path):
+    assert entries_per_step(None, ["x"], 5000) == 5000
+    path = tmp_path / "rntuple.root"
+    with uproot.recreate(path) as f:
+        f.mkrntuple("Events", {"x": np.arange(10.0)})
+    assert entries_per_step(uproot.open(path)["Events"], ["x"], "1 kB") is None  # uproot computes it
