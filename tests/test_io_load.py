@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import uproot
 import awkward as ak
 
@@ -142,3 +143,43 @@ def test_jets_without_tracks_are_fully_masked(tmp_path):
     cfg.write_text(textwrap.dedent(PER_EVENT_YAML))
     out = hepnn.io.load(cfg)
     assert out["tracks"].shape == (3, 15, 7) and not out["tracks_mask"].any() and (out["tracks"] == 0).all()
+
+
+def _old_load(config, standardize):
+    """``load`` as before the elements were standardised unpadded: padded chunks, fit, transform."""
+    chunks = list(hepnn.io.iterate(config))
+    arrays = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    pre = hepnn.io.fit_preprocessing(config, chunks=[arrays])
+    return (pre.transform(arrays) if standardize else arrays), pre
+
+
+def test_load_standardises_elements_before_padding_bit_identically(tmp_path):
+    config = hepnn.load_config(make_per_jet(tmp_path, n=300), [
+        "data.step_size=70", "data.inputs.particles.max_length=6", "data.inputs.particles.pad_value=-1.0",
+        "data.inputs.particles.transforms={delta_r: {log1p: true}, rel_eta: {abs: true, clip: [0.0, 0.3]}}", "data.inputs.image.pixels=5",
+    ])
+    for standardize in (True, False):
+        data = hepnn.io.load(config, standardize=standardize)
+        old, pre = _old_load(config, standardize)
+        assert list(data) == list(old)
+        for key in old:
+            assert data[key].dtype == old[key].dtype and data[key].shape == old[key].shape, key
+            np.testing.assert_array_equal(np.ascontiguousarray(data[key]).view(np.uint8),
+                                          np.ascontiguousarray(old[key]).view(np.uint8), err_msg=key)
+        assert data.preprocessing.to_dict() == pre.to_dict()
+    x, mask = data["particles"], data["particles_mask"]  # standardised: some jets truncated, padding at -1
+    assert mask.all(axis=1).mean() > 0.3 and not mask.all() and (x[~mask] == -1).all()
+    assert data.preprocessing.n_samples_["particles"] == int(mask[data["split"] == 0].sum())
+
+
+@pytest.mark.parametrize("sort", [True, False])
+def test_load_unpadded_sequences_on_per_event_links(tmp_path, sort):
+    overrides = ["data.inputs.tracks.max_length=3", "data.step_size=9"] + ([] if sort else ["data.inputs.tracks.sort_by=null"])
+    config = hepnn.load_config(make_per_event(tmp_path, n_events=60), overrides)
+    data = hepnn.io.load(config)
+    old, _ = _old_load(config, True)
+    for key in old:
+        np.testing.assert_array_equal(data[key].view(np.uint8), old[key].view(np.uint8), err_msg=key)
+    train = data.split("train")
+    assert train["tracks_mask"].all(axis=1).any()  # truncated jets
+    np.testing.assert_allclose(train["tracks"][train["tracks_mask"]].mean(axis=0), 0, atol=1e-5)

@@ -221,3 +221,33 @@ def test_sequence_transform_in_blocks_is_bit_identical(monkeypatch, threads):
     mask[3, 0] = mask[40, 0] = True
     with pytest.raises(InputDataError, match="log of 2 non-positive values"):
         p.transform(data)
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_transform_elements_equals_the_padded_transform(monkeypatch, threads):
+    import hepnn.preprocessing.preprocessor as module
+
+    monkeypatch.setattr(module, "_ROWS_PER_BLOCK", 11)
+    monkeypatch.setattr(module, "_MIN_VALUES_PER_THREAD", 10)
+    monkeypatch.setenv("HEPNN_READER_THREADS", threads)
+    rng = np.random.default_rng(8)
+    spec = {"seq": {"kind": "sequence", "variables": ["u", "v", "w"], "standardize": False, "pad_value": -2.0,
+                    "transforms": {"u": {"log1p": True, "standardize": True}, "v": {"standardize": True},
+                                   "w": {"abs": True, "clip": [0.0, 1.5]}}},
+            "raw": {"kind": "sequence", "variables": ["u"], "standardize": False, "pad_value": 0.0, "transforms": {}}}
+    x = rng.normal(0, 1, (40, 6, 3)).astype(np.float32)
+    x[..., 0] = np.abs(x[..., 0])
+    mask = np.arange(6)[None, :] < rng.integers(0, 7, 40)[:, None]
+    x[~mask] = -2.0
+    data = {"seq": x, "seq_mask": mask, "raw": x[..., :1] * mask[..., None], "raw_mask": mask}
+    p = Preprocessor(spec).fit(data)
+    padded = p.transform(data)
+    rows = p.transform_elements("seq", x[mask])
+    assert rows.dtype == np.float32 and rows.shape == (mask.sum(), 3)
+    np.testing.assert_array_equal(rows.view(np.uint32), padded["seq"][mask].view(np.uint32))
+    assert abs(rows[:, 1].mean()) < 1e-6 and (rows[:, 2] >= 0).all() and rows[:, 2].max() == 1.5  # standardised / clipped
+    raw = data["raw"][mask]
+    assert p.transform_elements("raw", raw) is raw  # nothing to do: passed through
+    x[2, 0, 0], x[30, 0, 0] = -1.5, -3.0  # two log1p of non-positive values, in different blocks
+    with pytest.raises(InputDataError, match="'u': log1p of 2 non-positive values"):
+        p.transform_elements("seq", x[mask])

@@ -300,6 +300,8 @@ class ChunkInputs:
     path: str
     jets: Mapping[str, np.ndarray]  # jet-level columns of the selected jets
     groups: Mapping[str, Elements]  # input name -> its elements, jet by jet
+    #: False: a sequence kind may give its elements unpadded (an ``ElementRows``, for :func:`hepnn.io.load`)
+    pad: bool = True
 
     def group(self, name: str) -> Group:
         """The planned :class:`Group` (branches, sort, charge) of element input ``name``."""
@@ -319,12 +321,14 @@ class ChunkInputs:
 
 
 def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entry_start: int, analysis: Any = None,
-                  split: int | None = None, counts: LabelCounts | None = None) -> dict:
+                  split: int | None = None, counts: LabelCounts | None = None, pad: bool = True) -> dict:
     """Turn one chunk of awkward arrays into the reader's numpy arrays (before standardisation).
 
     With ``split`` (0 train, 1 val, 2 test) only the jets of that split are kept, and
     dropped before their sequences and images are built. ``counts`` collects the label
     values of selected jets dropped because they are not in ``data.label.classes``.
+    ``pad=False`` lets sequence inputs give their real elements as
+    :class:`~hepnn.io.representations.ElementRows` instead of padded arrays and masks.
     """
     path = source.path
     jets, n_jets, entry, jet_idx, groups = _jets_and_groups(plan, arrays, source, entry_start)
@@ -358,7 +362,7 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
     if not keep.all():
         jets = {k: v[keep] for k, v in jets.items()}
         groups = {k: e.select(keep) for k, e in groups.items()}
-    chunk = ChunkInputs(config, plan, path, jets, groups)
+    chunk = ChunkInputs(config, plan, path, jets, groups, pad)
     out: dict[str, np.ndarray] = {}
     for name, inp in config.inputs.items():
         out.update(input_kind(inp).build(name, inp, chunk))
@@ -379,11 +383,12 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
 
 def iterate_chunks(
     config: Any, analysis: Any = None, step_size: Any = None, files: list[SourceFile] | None = None,
-    summary: dict | None = None, split: int | None = None,
+    summary: dict | None = None, split: int | None = None, pad: bool = True,
 ) -> Iterator[dict]:
     """Yield processed chunks of every file in order (see :func:`hepnn.io.iterate`).
 
-    ``split`` (0, 1, 2) keeps only that split's jets (see :func:`process_chunk`).
+    ``split`` (0, 1, 2) keeps only that split's jets and ``pad=False`` leaves sequence inputs
+    unpadded (see :func:`process_chunk`).
     A full pass over the config's files (``files`` not given) also fills ``summary["dropped_labels"]``
     (jets per label value not in ``data.label.classes``, logged too) and, for all or the training
     jets, raises ``ConfigError`` when a file group or a class has no jets.
@@ -410,7 +415,7 @@ def iterate_chunks(
         plan = make_plan(config, tree_keys(tree), source)
         try:
             for arrays, entry_start in iterate_tree(source, tree, plan.read_list(), step):
-                chunk = process_chunk(config, plan, source, arrays, entry_start, analysis, split, counts)
+                chunk = process_chunk(config, plan, source, arrays, entry_start, analysis, split, counts, pad)
                 del arrays  # not alive while the consumer holds this chunk and the next one is read
                 summary["n_jets"] += len(chunk["label"])
                 counts.add(source.group, chunk["label"])

@@ -18,7 +18,7 @@ import numpy as np
 
 from .chunks import data_config, iterate_chunks
 from .jetdata import JetData
-from .representations import input_kind
+from .representations import ElementRows, input_kind
 from .labels import class_names
 from .split import split_code
 from ..exceptions import InputDataError
@@ -91,7 +91,24 @@ def _concatenate(chunks: list[dict]) -> dict:
         return {}
     if len(chunks) == 1:
         return dict(chunks[0])
-    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    return {k: ElementRows.concatenate([c[k] for c in chunks]) if isinstance(chunks[0][k], ElementRows)
+            else np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def _padded(arrays: dict, pre: Preprocessor, transform: bool) -> dict:
+    """``arrays`` with every sequence input (``ElementRows``) padded, transformed first with
+    ``transform``, and the other inputs transformed; keys in the reader's order."""
+    out = {}
+    for key, value in arrays.items():
+        if isinstance(value, ElementRows):
+            if transform:
+                value = value.with_features(pre.transform_elements(key, value.features))
+            out[key], out[f"{key}_mask"] = value.pad()
+        else:
+            out[key] = value
+    if transform:
+        out.update(pre.transform({k: v for k, v in out.items() if not isinstance(arrays.get(k), ElementRows)}))
+    return out
 
 
 def load(config: Any, analysis: Any = None, *, standardize: bool = True, step_size: Any = None) -> JetData:
@@ -127,7 +144,8 @@ def load(config: Any, analysis: Any = None, *, standardize: bool = True, step_si
     """
     config = data_config(config)
     summary: dict = {}
-    chunks = list(iterate_chunks(config, analysis, step_size=step_size, summary=summary))
+    # sequence inputs stay unpadded until fitted and standardised: those passes see the real elements only
+    chunks = list(iterate_chunks(config, analysis, step_size=step_size, summary=summary, pad=False))
     arrays = _concatenate(chunks)
     if not arrays or len(arrays.get("label", ())) == 0:
         msg = (
@@ -136,7 +154,7 @@ def load(config: Any, analysis: Any = None, *, standardize: bool = True, step_si
         )
         raise InputDataError(msg)
     pre = fit_preprocessing(config, chunks=[arrays])
-    if standardize and not pre.is_identity():  # the reader's arrays are already what an identity gives
-        arrays = pre.transform(arrays)
+    # the reader's arrays are already what an identity gives
+    arrays = _padded(arrays, pre, standardize and not pre.is_identity())
     return JetData(arrays, preprocessing=pre, feature_names=feature_names(config),
                    class_names=class_names(config, labels=arrays["label"]), summary=summary)

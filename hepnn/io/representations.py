@@ -35,7 +35,7 @@ from .threads import reader_threads
 
 __all__ = [
     "REPRESENTATIONS", "InputKind", "register_input_kind", "input_kind", "mask_value", "flat_features", "pad_sequences",
-    "jet_images", "sort_within_jets", "order_within_jets",
+    "jet_images", "sort_within_jets", "order_within_jets", "ElementRows",
 ]
 
 #: registry of input kinds: ``kind`` of a ``data.inputs`` entry -> :class:`InputKind` subclass
@@ -204,6 +204,49 @@ def pad_sequences(
         x[jet[keep] * max_length + position[keep]] = features[source]
     mask = np.arange(max_length)[None, :] < np.minimum(counts, max_length)[:, None]
     return x.reshape(n_jets, max_length, n_features), mask
+
+
+
+class ElementRows:
+    """The real elements of a sequence input before padding: what :func:`hepnn.io.load` asks the
+    reader for (``pad=False``), so the standardisation passes over the elements only.
+
+    ``features`` holds the kept elements (at most ``max_length`` per jet, in their final order)
+    jet by jet, ``counts`` how many each jet has; :meth:`pad` gives the reader's padded arrays.
+
+    Examples
+    --------
+    >>> rows = ElementRows(np.array([[1.0], [2.0], [3.0]], np.float32), np.array([2, 0, 1]), 2, -1.0)
+    >>> x, mask = rows.pad()
+    >>> x[..., 0].tolist(), mask.tolist()
+    ([[1.0, 2.0], [-1.0, -1.0], [3.0, -1.0]], [[True, True], [False, False], [True, False]])
+    """
+
+    def __init__(self, features: np.ndarray, counts: np.ndarray, max_length: int, pad_value: float):
+        self.features, self.counts = features, np.asarray(counts, dtype=np.int64)
+        self.max_length, self.pad_value = int(max_length), float(pad_value)
+
+    def __len__(self) -> int:  # jets, as the padded array
+        return len(self.counts)
+
+    def jet_rows(self, jets: np.ndarray) -> np.ndarray:
+        """The rows of the elements of the jets where the boolean ``jets`` is True, in order."""
+        return self.features[np.repeat(jets, self.counts)]
+
+    def with_features(self, features: np.ndarray) -> "ElementRows":
+        """The same jets and counts with new (transformed) ``features``."""
+        return ElementRows(features, self.counts, self.max_length, self.pad_value)
+
+    def pad(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, mask)`` as :func:`pad_sequences` gives them for these elements."""
+        return pad_sequences(self.counts, self.features, self.max_length, None, True, self.pad_value)
+
+    @staticmethod
+    def concatenate(parts: Sequence["ElementRows"]) -> "ElementRows":
+        """The jets of ``parts`` one after the other."""
+        first = parts[0]
+        return ElementRows(np.concatenate([p.features for p in parts]), np.concatenate([p.counts for p in parts]),
+                           first.max_length, first.pad_value)
 
 
 
@@ -447,16 +490,30 @@ class SequenceKind(InputKind):
                 features[:, j] = chunk.finite(values_of(var, is_branch), var, where, keep_float32=True)
         if order is not None:  # jets out of order, none truncated: one gather puts every jet in order
             features = features[order]
+        if not getattr(chunk, "pad", True):  # the elements themselves (load pads after standardising)
+            return {name: _kept_rows(features, elements.counts, inp)}
         x, x_mask = pad_sequences(elements.counts, features, inp.max_length, None, True, inp.pad_value)
         return {name: x, f"{name}_mask": x_mask}
 
     def fit_rows(self, name: str, inp: Any, chunk: Mapping[str, np.ndarray], train: np.ndarray) -> dict:
         if name not in chunk:
             return {}
+        if isinstance(chunk[name], ElementRows):  # the same rows in the same order as from the padded array
+            rows = chunk[name].jet_rows(train)
+            return {name: rows[:, None, :], f"{name}_mask": np.ones((len(rows), 1), dtype=bool)}
         x, mask = chunk[name], chunk.get(f"{name}_mask")
         mask = np.ones(x.shape[:2], dtype=bool) if mask is None else mask
         rows = x[mask & train[:, None]]
         return {name: rows[:, None, :], f"{name}_mask": np.ones((len(rows), 1), dtype=bool)}
+
+
+def _kept_rows(features: np.ndarray, counts: np.ndarray, inp: Any) -> ElementRows:
+    """The elements :func:`pad_sequences` would keep (the first ``max_length`` of each jet)."""
+    if len(counts) and int(counts.max()) > inp.max_length:
+        rank = np.arange(len(features), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+        features = features[rank < inp.max_length]
+        counts = np.minimum(counts, inp.max_length)
+    return ElementRows(features, counts, inp.max_length, inp.pad_value)
 
 
 @register_input_kind("image")
