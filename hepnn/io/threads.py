@@ -2,7 +2,9 @@
 
 uproot's decompression (zlib, lz4, zstd) and element-wise numpy functions release the GIL,
 so threads run them in parallel. ``HEPNN_READER_THREADS`` sets the number (``1``: no
-threads); by default the reader uses the CPU cores it may run on, at most 8.
+threads); by default the reader uses ``OMP_NUM_THREADS`` when it is set (Dask's worker
+processes set it to 1, HTCondor to the requested CPUs), one thread inside a Dask worker's
+task, else the CPU cores it may run on, at most 8.
 
 Examples
 --------
@@ -13,16 +15,6 @@ Examples
 
 from __future__ import annotations
 
-import os
+from .._threads import default_threads, reader_threads
 
-__all__ = ["reader_threads"]
-
-
-def reader_threads(n_items: int | None = None, per_thread: int = 1) -> int:
-    """Threads for ``n_items`` of work, at least ``per_thread`` items each (``None``: no limit)."""
-    setting = os.environ.get("HEPNN_READER_THREADS", "").strip()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    wanted = int(setting) if setting.isdigit() else min(8, cores)
-    if n_items is not None:
-        wanted = min(wanted, n_items // max(per_thread, 1))
-    return max(1, wanted)
+__all__ = ["reader_threads", "default_threads"]

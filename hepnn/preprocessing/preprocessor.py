@@ -30,6 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._fileio import atomic_write_text
+from .._threads import reader_threads
 from ..exceptions import InputDataError
 
 __all__ = ["Preprocessor"]
@@ -41,12 +42,9 @@ _ROWS_PER_BLOCK = 131_072  # elements per block of transform_elements (a few MB 
 
 
 def _threads(n_values: int) -> int:
-    """Threads for the element-wise work on ``n_values``: ``HEPNN_READER_THREADS`` (default: the
-    usable CPU cores, at most 8), fewer for small inputs (as the reader's features)."""
-    setting = os.environ.get("HEPNN_READER_THREADS", "").strip()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    wanted = int(setting) if setting.isdigit() else min(8, cores)
-    return max(1, min(wanted, n_values // _MIN_VALUES_PER_THREAD))
+    """Threads for the element-wise work on ``n_values``: ``HEPNN_READER_THREADS`` (default: see
+    :mod:`hepnn.io.threads`), fewer for small inputs (as the reader's features)."""
+    return reader_threads(n_values, _MIN_VALUES_PER_THREAD)
 
 
 def _spec_from_input(config: Any) -> dict:

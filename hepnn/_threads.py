@@ -1,0 +1,56 @@
+"""How many threads hepnn's reader and preprocessing use for work that releases the GIL.
+
+``HEPNN_READER_THREADS`` sets the number (``1``: no threads). By default: ``OMP_NUM_THREADS``
+when it is set (Dask's worker processes set it to 1, HTCondor to the requested CPUs), 1 inside
+a Dask worker's task (the worker already runs one task per thread), else the CPU cores this
+process may run on, at most 8.
+
+Examples
+--------
+>>> from hepnn._threads import reader_threads
+>>> reader_threads(10, per_thread=100)   # too little work for a second thread
+1
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["reader_threads", "default_threads"]
+
+MAX_DEFAULT_THREADS = 8
+
+
+def _in_dask_task() -> bool:
+    """True inside a task run by a ``dask.distributed`` worker (checked only if distributed is imported)."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return False
+    try:
+        distributed.get_worker()
+    except (ValueError, AttributeError):
+        return False
+    return True
+
+
+def default_threads() -> int:
+    """The thread count when nothing limits it by the amount of work (see the module docstring)."""
+    setting = os.environ.get("HEPNN_READER_THREADS", "").strip()
+    if setting.isdigit():
+        return max(1, int(setting))
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
+    if _in_dask_task():
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(MAX_DEFAULT_THREADS, cores)
+
+
+def reader_threads(n_items: int | None = None, per_thread: int = 1) -> int:
+    """Threads for ``n_items`` of work, at least ``per_thread`` items each (``None``: no limit)."""
+    wanted = default_threads()
+    if n_items is not None:
+        wanted = min(wanted, n_items // max(per_thread, 1))
+    return max(1, wanted)
