@@ -1,7 +1,7 @@
 """How many threads hepnn's reader and preprocessing use for work that releases the GIL.
 
 ``HEPNN_READER_THREADS`` sets the number (``1``: no threads). By default: ``OMP_NUM_THREADS``
-when it is set (Dask's worker processes set it to 1, HTCondor to the requested CPUs), 1 inside
+when it is set (Dask's worker processes set it to 1, batch jobs often to their CPUs), 1 inside
 a Dask worker's task (the worker already runs one task per thread), else the CPU cores this
 process may run on, at most 8.
 

@@ -3,7 +3,7 @@
 uproot's decompression (zlib, lz4, zstd) and element-wise numpy functions release the GIL,
 so threads run them in parallel. ``HEPNN_READER_THREADS`` sets the number (``1``: no
 threads); by default the reader uses ``OMP_NUM_THREADS`` when it is set (Dask's worker
-processes set it to 1, HTCondor to the requested CPUs), one thread inside a Dask worker's
+processes set it to 1, batch jobs often to their CPUs), one thread inside a Dask worker's
 task, else the CPU cores it may run on, at most 8.
 
 Examples
