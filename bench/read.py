@@ -30,7 +30,9 @@ for every file (both open the file cold); ``iterate`` = a full pass of ``hepnn.i
 wrapped with timers: uproot read and decompression, linking, derived variables, sorting, padding,
 images, the rest of the chunk work, concatenation, fit, transform). ``--parts scale`` gives the time per jet of ``load`` and
 ``iterate`` for files of 10k to 1M jets made by replicating the ttbar file's entries (case a,
-TTree); ``--parts rss`` the peak memory growth of streaming the two largest of them.
+TTree); ``--parts rss`` the peak memory growth of streaming the two largest of them. ``--parts unpadded``
+(not in the default) times the stages of ``load`` after the chunks are built, padded first against
+standardised before padding, from the same chunks (one thread).
 """
 
 from __future__ import annotations
@@ -372,6 +374,57 @@ def bench_breakdown(name: str, config: dict, repeats: int = 3) -> dict:
     return out
 
 
+def bench_unpadded(name: str, config: dict, repeats: int) -> dict:
+    """CPU seconds (one thread, best and median of ``repeats``, alternating) of the stages of ``load`` after
+    the chunks are built, for the first sequence input: padded first (pad each chunk, concatenate, fit on the
+    real rows, transform the padded array) against unpadded (keep the elements within ``max_length``,
+    concatenate, fit, ``Preprocessor.transform_elements``, pad), from the same chunks; the results are compared."""
+    import hepnn.io.representations as reps
+    from hepnn.io.chunks import iterate_chunks
+    from hepnn.io.load import _concatenate, _padded, fit_preprocessing
+
+    cfg, _ = _resolved(config)
+    data = cfg.data
+    seq = next(n for n, i in data.inputs.items() if i.kind == "sequence")
+    inp = data.inputs[seq]
+    threads = os.environ.get("HEPNN_READER_THREADS")
+    os.environ["HEPNN_READER_THREADS"] = "1"
+    kept_rows = reps._kept_rows
+    reps._kept_rows = lambda f, c, i: reps.ElementRows(f, c, i.max_length, i.pad_value)  # as build computes them
+    try:
+        chunks = list(iterate_chunks(data, pad=False))
+        reps._kept_rows = kept_rows
+
+        def padded_first():
+            out = []
+            for c in chunks:
+                r = c[seq]
+                x, mask = reps.pad_sequences(r.counts, r.features, inp.max_length, None, True, inp.pad_value)
+                out.append({**c, seq: x, f"{seq}_mask": mask})
+            arrays = _concatenate(out)
+            return fit_preprocessing(data, chunks=[arrays]).transform(arrays)[seq]
+
+        def unpadded():
+            arrays = _concatenate([{**c, seq: kept_rows(c[seq].features, c[seq].counts, inp)} for c in chunks])
+            return _padded(arrays, fit_preprocessing(data, chunks=[arrays]), True)[seq]
+
+        if padded_first().tobytes() != unpadded().tobytes():
+            raise AssertionError(f"{name}: the two orders of padding and standardising differ")
+        times: dict = {"padded_first": [], "unpadded": []}
+        for _ in range(repeats):
+            for key, fn in (("padded_first", padded_first), ("unpadded", unpadded)):
+                times[key].append(_cpu(fn))
+    finally:
+        reps._kept_rows = kept_rows
+        if threads is None:
+            del os.environ["HEPNN_READER_THREADS"]
+        else:
+            os.environ["HEPNN_READER_THREADS"] = threads
+    return {"case": name, "cpu_seconds_one_thread": True, "elements": int(sum(len(c[seq].features) for c in chunks)),
+            **{f"{k}_best": round(min(v), 3) for k, v in times.items()},
+            **{f"{k}_median": round(float(np.median(v)), 3) for k, v in times.items()}}
+
+
 def _clock() -> float:
     """CPU seconds of this process (the breakdown runs one thread)."""
     return time.process_time()
@@ -482,6 +535,10 @@ def main() -> None:
     if "breakdown" in parts:
         for name, config in configs.items():
             print("breakdown:", json.dumps(bench_breakdown(name, config)), flush=True)
+    if "unpadded" in parts:  # not in the default parts: cases with a sequence input (a, b)
+        for name, config in configs.items():
+            if not name.startswith("c"):
+                print("unpadded:", json.dumps(bench_unpadded(name, config, args.repeats)), flush=True)
     sizes = [int(s) for s in args.scale_jets.split(",")]
     ttbar = generated(cache, "ttbar", args.event_jets, "per_event")
     if "scale" in parts:
