@@ -351,6 +351,36 @@ class Tagger:
         tensors = dict(arrays)
         return self._score(tensors, batch_size=batch_size, preprocessed=preprocessed)
 
+    def tensors(self, events: Any) -> dict[str, np.ndarray]:
+        """The model's input tensors for every jet of ``events``: what :meth:`predict` feeds the model.
+
+        The reader's representation (:meth:`represent`) and the saved preprocessing, as
+        float32 numpy arrays keyed by the model's input names, one row per jet (per-event
+        input: the jets of all events, event after event). ``self.model`` or
+        :func:`hepnn.models.inference.predict` on them gives the scores :meth:`predict`
+        returns (flat); use it to time or check the forward pass apart from input building.
+
+        Parameters
+        ----------
+        events : awkward record array, dict of arrays or jet collection
+            As for :meth:`predict` (eager arrays only).
+
+        Returns
+        -------
+        dict of numpy.ndarray
+
+        Examples
+        --------
+        >>> x = tagger.tensors(events)                               # doctest: +SKIP
+        >>> scores = tagger.model.predict(x, batch_size=1024)        # doctest: +SKIP
+        """
+        if _is_dask(events):
+            msg = "Tagger.tensors: received a dask-awkward array; compute it first or use predict (lazy)"
+            raise InputDataError(msg)
+        columns = Columns(self._as_events(events))
+        plan = self._plan(columns.keys(), "events")
+        return self._tensors(represent(self._data, columns, "events", plan=plan))
+
     # --- file-level reading: hepnn.scale.files (kept here so old calls work) --------------
 
     def predict_file(self, paths: str | os.PathLike | Sequence[str | os.PathLike], tree: str | None = None,
