@@ -127,6 +127,13 @@ def test_chunk_cache_format_roundtrip_and_tf_dataset(tmp_path):
     np.testing.assert_array_equal(flat2["label"], flat["label"])  # seeded
     _, other = take(cache.dataset(4, keys=["label"], seed=6, shuffle_buffer=8))
     assert not np.array_equal(other["label"], flat["label"])
+    # passes one after the other: pass p is the single pass of seed + p, each ending with its short batch
+    several, _ = take(cache.dataset(4, keys=["label"], seed=5, shuffle_buffer=8, passes=3))
+    assert [len(b["label"]) for b in several] == ([4] * 6 + [1]) * 3
+    singles = [take(cache.dataset(4, keys=["label"], seed=5 + p, shuffle_buffer=8))[1]["label"] for p in range(3)]
+    np.testing.assert_array_equal(np.concatenate([b["label"] for b in several]), np.concatenate(singles))
+    endless = cache.dataset(4, keys=["label"], seed=5, shuffle_buffer=8, passes=None).take(7 * 5)
+    assert sum(len(b["label"]) for b in endless) == 25 * 5
     # an older format or another fingerprint is not complete
     assert not ChunkCache(tmp_path / "c", "other").is_complete()
     marker = json.loads((tmp_path / "c" / "complete.json").read_text())

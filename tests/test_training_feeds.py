@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 
 import hepnn
 import hepnn.io
@@ -54,3 +55,39 @@ def test_streaming_feed_reads_later_epochs_from_the_cache_with_tf_ops(tmp_path):
     shutil.rmtree(tmp_path / "cache")
     np.testing.assert_array_equal(flat(epoch(feed, 2)), flat(two))
     assert feed.cache().is_complete()
+
+
+class Killed(BaseException):
+    """Raised by the fault hook (nothing catches it, like a kill)."""
+
+
+@pytest.mark.slow
+def test_stream_cache_run_killed_mid_epoch_resumes_bit_identically(tmp_path, monkeypatch):
+    """Killed inside a cached epoch (after a step checkpoint): the resumed run ends with the
+    weights and losses of an uninterrupted one (the cached epochs train in one fit)."""
+    import hepnn._faults as faults
+    from hepnn.config import load_config
+    from hepnn.training.trainer import Trainer
+
+    config = make_per_jet(tmp_path, n=120)
+    overrides = ["model.name=dense", "model.units=[8]", "model.inputs=[highlevel]", "training.streaming=true",
+                 "training.stream_cache=true", "training.batch_size=16", "training.verbose=0", "training.epochs=4",
+                 "training.deterministic=true", "training.early_stopping=null", "training.checkpoint_every_n_steps=3"]
+    cfg = load_config(config, overrides)
+    full = Trainer(cfg, log=lambda s: None).fit(tmp_path / "full")
+
+    def hook(point, info):
+        if point == "step" and (info["epoch"], info["step"]) == (2, 6):
+            raise Killed(info)
+
+    monkeypatch.setattr(faults, "HOOK", hook)
+    with pytest.raises(Killed):
+        Trainer(cfg, log=lambda s: None).fit(tmp_path / "cut")
+    monkeypatch.setattr(faults, "HOOK", None)
+    lines = []
+    resumed = Trainer(cfg, log=lines.append).fit(tmp_path / "cut")
+    assert any("resuming" in line for line in lines)
+    loss = lambda h: [(r["epoch"], r["loss"], r["val_loss"]) for r in h]  # noqa: E731
+    assert loss(resumed.history_) == loss(full.history_)
+    for a, b in zip(full.model_.get_weights(), resumed.model_.get_weights()):
+        np.testing.assert_array_equal(a, b)

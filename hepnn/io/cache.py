@@ -187,23 +187,26 @@ class ChunkCache:
             yield out
 
     def dataset(self, batch_size: int, keys: Sequence[str] | None = None, seed: int | None = None,
-                shuffle_buffer: int = 0, parallel_reads: int = 2):
+                shuffle_buffer: int = 0, passes: int | None = 1, parallel_reads: int = 2):
         """The cached pass as a ``tf.data.Dataset`` of dicts of batches, read by TensorFlow's own ops.
 
         Without ``seed``: the chunks in canonical order, batched. With ``seed``: the chunks
-        in the order ``numpy.random.default_rng(seed).permutation`` gives (as :meth:`read`),
-        and the jets shuffled in consecutive blocks of ``shuffle_buffer`` jets (rounded up to
-        whole batches) by ``tf.random.experimental.stateless_shuffle`` seeded by
-        ``(seed, block)``: the same batches for the same seed, every jet once per pass, and
-        no element-wise work (every step is a copy of whole arrays). The last batch may be short.
+        in a random order, and the jets shuffled in consecutive blocks of ``shuffle_buffer``
+        jets (rounded up to whole batches), both by TensorFlow's stateless random ops seeded
+        by ``seed``: the same batches for the same seed, every jet once per pass, and no
+        element-wise work (every step copies whole arrays). A pass's last batch may be short.
 
         Parameters
         ----------
         batch_size : int
         keys : names of the arrays to read (default: all)
         seed : int, optional
+            Seed of the first pass; pass ``p`` uses ``seed + p``.
         shuffle_buffer : int
             Jets mixed together (at least one batch).
+        passes : int or None
+            Passes one after the other (``None``: without end; with a seed each pass is
+            shuffled anew, and pass ``p`` equals the single pass of ``seed + p``).
         parallel_reads : int
             Chunk files read and decoded ahead, in TensorFlow's threads.
 
@@ -229,22 +232,34 @@ class ChunkCache:
             for name, dtype, shape in fields:
                 size = _jet_bytes([name, dtype, shape])
                 if name in wanted:
-                    flat = tf.io.decode_raw(tf.strings.substr(content, n * offset, n * size), tf.as_dtype(np.dtype(dtype)))
+                    flat = tf.io.decode_raw(tf.strings.substr(content, n * offset, n * size),
+                                            tf.as_dtype(np.dtype(dtype)))
                     out[name] = tf.reshape(flat, [-1, *shape])
                 offset += size
             return out
 
-        paths = [str(p) for p in self.order(None if seed is None else np.random.default_rng(seed))]
-        ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string))
-        ds = ds.map(decode, num_parallel_calls=max(1, parallel_reads), deterministic=True)
-        if seed is not None:
-            block = -(-max(int(shuffle_buffer), batch_size) // batch_size) * batch_size
-            base = tf.constant(int(seed) % (2**63), tf.int64)
+        paths = tf.constant([str(p) for p in self.paths()], tf.string)
+        block = -(-max(int(shuffle_buffer), batch_size) // batch_size) * batch_size
 
-            def mix(index, chunk):
-                n = tf.shape(next(iter(chunk.values())))[0]
-                order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([base, index]))
-                return {k: tf.gather(v, order) for k, v in chunk.items()}
+        def one_pass(pass_seed):
+            files = paths
+            if seed is not None:  # the chunk order of this pass
+                files = tf.gather(paths, tf.random.experimental.stateless_shuffle(
+                    tf.range(tf.shape(paths)[0]), seed=tf.stack([pass_seed, tf.constant(-1, tf.int64)])))
+            ds = tf.data.Dataset.from_tensor_slices(files)
+            ds = ds.map(decode, num_parallel_calls=max(1, parallel_reads), deterministic=True)
+            if seed is not None:
 
-            ds = ds.rebatch(block).enumerate().map(mix)
-        return ds.rebatch(batch_size)
+                def mix(index, chunk):
+                    n = tf.shape(next(iter(chunk.values())))[0]
+                    order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([pass_seed, index]))
+                    return {k: tf.gather(v, order) for k, v in chunk.items()}
+
+                ds = ds.rebatch(block).enumerate().map(mix)
+            return ds.rebatch(batch_size)
+
+        first = 0 if seed is None else int(seed)
+        seeds = tf.data.Dataset.range(first, first + passes if passes is not None else 2**62)
+        if passes == 1:
+            return one_pass(tf.constant(first, tf.int64))
+        return seeds.flat_map(one_pass)

@@ -175,8 +175,14 @@ class StreamingFeed:
         analysis = type(self.analysis).__qualname__ if self.analysis is not None else None
         return ChunkCache(self.cache_dir, fingerprint(data, 0, self.preprocessing, None, keys, analysis))
 
-    def _cached(self, epoch: int):
-        """Epoch ``epoch`` (>= 1) read from the cache by tf.data; the cache written first when missing."""
+    @property
+    def cached(self) -> bool:
+        """Epochs after the first read the chunk cache (``training.stream_cache``)."""
+        return self.cache_dir is not None
+
+    def _cached(self, epoch: int, passes: int | None = 1):
+        """Epochs ``epoch, epoch + 1, ...`` (``passes`` of them, None: no end) read from the
+        cache by tf.data; the cache is written first when missing."""
         import tensorflow as tf
 
         cache = self.cache()
@@ -187,8 +193,8 @@ class StreamingFeed:
                 pass
         if self.n_train is None:
             self.n_train = cache.info()["n_jets"]
-        ds = cache.dataset(self.batch_size, keys=[*self.names, "label", "weight"],
-                           seed=self.seed * 100003 + epoch, shuffle_buffer=self.config.data.shuffle_buffer)
+        ds = cache.dataset(self.batch_size, keys=[*self.names, "label", "weight"], seed=self.seed * 100003 + epoch,
+                           shuffle_buffer=self.config.data.shuffle_buffer, passes=passes)
         names, table = self.names, self.class_weight
         table = None if table is None else tf.constant(table)
 
@@ -229,3 +235,24 @@ class StreamingFeed:
         if skip_steps:
             train = train.skip(skip_steps)
         return {"x": train, "validation_data": self._val, "shuffle": False}
+
+    def fit_args(self, first: int, skip_steps: int = 0) -> dict[str, Any]:
+        """``model.fit`` arguments for the cached epochs from ``first`` (>= 1) on, in one call.
+
+        The epochs follow one another in one ``tf.data`` pipeline and ``fit`` gets
+        ``steps_per_epoch``: Keras keeps one iterator across the epochs, so prefetching
+        runs on into the next epoch, and every fit of cached epochs steps the same way
+        (a resumed run trains as an uninterrupted one). With ``skip_steps``, the rest of
+        epoch ``first`` only (its own ``fit``). Epoch ``e`` has the batches
+        :meth:`epoch_args` gives for ``e``. Needs ``cache_dir``.
+        """
+        if not self.cached or first < 1:
+            msg = f"StreamingFeed.fit_args: cached epochs need the stream cache and epoch >= 1 (received {first})"
+            raise ValueError(msg)
+        if skip_steps:
+            train = self._cached(first).skip(skip_steps)
+            steps = -(-self.n_train // self.batch_size) - skip_steps
+        else:
+            train = self._cached(first, passes=None)
+            steps = -(-self.n_train // self.batch_size)
+        return {"x": train, "steps_per_epoch": steps, "validation_data": self._val, "shuffle": False}
