@@ -113,8 +113,9 @@ class Tagger:
     layout : str
         ``per_jet`` or ``per_event``.
     block_entries : int
-        :meth:`predict` on more than twice this many entries works block by block,
-        building the next block's inputs while the model scores the current one.
+        :meth:`predict` on more than twice this many jets works block by block (about
+        this many jets per block; whole events for per-event input), building the next
+        block's inputs while the model scores the current one.
     """
 
     block_entries = 8192
@@ -228,11 +229,9 @@ class Tagger:
         events = self._as_events(events)
         columns = Columns(events)
         plan = self._plan(columns.keys(), "events")
-        n = len(columns)
-        block = max(self.block_entries, 1)
         # Large inputs go block by block: the next block's inputs are built in a background
         # thread while the model scores this one (numpy and TensorFlow release the GIL).
-        blocks = [(0, n)] if n <= 2 * block else [(s, min(s + block, n)) for s in range(0, n, block)]
+        blocks = self._blocks(plan, columns)
 
         def prepared() -> Iterator[tuple[dict, Any]]:
             for start, stop in blocks:
@@ -247,6 +246,23 @@ class Tagger:
             counts = parts[0][1] if len(parts) == 1 else np.concatenate([c for _, c in parts])
             return self._jagged(scores, counts)
         return scores
+
+    def _blocks(self, plan: Any, columns: Any) -> list[tuple[int, int]]:
+        """Entry ranges of about ``block_entries`` jets each (one range up to twice that many jets)."""
+        n = len(columns)
+        block = max(self.block_entries, 1)
+        if self.layout != "per_event":
+            return [(0, n)] if n <= 2 * block else [(s, min(s + block, n)) for s in range(0, n, block)]
+        if n <= 2 * block:  # fewer events than that: count the jets
+            jets = np.cumsum(jets_per_entry(plan, columns)) if n else np.zeros(0, np.int64)
+            if not n or jets[-1] <= 2 * block:
+                return [(0, n)]
+        else:
+            jets = np.cumsum(jets_per_entry(plan, columns))
+        # the first entry after each multiple of ``block`` jets starts a block
+        starts = np.unique(np.searchsorted(jets, np.arange(block, jets[-1], block), side="left") + 1)
+        edges = [0, *[int(e) for e in starts if 0 < e < n], n]
+        return list(zip(edges[:-1], edges[1:]))
 
     def _as_events(self, events: Any) -> Any:
         """Events (or a dict of branches) for :meth:`predict`; a jet collection is mapped to branches.
