@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -91,7 +92,7 @@ def main() -> None:
                              "$HEPNN_BENCH_DATA or the temp folder, /hepnn_bench/train_<n-jets>)")
     parser.add_argument("--rounds", type=int, default=2, help="times each feed trains (taking turns)")
     parser.add_argument("--copies", type=int, default=1,
-                        help="read each file this many times (links with other names: other split hashes), "
+                        help="read each file this many times (hard links with other names: other split hashes), "
                              "for longer epochs without generating more")
     args = parser.parse_args()
 
@@ -108,8 +109,13 @@ def main() -> None:
             generate(sample, args.n_jets, seed=7, out=folder / f"{sample}.root", jobs=2, progress=False)
         for i in range(1, args.copies):
             link = folder / f"{sample}_copy{i}.root"
+            if link.is_symlink():  # older runs made symlinks; the reader now sees through them
+                link.unlink()
             if not link.exists():
-                link.symlink_to(f"{sample}.root")
+                try:  # a hard link: another path for the same bytes (the reader resolves symlinks)
+                    os.link(folder / f"{sample}.root", link)
+                except OSError:
+                    shutil.copyfile(folder / f"{sample}.root", link)
     results = {}
     print(f"load average before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores", flush=True)
     for family in args.families.split(","):
