@@ -46,6 +46,7 @@ from ..config import load_config
 from ..exceptions import HepnnError, InputDataError
 from ..io.represent import Columns, jets_per_entry, plan_for, represent, required_branches, selection_free
 from ..io.representations import input_kind
+from ..io.sources import SourceFile, iterate_tree, open_tree, tree_keys
 from ..io.stream import read_ahead
 from ..models import load_model
 from ..models.autoencoder import anomaly_score
@@ -228,16 +229,20 @@ class Tagger:
             return self._predict_lazy(events, batch_size)
         events = self._as_events(events)
         columns = Columns(events)
-        plan = self._plan(columns.keys(), "events")
+        return self._predict_columns(events, columns, self._plan(columns.keys(), "events"), "events", batch_size)
+
+    def _predict_columns(self, events: Any, columns: Any, plan: Any, path: str, batch_size: int | None) -> Any:
+        """:meth:`predict` on ``events`` (as ``columns``) with a resolved reading ``plan``."""
         # Large inputs go block by block: the next block's inputs are built in a background
-        # thread while the model scores this one (numpy and TensorFlow release the GIL).
+        # thread while the model scores this one (numpy and TensorFlow release the GIL), and
+        # every block's temporary arrays stay small (the time per jet does not grow with the input).
         blocks = self._blocks(plan, columns)
 
         def prepared() -> Iterator[tuple[dict, Any]]:
             for start, stop in blocks:
                 part = columns if len(blocks) == 1 else Columns(_slice(events, start, stop))
                 counts = jets_per_entry(plan, part) if self.layout == "per_event" else None
-                yield represent(self._data, part, "events", plan=plan), counts
+                yield represent(self._data, part, path, plan=plan), counts
 
         parts = [(self._score(tensors, batch_size=batch_size), counts)
                  for tensors, counts in read_ahead(prepared(), 1 if len(blocks) > 1 else 0, count_wait=False)]
@@ -401,19 +406,32 @@ class Tagger:
 
     def predict_file(self, paths: str | os.PathLike | Sequence[str | os.PathLike], tree: str | None = None,
                      step_size: Any = "100 MB", *, batch_size: int | None = None) -> Any:
-        """Scores for every jet of one or more ROOT files: :func:`hepnn.scale.files.predict_file`."""
-        # lazy: import cycle with hepnn.scale
-        from ..scale import files
+        """Scores for every jet of one or more ROOT files, read chunk by chunk.
 
-        return files.predict_file(self, paths, tree, step_size, batch_size=batch_size)
+        As :func:`hepnn.scale.files.predict_file` (only the branches the tagger needs are read,
+        ``step_size`` at a time; for a list of paths, a list of results), each chunk scored
+        by :meth:`predict` block by block, so the time per jet stays the same from small
+        files to large ones.
+        """
+        single = isinstance(paths, (str, os.PathLike))
+        results = []
+        for path in [paths] if single else list(paths):
+            parts = [scores for _, scores in self.iter_file(path, tree, step_size, batch_size=batch_size)]
+            results.append(self._concatenate(parts))
+        return results[0] if single else results
 
     def iter_file(self, path: str | os.PathLike, tree: str | None = None, step_size: Any = "100 MB", *,
                   batch_size: int | None = None) -> Iterator[tuple[int, Any]]:
-        """``(first entry, scores)`` per chunk of one file: :func:`hepnn.scale.files.iter_file`."""
+        """``(first entry, scores)`` per chunk of one file (see :meth:`predict_file`)."""
         # lazy: import cycle with hepnn.scale
         from ..scale import files
 
-        return files.iter_file(self, path, tree, step_size, batch_size=batch_size)
+        path = os.fspath(path)
+        source = SourceFile(path, files.tree_name(self, path, tree), 0, 0, 1.0)
+        handle = open_tree(source)
+        plan = self._plan(tree_keys(handle), path, source.tree)
+        for arrays, entry_start in iterate_tree(source, handle, plan.read_list(), step_size):
+            yield entry_start, self._predict_columns(arrays, Columns(arrays), plan, path, batch_size)
 
     def predict_dask(self, files: str | os.PathLike | Sequence[str | os.PathLike], *, tree: str | None = None,
                      step_size: Any = "100 MB", batch_size: int | None = None) -> Any:
