@@ -161,6 +161,25 @@ def test_per_event_predict_is_jagged_and_aligned(files, event_run):
     assert tagger.predict(events[:0]).type.length == 0
 
 
+def test_tensors_are_what_predict_feeds_the_model(files, jet_run, event_run):
+    from hepnn.models.inference import predict
+
+    for run, name, tree in ((jet_run, "top", "jets"), (event_run, "ttbar", "Events")):
+        tagger = hepnn.Tagger.load(run)
+        events = uproot.open(files[name])[tree].arrays()
+        x = tagger.tensors(events)
+        assert sorted(x) == sorted(tagger.inputs) and all(v.dtype == np.float32 for v in x.values())
+        expected, _ = expected_scores(tagger, no_cuts(tagger.config, files=tuple(
+            g for g in tagger.config.data.files if name in str(g.path))))
+        assert len(next(iter(x.values()))) == len(expected)
+        scores = predict(tagger.model, x, batch_size=64)
+        np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-6)
+        flat = tagger.predict(events, batch_size=64)
+        if tagger.layout == "per_event":
+            flat = np.stack([ak.to_numpy(ak.flatten(flat[c])) for c in tagger.classes], axis=1)
+        np.testing.assert_array_equal(flat, scores.reshape(flat.shape))
+
+
 def test_predict_file_streams_and_matches_predict(files, jet_run, event_run):
     jet_tagger = hepnn.Tagger.load(jet_run)
     direct = jet_tagger.predict(uproot.open(files["top"])["jets"].arrays())

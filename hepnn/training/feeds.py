@@ -3,8 +3,12 @@
 Both give ``model.fit`` arguments for one epoch. The in-memory feed permutes the
 training jets with a generator seeded by ``(seed, epoch)``; the streaming feed asks
 the reader for a pass whose file order and shuffle buffer are seeded the same way.
-Either way an interrupted run that resumes sees the batches an uninterrupted one
-would, and ``skip_steps`` resumes in the middle of an epoch.
+With ``training.stream_cache`` the first epoch streams the files and keeps the
+processed chunks (:class:`hepnn.io.cache.ChunkCache`); every later epoch is a pure
+``tf.data`` pipeline over that cache (TensorFlow's file reads, a seeded block shuffle,
+batching and prefetching in its own threads). Either way an interrupted run that
+resumes sees the batches an uninterrupted one would, and ``skip_steps`` resumes in
+the middle of an epoch.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import numpy as np
 
 from ..exceptions import ConfigError, InputDataError
 from ..io import make_dataset
+from ..io.cache import ChunkCache, fingerprint
+from ..io.representations import input_kind
+from ..io.stream import batches
 
 __all__ = ["InMemoryFeed", "StreamingFeed", "augment_images"]
 
@@ -108,8 +115,12 @@ class StreamingFeed:
 
     Supports per-class weights given as a mapping; ``class_weight: balanced`` and
     kinematic reweighting need the whole sample and are refused with a clear error.
-    With ``cache_dir`` (``training.stream_cache``) the first complete training pass is
-    kept on disk and later epochs read it instead of the ROOT files.
+    With ``cache_dir`` (``training.stream_cache``) epoch 0 streams the files and keeps
+    its processed chunks on disk; every later epoch reads them through
+    :meth:`ChunkCache.dataset <hepnn.io.cache.ChunkCache.dataset>` (TensorFlow ops only,
+    no Python in the pipeline). A later epoch that finds no complete cache (a resumed run
+    whose cache was removed) first writes it with one unshuffled pass, so its batches are
+    those of an uninterrupted run.
     """
 
     streaming = True
@@ -150,6 +161,51 @@ class StreamingFeed:
         # the validation jets are read once and kept (a small share): later epochs reuse them
         self._val = self._dataset("val", shuffle=False, seed=0).cache() if self.has_val else None
 
+    def cache(self) -> ChunkCache | None:
+        """The training pass's chunk cache (None without ``cache_dir``), with the reader's fingerprint.
+
+        The fingerprint is the one :func:`hepnn.io.stream.batch_runs` gives a training pass
+        of ``make_dataset`` (data config, split, preprocessing, chunk size, arrays, analysis):
+        the cache the reader wrote in epoch 0 is the cache read afterwards.
+        """
+        if self.cache_dir is None:
+            return None
+        data = self.config.data
+        keys = list(data.inputs) + [f"{n}_mask" for n, i in data.inputs.items() if input_kind(i).masked]
+        analysis = type(self.analysis).__qualname__ if self.analysis is not None else None
+        return ChunkCache(self.cache_dir, fingerprint(data, 0, self.preprocessing, None, keys, analysis))
+
+    @property
+    def cached(self) -> bool:
+        """Epochs after the first read the chunk cache (``training.stream_cache``)."""
+        return self.cache_dir is not None
+
+    def _cached(self, epoch: int, passes: int | None = 1):
+        """Epochs ``epoch, epoch + 1, ...`` (``passes`` of them, None: no end) read from the
+        cache by tf.data; the cache is written first when missing."""
+        import tensorflow as tf
+
+        cache = self.cache()
+        if not cache.is_complete():
+            # a resumed run without its cache: one unshuffled pass writes the same chunks epoch 0 wrote
+            for _ in batches(self.config, "train", batch_size=self.batch_size, preprocessing=self.preprocessing,
+                             shuffle=False, analysis=self.analysis, cache_dir=self.cache_dir):
+                pass
+        if self.n_train is None:
+            self.n_train = cache.info()["n_jets"]
+        ds = cache.dataset(self.batch_size, keys=[*self.names, "label", "weight"], seed=self.seed * 100003 + epoch,
+                           shuffle_buffer=self.config.data.shuffle_buffer, passes=passes)
+        names, table = self.names, self.class_weight
+        table = None if table is None else tf.constant(table)
+
+        def select(chunk):
+            weight = chunk["weight"]
+            if table is not None:
+                weight = weight * tf.gather(table, tf.cast(chunk["label"], tf.int32))
+            return {n: chunk[n] for n in names}, chunk["label"], weight
+
+        return ds.map(select).prefetch(tf.data.AUTOTUNE)
+
     def _dataset(self, split: str, shuffle: bool, seed: int, cache_dir=None):
         ds = make_dataset(
             self.config, split=split, batch_size=self.batch_size, preprocessing=self.preprocessing,
@@ -172,7 +228,31 @@ class StreamingFeed:
         return None
 
     def epoch_args(self, epoch: int, skip_steps: int = 0, as_dataset: bool = True) -> dict[str, Any]:
-        train = self._dataset("train", shuffle=True, seed=self.seed * 100003 + epoch, cache_dir=self.cache_dir)
+        if self.cache_dir is not None and epoch > 0:
+            train = self._cached(epoch)
+        else:
+            train = self._dataset("train", shuffle=True, seed=self.seed * 100003 + epoch, cache_dir=self.cache_dir)
         if skip_steps:
             train = train.skip(skip_steps)
         return {"x": train, "validation_data": self._val, "shuffle": False}
+
+    def fit_args(self, first: int, skip_steps: int = 0) -> dict[str, Any]:
+        """``model.fit`` arguments for the cached epochs from ``first`` (>= 1) on, in one call.
+
+        The epochs follow one another in one ``tf.data`` pipeline and ``fit`` gets
+        ``steps_per_epoch``: Keras keeps one iterator across the epochs, so prefetching
+        runs on into the next epoch, and every fit of cached epochs steps the same way
+        (a resumed run trains as an uninterrupted one). With ``skip_steps``, the rest of
+        epoch ``first`` only (its own ``fit``). Epoch ``e`` has the batches
+        :meth:`epoch_args` gives for ``e``. Needs ``cache_dir``.
+        """
+        if not self.cached or first < 1:
+            msg = f"StreamingFeed.fit_args: cached epochs need the stream cache and epoch >= 1 (received {first})"
+            raise ValueError(msg)
+        if skip_steps:
+            train = self._cached(first).skip(skip_steps)
+            steps = -(-self.n_train // self.batch_size) - skip_steps
+        else:
+            train = self._cached(first, passes=None)
+            steps = -(-self.n_train // self.batch_size)
+        return {"x": train, "steps_per_epoch": steps, "validation_data": self._val, "shuffle": False}

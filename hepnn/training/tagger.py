@@ -46,6 +46,7 @@ from ..config import load_config
 from ..exceptions import HepnnError, InputDataError
 from ..io.represent import Columns, jets_per_entry, plan_for, represent, required_branches, selection_free
 from ..io.representations import input_kind
+from ..io.sources import SourceFile, iterate_tree, open_tree, tree_keys
 from ..io.stream import read_ahead
 from ..models import load_model
 from ..models.autoencoder import anomaly_score
@@ -113,8 +114,9 @@ class Tagger:
     layout : str
         ``per_jet`` or ``per_event``.
     block_entries : int
-        :meth:`predict` on more than twice this many entries works block by block,
-        building the next block's inputs while the model scores the current one.
+        :meth:`predict` on more than twice this many jets works block by block (about
+        this many jets per block; whole events for per-event input), building the next
+        block's inputs while the model scores the current one.
     """
 
     block_entries = 8192
@@ -227,18 +229,20 @@ class Tagger:
             return self._predict_lazy(events, batch_size)
         events = self._as_events(events)
         columns = Columns(events)
-        plan = self._plan(columns.keys(), "events")
-        n = len(columns)
-        block = max(self.block_entries, 1)
+        return self._predict_columns(events, columns, self._plan(columns.keys(), "events"), "events", batch_size)
+
+    def _predict_columns(self, events: Any, columns: Any, plan: Any, path: str, batch_size: int | None) -> Any:
+        """:meth:`predict` on ``events`` (as ``columns``) with a resolved reading ``plan``."""
         # Large inputs go block by block: the next block's inputs are built in a background
-        # thread while the model scores this one (numpy and TensorFlow release the GIL).
-        blocks = [(0, n)] if n <= 2 * block else [(s, min(s + block, n)) for s in range(0, n, block)]
+        # thread while the model scores this one (numpy and TensorFlow release the GIL), and
+        # every block's temporary arrays stay small (the time per jet does not grow with the input).
+        blocks = self._blocks(plan, columns)
 
         def prepared() -> Iterator[tuple[dict, Any]]:
             for start, stop in blocks:
                 part = columns if len(blocks) == 1 else Columns(_slice(events, start, stop))
                 counts = jets_per_entry(plan, part) if self.layout == "per_event" else None
-                yield represent(self._data, part, "events", plan=plan), counts
+                yield represent(self._data, part, path, plan=plan), counts
 
         parts = [(self._score(tensors, batch_size=batch_size), counts)
                  for tensors, counts in read_ahead(prepared(), 1 if len(blocks) > 1 else 0, count_wait=False)]
@@ -247,6 +251,23 @@ class Tagger:
             counts = parts[0][1] if len(parts) == 1 else np.concatenate([c for _, c in parts])
             return self._jagged(scores, counts)
         return scores
+
+    def _blocks(self, plan: Any, columns: Any) -> list[tuple[int, int]]:
+        """Entry ranges of about ``block_entries`` jets each (one range up to twice that many jets)."""
+        n = len(columns)
+        block = max(self.block_entries, 1)
+        if self.layout != "per_event":
+            return [(0, n)] if n <= 2 * block else [(s, min(s + block, n)) for s in range(0, n, block)]
+        if n <= 2 * block:  # fewer events than that: count the jets
+            jets = np.cumsum(jets_per_entry(plan, columns)) if n else np.zeros(0, np.int64)
+            if not n or jets[-1] <= 2 * block:
+                return [(0, n)]
+        else:
+            jets = np.cumsum(jets_per_entry(plan, columns))
+        # the first entry after each multiple of ``block`` jets starts a block
+        starts = np.unique(np.searchsorted(jets, np.arange(block, jets[-1], block), side="left") + 1)
+        edges = [0, *[int(e) for e in starts if 0 < e < n], n]
+        return list(zip(edges[:-1], edges[1:]))
 
     def _as_events(self, events: Any) -> Any:
         """Events (or a dict of branches) for :meth:`predict`; a jet collection is mapped to branches.
@@ -373,23 +394,66 @@ class Tagger:
         tensors = dict(arrays)
         return self._score(tensors, batch_size=batch_size, preprocessed=preprocessed)
 
+    def tensors(self, events: Any) -> dict[str, np.ndarray]:
+        """The model's input tensors for every jet of ``events``: what :meth:`predict` feeds the model.
+
+        The reader's representation (:meth:`represent`) and the saved preprocessing, as
+        float32 numpy arrays keyed by the model's input names, one row per jet (per-event
+        input: the jets of all events, event after event). ``self.model`` or
+        :func:`hepnn.models.inference.predict` on them gives the scores :meth:`predict`
+        returns (flat); use it to time or check the forward pass apart from input building.
+
+        Parameters
+        ----------
+        events : awkward record array, dict of arrays or jet collection
+            As for :meth:`predict` (eager arrays only).
+
+        Returns
+        -------
+        dict of numpy.ndarray
+
+        Examples
+        --------
+        >>> x = tagger.tensors(events)                               # doctest: +SKIP
+        >>> scores = tagger.model.predict(x, batch_size=1024)        # doctest: +SKIP
+        """
+        if _is_dask(events):
+            msg = "Tagger.tensors: received a dask-awkward array; compute it first or use predict (lazy)"
+            raise InputDataError(msg)
+        columns = Columns(self._as_events(events))
+        plan = self._plan(columns.keys(), "events")
+        return self._tensors(represent(self._data, columns, "events", plan=plan))
+
     # --- file-level reading: hepnn.scale.files (kept here so old calls work) --------------
 
     def predict_file(self, paths: str | os.PathLike | Sequence[str | os.PathLike], tree: str | None = None,
                      step_size: Any = "100 MB", *, batch_size: int | None = None) -> Any:
-        """Scores for every jet of one or more ROOT files: :func:`hepnn.scale.files.predict_file`."""
-        # lazy: import cycle with hepnn.scale
-        from ..scale import files
+        """Scores for every jet of one or more ROOT files, read chunk by chunk.
 
-        return files.predict_file(self, paths, tree, step_size, batch_size=batch_size)
+        As :func:`hepnn.scale.files.predict_file` (only the branches the tagger needs are read,
+        ``step_size`` at a time; for a list of paths, a list of results), each chunk scored
+        by :meth:`predict` block by block, so the time per jet stays the same from small
+        files to large ones.
+        """
+        single = isinstance(paths, (str, os.PathLike))
+        results = []
+        for path in [paths] if single else list(paths):
+            parts = [scores for _, scores in self.iter_file(path, tree, step_size, batch_size=batch_size)]
+            results.append(self._concatenate(parts))
+        return results[0] if single else results
 
     def iter_file(self, path: str | os.PathLike, tree: str | None = None, step_size: Any = "100 MB", *,
                   batch_size: int | None = None) -> Iterator[tuple[int, Any]]:
-        """``(first entry, scores)`` per chunk of one file: :func:`hepnn.scale.files.iter_file`."""
+        """``(first entry, scores)`` per chunk of one file (see :meth:`predict_file`)."""
         # lazy: import cycle with hepnn.scale
         from ..scale import files
 
-        return files.iter_file(self, path, tree, step_size, batch_size=batch_size)
+        path = os.fspath(path)
+        source = SourceFile(path, files.tree_name(self, path, tree), 0, 0, 1.0)
+        handle = open_tree(source)
+        plan = self._plan(tree_keys(handle), path, source.tree)
+        for arrays, entry_start in iterate_tree(source, handle, plan.read_list(), step_size):
+            yield entry_start, self._predict_columns(arrays, Columns(arrays), plan, path, batch_size)
 
     def predict_dask(self, files: str | os.PathLike | Sequence[str | os.PathLike], *, tree: str | None = None,
                      step_size: Any = "100 MB", batch_size: int | None = None) -> Any:

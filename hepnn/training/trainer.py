@@ -411,7 +411,9 @@ class Trainer:
 
         In memory on one replica, one ``fit`` covers every epoch (a step checkpoint's partial
         epoch first gets a ``fit`` of its own); streamed and mirrored runs call ``fit`` once per
-        epoch (each epoch is a new pass over the files); multi-worker runs use the custom loop.
+        epoch (each epoch is a new pass over the files), except that with the stream cache the
+        epochs after the first run in one ``fit`` over the cache; multi-worker runs use the
+        custom loop.
         """
         tcfg, state = self.config.training, session.state
         first = tcfg.epochs if state.get("stopped_early") else state["epoch"]
@@ -426,6 +428,14 @@ class Trainer:
             return
         if loop is not None:
             _loop_epochs(loop, model, feed, session, callbacks, first, skip, tcfg.epochs)
+        elif feed.streaming and getattr(feed, "cached", False) and not distributed:
+            # epoch 0 streams the files (and writes the cache); the cached epochs run in one fit
+            if first == 0 or skip:  # epoch 0, or the rest of an interrupted epoch
+                if fit(first, first + 1, skip) or state.get("stopped_early"):
+                    return
+                first += 1
+            if first < tcfg.epochs:
+                fit(first, tcfg.epochs, 0)
         elif feed.streaming or distributed:
             for epoch in range(first, tcfg.epochs):
                 if fit(epoch, epoch + 1, skip if epoch == first else 0) or state.get("stopped_early"):
@@ -562,7 +572,9 @@ def _restore_seed_states(model, states: Mapping[str, list]) -> None:
 def _fit_epochs(model, feed, callbacks: list, distributed: dict, first: int, last: int, skip: int) -> bool:
     """One ``model.fit`` over epochs ``first`` to ``last - 1`` (``skip`` steps of the first done);
     returns True when a policy stopped training."""
-    if skip or feed.streaming or distributed or last - first == 1:
+    if feed.streaming and getattr(feed, "cached", False) and first >= 1 and not distributed:
+        args = feed.fit_args(first, skip_steps=skip)  # cached epochs: always with steps_per_epoch
+    elif skip or feed.streaming or distributed or last - first == 1:
         args = feed.epoch_args(first, skip_steps=skip, **distributed)
     else:
         args = feed.fit_args(first)
