@@ -113,6 +113,28 @@ def read_ahead(iterator: Iterator, depth: int = 2, count_wait: bool = True) -> I
         thread.join()
 
 
+def _array_keys(config: Any) -> list[str]:
+    """The arrays a pass hands over: every input, then the masks of the masked ones."""
+    return list(config.inputs) + [f"{n}_mask" for n, i in config.inputs.items() if input_kind(i).masked]
+
+
+def chunk_cache(cache_dir: Any, config: Any, split: str | int | None = "train", preprocessing: Any = None,
+                step_size: Any = None, analysis: Any = None) -> ChunkCache | None:
+    """The chunk cache of a streamed pass (None without ``cache_dir``).
+
+    Its fingerprint is everything the processed chunks depend on: data config, split,
+    preprocessing, chunk size, the arrays kept and the analysis plugin. The training feed
+    calls this too, so the cache the reader writes in epoch 0 is the one read afterwards.
+    """
+    if cache_dir is None:
+        return None
+    config = data_config(config)
+    code = None if split is None else split_code(split)
+    keys = _array_keys(config)
+    plugin = type(analysis).__qualname__ if analysis is not None else None
+    return ChunkCache(cache_dir, fingerprint(config, code, preprocessing, step_size, keys, plugin))
+
+
 def batch_runs(config: Any, split: str | int | None = "train", batch_size: int = 256, preprocessing: Any = None,
                shuffle: bool = True, seed: int = 0, analysis: Any = None, cycle_length: int = 4,
                drop_remainder: bool = False, step_size: Any = None, read_ahead_chunks: int = 2,
@@ -123,12 +145,8 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
     config = data_config(config)
     code = None if split is None else split_code(split)
     rng = np.random.default_rng(seed)
-    names = list(config.inputs)
-    keys = names + [f"{n}_mask" for n, i in config.inputs.items() if input_kind(i).masked]
-    cache = None
-    if cache_dir is not None:
-        cache = ChunkCache(cache_dir, fingerprint(config, code, preprocessing, step_size, keys,
-                                                  type(analysis).__qualname__ if analysis is not None else None))
+    keys = _array_keys(config)
+    cache = chunk_cache(cache_dir, config, split, preprocessing, step_size, analysis)
     if cache is not None and cache.is_complete():
         # later passes: the processed chunks from disk, in a new order every pass
         chunks = cache.read(rng if shuffle else None)

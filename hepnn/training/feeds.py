@@ -19,9 +19,8 @@ import numpy as np
 
 from ..exceptions import ConfigError, InputDataError
 from ..io import make_dataset
-from ..io.cache import ChunkCache, fingerprint
-from ..io.representations import input_kind
-from ..io.stream import batches
+from ..io.cache import ChunkCache
+from ..io.stream import batches, chunk_cache
 
 __all__ = ["InMemoryFeed", "StreamingFeed", "augment_images"]
 
@@ -168,12 +167,7 @@ class StreamingFeed:
         of ``make_dataset`` (data config, split, preprocessing, chunk size, arrays, analysis):
         the cache the reader wrote in epoch 0 is the cache read afterwards.
         """
-        if self.cache_dir is None:
-            return None
-        data = self.config.data
-        keys = list(data.inputs) + [f"{n}_mask" for n, i in data.inputs.items() if input_kind(i).masked]
-        analysis = type(self.analysis).__qualname__ if self.analysis is not None else None
-        return ChunkCache(self.cache_dir, fingerprint(data, 0, self.preprocessing, None, keys, analysis))
+        return chunk_cache(self.cache_dir, self.config.data, "train", self.preprocessing, None, self.analysis)
 
     @property
     def cached(self) -> bool:
