@@ -175,6 +175,22 @@ def _add_quiet(subparsers: argparse._SubParsersAction) -> None:
 
 
 @contextlib.contextmanager
+def _debug_env(debug: bool):
+    """``HEPNN_DEBUG=1`` while a ``--debug`` command runs: its subprocesses (the generator's
+    workers, which then show FastJet's banner) see it too."""
+    saved = os.environ.get("HEPNN_DEBUG")
+    if debug:
+        os.environ["HEPNN_DEBUG"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("HEPNN_DEBUG", None)
+        else:
+            os.environ["HEPNN_DEBUG"] = saved
+
+
+@contextlib.contextmanager
 def _silenced(quiet: bool):
     if not quiet:
         yield
@@ -203,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_tensorflow(debug=bool(debug))
     quiet = bool(getattr(args, "_generic_quiet", False) and getattr(args, "quiet", False))
     try:
-        with _silenced(quiet):
+        with _silenced(quiet), _debug_env(bool(debug)):
             code = args.func(args)
     except KeyboardInterrupt:
         print("hepnn: interrupted", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -282,3 +283,16 @@ def test_charged_constituents_carry_track_quantities(samples):
     tt = samples.arrays["ttbar"]
     flagged = tt.PFCand_isTrack == 1
     np.testing.assert_array_equal(_np(ak.flatten(tt.PFCand_d0sig[flagged])), _np(ak.flatten(tt.Track_d0sig)))
+
+
+@pytest.mark.parametrize("debug", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_fastjet_banner_only_with_debug(tmp_path, debug):
+    # FastJet prints its banner from C++ at the first clustering of each process (here: of each
+    # generator worker), past Python's sys.stdout: only a subprocess shows what reaches the terminal
+    args = [sys.executable, "-m", "hepnn", *(["--debug"] if debug else []), "generate", "qcd", "--n-jets", "2",
+            "--seed", "3", "--jobs", "2", "--out", str(tmp_path / "q.root"), "--quiet", "--option", "mpi=false"]
+    env = {k: v for k, v in os.environ.items() if k != "HEPNN_DEBUG"}
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert uproot.open(tmp_path / "q.root")["jets"].num_entries == 2
+    assert done.stdout.count("FastJet release") == (2 if debug else 0), done.stdout[:500]

@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import matplotlib
+import numpy as np
 import pytest
 
 from hepnn.exceptions import UnknownNameError
@@ -78,3 +79,33 @@ def test_save_figure(tmp_path):
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["roc.pdf", "roc.png"]
     with pytest.raises(ValueError, match="formats"):
         save_figure(fig, tmp_path / "x", formats=("gif",))
+
+
+def test_plain_label_where_mplhep_puts_it_without_drawing_the_figure():
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    boxes = []
+    for ours in (True, False):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        draws = []
+        fig.canvas.mpl_connect("draw_event", lambda event, draws=draws: draws.append(event))
+        if ours:
+            texts = label(ax, experiment="plain", text="Simulation", energy=14)
+            assert not draws  # mplhep draws the figure twice to measure its texts
+        else:
+            texts = [t for t in mplhep.label.exp_label(exp="", llabel="Simulation", com="14", ax=ax)
+                     if t is not None and t.get_text()]
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        boxes.append([t.get_window_extent(renderer).bounds for t in texts])
+        if ours:
+            assert [t.get_text() for t in texts] == ["Simulation", "(14 TeV)"]
+            assert texts[0].get_fontstyle() == "italic"
+        plt.close(fig)
+    (sim, energy), (sim_ref, energy_ref) = boxes
+    np.testing.assert_allclose(sim, sim_ref, atol=0.5)
+    # the same right edge and baseline region (mplhep's text starts with a mathtext space)
+    np.testing.assert_allclose([energy[0] + energy[2], energy[1]], [energy_ref[0] + energy_ref[2], energy_ref[1]],
+                               atol=0.5)

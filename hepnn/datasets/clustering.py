@@ -8,6 +8,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,30 @@ import numpy as np
 from .._optional import require
 from .pythia import EventBatch
 
-__all__ = ["JetBatch", "cluster_jets", "kinematics"]
+__all__ = ["JetBatch", "cluster_jets", "kinematics", "quiet_fastjet_banner"]
+
+
+def quiet_fastjet_banner(fastjet=None) -> bool:
+    """Keep FastJet's banner off standard output; return True when it is off.
+
+    FastJet prints a 12-line banner (release, authors, citation request) to stdout at the
+    first clustering of every process, so ``hepnn run`` showed it once per generator
+    worker even with ``--quiet``. The banner is sent nowhere (FastJet's own
+    ``ClusterSequence.set_fastjet_banner_stream``) unless ``HEPNN_DEBUG`` is set
+    (``hepnn --debug`` sets it, also for the generator's worker processes). FastJet's
+    version is recorded in every generated file; please cite FastJet (arXiv:1111.6097)
+    and Pythia 8 (arXiv:2203.11601) when you publish with generated samples.
+    """
+    if os.environ.get("HEPNN_DEBUG"):
+        return False
+    fastjet = require("fastjet") if fastjet is None else fastjet
+    swig = getattr(fastjet, "_swig", None)
+    cluster_sequence = getattr(swig, "ClusterSequence", None)
+    set_stream = getattr(cluster_sequence, "set_fastjet_banner_stream", None)
+    if set_stream is None:  # a fastjet without the SWIG bindings: the banner shows
+        return False
+    set_stream(None)
+    return True
 
 
 @dataclass
@@ -91,6 +115,7 @@ def cluster_jets(batch: EventBatch, r: float, pt_min: float, pt_max: float | Non
         "pz": ak.unflatten(batch.pz[fs_index], counts),
         "E": ak.unflatten(batch.e[fs_index], counts),
     }, with_name="Momentum4D")
+    quiet_fastjet_banner(fastjet)
     sequence = fastjet.ClusterSequence(parts, fastjet.JetDefinition(fastjet.antikt_algorithm, r))
     # a looser threshold for clustering output: selection is applied below
     min_pt = 0.5 * pt_min

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._optional import require
+from .clustering import quiet_fastjet_banner
 
 __all__ = ["substructure"]
 
@@ -44,6 +45,7 @@ def substructure(px, py, pz, e, counts, r: float):
         "px": ak.unflatten(px, counts), "py": ak.unflatten(py, counts),
         "pz": ak.unflatten(pz, counts), "E": ak.unflatten(e, counts),
     }, with_name="Momentum4D")
+    quiet_fastjet_banner(fastjet)
     sequence = fastjet.ClusterSequence(jets, fastjet.JetDefinition(fastjet.cambridge_algorithm, 10.0))
     taus[:] = np.asarray(ak.to_numpy(sequence.njettiness(njets=[1, 2, 3], beta=1.0, R0=r)), dtype=np.float64)
     groomed = sequence.exclusive_jets_softdrop_grooming(njets=1, beta=0.0, symmetry_cut=0.1, R0=r)

@@ -19,16 +19,17 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._fileio import atomic_write_text
+from ..config import load_config
 from ..exceptions import InputDataError
-from ..models import load_model
 from ..plotting import plot_beeswarm, plot_heatmap, plot_importance, plot_position_importance, save_figure
-from ..training.evaluate import predict_split
-from ..training.rundir import RunDirectory, write_json
+from ..runs.spec import load_spec
+from ..training.evaluate import split_data
+from ..training.rundir import RunDirectory, load_run_model, write_json
 from .explanation import Explanation, jsonable
 from .registry import EXPLAINERS, check_options, explain
 from .target import Target
 
-__all__ = ["explain_run", "write_plots"]
+__all__ = ["explain_run", "run_target", "write_plots"]
 
 
 def explain_run(
@@ -40,6 +41,7 @@ def explain_run(
     options: Mapping[str, Any] | None = None,
     plots: bool = True,
     random_state: int = 0,
+    target: Target | None = None,
 ) -> Explanation:
     """Explain up to ``n_jets`` jets of a run's ``split`` with ``method`` and write the results.
 
@@ -60,6 +62,9 @@ def explain_run(
         ``background_size`` from ``config.explain.background_size``).
     plots : bool
         Write the PNG plots beside ``values.npz``.
+    target : Target, optional
+        The run's model as :func:`run_target` returns it; pass it to explain one run with
+        several methods without compiling its functions again.
 
     Returns
     -------
@@ -70,7 +75,7 @@ def explain_run(
     >>> expl = explain_run("runs/top/model", "permutation", n_jets=500)  # doctest: +SKIP
     """
     EXPLAINERS.get(method)
-    pred = predict_split(run_dir, split, data=data)
+    pred = split_data(run_dir, split, data=data)
     config = pred["config"]
     if options is None:
         options = dict(config.explain.options.get(method, {}))
@@ -92,10 +97,8 @@ def explain_run(
     labels = np.asarray(part["label"])[pick]
     feature_names = _feature_names(spec, part)
 
-    run = RunDirectory(run_dir)
-    model = load_model(run.model)
-    target = Target(model, task=spec.task, mask_value=spec.mask_value,
-                    class_index=_class_index(pred["classes"], pred["task"], config))
+    if target is None:
+        target = run_target(run_dir, pred)
     start = time.perf_counter()
     target.predict(x)
     predict_seconds = time.perf_counter() - start
@@ -111,6 +114,21 @@ def explain_run(
         summary["plots"] = [p.name for p in write_plots(expl, out_dir, class_names=pred["classes"])]
     write_json(out_dir / "summary.json", summary)
     return expl
+
+
+def run_target(run_dir: str | os.PathLike, split: Mapping | None = None) -> Target:
+    """The quantity :func:`explain_run` explains for a run: its model (loaded once per process) and task.
+
+    ``split`` is :func:`hepnn.training.evaluate.split_data`'s result when the caller has it.
+    """
+    run = RunDirectory(run_dir)
+    if split is None:
+        config = load_config(run.config)
+        spec = load_spec(run.path, config)
+    else:
+        config, spec = split["config"], split["spec"]
+    return Target(load_run_model(run.model), task=spec.task, mask_value=spec.mask_value,
+                  class_index=_class_index(list(spec.classes), spec.task, config))
 
 
 def _feature_names(spec, part) -> dict[str, list[str]]:

@@ -4,29 +4,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..models import load_model
+from ..config import load_config
+from ..training.evaluate import load_run_data
 from ..training.rundir import RunDirectory
 from ..training.step import run_dirs
 from . import run
 from .registry import applies
-from .target import Target
 
 __all__ = ["explain_step"]
 
 
 def explain_step(analysis, out_dir: Path, log=print) -> dict[str, dict[str, Path]]:
-    """Run ``analysis.config.explain.methods`` on each run of ``analysis``; skip those that do not apply."""
+    """Run ``analysis.config.explain.methods`` on each run of ``analysis``; skip those that do not apply.
+
+    The data are read once for all runs sharing them, and each run's model is loaded
+    (and its functions compiled) once for all its explainers.
+    """
     written: dict[str, dict[str, Path]] = {}
+    cache: dict = {}
     for name, run_dir in run_dirs(analysis, out_dir).items():
         written[name] = {}
-        model = load_model(RunDirectory(run_dir).model)
-        target = Target(model)
+        target = run.run_target(run_dir)
+        data = None
         for method in analysis.config.explain.methods:
             reason = applies(method, target)
             if reason:
                 log(f"[{analysis.name}] {name}: skipping explainer {method!r}: {reason}")
                 continue
-            expl = run.explain_run(run_dir, method)
+            if data is None:
+                data = load_run_data(run_dir, load_config(RunDirectory(run_dir).config), analysis, cache=cache)
+            expl = run.explain_run(run_dir, method, data=data, target=target)
             log(f"[{analysis.name}] {name}: {method} on {expl.n_jets} jets in {expl.extra.get('seconds', 0):.1f} s")
             written[name][method] = Path(run_dir) / "explain" / method
     return written

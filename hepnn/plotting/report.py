@@ -47,19 +47,18 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from .._fileio import atomic_path, atomic_write_text
-from ..config import load_config, to_dict
+from ..config import load_config
 from ..exceptions import InputDataError, UnknownNameError
 from ..explain import explain
 from ..explain.gradcam import conv_layers
 from ..io.split import assign_fold
 from ..metrics import efficiency_auc, efficiency_curve, rejection_at
-from ..models import load_model
 from ..models.autoencoder import encoder
 from ..models.efn import efn_filters
 from ..registry import Registry
 from ..training.evaluate import binary_metrics, evaluate_run, load_run_data, predict_split
 from ..training.kfold import fold_data, fold_dirs, is_kfold_run
-from ..training.rundir import RunDirectory, read_json, write_json
+from ..training.rundir import RunDirectory, load_run_model, read_json, write_json
 from .anomaly import plot_latent, plot_reconstruction_error
 from .common import PLOTS, pyplot, taggers_from
 from .confusion import plot_confusion_matrix
@@ -329,13 +328,7 @@ def _scores(run: ReportRun, pred: dict) -> tuple[np.ndarray, np.ndarray]:
 def _load_run(name: str, path: Path, data: Any, analysis: Any, cache: dict) -> ReportRun:
     rd = RunDirectory(path)
     config = load_config(rd.config)
-    if data is None:
-        key = (repr(to_dict(config.data)), str(rd.preprocessing.resolve()) if rd.preprocessing.is_file() else "")
-        if key not in cache:
-            cache[key] = _load_data(path, config, analysis)
-        run_data = cache[key]
-    else:
-        run_data = data
+    run_data = load_run_data(path, config, analysis, cache=cache) if data is None else data
     test = predict_split(path, "test", data=run_data)
     n_train = int(np.count_nonzero(np.asarray(run_data["split"]) == 0)) if "split" in run_data else 0
     train = predict_split(path, "train", data=run_data) if n_train else None
@@ -800,7 +793,7 @@ def _images_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
 def _run_model(run: ReportRun, cache: dict) -> Any:
     """The run's trained model (loaded once per report)."""
     if run.name not in cache:
-        cache[run.name] = load_model(RunDirectory(run.path).model)
+        cache[run.name] = load_run_model(RunDirectory(run.path).model)
     return cache[run.name]
 
 
@@ -924,7 +917,7 @@ def _reconstruction_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
 @report_figure("latent", section="anomaly", tasks=("autoencoder",), plots=("latent",))
 def _latent_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     run, stem = item.run, item.stem
-    model = load_model(RunDirectory(run.path).model)
+    model = _run_model(run, d.cache.setdefault("models", {}))
     try:
         enc = encoder(model)
     except (ValueError, KeyError) as err:

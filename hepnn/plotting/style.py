@@ -113,11 +113,47 @@ def label(
     """
     experiment = _check(experiment)
     ax = new_axes(ax)
-    mplhep = require("mplhep")
     com = _energy_text(energy)
+    if experiment == "plain" and loc in (None, 0) and not kwargs:
+        return _plain_label(ax, text, com)
+    mplhep = require("mplhep")
     if experiment == "plain":
         texts = mplhep.label.exp_label(exp="", llabel=text, com=com, loc=loc, ax=ax, **kwargs)
     else:
         module = getattr(mplhep, _LABEL_MODULE[experiment])
         texts = module.label(text=text, data=True, com=com, loc=loc, ax=ax, **kwargs)
     return [t for t in texts if t is not None and t.get_text()]
+
+
+def _plain_label(ax: Any, text: str, com: str | None) -> list[Any]:
+    """The plain label above the axes as ``mplhep.label.exp_label(exp="", loc=0)`` lays it out.
+
+    ``text`` in italics at the left, ``(com TeV)`` a size smaller at the right, at mplhep's
+    offsets; placed directly instead of through mplhep, which draws the whole figure twice
+    to measure its texts (half the drawing time of a report).
+    """
+    texts = []
+    if text:
+        texts.append(ax.annotate(text, xy=(0.0, 1.0), xycoords="axes fraction", xytext=(2.4, 3.1),
+                                 textcoords="offset points", ha="left", va="baseline", fontstyle="italic",
+                                 annotation_clip=False))
+    if com is not None:
+        energy = com if not _is_number(com) else f"{com} TeV"
+        texts.append(ax.text(1.0, 1.0, f"({energy})", transform=ax.transAxes, ha="right", va="bottom",
+                             fontsize=_font_size() / 1.1))
+    return texts
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _font_size() -> float:
+    mpl = require("matplotlib")
+    from matplotlib.font_manager import FontProperties
+
+    return float(FontProperties(size=mpl.rcParams["font.size"]).get_size_in_points())

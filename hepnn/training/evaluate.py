@@ -13,25 +13,25 @@ configured background class as background.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..config import load_config
+from ..config import load_config, to_dict
 from ..io import load
 from ..metrics import efficiency_auc, efficiency_curve, rejection_at
-from ..models import load_model
 from ..models.autoencoder import anomaly_score
 from ..models.inference import predict
 from ..preprocessing import Preprocessor
 from ..runs.spec import load_spec
 from .kfold import fold_data, fold_dirs, folds_of, is_kfold_run, summarise
-from .rundir import RunDirectory, read_json, write_json
+from .rundir import RunDirectory, load_run_model, read_json, write_json
 from .sculpting import run_sculpting
 from .splits import subset
 
-__all__ = ["binary_metrics", "multiclass_metrics", "flavour_discriminant", "compute_metrics", "predict_split",
+__all__ = ["binary_metrics", "multiclass_metrics", "flavour_discriminant", "compute_metrics", "split_data", "predict_split",
            "evaluate_run", "evaluate_folds"]
 
 #: c- and b-fractions in the b- and c-tagging discriminants
@@ -153,19 +153,33 @@ def write_metrics(path, metrics: Mapping) -> None:
     write_json(path, dict(metrics))
 
 
-def load_run_data(run_dir, config, analysis=None):
-    """The data of ``config`` transformed with the run's own saved preprocessing (not refitted)."""
-    data = load(config, analysis=analysis, standardize=False)
+def load_run_data(run_dir, config, analysis=None, cache: dict | None = None):
+    """The data of ``config`` transformed with the run's own saved preprocessing (not refitted).
+
+    With a ``cache`` dict, runs with the same ``data`` section and the same saved
+    preprocessing (byte for byte: the variants of an analysis, fitted on one training
+    split) share one read of the files.
+    """
     run = RunDirectory(run_dir)
+    key = None
+    if cache is not None:
+        prep = run.preprocessing.read_bytes() if run.preprocessing.is_file() else b""
+        key = (repr(to_dict(config.data)), id(analysis), hashlib.sha256(prep).hexdigest())
+        if key in cache:
+            return cache[key]
+    data = load(config, analysis=analysis, standardize=False)
     if run.preprocessing.is_file():
         data = Preprocessor.load(run.preprocessing).transform(data)
+    if key is not None:
+        cache[key] = data
     return data
 
 
-def predict_split(run_dir, split: str = "test", data_config=None, analysis=None, data=None):
-    """Model outputs, labels and weights of one split, with the run's own preprocessing.
+def split_data(run_dir, split: str = "test", data_config=None, analysis=None, data=None) -> dict:
+    """What :func:`predict_split` returns, without the model's outputs (nothing is predicted).
 
-    For autoencoders the output is the per-jet anomaly score (reconstruction error).
+    For callers that need the jets of a split as the model sees them (an explainer
+    picking a few hundred jets) but not the scores of all of them.
     """
     run = RunDirectory(run_dir)
     config = load_config(run.config)
@@ -176,18 +190,26 @@ def predict_split(run_dir, split: str = "test", data_config=None, analysis=None,
         config = dataclasses.replace(config, data=load_config(data_config).data)
     if data is None:
         data = load_run_data(run_dir, config, analysis)
-    classes = list(spec.classes)
     part = subset(data, split)
-    names = list(spec.names)
-    task = spec.task
-    model = load_model(run.model)
-    x = {n: part[n] for n in names}
-    if task == "autoencoder":
+    return {"label": part["label"], "weight": part.get("weight"), "task": spec.task,
+            "classes": list(spec.classes), "config": config, "data": part, "spec": spec}
+
+
+def predict_split(run_dir, split: str = "test", data_config=None, analysis=None, data=None):
+    """Model outputs, labels and weights of one split, with the run's own preprocessing.
+
+    For autoencoders the output is the per-jet anomaly score (reconstruction error).
+    The model is loaded once per process (:func:`hepnn.training.rundir.load_run_model`).
+    """
+    out = split_data(run_dir, split, data_config=data_config, analysis=analysis, data=data)
+    part, config = out["data"], out["config"]
+    model = load_run_model(RunDirectory(run_dir).model)
+    x = {n: part[n] for n in out["spec"].names}
+    if out["task"] == "autoencoder":
         outputs = anomaly_score(model, x)
     else:
         outputs = predict(model, x, batch_size=config.evaluation.batch_size)
-    return {"outputs": outputs, "label": part["label"], "weight": part.get("weight"), "task": task,
-            "classes": classes, "config": config, "data": part, "spec": spec}
+    return {"outputs": outputs, **out}
 
 
 def evaluate_run(run_dir, data_config=None, analysis=None, data=None) -> dict:

@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -37,7 +38,85 @@ from .._fileio import atomic_path, atomic_write_text
 from .._redact import redact_args
 from ..config import Config, to_dict
 
-__all__ = ["RunDirectory", "write_json", "read_json", "file_checksum", "provenance", "config_differences"]
+__all__ = ["RunDirectory", "write_json", "read_json", "file_checksum", "provenance", "config_differences",
+           "load_run_model", "clear_model_cache"]
+
+#: models kept by :func:`load_run_model` (least recently used dropped first); more than the
+#: variants of an analysis, so that a report cycling over its runs never reloads one
+MODEL_CACHE_SIZE = 16
+
+# resolved model.keras path -> (file stamp, model, weights when cached)
+_MODELS: "OrderedDict[str, tuple[tuple, Any, list]]" = OrderedDict()
+
+
+def _stamp(path: Path) -> tuple:
+    st = path.stat()
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _weights(model: Any) -> list:
+    import numpy as np
+
+    return [np.array(w, copy=True) for w in model.get_weights()]
+
+
+def _unchanged(model: Any, weights: list) -> bool:
+    import numpy as np
+
+    now = model.get_weights()
+    return len(now) == len(weights) and all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(now, weights))
+
+
+def _remember(path: Path, model: Any) -> None:
+    key = str(path.resolve())
+    _MODELS[key] = (_stamp(path), model, _weights(model))
+    _MODELS.move_to_end(key)
+    while len(_MODELS) > MODEL_CACHE_SIZE:
+        _MODELS.popitem(last=False)
+
+
+def load_run_model(path: str | os.PathLike) -> Any:
+    """The Keras model of ``path`` (a ``model.keras`` file), loaded once per process.
+
+    ``hepnn run`` trains, evaluates, explains and reports in one process; each step asks
+    for the same models. A model is loaded (and its inference function traced) once and
+    kept while the file is unchanged (same modification time, size and inode) and its
+    weights are those it had when cached: a model trained further in memory is not
+    handed out again. The model a trainer saved with :meth:`RunDirectory.save_model`
+    is kept as saved, so the steps after training load nothing.
+
+    Examples
+    --------
+    >>> model = load_run_model("runs/top/dense/model.keras")  # doctest: +SKIP
+    >>> model is load_run_model("runs/top/dense/model.keras")  # doctest: +SKIP
+    True
+    """
+    from ..models import load_model
+
+    path = Path(path)
+    key = str(path.resolve())
+    hit = _MODELS.get(key)
+    if hit is not None and path.is_file() and hit[0] == _stamp(path) and _unchanged(hit[1], hit[2]):
+        _MODELS.move_to_end(key)
+        return hit[1]
+    _MODELS.pop(key, None)
+    model = load_model(path)
+    _remember(path, model)
+    return model
+
+
+def clear_model_cache() -> None:
+    """Forget the models kept by :func:`load_run_model`."""
+    _MODELS.clear()
+
+
+def _plain_variables(model: Any) -> bool:
+    """True when no weight of ``model`` is a distributed (mirrored) variable."""
+    try:
+        import tensorflow as tf
+    except ModuleNotFoundError:  # another Keras backend: nothing distributed by tf.distribute
+        return True
+    return not any(isinstance(getattr(v, "value", v), tf.distribute.DistributedValues) for v in model.weights)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
@@ -225,11 +304,22 @@ class RunDirectory:
         return self.model.is_file()
 
     def save_model(self, model, path: Path | None = None) -> Path:
-        """Save a Keras model atomically (Keras wants the ``.keras`` suffix)."""
+        """Save a Keras model atomically (Keras wants the ``.keras`` suffix).
+
+        The final model (``model.keras``) is also kept for :func:`load_run_model`, so
+        that evaluating it in the same process does not load it again (unless trained
+        with a distribution strategy: then a loaded copy has plain variables).
+        """
         target = path or self.model
         with atomic_path(target, suffix=".part.keras") as tmp:
             model.save(tmp)
+        if Path(target) == self.model and _plain_variables(model):
+            _remember(Path(target), model)
         return target
+
+    def load_model(self) -> Any:
+        """The trained model, loaded once per process (see :func:`load_run_model`)."""
+        return load_run_model(self.model)
 
     def write_history(self, rows: Iterable[Mapping[str, Any]]) -> Path:
         rows = list(rows)
