@@ -37,6 +37,7 @@ from typing import Any, Iterable, Mapping
 from .._fileio import atomic_path, atomic_write_text
 from .._redact import redact_args
 from ..config import Config, to_dict
+from ..models import load_model
 
 __all__ = ["RunDirectory", "write_json", "read_json", "file_checksum", "provenance", "config_differences",
            "load_run_model", "clear_model_cache"]
@@ -91,8 +92,6 @@ def load_run_model(path: str | os.PathLike) -> Any:
     >>> model is load_run_model("runs/top/dense/model.keras")  # doctest: +SKIP
     True
     """
-    from ..models import load_model
-
     path = Path(path)
     key = str(path.resolve())
     hit = _MODELS.get(key)
