@@ -93,8 +93,9 @@ def test_quick_run_writes_sane_numbers(tmp_path, cache):
     assert len(table) == 2 + len(bench.QUICK_MODELS) and "ParticleNet-Lite + jet features" in table[-1]
     assert (out / "physics.png").stat().st_size > 10_000
     assert (out / "physics_sculpting.png").stat().st_size > 10_000  # every result carries the mass sculpting
-    for per_size in saved["results"].values():  # None only where no background jet passes the cut
-        assert all(r["inv_jsd_50"] > 0 or r["rejection_50"] is None for r in per_size.values())
+    # None only where no background jet of the tiny test split passes the cut
+    inv_jsd = [r["inv_jsd_50"] for per_size in saved["results"].values() for r in per_size.values()]
+    assert all(v is None or v > 0 for v in inv_jsd) and sum(v is not None for v in inv_jsd) >= len(inv_jsd) // 2
     stored = sorted(p.name for p in (out / "results").iterdir())
     assert stored == sorted(f"{m}_{s}.json" for m in bench.QUICK_MODELS for s in (150, 300))
 
