@@ -551,7 +551,7 @@ def main(argv=None) -> dict:
         data = load(base)
         print(f"loaded {len(data['label'])} jets ({', '.join(inputs)}) in {time.perf_counter() - t0:.0f} s", flush=True)
         with tempfile.TemporaryDirectory(prefix="hepnn_physics_") as tmp:
-            for size in sizes:
+            for size in sorted(sizes, reverse=True):  # largest first: the points of the targets are stored first
                 names_now = [name for s, name in todo if s == size]
                 if not names_now:
                     continue
