@@ -99,15 +99,15 @@ def pool_size(max_size: int) -> int:
     return int(math.ceil(max_size / SPLIT["train"] * 1.05 / 100.0) * 100)
 
 
-def samples(cache: Path, n_jets: int, seed: int, jobs: int) -> dict[str, Path]:
+def samples(cache: Path, n_jets: int, seed: int, jobs: int, generate_missing: bool = True) -> dict[str, Path]:
     """The top and QCD pools, generated once per (sample, seed, size) into ``cache``."""
     from hepnn.datasets import generate
 
-    cache.mkdir(parents=True, exist_ok=True)
     files = {}
     for sample, base in SEEDS.items():
         path = cache / f"{sample}_seed{base + seed}_n{n_jets}.root"
-        if not path.is_file():
+        if generate_missing and not path.is_file():
+            cache.mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
             generate(sample, n_jets, seed=base + seed, out=path, jobs=jobs, progress=False)
             print(f"generated {path.name} in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -499,6 +499,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default="physics_bench",
                         help="folder for results/<model>_<size>.json, physics.json, physics.md, physics.png")
     parser.add_argument("--force", action="store_true", help="retrain the selected (model, size) results already in --out")
+    parser.add_argument("--report", action="store_true",
+                        help="only rebuild physics.json, physics.md and the plots from the results stored in --out")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and models (a smoke test)")
     args = parser.parse_args(argv)
 
@@ -535,14 +537,14 @@ def main(argv=None) -> dict:
     pool_for = args.pool_for or max(sizes)
     if pool_for < max(sizes):
         parser.error(f"--pool-for {pool_for} is smaller than the largest of --sizes ({max(sizes)})")
-    files = samples(Path(args.cache), pool_size(pool_for), args.seed, args.jobs)
+    files = samples(Path(args.cache), pool_size(pool_for), args.seed, args.jobs, generate_missing=not args.report)
     sample_names = {s: p.name for s, p in files.items()}
     command = "python bench/physics.py " + " ".join(argv if argv is not None else os.sys.argv[1:])
-    todo = [(size, name) for size in sizes for name in names
-            if args.force or not result_path(out, name, size).is_file()]
+    todo = [] if args.report else [(size, name) for size in sizes for name in names
+                                   if args.force or not result_path(out, name, size).is_file()]
     for size in sizes:
         for name in names:
-            if (size, name) not in todo:
+            if not args.report and (size, name) not in todo:
                 print(f"{size:7d} {name:22s} stored in {result_path(out, name, size)} (--force retrains)", flush=True)
     if todo:
         inputs = inputs_of(models, {name for _, name in todo})

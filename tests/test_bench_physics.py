@@ -130,5 +130,9 @@ def test_results_are_stored_per_model_and_size_and_reused(tmp_path, cache):
     assert bdt_row.count("not run") == 2  # AUC and 1/εB at 300
     assert any(line.startswith("| dense (jet features) + DisCo (λ=5) | 300 |") for line in table)
 
+    # --report only rebuilds the report from the store
+    again = bench.main([*common, "--sizes", "150", "--report"])
+    assert again["results"] == report["results"] and dense_150.stat().st_mtime_ns == stamp
+
     bench.main([*common, "--models", "dense", "--sizes", "150", "--force"])
     assert dense_150.stat().st_mtime_ns != stamp
