@@ -548,7 +548,9 @@ def main(argv=None) -> dict:
                 print(f"{size:7d} {name:22s} stored in {result_path(out, name, size)} (--force retrains)", flush=True)
     if todo:
         inputs = inputs_of(models, {name for _, name in todo})
-        base = load_config(make_config(files, None, settings, inputs=inputs))
+        # the config that reads the data: any network of this run (the BDT alone: the dense default on highlevel)
+        reader = next((models[split_name(n)[0]] for _, n in todo if models[split_name(n)[0]] is not None), None)
+        base = load_config(make_config(files, reader, settings, inputs=inputs))
         t0 = time.perf_counter()
         data = load(base)
         print(f"loaded {len(data['label'])} jets ({', '.join(inputs)}) in {time.perf_counter() - t0:.0f} s", flush=True)

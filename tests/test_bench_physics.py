@@ -136,3 +136,5 @@ def test_results_are_stored_per_model_and_size_and_reused(tmp_path, cache):
 
     bench.main([*common, "--models", "dense", "--sizes", "150", "--force"])
     assert dense_150.stat().st_mtime_ns != stamp
+    # a run whose networks read no jet-level features (only the constituents are loaded)
+    assert 0.5 < bench.main([*common, "--models", "efn", "--sizes", "150"])["results"]["efn"]["150"]["auc"] <= 1
