@@ -369,7 +369,8 @@ def markdown(results: dict, sizes: list[int]) -> str:
             base = split_name(name)[0]
             for s in sizes:
                 r = results[name].get(str(s))
-                if r is None:
+                if r is None or (name == base and not any(str(s) in results[m] for m in decorrelated
+                                                          if split_name(m)[0] == base)):
                     continue
                 plain = results.get(base, {}).get(str(s), {})
                 ratio = _ratio(r.get("inv_jsd_50"), plain.get("inv_jsd_50")) if name != base else None
