@@ -430,7 +430,7 @@ def plot_sculpting(results: dict, size: int, path: Path):
             continue
         decorrelated = split_name(name)[1] is not None
         ax.scatter(r["inv_jsd_50"], r["rejection_50"], marker="*" if decorrelated else "o", s=120 if decorrelated else 50,
-                   label=label(name))
+                   color=plt.cm.tab20(len(drawn) % 20), label=label(name))  # more models than the 10 default colours
         drawn.append(name)
     ax.set_xscale("log")
     ax.set_yscale("log")
