@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable
 
 __all__ = ["reader_threads", "default_threads"]
 
@@ -54,3 +56,14 @@ def reader_threads(n_items: int | None = None, per_thread: int = 1) -> int:
     if n_items is not None:
         wanted = min(wanted, n_items // max(per_thread, 1))
     return max(1, wanted)
+
+
+def in_threads(fn: Callable[..., Any], *iterables: Iterable, threads: int) -> None:
+    """Call ``fn`` on the zipped ``iterables``: in this thread when ``threads`` is 1, else on a
+    pool of ``threads`` (the results are dropped; the first error is raised)."""
+    if threads <= 1:
+        for args in zip(*iterables):
+            fn(*args)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(fn, *iterables))

@@ -21,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
@@ -31,7 +30,7 @@ from ..exceptions import ConfigError, InputDataError
 from ..registry import Registry
 from .derived import DERIVED, ELEMENTWISE, wrap_phi
 from .images import jet_images
-from .threads import reader_threads
+from .threads import in_threads, reader_threads
 
 __all__ = [
     "REPRESENTATIONS", "InputKind", "register_input_kind", "input_kind", "mask_value", "flat_features", "pad_sequences",
@@ -481,8 +480,7 @@ class SequenceKind(InputKind):
             # give the same values; an error is raised again by the serial pass, for all elements
             bounds = np.linspace(0, n, threads + 1).astype(np.int64)
             try:
-                with ThreadPoolExecutor(threads) as pool:
-                    list(pool.map(fill, bounds[:-1].tolist(), bounds[1:].tolist()))
+                in_threads(fill, bounds[:-1].tolist(), bounds[1:].tolist(), threads=threads)
             except InputDataError:
                 threads = 1
         if threads <= 1:
@@ -566,12 +564,7 @@ class ImageKind(InputKind):
                 image[first:last] = images(first, last)
 
             try:
-                if threads > 1:
-                    with ThreadPoolExecutor(threads) as pool:
-                        list(pool.map(fill, bounds[:-1], bounds[1:]))
-                else:
-                    for first, last in zip(bounds[:-1], bounds[1:]):
-                        fill(first, last)
+                in_threads(fill, bounds[:-1], bounds[1:], threads=threads)
             except InputDataError:
                 image = None
         if image is None:

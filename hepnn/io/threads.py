@@ -15,6 +15,6 @@ Examples
 
 from __future__ import annotations
 
-from .._threads import default_threads, reader_threads
+from .._threads import default_threads, in_threads, reader_threads
 
-__all__ = ["reader_threads", "default_threads"]
+__all__ = ["reader_threads", "default_threads", "in_threads"]

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from .._fileio import atomic_write_text
-from .._threads import reader_threads
+from .._threads import in_threads, reader_threads
 from ..exceptions import InputDataError
 
 __all__ = ["Preprocessor"]
@@ -303,14 +302,7 @@ class Preprocessor:
             values[~real[start:stop]] = pad
             result[start:stop] = values
 
-        starts = range(0, len(x), _JETS_PER_BLOCK)
-        threads = _threads(x.size)
-        if threads == 1:
-            for start in starts:
-                block(start)
-        else:
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(block, starts))
+        in_threads(block, range(0, len(x), _JETS_PER_BLOCK), threads=_threads(x.size))
         return result
 
     def transform_elements(self, name: str, rows: np.ndarray) -> np.ndarray:
@@ -340,15 +332,8 @@ class Preprocessor:
             values /= scale
             result[start:start + _ROWS_PER_BLOCK] = values
 
-        starts = range(0, len(rows), _ROWS_PER_BLOCK)
-        threads = _threads(rows.size)
         try:
-            if threads == 1:
-                for start in starts:
-                    block(start)
-            else:
-                with ThreadPoolExecutor(threads) as pool:
-                    list(pool.map(block, starts))
+            in_threads(block, range(0, len(rows), _ROWS_PER_BLOCK), threads=_threads(rows.size))
         except InputDataError:
             self._stateless(name, spec, rows, None)  # raises again, counting over all elements
             raise
