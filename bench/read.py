@@ -377,8 +377,9 @@ def bench_breakdown(name: str, config: dict, repeats: int = 3) -> dict:
 def bench_unpadded(name: str, config: dict, repeats: int) -> dict:
     """CPU seconds (one thread, best and median of ``repeats``, alternating) of the stages of ``load`` after
     the chunks are built, for the first sequence input: padded first (pad each chunk, concatenate, fit on the
-    real rows, transform the padded array) against unpadded (keep the elements within ``max_length``,
-    concatenate, fit, ``Preprocessor.transform_elements``, pad), from the same chunks; the results are compared."""
+    real rows, transform the padded array) against unpadded (concatenate the element rows, fit on the kept
+    training rows, ``Preprocessor.transform_elements``, pad; the rows past ``max_length`` are dropped by the
+    fit's gather and the padding), from the same chunks; the results are compared."""
     import hepnn.io.representations as reps
     from hepnn.io.chunks import iterate_chunks
     from hepnn.io.load import _concatenate, _padded, fit_preprocessing
@@ -389,11 +390,8 @@ def bench_unpadded(name: str, config: dict, repeats: int) -> dict:
     inp = data.inputs[seq]
     threads = os.environ.get("HEPNN_READER_THREADS")
     os.environ["HEPNN_READER_THREADS"] = "1"
-    kept_rows = reps._kept_rows
-    reps._kept_rows = lambda f, c, i: reps.ElementRows(f, c, i.max_length, i.pad_value)  # as build computes them
     try:
         chunks = list(iterate_chunks(data, pad=False))
-        reps._kept_rows = kept_rows
 
         def padded_first():
             out = []
@@ -405,7 +403,7 @@ def bench_unpadded(name: str, config: dict, repeats: int) -> dict:
             return fit_preprocessing(data, chunks=[arrays]).transform(arrays)[seq]
 
         def unpadded():
-            arrays = _concatenate([{**c, seq: kept_rows(c[seq].features, c[seq].counts, inp)} for c in chunks])
+            arrays = _concatenate(chunks)
             return _padded(arrays, fit_preprocessing(data, chunks=[arrays]), True)[seq]
 
         if padded_first().tobytes() != unpadded().tobytes():
@@ -415,7 +413,6 @@ def bench_unpadded(name: str, config: dict, repeats: int) -> dict:
             for key, fn in (("padded_first", padded_first), ("unpadded", unpadded)):
                 times[key].append(_cpu(fn))
     finally:
-        reps._kept_rows = kept_rows
         if threads is None:
             del os.environ["HEPNN_READER_THREADS"]
         else:

@@ -153,11 +153,14 @@ def _old_load(config, standardize):
     return (pre.transform(arrays) if standardize else arrays), pre
 
 
-def test_load_standardises_elements_before_padding_bit_identically(tmp_path):
+@pytest.mark.parametrize("sort", [True, False])
+def test_load_standardises_elements_before_padding_bit_identically(tmp_path, sort):
+    # unsorted: the reader keeps every element and the rows past max_length are dropped by the fit's
+    # gather and the padding (ElementRows.dropped)
     config = hepnn.load_config(make_per_jet(tmp_path, n=300), [
         "data.step_size=70", "data.inputs.particles.max_length=6", "data.inputs.particles.pad_value=-1.0",
         "data.inputs.particles.transforms={delta_r: {log1p: true}, rel_eta: {abs: true, clip: [0.0, 0.3]}}", "data.inputs.image.pixels=5",
-    ])
+    ] + ([] if sort else ["data.inputs.particles.sort_by=null"]))
     for standardize in (True, False):
         data = hepnn.io.load(config, standardize=standardize)
         old, pre = _old_load(config, standardize)

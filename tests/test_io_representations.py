@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from hepnn.io.derived import wrap_phi
 from hepnn.io.images import image_coordinates, jet_images
 from hepnn.io.layouts import associate_by_dr, group_by_jet, link_to_jets
-from hepnn.io.representations import REPRESENTATIONS, pad_sequences
+from hepnn.io.representations import REPRESENTATIONS, ElementRows, pad_sequences
 
 FAST = settings(max_examples=40, deadline=None)
 
@@ -270,3 +270,25 @@ def test_image_normalisation_in_place_equals_the_old_one():
     expected = np.divide(raw, total, out=np.zeros_like(raw), where=total > 0).astype(np.float32)
     assert got.tobytes() == expected.tobytes()
     assert got[1].sum() == 0 and got[2].sum() == 0 and np.isclose(got[0].sum(), 1)  # empty, and summing to zero
+
+
+@pytest.mark.parametrize("pad", [0.0, -1.0])
+def test_element_rows_drop_rows_past_max_length_in_fit_rows_and_padding(pad):
+    rng = np.random.default_rng(5)
+    counts = rng.integers(0, 9, 50)
+    counts[:3] = [0, 8, 4]
+    features = rng.normal(size=(int(counts.sum()), 3)).astype(np.float32)
+    rows = ElementRows(features, counts, 4, pad)
+    x, mask = rows.pad()
+    ref_x, ref_mask = pad_sequences(counts, features, 4, None, True, pad)
+    assert x.shape == ref_x.shape == (50, 4, 3) and x.flags.c_contiguous
+    np.testing.assert_array_equal(x.view(np.uint32), ref_x.view(np.uint32))
+    np.testing.assert_array_equal(mask, ref_mask)
+    rank = np.arange(len(features)) - np.repeat(np.cumsum(counts) - counts, counts)
+    np.testing.assert_array_equal(rows.dropped(), np.flatnonzero(rank >= 4))
+    np.testing.assert_array_equal(rows.kept(), rank < 4)
+    train = rng.random(50) < 0.5
+    np.testing.assert_array_equal(rows.jet_rows(train), ref_x[ref_mask & train[:, None]])
+    short = ElementRows(features[:4], [1, 0, 3], 4, pad)
+    assert not len(short.dropped()) and short.kept() is None
+    np.testing.assert_array_equal(short.pad()[0], pad_sequences([1, 0, 3], features[:4], 4, None, True, pad)[0])

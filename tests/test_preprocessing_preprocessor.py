@@ -251,3 +251,11 @@ def test_transform_elements_equals_the_padded_transform(monkeypatch, threads):
     x[2, 0, 0], x[30, 0, 0] = -1.5, -3.0  # two log1p of non-positive values, in different blocks
     with pytest.raises(InputDataError, match="'u': log1p of 2 non-positive values"):
         p.transform_elements("seq", x[mask])
+    # rows the caller drops (real False) are transformed unchecked; the real ones as before
+    real = np.ones(int(mask.sum()), dtype=bool)
+    real[np.flatnonzero(x[mask][:, 0] < 0)[1]] = False
+    with pytest.raises(InputDataError, match="'u': log1p of 1 non-positive values"):
+        p.transform_elements("seq", x[mask], real)
+    real[np.flatnonzero(x[mask][:, 0] < 0)] = False
+    np.testing.assert_array_equal(p.transform_elements("seq", x[mask], real)[real].view(np.uint32),
+                                  padded["seq"][mask][real].view(np.uint32))

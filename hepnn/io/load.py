@@ -102,7 +102,8 @@ def _padded(arrays: dict, pre: Preprocessor, transform: bool) -> dict:
     for key, value in arrays.items():
         if isinstance(value, ElementRows):
             if transform:
-                value = value.with_features(pre.transform_elements(key, value.features))
+                # rows past max_length are transformed too (unchecked) and dropped by the padding
+                value = value.with_features(pre.transform_elements(key, value.features, value.kept()))
             out[key], out[f"{key}_mask"] = value.pad()
         else:
             out[key] = value

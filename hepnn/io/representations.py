@@ -210,35 +210,80 @@ class ElementRows:
     """The real elements of a sequence input before padding: what :func:`hepnn.io.load` asks the
     reader for (``pad=False``), so the standardisation passes over the elements only.
 
-    ``features`` holds the kept elements (at most ``max_length`` per jet, in their final order)
-    jet by jet, ``counts`` how many each jet has; :meth:`pad` gives the reader's padded arrays.
+    ``features`` holds the elements jet by jet in their final order, ``counts`` how many each jet
+    has; a jet may hold more than ``max_length``: the rows past its first ``max_length``
+    (:meth:`dropped`) are left out by :meth:`jet_rows` and :meth:`pad`, so dropping them costs no
+    separate gather. :meth:`pad` gives the reader's padded arrays.
 
     Examples
     --------
-    >>> rows = ElementRows(np.array([[1.0], [2.0], [3.0]], np.float32), np.array([2, 0, 1]), 2, -1.0)
+    >>> rows = ElementRows(np.array([[1.0], [2.0], [3.0], [4.0]], np.float32), np.array([3, 0, 1]), 2, -1.0)
     >>> x, mask = rows.pad()
     >>> x[..., 0].tolist(), mask.tolist()
-    ([[1.0, 2.0], [-1.0, -1.0], [3.0, -1.0]], [[True, True], [False, False], [True, False]])
+    ([[1.0, 2.0], [-1.0, -1.0], [4.0, -1.0]], [[True, True], [False, False], [True, False]])
+    >>> rows.dropped().tolist(), rows.jet_rows(np.array([True, False, False]))[:, 0].tolist()
+    ([2], [1.0, 2.0])
     """
 
     def __init__(self, features: np.ndarray, counts: np.ndarray, max_length: int, pad_value: float):
         self.features, self.counts = features, np.asarray(counts, dtype=np.int64)
         self.max_length, self.pad_value = int(max_length), float(pad_value)
+        self._dropped: np.ndarray | None = None
 
     def __len__(self) -> int:  # jets, as the padded array
         return len(self.counts)
 
+    def dropped(self) -> np.ndarray:
+        """The rows past the first ``max_length`` of their jet (int64, ascending; few: only long
+        jets have them), computed once."""
+        if self._dropped is None:
+            long = np.flatnonzero(self.counts > self.max_length)
+            n_dropped = self.counts[long] - self.max_length
+            first = (np.cumsum(self.counts) - self.counts)[long] + self.max_length
+            # row first[i] + k for k < n_dropped[i]: one arange shifted jet by jet
+            shift = first - (np.cumsum(n_dropped) - n_dropped)
+            self._dropped = np.arange(int(n_dropped.sum()), dtype=np.int64) + np.repeat(shift, n_dropped)
+        return self._dropped
+
+    def kept(self) -> np.ndarray | None:
+        """Boolean per row, False for :meth:`dropped` rows; ``None`` when every row is kept."""
+        dropped = self.dropped()
+        if not len(dropped):
+            return None
+        kept = np.ones(len(self.features), dtype=bool)
+        kept[dropped] = False
+        return kept
+
     def jet_rows(self, jets: np.ndarray) -> np.ndarray:
-        """The rows of the elements of the jets where the boolean ``jets`` is True, in order."""
-        return self.features[np.repeat(jets, self.counts)]
+        """The kept rows of the elements of the jets where the boolean ``jets`` is True, in order."""
+        rows = np.repeat(jets, self.counts)
+        rows[self.dropped()] = False
+        return self.features[rows]
 
     def with_features(self, features: np.ndarray) -> "ElementRows":
         """The same jets and counts with new (transformed) ``features``."""
-        return ElementRows(features, self.counts, self.max_length, self.pad_value)
+        out = ElementRows(features, self.counts, self.max_length, self.pad_value)
+        out._dropped = self._dropped
+        return out
 
     def pad(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(x, mask)`` as :func:`pad_sequences` gives them for these elements."""
-        return pad_sequences(self.counts, self.features, self.max_length, None, True, self.pad_value)
+        """``(x, mask)`` as :func:`pad_sequences` gives them for these elements (kept rows only)."""
+        dropped = self.dropped()
+        if not len(dropped):
+            return pad_sequences(self.counts, self.features, self.max_length, None, True, self.pad_value)
+        # one scatter of every row: a dropped row goes to one spare slot after the last jet, cut off
+        # (no gather of the kept rows first)
+        counts, n_jets, max_length = self.counts, len(self.counts), self.max_length
+        features = self.features if self.features.ndim == 2 else self.features[:, None]
+        slot = np.repeat(np.arange(n_jets, dtype=np.int64) * max_length - (np.cumsum(counts) - counts), counts)
+        slot += np.arange(len(slot), dtype=np.int64)
+        slot[dropped] = n_jets * max_length
+        shape = (n_jets * max_length + 1, features.shape[1])
+        pad_value = self.pad_value
+        x = np.zeros(shape, np.float32) if pad_value == 0 and not np.signbit(pad_value) else np.full(shape, pad_value, np.float32)
+        x[slot] = features
+        mask = np.arange(max_length)[None, :] < np.minimum(counts, max_length)[:, None]
+        return x[:-1].reshape(n_jets, max_length, features.shape[1]), mask
 
     @staticmethod
     def concatenate(parts: Sequence["ElementRows"]) -> "ElementRows":
@@ -489,7 +534,8 @@ class SequenceKind(InputKind):
         if order is not None:  # jets out of order, none truncated: one gather puts every jet in order
             features = features[order]
         if not getattr(chunk, "pad", True):  # the elements themselves (load pads after standardising)
-            return {name: _kept_rows(features, elements.counts, inp)}
+            # every row: the ones past max_length are left out by the fit's gather and the padding
+            return {name: ElementRows(features, elements.counts, inp.max_length, inp.pad_value)}
         x, x_mask = pad_sequences(elements.counts, features, inp.max_length, None, True, inp.pad_value)
         return {name: x, f"{name}_mask": x_mask}
 
@@ -503,15 +549,6 @@ class SequenceKind(InputKind):
         mask = np.ones(x.shape[:2], dtype=bool) if mask is None else mask
         rows = x[mask & train[:, None]]
         return {name: rows[:, None, :], f"{name}_mask": np.ones((len(rows), 1), dtype=bool)}
-
-
-def _kept_rows(features: np.ndarray, counts: np.ndarray, inp: Any) -> ElementRows:
-    """The elements :func:`pad_sequences` would keep (the first ``max_length`` of each jet)."""
-    if len(counts) and int(counts.max()) > inp.max_length:
-        rank = np.arange(len(features), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-        features = features[rank < inp.max_length]
-        counts = np.minimum(counts, inp.max_length)
-    return ElementRows(features, counts, inp.max_length, inp.pad_value)
 
 
 @register_input_kind("image")

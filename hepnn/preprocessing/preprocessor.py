@@ -305,9 +305,12 @@ class Preprocessor:
         in_threads(block, range(0, len(x), _JETS_PER_BLOCK), threads=_threads(x.size))
         return result
 
-    def transform_elements(self, name: str, rows: np.ndarray) -> np.ndarray:
+    def transform_elements(self, name: str, rows: np.ndarray, real: np.ndarray | None = None) -> np.ndarray:
         """The real elements ``rows`` ``(n_elements, n_features)`` of sequence input ``name`` as
         :meth:`transform` gives them in the padded array (float32, the same values to the last bit).
+
+        ``real`` (boolean per row, optional): only these rows are checked for logs of non-positive
+        values (rows the caller drops afterwards are transformed too, unchecked).
 
         For callers that pad afterwards (:func:`hepnn.io.load`): no pass over padded slots. Large
         inputs are done block by block in threads (``HEPNN_READER_THREADS``).
@@ -327,7 +330,8 @@ class Preprocessor:
         result = np.empty(rows.shape, dtype=np.float32)
 
         def block(start: int) -> None:
-            values = self._stateless(name, spec, rows[start:start + _ROWS_PER_BLOCK], None)
+            part = None if real is None else real[start:start + _ROWS_PER_BLOCK]
+            values = self._stateless(name, spec, rows[start:start + _ROWS_PER_BLOCK], part)
             values -= mean
             values /= scale
             result[start:start + _ROWS_PER_BLOCK] = values
@@ -335,7 +339,7 @@ class Preprocessor:
         try:
             in_threads(block, range(0, len(rows), _ROWS_PER_BLOCK), threads=_threads(rows.size))
         except InputDataError:
-            self._stateless(name, spec, rows, None)  # raises again, counting over all elements
+            self._stateless(name, spec, rows, real)  # raises again, counting over all elements
             raise
         return result
 
