@@ -109,3 +109,41 @@ def test_plain_label_where_mplhep_puts_it_without_drawing_the_figure():
     # the same right edge and baseline region (mplhep's text starts with a mathtext space)
     np.testing.assert_allclose([energy[0] + energy[2], energy[1]], [energy_ref[0] + energy_ref[2], energy_ref[1]],
                                atol=0.5)
+
+
+def _log_figure(seed):
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(6, 3))
+    rng = np.random.default_rng(seed)
+    ax.semilogy(np.arange(20), 10 ** rng.uniform(0, 3, 20), "o", label="$1/\\varepsilon_B$")
+    ax2.semilogy(np.arange(20), rng.uniform(40, 90, 20))  # minor labels such as 6x10^1
+    ax.legend(title="$\\varepsilon_S$ = 0.5")
+    return fig
+
+
+def test_save_figure_parses_the_math_text_of_a_figure_once_with_the_same_pixels(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from matplotlib import _mathtext
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    parses = []
+    parse = _mathtext.Parser.parse
+    monkeypatch.setattr(_mathtext.Parser, "parse", lambda self, s, *a, **k: parses.append(s) or parse(self, s, *a, **k))
+    for seed in (0, 1):  # plain matplotlib: the tick labels parsed again in every draw of every figure
+        fig = _log_figure(seed)
+        fig.savefig(tmp_path / f"plain{seed}.png", dpi=150, bbox_inches="tight")
+        plt.close(fig)
+    n_plain = len(parses)
+    parses.clear()
+    for seed in (0, 1):
+        fig = _log_figure(seed)
+        save_figure(fig, tmp_path / f"shared{seed}", formats=("png",))
+        assert type(fig.canvas) is FigureCanvasAgg  # the figure's own canvas is given back
+        plt.close(fig)
+    assert n_plain > 0 and len(parses) == len(set(parses)) and 2 * len(parses) <= n_plain
+    for seed in (0, 1):
+        plain = plt.imread(tmp_path / f"plain{seed}.png")
+        shared = plt.imread(tmp_path / f"shared{seed}.png")
+        assert plain.shape == shared.shape and plain.shape[0] > 300
+        np.testing.assert_array_equal(plain, shared)

@@ -102,3 +102,26 @@ def test_split_data_is_predict_split_without_outputs(trained):
     assert "outputs" not in jets and set(pred) == set(jets) | {"outputs"}
     np.testing.assert_array_equal(jets["label"], pred["label"])
     assert len(pred["outputs"]) == len(jets["label"]) == int(np.sum(data["split"] == 2))
+
+
+def test_the_evaluate_step_reads_the_data_of_its_runs_once(trained, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from hepnn.training.step import evaluate_step
+
+    _, path = trained
+    reads = []
+
+    def fake_load(config, analysis=None, standardize=True):
+        reads.append(config.data)
+        return toy_data(n=400)
+
+    monkeypatch.setattr(evaluate_module, "load", fake_load)
+    for name in ("a", "b"):
+        shutil.copytree(path, tmp_path / name)
+    analysis = SimpleNamespace(name="toy", config=SimpleNamespace(variants={"a": {}, "b": {}}))
+    results = evaluate_step(analysis, tmp_path, log=quiet)
+    assert len(reads) == 1 and set(results) == {"a", "b"}
+    assert results["a"]["auc"] == results["b"]["auc"] and 0.5 < results["a"]["auc"] <= 1.0
+    alone = evaluate_module.evaluate_run(tmp_path / "a")  # no cache: read again, same metrics
+    assert len(reads) == 2 and alone["auc"] == results["a"]["auc"]

@@ -175,11 +175,13 @@ def load_run_data(run_dir, config, analysis=None, cache: dict | None = None):
     return data
 
 
-def split_data(run_dir, split: str = "test", data_config=None, analysis=None, data=None) -> dict:
+def split_data(run_dir, split: str = "test", data_config=None, analysis=None, data=None,
+               cache: dict | None = None) -> dict:
     """What :func:`predict_split` returns, without the model's outputs (nothing is predicted).
 
     For callers that need the jets of a split as the model sees them (an explainer
-    picking a few hundred jets) but not the scores of all of them.
+    picking a few hundred jets) but not the scores of all of them. ``cache`` is
+    passed to :func:`load_run_data` when ``data`` is not given.
     """
     run = RunDirectory(run_dir)
     config = load_config(run.config)
@@ -189,19 +191,21 @@ def split_data(run_dir, split: str = "test", data_config=None, analysis=None, da
 
         config = dataclasses.replace(config, data=load_config(data_config).data)
     if data is None:
-        data = load_run_data(run_dir, config, analysis)
+        data = load_run_data(run_dir, config, analysis, cache=cache)
     part = subset(data, split)
     return {"label": part["label"], "weight": part.get("weight"), "task": spec.task,
             "classes": list(spec.classes), "config": config, "data": part, "spec": spec}
 
 
-def predict_split(run_dir, split: str = "test", data_config=None, analysis=None, data=None):
+def predict_split(run_dir, split: str = "test", data_config=None, analysis=None, data=None,
+                  cache: dict | None = None):
     """Model outputs, labels and weights of one split, with the run's own preprocessing.
 
     For autoencoders the output is the per-jet anomaly score (reconstruction error).
-    The model is loaded once per process (:func:`hepnn.training.rundir.load_run_model`).
+    The model is loaded once per process (:func:`hepnn.training.rundir.load_run_model`);
+    ``cache`` shares the data between runs (:func:`load_run_data`).
     """
-    out = split_data(run_dir, split, data_config=data_config, analysis=analysis, data=data)
+    out = split_data(run_dir, split, data_config=data_config, analysis=analysis, data=data, cache=cache)
     part, config = out["data"], out["config"]
     model = load_run_model(RunDirectory(run_dir).model)
     x = {n: part[n] for n in out["spec"].names}
@@ -212,16 +216,17 @@ def predict_split(run_dir, split: str = "test", data_config=None, analysis=None,
     return {"outputs": outputs, **out}
 
 
-def evaluate_run(run_dir, data_config=None, analysis=None, data=None) -> dict:
+def evaluate_run(run_dir, data_config=None, analysis=None, data=None, cache: dict | None = None) -> dict:
     """Compute test-split metrics of a run and write ``RUN_DIR/metrics.json``.
 
     For a k-fold run: the metrics of the out-of-fold scores of every jet, with the
-    spread over folds (see :mod:`hepnn.training.kfold`).
+    spread over folds (see :mod:`hepnn.training.kfold`). With a ``cache`` dict, runs
+    with the same data and saved preprocessing read the files once (:func:`load_run_data`).
     """
     if is_kfold_run(run_dir):
         return evaluate_folds(run_dir, data=data, analysis=analysis, data_config=data_config)
 
-    pred = predict_split(run_dir, "test", data_config=data_config, analysis=analysis, data=data)
+    pred = predict_split(run_dir, "test", data_config=data_config, analysis=analysis, data=data, cache=cache)
     config = pred["config"]
     metrics = compute_metrics(
         pred["outputs"], pred["label"], pred["task"], pred["classes"], config.evaluation.working_points,

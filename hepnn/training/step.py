@@ -66,8 +66,9 @@ def train_step(analysis, out_dir: Path, log=print) -> dict[str, Path]:
 
 def evaluate_step(analysis, out_dir: Path, log=print) -> dict[str, dict]:
     results = {}
+    cache: dict = {}  # variants with the same data and preprocessing read the files once
     for name, run_dir in run_dirs(analysis, out_dir).items():
-        results[name] = evaluate_run(run_dir, analysis=analysis)
+        results[name] = evaluate_run(run_dir, analysis=analysis, cache=cache)
         log(f"[{analysis.name}] {name}: {_summary(results[name])}")
     return results
 
