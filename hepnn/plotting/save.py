@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,14 +26,17 @@ def _shared_mathtext_canvas() -> type:
     if not _CANVAS:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-        shared: list = []
+        shared = threading.local()  # one parser per thread: a parser is not safe to share across threads
 
         class SharedMathtextCanvasAgg(FigureCanvasAgg):
             def get_renderer(self):
                 renderer = super().get_renderer()
-                if not shared:
-                    shared.append(renderer.mathtext_parser)
-                renderer.mathtext_parser = shared[0]
+                parser = getattr(renderer, "mathtext_parser", None)
+                if parser is None:  # another matplotlib: nothing to share, nothing changed
+                    return renderer
+                if not hasattr(shared, "parser"):
+                    shared.parser = parser
+                renderer.mathtext_parser = shared.parser
                 return renderer
 
         _CANVAS.append(SharedMathtextCanvasAgg)
