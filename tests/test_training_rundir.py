@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from hepnn.preprocessing import Preprocessor
 from hepnn.training import evaluate as evaluate_module
 from hepnn.training.evaluate import load_run_data, predict_split, split_data
 from hepnn.training.rundir import RunDirectory, clear_model_cache, load_run_model
+from hepnn.training.step import evaluate_step
 from hepnn.training.trainer import Trainer
 from test_training_trainer import quiet, toy_config, toy_data
 
@@ -68,15 +70,21 @@ def test_checkpoints_are_not_kept(trained, tmp_path):
     assert load_run_model(target) is not trainer.model_
 
 
-def test_runs_with_the_same_data_and_preprocessing_share_one_read(trained, tmp_path, monkeypatch):
-    _, path = trained
-    reads = []
+@pytest.fixture
+def reads(monkeypatch):
+    """The data configs of every data read by the evaluate module (each read gives 400 toy jets)."""
+    seen = []
 
     def fake_load(config, analysis=None, standardize=True):
-        reads.append(config.data)
+        seen.append(config.data)
         return toy_data(n=400)
 
     monkeypatch.setattr(evaluate_module, "load", fake_load)
+    return seen
+
+
+def test_runs_with_the_same_data_and_preprocessing_share_one_read(trained, tmp_path, reads):
+    _, path = trained
     first, same, other = tmp_path / "first", tmp_path / "same", tmp_path / "other"
     config = load_config(path / "config.yaml")
     for run in (first, same, other):
@@ -104,19 +112,8 @@ def test_split_data_is_predict_split_without_outputs(trained):
     assert len(pred["outputs"]) == len(jets["label"]) == int(np.sum(data["split"] == 2))
 
 
-def test_the_evaluate_step_reads_the_data_of_its_runs_once(trained, tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
-    from hepnn.training.step import evaluate_step
-
+def test_the_evaluate_step_reads_the_data_of_its_runs_once(trained, tmp_path, reads):
     _, path = trained
-    reads = []
-
-    def fake_load(config, analysis=None, standardize=True):
-        reads.append(config.data)
-        return toy_data(n=400)
-
-    monkeypatch.setattr(evaluate_module, "load", fake_load)
     for name in ("a", "b"):
         shutil.copytree(path, tmp_path / name)
     analysis = SimpleNamespace(name="toy", config=SimpleNamespace(variants={"a": {}, "b": {}}))
