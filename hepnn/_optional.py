@@ -61,11 +61,13 @@ def require(module: str, extra: str | None = "__auto__") -> ModuleType:
 
 
 def require_keras() -> ModuleType:
-    """Import Keras (TensorFlow backend) quietly: TensorFlow's C++ info logs are hidden
-    unless the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves."""
+    """Import Keras quietly: TensorFlow's C++ info logs are hidden unless the user set
+    ``TF_CPP_MIN_LOG_LEVEL`` themselves. The backend is TensorFlow unless ``KERAS_BACKEND``
+    names another: the model builders use Keras operations only and also run on JAX or
+    PyTorch (``bench/physics_keras.py``); hepnn's training, streaming and export need TensorFlow."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    require("tensorflow")
+    if os.environ.setdefault("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        require("tensorflow")
     return require("keras")
