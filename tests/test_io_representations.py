@@ -292,3 +292,42 @@ def test_element_rows_drop_rows_past_max_length_in_fit_rows_and_padding(pad):
     short = ElementRows(features[:4], [1, 0, 3], 4, pad)
     assert not len(short.dropped()) and short.kept() is None
     np.testing.assert_array_equal(short.pad()[0], pad_sequences([1, 0, 3], features[:4], 4, None, True, pad)[0])
+
+
+@pytest.mark.parametrize("max_length", [3, 9])
+def test_in_order_elements_truncated_before_or_after_their_features_give_the_same_bits(monkeypatch, max_length):
+    """Elements stored in order (constituents by pT): the kept ones gathered first, or all of them
+    computed and the rest dropped by the padding, give bit-identical inputs."""
+    import hepnn.io.representations as reps
+    from hepnn.io.represent import represent
+
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 12, 200)
+    n = int(counts.sum())
+    pt = rng.exponential(10.0, n) + 0.5
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    for s, c in zip(starts, counts):  # pT-ordered within each jet, as files store them
+        pt[s:s + c] = np.sort(pt[s:s + c])[::-1]
+    eta, phi = rng.normal(0, 0.3, n), rng.uniform(-np.pi, np.pi, n)
+    part = {"part_px": pt * np.cos(phi), "part_py": pt * np.sin(phi), "part_pz": pt * np.sinh(eta),
+            "part_energy": pt * np.cosh(eta) * 1.01}
+    arrays = {k: ak.unflatten(v.astype(np.float32), counts) for k, v in part.items()}
+    arrays.update(jet_pt=np.full(len(counts), 100.0, np.float32), jet_eta=rng.normal(0, 0.1, len(counts)).astype(np.float32),
+                  jet_phi=rng.uniform(-3, 3, len(counts)).astype(np.float32), jet_energy=np.full(len(counts), 150.0, np.float32))
+    config = {"data": {
+        "layout": "per_jet",
+        "jet_axis": {"pt": "jet_pt", "eta": "jet_eta", "phi": "jet_phi", "energy": "jet_energy"},
+        "constituents": {"px": "part_px", "py": "part_py", "pz": "part_pz", "energy": "part_energy"},
+        "inputs": {"p": {"kind": "sequence", "max_length": max_length, "sort_by": {"variable": "log_pt"},
+                         "variables": ["rel_eta", "rel_phi", "log_pt_frac", "log_e_frac", "delta_r"]}},
+    }}
+    monkeypatch.setattr(reps, "_KEEP_ALL_ABOVE", 0.0)  # every element's features, the padding drops the rest
+    all_then_drop = represent(config, arrays)
+    monkeypatch.setattr(reps, "_KEEP_ALL_ABOVE", 2.0)  # the kept elements gathered first
+    kept_first = represent(config, arrays)
+    assert (counts > max_length).any()
+    assert kept_first["p"].tobytes() == all_then_drop["p"].tobytes()
+    np.testing.assert_array_equal(kept_first["p_mask"], all_then_drop["p_mask"])
+    # and they are the first max_length constituents: log(pT / jet pT) of the leading one
+    lead = counts > 0
+    np.testing.assert_allclose(kept_first["p"][lead, 0, 2], np.log(pt[starts[lead]] / 100.0), rtol=1e-5)
