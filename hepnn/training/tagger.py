@@ -83,6 +83,27 @@ def _slice(events: Any, start: int, stop: int) -> Any:
     return events[start:stop]
 
 
+def _ramp(total: int, first: int, block: int) -> list[int]:
+    """Block edges ``[0, ..., total]``: sizes ``first``, doubling up to ``block``; a last block
+    smaller than ``first`` joins the one before.
+
+    Examples
+    --------
+    >>> _ramp(100, 8, 32)
+    [0, 8, 24, 56, 88, 100]
+    >>> _ramp(60, 8, 32)
+    [0, 8, 24, 60]
+    """
+    edges, size = [0], first
+    while edges[-1] + size < total:
+        edges.append(edges[-1] + size)
+        size = min(2 * size, block)
+    if len(edges) > 1 and total - edges[-1] < first:
+        edges.pop()
+    edges.append(total)
+    return edges
+
+
 class Tagger:
     """A trained tagger: config, model and preprocessing of one run directory.
 
@@ -114,9 +135,11 @@ class Tagger:
     layout : str
         ``per_jet`` or ``per_event``.
     block_entries : int
-        :meth:`predict` on more than twice this many jets works block by block (about
-        this many jets per block; whole events for per-event input), building the next
-        block's inputs while the model scores the current one.
+        :meth:`predict` on more than ``block_entries // 4`` jets works block by block,
+        building the next block's inputs while the model scores the current one: the
+        blocks grow from ``block_entries // 8`` jets, doubling, to ``block_entries`` (whole
+        events for per-event input), so that the model starts early and waits for no
+        more than the first small block's inputs.
     """
 
     block_entries = 8192
@@ -242,10 +265,14 @@ class Tagger:
             for start, stop in blocks:
                 part = columns if len(blocks) == 1 else Columns(_slice(events, start, stop))
                 counts = jets_per_entry(plan, part) if self.layout == "per_event" else None
-                yield represent(self._data, part, path, plan=plan), counts
+                raw = represent(self._data, part, path, plan=plan)
+                x = self._tensors(raw)  # the saved preprocessing too, in the read-ahead thread
+                if "fold_key" in raw:
+                    x["fold_key"] = raw["fold_key"]
+                yield x, counts
 
-        parts = [(self._score(tensors, batch_size=batch_size), counts)
-                 for tensors, counts in read_ahead(prepared(), 1 if len(blocks) > 1 else 0, count_wait=False)]
+        parts = [(self._score(x, batch_size=batch_size, preprocessed=True), counts)
+                 for x, counts in read_ahead(prepared(), 1 if len(blocks) > 1 else 0, count_wait=False)]
         scores = parts[0][0] if len(parts) == 1 else np.concatenate([p for p, _ in parts])
         if self.layout == "per_event":
             counts = parts[0][1] if len(parts) == 1 else np.concatenate([c for _, c in parts])
@@ -253,19 +280,20 @@ class Tagger:
         return scores
 
     def _blocks(self, plan: Any, columns: Any) -> list[tuple[int, int]]:
-        """Entry ranges of about ``block_entries`` jets each (one range up to twice that many jets)."""
+        """Entry ranges of growing size (see ``block_entries``); one range for a few jets."""
         n = len(columns)
         block = max(self.block_entries, 1)
+        first = max(block // 8, 1)
         if self.layout != "per_event":
-            return [(0, n)] if n <= 2 * block else [(s, min(s + block, n)) for s in range(0, n, block)]
-        if n <= 2 * block:  # fewer events than that: count the jets
-            jets = np.cumsum(jets_per_entry(plan, columns)) if n else np.zeros(0, np.int64)
-            if not n or jets[-1] <= 2 * block:
+            if n <= 2 * first:
                 return [(0, n)]
-        else:
-            jets = np.cumsum(jets_per_entry(plan, columns))
-        # the first entry after each multiple of ``block`` jets starts a block
-        starts = np.unique(np.searchsorted(jets, np.arange(block, jets[-1], block), side="left") + 1)
+            edges = _ramp(n, first, block)
+            return list(zip(edges[:-1], edges[1:]))
+        jets = np.cumsum(jets_per_entry(plan, columns)) if n else np.zeros(0, np.int64)
+        if not n or jets[-1] <= 2 * first:
+            return [(0, n)]
+        # the first entry after each block's jet count starts the next block (whole events)
+        starts = np.unique(np.searchsorted(jets, _ramp(int(jets[-1]), first, block)[1:-1], side="left") + 1)
         edges = [0, *[int(e) for e in starts if 0 < e < n], n]
         return list(zip(edges[:-1], edges[1:]))
 
@@ -512,15 +540,16 @@ class Tagger:
     def _tensors(self, tensors: Mapping[str, np.ndarray], preprocessed: bool = False) -> dict[str, np.ndarray]:
         """Model inputs after the saved preprocessing (masks rebuilt from pad values if absent)."""
         x = {}
+        transform = not preprocessed and self.preprocessing is not None
         for name in self.inputs:
             x[name] = np.asarray(tensors[name], dtype=np.float32)
             inp = self.config.data.inputs.get(name)
-            if inp is not None and input_kind(inp).masked:
+            if transform and inp is not None and input_kind(inp).masked:  # the masks serve the preprocessing
                 mask = tensors.get(f"{name}_mask")
                 if mask is None:
                     mask = np.any(x[name] != np.float32(input_kind(inp).pad_value(inp)), axis=-1)
                 x[f"{name}_mask"] = np.asarray(mask, dtype=bool)
-        if not preprocessed and self.preprocessing is not None:
+        if transform:
             x = self.preprocessing.transform(x)
         return {name: np.asarray(x[name], dtype=np.float32) for name in self.inputs}
 
