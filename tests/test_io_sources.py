@@ -45,3 +45,27 @@ def test_entries_and_rntuple_pass_through(tmp_path):
     with uproot.recreate(path) as f:
         f.mkrntuple("Events", {"x": np.arange(10.0)})
     assert entries_per_step(uproot.open(path)["Events"], ["x"], "1 kB") is None  # uproot computes it
+
+
+def test_rntuple_chunks_of_whole_clusters(tmp_path):
+    """align_clusters: an RNTuple is read in chunks of whole clusters (no cluster decompressed twice),
+    the same entries in the same order as uproot's own chunks."""
+    from hepnn.io.sources import SourceFile, cluster_ranges, iterate_tree
+
+    path = tmp_path / "clusters.root"
+    with uproot.recreate(path) as f:
+        for start in range(0, 1000, 100):  # clusters of 100 entries
+            chunk = {"x": np.arange(start, start + 100, dtype=np.float64)}
+            if start == 0:
+                f.mkrntuple("Events", chunk)
+            else:
+                f["Events"].extend(chunk)
+    tree = uproot.open(path)["Events"]
+    source = SourceFile(str(path), "Events", 0, 0, 1.0)
+    aligned = list(iterate_tree(source, tree, ["x"], 250, align_clusters=True))
+    plain = list(iterate_tree(source, tree, ["x"], 250))
+    assert [start for _, start in aligned] == [0, 200, 400, 600, 800]
+    assert [start for _, start in plain] == [0, 250, 500, 750]  # uproot's chunks cut clusters
+    for chunks in (aligned, plain):
+        np.testing.assert_array_equal(np.concatenate([np.asarray(a["x"]) for a, _ in chunks]), np.arange(1000.0))
+    assert cluster_ranges([(0, 100), (100, 100)], 40) == [(0, 100), (100, 200)]  # a cluster above the step: alone

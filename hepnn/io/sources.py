@@ -202,10 +202,65 @@ def entries_per_step(tree: Any, branches: list[str], step_size: Any) -> int | No
     return n if n > 0 else 1
 
 
-def iterate_tree(source: SourceFile, tree: Any, branches: list[str], step_size: Any) -> Iterator[tuple[Any, int]]:
-    """Yield ``(awkward record array, first entry)`` chunks of ``branches``."""
+def cluster_ranges(clusters: Iterable[tuple[int, int]], step: int) -> list[tuple[int, int]]:
+    """Entry ranges made of whole clusters, each at most ``step`` entries (or one larger cluster).
+
+    ``clusters``: ``(first entry, entries)`` of each cluster, in order.
+
+    Examples
+    --------
+    >>> cluster_ranges([(0, 100), (100, 100), (200, 100), (300, 50)], 250)
+    [(0, 200), (200, 350)]
+    >>> cluster_ranges([(0, 100), (100, 100)], 40)
+    [(0, 100), (100, 200)]
+    """
+    ranges: list[tuple[int, int]] = []
+    start = stop = None
+    for first, n in clusters:
+        first, n = int(first), int(n)
+        if start is not None and first + n - start > step:
+            ranges.append((start, stop))
+            start = None
+        if start is None:
+            start = first
+        stop = first + n
+    if start is not None:
+        ranges.append((start, stop))
+    return ranges
+
+
+def _rntuple_clusters(tree: Any) -> list[tuple[int, int]] | None:
+    """``(first entry, entries)`` of the clusters of an RNTuple; None for a TTree or when unknown."""
+    summaries = getattr(tree, "cluster_summaries", None) if type(tree).__name__.endswith("RNTuple") else None
+    try:
+        clusters = [(int(c.num_first_entry), int(c.num_entries)) for c in summaries or ()]
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if not clusters or sum(n for _, n in clusters) != int(tree.num_entries):
+        return None
+    return clusters
+
+
+def iterate_tree(source: SourceFile, tree: Any, branches: list[str], step_size: Any, *,
+                 align_clusters: bool = False) -> Iterator[tuple[Any, int]]:
+    """Yield ``(awkward record array, first entry)`` chunks of ``branches``.
+
+    ``align_clusters``: for an RNTuple, chunks of whole clusters (about ``step_size`` each):
+    uproot decompresses every cluster a chunk touches, so a chunk boundary inside a
+    cluster makes it decompress that cluster twice (twice the reading time when the
+    clusters are as large as the chunks). For callers whose results do not depend on the
+    chunking (the Tagger's file scoring); ``load`` keeps uproot's chunks, to which its
+    standardisation fit is bit for bit tied.
+    """
     try:
         step = entries_per_step(tree, branches, step_size)
+        clusters = _rntuple_clusters(tree) if align_clusters else None
+        if clusters is not None:
+            if step is None:
+                step = int(tree.num_entries_for(step_size, filter_name=list(branches)))
+            for start, stop in cluster_ranges(clusters, max(int(step), 1)):
+                yield tree.arrays(filter_name=list(branches), entry_start=start, entry_stop=stop, library="ak"), start
+            return
         iterator = tree.iterate(filter_name=list(branches), step_size=step_size if step is None else step,
                                 report=True, library="ak")
         for arrays, report in iterator:

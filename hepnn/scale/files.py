@@ -100,7 +100,7 @@ def iter_file(tagger: Any, path: str | os.PathLike, tree: str | None = None, ste
     source = SourceFile(path, tree_name(tagger, path, tree), 0, 0, 1.0)
     handle = open_tree(source)
     plan = tagger.plan(tree_keys(handle), path, source.tree)
-    for arrays, entry_start in iterate_tree(source, handle, plan.read_list(), step_size):
+    for arrays, entry_start in iterate_tree(source, handle, plan.read_list(), step_size, align_clusters=True):
         columns = Columns(arrays)
         tensors = tagger.represent(columns, path, plan=plan)
         scores = tagger.predict_numpy(tensors, batch_size=batch_size)

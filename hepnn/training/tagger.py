@@ -480,7 +480,7 @@ class Tagger:
         source = SourceFile(path, files.tree_name(self, path, tree), 0, 0, 1.0)
         handle = open_tree(source)
         plan = self._plan(tree_keys(handle), path, source.tree)
-        for arrays, entry_start in iterate_tree(source, handle, plan.read_list(), step_size):
+        for arrays, entry_start in iterate_tree(source, handle, plan.read_list(), step_size, align_clusters=True):
             yield entry_start, self._predict_columns(arrays, Columns(arrays), plan, path, batch_size)
 
     def predict_dask(self, files: str | os.PathLike | Sequence[str | os.PathLike], *, tree: str | None = None,
