@@ -6,25 +6,20 @@ machine with one they run (tiny sizes here either way).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
+from script_helpers import load_script
 
 tf = pytest.importorskip("tensorflow")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gpu.py"
 GPU = bool(tf.config.list_physical_devices("GPU"))
 
 
 @pytest.fixture(scope="module")
 def gpu_bench():
-    spec = importlib.util.spec_from_file_location("hepnn_bench_gpu", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/gpu.py", "hepnn_bench_gpu")
 
 
 @pytest.fixture(scope="module")

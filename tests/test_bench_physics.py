@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from script_helpers import load_script
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_physics", ROOT / "bench" / "physics.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/physics.py", "bench_physics")
 
 
 def test_pool_is_large_enough_for_the_largest_size():

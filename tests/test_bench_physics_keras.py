@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from script_helpers import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("physics_keras", ROOT / "bench" / "physics_keras.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/physics_keras.py")
 
 
 def synthetic_export(path: Path, n: int = 600, length: int = 8, seed: int = 0) -> dict:
