@@ -200,7 +200,7 @@ def train_one(keras, name: str, spec: dict, inputs: dict, d: dict, args) -> dict
     from hepnn.models import build_model
     from hepnn.models.registry import MODELS as BUILDERS
 
-    spec = dict(spec)
+    model_config, spec = dict(spec), dict(spec)
     model_name, input_names = spec.pop("name"), spec.pop("inputs")
     x = {k: inputs[k] for k in input_names}
     shapes = {k: v.shape[1:] for k, v in x.items()}
@@ -261,7 +261,7 @@ def train_one(keras, name: str, spec: dict, inputs: dict, d: dict, args) -> dict
         "best_val_loss": round(float(np.min(val_loss)), 5) if val_loss else None,
         "train_jets_per_s": round(n_train / median_epoch), "first_epoch_s": round(times[0], 1),
         "predict_jets_per_s": round(len(y) / predict_s), "seconds": round(seconds, 1),
-        "params": int(model.count_params()), "stopped_at_deadline": bool(stopped), "model_config": MODELS.get(name) or QUICK.get(name),
+        "params": int(model.count_params()), "stopped_at_deadline": bool(stopped), "model_config": model_config,
     }
 
 

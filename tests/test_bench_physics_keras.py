@@ -78,6 +78,7 @@ def test_quick_train_scores_and_resumes(tmp_path, models):
         assert 0.8 < r["auc"] <= 1.0, r  # the widths separate the classes
         assert r["epochs"] == 6 and r["n_test"] == 90 and r["train_jets_per_s"] > 0
         assert r["rejection_50"] >= 1.0
+        assert r["model_config"] == pk.QUICK[r["model"]]  # the configuration trained, not the full-size one
     stored = json.loads((tmp_path / "out" / "results" / "deepsets_600_L8.json").read_text())
     assert stored["auc"] == results[0]["auc"]
     again = pk.main(argv)  # resumed: nothing retrained, the stored numbers come back
