@@ -69,20 +69,22 @@ def fit_preprocessing(config: Any, analysis: Any = None, chunks: Any = None):
     pre = Preprocessor.from_config(config)
     pre.reset()
     for chunk in chunks if chunks is not None else iterate(config, analysis, split="train"):
-        pre.partial_fit(_fit_rows(config, chunk))
+        pre.partial_fit(_fit_rows(config, chunk, pre))
     if not hasattr(pre, "mean_"):
         pre.partial_fit({})
     return pre
 
 
-def _fit_rows(config: Any, chunk: dict) -> dict:
+def _fit_rows(config: Any, chunk: dict, pre: Any = None) -> dict:
     """The values the standardisation is fitted on: flat inputs (and images with per-pixel
     standardisation) of training jets, and only the real elements of sequence inputs (as
-    length-1 sequences), so padded slots are never copied."""
+    length-1 sequences), so padded slots are never copied. Inputs with nothing to standardise
+    (``pre.fits``) are left out."""
     train = chunk["split"] == 0
     out = {}
     for name, inp in config.inputs.items():
-        out.update(input_kind(inp).fit_rows(name, inp, chunk, train))
+        if pre is None or pre.fits(name):
+            out.update(input_kind(inp).fit_rows(name, inp, chunk, train))
     return out
 
 

@@ -151,6 +151,28 @@ class Preprocessor:
             out.append(bool(spec.get("standardize")) or bool(t.get("standardize")))
         return np.array(out, dtype=bool)
 
+    def fits(self, name: str) -> bool:
+        """True when the fit needs the values of input ``name``: something to standardise, or a
+        transform (a log of a non-positive value is reported by the fit, before any training).
+
+        An input with neither is skipped by :meth:`partial_fit` (no copy, no statistics):
+        :meth:`standardisation` gives it mean 0 and scale 1 anyway.
+
+        Examples
+        --------
+        >>> p = Preprocessor({"j": {"kind": "flat", "variables": ["pt", "eta"], "standardize": False,
+        ...                         "transforms": {"pt": {"standardize": True}}},
+        ...                   "t": {"kind": "sequence", "variables": ["d0"], "standardize": False}})
+        >>> p.fits("j"), p.fits("t")
+        (True, False)
+        """
+        spec = self.inputs.get(name)
+        if spec is None or spec.get("kind", "flat") not in ("flat", "sequence", "image"):
+            return False
+        if spec.get("kind") == "image":
+            return bool(spec.get("standardize"))
+        return bool(self._standardised(spec).any()) or any(spec.get("transforms", {}).values())
+
     @staticmethod
     def _real(data: Mapping, name: str, x: np.ndarray, spec: Mapping) -> np.ndarray | None:
         if spec.get("kind") != "sequence":
@@ -177,7 +199,7 @@ class Preprocessor:
         if not hasattr(self, "mean_"):
             self.mean_, self.scale_, self.n_samples_, self._m2_ = {}, {}, {}, {}
         for name, spec in self._active():
-            if name not in data:
+            if name not in data or not self.fits(name):
                 continue
             x = np.asarray(data[name])
             real = self._real(data, name, x, spec)
