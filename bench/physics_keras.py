@@ -30,6 +30,7 @@ same as, those of ``bench/physics.py``; every model compared here sees the same 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -41,10 +42,12 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+if str(HERE.parent) not in sys.path:  # hepnn from this checkout where it is not installed (a GPU node)
+    sys.path.insert(0, str(HERE.parent))
 
 from hepnn.metrics import efficiency_auc, efficiency_curve, rejection_at  # noqa: E402
+from hepnn.models import build_model  # noqa: E402  (imports no Keras: the backend is chosen later)
+from hepnn.models.registry import MODELS as BUILDERS  # noqa: E402
 from hepnn.training.sculpting import sculpting_metrics  # noqa: E402
 
 BASE = ["rel_eta", "rel_phi", "log_pt", "log_e"]  # stored per constituent
@@ -86,6 +89,8 @@ STANDARDISED_CLOUD = 4  # the first four cloud features are standardised, the re
 
 def export(args) -> Path:
     """Read the samples of ``bench/physics.py`` and write the compact ``.npz`` (see the module docstring)."""
+    if str(HERE) not in sys.path:  # bench/physics.py, when this file is imported rather than run
+        sys.path.insert(0, str(HERE))
     import physics
 
     from hepnn.config import load_config
@@ -195,11 +200,6 @@ def device_info(keras) -> dict:
 
 
 def train_one(keras, name: str, spec: dict, inputs: dict, d: dict, args) -> dict:
-    import inspect
-
-    from hepnn.models import build_model
-    from hepnn.models.registry import MODELS as BUILDERS
-
     model_config, spec = dict(spec), dict(spec)
     model_name, input_names = spec.pop("name"), spec.pop("inputs")
     x = {k: inputs[k] for k in input_names}

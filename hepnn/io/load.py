@@ -75,7 +75,7 @@ def fit_preprocessing(config: Any, analysis: Any = None, chunks: Any = None):
     return pre
 
 
-def _fit_rows(config: Any, chunk: dict, pre: Any = None) -> dict:
+def _fit_rows(config: Any, chunk: dict, pre: Preprocessor) -> dict:
     """The values the standardisation is fitted on: flat inputs (and images with per-pixel
     standardisation) of training jets, and only the real elements of sequence inputs (as
     length-1 sequences), so padded slots are never copied. Inputs with nothing to standardise
@@ -83,7 +83,7 @@ def _fit_rows(config: Any, chunk: dict, pre: Any = None) -> dict:
     train = chunk["split"] == 0
     out = {}
     for name, inp in config.inputs.items():
-        if pre is None or pre.fits(name):
+        if pre.fits(name):
             out.update(input_kind(inp).fit_rows(name, inp, chunk, train))
     return out
 

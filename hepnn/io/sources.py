@@ -231,9 +231,12 @@ def cluster_ranges(clusters: Iterable[tuple[int, int]], step: int) -> list[tuple
 
 def _rntuple_clusters(tree: Any) -> list[tuple[int, int]] | None:
     """``(first entry, entries)`` of the clusters of an RNTuple; None for a TTree or when unknown."""
-    summaries = getattr(tree, "cluster_summaries", None) if type(tree).__name__.endswith("RNTuple") else None
+    import uproot
+
+    if not isinstance(tree, uproot.behaviors.RNTuple.RNTuple):
+        return None
     try:
-        clusters = [(int(c.num_first_entry), int(c.num_entries)) for c in summaries or ()]
+        clusters = [(int(c.num_first_entry), int(c.num_entries)) for c in tree.cluster_summaries]
     except (AttributeError, TypeError, ValueError):
         return None
     if not clusters or sum(n for _, n in clusters) != int(tree.num_entries):
