@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hepnn.models import MODELS
-from hepnn.models.inference import predict
+from hepnn.models.inference import predict, uses_xla
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 64, 100])
@@ -71,6 +71,8 @@ def test_every_batch_has_the_full_shape(n):
     ("dense", {"jet": (5,)}, {"units": (16, 16)}),
     ("deepsets", {"trk": (9, 4)}, {"phi_units": (16,), "dense_units": (16,)}),
     ("cnn", {"img": (8, 8, 1)}, {"filters": (4,), "dense_units": (8,)}),
+    ("rnn", {"trk": (9, 4)}, {"units": (8,)}),
+    ("particlenet", {"trk": (9, 4)}, {"k": 3, "channels": [[8, 8]], "dense_units": [8]}),
 ])
 def test_scores_are_bit_identical_whatever_the_chunking(name, shapes, options):
     """Scoring in one piece or in chunks of any size gives the same bits (docs/reliability.md)."""
@@ -84,3 +86,45 @@ def test_scores_are_bit_identical_whatever_the_chunking(name, shapes, options):
         parts = [predict(model, {k: v[a:b] for k, v in x.items()}, batch_size=64)
                  for a, b in zip([0, *cuts], [*cuts, n])]
         np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_xla_is_used_where_it_is_faster_and_can_be_overridden(monkeypatch):
+    """CPU: XLA for everything but image convolutions (oneDNN's are faster); HEPNN_XLA decides when set."""
+    import tensorflow as tf
+
+    monkeypatch.delenv("HEPNN_XLA", raising=False)
+    dense = MODELS.get("dense")({"jet": (4,)}, units=(8,))
+    cnn = MODELS.get("cnn")({"img": (8, 8, 1)}, filters=(4,), dense_units=(8,))
+    gpu = bool(tf.config.list_logical_devices("GPU"))
+    assert uses_xla(dense) is True
+    assert uses_xla(cnn) is gpu
+    assert uses_xla(_ShapeSpy(dense)) is False  # not a Keras model: plain tf.function
+    monkeypatch.setenv("HEPNN_XLA", "1")
+    assert uses_xla(cnn) is True
+    monkeypatch.setenv("HEPNN_XLA", "0")
+    assert uses_xla(dense) is False
+    monkeypatch.setenv("HEPNN_XLA", "fast")
+    with pytest.raises(ValueError, match="HEPNN_XLA='fast'"):
+        uses_xla(dense)
+
+
+def test_xla_and_graph_scores_agree(monkeypatch):
+    rng = np.random.default_rng(4)
+    model = MODELS.get("particlenet")({"trk": (9, 4)}, k=3, channels=[[8, 8]], dense_units=[8])
+    x = {"trk": rng.normal(size=(40, 9, 4)).astype("float32")}
+    x["trk"][:, 6:] = 0.0
+    monkeypatch.setenv("HEPNN_XLA", "1")
+    fused = predict(model, x, batch_size=16)
+    clone = keras_clone(model)
+    monkeypatch.setenv("HEPNN_XLA", "0")
+    graph = predict(clone, x, batch_size=16)
+    np.testing.assert_allclose(fused, graph, rtol=0, atol=1e-6)
+
+
+def keras_clone(model):
+    """The same model (weights too) as a new object, so that it gets its own forward function."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone

@@ -25,12 +25,13 @@ Examples
 
 from __future__ import annotations
 
+import os
 import weakref
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-__all__ = ["compiled", "fixed_batches", "predict"]
+__all__ = ["compiled", "fixed_batches", "predict", "uses_xla"]
 
 
 class _OwnKey:
@@ -55,7 +56,7 @@ class _OwnKey:
         return self._fn(*args, **kwargs)
 
 
-def compiled(fn: Any) -> Any:
+def compiled(fn: Any, jit_compile: bool | None = None) -> Any:
     """``tf.function(fn, reduce_retracing=True)`` whose traces are counted for this function alone.
 
     Use it for every function hepnn compiles per model or per call, so that building
@@ -69,7 +70,43 @@ def compiled(fn: Any) -> Any:
     """
     import tensorflow as tf
 
-    return tf.function(_OwnKey(fn), reduce_retracing=True)
+    return tf.function(_OwnKey(fn), reduce_retracing=True, jit_compile=jit_compile)
+
+
+#: convolution layers of rank >= 2, for which oneDNN's CPU kernels beat XLA's
+_IMAGE_CONVOLUTIONS = ("Conv2D", "Conv3D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose", "Conv3DTranspose")
+
+
+def uses_xla(model: Any) -> bool:
+    """Whether :func:`predict` compiles ``model``'s forward pass with XLA.
+
+    ``HEPNN_XLA=1`` or ``0`` decides when set. Otherwise XLA is used when every layer
+    supports it (Keras's ``supports_jit``) and either a GPU is visible or the model has
+    no image convolution (``Conv2D``, ``SeparableConv2D``, ...): on a CPU, TensorFlow's
+    oneDNN convolutions are faster than XLA's, while everything else (dense layers,
+    masked sums, recurrent cells, k-nearest-neighbour graphs, attention) runs faster
+    fused by XLA.
+
+    Examples
+    --------
+    >>> from hepnn.models import MODELS
+    >>> uses_xla(MODELS.get("dense")({"jet": (4,)}, units=(8,)))     # doctest: +SKIP
+    True
+    """
+    setting = os.environ.get("HEPNN_XLA", "").strip().lower()
+    if setting in ("0", "1", "false", "true", "no", "yes", "off", "on"):
+        return setting in ("1", "true", "yes", "on")
+    if setting:
+        msg = f"HEPNN_XLA={setting!r}: expected 1 or 0 (or leave it unset for hepnn's choice)"
+        raise ValueError(msg)
+    layers = list(model._flatten_layers()) if hasattr(model, "_flatten_layers") else []
+    if not layers or not all(getattr(layer, "supports_jit", True) for layer in layers):
+        return False
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return True
+    return not any(cls.__name__ in _IMAGE_CONVOLUTIONS for layer in layers for cls in type(layer).__mro__)
 
 _FORWARD: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
@@ -78,7 +115,7 @@ def _forward(model: Any) -> Any:
     fn = _FORWARD.get(model)
     if fn is None:
         ref = weakref.ref(model)  # the cache must not keep the model alive
-        fn = compiled(lambda x: ref()(x, training=False))
+        fn = compiled(lambda x: ref()(x, training=False), jit_compile=uses_xla(model))
         _FORWARD[model] = fn
     return fn
 
