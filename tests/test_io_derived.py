@@ -67,3 +67,25 @@ def test_wrap_phi_equals_the_plain_remainder_to_the_bit(dtype):
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got.view(np.uint8), expected.view(np.uint8))
     assert wrap_phi(np.float64(2 * np.pi - 0.1)) == (2 * np.pi - 0.1 + np.pi) % (2 * np.pi) - np.pi
+
+
+def test_float32_components_give_the_float64_values_before_and_after_take():
+    """Components stay as read until used (a take gathers float32), then every value is the one of
+    float64 components: the cast is exact, and pt from float32 px, py is hypot in float64."""
+    rng = np.random.default_rng(7)
+    p = (rng.normal(size=(3, 2000)) * 40).astype(np.float32)
+    energy = (np.sqrt((p.astype(np.float64) ** 2).sum(axis=0)) + rng.uniform(0, 2, 2000)).astype(np.float32)
+    comps = {"px": p[0], "py": p[1], "pz": p[2], "energy": energy}
+    wide = Momenta({k: v.astype(np.float64) for k, v in comps.items()})
+    narrow = Momenta(comps)
+    names = ("pt", "eta", "phi", "energy", "px", "py", "pz")
+    for name in names:
+        got = getattr(narrow, name)
+        assert got.dtype == np.float64, name
+        np.testing.assert_array_equal(got, getattr(wide, name), err_msg=name)
+    index = rng.permutation(2000)[:700]
+    taken = Momenta(comps).take(index)
+    assert taken._raw["px"].dtype == np.float32  # gathered as read
+    for name in names:
+        np.testing.assert_array_equal(getattr(taken, name), getattr(wide, name)[index], err_msg=name)
+    np.testing.assert_array_equal(DERIVED.get("log_pt")(taken), DERIVED.get("log_pt")(wide)[index])

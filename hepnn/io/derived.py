@@ -85,7 +85,10 @@ class Momenta:
     """
 
     def __init__(self, elements: Mapping[str, np.ndarray], jet: Mapping[str, np.ndarray] | None = None, where: str = "input"):
-        self._e = {k: np.asarray(v, dtype=np.float64) for k, v in elements.items() if v is not None}
+        # the components as read (often float32): each is turned into float64 on first use
+        # (:meth:`_get`), so a :meth:`take` before that gathers the narrower arrays
+        self._raw = {k: np.asarray(v) for k, v in elements.items() if v is not None}
+        self._e: dict[str, np.ndarray] = {}
         self._j = {k: np.asarray(v, dtype=np.float64) for k, v in (jet or {}).items() if v is not None}
         self.where = where
         self._axis: dict = {}  # per-jet axis arrays, broadcast to the elements on first use
@@ -103,14 +106,25 @@ class Momenta:
         return ConfigError(f"{self.where}: {what} needs {needs}; set it in data.constituents or data.jet_axis")
 
     def _has(self, *keys: str) -> bool:
-        return all(k in self._e for k in keys)
+        return all(k in self._raw for k in keys)
+
+    def _get(self, key: str) -> np.ndarray:
+        """Component ``key`` in float64 (converted once; float32 -> float64 is exact)."""
+        value = self._e.get(key)
+        if value is None:
+            value = self._e[key] = np.asarray(self._raw[key], dtype=np.float64)
+        return value
 
     @cached_property
     def pt(self) -> np.ndarray:
         if self._has("pt"):
-            return self._e["pt"]
+            return self._get("pt")
         if self._has("px", "py"):
-            return np.hypot(self._e["px"], self._e["py"])
+            px, py = self._raw["px"], self._raw["py"]
+            if "px" in self._e or "py" in self._e or px.dtype != np.float32 or py.dtype != np.float32:
+                return np.hypot(self._get("px"), self._get("py"))
+            # the same float64 values without float64 copies of px and py (the cast is exact)
+            return np.hypot(px, py, dtype=np.float64)
         if self._has("theta", "qoverp"):
             return track_pt(self)
         raise self._missing("pt", "pt, (px, py) or (theta, qoverp)")
@@ -118,10 +132,10 @@ class Momenta:
     @cached_property
     def eta(self) -> np.ndarray:
         if self._has("eta"):
-            return self._e["eta"]
+            return self._get("eta")
         if self._has("pz"):
             with np.errstate(divide="ignore", invalid="ignore"):
-                return np.arcsinh(self._e["pz"] / self.pt)
+                return np.arcsinh(self._get("pz") / self.pt)
         if self._has("theta"):
             return track_eta(self)
         raise self._missing("eta", "eta, (px, py, pz) or theta")
@@ -129,36 +143,37 @@ class Momenta:
     @cached_property
     def phi(self) -> np.ndarray:
         if self._has("phi"):
-            return self._e["phi"]
+            return self._get("phi")
         if self._has("px", "py"):
-            return np.arctan2(self._e["py"], self._e["px"])
+            return np.arctan2(self._get("py"), self._get("px"))
         raise self._missing("phi", "phi or (px, py)")
 
     @cached_property
     def energy(self) -> np.ndarray:
         if self._has("energy"):
-            return self._e["energy"]
+            return self._get("energy")
         if self._has("mass"):
             p = self.pt * np.cosh(self.eta)
-            return np.sqrt(p**2 + self._e["mass"] ** 2)
+            return np.sqrt(p**2 + self._get("mass") ** 2)
         raise self._missing("energy", "an energy or mass branch")
 
     @cached_property
     def px(self) -> np.ndarray:
-        return self._e["px"] if self._has("px") else self.pt * np.cos(self.phi)
+        return self._get("px") if self._has("px") else self.pt * np.cos(self.phi)
 
     @cached_property
     def py(self) -> np.ndarray:
-        return self._e["py"] if self._has("py") else self.pt * np.sin(self.phi)
+        return self._get("py") if self._has("py") else self.pt * np.sin(self.phi)
 
     @cached_property
     def pz(self) -> np.ndarray:
-        return self._e["pz"] if self._has("pz") else self.pt * np.sinh(self.eta)
+        return self._get("pz") if self._has("pz") else self.pt * np.sinh(self.eta)
 
     def take(self, index: np.ndarray) -> "Momenta":
         """The elements at ``index`` (quantities already computed are carried over, not recomputed)."""
         out = Momenta.__new__(Momenta)
-        out._e = {k: v[index] for k, v in self._e.items()}
+        out._raw = {k: v[index] for k, v in self._raw.items()}
+        out._e = {}  # converted again on use: gathering the float32 components moves half the bytes
         out._j = {k: v[index] for k, v in self._j.items()}
         out._axis = self._axis
         out._jet_index = None if self._jet_index is None else self._jet_index[index]
@@ -181,9 +196,9 @@ class Momenta:
 
     def component(self, key: str) -> np.ndarray:
         """A raw element component (``theta``, ``qoverp``, ``charge``)."""
-        if key not in self._e:
+        if key not in self._raw:
             raise self._missing(key, f"the {key} branch")
-        return self._e[key]
+        return self._get(key)
 
     def jet(self, key: str) -> np.ndarray:
         """The jet-axis quantity ``key`` (pt, eta, phi, energy) of each element's jet."""

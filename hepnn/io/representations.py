@@ -80,8 +80,12 @@ def sort_within_jets(counts: np.ndarray, key: np.ndarray, descending: bool = Tru
 def _ascending_key(key: np.ndarray, descending: bool) -> np.ndarray:
     """The float64 key of a stable ascending sort: negated for a descending order, NaN last."""
     key = np.asarray(key, dtype=np.float64)
-    k = -key if descending else key
-    return np.where(np.isnan(k), np.inf, k)
+    nan = np.isnan(key)
+    if not nan.any():  # the usual case (the NaN policy has run): one pass fewer, no copy when ascending
+        return -key if descending else key
+    k = -key if descending else key.copy()
+    k[nan] = np.inf
+    return k
 
 
 def order_within_jets(counts: np.ndarray, key: np.ndarray, descending: bool = True) -> np.ndarray | None:
@@ -506,10 +510,14 @@ class SequenceKind(InputKind):
         if truncate:
             # keep only the elements that survive truncation, in their sorted order, before
             # computing the features (same values and order as sorting and truncating afterwards)
-            rank = np.arange(len(key), dtype=np.int64) - np.repeat(elements.offsets[:-1], counts)
-            survive = rank < inp.max_length
-            kept = np.flatnonzero(survive) if order is None else order[survive]
-            elements = elements.take(kept, np.minimum(counts, inp.max_length))
+            n_kept = np.minimum(counts, inp.max_length)
+            if order is None:  # the first n_kept of each jet: built over the kept elements only
+                kept_starts = np.cumsum(n_kept) - n_kept
+                kept = np.arange(int(n_kept.sum()), dtype=np.int64) + np.repeat(elements.offsets[:-1] - kept_starts, n_kept)
+            else:
+                rank = np.arange(len(key), dtype=np.int64) - np.repeat(elements.offsets[:-1], counts)
+                kept = order[rank < inp.max_length]
+            elements = elements.take(kept, n_kept)
             m = m.take(kept) if m is not None else None
             # built-in derived variables are element by element: their values carry over
             derived = {k: v[kept] for k, v in derived.items() if k in ELEMENTWISE}
