@@ -294,15 +294,8 @@ def test_element_rows_drop_rows_past_max_length_in_fit_rows_and_padding(pad):
     np.testing.assert_array_equal(short.pad()[0], pad_sequences([1, 0, 3], features[:4], 4, None, True, pad)[0])
 
 
-@pytest.mark.parametrize("max_length", [3, 9])
-def test_in_order_elements_truncated_before_or_after_their_features_give_the_same_bits(monkeypatch, max_length):
-    """Elements stored in order (constituents by pT): the kept ones gathered first, or all of them
-    computed and the rest dropped by the padding, give bit-identical inputs."""
-    import hepnn.io.representations as reps
-    from hepnn.io.represent import represent
-
-    rng = np.random.default_rng(3)
-    counts = rng.integers(0, 12, 200)
+def _in_order_jets(counts, max_length, rng):
+    """Per-jet arrays with ``counts`` constituents stored by pT, and a config of five derived variables."""
     n = int(counts.sum())
     pt = rng.exponential(10.0, n) + 0.5
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -321,6 +314,19 @@ def test_in_order_elements_truncated_before_or_after_their_features_give_the_sam
         "inputs": {"p": {"kind": "sequence", "max_length": max_length, "sort_by": {"variable": "log_pt"},
                          "variables": ["rel_eta", "rel_phi", "log_pt_frac", "log_e_frac", "delta_r"]}},
     }}
+    return arrays, config
+
+
+@pytest.mark.parametrize("max_length", [3, 9])
+def test_in_order_elements_truncated_before_or_after_their_features_give_the_same_bits(monkeypatch, max_length):
+    """Elements stored in order (constituents by pT): the kept ones gathered first, or all of them
+    computed and the rest dropped by the padding, give bit-identical inputs."""
+    import hepnn.io.representations as reps
+    from hepnn.io.represent import represent
+
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 12, 200)
+    arrays, config = _in_order_jets(counts, max_length, rng)
     monkeypatch.setattr(reps, "_KEEP_ALL_ABOVE", 0.0)  # every element's features, the padding drops the rest
     all_then_drop = represent(config, arrays)
     monkeypatch.setattr(reps, "_KEEP_ALL_ABOVE", 2.0)  # the kept elements gathered first
@@ -330,4 +336,20 @@ def test_in_order_elements_truncated_before_or_after_their_features_give_the_sam
     np.testing.assert_array_equal(kept_first["p_mask"], all_then_drop["p_mask"])
     # and they are the first max_length constituents: log(pT / jet pT) of the leading one
     lead = counts > 0
-    np.testing.assert_allclose(kept_first["p"][lead, 0, 2], np.log(pt[starts[lead]] / 100.0), rtol=1e-5)
+    pt = np.hypot(ak.to_numpy(ak.firsts(arrays["part_px"][lead])), ak.to_numpy(ak.firsts(arrays["part_py"][lead])))
+    np.testing.assert_allclose(kept_first["p"][lead, 0, 2], np.log(pt / 100.0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("max_length", [3, 9])
+def test_jets_that_fill_every_slot_give_the_padded_values(max_length):
+    """When every jet has at least max_length elements the rows are the padded array (no scatter):
+    the same bits as for the same jets next to a short one (which takes the scatter)."""
+    from hepnn.io.represent import represent
+
+    counts = np.append(np.random.default_rng(4).integers(max_length, 14, 50), 1)
+    arrays, config = _in_order_jets(counts, max_length, np.random.default_rng(5))
+    full = represent(config, {k: v[:50] for k, v in arrays.items()})
+    mixed = represent(config, arrays)
+    assert full["p"].shape == (50, max_length, 5) and full["p"].flags.writeable
+    assert full["p"].tobytes() == mixed["p"][:50].tobytes()
+    assert full["p_mask"].all() and not mixed["p_mask"][50, 1:].any()

@@ -550,7 +550,13 @@ class SequenceKind(InputKind):
         if not getattr(chunk, "pad", True):  # the elements themselves (load pads after standardising)
             # every row: the ones past max_length are left out by the fit's gather and the padding
             return {name: ElementRows(features, elements.counts, inp.max_length, inp.pad_value)}
-        x, x_mask = pad_sequences(elements.counts, features, inp.max_length, None, True, inp.pad_value)
+        counts = elements.counts
+        if len(counts) and int(counts.min()) == inp.max_length and int(counts.max()) == inp.max_length:
+            # every jet fills every slot (constituents truncated to max_length): the rows are the
+            # padded array already, no scatter (``features`` is this call's own array)
+            x = features.reshape(len(counts), inp.max_length, features.shape[1])
+            return {name: x, f"{name}_mask": np.ones(x.shape[:2], dtype=bool)}
+        x, x_mask = pad_sequences(counts, features, inp.max_length, None, True, inp.pad_value)
         return {name: x, f"{name}_mask": x_mask}
 
     def fit_rows(self, name: str, inp: Any, chunk: Mapping[str, np.ndarray], train: np.ndarray) -> dict:
