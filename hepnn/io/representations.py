@@ -556,7 +556,8 @@ class SequenceKind(InputKind):
             # padded array already, no scatter (``features`` is this call's own array)
             x = features.reshape(len(counts), inp.max_length, features.shape[1])
             return {name: x, f"{name}_mask": np.ones(x.shape[:2], dtype=bool)}
-        x, x_mask = pad_sequences(counts, features, inp.max_length, None, True, inp.pad_value)
+        # one scatter of every row (rows past max_length to a spare slot): no gather of the kept rows
+        x, x_mask = ElementRows(features, counts, inp.max_length, inp.pad_value).pad()
         return {name: x, f"{name}_mask": x_mask}
 
     def fit_rows(self, name: str, inp: Any, chunk: Mapping[str, np.ndarray], train: np.ndarray) -> dict:
