@@ -69,3 +69,40 @@ def test_rntuple_chunks_of_whole_clusters(tmp_path):
     for chunks in (aligned, plain):
         np.testing.assert_array_equal(np.concatenate([np.asarray(a["x"]) for a, _ in chunks]), np.arange(1000.0))
     assert cluster_ranges([(0, 100), (100, 100)], 40) == [(0, 100), (100, 200)]  # a cluster above the step: alone
+
+
+@pytest.mark.parametrize("align", [True, False])
+def test_rntuple_ranges_decompress_every_page_once(tmp_path, monkeypatch, align):
+    """uproot decompresses the cluster after a range that ends on a cluster boundary, and the cluster a
+    cut falls in for both ranges; read through BoundaryClusterCache, every page is decompressed once,
+    as when the whole file is read in one call, and the values are the same."""
+    import collections
+
+    from hepnn.io.sources import SourceFile, iterate_tree
+
+    path = tmp_path / "clusters.root"
+    with uproot.recreate(path) as f:
+        for start in range(0, 1000, 100):  # clusters of 100 entries, a jagged field too
+            chunk = {"x": np.arange(start, start + 100, dtype=np.float64),
+                     "v": ak.unflatten(np.arange(3 * start, 3 * start + 300, dtype=np.float32), np.full(100, 3))}
+            if start == 0:
+                f.mkrntuple("Events", chunk)
+            else:
+                f["Events"].extend(chunk)
+    pages = collections.Counter()
+    model = type(uproot.open(path)["Events"])
+    original = model.read_page
+
+    def counting(self, destination, cluster_idx, col_idx, page_idx, *args, **kwargs):
+        pages[(cluster_idx, col_idx, page_idx)] += 1
+        return original(self, destination, cluster_idx, col_idx, page_idx, *args, **kwargs)
+
+    monkeypatch.setattr(model, "read_page", counting)
+    whole = uproot.open(path)["Events"].arrays(["x", "v"], array_cache=None)
+    once = dict(pages)
+    pages.clear()
+    tree = uproot.open(path)["Events"]
+    chunks = list(iterate_tree(SourceFile(str(path), "Events", 0, 0, 1.0), tree, ["x", "v"], 250, align_clusters=align))
+    assert len(chunks) > 3
+    assert dict(pages) == once  # every page of every cluster once
+    assert ak.concatenate([a for a, _ in chunks]).to_list() == whole.to_list()

@@ -15,9 +15,11 @@ hepnn.exceptions.InputDataError: data.files[0]: no file matches 'no_such_*.root'
 
 from __future__ import annotations
 
+import bisect
 import glob
 import os
 import warnings
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -25,7 +27,8 @@ from typing import Any, Iterable, Iterator
 from ..exceptions import ConfigError, InputDataError, suggest
 from .threads import reader_threads
 
-__all__ = ["SourceFile", "resolve_files", "open_tree", "check_names", "entries_per_step", "iterate_tree", "BadFileWarning"]
+__all__ = ["SourceFile", "resolve_files", "open_tree", "check_names", "entries_per_step", "iterate_tree", "BadFileWarning",
+           "BoundaryClusterCache"]
 
 
 class BadFileWarning(UserWarning):
@@ -244,6 +247,70 @@ def _rntuple_clusters(tree: Any) -> list[tuple[int, int]] | None:
     return clusters
 
 
+class BoundaryClusterCache(MutableMapping):
+    """uproot ``array_cache`` for reading an RNTuple range by range: every cluster decompressed once.
+
+    uproot (5.7) decompresses every cluster a range ``[entry_start, entry_stop)`` touches, and a
+    range that ends exactly where a cluster begins touches that cluster too (it looks the last
+    cluster up with ``searchsorted(..., side="right")``). So with ranges of whole clusters, and
+    with ranges that cut clusters, the cluster at each boundary is decompressed by both ranges:
+    with ~100 MB clusters read in ~100 MB steps, that doubled the reading time of every cluster
+    but the last (9.4-10 against 5.0 µs per jet on a 1M-jet file).
+
+    Before each range, :meth:`expect` names the first cluster it reads and the cluster the next
+    range starts with; the cache keeps the decompressed columns of that one cluster only (and
+    drops those of clusters before the range), so the next range takes them from here. Memory:
+    the columns read of at most two clusters. Keys are uproot's ``"{file}:{cluster}:{column}"``;
+    any other key is not kept.
+
+    Examples
+    --------
+    >>> cache = BoundaryClusterCache()
+    >>> cache.expect(0, 2)                     # this range reads clusters 0-2, the next starts in 2
+    >>> for key in ("f:0:1", "f:1:1", "f:2:1", "other"):
+    ...     cache[key] = 1
+    >>> sorted(cache)
+    ['f:2:1']
+    >>> cache.expect(2, None)                  # the last range
+    >>> cache["f:3:1"] = 1
+    >>> sorted(cache)
+    ['f:2:1']
+    """
+
+    def __init__(self) -> None:
+        self._data: dict[str, Any] = {}
+        self._keep: int | None = None
+
+    def expect(self, first: int, shared: int | None) -> None:
+        """The next range reads from cluster ``first`` on; the range after it starts in ``shared`` (None: none)."""
+        for key in [k for k in self._data if self._cluster(k) < first]:
+            del self._data[key]
+        self._keep = shared
+
+    @staticmethod
+    def _cluster(key: Any) -> int | None:
+        try:
+            return int(str(key).rsplit(":", 2)[-2])
+        except (IndexError, ValueError):
+            return None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if self._keep is not None and self._cluster(key) == self._keep:
+            self._data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
 def iterate_tree(source: SourceFile, tree: Any, branches: list[str], step_size: Any, *,
                  align_clusters: bool = False) -> Iterator[tuple[Any, int]]:
     """Yield ``(awkward record array, first entry)`` chunks of ``branches``.
@@ -253,17 +320,27 @@ def iterate_tree(source: SourceFile, tree: Any, branches: list[str], step_size: 
     cluster makes it decompress that cluster twice (twice the reading time when the
     clusters are as large as the chunks). For callers whose results do not depend on the
     chunking (the Tagger's file scoring); ``load`` keeps uproot's chunks, to which its
-    standardisation fit is bit for bit tied.
+    standardisation fit is bit for bit tied. An RNTuple is read range by range through a
+    :class:`BoundaryClusterCache`, so no cluster is decompressed twice either way.
     """
     try:
         step = entries_per_step(tree, branches, step_size)
-        clusters = _rntuple_clusters(tree) if align_clusters else None
+        clusters = _rntuple_clusters(tree)
         if clusters is not None:
-            if step is None:
-                step = int(tree.num_entries_for(step_size, filter_name=list(branches)))
-            for start, stop in cluster_ranges(clusters, max(int(step), 1)):
-                yield tree.arrays(filter_name=list(branches), entry_start=start, entry_stop=stop, library="ak"), start
-            return
+            if step is None:  # uproot's own rule for an RNTuple's iterate
+                step = tree.num_entries_for(step_size, filter_name=list(branches))
+            if step:
+                n = int(tree.num_entries)
+                ranges = (cluster_ranges(clusters, max(int(step), 1)) if align_clusters else
+                          [(start, min(start + int(step), n)) for start in range(0, n, int(step))])
+                cache = BoundaryClusterCache()  # each cluster decompressed once (see the class)
+                firsts = [first for first, _ in clusters]
+                for start, stop in ranges:
+                    cache.expect(bisect.bisect_right(firsts, start) - 1,
+                                 bisect.bisect_right(firsts, stop) - 1 if stop < n else None)
+                    yield tree.arrays(filter_name=list(branches), entry_start=start, entry_stop=stop, library="ak",
+                                      array_cache=cache), start
+                return
         iterator = tree.iterate(filter_name=list(branches), step_size=step_size if step is None else step,
                                 report=True, library="ak")
         for arrays, report in iterator:
