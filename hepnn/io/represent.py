@@ -59,9 +59,11 @@ class Columns:
             self._flat = list(arrays)
         elif isinstance(arrays, ak.Array) and arrays.fields:
             self._flat = list(arrays.fields)
+            record = arrays.layout.form
             for name in arrays.fields:
-                try:
-                    sub = ak.fields(arrays[name])
+                try:  # the fields of a record (or list of records) field, from the form: no array access
+                    sub = _record_fields(record.content(name)) if isinstance(record, ak.forms.RecordForm) \
+                        else ak.fields(arrays[name])
                 except Exception:  # noqa: BLE001 - a field that cannot be inspected is skipped
                     continue
                 for var in sub:
@@ -105,6 +107,12 @@ class Columns:
         """An awkward record array with just ``names`` (no copy of the contents)."""
         import awkward as ak
 
+        layout = self._arrays.layout if isinstance(self._arrays, ak.Array) else None
+        if (isinstance(layout, ak.contents.RecordArray) and not layout.is_tuple and names
+                and all(n in self._flat for n in names)):
+            contents = [layout.content(n) for n in names]
+            if all(_plain(c.form) for c in contents):  # nothing to strip (uproot's arrays): no copy, no zip
+                return ak.Array(ak.contents.RecordArray(contents, list(names), length=layout.length))
         columns = {n: _strip(self[n]) for n in names}
         lengths = {n: len(c) for n, c in columns.items()}
         if len(set(lengths.values())) > 1:
@@ -113,6 +121,27 @@ class Columns:
         if not columns:
             return ak.Array(np.zeros(len(self), dtype=np.int8))
         return ak.zip(columns, depth_limit=1)
+
+
+def _record_fields(form: Any) -> list[str]:
+    """``ak.fields`` of an array of this form: the fields of the first record inside its lists and options."""
+    import awkward as ak
+
+    while not isinstance(form, ak.forms.RecordForm):
+        form = getattr(form, "content", None)
+        if form is None:
+            return []
+    return list(form.fields)
+
+
+def _plain(form: Any) -> bool:
+    """Whether a form carries no parameters or behaviours anywhere (nothing for :func:`_strip` to drop)."""
+    if form.parameters:
+        return False
+    content = getattr(form, "content", None)
+    if content is not None:
+        return _plain(content)
+    return all(_plain(c) for c in getattr(form, "contents", ()))
 
 
 def _strip(column: Any) -> Any:
