@@ -17,6 +17,16 @@ Dask workers, on any CPU, for a given ``batch_size``. Different ``batch_size`` v
 agree within float32 rounding (|Δ| <= 1e-6 for probabilities); see
 ``docs/reliability.md``. The function is traced once per batch shape.
 
+**XLA.** The forward function is compiled by XLA (``jit_compile=True``) where that is
+faster (:func:`uses_xla`): on a GPU for every model (Keras's own choice for
+``model.predict`` there), on a CPU for every model without image convolutions. On the
+2-core development machine XLA scores Deep Sets, PFN and EFN taggers 1.3x faster than
+TensorFlow's graph, GRUs 1.5x, ParticleNet 1.16x and the Particle Transformer 1.06x,
+while jet-image CNNs run 1.8x slower than with oneDNN's convolutions (``bench/README.md``).
+The choice depends only on the model and the machine, so the promise above holds with
+it; XLA and the graph agree within float32 rounding (within 3e-6 in a probability, 2e-5
+for the Particle Transformer). ``HEPNN_XLA=0`` (or ``1``) overrides it.
+
 Examples
 --------
 >>> from hepnn.models.inference import predict
