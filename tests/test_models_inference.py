@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import warnings
 import weakref
 
 import numpy as np
@@ -128,3 +129,27 @@ def keras_clone(model):
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     return clone
+
+
+@pytest.mark.filterwarnings("ignore:The structure of `inputs`:UserWarning")
+def test_a_model_xla_cannot_compile_is_scored_with_the_graph_and_a_warning(monkeypatch):
+    """A custom layer with an op XLA has no kernel for (a NumPy function) must not break scoring."""
+    import keras
+    import tensorflow as tf
+
+    class NumpyTimesTwo(keras.layers.Layer):
+        def call(self, x):
+            y = tf.numpy_function(lambda a: (2 * a).astype("float32"), [x], tf.float32)
+            return tf.ensure_shape(y, x.shape)
+
+    monkeypatch.delenv("HEPNN_XLA", raising=False)
+    inputs = keras.Input((4,), name="jet")
+    model = keras.Model(inputs, keras.layers.Dense(1)(NumpyTimesTwo()(inputs)))
+    assert uses_xla(model)
+    x = {"jet": np.random.default_rng(5).normal(size=(5, 4)).astype("float32")}
+    with pytest.warns(RuntimeWarning, match="XLA cannot compile model"):
+        got = predict(model, x, batch_size=4)
+    np.testing.assert_allclose(got, model.predict(x, batch_size=4, verbose=0), atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(predict(model, x, batch_size=4), got)  # the graph from now on, silently

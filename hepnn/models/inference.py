@@ -36,6 +36,7 @@ Examples
 from __future__ import annotations
 
 import os
+import warnings
 import weakref
 from typing import Any, Iterator, Mapping
 
@@ -121,12 +122,38 @@ def uses_xla(model: Any) -> bool:
 _FORWARD: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
+class _Forward:
+    """``model(x, training=False)`` compiled once; under XLA, falls back to TensorFlow's graph
+    (with a warning) when XLA cannot compile the model, e.g. a custom layer with an op XLA lacks."""
+
+    def __init__(self, model: Any):
+        self._ref = weakref.ref(model)  # the cache must not keep the model alive
+        self._name = getattr(model, "name", type(model).__name__)
+        self._xla = uses_xla(model)
+        self._fn = self._compile()
+
+    def _compile(self) -> Any:
+        ref = self._ref
+        return compiled(lambda x: ref()(x, training=False), jit_compile=self._xla)
+
+    def __call__(self, x: Any) -> Any:
+        try:
+            return self._fn(x)
+        except Exception as err:  # noqa: BLE001 - only XLA's compilation errors are handled
+            if not self._xla or "XLA" not in str(err):
+                raise
+            first = str(err).strip().splitlines()[0][:300]
+            warnings.warn(f"XLA cannot compile model {self._name!r} ({first}); scoring it with TensorFlow's graph "
+                          "instead (set HEPNN_XLA=0 to skip XLA)", RuntimeWarning, stacklevel=3)
+            self._xla = False
+            self._fn = self._compile()
+            return self._fn(x)
+
+
 def _forward(model: Any) -> Any:
     fn = _FORWARD.get(model)
     if fn is None:
-        ref = weakref.ref(model)  # the cache must not keep the model alive
-        fn = compiled(lambda x: ref()(x, training=False), jit_compile=uses_xla(model))
-        _FORWARD[model] = fn
+        fn = _FORWARD[model] = _Forward(model)
     return fn
 
 
