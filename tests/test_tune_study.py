@@ -147,3 +147,32 @@ def test_failing_trial_is_marked_failed_and_the_worker_goes_on(tmp_path):
                  objective=objective, sampler="random", plots=False, log=quiet)
     assert calls == [0, 1, 2]
     assert [t.state for t in study.trials] == [STATE.COMPLETE, STATE.FAIL, STATE.COMPLETE]
+
+
+def test_a_locked_database_is_waited_out_not_fatal(tmp_path, monkeypatch):
+    """SQLite answers "database is locked" at once when two workers start writing together; the worker
+    tries again instead of dying with the trial it holds (seen with two workers on a loaded machine)."""
+    import sqlalchemy
+
+    import hepnn.tune.study as study_module
+
+    url = storage_url(tmp_path)
+    study = open_study("locked", make_storage(url), "minimize", "random", 0)
+    fill_queue(study, 3, log=quiet)
+    storage, _ = study_module._storage_and_id(study)  # the storage the worker claims and beats through
+    failures = {"record_heartbeat": 2, "set_trial_state_values": 2}
+    for name in failures:
+
+        def flaky(*args, _name=name, _original=getattr(storage, name), **kwargs):
+            if failures[_name]:
+                failures[_name] -= 1
+                raise sqlalchemy.exc.OperationalError("UPDATE trials", {}, Exception("database is locked"))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(storage, name, flaky)
+    monkeypatch.setattr(study_module, "_DB_ATTEMPTS", 5)
+    assert run_worker(study, quadratic_xy, log=quiet) == 3
+    assert failures == {"record_heartbeat": 0, "set_trial_state_values": 0}
+    assert [t.state for t in optuna.load_study(study_name="locked", storage=url).trials] == [STATE.COMPLETE] * 3
+    with pytest.raises(ValueError, match="not a lock"):
+        study_module._retrying(lambda: (_ for _ in ()).throw(ValueError("not a lock")))

@@ -215,6 +215,29 @@ def _params_key(params: Mapping[str, Any]) -> str:
 # --- workers ---------------------------------------------------------------------------
 
 
+#: attempts of a study-database call that SQLite answers with "database is locked"
+_DB_ATTEMPTS = 30
+
+
+def _transient(err: BaseException) -> bool:
+    """SQLite's "database is locked" / "busy": another worker holds the write lock. SQLite returns it
+    at once, without waiting out the busy timeout, when two readers both try to start writing."""
+    text = str(err).lower()
+    return type(err).__name__ == "OperationalError" and ("locked" in text or "busy" in text)
+
+
+def _retrying(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)``, tried again (with a growing pause) while the database is locked."""
+    for attempt in range(_DB_ATTEMPTS):
+        try:
+            return call(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - only SQLite's lock errors are retried
+            if not _transient(err) or attempt == _DB_ATTEMPTS - 1:
+                raise
+            time.sleep(min(0.05 * 2 ** attempt, 2.0))
+    raise AssertionError("unreachable")
+
+
 def _claim_waiting_trial(study) -> int | None:
     """Atomically move one waiting trial to RUNNING and return its id (None: queue empty)."""
     optuna = _optuna()
@@ -245,7 +268,7 @@ def _heartbeat(storage, trial_id: int) -> Iterator[None]:
             if stop.wait(interval):
                 return
 
-    storage.record_heartbeat(trial_id)
+    _retrying(storage.record_heartbeat, trial_id)
     thread = threading.Thread(target=beat, name=f"hepnn-tune-heartbeat-{trial_id}", daemon=True)
     thread.start()
     try:
@@ -281,8 +304,8 @@ def run_worker(study, objective: Callable[[Any], float], log: Callable[[str], No
     storage, _ = _storage_and_id(study)
     n_run = 0
     while max_trials is None or n_run < max_trials:
-        _fail_stale_trials(study)
-        trial_id = _claim_waiting_trial(study)
+        _retrying(_fail_stale_trials, study)
+        trial_id = _retrying(_claim_waiting_trial, study)
         if trial_id is None:
             break
         trial = optuna.Trial(study, trial_id)
@@ -294,17 +317,17 @@ def run_worker(study, objective: Callable[[Any], float], log: Callable[[str], No
             except optuna.TrialPruned:
                 result = state.PRUNED
             except KeyboardInterrupt:
-                study.tell(trial, state=state.FAIL)
+                _retrying(study.tell, trial, state=state.FAIL)
                 raise
             except Exception as err:  # noqa: BLE001 - one bad trial must not end the study
                 result, error = state.FAIL, err
         if result == state.COMPLETE and (value is None or math.isnan(float(value))):
             result, error = state.FAIL, ValueError(f"the objective returned {value!r}")
         if result == state.COMPLETE:
-            study.tell(trial, float(value))
+            _retrying(study.tell, trial, float(value))
             log(f"trial {trial.number}: {float(value):.6g}")
         else:
-            study.tell(trial, state=result)
+            _retrying(study.tell, trial, state=result)
             log(f"trial {trial.number}: {result.name.lower()}" + (f" ({type(error).__name__}: {error})" if error else ""))
             if isinstance(error, ConfigError):
                 raise error
