@@ -94,7 +94,7 @@ def test_two_worker_processes_run_exactly_n_trials(tmp_path):
     assert fill_queue(study, n, log=quiet) == 0  # a second coordinator adds nothing
     procs = [_spawn(url, "shared", "slow_quadratic", seed) for seed in (1, 2)]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert [p.returncode for p in procs] == [0, 0], "\n\n".join(outputs)  # a str: shown whole
     trials = optuna.load_study(study_name="shared", storage=url).trials
     assert len(trials) == n
     assert [t.state for t in trials] == [STATE.COMPLETE] * n
