@@ -120,11 +120,9 @@ class Momenta:
         if self._has("pt"):
             return self._get("pt")
         if self._has("px", "py"):
-            px, py = self._raw["px"], self._raw["py"]
-            if "px" in self._e or "py" in self._e or px.dtype != np.float32 or py.dtype != np.float32:
-                return np.hypot(self._get("px"), self._get("py"))
-            # the same float64 values without float64 copies of px and py (the cast is exact)
-            return np.hypot(px, py, dtype=np.float64)
+            # float64 hypot of the components as read: the same values as of their float64
+            # copies (the cast is exact), without making them
+            return np.hypot(self._raw["px"], self._raw["py"], dtype=np.float64)
         if self._has("theta", "qoverp"):
             return track_pt(self)
         raise self._missing("pt", "pt, (px, py) or (theta, qoverp)")

@@ -315,13 +315,13 @@ def iterate_tree(source: SourceFile, tree: Any, branches: list[str], step_size: 
                  align_clusters: bool = False) -> Iterator[tuple[Any, int]]:
     """Yield ``(awkward record array, first entry)`` chunks of ``branches``.
 
-    ``align_clusters``: for an RNTuple, chunks of whole clusters (about ``step_size`` each):
-    uproot decompresses every cluster a chunk touches, so a chunk boundary inside a
-    cluster makes it decompress that cluster twice (twice the reading time when the
-    clusters are as large as the chunks). For callers whose results do not depend on the
-    chunking (the Tagger's file scoring); ``load`` keeps uproot's chunks, to which its
-    standardisation fit is bit for bit tied. An RNTuple is read range by range through a
-    :class:`BoundaryClusterCache`, so no cluster is decompressed twice either way.
+    An RNTuple is read range by range through a :class:`BoundaryClusterCache`, so no cluster
+    is decompressed twice, whether the ranges cut clusters or not.
+
+    ``align_clusters``: for an RNTuple, chunks of whole clusters (about ``step_size`` each),
+    so no chunk's arrays are built for entries another chunk holds. For callers whose results
+    do not depend on the chunking (the Tagger's file scoring); ``load`` keeps uproot's chunks,
+    to which its standardisation fit is bit for bit tied.
     """
     try:
         step = entries_per_step(tree, branches, step_size)
