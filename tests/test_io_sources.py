@@ -106,3 +106,114 @@ def test_rntuple_ranges_decompress_every_page_once(tmp_path, monkeypatch, align)
     assert len(chunks) > 3
     assert dict(pages) == once  # every page of every cluster once
     assert ak.concatenate([a for a, _ in chunks]).to_list() == whole.to_list()
+
+
+def _nested_rntuple(path, n_clusters=4, per_cluster=50):
+    """An RNTuple with flat, jagged and nested record fields, several clusters."""
+    rng = np.random.default_rng(3)
+    with uproot.recreate(path) as f:
+        for i in range(n_clusters):
+            counts = rng.integers(0, 6, per_cluster)
+            n = int(counts.sum())
+            chunk = {"x": np.arange(i * per_cluster, (i + 1) * per_cluster, dtype=np.float64),
+                     "Track_d0": ak.unflatten(rng.normal(size=n).astype(np.float32), counts),
+                     "Jet": ak.zip({"pt": ak.unflatten(rng.random(n).astype(np.float32), counts),
+                                    "flavour": ak.unflatten(rng.integers(0, 6, n).astype(np.int32), counts)}),
+                     "y": rng.integers(0, 9, per_cluster).astype(np.int16)}
+            if i == 0:
+                f.mkrntuple("Events", chunk)
+            else:
+                f["Events"].extend(chunk)
+    return path
+
+
+@pytest.mark.parametrize("names", [["x", "Track_d0", "Jet", "y"], ["y", "Jet.pt", "x", "Jet.flavour"], ["Track_d0", "x"]])
+def test_parallel_fields_equal_one_call(tmp_path, monkeypatch, names):
+    """Fields read in threads, joined: the record array one uproot call returns (fields, order, types, values)."""
+    from hepnn.io import rntuple
+
+    monkeypatch.setattr(rntuple, "MIN_PARALLEL_BYTES", 0)
+    tree = uproot.open(_nested_rntuple(tmp_path / "nested.root"))["Events"]
+    parallel = rntuple.ParallelFields.for_branches(tree, names, threads=4)
+    assert parallel is not None
+    assert sorted(sum(parallel.groups, [])) == sorted(names)  # every name in one group
+    try:
+        for start, stop in [(0, 200), (30, 170), (50, 100), (199, 200)]:
+            one = tree.arrays(filter_name=names, entry_start=start, entry_stop=stop, library="ak")
+            joined = parallel.arrays(start, stop)
+            assert joined.fields == one.fields
+            assert str(joined.type) == str(one.type)
+            assert joined.layout.form == one.layout.form
+            assert joined.to_list() == one.to_list()
+    finally:
+        parallel.close()
+
+
+def test_parallel_fields_real_physlite(monkeypatch):
+    """On real PHYSLITE (fields named 'Collection:var'): the same arrays as one call."""
+    from pathlib import Path
+
+    from hepnn.io import rntuple
+
+    monkeypatch.setattr(rntuple, "MIN_PARALLEL_BYTES", 0)
+    tree = uproot.open(Path(__file__).parent / "data" / "uproot-physlite-rntuple_v1-0-0-0.root")["EventData"]
+    names = ["AnalysisJetsAuxDyn:pt", "AnalysisJetsAuxDyn:eta", "InDetTrackParticlesAuxDyn:d0",
+             "InDetTrackParticlesAuxDyn:theta", "AnalysisJetsAuxDyn:HadronConeExclTruthLabelID"]
+    parallel = rntuple.ParallelFields.for_branches(tree, names, threads=2)
+    assert parallel is not None and len(parallel.groups) == 2
+    try:
+        one = tree.arrays(filter_name=names, library="ak")
+        joined = parallel.arrays(0, int(tree.num_entries))
+        assert joined.fields == one.fields
+        assert joined.layout.form == one.layout.form
+        assert joined.to_list() == one.to_list()
+    finally:
+        parallel.close()
+
+
+def test_parallel_fields_only_when_there_is_something_to_split(tmp_path, tree_file):
+    from hepnn.io.rntuple import MIN_PARALLEL_BYTES, ParallelFields
+
+    tree = uproot.open(_nested_rntuple(tmp_path / "nested.root"))["Events"]
+    assert ParallelFields.for_branches(tree, ["x", "y"], threads=1) is None           # one thread
+    assert ParallelFields.for_branches(tree, ["Jet.pt", "Jet.flavour"], threads=4) is None  # one top-level field
+    assert ParallelFields.for_branches(tree, ["x", "no_such"], threads=4) is None      # uproot reports it
+    assert ParallelFields.for_branches(uproot.open(tree_file)["Events"], ["Jet_pt", "event"], threads=4) is None  # TTree
+    small = ParallelFields.for_branches(tree, ["x", "y"], threads=2)
+    assert small.groups in ([["x"], ["y"]], [["y"], ["x"]])
+    assert not small.worth_it(0, 200)  # a few kB: one call is cheaper
+    assert small.bytes_per_entry * 200 < MIN_PARALLEL_BYTES
+
+
+def test_iterate_tree_in_threads_reads_every_page_once(tmp_path, monkeypatch):
+    """iterate_tree with fields in threads (ranges cutting clusters): the same chunks as in one thread,
+    every page decompressed once."""
+    import collections
+
+    from hepnn.io import rntuple
+    from hepnn.io.sources import SourceFile, iterate_tree
+
+    path = _nested_rntuple(tmp_path / "nested.root", n_clusters=6)
+    monkeypatch.setattr(rntuple, "MIN_PARALLEL_BYTES", 0)
+    pages = collections.Counter()
+    model = type(uproot.open(path)["Events"])
+    original = model.read_page
+
+    def counting(self, destination, cluster_idx, col_idx, page_idx, *args, **kwargs):
+        pages[(cluster_idx, col_idx, page_idx)] += 1
+        return original(self, destination, cluster_idx, col_idx, page_idx, *args, **kwargs)
+
+    monkeypatch.setattr(model, "read_page", counting)
+    names = ["x", "Track_d0", "Jet", "y"]
+    chunks = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("HEPNN_READER_THREADS", threads)
+        pages.clear()
+        source = SourceFile(str(path), "Events", 0, 0, 1.0)
+        chunks[threads] = list(iterate_tree(source, uproot.open(path)["Events"], names, 70))
+        assert len(chunks[threads]) == 5
+        assert set(pages.values()) == {1}, threads
+    for (one, start1), (three, start3) in zip(chunks["1"], chunks["3"]):
+        assert start1 == start3
+        assert three.layout.form == one.layout.form
+        assert three.to_list() == one.to_list()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..exceptions import ConfigError, InputDataError, suggest
+from .rntuple import ParallelFields
 from .threads import reader_threads
 
 __all__ = ["SourceFile", "resolve_files", "open_tree", "check_names", "entries_per_step", "iterate_tree", "BadFileWarning",
@@ -335,11 +336,20 @@ def iterate_tree(source: SourceFile, tree: Any, branches: list[str], step_size: 
                           [(start, min(start + int(step), n)) for start in range(0, n, int(step))])
                 cache = BoundaryClusterCache()  # each cluster decompressed once (see the class)
                 firsts = [first for first, _ in clusters]
-                for start, stop in ranges:
-                    cache.expect(bisect.bisect_right(firsts, start) - 1,
-                                 bisect.bisect_right(firsts, stop) - 1 if stop < n else None)
-                    yield tree.arrays(filter_name=list(branches), entry_start=start, entry_stop=stop, library="ak",
-                                      array_cache=cache), start
+                # fields read in threads: uproot decompresses an RNTuple's pages one by one
+                parallel = ParallelFields.for_branches(tree, list(branches), reader_threads())
+                try:
+                    for start, stop in ranges:
+                        cache.expect(bisect.bisect_right(firsts, start) - 1,
+                                     bisect.bisect_right(firsts, stop) - 1 if stop < n else None)
+                        if parallel is not None and parallel.worth_it(start, stop):
+                            yield parallel.arrays(start, stop, array_cache=cache), start
+                        else:
+                            yield tree.arrays(filter_name=list(branches), entry_start=start, entry_stop=stop,
+                                              library="ak", array_cache=cache), start
+                finally:
+                    if parallel is not None:
+                        parallel.close()
                 return
         iterator = tree.iterate(filter_name=list(branches), step_size=step_size if step is None else step,
                                 report=True, library="ak")
