@@ -71,13 +71,27 @@ def test_rntuple_chunks_of_whole_clusters(tmp_path):
     assert cluster_ranges([(0, 100), (100, 100)], 40) == [(0, 100), (100, 200)]  # a cluster above the step: alone
 
 
+def _count_pages(monkeypatch, path):
+    """A counter of uproot's page reads (decompressions) of the RNTuple in ``path``, by (cluster, column, page)."""
+    import collections
+
+    pages = collections.Counter()
+    model = type(uproot.open(path)["Events"])
+    original = model.read_page
+
+    def counting(self, destination, cluster_idx, col_idx, page_idx, *args, **kwargs):
+        pages[(cluster_idx, col_idx, page_idx)] += 1
+        return original(self, destination, cluster_idx, col_idx, page_idx, *args, **kwargs)
+
+    monkeypatch.setattr(model, "read_page", counting)
+    return pages
+
+
 @pytest.mark.parametrize("align", [True, False])
 def test_rntuple_ranges_decompress_every_page_once(tmp_path, monkeypatch, align):
     """uproot decompresses the cluster after a range that ends on a cluster boundary, and the cluster a
     cut falls in for both ranges; read through BoundaryClusterCache, every page is decompressed once,
     as when the whole file is read in one call, and the values are the same."""
-    import collections
-
     from hepnn.io.sources import SourceFile, iterate_tree
 
     path = tmp_path / "clusters.root"
@@ -89,15 +103,7 @@ def test_rntuple_ranges_decompress_every_page_once(tmp_path, monkeypatch, align)
                 f.mkrntuple("Events", chunk)
             else:
                 f["Events"].extend(chunk)
-    pages = collections.Counter()
-    model = type(uproot.open(path)["Events"])
-    original = model.read_page
-
-    def counting(self, destination, cluster_idx, col_idx, page_idx, *args, **kwargs):
-        pages[(cluster_idx, col_idx, page_idx)] += 1
-        return original(self, destination, cluster_idx, col_idx, page_idx, *args, **kwargs)
-
-    monkeypatch.setattr(model, "read_page", counting)
+    pages = _count_pages(monkeypatch, path)
     whole = uproot.open(path)["Events"].arrays(["x", "v"], array_cache=None)
     once = dict(pages)
     pages.clear()
@@ -188,22 +194,12 @@ def test_parallel_fields_only_when_there_is_something_to_split(tmp_path, tree_fi
 def test_iterate_tree_in_threads_reads_every_page_once(tmp_path, monkeypatch):
     """iterate_tree with fields in threads (ranges cutting clusters): the same chunks as in one thread,
     every page decompressed once."""
-    import collections
-
     from hepnn.io import rntuple
     from hepnn.io.sources import SourceFile, iterate_tree
 
     path = _nested_rntuple(tmp_path / "nested.root", n_clusters=6)
     monkeypatch.setattr(rntuple, "MIN_PARALLEL_BYTES", 0)
-    pages = collections.Counter()
-    model = type(uproot.open(path)["Events"])
-    original = model.read_page
-
-    def counting(self, destination, cluster_idx, col_idx, page_idx, *args, **kwargs):
-        pages[(cluster_idx, col_idx, page_idx)] += 1
-        return original(self, destination, cluster_idx, col_idx, page_idx, *args, **kwargs)
-
-    monkeypatch.setattr(model, "read_page", counting)
+    pages = _count_pages(monkeypatch, path)
     names = ["x", "Track_d0", "Jet", "y"]
     chunks = {}
     for threads in ("1", "3"):
