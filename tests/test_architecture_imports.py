@@ -17,6 +17,7 @@ PACKAGE = Path(hepnn.__file__).parent
 # module -> why its remaining internal imports stay inside functions
 ALLOWED_LAZY = {
     "hepnn/config/schema.py": "config loading must stay light: models.registry/explain import numpy (and cycle)",
+    "hepnn/io/images.py": "io._image_kernels imports numba (half a second), which only jet images need",
     "hepnn/models/__init__.py": "the custom layers need Keras; `import hepnn.models` does not import Keras",
     "hepnn/models/autoencoder.py": "models.layers imports Keras; builders import it when they build",
     "hepnn/models/blocks.py": "models.layers imports Keras; builders import it when they build",

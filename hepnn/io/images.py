@@ -39,55 +39,69 @@ __all__ = ["jet_images", "CHANNELS", "image_coordinates"]
 CHANNELS = ("pt", "charged_pt", "neutral_pt", "multiplicity", "charged_multiplicity")
 
 
+def _kernels():
+    """The compiled loops (:mod:`hepnn.io._image_kernels`), imported on first use."""
+    # lazy: numba's import costs half a second, which only jet images need
+    from . import _image_kernels
+
+    return _image_kernels
+
+
 def _per_jet_sum(jet: np.ndarray, values: np.ndarray, n_jets: int) -> np.ndarray:
     return np.bincount(jet, weights=values, minlength=n_jets)
 
 
-def _centroid(jet, x, y, w, n_jets):
-    total = _per_jet_sum(jet, w, n_jets)
+def _leading_subjet(counts: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """pT centroid of the elements within dR < 0.3 of each jet's hardest element."""
+    n_jets = len(counts)
+    jet = np.repeat(np.arange(n_jets, dtype=np.int64), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    order = np.lexsort((-w, jet))
+    lead = np.zeros(n_jets, dtype=np.int64)
+    has = counts > 0
+    lead[has] = order[starts[has]]
+    near = np.hypot(x - x[lead][jet], y - y[lead][jet]) < 0.3
+    wn = w * near
+    total = _per_jet_sum(jet, wn, n_jets)
     safe = np.where(total > 0, total, 1.0)
-    return _per_jet_sum(jet, w * x, n_jets) / safe, _per_jet_sum(jet, w * y, n_jets) / safe
+    return _per_jet_sum(jet, wn * x, n_jets) / safe, _per_jet_sum(jet, wn * y, n_jets) / safe
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets
 
 
 def image_coordinates(
     counts: np.ndarray, rel_eta: np.ndarray, rel_phi: np.ndarray, pt: np.ndarray,
     preprocess: Sequence[str] = ("center", "rotate", "flip"), center: str = "centroid",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Element coordinates after the geometric steps (center, rotate, flip)."""
+    """Element coordinates after the geometric steps (center, rotate, flip), float64 copies."""
     counts = np.asarray(counts, dtype=np.int64)
-    n_jets = len(counts)
-    jet = np.repeat(np.arange(n_jets, dtype=np.int64), counts)
-    x = np.asarray(rel_eta, dtype=np.float64).copy()
-    y = np.asarray(rel_phi, dtype=np.float64).copy()
-    w = np.asarray(pt, dtype=np.float64)
+    x = np.array(rel_eta, dtype=np.float64)
+    y = np.array(rel_phi, dtype=np.float64)
+    w = np.ascontiguousarray(pt, dtype=np.float64)
+    if not any(step in ("center", "rotate", "flip") for step in preprocess):
+        return x, y
+    k = _kernels()
+    offsets = _offsets(counts)
     for step in preprocess:
         if step == "center" and center != "axis":
             if center == "leading_subjet" and len(w):
-                starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-                order = np.lexsort((-w, jet))
-                lead = np.zeros(n_jets, dtype=np.int64)
-                has = counts > 0
-                lead[has] = order[starts[has]]
-                near = np.hypot(x - x[lead][jet], y - y[lead][jet]) < 0.3
-                cx, cy = _centroid(jet, x, y, w * near, n_jets)
+                cx, cy = _leading_subjet(counts, x, y, w)
             else:
-                cx, cy = _centroid(jet, x, y, w, n_jets)
-            x -= cx[jet]
-            y -= cy[jet]
+                cx, cy = k.centroids(offsets, x, y, w)
+            k.shift(offsets, x, y, cx, cy)
         elif step == "rotate":
-            mx, my = _centroid(jet, x, y, w, n_jets)
-            dx, dy = x - mx[jet], y - my[jet]
-            sxx = _per_jet_sum(jet, w * dx * dx, n_jets)
-            syy = _per_jet_sum(jet, w * dy * dy, n_jets)
-            sxy = _per_jet_sum(jet, w * dx * dy, n_jets)
+            mx, my = k.centroids(offsets, x, y, w)
+            sxx, syy, sxy = k.second_moments(offsets, x, y, w, mx, my)
             axis = 0.5 * np.arctan2(2 * sxy, sxx - syy)  # principal axis angle from +eta
             turn = np.pi / 2 - axis
-            c, s = np.cos(turn)[jet], np.sin(turn)[jet]  # once per jet, then broadcast: the same values
-            x, y = c * x - s * y, s * x + c * y
+            k.rotate(offsets, x, y, np.cos(turn), np.sin(turn))
         elif step == "flip":
-            for coord in (x, y):
-                side = _per_jet_sum(jet, w * np.sign(coord), n_jets)
-                coord *= np.where(side < 0, -1.0, 1.0)[jet]
+            k.flip(offsets, x, w)
+            k.flip(offsets, y, w)
     return x, y
 
 
@@ -103,6 +117,7 @@ def jet_images(
     channels: Sequence[str] = ("pt",),
     preprocess: Sequence[str] = ("center", "rotate", "flip", "normalize"),
     center: str = "centroid",
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pixelise elements into ``(n_jets, pixels, pixels, n_channels)`` float32 images.
 
@@ -122,51 +137,33 @@ def jet_images(
         Steps among ``center, rotate, flip, normalize`` (see module docs).
     center : str
         ``centroid``, ``leading_subjet`` or ``axis``.
+    out : float32 array, optional
+        Where to write the images (C-contiguous, of the output's shape).
+
+    Every pixel is the float64 sum of its elements' contributions in element order,
+    divided (``normalize``) by the image's float64 sum, then rounded to float32.
     """
     counts = np.asarray(counts, dtype=np.int64)
     n_jets = len(counts)
-    pt = np.asarray(pt, dtype=np.float64)
-    geometric = [s for s in preprocess if s != "normalize"]
-    x, y = image_coordinates(counts, rel_eta, rel_phi, pt, geometric, center)
-    jet = np.repeat(np.arange(n_jets, dtype=np.int64), counts)
-    width = 2.0 * extent / pixels
-    ix = np.floor((x + extent) / width).astype(np.int64)
-    iy = np.floor((y + extent) / width).astype(np.int64)
-    inside = (ix >= 0) & (ix < pixels) & (iy >= 0) & (iy < pixels)
-    base = ((jet * pixels + ix) * pixels + iy)[inside]
-    n_ch = len(channels)
-    images = None
-    for c, name in enumerate(channels):
+    for name in channels:
         if name not in CHANNELS:
             msg = f"unknown image channel {name!r}; valid channels: {', '.join(CHANNELS)}"
             raise ValueError(msg)
-        if "charged" in name or "neutral" in name:
-            if charge is None:
-                msg = f"image channel {name!r} needs the constituent charge: set data.inputs.<image>.charge"
-                raise ValueError(msg)
-            charged = np.asarray(charge)[inside] != 0
-        if name == "pt":
-            weight = pt[inside]
-        elif name == "charged_pt":
-            weight = pt[inside] * charged
-        elif name == "neutral_pt":
-            weight = pt[inside] * ~charged
-        elif name == "multiplicity":
-            weight = np.ones(int(inside.sum()))
-        else:
-            weight = charged.astype(np.float64)
-        counts_c = np.bincount(base * n_ch + c, weights=weight, minlength=n_jets * pixels * pixels * n_ch)
-        counts_c = counts_c.astype(np.float64, copy=False)  # no element inside: numpy gives int zeros
-        if images is None:
-            images = counts_c  # the sums themselves (adding them to zeros changes no bit)
-        else:
-            images += counts_c
-    if images is None:
-        images = np.zeros(n_jets * pixels * pixels * n_ch, dtype=np.float64)
-    images = images.reshape(n_jets, pixels, pixels, n_ch)
-    if "normalize" in preprocess:
-        total = images.sum(axis=(1, 2), keepdims=True)
-        positive = total > 0
-        np.divide(images, total, out=images, where=positive)  # in place; empty images (sum <= 0) become 0
-        np.copyto(images, 0.0, where=~positive)
-    return images.astype(np.float32)
+        if ("charged" in name or "neutral" in name) and charge is None:
+            msg = f"image channel {name!r} needs the constituent charge: set data.inputs.<image>.charge"
+            raise ValueError(msg)
+    pt = np.ascontiguousarray(pt, dtype=np.float64)
+    geometric = [s for s in preprocess if s != "normalize"]
+    x, y = image_coordinates(counts, rel_eta, rel_phi, pt, geometric, center)
+    charged = np.zeros(len(pt), dtype=np.bool_) if charge is None else np.asarray(charge) != 0
+    shape = (n_jets, pixels, pixels, len(channels))
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        msg = f"out must be a C-contiguous float32 array of shape {shape}, got {out.dtype} {out.shape}"
+        raise ValueError(msg)
+    codes = np.array([CHANNELS.index(name) for name in channels], dtype=np.int64)
+    width = 2.0 * extent / pixels
+    _kernels().pixelise(_offsets(counts), x, y, pt, charged, float(extent), width, int(pixels), codes,
+                        "normalize" in preprocess, out)
+    return out

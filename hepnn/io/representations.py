@@ -597,7 +597,7 @@ class ImageKind(InputKind):
         charge = elements.arrays[group.charge] if group.charge else None
         counts, offsets = elements.counts, elements.offsets
 
-        def images(first: int, last: int) -> np.ndarray:  # jets first:last, from their elements only
+        def images(first: int, last: int, out: np.ndarray | None = None) -> np.ndarray:  # jets first:last
             lo, hi = int(offsets[first]), int(offsets[last])
             part = m if (lo, hi) == (0, int(offsets[-1])) else m.take(slice(lo, hi))
             rel_eta = chunk.finite(part.eta - part.jet("eta"), "rel_eta", where)
@@ -605,7 +605,7 @@ class ImageKind(InputKind):
             pt = chunk.finite(part.pt, "pt", where)
             return jet_images(
                 counts[first:last], rel_eta, rel_phi, pt, None if charge is None else charge[lo:hi], pixels=inp.pixels,
-                extent=inp.extent, channels=inp.channels, preprocess=inp.preprocess, center=inp.center,
+                extent=inp.extent, channels=inp.channels, preprocess=inp.preprocess, center=inp.center, out=out,
             )
 
         threads = min(_threads(int(offsets[-1])), len(counts) // 2)
@@ -619,7 +619,7 @@ class ImageKind(InputKind):
             bounds = np.linspace(0, len(counts), n_blocks + 1).astype(np.int64).tolist()
 
             def fill(first: int, last: int) -> None:
-                image[first:last] = images(first, last)
+                images(first, last, out=image[first:last])
 
             try:
                 in_threads(fill, bounds[:-1], bounds[1:], threads=threads)
