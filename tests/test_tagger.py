@@ -11,6 +11,7 @@ import hepnn
 import hepnn.io
 from hepnn.config import load_config
 from hepnn.exceptions import HepnnError, InputDataError
+from hepnn.training.tagger import _WholeBatches
 
 pytest.importorskip("keras")
 pytest.importorskip("pythia8mc")
@@ -227,6 +228,26 @@ def test_block_wise_predict_equals_one_pass(files, jet_run, event_run, layout):
     broken[name] = ak.unflatten(values, ak.num(broken[name])) if broken[name].ndim > 1 else values
     with pytest.raises(InputDataError, match="NaN"):
         tagger.predict(broken)
+
+
+@pytest.mark.parametrize("sizes", [[1, 2, 4, 7, 7, 3], [5, 0, 12, 1], [0], [3], [10, 10], [11, 4, 0, 9, 2]])
+def test_blocks_are_scored_in_whole_batches(sizes):
+    """Jets short of a full batch at the end of a block wait for the next block: the model sees
+    whole batches only (but for the last jets), and the scores come back in order."""
+    calls = []
+
+    def score(x):
+        calls.append(len(x["x"]))
+        return x["x"] * 2.0
+
+    batches = _WholeBatches(score, 5)
+    start = 0
+    for n in sizes:
+        batches.add({"x": np.arange(start, start + n, dtype=np.float32)})
+        start += n
+    np.testing.assert_array_equal(batches.scores(), 2.0 * np.arange(start, dtype=np.float32))
+    assert all(c % 5 == 0 and c > 0 for c in calls[:-1]) and sum(calls) == start
+    assert len(calls) <= start // 5 + 1 + len(sizes)
 
 
 def test_missing_branch_names_it_and_the_nearest_names(files, event_run, jet_run):

@@ -104,6 +104,59 @@ def _ramp(total: int, first: int, block: int) -> list[int]:
     return edges
 
 
+class _WholeBatches:
+    """Scores blocks of jets (dicts of input arrays) in whole batches, in order.
+
+    The model runs on batches of ``batch_size`` jets, the last one of a call padded to
+    full size; blocks cut at event boundaries rarely hold a whole number of batches, so
+    the jets short of a full batch at the end of a block wait for the next block, and
+    only the last jets of all are scored in a padded batch.
+    """
+
+    def __init__(self, score: Any, batch_size: int):
+        self.score, self.batch_size = score, batch_size
+        self.waiting: list[dict] = []
+        self.n_waiting = 0
+        self.parts: list[np.ndarray] = []
+        self.empty: dict | None = None
+
+    @staticmethod
+    def _rows(x: Mapping[str, np.ndarray], start: int, stop: int) -> dict:
+        return {k: v[start:stop] for k, v in x.items()}
+
+    def add(self, x: Mapping[str, np.ndarray]) -> None:
+        n = len(next(iter(x.values()))) if x else 0
+        if self.empty is None:
+            self.empty = self._rows(x, 0, 0)
+        start = 0
+        if self.n_waiting:
+            start = min(self.batch_size - self.n_waiting, n)
+            self.waiting.append(self._rows(x, 0, start))
+            self.n_waiting += start
+            if self.n_waiting < self.batch_size:
+                return
+            self._score_waiting()
+        whole = start + (n - start) // self.batch_size * self.batch_size
+        if whole > start:
+            self.parts.append(self.score(self._rows(x, start, whole)))
+        if whole < n:
+            self.waiting, self.n_waiting = [self._rows(x, whole, n)], n - whole
+
+    def _score_waiting(self) -> None:
+        waiting = self.waiting[0] if len(self.waiting) == 1 else {
+            k: np.concatenate([w[k] for w in self.waiting]) for k in self.waiting[0]}
+        self.parts.append(self.score(waiting))
+        self.waiting, self.n_waiting = [], 0
+
+    def scores(self) -> np.ndarray:
+        """Every jet's score, in the order added."""
+        if self.n_waiting:
+            self._score_waiting()
+        if not self.parts:
+            return self.score(self.empty or {})
+        return self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+
+
 class Tagger:
     """A trained tagger: config, model and preprocessing of one run directory.
 
@@ -271,12 +324,15 @@ class Tagger:
                     x["fold_key"] = raw["fold_key"]
                 yield x, counts
 
-        parts = [(self._score(x, batch_size=batch_size, preprocessed=True), counts)
-                 for x, counts in read_ahead(prepared(), 1 if len(blocks) > 1 else 0, count_wait=False)]
-        scores = parts[0][0] if len(parts) == 1 else np.concatenate([p for p, _ in parts])
+        batch_size = batch_size or self.config.evaluation.batch_size
+        scorer = _WholeBatches(lambda x: self._score(x, batch_size=batch_size, preprocessed=True), batch_size)
+        counts = []
+        for x, block_counts in read_ahead(prepared(), 1 if len(blocks) > 1 else 0, count_wait=False):
+            scorer.add(x)
+            counts.append(block_counts)
+        scores = scorer.scores()
         if self.layout == "per_event":
-            counts = parts[0][1] if len(parts) == 1 else np.concatenate([c for _, c in parts])
-            return self._jagged(scores, counts)
+            return self._jagged(scores, counts[0] if len(counts) == 1 else np.concatenate(counts))
         return scores
 
     def _blocks(self, plan: Any, columns: Any) -> list[tuple[int, int]]:
