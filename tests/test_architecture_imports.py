@@ -18,6 +18,8 @@ PACKAGE = Path(hepnn.__file__).parent
 ALLOWED_LAZY = {
     "hepnn/config/schema.py": "config loading must stay light: models.registry/explain import numpy (and cycle)",
     "hepnn/io/images.py": "io._image_kernels imports numba (half a second), which only jet images need",
+    "hepnn/io/representations.py": "io._element_kernels imports numba (half a second): only large padded inputs",
+    "hepnn/preprocessing/preprocessor.py": "preprocessing._kernels imports numba (half a second): only large fits",
     "hepnn/models/__init__.py": "the custom layers need Keras; `import hepnn.models` does not import Keras",
     "hepnn/models/autoencoder.py": "models.layers imports Keras; builders import it when they build",
     "hepnn/models/blocks.py": "models.layers imports Keras; builders import it when they build",

@@ -12,19 +12,11 @@ caller), whose implementation may differ from the C library's.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from .._numba import jit as _jit
+
 __all__ = ["centroids", "shift", "second_moments", "rotate", "flip", "pixelise"]
-
-
-def _jit(function):
-    """Compiled without the GIL, cached on disk (next to this file, else in numba's user
-    cache); where no cache location is writable, compiled in each process instead."""
-    try:
-        return numba.njit(nogil=True, cache=True)(function)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True)(function)
 
 
 #: channel codes of :func:`pixelise` (index in :data:`hepnn.io.images.CHANNELS`)

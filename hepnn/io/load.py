@@ -103,6 +103,11 @@ def _padded(arrays: dict, pre: Preprocessor, transform: bool) -> dict:
     out = {}
     for key, value in arrays.items():
         if isinstance(value, ElementRows):
+            n_features = value.features.shape[-1] if value.features.ndim == 2 else 1
+            affine = pre.affine(key, n_features) if transform else None
+            if affine is not None:  # standardised while padded, in one pass
+                out[key], out[f"{key}_mask"] = value.pad(*affine)
+                continue
             if transform:
                 # rows past max_length are transformed too (unchecked) and dropped by the padding
                 value = value.with_features(pre.transform_elements(key, value.features, value.kept()))

@@ -153,6 +153,19 @@ _JETS_PER_IMAGE_BLOCK = 1024
 #: ``max_length``) when at least this fraction is kept; below it only the kept ones are gathered first
 _KEEP_ALL_ABOVE = 0.9
 
+#: padded arrays of at least this many values are filled by a compiled loop (smaller ones by numpy:
+#: they do not import numba)
+_COMPILED_PAD_VALUES = 65_536
+
+
+def _element_kernels():
+    """The compiled padding loop (:mod:`hepnn.io._element_kernels`), imported on first use."""
+    # lazy: numba's import costs half a second, which only large sequence inputs need
+    from . import _element_kernels
+
+    return _element_kernels
+
+
 #: elements per thread below which the features of a sequence input are computed in one thread
 _MIN_ELEMENTS_PER_THREAD = 250_000
 
@@ -264,9 +277,13 @@ class ElementRows:
 
     def jet_rows(self, jets: np.ndarray) -> np.ndarray:
         """The kept rows of the elements of the jets where the boolean ``jets`` is True, in order."""
+        return self.features[self.row_selection(jets)]
+
+    def row_selection(self, jets: np.ndarray) -> np.ndarray:
+        """Boolean per row: True for the kept rows of the jets where the boolean ``jets`` is True."""
         rows = np.repeat(jets, self.counts)
         rows[self.dropped()] = False
-        return self.features[rows]
+        return rows
 
     def with_features(self, features: np.ndarray) -> "ElementRows":
         """The same jets and counts with new (transformed) ``features``."""
@@ -274,8 +291,17 @@ class ElementRows:
         out._dropped = self._dropped
         return out
 
-    def pad(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(x, mask)`` as :func:`pad_sequences` gives them for these elements (kept rows only)."""
+    def pad(self, mean: np.ndarray | None = None, scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, mask)`` as :func:`pad_sequences` gives them for these elements (kept rows only).
+
+        With ``mean`` and ``scale`` (float64, one per feature) the kept rows are standardised on
+        the way, ``(x - mean) / scale`` in float64 (the values
+        :meth:`hepnn.preprocessing.Preprocessor.transform_elements` gives).
+        """
+        features = self.features if self.features.ndim == 2 else self.features[:, None]
+        n_jets, max_length = len(self.counts), self.max_length
+        if mean is not None or n_jets * max_length * features.shape[1] >= _COMPILED_PAD_VALUES:
+            return self._pad_compiled(features, mean, scale)
         dropped = self.dropped()
         if not len(dropped):
             return pad_sequences(self.counts, self.features, self.max_length, None, True, self.pad_value)
@@ -292,6 +318,28 @@ class ElementRows:
         x[slot] = features
         mask = np.arange(max_length)[None, :] < np.minimum(counts, max_length)[:, None]
         return x[:-1].reshape(n_jets, max_length, features.shape[1]), mask
+
+    def _pad_compiled(self, features: np.ndarray, mean: np.ndarray | None, scale: np.ndarray | None):
+        """:meth:`pad` by a compiled loop writing every slot once (jet blocks in threads)."""
+        counts, n_jets, max_length = self.counts, len(self.counts), self.max_length
+        offsets = np.zeros(n_jets + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        standardise = mean is not None
+        n_features = features.shape[1]
+        mean = np.zeros(n_features) if mean is None else np.ascontiguousarray(mean, dtype=np.float64)
+        scale = np.ones(n_features) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
+        x = np.empty((n_jets, max_length, n_features), dtype=np.float32)
+        features = np.ascontiguousarray(features)
+        kernel = _element_kernels().pad_rows
+        threads = min(_threads(int(offsets[-1])), max(n_jets, 1))
+        bounds = np.linspace(0, n_jets, threads + 1).astype(np.int64).tolist()
+
+        def fill(first: int, last: int) -> None:
+            kernel(features, offsets, max_length, self.pad_value, mean, scale, standardise, x, first, last)
+
+        in_threads(fill, bounds[:-1], bounds[1:], threads=threads)
+        mask = np.arange(max_length)[None, :] < np.minimum(counts, max_length)[:, None]
+        return x, mask
 
     @staticmethod
     def concatenate(parts: Sequence["ElementRows"]) -> "ElementRows":
@@ -564,8 +612,9 @@ class SequenceKind(InputKind):
         if name not in chunk:
             return {}
         if isinstance(chunk[name], ElementRows):  # the same rows in the same order as from the padded array
-            rows = chunk[name].jet_rows(train)
-            return {name: rows[:, None, :], f"{name}_mask": np.ones((len(rows), 1), dtype=bool)}
+            # every row as a sequence of one, masked: the fit selects (or gathers) the rows it needs
+            value = chunk[name]
+            return {name: value.features[:, None, :], f"{name}_mask": value.row_selection(train)[:, None]}
         x, mask = chunk[name], chunk.get(f"{name}_mask")
         mask = np.ones(x.shape[:2], dtype=bool) if mask is None else mask
         rows = x[mask & train[:, None]]

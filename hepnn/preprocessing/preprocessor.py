@@ -40,6 +40,18 @@ _MIN_VALUES_PER_THREAD = 2_000_000
 _ROWS_PER_BLOCK = 131_072  # elements per block of transform_elements (a few MB of float64)
 
 
+#: fits on at least this many values use the compiled loops (smaller ones do not import numba)
+_COMPILED_FIT_VALUES = 65_536
+
+
+def _kernels():
+    """The compiled loops (:mod:`hepnn.preprocessing._kernels`), imported on first use."""
+    # lazy: numba's import costs half a second, which only fits on many values need
+    from . import _kernels
+
+    return _kernels
+
+
 def _threads(n_values: int) -> int:
     """Threads for the element-wise work on ``n_values``: ``HEPNN_READER_THREADS`` (default: see
     :mod:`hepnn.io.threads`), fewer for small inputs (as the reader's features)."""
@@ -203,21 +215,32 @@ class Preprocessor:
                 continue
             x = np.asarray(data[name])
             real = self._real(data, name, x, spec)
-            # only the real elements, gathered before the float64 copy (the same rows in the same
-            # order as transforming everything and then dropping the padding)
-            rows = self._stateless(name, spec, self._rows(spec, x, real), None)
-            n_b = len(rows)
+            flat = x.reshape(len(x), -1) if spec.get("kind") == "image" else x.reshape(-1, x.shape[-1])
+            compiled = flat.shape[-1] >= 2 and flat.size >= _COMPILED_FIT_VALUES and not self._has_transforms(spec)
+            if compiled:  # the same numbers as below, without gathering or copying the rows
+                select = None if real is None or spec.get("kind") == "image" or real.all() else real.reshape(-1)
+                n_b = len(flat) if select is None else int(np.count_nonzero(select))
+            else:
+                # only the real elements, gathered before the float64 copy (the same rows in the same
+                # order as transforming everything and then dropping the padding)
+                rows = self._stateless(name, spec, self._rows(spec, x, real), None)
+                n_b = len(rows)
             n_a = self.n_samples_.get(name, 0)
-            mean_a = np.array(self.mean_.get(name, np.zeros(rows.shape[-1])), dtype=np.float64)
-            m2_a = self._m2_.get(name, np.zeros(rows.shape[-1]))
+            mean_a = np.array(self.mean_.get(name, np.zeros(flat.shape[-1])), dtype=np.float64)
+            m2_a = self._m2_.get(name, np.zeros(flat.shape[-1]))
             if n_b == 0:
                 self.n_samples_[name], self.mean_[name], self._m2_[name] = n_a, list(mean_a), m2_a
                 self._finish(name, spec)
                 continue
-            mean_b = rows.mean(axis=0)
-            rows -= mean_b  # in place: rows is this call's own float64 copy
-            np.square(rows, out=rows)
-            m2_b = rows.sum(axis=0)
+            if compiled:
+                selected = select is not None
+                mean_b, m2_b = _kernels().column_moments(
+                    np.ascontiguousarray(flat), select if selected else np.ones(0, dtype=bool), selected)
+            else:
+                mean_b = rows.mean(axis=0)
+                rows -= mean_b  # in place: rows is this call's own float64 copy
+                np.square(rows, out=rows)
+                m2_b = rows.sum(axis=0)
             n = n_a + n_b
             delta = mean_b - mean_a
             mean = mean_a + delta * n_b / n
@@ -326,6 +349,22 @@ class Preprocessor:
 
         in_threads(block, range(0, len(x), _JETS_PER_BLOCK), threads=_threads(x.size))
         return result
+
+    def affine(self, name: str, n_features: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(mean, scale)`` when input ``name``'s transform is only ``(x - mean) / scale`` (in
+        float64, then float32), ``None`` when it has abs/log/clip transforms too.
+
+        Examples
+        --------
+        >>> p = Preprocessor({"c": {"kind": "sequence", "variables": ["pt"], "standardize": True}})
+        >>> p = p.fit({"c": np.array([[[1.0], [3.0]]]), "c_mask": np.array([[True, True]])})
+        >>> p.affine("c", 1)
+        (array([2.]), array([1.]))
+        """
+        spec = self.inputs[name]
+        if self._has_transforms(spec):
+            return None
+        return self.standardisation(name, spec, n_features)
 
     def transform_elements(self, name: str, rows: np.ndarray, real: np.ndarray | None = None) -> np.ndarray:
         """The real elements ``rows`` ``(n_elements, n_features)`` of sequence input ``name`` as
