@@ -449,18 +449,26 @@ def bench_scale(ttbar: Path, cache: Path, sizes: list[int], repeats: int) -> dic
     for size in sizes:
         path, n_all = replicated(ttbar, "Events", size, cache)
         cfg = load_config(config_a(path))
+        _, reads = _resolved(config_a(path))
         n = hepnn.io.load(cfg).n_jets
         reps = max(2, min(repeats, int(repeats * 100_000 / size)))
-        load = [_both(lambda: hepnn.io.load(cfg)) for _ in range(reps)]
-        stream = [_both(lambda: sum(len(c["label"]) for c in hepnn.io.iterate(cfg))) for _ in range(reps)]
+        load, stream, plain = [], [], []
+        for _ in range(reps):  # alternated
+            load.append(_both(lambda: hepnn.io.load(cfg)))
+            stream.append(_both(lambda: sum(len(c["label"]) for c in hepnn.io.iterate(cfg))))
+            plain.append(_both(lambda: _uproot(reads)))
+        load_us, uproot_us = 1e6 * min(t for t, _ in load) / n, 1e6 * min(t for t, _ in plain) / n
         out[str(size)] = {"file_jets": n_all, "selected_jets": n, "repeats": reps,
-                          "load_us_per_jet": round(1e6 * min(t for t, _ in load) / n, 3),
+                          "load_us_per_jet": round(load_us, 3),
                           "iterate_us_per_jet": round(1e6 * min(t for t, _ in stream) / n, 3),
+                          "uproot_us_per_jet": round(uproot_us, 3),
+                          "load_minus_uproot_us_per_jet": round(load_us - uproot_us, 3),
                           "cpu_load_us_per_jet": round(1e6 * min(c for _, c in load) / n, 3),
                           "cpu_iterate_us_per_jet": round(1e6 * min(c for _, c in stream) / n, 3)}
         print(f"  scale {size}: {json.dumps(out[str(size)])}", flush=True)
     first, last = out[str(sizes[0])], out[str(sizes[-1])]
-    for key in ("load_us_per_jet", "iterate_us_per_jet", "cpu_load_us_per_jet", "cpu_iterate_us_per_jet"):
+    for key in ("load_us_per_jet", "iterate_us_per_jet", "uproot_us_per_jet", "load_minus_uproot_us_per_jet",
+                "cpu_load_us_per_jet", "cpu_iterate_us_per_jet"):
         out[f"{key}_last_over_first"] = round(last[key] / first[key], 2)
     return out
 
