@@ -225,8 +225,9 @@ def _finite(values: np.ndarray, name: str, where: str, config: Any, path: str, k
     values = np.asarray(values)
     if not (keep_float32 and values.dtype == np.float32):
         values = values.astype(np.float64, copy=False)
-    bad = ~np.isfinite(values)
-    if bad.any():
+    finite = np.isfinite(values)
+    if not finite.all():
+        bad = ~finite
         if config.on_nan == "error":
             msg = (
                 f"{path}: {name!r} (used by {where}) has {int(bad.sum())} NaN or infinite values; "
