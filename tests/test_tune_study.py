@@ -103,6 +103,24 @@ def test_two_worker_processes_run_exactly_n_trials(tmp_path):
     assert len({t.user_attrs["pid"] for t in trials}) == 2, "both workers should have run trials"
 
 
+def test_fast_workers_never_claim_the_same_trial(tmp_path):
+    """Four workers with an instant objective race for 60 queued trials: each is run exactly once.
+    (SQLite's driver used to read WAITING outside the write transaction, and two workers then both
+    claimed a trial: 3-8 trials twice per run, and a worker died telling a trial already told.)"""
+    n = 60
+    url = storage_url(tmp_path)
+    study = open_study("race", make_storage(url), "minimize", "random", 0)
+    fill_queue(study, n, log=quiet)
+    procs = [_spawn(url, "race", "slow_quadratic", seed, env={"HEPNN_TOY_SLEEP": "0"}) for seed in range(4)]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, "\n\n".join(outputs)
+    told = sorted(int(line.split()[1].rstrip(":")) for out in outputs for line in out.splitlines()
+                  if line.startswith("trial "))
+    assert told == list(range(n)), "\n\n".join(outputs)
+    trials = optuna.load_study(study_name="race", storage=url).trials
+    assert [t.state for t in trials] == [STATE.COMPLETE] * n
+
+
 def test_killed_worker_trial_is_failed_and_the_study_continues(tmp_path):
     n = 3
     url = storage_url(tmp_path)

@@ -104,12 +104,39 @@ def make_storage(url: str, heartbeat_interval: int | None = HEARTBEAT_INTERVAL, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", getattr(optuna.exceptions, "ExperimentalWarning", Warning))
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            if url.startswith("sqlite"):
+                _begin_immediate(storage.engine)
+            return storage
         except Exception as err:  # noqa: BLE001 - database errors can quote the URL with its password
             msg = (f"--storage {redact(url)}: cannot open the study database ({type(err).__name__}: "
                    f"{redact(str(err)).splitlines()[0] if str(err) else ''}); check the URL, that the server is "
                    "reachable and that its database driver is installed")
             raise HepnnError(msg) from None
+
+
+def _begin_immediate(engine) -> None:
+    """Make every transaction on a SQLite ``engine`` start with ``BEGIN IMMEDIATE``.
+
+    Python's sqlite3 driver starts a transaction only at the first write, so the read of a
+    read-then-write (a worker finding a WAITING trial and marking it RUNNING) runs outside it: two
+    workers both read WAITING and both claim the trial. ``BEGIN IMMEDIATE`` takes SQLite's write lock
+    when the transaction starts, so transactions run one after the other (waiting out the busy
+    timeout) and the read and the write are one atomic step, as ``SELECT ... FOR UPDATE`` makes them
+    on a database server. SQLAlchemy's recipe for SQLite transactions: the driver's own BEGIN is
+    switched off and the engine emits ours.
+    """
+    import sqlalchemy  # Optuna's database layer, installed with it
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _driver_begins_nothing(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened while the storage was set up reconnect with the listeners
 
 
 def make_sampler(name: str, seed: int | None = 0):
@@ -238,6 +265,15 @@ def _retrying(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     raise AssertionError("unreachable")
 
 
+def _tell(study, trial, value: float | None = None, state=None) -> None:
+    """``study.tell``, retried while the database is locked.
+
+    Optuna stores the trial's state in a ``finally`` after the sampler's ``after_trial``, so an
+    attempt that raised "database is locked" may still have stored it: a retry then finds the trial
+    finished, which is this worker's own result, not an error (``skip_if_finished``)."""
+    _retrying(study.tell, trial, value, state=state, skip_if_finished=True)
+
+
 def _claim_waiting_trial(study) -> int | None:
     """Atomically move one waiting trial to RUNNING and return its id (None: queue empty)."""
     optuna = _optuna()
@@ -317,17 +353,17 @@ def run_worker(study, objective: Callable[[Any], float], log: Callable[[str], No
             except optuna.TrialPruned:
                 result = state.PRUNED
             except KeyboardInterrupt:
-                _retrying(study.tell, trial, state=state.FAIL)
+                _tell(study, trial, state=state.FAIL)
                 raise
             except Exception as err:  # noqa: BLE001 - one bad trial must not end the study
                 result, error = state.FAIL, err
         if result == state.COMPLETE and (value is None or math.isnan(float(value))):
             result, error = state.FAIL, ValueError(f"the objective returned {value!r}")
         if result == state.COMPLETE:
-            _retrying(study.tell, trial, float(value))
+            _tell(study, trial, float(value))
             log(f"trial {trial.number}: {float(value):.6g}")
         else:
-            _retrying(study.tell, trial, state=result)
+            _tell(study, trial, state=result)
             log(f"trial {trial.number}: {result.name.lower()}" + (f" ({type(error).__name__}: {error})" if error else ""))
             if isinstance(error, ConfigError):
                 raise error
