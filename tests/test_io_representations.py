@@ -219,7 +219,26 @@ def test_features_in_threads_equal_one_thread(tmp_path, monkeypatch, max_length)
     assert three["particles"].tobytes() == one["particles"].tobytes()
 
 
-def test_error_in_threads_names_every_bad_value(tmp_path, monkeypatch):
+def test_features_in_small_blocks_equal_one_block(tmp_path, monkeypatch):
+    from test_io_fixtures import make_per_jet
+
+    import hepnn.io
+    import hepnn.io.representations as reps
+    from hepnn.config import load_config
+
+    config = load_config(make_per_jet(tmp_path, n=200), ["data.inputs.particles.max_length=8",
+                                                         "data.inputs.particles.variables=[rel_eta, rel_phi, delta_r, log_pt_frac, log_e, part_px]"])
+    monkeypatch.setattr(reps, "_FEATURE_BLOCK", 10**9)
+    one = hepnn.io.load(config, standardize=False)["particles"]
+    monkeypatch.setattr(reps, "_FEATURE_BLOCK", 7)  # blocks that cut jets
+    for threads in ("1", "3"):
+        monkeypatch.setenv("HEPNN_READER_THREADS", threads)
+        blocks = hepnn.io.load(config, standardize=False)["particles"]
+        assert one.tobytes() == blocks.tobytes() and np.abs(one).sum() > 0
+
+
+@pytest.mark.parametrize("block", [10**9, 5])
+def test_error_in_threads_names_every_bad_value(tmp_path, monkeypatch, block):
     from test_io_fixtures import make_per_jet, per_jet_data, write_tree
 
     import hepnn.io
@@ -234,6 +253,7 @@ def test_error_in_threads_names_every_bad_value(tmp_path, monkeypatch):
     data["part_energy"] = ak.unflatten(energy, ak.num(data["part_energy"]))
     write_tree(tmp_path / "top.root", "jets", data)
     monkeypatch.setattr(reps, "_MIN_ELEMENTS_PER_THREAD", 1)
+    monkeypatch.setattr(reps, "_FEATURE_BLOCK", block)
     monkeypatch.setenv("HEPNN_READER_THREADS", "4")
     with pytest.raises(InputDataError, match=r"'log_e' \(used by data.inputs.particles\) has 2 NaN"):
         hepnn.io.load(config)

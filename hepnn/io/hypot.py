@@ -24,6 +24,8 @@ Examples
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 __all__ = ["hypot"]
@@ -36,6 +38,7 @@ _EPS = 2.0 ** -54
 
 #: from this many values on, the compiled loop (numba's import costs half a second once)
 _COMPILED_VALUES = 65_536
+_KERNEL = f"{__package__}._hypot_kernel"
 
 
 def _kernel():
@@ -83,7 +86,8 @@ def hypot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if x.shape != y.shape or x.ndim != 1:
         x, y = np.broadcast_arrays(x, y)
         return _hypot_numpy(x.astype(np.float64), y.astype(np.float64))
-    if len(x) < _COMPILED_VALUES or x.dtype not in (np.float32, np.float64) or y.dtype not in (np.float32, np.float64):
+    small = len(x) < _COMPILED_VALUES and _KERNEL not in sys.modules  # once imported, the loop for any size
+    if small or x.dtype not in (np.float32, np.float64) or y.dtype not in (np.float32, np.float64):
         return _hypot_numpy(x.astype(np.float64, copy=False), y.astype(np.float64, copy=False))
     out = np.empty(len(x), dtype=np.float64)
     _kernel().hypot_into(np.ascontiguousarray(x), np.ascontiguousarray(y), out)

@@ -169,6 +169,9 @@ def _element_kernels():
 #: elements per thread below which the features of a sequence input are computed in one thread
 _MIN_ELEMENTS_PER_THREAD = 250_000
 
+#: elements whose features are computed at once: 65536 float64 values (512 kB) per temporary
+_FEATURE_BLOCK = 65_536
+
 
 def _threads(n_elements: int) -> int:
     """Threads for computing the features of ``n_elements`` (see :mod:`hepnn.io.threads`)."""
@@ -581,16 +584,18 @@ class SequenceKind(InputKind):
                 values = DERIVED.get(var)(part) if values is None else values[lo:hi]
                 features[lo:hi, j] = chunk.finite(values, var, where, keep_float32=True)
 
-        threads = _threads(n) if elementwise and m is not None else 1
-        if threads > 1:
-            # element-wise numpy functions release the GIL: slices of the elements in threads
-            # give the same values; an error is raised again by the serial pass, for all elements
-            bounds = np.linspace(0, n, threads + 1).astype(np.int64)
+        blocked = elementwise and m is not None
+        if blocked:
+            # element-wise functions give the same values on slices of the elements: blocks of
+            # _FEATURE_BLOCK keep every float64 temporary small (reused memory, in cache, not a
+            # fresh array per variable), in threads (numpy releases the GIL); an error is raised
+            # again by the pass over all elements, which counts them all
+            starts = list(range(0, n, _FEATURE_BLOCK))
             try:
-                in_threads(fill, bounds[:-1].tolist(), bounds[1:].tolist(), threads=threads)
+                in_threads(fill, starts, [min(lo + _FEATURE_BLOCK, n) for lo in starts], threads=_threads(n))
             except InputDataError:
-                threads = 1
-        if threads <= 1:
+                blocked = False
+        if not blocked:
             for j, (var, is_branch) in enumerate(group.variables):
                 features[:, j] = chunk.finite(values_of(var, is_branch), var, where, keep_float32=True)
         if order is not None:  # jets out of order, none truncated: one gather puts every jet in order
