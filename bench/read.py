@@ -484,6 +484,7 @@ def _vm(field: str) -> float:
 def _rss_child(path: str, step: int) -> None:
     """Peak RSS growth while streaming ``path`` above the RSS after imports (the peak is reset there)."""
     import awkward  # noqa: F401 - imported by the reader on first use; not part of the growth
+    import numba  # noqa: F401 - as awkward (the compiled loops), with LLVM: about 100 MB
     import uproot
 
     import hepnn.io

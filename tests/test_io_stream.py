@@ -95,6 +95,43 @@ def test_make_dataset_each_training_jet_once_per_epoch(tmp_path):
     assert not np.array_equal(epochs[0], epochs[1])  # reshuffled per epoch
 
 
+_ALLOCATOR_PROBE = """
+import resource
+import numpy as np
+from hepnn.io.memory import bound_allocator
+
+def rss_mb():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 1024
+
+assert bound_allocator()
+for _ in range(3):  # a block-sized temporary, freed and made again: the same heap memory
+    np.ones(1 << 17).sum()
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    np.ones(1 << 17).sum()  # 1 MiB
+reused = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+big = np.ones(32 << 17)  # 32 MiB: its own mapping, handed back when freed
+before = rss_mb()
+del big
+print(reused, round(before - rss_mb(), 1))
+"""
+
+
+def test_allocator_reuses_small_temporaries_and_returns_chunk_sized_arrays():
+    import platform
+    import subprocess
+    import sys
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("HEPNN_KEEP_MALLOC", "MALLOC_MMAP_THRESHOLD_")}
+    out = subprocess.run([sys.executable, "-c", _ALLOCATOR_PROBE], env=env, capture_output=True, text=True, check=True)
+    reused_faults, returned_mb = out.stdout.split()
+    # 20 fresh 1 MiB mappings would fault 20 x 256 pages in; reused heap memory none
+    assert int(reused_faults) < 256, out.stdout
+    assert float(returned_mb) > 30, out.stdout
+
+
 def test_streaming_fixes_the_glibc_mmap_threshold_unless_told_not_to(tmp_path):
     import platform
     import subprocess

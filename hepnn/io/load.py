@@ -151,6 +151,7 @@ def load(config: Any, analysis: Any = None, *, standardize: bool = True, step_si
     0.5
     """
     config = data_config(config)
+    bound_allocator()  # the same allocator whether or not the process streamed before
     summary: dict = {}
     # sequence inputs stay unpadded until fitted and standardised: those passes see the real elements only
     chunks = list(iterate_chunks(config, analysis, step_size=step_size, summary=summary, pad=False))

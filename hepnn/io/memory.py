@@ -3,9 +3,15 @@
 glibc's ``malloc`` raises its mmap threshold each time a large mmapped block is freed;
 after the first chunk, chunk-sized arrays then come from the heap and their memory is
 not returned to the system, so the resident size of a long streaming pass creeps up
-although the reader holds one or two chunks at a time. Fixing the threshold at its
-initial value (128 KiB, ``mallopt(M_MMAP_THRESHOLD)``) keeps large arrays mmapped and
-returned on ``free``. Done once per process when streaming starts, only on glibc;
+although the reader holds one or two chunks at a time. Fixing the threshold
+(``mallopt(M_MMAP_THRESHOLD)``) at 4 MiB keeps chunk-sized arrays mmapped and returned
+on ``free``, while the many smaller temporaries (a block of a derived variable, a
+basket) come from the heap and reuse its memory; a trim threshold of 32 MiB keeps that
+much freed heap instead of handing it back and faulting it in again at the next block.
+(A threshold of 128 KiB, as before, made every array a fresh mapping whose pages the
+kernel zeroes on first touch: up to 0.9 s of system time per ``load`` of 75k jets with
+100 constituents, and a third more time for plain uproot in the same process.)
+Done once per process when ``load`` or streaming starts, only on glibc;
 ``HEPNN_KEEP_MALLOC=1`` (or a user-set ``MALLOC_MMAP_THRESHOLD_``) leaves malloc alone.
 """
 
@@ -17,8 +23,10 @@ import platform
 
 __all__ = ["bound_allocator"]
 
+_M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_THRESHOLD = 128 * 1024
+_THRESHOLD = 4 << 20
+_TRIM = 32 << 20
 _done = False
 
 
@@ -33,7 +41,7 @@ def bound_allocator() -> bool:
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        _done = bool(libc.mallopt(_M_MMAP_THRESHOLD, _THRESHOLD))
+        _done = bool(libc.mallopt(_M_MMAP_THRESHOLD, _THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM))
     except (OSError, AttributeError):
         return False
     return _done
