@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hepnn.models import MODELS
-from hepnn.models.inference import predict, uses_xla
+from hepnn.models.inference import inference_streams, predict, uses_xla
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 64, 100])
@@ -87,6 +87,36 @@ def test_scores_are_bit_identical_whatever_the_chunking(name, shapes, options):
         parts = [predict(model, {k: v[a:b] for k, v in x.items()}, batch_size=64)
                  for a, b in zip([0, *cuts], [*cuts, n])]
         np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+@pytest.mark.parametrize("name, shapes, options", [
+    ("deepsets", {"trk": (9, 4)}, {"phi_units": (16,), "dense_units": (16,)}),
+    ("cnn", {"img": (8, 8, 1)}, {"filters": (4,), "dense_units": (8,)}),
+    ("rnn", {"trk": (9, 4)}, {"units": (8,)}),
+])
+def test_batches_scored_at_once_give_the_same_bits(monkeypatch, name, shapes, options):
+    rng = np.random.default_rng(4)
+    model = MODELS.get(name)(shapes, **options)
+    x = {k: rng.normal(size=(333, *s)).astype("float32") for k, s in shapes.items()}
+    monkeypatch.setenv("HEPNN_INFERENCE_STREAMS", "1")
+    one = predict(model, x, batch_size=16)
+    assert inference_streams() == 1
+    for streams in ("2", "5"):
+        monkeypatch.setenv("HEPNN_INFERENCE_STREAMS", streams)
+        assert predict(model, x, batch_size=16).tobytes() == one.tobytes()
+
+
+def test_inference_streams_default_and_setting(monkeypatch):
+    monkeypatch.delenv("HEPNN_INFERENCE_STREAMS", raising=False)
+    monkeypatch.setenv("HEPNN_READER_THREADS", "1")  # cores already busy: one batch at a time
+    assert inference_streams() == 1
+    monkeypatch.setenv("HEPNN_READER_THREADS", "4")
+    assert inference_streams() == 2
+    monkeypatch.setenv("HEPNN_INFERENCE_STREAMS", "3")
+    assert inference_streams() == 3
+    monkeypatch.setenv("HEPNN_INFERENCE_STREAMS", "two")
+    with pytest.raises(ValueError, match="HEPNN_INFERENCE_STREAMS='two'"):
+        inference_streams()
 
 
 def test_xla_is_used_where_it_is_faster_and_can_be_overridden(monkeypatch):

@@ -27,6 +27,15 @@ The choice depends only on the model and the machine, so the promise above holds
 it; XLA and the graph agree within float32 rounding (within 3e-6 in a probability, 2e-5
 for the Particle Transformer). ``HEPNN_XLA=0`` (or ``1``) overrides it.
 
+**Two batches at a time.** On a CPU, :func:`predict` scores two batches at once, from two
+threads (after the first batch, which traces the function): TensorFlow then always has the
+next batch's operations at hand while one batch waits on a small operation, instead of
+running them one after the other. On the 2-core development machine that scores ParticleNet
+1.2x faster, GRUs 1.5x, the CNN 1.04x, Deep Sets as fast as before. Each batch is computed
+as alone, so the scores are the same to the last bit. ``HEPNN_INFERENCE_STREAMS`` sets how
+many batches (``1``: one after the other); by default 2, 1 where the reader would use one
+thread (``HEPNN_READER_THREADS=1``, ``OMP_NUM_THREADS=1``, inside a Dask task) and on a GPU.
+
 Examples
 --------
 >>> from hepnn.models.inference import predict
@@ -38,11 +47,14 @@ from __future__ import annotations
 import os
 import warnings
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-__all__ = ["compiled", "fixed_batches", "predict", "uses_xla"]
+from .._threads import default_threads
+
+__all__ = ["compiled", "fixed_batches", "inference_streams", "predict", "uses_xla"]
 
 
 class _OwnKey:
@@ -119,6 +131,29 @@ def uses_xla(model: Any) -> bool:
         return True
     return not any(cls.__name__ in _IMAGE_CONVOLUTIONS for layer in layers for cls in type(layer).__mro__)
 
+def inference_streams() -> int:
+    """How many batches :func:`predict` scores at once (see the module docstring).
+
+    Examples
+    --------
+    >>> import os; os.environ["HEPNN_INFERENCE_STREAMS"] = "1"
+    >>> inference_streams()
+    1
+    >>> del os.environ["HEPNN_INFERENCE_STREAMS"]
+    """
+    setting = os.environ.get("HEPNN_INFERENCE_STREAMS", "").strip()
+    if setting:
+        if not setting.isdigit() or int(setting) < 1:
+            msg = f"HEPNN_INFERENCE_STREAMS={setting!r}: expected a positive integer (1: one batch at a time)"
+            raise ValueError(msg)
+        return int(setting)
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return 1
+    return min(2, default_threads())
+
+
 _FORWARD: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
@@ -131,6 +166,9 @@ class _Forward:
         self._name = getattr(model, "name", type(model).__name__)
         self._xla = uses_xla(model)
         self._fn = self._compile()
+        #: batch size and inputs' dtypes and shapes -> the outputs' shape (after the batch axis)
+        #: and dtype, once the function was traced for them
+        self.outputs: dict[tuple, tuple[tuple[int, ...], Any]] = {}
 
     def _compile(self) -> Any:
         ref = self._ref
@@ -212,10 +250,29 @@ def predict(model: Any, inputs: Mapping[str, np.ndarray], batch_size: int = 1024
     fn = _forward(model)
     if n == 0:
         return np.asarray(fn(inputs))
-    out = None
-    for start, n_real, batch in fixed_batches(inputs, batch_size):
-        part = np.asarray(fn(batch))[:n_real]
-        if out is None:
-            out = np.empty((n, *part.shape[1:]), dtype=part.dtype)
-        out[start:start + n_real] = part
+    batches = fixed_batches(inputs, batch_size)
+    signature = (batch_size, *sorted((k, np.asarray(v).dtype.str, np.shape(v)[1:]) for k, v in inputs.items()))
+    known = fn.outputs.get(signature)
+    if known is None:
+        # the first batch of a new batch size alone: it traces (and compiles) the function in
+        # this thread and gives the output's shape
+        _, n_real, batch = next(batches)
+        first = np.asarray(fn(batch))
+        fn.outputs[signature] = known = (first.shape[1:], first.dtype)
+        out = np.empty((n, *known[0]), dtype=known[1])
+        out[:n_real] = first[:n_real]
+    else:
+        out = np.empty((n, *known[0]), dtype=known[1])
+
+    def score(item: tuple[int, int, dict]) -> None:
+        start, n_real, batch = item
+        out[start:start + n_real] = np.asarray(fn(batch))[:n_real]
+
+    streams = inference_streams() if n > batch_size else 1
+    if streams <= 1:
+        for item in batches:
+            score(item)
+    else:
+        with ThreadPoolExecutor(streams, thread_name_prefix="hepnn-inference") as pool:
+            list(pool.map(score, batches))  # each batch computed as alone: the same numbers
     return out
