@@ -12,9 +12,14 @@ import math
 import numpy as np
 
 from .._numba import jit
-from .hypot import _EPS, _LARGE, _SCALE_DOWN, _SCALE_UP, _TINY  # the thresholds, one definition
 
 __all__ = ["hypot_into"]
+
+_SCALE_DOWN = 2.0 ** -600
+_SCALE_UP = 2.0 ** 600
+_LARGE = 2.0 ** 511
+_TINY = 2.0 ** -459
+_EPS = 2.0 ** -54
 
 
 @jit
