@@ -12,14 +12,9 @@ import math
 import numpy as np
 
 from .._numba import jit
+from .hypot import EPS, LARGE, SCALE_DOWN, SCALE_UP, TINY
 
 __all__ = ["hypot_into"]
-
-_SCALE_DOWN = 2.0 ** -600
-_SCALE_UP = 2.0 ** 600
-_LARGE = 2.0 ** 511
-_TINY = 2.0 ** -459
-_EPS = 2.0 ** -54
 
 
 @jit
@@ -46,15 +41,15 @@ def _one(x, y):  # pragma: no cover - compiled
     x, y = abs(x), abs(y)
     ax = y if x < y else x
     ay = x if x < y else y
-    if ax > _LARGE:
-        if ay <= ax * _EPS:
+    if ax > LARGE:
+        if ay <= ax * EPS:
             return ax + ay
-        return _corrected(ax * _SCALE_DOWN, ay * _SCALE_DOWN) * _SCALE_UP
-    if ay < _TINY:
-        if ax >= ay / _EPS:
+        return _corrected(ax * SCALE_DOWN, ay * SCALE_DOWN) * SCALE_UP
+    if ay < TINY:
+        if ax >= ay / EPS:
             return ax + ay
-        return _corrected(ax * _SCALE_UP, ay * _SCALE_UP) * _SCALE_DOWN
-    if ay <= ax * _EPS:
+        return _corrected(ax * SCALE_UP, ay * SCALE_UP) * SCALE_DOWN
+    if ay <= ax * EPS:
         return ax + ay
     return _corrected(ax, ay)
 
@@ -80,12 +75,12 @@ def hypot_into(x, y, out):  # pragma: no cover - compiled
         t1 = ax * (2.0 * delta - ax) if near else 2.0 * delta * (ax - 2.0 * ay)
         t2 = (delta - 2.0 * (ax - ay)) * delta if near else (4.0 * delta - ay) * ay + delta * delta
         out[i] = h - (t1 + t2) / (2.0 * h)
-        special |= not (ax <= _LARGE and ay >= _TINY and ay > ax * _EPS)
+        special |= not (ax <= LARGE and ay >= TINY and ay > ax * EPS)
     if special:
         for i in range(n):
             a = abs(np.float64(x[i]))
             b = abs(np.float64(y[i]))
             ax = b if a < b else a
             ay = a if a < b else b
-            if not (ax <= _LARGE and ay >= _TINY and ay > ax * _EPS):
+            if not (ax <= LARGE and ay >= TINY and ay > ax * EPS):
                 out[i] = _one(np.float64(x[i]), np.float64(y[i]))

@@ -30,11 +30,13 @@ import numpy as np
 
 __all__ = ["hypot"]
 
-_SCALE_DOWN = 2.0 ** -600
-_SCALE_UP = 2.0 ** 600
-_LARGE = 2.0 ** 511
-_TINY = 2.0 ** -459
-_EPS = 2.0 ** -54
+#: glibc's thresholds: inputs above LARGE are scaled down, below TINY up; beyond EPS apart the
+#: larger input is the result (shared with the compiled loop, :mod:`hepnn.io._hypot_kernel`)
+SCALE_DOWN = 2.0 ** -600
+SCALE_UP = 2.0 ** 600
+LARGE = 2.0 ** 511
+TINY = 2.0 ** -459
+EPS = 2.0 ** -54
 
 #: from this many values on, the compiled loop (numba's import costs half a second once)
 _COMPILED_VALUES = 65_536
@@ -64,12 +66,12 @@ def _hypot_numpy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         ax, ay = np.abs(x), np.abs(y)
         swap = ax < ay
         ax, ay = np.where(swap, ay, ax), np.where(swap, ax, ay)
-        large = ax > _LARGE
-        tiny = ~large & (ay < _TINY)
-        into = np.where(large, _SCALE_DOWN, np.where(tiny, _SCALE_UP, 1.0))
-        back = np.where(large, _SCALE_UP, np.where(tiny, _SCALE_DOWN, 1.0))
+        large = ax > LARGE
+        tiny = ~large & (ay < TINY)
+        into = np.where(large, SCALE_DOWN, np.where(tiny, SCALE_UP, 1.0))
+        back = np.where(large, SCALE_UP, np.where(tiny, SCALE_DOWN, 1.0))
         out = _corrected(ax * into, ay * into) * back
-        direct = np.where(tiny, ax >= ay / _EPS, ay <= ax * _EPS)
+        direct = np.where(tiny, ax >= ay / EPS, ay <= ax * EPS)
         out = np.where(direct, ax + ay, out)
         bad = ~(np.isfinite(x) & np.isfinite(y))
         if bad.any():
