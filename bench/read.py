@@ -27,8 +27,8 @@ stable one):
 and transform) against ``uproot.open(path)[tree].arrays(filter_name=<the branches hepnn reads>)``
 for every file (both open the file cold); ``iterate`` = a full pass of ``hepnn.io.iterate(config)``.
 ``--parts breakdown`` times the stages of one ``load`` in CPU seconds with one thread (functions
-wrapped with timers: uproot read and decompression, linking, derived variables, sorting, padding,
-images, the rest of the chunk work, concatenation, fit, transform). ``--parts scale`` gives the time per jet of ``load`` and
+wrapped with timers, each stage's own time: uproot read and decompression, linking, derived variables,
+sorting, padding, images, the rest of the chunk work, writing the chunks into one array, fit, transform). ``--parts scale`` gives the time per jet of ``load`` and
 ``iterate`` for files of 10k to 1M jets made by replicating the ttbar file's entries (case a,
 TTree); ``--parts rss`` the peak memory growth of streaming the two largest of them. ``--parts unpadded``
 (not in the default) times the stages of ``load`` after the chunks are built, padded first against
@@ -256,7 +256,8 @@ def bench_ratio(name: str, config: dict, repeats: int) -> dict:
 
 @contextlib.contextmanager
 def _timers(totals: dict):
-    """Wrap the reader's stages with timers adding into ``totals`` (seconds per stage)."""
+    """Wrap the reader's stages with timers adding into ``totals`` (seconds per stage, each stage's own:
+    the time of the timed stages it calls is counted in theirs, so the stages add up)."""
     import hepnn.io.chunks as chunks
     load_mod = importlib.import_module("hepnn.io.load")  # hepnn.io.load is also the function
     import hepnn.io.representations as reps
@@ -264,16 +265,25 @@ def _timers(totals: dict):
     from hepnn.preprocessing import Preprocessor
 
     patched = []
+    inner = [0.0]  # seconds of timed stages called by the running stage
+
+    @contextlib.contextmanager
+    def stage_clock(stage):
+        outer, inner[0] = inner[0], 0.0
+        t0 = _clock()
+        try:
+            yield
+        finally:
+            elapsed = _clock() - t0
+            totals[stage] = totals.get(stage, 0.0) + elapsed - inner[0]
+            inner[0] = outer + elapsed
 
     def timed(owner, attr, stage):
         original = getattr(owner, attr)
 
         def wrapper(*args, **kwargs):
-            t0 = _clock()
-            try:
+            with stage_clock(stage):
                 return original(*args, **kwargs)
-            finally:
-                totals[stage] = totals.get(stage, 0.0) + _clock() - t0
 
         patched.append((owner, attr, original))
         setattr(owner, attr, wrapper)
@@ -284,13 +294,11 @@ def _timers(totals: dict):
         def wrapper(*args, **kwargs):
             iterator = original(*args, **kwargs)
             while True:
-                t0 = _clock()
-                try:
-                    item = next(iterator)
-                except StopIteration:
-                    return
-                finally:
-                    totals[stage] = totals.get(stage, 0.0) + _clock() - t0
+                with stage_clock(stage):
+                    try:
+                        item = next(iterator)
+                    except StopIteration:
+                        return
                 yield item
 
         patched.append((owner, attr, original))
@@ -303,11 +311,14 @@ def _timers(totals: dict):
     timed(chunks, "process_chunk", "_process_chunk")
     for kind in ("FlatKind", "SequenceKind", "ImageKind"):
         timed(getattr(reps, kind), "build", f"_build {kind}")
+    if hasattr(reps, "DeferredRows"):  # load builds the images into one array, after the chunks are read
+        timed(reps.DeferredRows, "fill", "_build deferred")
     timed(reps, "order_within_jets", "sorting")
     timed(reps, "pad_sequences", "padding")
     timed(reps, "jet_images", "images")
-    timed(load_mod, "_concatenate", "concatenate chunks")
+    timed(load_mod, "_assembled", "one array per input (chunks written into it, concatenation)")
     timed(Preprocessor, "partial_fit", "preprocessing fit")
+    timed(Preprocessor, "fit_parts", "preprocessing fit")
     timed(Preprocessor, "transform", "preprocessing transform")
     if hasattr(Preprocessor, "transform_elements"):  # load standardises sequence elements before padding
         timed(Preprocessor, "transform_elements", "preprocessing transform")
@@ -317,11 +328,8 @@ def _timers(totals: dict):
 
     def timed_derived(fn):
         def derived(m):
-            t0 = _clock()
-            try:
+            with stage_clock("derived variables"):
                 return fn(m)
-            finally:
-                totals["derived variables"] = totals.get("derived variables", 0.0) + _clock() - t0
 
         return derived
 
@@ -359,13 +367,11 @@ def bench_breakdown(name: str, config: dict, repeats: int = 3) -> dict:
         else:
             os.environ["HEPNN_READER_THREADS"] = threads
     best = min(runs, key=lambda t: t["total"])
-    builds = sum(best.pop(k) for k in list(best) if k.startswith("_build "))
-    # padding of standardised elements in load (after the fit), not part of building the chunks
-    padding_in_builds = best.get("padding", 0.0) - best.pop("_padding in load", 0.0)
-    # building the inputs beyond sorting, padding, derived variables and images: NaN checks, feature
-    # stacking, gathers of the kept elements
-    best["other input building"] = builds - padding_in_builds - sum(best.get(k, 0.0) for k in ("sorting", "derived variables", "images"))
-    best["cuts, labels, split"] = best.pop("_process_chunk", 0.0) - builds - best.get("linking (flatten, link, group by jet)", 0.0)
+    # each stage's own time: building the inputs beyond sorting, padding, derived variables and
+    # images is NaN checks, feature stacking, gathers of the kept elements
+    best["other input building"] = sum(best.pop(k) for k in list(best) if k.startswith("_build "))
+    best["padding"] = best.get("padding", 0.0) + best.pop("_padding in load", 0.0)
+    best["cuts, labels, split"] = best.pop("_process_chunk", 0.0)
     accounted = sum(v for k, v in best.items() if k != "total")
     best["rest (files, bookkeeping, Python)"] = best["total"] - accounted
     t_uproot = min(_cpu(lambda: _uproot(reads)) for _ in range(repeats))
@@ -377,12 +383,17 @@ def bench_breakdown(name: str, config: dict, repeats: int = 3) -> dict:
 def bench_unpadded(name: str, config: dict, repeats: int) -> dict:
     """CPU seconds (one thread, best and median of ``repeats``, alternating) of the stages of ``load`` after
     the chunks are built, for the first sequence input: padded first (pad each chunk, concatenate, fit on the
-    real rows, transform the padded array) against unpadded (concatenate the element rows, fit on the kept
-    training rows, ``Preprocessor.transform_elements``, pad; the rows past ``max_length`` are dropped by the
-    fit's gather and the padding), from the same chunks; the results are compared."""
+    real rows, transform the padded array) against unpadded, as ``load`` does it (fit on the kept training
+    rows of every chunk, each chunk standardised while padded into its rows of one array; the rows past
+    ``max_length`` are dropped by the fit's selection and the padding), from the same chunks; the results
+    are compared."""
     import hepnn.io.representations as reps
     from hepnn.io.chunks import iterate_chunks
-    from hepnn.io.load import _concatenate, _padded, fit_preprocessing
+    from hepnn.io.load import _assembled, _fit_rows, fit_preprocessing
+    from hepnn.preprocessing import Preprocessor
+
+    def concatenated(parts):
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     cfg, _ = _resolved(config)
     data = cfg.data
@@ -399,12 +410,14 @@ def bench_unpadded(name: str, config: dict, repeats: int) -> dict:
                 r = c[seq]
                 x, mask = reps.pad_sequences(r.counts, r.features, inp.max_length, None, True, inp.pad_value)
                 out.append({**c, seq: x, f"{seq}_mask": mask})
-            arrays = _concatenate(out)
+            arrays = concatenated(out)
             return fit_preprocessing(data, chunks=[arrays]).transform(arrays)[seq]
 
-        def unpadded():
-            arrays = _concatenate(chunks)
-            return _padded(arrays, fit_preprocessing(data, chunks=[arrays]), True)[seq]
+        def unpadded():  # as load: fitted on the chunks, each padded into its rows of one array
+            parts = [dict(c) for c in chunks]
+            pre = Preprocessor.from_config(data)
+            pre.fit_parts([_fit_rows(data, c, pre) for c in parts])
+            return _assembled(parts, pre, True)[seq]
 
         if padded_first().tobytes() != unpadded().tobytes():
             raise AssertionError(f"{name}: the two orders of padding and standardising differ")

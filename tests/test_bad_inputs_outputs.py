@@ -210,8 +210,10 @@ def test_nan_inputs_stop_training_before_anything_is_saved_as_final(tmp_path):
               "model": {"name": "dense", "units": [4]}, "training": {"epochs": 2, "batch_size": 32, "verbose": 0,
                                                                      "checkpoint_every_n_steps": 1}}
     run = tmp_path / "run"
-    # the clipped cross-entropy stays finite while the weights turn NaN: the weights are checked too
-    with pytest.raises(TrainingError, match=r"weights \(.*\) became NaN or infinite at epoch 1.*check the inputs"):
+    # where the clipped cross-entropy stays finite the weights turn NaN, so they are checked too;
+    # whether clipping a NaN gives NaN depends on the CPU's vector kernels: either error stops training
+    with pytest.raises(TrainingError, match=r"(weights \(.*\) became NaN or infinite|training loss became nan) "
+                                            r"at epoch 1.*check the inputs"):
         Trainer(config, log=lambda s: None).fit(run, data=data)
     assert not (run / "model.keras").exists()
     # the checkpoints taken before the NaN batch are kept; none holds a NaN model

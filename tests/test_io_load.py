@@ -153,14 +153,27 @@ def _old_load(config, standardize):
     return (pre.transform(arrays) if standardize else arrays), pre
 
 
+def _compiled_everywhere(monkeypatch):
+    """The compiled fit (over every chunk) and padding (into each chunk's rows) even for tiny inputs."""
+    from hepnn.io import representations
+    from hepnn.preprocessing import preprocessor
+
+    monkeypatch.setattr(preprocessor, "_COMPILED_FIT_VALUES", 0)
+    monkeypatch.setattr(representations, "_COMPILED_PAD_VALUES", 0)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("sort", [True, False])
-def test_load_standardises_elements_before_padding_bit_identically(tmp_path, sort):
+def test_load_standardises_elements_before_padding_bit_identically(tmp_path, monkeypatch, sort, compiled):
     # unsorted: the reader keeps every element and the rows past max_length are dropped by the fit's
-    # gather and the padding (ElementRows.dropped)
+    # gather and the padding (ElementRows.dropped); load writes every chunk (step 70) into its rows of
+    # one array: the images too (with an intensity power)
+    if compiled:
+        _compiled_everywhere(monkeypatch)
     config = hepnn.load_config(make_per_jet(tmp_path, n=300), [
         "data.step_size=70", "data.inputs.particles.max_length=6", "data.inputs.particles.pad_value=-1.0",
         "data.inputs.particles.transforms={delta_r: {log1p: true}, rel_eta: {abs: true, clip: [0.0, 0.3]}}", "data.inputs.image.pixels=5",
-    ] + ([] if sort else ["data.inputs.particles.sort_by=null"]))
+    ] + ([] if sort else ["data.inputs.particles.sort_by=null"]) + (["data.inputs.image.intensity_power=0.5"] if compiled else []))
     for standardize in (True, False):
         data = hepnn.io.load(config, standardize=standardize)
         old, pre = _old_load(config, standardize)
@@ -175,8 +188,11 @@ def test_load_standardises_elements_before_padding_bit_identically(tmp_path, sor
     assert data.preprocessing.n_samples_["particles"] == int(mask[data["split"] == 0].sum())
 
 
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("sort", [True, False])
-def test_load_unpadded_sequences_on_per_event_links(tmp_path, sort):
+def test_load_unpadded_sequences_on_per_event_links(tmp_path, monkeypatch, sort, compiled):
+    if compiled:  # standardised while padded, every chunk into its rows of one array
+        _compiled_everywhere(monkeypatch)
     overrides = ["data.inputs.tracks.max_length=3", "data.step_size=9"] + ([] if sort else ["data.inputs.tracks.sort_by=null"])
     config = hepnn.load_config(make_per_event(tmp_path, n_events=60), overrides)
     data = hepnn.io.load(config)

@@ -48,3 +48,25 @@ def test_fit_with_and_without_the_compiled_loops_agree(monkeypatch):
     assert fit() == compiled
     monkeypatch.setattr(preprocessor, "_COMPILED_FIT_VALUES", 0)
     assert fit() == compiled
+
+
+@pytest.mark.parametrize("threshold", [0, 10**12])
+def test_fit_parts_equals_the_fit_of_the_concatenation(monkeypatch, threshold):
+    # load fits on its chunks: the same numbers to the last bit as one fit on them concatenated,
+    # by the compiled loops (threshold 0) and by numpy (every part gathered, then concatenated)
+    monkeypatch.setattr(preprocessor, "_COMPILED_FIT_VALUES", threshold)
+    rng = np.random.default_rng(5)
+    spec = {"c": {"kind": "sequence", "variables": ["a", "b", "d"], "standardize": True},
+            "j": {"kind": "flat", "variables": ["x", "y"], "standardize": True},
+            "one": {"kind": "flat", "variables": ["z"], "standardize": True}}
+    parts = [{"c": (rng.normal(5, 3, (n, 4, 3)) * 10.0 ** rng.integers(-3, 4, (n, 4, 3))).astype(np.float32),
+              "c_mask": rng.random((n, 4)) < 0.8, "j": rng.normal(0, 1, (n, 2)).astype(np.float32),
+              "one": rng.exponential(1, (n, 1)).astype(np.float32)}
+             for n in (7000, 1, 0, 12000, 3)]
+    parts[1]["c_mask"][:] = False  # nothing selected in one part
+    parts[3]["c_mask"][:] = True  # every element real in another
+    whole = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    assert Preprocessor(spec).fit_parts(parts).to_dict() == Preprocessor(spec).fit(whole).to_dict()
+    # and a second fit_parts starts afresh
+    pre = Preprocessor(spec).fit_parts(parts[:2])
+    assert pre.fit_parts(parts).to_dict() == Preprocessor(spec).fit(whole).to_dict()

@@ -18,7 +18,7 @@ import numpy as np
 
 from .chunks import data_config, iterate_chunks
 from .jetdata import JetData
-from .representations import ElementRows, input_kind
+from .representations import DeferredRows, ElementRows, input_kind
 from .labels import class_names
 from .split import split_code
 from ..exceptions import InputDataError
@@ -88,34 +88,45 @@ def _fit_rows(config: Any, chunk: dict, pre: Preprocessor) -> dict:
     return out
 
 
-def _concatenate(chunks: list[dict]) -> dict:
-    if not chunks:
-        return {}
-    if len(chunks) == 1:
-        return dict(chunks[0])
-    return {k: ElementRows.concatenate([c[k] for c in chunks]) if isinstance(chunks[0][k], ElementRows)
-            else np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-
-
-def _padded(arrays: dict, pre: Preprocessor, transform: bool) -> dict:
-    """``arrays`` with every sequence input (``ElementRows``) padded, transformed first with
-    ``transform``, and the other inputs transformed; keys in the reader's order."""
-    out = {}
-    for key, value in arrays.items():
-        if isinstance(value, ElementRows):
-            n_features = value.features.shape[-1] if value.features.ndim == 2 else 1
+def _assembled(chunks: list[dict], pre: Preprocessor, transform: bool) -> dict:
+    """The arrays of ``chunks`` (unpadded, from the reader) as one array per key for all their jets,
+    keys in the reader's order: every sequence input (``ElementRows``) padded, transformed first
+    with ``transform``, and every deferred input (``DeferredRows``) built, chunk by chunk straight
+    into its rows of the one array (no array per chunk, no concatenation: fewer fresh pages,
+    which cost more than the arithmetic); the other arrays concatenated and, with ``transform``,
+    transformed. Each chunk's arrays are let go once written."""
+    sizes = [len(chunk["label"]) for chunk in chunks]
+    n_jets, rows = sum(sizes), np.cumsum([0, *sizes]).tolist()
+    out: dict = {}
+    element_keys = set()
+    for key in list(chunks[0]):
+        first = chunks[0][key]
+        if isinstance(first, ElementRows):
+            n_features = first.features.shape[-1] if first.features.ndim == 2 else 1
+            x = np.empty((n_jets, first.max_length, n_features), dtype=np.float32)
+            mask = np.empty((n_jets, first.max_length), dtype=bool)
             affine = pre.affine(key, n_features) if transform else None
-            if affine is not None:  # standardised while padded, in one pass
-                out[key], out[f"{key}_mask"] = value.pad(*affine)
-                continue
-            if transform:
-                # rows past max_length are transformed too (unchecked) and dropped by the padding
-                value = value.with_features(pre.transform_elements(key, value.features, value.kept()))
-            out[key], out[f"{key}_mask"] = value.pad()
+            for i, chunk in enumerate(chunks):
+                value, view = chunk.pop(key), (x[rows[i]:rows[i + 1]], mask[rows[i]:rows[i + 1]])
+                if affine is not None:  # standardised while padded, in one pass
+                    value.pad(*affine, out=view)
+                    continue
+                if transform:
+                    # rows past max_length are transformed too (unchecked) and dropped by the padding
+                    value = value.with_features(pre.transform_elements(key, value.features, value.kept()))
+                value.pad(out=view)
+            out[key], out[f"{key}_mask"] = x, mask
+            element_keys.add(key)
+        elif isinstance(first, DeferredRows):
+            x = np.empty((n_jets, *first.shape), dtype=first.dtype)
+            for i, chunk in enumerate(chunks):
+                chunk.pop(key).fill(x[rows[i]:rows[i + 1]])
+            out[key] = x
         else:
-            out[key] = value
+            parts = [chunk.pop(key) for chunk in chunks]
+            out[key] = parts[0] if len(parts) == 1 else np.concatenate(parts)
     if transform:
-        out.update(pre.transform({k: v for k, v in out.items() if not isinstance(arrays.get(k), ElementRows)}))
+        out.update(pre.transform({k: v for k, v in out.items() if k not in element_keys}))
     return out
 
 
@@ -155,15 +166,17 @@ def load(config: Any, analysis: Any = None, *, standardize: bool = True, step_si
     summary: dict = {}
     # sequence inputs stay unpadded until fitted and standardised: those passes see the real elements only
     chunks = list(iterate_chunks(config, analysis, step_size=step_size, summary=summary, pad=False))
-    arrays = _concatenate(chunks)
-    if not arrays or len(arrays.get("label", ())) == 0:
+    if not chunks or sum(len(chunk["label"]) for chunk in chunks) == 0:
         msg = (
             f"no jets selected from {summary.get('n_files', 0)} file(s) "
             f"({summary.get('n_skipped', 0)} skipped): check data.cuts, data.label and the analysis' select"
         )
         raise InputDataError(msg)
-    pre = fit_preprocessing(config, chunks=[arrays])
+    pre = Preprocessor.from_config(config)
+    # fitted on the chunks as on their concatenation, to the last bit
+    pre.fit_parts([_fit_rows(config, chunk, pre) for chunk in chunks])
     # the reader's arrays are already what an identity gives
-    arrays = _padded(arrays, pre, standardize and not pre.is_identity())
+    arrays = _assembled(chunks, pre, standardize and not pre.is_identity())
+    del chunks
     return JetData(arrays, preprocessing=pre, feature_names=feature_names(config),
                    class_names=class_names(config, labels=arrays["label"]), summary=summary)

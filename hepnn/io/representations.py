@@ -35,6 +35,7 @@ from .threads import in_threads, reader_threads
 __all__ = [
     "REPRESENTATIONS", "InputKind", "register_input_kind", "input_kind", "mask_value", "flat_features", "pad_sequences",
     "jet_images", "sort_within_jets", "order_within_jets", "ElementRows",
+    "DeferredRows",
 ]
 
 #: registry of input kinds: ``kind`` of a ``data.inputs`` entry -> :class:`InputKind` subclass
@@ -294,17 +295,24 @@ class ElementRows:
         out._dropped = self._dropped
         return out
 
-    def pad(self, mean: np.ndarray | None = None, scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def pad(self, mean: np.ndarray | None = None, scale: np.ndarray | None = None,
+            out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(x, mask)`` as :func:`pad_sequences` gives them for these elements (kept rows only).
 
         With ``mean`` and ``scale`` (float64, one per feature) the kept rows are standardised on
         the way, ``(x - mean) / scale`` in float64 (the values
-        :meth:`hepnn.preprocessing.Preprocessor.transform_elements` gives).
+        :meth:`hepnn.preprocessing.Preprocessor.transform_elements` gives). ``out``: C-contiguous
+        ``(x, mask)`` arrays of the right shapes to write into (rows of larger arrays, as
+        :func:`hepnn.io.load` writes every chunk into one array); they are returned.
         """
         features = self.features if self.features.ndim == 2 else self.features[:, None]
         n_jets, max_length = len(self.counts), self.max_length
         if mean is not None or n_jets * max_length * features.shape[1] >= _COMPILED_PAD_VALUES:
-            return self._pad_compiled(features, mean, scale)
+            return self._pad_compiled(features, mean, scale, out)
+        if out is not None:
+            x, mask = self.pad()
+            out[0][...], out[1][...] = x, mask
+            return out
         dropped = self.dropped()
         if not len(dropped):
             return pad_sequences(self.counts, self.features, self.max_length, None, True, self.pad_value)
@@ -322,7 +330,8 @@ class ElementRows:
         mask = np.arange(max_length)[None, :] < np.minimum(counts, max_length)[:, None]
         return x[:-1].reshape(n_jets, max_length, features.shape[1]), mask
 
-    def _pad_compiled(self, features: np.ndarray, mean: np.ndarray | None, scale: np.ndarray | None):
+    def _pad_compiled(self, features: np.ndarray, mean: np.ndarray | None, scale: np.ndarray | None,
+                      out: tuple[np.ndarray, np.ndarray] | None = None):
         """:meth:`pad` by a compiled loop writing every slot once (jet blocks in threads)."""
         counts, n_jets, max_length = self.counts, len(self.counts), self.max_length
         offsets = np.zeros(n_jets + 1, dtype=np.int64)
@@ -331,7 +340,7 @@ class ElementRows:
         n_features = features.shape[1]
         mean = np.zeros(n_features) if mean is None else np.ascontiguousarray(mean, dtype=np.float64)
         scale = np.ones(n_features) if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
-        x = np.empty((n_jets, max_length, n_features), dtype=np.float32)
+        x = np.empty((n_jets, max_length, n_features), dtype=np.float32) if out is None else out[0]
         features = np.ascontiguousarray(features)
         kernel = _element_kernels().pad_rows
         threads = min(_threads(int(offsets[-1])), max(n_jets, 1))
@@ -341,7 +350,8 @@ class ElementRows:
             kernel(features, offsets, max_length, self.pad_value, mean, scale, standardise, x, first, last)
 
         in_threads(fill, bounds[:-1], bounds[1:], threads=threads)
-        mask = np.arange(max_length)[None, :] < np.minimum(counts, max_length)[:, None]
+        mask = np.less(np.arange(max_length)[None, :], np.minimum(counts, max_length)[:, None],
+                       out=None if out is None else out[1])
         return x, mask
 
     @staticmethod
@@ -351,6 +361,39 @@ class ElementRows:
         return ElementRows(np.concatenate([p.features for p in parts]), np.concatenate([p.counts for p in parts]),
                            first.max_length, first.pad_value)
 
+
+class DeferredRows:
+    """The array of one input for the jets of one chunk, not yet built: what a kind may give
+    :func:`hepnn.io.load` (``chunk.pad`` False) so that every chunk is written straight into one
+    array of all jets, without an array per chunk and their concatenation.
+
+    ``fill(out)`` writes the ``(n_jets, *shape)`` rows into ``out``; :meth:`build` gives them as a
+    new array (what the kind gives when it builds at once).
+
+    Examples
+    --------
+    >>> rows = DeferredRows(2, (3,), np.float32, lambda out: out.fill(1.5))
+    >>> big = np.zeros((4, 3), np.float32)
+    >>> rows.fill(big[1:3])
+    >>> big[:, 0].tolist(), rows.build().shape
+    ([0.0, 1.5, 1.5, 0.0], (2, 3))
+    """
+
+    def __init__(self, n_jets: int, shape: tuple[int, ...], dtype: Any, fill: Callable[[np.ndarray], None]):
+        self.n_jets, self.shape, self.dtype, self._fill = int(n_jets), tuple(shape), np.dtype(dtype), fill
+
+    def __len__(self) -> int:  # jets, as the built array
+        return self.n_jets
+
+    def fill(self, out: np.ndarray) -> None:
+        """Write the rows into ``out`` (shape ``(n_jets, *shape)``, this dtype, C-contiguous)."""
+        self._fill(out)
+
+    def build(self) -> np.ndarray:
+        """The rows as a new array."""
+        out = np.empty((self.n_jets, *self.shape), dtype=self.dtype)
+        self._fill(out)
+        return out
 
 
 # --- input kinds ----------------------------------------------------------------------
@@ -663,26 +706,29 @@ class ImageKind(InputKind):
             )
 
         threads = min(_threads(int(offsets[-1])), len(counts) // 2)
-        image = None
-        if threads > 1 or len(counts) >= 2 * _JETS_PER_IMAGE_BLOCK:
-            # every step of an image is jet by jet (sums over a jet's own elements, in order), so
-            # blocks of jets (small enough for the CPU caches, in threads) give the same images;
-            # an error is raised again by the serial pass
-            image = np.empty((len(counts), inp.pixels, inp.pixels, len(inp.channels)), dtype=np.float32)
-            n_blocks = max(threads, -(-len(counts) // _JETS_PER_IMAGE_BLOCK))
-            bounds = np.linspace(0, len(counts), n_blocks + 1).astype(np.int64).tolist()
-
-            def fill(first: int, last: int) -> None:
-                images(first, last, out=image[first:last])
-
-            try:
-                in_threads(fill, bounds[:-1], bounds[1:], threads=threads)
-            except InputDataError:
-                image = None
-        if image is None:
-            image = images(0, len(counts))
         power = getattr(inp, "intensity_power", 1.0)
-        return {name: image if power == 1.0 else np.power(np.maximum(image, 0.0), power, dtype=image.dtype)}
+
+        def fill(out: np.ndarray) -> None:  # the images of every jet of the chunk, into out
+            if threads > 1 or len(counts) >= 2 * _JETS_PER_IMAGE_BLOCK:
+                # every step of an image is jet by jet (sums over a jet's own elements, in order), so
+                # blocks of jets (small enough for the CPU caches, in threads) give the same images;
+                # an error is raised again by the serial pass
+                n_blocks = max(threads, -(-len(counts) // _JETS_PER_IMAGE_BLOCK))
+                bounds = np.linspace(0, len(counts), n_blocks + 1).astype(np.int64).tolist()
+                try:
+                    in_threads(lambda first, last: images(first, last, out=out[first:last]), bounds[:-1],
+                               bounds[1:], threads=threads)
+                except InputDataError:
+                    images(0, len(counts), out=out)
+            else:
+                images(0, len(counts), out=out)
+            if power != 1.0:
+                np.maximum(out, 0.0, out=out)
+                np.power(out, power, out=out, dtype=out.dtype)
+
+        rows = DeferredRows(len(counts), self.shape(inp), np.float32, fill)
+        # load writes the images of every chunk straight into one array (unless they are fitted)
+        return {name: rows if not chunk.pad and not getattr(inp, "standardize", False) else rows.build()}
 
     def fit_rows(self, name: str, inp: Any, chunk: Mapping[str, np.ndarray], train: np.ndarray) -> dict:
         return {name: chunk[name][train]} if getattr(inp, "standardize", False) and name in chunk else {}

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -208,39 +208,29 @@ class Preprocessor:
 
     def partial_fit(self, data: Mapping[str, np.ndarray]) -> "Preprocessor":
         """Update the fit with another chunk (streaming); returns ``self``."""
+        return self._update([data])
+
+    def fit_parts(self, parts: Sequence[Mapping[str, np.ndarray]]) -> "Preprocessor":
+        """Fit as :meth:`fit` on the concatenation of ``parts`` (mappings with the same keys, their
+        arrays one after the other), to the last bit, without concatenating them where the
+        compiled loops apply (:func:`hepnn.io.load` fits on its chunks). Returns ``self``."""
+        return self.reset()._update(list(parts))
+
+    def _update(self, parts: list) -> "Preprocessor":
+        """Update the fit with the concatenation of ``parts`` as one more chunk."""
         if not hasattr(self, "mean_"):
             self.mean_, self.scale_, self.n_samples_, self._m2_ = {}, {}, {}, {}
         for name, spec in self._active():
-            if name not in data or not self.fits(name):
+            if not parts or name not in parts[0] or not self.fits(name):
                 continue
-            x = np.asarray(data[name])
-            real = self._real(data, name, x, spec)
-            flat = x.reshape(len(x), -1) if spec.get("kind") == "image" else x.reshape(-1, x.shape[-1])
-            compiled = flat.shape[-1] >= 2 and flat.size >= _COMPILED_FIT_VALUES and not self._has_transforms(spec)
-            if compiled:  # the same numbers as below, without gathering or copying the rows
-                select = None if real is None or spec.get("kind") == "image" or real.all() else real.reshape(-1)
-                n_b = len(flat) if select is None else int(np.count_nonzero(select))
-            else:
-                # only the real elements, gathered before the float64 copy (the same rows in the same
-                # order as transforming everything and then dropping the padding)
-                rows = self._stateless(name, spec, self._rows(spec, x, real), None)
-                n_b = len(rows)
+            n_b, mean_b, m2_b = self._moments(name, spec, parts)
             n_a = self.n_samples_.get(name, 0)
-            mean_a = np.array(self.mean_.get(name, np.zeros(flat.shape[-1])), dtype=np.float64)
-            m2_a = self._m2_.get(name, np.zeros(flat.shape[-1]))
+            mean_a = np.array(self.mean_.get(name, np.zeros(len(mean_b))), dtype=np.float64)
+            m2_a = self._m2_.get(name, np.zeros(len(mean_b)))
             if n_b == 0:
                 self.n_samples_[name], self.mean_[name], self._m2_[name] = n_a, list(mean_a), m2_a
                 self._finish(name, spec)
                 continue
-            if compiled:
-                selected = select is not None
-                mean_b, m2_b = _kernels().column_moments(
-                    np.ascontiguousarray(flat), select if selected else np.ones(0, dtype=bool), selected)
-            else:
-                mean_b = rows.mean(axis=0)
-                rows -= mean_b  # in place: rows is this call's own float64 copy
-                np.square(rows, out=rows)
-                m2_b = rows.sum(axis=0)
             n = n_a + n_b
             delta = mean_b - mean_a
             mean = mean_a + delta * n_b / n
@@ -249,6 +239,43 @@ class Preprocessor:
             self.mean_[name] = [float(v) for v in mean]
             self._finish(name, spec)
         return self
+
+    def _moments(self, name: str, spec: Mapping, parts: list) -> tuple[int, np.ndarray, np.ndarray]:
+        """``(n, mean, m2)`` of input ``name`` over the real rows of ``parts`` taken together
+        (``mean``, ``m2``: float64 per column, ``m2`` the sum of squared deviations)."""
+        xs, reals, flats = [], [], []
+        for data in parts:
+            x = np.asarray(data[name])
+            xs.append(x)
+            reals.append(self._real(data, name, x, spec))
+            flats.append(x.reshape(len(x), -1) if spec.get("kind") == "image" else x.reshape(-1, x.shape[-1]))
+        n_columns = flats[0].shape[-1]
+        if n_columns >= 2 and sum(f.size for f in flats) >= _COMPILED_FIT_VALUES and not self._has_transforms(spec):
+            # the same numbers as below, without gathering or copying the rows: the rows of every
+            # part in order, as numpy adds the rows of their concatenation
+            kernels, sums = _kernels(), np.zeros(n_columns)
+            selects = []
+            for flat, real in zip(flats, reals):
+                select = None if real is None or spec.get("kind") == "image" or real.all() else real.reshape(-1)
+                selects.append((np.ascontiguousarray(flat), np.ones(0, dtype=bool) if select is None else select,
+                                select is not None))
+            n = sum(kernels.column_sums(rows, select, selected, sums) for rows, select, selected in selects)
+            if n == 0:
+                return 0, np.zeros(n_columns), np.zeros(n_columns)
+            mean, m2 = sums / n, np.zeros(n_columns)
+            for rows, select, selected in selects:
+                kernels.column_m2(rows, select, selected, mean, m2)
+            return n, mean, m2
+        # only the real elements, gathered before the float64 copy (the same rows in the same
+        # order as transforming everything and then dropping the padding)
+        gathered = [self._rows(spec, x, real) for x, real in zip(xs, reals)]
+        rows = self._stateless(name, spec, gathered[0] if len(gathered) == 1 else np.concatenate(gathered), None)
+        if len(rows) == 0:
+            return 0, np.zeros(n_columns), np.zeros(n_columns)
+        mean = rows.mean(axis=0)
+        rows -= mean  # in place: rows is this call's own float64 copy
+        np.square(rows, out=rows)
+        return len(rows), mean, rows.sum(axis=0)
 
     def _finish(self, name: str, spec: Mapping) -> None:
         n = max(self.n_samples_.get(name, 0), 1)
