@@ -301,7 +301,8 @@ class ChunkInputs:
     path: str
     jets: Mapping[str, np.ndarray]  # jet-level columns of the selected jets
     groups: Mapping[str, Elements]  # input name -> its elements, jet by jet
-    #: False: a sequence kind may give its elements unpadded (an ``ElementRows``, for :func:`hepnn.io.load`)
+    #: False (for :func:`hepnn.io.load`): a kind may give its array unbuilt, a sequence kind its elements
+    #: unpadded (an ``ElementRows``), an image kind a ``DeferredRows`` that load builds into one array
     pad: bool = True
 
     def group(self, name: str) -> Group:
@@ -329,7 +330,8 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
     dropped before their sequences and images are built. ``counts`` collects the label
     values of selected jets dropped because they are not in ``data.label.classes``.
     ``pad=False`` lets sequence inputs give their real elements as
-    :class:`~hepnn.io.representations.ElementRows` instead of padded arrays and masks.
+    :class:`~hepnn.io.representations.ElementRows` instead of padded arrays and masks, and other
+    kinds (images) a :class:`~hepnn.io.representations.DeferredRows` instead of their array.
     """
     path = source.path
     jets, n_jets, entry, jet_idx, groups = _jets_and_groups(plan, arrays, source, entry_start)

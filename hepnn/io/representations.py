@@ -439,7 +439,9 @@ class InputKind:
         ``chunk`` gives ``chunk.jets`` (jet-level columns), ``chunk.elements(name)``
         (:class:`~hepnn.io.layouts.Elements` of this input), ``chunk.momenta(name, elements)``
         (their four-momenta with the jet axis), ``chunk.group(name)`` (the planned group)
-        and ``chunk.finite(values, var, where, keep_float32=False)`` (the NaN policy).
+        and ``chunk.finite(values, var, where, keep_float32=False)`` (the NaN policy). Where
+        ``chunk.pad`` is False (:func:`hepnn.io.load`), ``x`` may be an :class:`ElementRows` (no
+        mask) or a :class:`DeferredRows`, which load writes into its one array of all jets.
         """
         raise NotImplementedError(f"input kind {self.name!r} does not define build()")
 
