@@ -202,3 +202,23 @@ def test_load_unpadded_sequences_on_per_event_links(tmp_path, monkeypatch, sort,
     train = data.split("train")
     assert train["tracks_mask"].all(axis=1).any()  # truncated jets
     np.testing.assert_allclose(train["tracks"][train["tracks_mask"]].mean(axis=0), 0, atol=1e-5)
+
+
+def test_load_builds_every_chunk_into_one_array_without_a_copy_per_chunk(tmp_path):
+    # load builds each chunk's images straight into their rows of one array: its peak memory is the
+    # images once plus the chunks' inputs, not an array per chunk and their concatenation (2x)
+    import tracemalloc
+
+    config = hepnn.load_config(make_per_jet(tmp_path, n=400),
+                               ["data.inputs={image: {kind: image, pixels: 40, extent: 1.2}}", "data.step_size=100"])
+    reference = np.concatenate([chunk["image"] for chunk in hepnn.io.iterate(config)])
+    hepnn.io.load(config)  # first-use costs (imports, compiled loops) outside the measurement
+    tracemalloc.start()
+    try:
+        data = hepnn.io.load(config)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert data.summary["n_jets"] == 800 and len(reference) == 800
+    np.testing.assert_array_equal(data["image"].view(np.uint32), reference.view(np.uint32))
+    assert peak < 1.5 * data["image"].nbytes, (peak, data["image"].nbytes)
