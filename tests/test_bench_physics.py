@@ -69,17 +69,18 @@ def cache(tmp_path_factory):
 def test_quick_run_writes_sane_numbers(tmp_path, cache):
     bench = load_bench()
     out = tmp_path / "out"
-    report = bench.main(["--quick", "--cache", str(cache), "--out", str(out), "--jobs", "1"])
+    # every model at one size (two sizes, and the results reused between runs: the next test)
+    report = bench.main(["--quick", "--cache", str(cache), "--out", str(out), "--jobs", "1", "--sizes", "300"])
     saved = json.loads((out / "physics.json").read_text())
     assert saved["results"] == report["results"]
-    assert set(saved["results"]) == set(bench.QUICK_MODELS) and saved["sizes"] == [150, 300]
+    assert set(saved["results"]) == set(bench.QUICK_MODELS) and saved["sizes"] == [300]
     for name, per_size in saved["results"].items():
-        assert sorted(per_size) == ["150", "300"], name
+        assert sorted(per_size) == ["300"], name
         for size, r in per_size.items():
             assert 0.5 < r["auc"] <= 1.0, (name, size, r)
             assert r["rejection_50"] is None or r["rejection_50"] > 1.0, (name, size, r)  # None: no background left
             assert r["n_test"] == saved["n_test"]  # one test set for every size
-    assert set(saved["targets"]) == {"150", "300"}
+    assert set(saved["targets"]) == {"300"}
     # one pool per class in the cache, named by seed and size (reused by the next run)
     files = sorted(p.name for p in cache.iterdir())
     assert files == [f"qcd_seed12_n{bench.pool_size(300)}.root", f"top_seed11_n{bench.pool_size(300)}.root"]
@@ -91,7 +92,7 @@ def test_quick_run_writes_sane_numbers(tmp_path, cache):
     inv_jsd = [r["inv_jsd_50"] for per_size in saved["results"].values() for r in per_size.values()]
     assert all(v is None or v > 0 for v in inv_jsd) and sum(v is not None for v in inv_jsd) >= len(inv_jsd) // 2
     stored = sorted(p.name for p in (out / "results").iterdir())
-    assert stored == sorted(f"{m}_{s}.json" for m in bench.QUICK_MODELS for s in (150, 300))
+    assert stored == sorted(f"{m}_300.json" for m in bench.QUICK_MODELS)
 
 
 @pytest.mark.slow
@@ -113,6 +114,8 @@ def test_results_are_stored_per_model_and_size_and_reused(tmp_path, cache):
     assert report["results"]["dense"]["150"] == json.loads(first)
     assert set(report["results"]) == {"bdt", "dense", "dense_disco5"} and report["sizes"] == [150, 300]
     assert sorted(report["results"]["bdt"]) == ["150"] and sorted(report["results"]["dense_disco5"]) == ["150", "300"]
+    dense = report["results"]["dense"]
+    assert dense["150"]["n_test"] == dense["300"]["n_test"] == report["n_test"]  # one test set for every size
     disco = report["targets"]["300"]["disco"]["dense_disco5"]
     assert disco["strength"] == 5
     assert disco["inv_jsd_ratio"] == pytest.approx(report["results"]["dense_disco5"]["300"]["inv_jsd_50"]
