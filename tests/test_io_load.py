@@ -204,13 +204,14 @@ def test_load_unpadded_sequences_on_per_event_links(tmp_path, monkeypatch, sort,
     np.testing.assert_allclose(train["tracks"][train["tracks_mask"]].mean(axis=0), 0, atol=1e-5)
 
 
-def test_load_builds_every_chunk_into_one_array_without_a_copy_per_chunk(tmp_path):
+@pytest.mark.parametrize("power", [1.0, 0.5])
+def test_load_builds_every_chunk_into_one_array_without_a_copy_per_chunk(tmp_path, power):
     # load builds each chunk's images straight into their rows of one array: its peak memory is the
     # images once plus the chunks' inputs, not an array per chunk and their concatenation (2x)
     import tracemalloc
 
-    config = hepnn.load_config(make_per_jet(tmp_path, n=400),
-                               ["data.inputs={image: {kind: image, pixels: 40, extent: 1.2}}", "data.step_size=100"])
+    config = hepnn.load_config(make_per_jet(tmp_path, n=400), [
+        f"data.inputs={{image: {{kind: image, pixels: 40, extent: 1.2, intensity_power: {power}}}}}", "data.step_size=100"])
     reference = np.concatenate([chunk["image"] for chunk in hepnn.io.iterate(config)])
     hepnn.io.load(config)  # first-use costs (imports, compiled loops) outside the measurement
     tracemalloc.start()

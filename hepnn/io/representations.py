@@ -157,6 +157,8 @@ _KEEP_ALL_ABOVE = 0.9
 #: padded arrays of at least this many values are filled by a compiled loop (smaller ones by numpy:
 #: they do not import numba)
 _COMPILED_PAD_VALUES = 65_536
+#: bytes a chunk holds per element while its images wait for :func:`hepnn.io.load` to build them
+_DEFERRED_BYTES_PER_ELEMENT = 32
 
 
 def _element_kernels():
@@ -729,8 +731,11 @@ class ImageKind(InputKind):
                 np.power(out, power, out=out, dtype=out.dtype)
 
         rows = DeferredRows(len(counts), self.shape(inp), np.float32, fill)
-        # load writes the images of every chunk straight into one array (unless they are fitted)
-        return {name: rows if not chunk.pad and not getattr(inp, "standardize", False) else rows.build()}
+        # load writes the images of every chunk straight into one array (unless they are fitted), where
+        # that holds less memory: until then the chunk's elements stay (about 32 bytes each)
+        defer = not chunk.pad and not getattr(inp, "standardize", False)
+        defer = defer and 4 * int(np.prod(self.shape(inp))) * len(counts) >= _DEFERRED_BYTES_PER_ELEMENT * int(offsets[-1])
+        return {name: rows if defer else rows.build()}
 
     def fit_rows(self, name: str, inp: Any, chunk: Mapping[str, np.ndarray], train: np.ndarray) -> dict:
         return {name: chunk[name][train]} if getattr(inp, "standardize", False) and name in chunk else {}
