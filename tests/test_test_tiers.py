@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import INTEGRATION_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,6 +22,20 @@ def test_integration_files_exist():
 def test_make_test_runs_everything_and_test_fast_filters():
     makefile = (ROOT / "Makefile").read_text()
     recipes = dict(re.findall(r"^([\w-]+):[^\n]*\n((?:\t[^\n]*\n?)+)", makefile, flags=re.M))
-    assert "-m pytest $(PYTEST_ARGS)" in recipes["test"] and " -m \"" not in recipes["test"]
-    assert '-m "not slow and not integration"' in recipes["test-fast"]
+    assert "-m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)" in recipes["test"] and " -m \"" not in recipes["test"]
+    assert '-m "not slow and not integration" $(PYTEST_PARALLEL)' in recipes["test-fast"]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+@pytest.mark.parametrize(("workers", "expected"), [(None, "-n 2 --dist loadfile"), ("3", "-n 3 --dist loadfile"), ("0", "")])
+def test_make_test_runs_the_suite_in_worker_processes_a_file_each(workers, expected):
+    # loadfile: a file's tests share one process, so its module and session fixtures (the
+    # tutorials' sample cache, the Slurm and Dask clusters) are made once and never in parallel
+    args = ["make", "-n", "-C", str(ROOT), "test", "PYTEST_ARGS=--co", "BIN=.venv/bin"]
+    if workers is not None:
+        args.append(f"PYTEST_WORKERS={workers}")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_WORKERS", "MAKEFLAGS", "MAKELEVEL")}
+    printed = subprocess.run(args, capture_output=True, text=True, check=True, env=env).stdout
+    line = next(line for line in printed.splitlines() if "-m pytest" in line)
+    assert line.split("-m pytest", 1)[1].split(";")[0].split() == [*expected.split(), "--co"]
