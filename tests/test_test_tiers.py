@@ -32,7 +32,7 @@ def test_make_test_runs_everything_and_test_fast_filters():
 def test_make_test_runs_the_suite_in_worker_processes_a_file_each(workers, expected):
     # loadfile: a file's tests share one process, so its module and session fixtures (the
     # tutorials' sample cache, the Slurm and Dask clusters) are made once and never in parallel
-    args = ["make", "-n", "-C", str(ROOT), "test", "PYTEST_ARGS=--co", "BIN=.venv/bin"]
+    args = ["make", "-n", "-C", str(ROOT), "test", "PYTEST_ARGS=--co"]
     if workers is not None:
         args.append(f"PYTEST_WORKERS={workers}")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_WORKERS", "MAKEFLAGS", "MAKELEVEL")}

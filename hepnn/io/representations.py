@@ -734,7 +734,8 @@ class ImageKind(InputKind):
         # load writes the images of every chunk straight into one array (unless they are fitted), where
         # that holds less memory: until then the chunk's elements stay (about 32 bytes each)
         defer = not chunk.pad and not getattr(inp, "standardize", False)
-        defer = defer and 4 * int(np.prod(self.shape(inp))) * len(counts) >= _DEFERRED_BYTES_PER_ELEMENT * int(offsets[-1])
+        image_bytes = rows.dtype.itemsize * rows.n_jets * int(np.prod(rows.shape))
+        defer = defer and image_bytes >= _DEFERRED_BYTES_PER_ELEMENT * int(offsets[-1])
         return {name: rows if defer else rows.build()}
 
     def fit_rows(self, name: str, inp: Any, chunk: Mapping[str, np.ndarray], train: np.ndarray) -> dict:
