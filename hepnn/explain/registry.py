@@ -47,6 +47,7 @@ def register_explainer(name: str | None = None, applies: Callable | None = None)
     >>> @register_explainer("constant_example")
     ... def constant(target, inputs, value=1.0):
     ...     return {"values": {k: np.full(v.shape, value) for k, v in inputs.items()}}
+    >>> _ = EXPLAINERS.unregister("constant_example")  # leave the registry as it was
     """
 
     def add(fn: Callable) -> Callable:

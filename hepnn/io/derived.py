@@ -45,6 +45,7 @@ def register_derived(name: str) -> Callable:
     >>> @register_derived("example_pt_squared")
     ... def pt_squared(m):
     ...     return m.pt**2
+    >>> _ = DERIVED.unregister("example_pt_squared")  # leave the registry as it was
     """
     return DERIVED.register(name)
 

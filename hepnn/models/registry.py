@@ -43,6 +43,7 @@ def register_model(name: str | None = None, check: Callable | None = None) -> Ca
     ...     ...
     >>> "tiny_example" in MODELS
     True
+    >>> _ = MODELS.unregister("tiny_example")  # leave the registry as it was
     """
 
     def add(builder: Callable) -> Callable:
