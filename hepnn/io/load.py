@@ -23,7 +23,7 @@ from .labels import class_names
 from .split import split_code
 from ..exceptions import InputDataError
 from ..preprocessing import Preprocessor
-from .memory import bound_allocator
+from .._memory import bound_allocator
 
 __all__ = ["load", "iterate", "fit_preprocessing", "feature_names"]
 
@@ -39,7 +39,7 @@ def iterate(config: Any, analysis: Any = None, *, split: str | int | None = None
     """Yield chunks of selected jets as dicts of numpy arrays, before standardisation.
 
     Memory stays bounded by ``step_size`` (``data.step_size`` by default) whatever the input size
-    (see :mod:`hepnn.io.memory` for the one allocator setting this needs on glibc).
+    (see :mod:`hepnn._memory` for the one allocator setting this needs on glibc).
 
     Parameters
     ----------

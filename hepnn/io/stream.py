@@ -26,7 +26,7 @@ from .._optional import require
 from .cache import ChunkCache, fingerprint
 from .chunks import data_config, iterate_chunks
 from .load import fit_preprocessing
-from .memory import bound_allocator
+from .._memory import bound_allocator
 from .representations import input_kind
 from .sources import resolve_files
 from .split import split_code

@@ -32,6 +32,7 @@ import sys
 
 from . import autoencoder, cnn, deepsets, dense, efn, particlenet, rnn, transformer  # noqa: F401  (registers the builders)
 from .registry import MODELS, build_model, register_model
+from .._memory import tensor_allocator
 from .._optional import require
 from ..exceptions import InputDataError
 
@@ -56,6 +57,7 @@ def load_model(path: str | os.PathLike):
     path = os.fspath(path)
     _check_archive(path)
     keras = require("keras")
+    tensor_allocator()  # inference temporaries reuse memory instead of faulting it in at each batch
     # lazy: the custom layers need Keras, which `import hepnn.models` does not import
     from . import layers, particle_layers  # noqa: F401  (registers the custom layers)
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .._faults import fault as _fault
+from .._memory import tensor_allocator
 from .._optional import require_keras
 from ..config import Config, load_config, save_config
 from ..exceptions import ConfigError, InputDataError, OutputDirError, suggest
@@ -216,6 +217,7 @@ class Trainer:
         TrainingError
             The loss became NaN or infinite.
         """
+        tensor_allocator()  # TensorFlow's per-step temporaries reuse memory instead of faulting it in
         if is_multi_worker() and not is_chief():  # the chief owns and locks the directory
             return self._fit(out, data, epoch_callback)
         with claim(out, "run", force=force) as path:
