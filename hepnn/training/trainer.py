@@ -165,6 +165,10 @@ class Trainer:
             metrics=default_metrics(task),
             weighted_metrics=[],
         )
+        # Keras' TensorFlow trainer would build the optimizer inside the first traced train step;
+        # its new variables then make TensorFlow trace that step a second time (ParticleNet: seconds)
+        if model.built:
+            model.optimizer.build(model.trainable_variables)
 
     # --- data -----------------------------------------------------------------------
 
