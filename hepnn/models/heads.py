@@ -123,21 +123,28 @@ def default_loss(task: str, n_outputs: int = 1, sparse: bool = True, loss: str |
 
 
 def default_metrics(task: str, sparse: bool = True) -> list:
-    """Metrics to monitor for ``task`` (Keras names, plus an AUC for binary).
+    """Metrics to monitor for ``task`` (Keras metric objects with Keras' names, plus an AUC for binary).
+
+    Objects, not names: Keras would make a named metric inside the first traced train step, and
+    the variables created there make TensorFlow trace that step a second time.
 
     Examples
     --------
-    >>> default_metrics("regression")
+    >>> [m.name for m in default_metrics("regression")]
     ['mae']
-    >>> default_metrics("multiclass")
+    >>> [m.name for m in default_metrics("multiclass")]
     ['sparse_categorical_accuracy']
     """
     _check_task(task)
+    if task == "autoencoder":
+        return []
+    metrics = require("keras").metrics
     if task == "binary":
-        keras = require("keras")
-        return ["binary_accuracy", keras.metrics.AUC(name="auc")]
+        return [metrics.BinaryAccuracy(name="binary_accuracy"), metrics.AUC(name="auc")]
     if task == "multiclass":
-        return ["sparse_categorical_accuracy" if sparse else "categorical_accuracy"]
+        if sparse:
+            return [metrics.SparseCategoricalAccuracy(name="sparse_categorical_accuracy")]
+        return [metrics.CategoricalAccuracy(name="categorical_accuracy")]
     if task == "regression":
-        return ["mae"]
+        return [metrics.MeanAbsoluteError(name="mae")]
     return []
