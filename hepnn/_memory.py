@@ -16,13 +16,13 @@ loading a model for :class:`hepnn.Tagger`, evaluation or explanations).
   with 100 constituents, and a third more time for plain uproot in the same process.)
 * **trim threshold 32 MiB:** that much freed main-heap memory is kept instead of being
   handed back and faulted in again at the next block.
-* **top pad 64 MiB.** TensorFlow's worker threads allocate from glibc's per-thread
-  arenas, whose heaps are shrunk back to the system after every step's temporaries are
-  freed (the trim threshold does not apply there; the top pad does) and faulted in again
-  at the next step: training the demo's ParticleNet took 7.4 million page faults, 31 s of
-  system time and 55 s of wall time on a 2-core VM, and 83 thousand faults, 3 s and 27-30 s
-  with the pad, for 50 MB more peak memory. The pad is kept at the top of each heap; only the
-  pages a step touched stay resident, at most 64 MiB per arena. It also serves arrays up to its
+* **top pad 64 MiB.** A training step's temporaries, together above the trim threshold,
+  make glibc trim the heap when they are freed, and a trim hands back everything above the
+  top pad (0 by default), which the next step faults in again: training the demo's
+  ParticleNet took 7.4 million page faults, 31 s of system time and 55 s of wall time on a
+  2-core VM, and 83 thousand faults, 3 s and 27-30 s with the pad, for 50 MB more peak
+  memory (``bench/allocator.py``). The pad is kept at the top of each heap (the main one and
+  the per-thread arenas); only pages a step touched stay resident, at most 64 MiB per heap. It also serves arrays up to its
   size from the heap rather than from their own mappings, so a reader-only process (``hepnn
   convert``, streaming into a file) goes without it and hands chunk-sized arrays back at once.
 

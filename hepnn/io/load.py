@@ -39,7 +39,7 @@ def iterate(config: Any, analysis: Any = None, *, split: str | int | None = None
     """Yield chunks of selected jets as dicts of numpy arrays, before standardisation.
 
     Memory stays bounded by ``step_size`` (``data.step_size`` by default) whatever the input size
-    (see :mod:`hepnn._memory` for the one allocator setting this needs on glibc).
+    (see :mod:`hepnn._memory` for the allocator settings this needs on glibc).
 
     Parameters
     ----------
