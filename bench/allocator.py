@@ -22,11 +22,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from hepnn._memory import _M_MMAP_THRESHOLD, _M_TRIM_THRESHOLD, _READER, _USER_SETTINGS  # noqa: E402
+
 ANALYSIS = Path(__file__).resolve().parent.parent / "analyses" / "top_tagging"
 SETTINGS = {
     "glibc": {"HEPNN_KEEP_MALLOC": "1"},
     # the reader's thresholds, set by hand so that hepnn leaves them (and adds no pad)
-    "reader": {"MALLOC_MMAP_THRESHOLD_": str(4 << 20), "MALLOC_TRIM_THRESHOLD_": str(32 << 20)},
+    "reader": {"MALLOC_MMAP_THRESHOLD_": str(dict(_READER)[_M_MMAP_THRESHOLD]),
+               "MALLOC_TRIM_THRESHOLD_": str(dict(_READER)[_M_TRIM_THRESHOLD])},
     "hepnn": {},
 }
 
@@ -64,8 +67,7 @@ def main(argv=None) -> None:
     if not (data_dir / "qcd.root").is_file():
         subprocess.run([sys.executable, "-m", "hepnn", "run", str(ANALYSIS), "--quick", "--steps", "generate",
                         "--out", str(root), "--force", "--quiet"], check=True)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HEPNN_KEEP_MALLOC", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")}
+    env = {k: v for k, v in os.environ.items() if k not in _USER_SETTINGS}
     rows: dict[tuple[str, str], list[dict]] = {}
     for r in range(args.rounds):
         for setting, extra in SETTINGS.items():

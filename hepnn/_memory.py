@@ -33,6 +33,7 @@ loading a model for :class:`hepnn.Tagger`, evaluation or explanations).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 
@@ -57,17 +58,28 @@ def tensor_allocator() -> bool:
     return bound_allocator() and _set("tensors", _TENSORS)
 
 
+@functools.lru_cache(maxsize=1)
+def _glibc():
+    """glibc, or None (another system or C library): looked up once, not at every fit or model load."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
 def _set(name: str, settings) -> bool:
     if name in _done:
         return True
     if any(os.environ.get(option) for option in _USER_SETTINGS):
         return False
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    libc = _glibc()
+    if libc is None:
         return False
     try:
-        libc = ctypes.CDLL("libc.so.6")
         ok = all(libc.mallopt(option, value) for option, value in settings)
-    except (OSError, AttributeError):
+    except AttributeError:
         return False
     if ok:
         _done.add(name)
