@@ -85,6 +85,36 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path):
     assert len(resumed.history_) == 4
 
 
+def test_validation_runs_in_batches_of_training_batch_size_whichever_path_fit_takes(tmp_path, monkeypatch):
+    """The validation split is scored in batches of training.batch_size, as Keras does for arrays.
+
+    One ``fit`` over all epochs (the batches as a PyDataset) would otherwise score it in Keras'
+    default 32, and the first epoch of a resumed run (arrays) in batch_size: the validation loss
+    of a resumed run would differ in the last bits from the uninterrupted run's.
+    """
+    import keras
+
+    from hepnn.training.trainer import _fit_epochs
+
+    seen = []
+
+    class Count(keras.callbacks.Callback):
+        def on_test_batch_end(self, batch, logs=None):
+            seen.append(batch)
+
+    def counting(model, feed, callbacks, *args):
+        return _fit_epochs(model, feed, [*callbacks, Count()], *args)
+
+    monkeypatch.setattr("hepnn.training.trainer._fit_epochs", counting)
+    data = toy_data()
+    n_val = int(np.count_nonzero(data["split"] == 1))
+    for epochs in (1, 3):  # one epoch: arrays; several: one fit over the PyDataset
+        seen.clear()
+        Trainer(toy_config(epochs=epochs, batch_size=40, early_stopping=None), log=quiet).fit(
+            tmp_path / f"run{epochs}", data=data)
+        assert len(seen) == epochs * -(-n_val // 40), (epochs, n_val, len(seen))
+
+
 def test_early_stopping_stops_and_restores_best(tmp_path):
     config = toy_config(epochs=10, optimizer={"name": "sgd", "learning_rate": 1e-9}, early_stopping={"patience": 2})
     trainer = Trainer(config, log=quiet).fit(tmp_path / "run", data=toy_data())

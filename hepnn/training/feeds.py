@@ -106,7 +106,7 @@ class InMemoryFeed:
 
         val = (self.x_val, self.y_val, self.w_val) if self.has_val else None
         return {"x": EpochBatches(self, first), "steps_per_epoch": self.steps_per_epoch(), "validation_data": val,
-                "shuffle": False}
+                "validation_batch_size": self.batch_size, "shuffle": False}
 
 
 class StreamingFeed:
