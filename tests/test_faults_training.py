@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import hepnn._faults as faults
+import hepnn.training.trainer as trainer_module
 from hepnn.training.trainer import Trainer
 
 N_JETS, BATCH, EPOCHS, EVERY = 300, 32, 3, 2
@@ -105,7 +106,7 @@ def test_killed_training_resumes_bit_identically(tmp_path, reference, case, monk
     for a, b in zip(weights, resumed.model_.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert not list(run.rglob("*.part*")), "temporary files left behind"
-    assert len(list((run / "checkpoints").glob("*.keras"))) == 1  # one checkpoint, the committed one
+    assert [p.suffix for p in (run / "checkpoints").glob("last*")] == [".npz"]  # one checkpoint, the committed one
 
 
 def test_no_step_checkpoint_after_the_last_step_of_an_epoch(tmp_path, monkeypatch):
@@ -116,19 +117,21 @@ def test_no_step_checkpoint_after_the_last_step_of_an_epoch(tmp_path, monkeypatc
     Trainer(config, log=lambda s: None).fit(tmp_path / "run", data=toy_data())
     assert [(i["epoch"], i["step"]) for i in seen] == [(0, 4), (1, 0)]  # step 8 == STEPS is the epoch end
     state = json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())
-    assert (state["epoch"], state.get("step", 0), state["model"]) == (1, 0, "last-000002.keras")
+    assert (state["epoch"], state.get("step", 0), state["model"]) == (1, 0, "last-000002.npz")
 
 
-def test_old_format_checkpoint_still_resumes(tmp_path, reference):
+def test_old_format_checkpoint_still_resumes(tmp_path, reference, monkeypatch):
     """A checkpoint written before the one-file commit (last.keras beside a state.json without "model")."""
     run = tmp_path / "old"
     data = toy_data()
+    monkeypatch.setattr(trainer_module, "CHECKPOINT_SUFFIX", ".keras")  # whole Keras models, as hepnn wrote then
     faults.HOOK = kill_at("epoch", lambda i: i["epoch"] == 2)
     try:
         with pytest.raises(Killed):
             Trainer(CONFIG, log=lambda s: None).fit(run, data=data)
     finally:
         faults.HOOK = None
+    monkeypatch.undo()
     ckpt = run / "checkpoints"
     state = json.loads((ckpt / "state.json").read_text())
     (ckpt / state.pop("model")).rename(ckpt / "last.keras")
@@ -140,7 +143,7 @@ def test_old_format_checkpoint_still_resumes(tmp_path, reference):
     (run / "model.keras").unlink()
     state.update(epoch=1, step=STEPS)
     (ckpt / "state.json").write_text(json.dumps(state))
-    for p in ckpt.glob("*.keras"):
+    for p in ckpt.glob("last*"):  # refused before the model file is read
         p.rename(ckpt / "last.keras")
     from hepnn.exceptions import InputDataError
 

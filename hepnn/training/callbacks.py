@@ -25,6 +25,7 @@ from .._faults import fault as _fault
 from .._fileio import atomic_path
 from .._optional import require_keras
 from ..exceptions import TrainingError
+from .checkpoint import save_variables
 from .diagnostics import INPUT_BOUND_SHARE, EpochTimer
 from .optimizers import learning_rate_at
 
@@ -389,8 +390,12 @@ def metric_variables(model) -> list:
 
 
 def save_weights(model, path) -> None:
-    with atomic_path(path, suffix=".part.weights.h5") as tmp:
-        model.save_weights(tmp)
+    """The model's weights (no optimiser state) to ``path``: arrays for ``.npz``, Keras' own format for ``.h5``."""
+    if str(path).endswith(".h5"):
+        with atomic_path(path, suffix=".part.weights.h5") as tmp:
+            model.save_weights(tmp)
+    else:
+        save_variables(path, model, optimizer=False)
 
 
 def format_row(row, epochs: int) -> str:

@@ -37,6 +37,7 @@ from ..runs.spec import RunSpec, infer_task, model_inputs
 from . import callbacks as cb
 from . import decorrelate
 from .callbacks import InputBoundWarning, RunState
+from .checkpoint import restore_variables, save_variables
 from .distribute import is_chief, is_multi_worker, select_strategy, set_mixed_precision, worker_index
 from .distributed_loop import DistributedLoop
 from .feeds import InMemoryFeed, StreamingFeed
@@ -49,6 +50,12 @@ from .tracking import start_tracking
 __all__ = ["Trainer", "SPLITS", "subset", "infer_task", "model_inputs", "InputBoundWarning"]
 
 logger = logging.getLogger("hepnn.training")
+
+#: the model file of a checkpoint: the variables as arrays (:mod:`hepnn.training.checkpoint`);
+#: ``".keras"`` writes whole Keras models, as hepnn did before (slower; kept for the tests of old runs)
+CHECKPOINT_SUFFIX = ".npz"
+#: the weights of the best epoch so far (``early_stopping.restore_best_weights``)
+BEST_WEIGHTS = "best.weights.npz"
 
 def _dropped_labels(data: Any) -> dict | None:
     """Jets dropped per label value not in data.label.classes (JSON keys), from the read's summary
@@ -354,19 +361,22 @@ class Trainer:
                    f"{state['epoch'] + 1} by an older hepnn cannot resume exactly (that epoch's history row is "
                    f"missing); remove {source.checkpoints} to restart the run from epoch 1, or train into another --out")
             raise InputDataError(msg)
+        model_path = source.checkpoints / state.get("model", "last.keras") if state is not None else None
         with strategy.scope():
-            if state is not None:
-                model_path = source.checkpoints / state.get("model", "last.keras")
+            if model_path is not None and model_path.suffix == ".keras":  # written by an earlier hepnn: the whole model
                 model = load_model(model_path)
-                _restore_seed_states(model, state.get("seed_states", {}))
-                within = f", step {state['step']}" if state.get("step") else ""
-                self.log(f"resuming from epoch {state['epoch']}{within} ({model_path})")
-            else:
+            else:  # a new run, or an array checkpoint: its variables go into the model the config builds
                 model = self.build_model(feed.input_shapes, spec.n_outputs, spec.task, spec.mask_value)
                 self.compile(model, spec.task, spec.n_outputs)
             if self.config.training.decorrelate is not None:  # train a wrapper; model.keras is the classifier
                 model = decorrelate.prepare(model, self.config, feed,
                                             lambda m: self.compile(m, spec.task, spec.n_outputs))
+            if model_path is not None:
+                if model_path.suffix != ".keras":
+                    restore_variables(model_path, model)
+                _restore_seed_states(model, state.get("seed_states", {}))
+                within = f", step {state['step']}" if state.get("step") else ""
+                self.log(f"resuming from epoch {state['epoch']}{within} ({model_path})")
         return model, state, strategy
 
     def _start(self, run: RunDirectory, data, feed, spec: RunSpec, strategy) -> dict:
@@ -402,7 +412,7 @@ class Trainer:
         policy += [cb.EpochHistory(session, timing, tcfg.epochs, self.log, tracker),
                    cb.InputWaitWarning(session, feed.n_train, tcfg.batch_size),
                    cb.BestWeights(session, monitor, es.min_delta if es else 0.0,
-                                  run.checkpoints / "best.weights.h5" if es and es.restore_best_weights else None)]
+                                  run.checkpoints / BEST_WEIGHTS if es and es.restore_best_weights else None)]
         if schedule is not None and schedule.name == "plateau":
             policy.append(cb.PlateauDecay(session, schedule))
         if es is not None:
@@ -468,9 +478,15 @@ class Trainer:
         import shutil
 
         es = self.config.training.early_stopping
-        best = run.checkpoints / "best.weights.h5"
-        if es is not None and es.restore_best_weights and best.is_file():
-            model.load_weights(best)
+        if es is not None and es.restore_best_weights:
+            # best.weights.h5: written by an earlier hepnn before this run was resumed (if still the best)
+            for best in (run.checkpoints / BEST_WEIGHTS, run.checkpoints / "best.weights.h5"):
+                if best.is_file():
+                    if best.suffix == ".h5":
+                        model.load_weights(best)
+                    else:
+                        restore_variables(best, model, optimizer=False)
+                    break
         model = decorrelate.classifier_of(model)
         run.save_model(model)
         run.write_history(session.history)
@@ -492,7 +508,7 @@ class Trainer:
         """The checkpoint state (``checkpoints/state.json``), or None when there is none.
 
         ``state.json`` is the commit point of a checkpoint: it names the model file saved
-        just before it (``"model": "last-NNNNNN.keras"``), so a kill at any moment leaves a
+        just before it (``"model": "last-NNNNNN.npz"``), so a kill at any moment leaves a
         consistent pair. Checkpoints from before this format (``last.keras`` beside a
         ``state.json`` without ``"model"``) resume as they did. With ``clean`` (the process
         that writes the run), files of checkpoints that were never committed are removed.
@@ -519,7 +535,7 @@ class Trainer:
         if not (ckpt / name).is_file():
             msg = f"{path}: names the checkpoint model {name!r}, which is missing; remove {ckpt} to restart the run"
             raise InputDataError(msg)
-        for other in ckpt.glob("last*.keras") if clean else ():  # models of checkpoints never committed
+        for other in _checkpoint_files(ckpt) if clean else ():  # models of checkpoints never committed
             if other.name != name:
                 other.unlink(missing_ok=True)
         return state
@@ -528,16 +544,24 @@ class Trainer:
         """Save one checkpoint: the model under a new name, then ``state.json`` naming it (the commit)."""
         state["seed_states"] = _seed_states(model)
         run.checkpoints.mkdir(parents=True, exist_ok=True)
-        numbers = [int(p.stem.split("-")[1]) for p in run.checkpoints.glob("last-*.keras")
-                   if p.stem.split("-")[1].isdigit()]
-        name = f"last-{max(numbers, default=0) + 1:06d}.keras"
-        run.save_model(model, run.checkpoints / name)
+        numbers = [int(n) for p in _checkpoint_files(run.checkpoints)
+                   if (n := p.name.split(".")[0].partition("-")[2]).isdigit()]
+        name = f"last-{max(numbers, default=0) + 1:06d}{CHECKPOINT_SUFFIX}"
+        if CHECKPOINT_SUFFIX == ".keras":
+            run.save_model(model, run.checkpoints / name)
+        else:
+            save_variables(run.checkpoints / name, model)
         state["model"] = name
         _fault("checkpoint", {"epoch": state["epoch"], "step": state.get("step", 0)})
         write_json(run.checkpoints / "state.json", state)
-        for other in run.checkpoints.glob("last*.keras"):
+        for other in _checkpoint_files(run.checkpoints):
             if other.name != name:
                 other.unlink(missing_ok=True)
+
+
+def _checkpoint_files(folder: Path) -> list[Path]:
+    """The model files of checkpoints in ``folder``: ``last-NNNNNN.npz`` (``.keras`` from an earlier hepnn)."""
+    return [p for p in folder.glob("last*") if p.suffix in (".npz", ".keras")]
 
 
 def _reader_wait() -> float:
