@@ -22,7 +22,6 @@ from typing import Any, Callable
 import numpy as np
 
 from .._faults import fault as _fault
-from .._fileio import atomic_path
 from .._optional import require_keras
 from ..exceptions import TrainingError
 from .checkpoint import save_variables
@@ -323,7 +322,7 @@ class BestWeights(keras.callbacks.Callback):
             state["best"], state["wait"] = current, 0
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                save_weights(self.model, self.path)
+                save_variables(self.path, self.model, optimizer=False)
         else:
             state["wait"] += 1
 
@@ -387,15 +386,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 def metric_variables(model) -> list:
     return list(getattr(model, "metrics_variables", []))
-
-
-def save_weights(model, path) -> None:
-    """The model's weights (no optimiser state) to ``path``: arrays for ``.npz``, Keras' own format for ``.h5``."""
-    if str(path).endswith(".h5"):
-        with atomic_path(path, suffix=".part.weights.h5") as tmp:
-            model.save_weights(tmp)
-    else:
-        save_variables(path, model, optimizer=False)
 
 
 def format_row(row, epochs: int) -> str:

@@ -37,7 +37,7 @@ from ..runs.spec import RunSpec, infer_task, model_inputs
 from . import callbacks as cb
 from . import decorrelate
 from .callbacks import InputBoundWarning, RunState
-from .checkpoint import restore_variables, save_variables
+from .checkpoint import SUFFIX, restore_variables, save_variables
 from .distribute import is_chief, is_multi_worker, select_strategy, set_mixed_precision, worker_index
 from .distributed_loop import DistributedLoop
 from .feeds import InMemoryFeed, StreamingFeed
@@ -53,7 +53,7 @@ logger = logging.getLogger("hepnn.training")
 
 #: the model file of a checkpoint: the variables as arrays (:mod:`hepnn.training.checkpoint`);
 #: ``".keras"`` writes whole Keras models, as hepnn did before (slower; kept for the tests of old runs)
-CHECKPOINT_SUFFIX = ".npz"
+CHECKPOINT_SUFFIX = SUFFIX
 #: the weights of the best epoch so far (``early_stopping.restore_best_weights``)
 BEST_WEIGHTS = "best.weights.npz"
 
@@ -561,7 +561,7 @@ class Trainer:
 
 def _checkpoint_files(folder: Path) -> list[Path]:
     """The model files of checkpoints in ``folder``: ``last-NNNNNN.npz`` (``.keras`` from an earlier hepnn)."""
-    return [p for p in folder.glob("last*") if p.suffix in (".npz", ".keras")]
+    return [p for p in folder.glob("last*") if p.suffix in (SUFFIX, ".keras")]
 
 
 def _reader_wait() -> float:
