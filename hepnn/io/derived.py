@@ -29,6 +29,7 @@ import numpy as np
 
 from ..exceptions import ConfigError
 from ..registry import Registry
+from . import libm
 from .hypot import hypot
 
 __all__ = ["DERIVED", "ELEMENTWISE", "register_derived", "Momenta", "wrap_phi"]
@@ -137,7 +138,9 @@ class Momenta:
         if self._has("pz"):
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = self._get("pz") / self.pt
-                return np.arcsinh(ratio, out=ratio)  # in place: one array fewer to allocate
+                # hepnn's asinh (:mod:`hepnn.io.libm`): the same bits on every machine, 4x faster
+                # than the C library's; in place: one array fewer to allocate
+                return libm.asinh(ratio, out=ratio)
         if self._has("theta"):
             return track_eta(self)
         raise self._missing("eta", "eta, (px, py, pz) or theta")
@@ -147,7 +150,7 @@ class Momenta:
         if self._has("phi"):
             return self._get("phi")
         if self._has("px", "py"):
-            return np.arctan2(self._get("py"), self._get("px"))
+            return libm.atan2(self._get("py"), self._get("px"))  # the same bits everywhere
         raise self._missing("phi", "phi or (px, py)")
 
     @cached_property
@@ -278,7 +281,7 @@ def delta_r(m: Momenta) -> np.ndarray:
 def log_pt(m: Momenta) -> np.ndarray:
     """log(pt)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log(m.pt)
+        return libm.log(m.pt)
 
 
 @register_derived("log_pt_frac")
@@ -286,7 +289,7 @@ def log_pt_frac(m: Momenta) -> np.ndarray:
     """log(pt / jet pt)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = m.pt / m.jet("pt")
-        return np.log(ratio, out=ratio)
+        return libm.log(ratio, out=ratio)
 
 
 @register_derived("pt_frac")
@@ -300,7 +303,7 @@ def pt_frac(m: Momenta) -> np.ndarray:
 def log_e(m: Momenta) -> np.ndarray:
     """log(energy)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log(m.energy)
+        return libm.log(m.energy)
 
 
 @register_derived("log_e_frac")
@@ -308,7 +311,7 @@ def log_e_frac(m: Momenta) -> np.ndarray:
     """log(energy / jet energy); the jet energy is data.jet_axis.energy or the sum over elements."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = m.energy / m.jet("energy")
-        return np.log(ratio, out=ratio)
+        return libm.log(ratio, out=ratio)
 
 
 @register_derived("track_eta")

@@ -1,0 +1,184 @@
+"""Compiled loops of :mod:`hepnn.io.libm` (numba, see :mod:`hepnn._numba`).
+
+The same IEEE operations, in the same order, as the numpy formulations in :mod:`hepnn.io.libm`,
+one value at a time; ``tests/test_io_libm.py`` compares the two bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._numba import jit
+from .libm import (
+    AT0,
+    AT1,
+    AT2,
+    AT3,
+    AT4,
+    AT5,
+    AT6,
+    AT7,
+    AT8,
+    AT9,
+    AT10,
+    ASINH_HUGE,
+    ASINH_TINY,
+    ATAN_HI,
+    ATAN_LO,
+    EXACT_HI,
+    EXACT_LO,
+    LG1,
+    LG2,
+    LG3,
+    LG4,
+    LG5,
+    LG6,
+    LG7,
+    LN2_HI,
+    LN2_LO,
+    MIN_NORMAL,
+    PI_MINUS_HI,
+    PI_MINUS_LO,
+    SPLIT,
+    SQRT2_MINUS_1,
+    SQRT_HALF_BITS,
+    T1,
+    T2,
+    T3,
+    T4,
+    TWO54,
+)
+
+__all__ = ["asinh_into", "atan2_into", "log_into"]
+
+
+#: exponent and integer tricks without a branch or an int64 -> float64 conversion (AVX2 has none):
+#: bits + OFFSET has k + 1023 in its exponent field; MAGIC + n read as a double is 1.5 * 2^52 + n
+OFFSET = 0x3FF0000000000000 - SQRT_HALF_BITS
+MAGIC = 0x4338000000000000
+MAGIC_VALUE = 6755399441055744.0
+#: the interval constants as plain floats (the compiler vectorises selects of constants, not of
+#: elements of global arrays)
+ATAN_HI0, ATAN_HI1, ATAN_HI2, ATAN_HI3, ATAN_HI4 = (float(v) for v in ATAN_HI)
+ATAN_LO0, ATAN_LO1, ATAN_LO2, ATAN_LO3, ATAN_LO4 = (float(v) for v in ATAN_LO)
+PI_MINUS_HI0, PI_MINUS_HI1, PI_MINUS_HI2, PI_MINUS_HI3, PI_MINUS_HI4 = (float(v) for v in PI_MINUS_HI)
+PI_MINUS_LO0, PI_MINUS_LO1, PI_MINUS_LO2, PI_MINUS_LO3, PI_MINUS_LO4 = (float(v) for v in PI_MINUS_LO)
+PI, PI_4, THREE_PI_4 = PI_MINUS_HI0, ATAN_HI2, PI_MINUS_HI2
+
+
+@jit
+def _log_parts(k, f, c):  # pragma: no cover - compiled
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    r = z * (LG1 + w * (LG3 + w * (LG5 + w * LG7))) + w * (LG2 + w * (LG4 + w * LG6))
+    h = 0.5 * f * f
+    return k * LN2_HI - ((h - (s * (h + r) + (k * LN2_LO + c))) - f)
+
+
+@jit
+def _reduce(u):  # pragma: no cover - compiled
+    """(k, f) with u = 2^k (1 + f), sqrt(1/2) <= 1 + f < sqrt(2), for positive normal u."""
+    bits = np.float64(u).view(np.int64)
+    biased = (bits + OFFSET) >> 52  # k + 1023 >= 0
+    mantissa = np.int64(bits - ((biased - 1023) << 52)).view(np.float64)
+    k = (np.int64(biased + MAGIC).view(np.float64) - MAGIC_VALUE) - 1023.0  # exact
+    return k, mantissa - 1.0
+
+
+# The loops below have no branch (the conditional expressions become selects), so the
+# compiler runs them four values at a time with AVX2.
+
+
+@jit
+def log_into(x, out):  # pragma: no cover - compiled
+    """``out[i] = log(x[i])`` (float64, 1-d; ``out`` may be ``x``)."""
+    for i in range(x.shape[0]):
+        v = x[i]
+        sub = v < MIN_NORMAL
+        k, f = _reduce(v * TWO54 if sub else v)
+        w = _log_parts(k - (54.0 if sub else 0.0), f, 0.0)
+        w = -math.inf if v == 0.0 else w
+        w = math.inf if v == math.inf else w
+        out[i] = w if v >= 0.0 else math.nan
+
+
+@jit
+def asinh_into(x, out):  # pragma: no cover - compiled
+    """``out[i] = asinh(x[i])`` (float64, 1-d; ``out`` may be ``x``)."""
+    for i in range(x.shape[0]):
+        v = x[i]
+        a = abs(v)
+        t = a * a
+        q = math.sqrt(1.0 + t)
+        b = a + t / (1.0 + q)
+        u = 1.0 + b
+        c = (b - (u - 1.0)) / u
+        k_near, f_near = _reduce(u)
+        small = b < SQRT2_MINUS_1
+        k_near = 0.0 if small else k_near
+        f_near = b if small else f_near
+        c = 0.0 if small else c
+        huge = a > ASINH_HUGE
+        k_far, f_far = _reduce(a if huge else 2.0 * a + 1.0 / (q + a))
+        k_far = k_far + 1.0 if huge else k_far
+        far = a > 2.0
+        w = _log_parts(k_far if far else k_near, f_far if far else f_near, 0.0 if far else c)
+        w = math.copysign(w, v)
+        out[i] = v if (a < ASINH_TINY or not math.isfinite(v)) else w
+
+
+@jit
+def _pick(t, c0, c1, c2, c3, c4):  # pragma: no cover - compiled
+    """The constant of t's interval (bounds T1..T4)."""
+    v = c1 if t >= T1 else c0
+    v = c2 if t >= T2 else v
+    v = c3 if t >= T3 else v
+    return c4 if t >= T4 else v
+
+
+@jit
+def atan2_into(y, x, out):  # pragma: no cover - compiled
+    """``out[i] = atan2(y[i], x[i])`` (float64, 1-d)."""
+    for i in range(y.shape[0]):
+        yi = y[i]
+        xi = x[i]
+        ay = abs(yi)
+        ax = abs(xi)
+        t = ay / ax
+        c = SPLIT * t
+        th = c - (c - t)
+        tl = t - th
+        c = SPLIT * ax
+        xh = c - (c - ax)
+        xl = ax - xh
+        r = (((ay - th * xh) - th * xl) - tl * xh) - tl * xl
+        exact = (ax >= EXACT_LO) & (ax <= EXACT_HI) & (ay >= EXACT_LO) & (ay <= EXACT_HI)
+        corr = r / (ax * (1.0 + t * t)) if exact else 0.0
+        num = _pick(t, t, 2.0 * t - 1.0, t - 1.0, t - 1.5, -1.0)
+        den = _pick(t, 1.0, 2.0 + t, t + 1.0, 1.0 + 1.5 * t, t)
+        u = num / den
+        z = u * u
+        w = z * z
+        s1 = z * (AT0 + w * (AT2 + w * (AT4 + w * (AT6 + w * (AT8 + w * AT10)))))
+        s2 = w * (AT1 + w * (AT3 + w * (AT5 + w * (AT7 + w * AT9))))
+        negative = xi < 0.0
+        sign = -1.0 if negative else 1.0
+        if_pos_hi = _pick(t, ATAN_HI0, ATAN_HI1, ATAN_HI2, ATAN_HI3, ATAN_HI4)
+        hi = _pick(t, PI_MINUS_HI0, PI_MINUS_HI1, PI_MINUS_HI2, PI_MINUS_HI3, PI_MINUS_HI4) if negative else if_pos_hi
+        if_pos_lo = _pick(t, ATAN_LO0, ATAN_LO1, ATAN_LO2, ATAN_LO3, ATAN_LO4)
+        lo = _pick(t, PI_MINUS_LO0, PI_MINUS_LO1, PI_MINUS_LO2, PI_MINUS_LO3, PI_MINUS_LO4) if negative else if_pos_lo
+        mag = hi - ((sign * (u * (s1 + s2) - corr) - lo) - sign * u)
+        # zeros and infinities: exact constants (those of the C library), without a call
+        left = math.copysign(1.0, xi) < 0.0  # x < 0 or x = -0
+        y_inf = abs(yi) == math.inf
+        pi_or_0 = PI if left else 0.0
+        corner = THREE_PI_4 if left else PI_4
+        edge = corner if y_inf else pi_or_0
+        mag = PI_MINUS_HI4 if y_inf else mag
+        mag = edge if abs(xi) == math.inf else mag
+        mag = PI_MINUS_HI4 if xi == 0.0 else mag
+        mag = pi_or_0 if yi == 0.0 else mag
+        out[i] = math.nan if (xi != xi or yi != yi) else math.copysign(mag, yi)
