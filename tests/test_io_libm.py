@@ -122,3 +122,23 @@ def test_out_shapes_and_dtypes():
     assert L.log(out, out=out) is out and out.tolist() == [0.0, 2.0]
     assert L.atan2(np.ones((2, 3)), 1.0).shape == (2, 3)
     np.testing.assert_allclose(L.asinh(np.sinh(np.linspace(-5, 5, 11))), np.linspace(-5, 5, 11), rtol=0, atol=1e-15)
+
+
+def test_in_place_equals_out_of_place_on_the_compiled_path():
+    x = np.abs(_values(np.random.default_rng(6), 100_000))
+    for fn in (L.log, L.asinh):
+        expected = fn(x)
+        y = x.copy()
+        assert fn(y, out=y) is y
+        assert np.array_equal(_bits(y), _bits(expected))
+    with pytest.raises(ValueError, match="overlap"):
+        L.log(x[1:], out=x[:-1])
+
+
+def test_float32_inputs_give_the_values_of_their_float64_copies():
+    rng = np.random.default_rng(7)
+    y, x = (rng.normal(size=100_000).astype(np.float32) * 30 for _ in range(2))
+    expected = L.atan2(y.astype(np.float64), x.astype(np.float64))
+    assert np.array_equal(_bits(L.atan2(y, x)), _bits(expected))
+    assert np.array_equal(_bits(L.atan2(y[:100], x[:100])), _bits(expected[:100]))
+    assert np.array_equal(_bits(L.log(np.abs(x))), _bits(L.log(np.abs(x).astype(np.float64))))

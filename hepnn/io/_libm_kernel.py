@@ -51,7 +51,7 @@ from .libm import (
     TWO54,
 )
 
-__all__ = ["asinh_into", "atan2_into", "log_into"]
+__all__ = ["asinh_inplace", "asinh_into", "atan2_into", "log_inplace", "log_into"]
 
 
 #: exponent and integer tricks without a branch or an int64 -> float64 conversion (AVX2 has none):
@@ -93,41 +93,64 @@ def _reduce(u):  # pragma: no cover - compiled
 
 
 @jit
+def _log(v):  # pragma: no cover - compiled
+    sub = v < MIN_NORMAL
+    k, f = _reduce(v * TWO54 if sub else v)
+    w = _log_parts(k - (54.0 if sub else 0.0), f, 0.0)
+    w = -math.inf if v == 0.0 else w
+    w = math.inf if v == math.inf else w
+    return w if v >= 0.0 else math.nan
+
+
+@jit
 def log_into(x, out):  # pragma: no cover - compiled
-    """``out[i] = log(x[i])`` (float64, 1-d; ``out`` may be ``x``)."""
+    """``out[i] = log(x[i])`` (float64, 1-d, not overlapping: see :func:`log_inplace`)."""
     for i in range(x.shape[0]):
-        v = x[i]
-        sub = v < MIN_NORMAL
-        k, f = _reduce(v * TWO54 if sub else v)
-        w = _log_parts(k - (54.0 if sub else 0.0), f, 0.0)
-        w = -math.inf if v == 0.0 else w
-        w = math.inf if v == math.inf else w
-        out[i] = w if v >= 0.0 else math.nan
+        out[i] = _log(x[i])
+
+
+@jit
+def log_inplace(x):  # pragma: no cover - compiled
+    """``x[i] = log(x[i])`` (one array: the compiler vectorises it, which it does not for two
+    arrays that overlap)."""
+    for i in range(x.shape[0]):
+        x[i] = _log(x[i])
+
+
+@jit
+def _asinh(v):  # pragma: no cover - compiled
+    a = abs(v)
+    t = a * a
+    q = math.sqrt(1.0 + t)
+    b = a + t / (1.0 + q)
+    u = 1.0 + b
+    c = (b - (u - 1.0)) / u
+    k_near, f_near = _reduce(u)
+    small = b < SQRT2_MINUS_1
+    k_near = 0.0 if small else k_near
+    f_near = b if small else f_near
+    c = 0.0 if small else c
+    huge = a > ASINH_HUGE
+    k_far, f_far = _reduce(a if huge else 2.0 * a + 1.0 / (q + a))
+    k_far = k_far + 1.0 if huge else k_far
+    far = a > 2.0
+    w = _log_parts(k_far if far else k_near, f_far if far else f_near, 0.0 if far else c)
+    w = math.copysign(w, v)
+    return v if (a < ASINH_TINY or not math.isfinite(v)) else w
 
 
 @jit
 def asinh_into(x, out):  # pragma: no cover - compiled
-    """``out[i] = asinh(x[i])`` (float64, 1-d; ``out`` may be ``x``)."""
+    """``out[i] = asinh(x[i])`` (float64, 1-d, not overlapping: see :func:`asinh_inplace`)."""
     for i in range(x.shape[0]):
-        v = x[i]
-        a = abs(v)
-        t = a * a
-        q = math.sqrt(1.0 + t)
-        b = a + t / (1.0 + q)
-        u = 1.0 + b
-        c = (b - (u - 1.0)) / u
-        k_near, f_near = _reduce(u)
-        small = b < SQRT2_MINUS_1
-        k_near = 0.0 if small else k_near
-        f_near = b if small else f_near
-        c = 0.0 if small else c
-        huge = a > ASINH_HUGE
-        k_far, f_far = _reduce(a if huge else 2.0 * a + 1.0 / (q + a))
-        k_far = k_far + 1.0 if huge else k_far
-        far = a > 2.0
-        w = _log_parts(k_far if far else k_near, f_far if far else f_near, 0.0 if far else c)
-        w = math.copysign(w, v)
-        out[i] = v if (a < ASINH_TINY or not math.isfinite(v)) else w
+        out[i] = _asinh(x[i])
+
+
+@jit
+def asinh_inplace(x):  # pragma: no cover - compiled
+    """``x[i] = asinh(x[i])``."""
+    for i in range(x.shape[0]):
+        x[i] = _asinh(x[i])
 
 
 @jit
@@ -143,8 +166,8 @@ def _pick(t, c0, c1, c2, c3, c4):  # pragma: no cover - compiled
 def atan2_into(y, x, out):  # pragma: no cover - compiled
     """``out[i] = atan2(y[i], x[i])`` (float64, 1-d)."""
     for i in range(y.shape[0]):
-        yi = y[i]
-        xi = x[i]
+        yi = np.float64(y[i])  # float32 converts exactly
+        xi = np.float64(x[i])
         ay = abs(yi)
         ax = abs(xi)
         t = ay / ax

@@ -216,12 +216,17 @@ def _use_kernel(n: int) -> bool:
 def _unary(x, out, numpy_form, kernel_name) -> np.ndarray:
     x = np.asarray(x)
     flat = _as_float64(x).reshape(-1)
-    if _use_kernel(flat.size):
-        result = out if out is not None and out.flags.c_contiguous else np.empty(flat.size, np.float64)
-        getattr(_kernel(), kernel_name)(flat, result.reshape(-1))
-        result = result.reshape(x.shape)
-    else:
+    if not _use_kernel(flat.size):
         result = numpy_form(flat).reshape(x.shape)
+    elif out is not None and out.flags.c_contiguous and out.dtype == np.float64 and np.shares_memory(out, flat):
+        if out.shape != x.shape or out.__array_interface__["data"][0] != flat.__array_interface__["data"][0]:
+            raise ValueError("out must be x itself or not overlap it")
+        getattr(_kernel(), f"{kernel_name}_inplace")(out.reshape(-1))  # one array: vectorised
+        return out
+    else:
+        writable = out is not None and out.flags.c_contiguous and out.dtype == np.float64 and out.shape == x.shape
+        result = out if writable else np.empty(x.shape, np.float64)
+        getattr(_kernel(), f"{kernel_name}_into")(flat, result.reshape(-1))
     if out is None or result is out:
         return result
     out[...] = result
@@ -230,21 +235,22 @@ def _unary(x, out, numpy_form, kernel_name) -> np.ndarray:
 
 def log(x, out: np.ndarray | None = None) -> np.ndarray:
     """Natural logarithm in float64 (``-inf`` at 0, NaN below); ``out`` may be ``x`` itself."""
-    return _unary(x, out, _log_numpy, "log_into")
+    return _unary(x, out, _log_numpy, "log")
 
 
 def asinh(x, out: np.ndarray | None = None) -> np.ndarray:
     """Inverse hyperbolic sine in float64 (the pseudorapidity of pz / pt); ``out`` may be ``x``."""
-    return _unary(x, out, _asinh_numpy, "asinh_into")
+    return _unary(x, out, _asinh_numpy, "asinh")
 
 
 def atan2(y, x) -> np.ndarray:
     """Angle of (x, y) in (-pi, pi], float64 (the azimuth of (px, py)); numpy broadcasting."""
     y, x = np.broadcast_arrays(np.asarray(y), np.asarray(x))
     shape = y.shape
-    y, x = _as_float64(y).reshape(-1), _as_float64(x).reshape(-1)
     if _use_kernel(y.size):
+        # float32 or float64 as they are (the loop converts float32 exactly); anything else to float64
+        y, x = (np.ascontiguousarray(a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)).reshape(-1) for a in (y, x))
         out = np.empty(y.size, np.float64)
         _kernel().atan2_into(y, x, out)
         return out.reshape(shape)
-    return _atan2_numpy(y, x).reshape(shape)
+    return _atan2_numpy(_as_float64(y).reshape(-1), _as_float64(x).reshape(-1)).reshape(shape)
