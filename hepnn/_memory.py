@@ -28,17 +28,6 @@ loading a model for :class:`hepnn.Tagger`, evaluation or explanations).
 
 ``HEPNN_KEEP_MALLOC=1``, or any of ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
 ``MALLOC_TOP_PAD_`` set by the user, leaves malloc alone.
-
-With the reader's settings, numpy stops asking for **transparent huge pages**
-(``madvise(MADV_HUGEPAGE)`` on every array of 4 MiB or more, numpy's default on Linux): a huge
-page must be found, or made by compacting memory, at the first touch, and on virtual machines
-that hand free memory back to the host (virtio-balloon free page reporting, Firecracker) this is
-where the time goes. Filling a fresh 210 MB array (the padded constituents of 75k jets) in a new
-process took 0.88-0.98 s with huge pages and 0.13-0.22 s without on a 2-core cloud VM; a first
-``hepnn.io.load`` of those jets 2.8-3.5 s and 2.1-2.3 s. Where huge pages are at hand they save
-about 0.1 s per 200 MB; without them the cost is bounded. ``NUMPY_MADVISE_HUGEPAGE`` set by the
-user (numpy's own switch, read when numpy is imported) or ``HEPNN_KEEP_MALLOC=1`` leaves numpy's
-choice alone.
 """
 
 from __future__ import annotations
@@ -61,25 +50,7 @@ _done: set[str] = set()
 
 def bound_allocator() -> bool:
     """The reader's settings (once); True if they were made by this call or before."""
-    _no_numpy_hugepages()
     return _set("reader", _READER)
-
-
-def _no_numpy_hugepages() -> bool:
-    """numpy's arrays without ``MADV_HUGEPAGE`` (see above); True if switched off by this call."""
-    if "hugepages" in _done or os.environ.get("HEPNN_KEEP_MALLOC") or "NUMPY_MADVISE_HUGEPAGE" in os.environ:
-        return False
-    _done.add("hugepages")
-    if platform.system() != "Linux":
-        return False
-    import numpy as np
-
-    core = getattr(np, "_core", None) or getattr(np, "core", None)
-    switch = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
-    if switch is None:  # a numpy without the switch: its default stays
-        return False
-    switch(False)
-    return True
 
 
 def tensor_allocator() -> bool:

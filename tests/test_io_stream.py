@@ -157,40 +157,6 @@ def test_streaming_fixes_the_glibc_mmap_threshold_unless_told_not_to(tmp_path):
         assert out.stdout.strip() == "False", setting
 
 
-_HUGEPAGE_PROBE = """
-import numpy as np
-from hepnn.io.memory import bound_allocator
-core = getattr(np, "_core", None) or np.core
-bound_allocator() if {call} else None
-print(core.multiarray._set_madvise_hugepage(True))  # the setting before this call
-"""
-
-
-def test_reading_switches_off_numpy_s_transparent_huge_pages_unless_the_user_chose():
-    """On VMs that hand free memory back to the host, huge pages made a fresh 210 MB array cost
-    0.9 s instead of 0.15 s (docs in hepnn._memory)."""
-    import platform
-    import subprocess
-    import sys
-
-    import numpy as np
-
-    core = getattr(np, "_core", None) or np.core
-    if platform.system() != "Linux" or not hasattr(core.multiarray, "_set_madvise_hugepage"):
-        pytest.skip("numpy's huge-page switch is Linux only")
-    env = {k: v for k, v in _env_without_malloc_settings().items() if k != "NUMPY_MADVISE_HUGEPAGE"}
-
-    def probe(call: bool, **extra) -> str:
-        out = subprocess.run([sys.executable, "-c", _HUGEPAGE_PROBE.format(call=call)], env={**env, **extra},
-                             capture_output=True, text=True, check=True)
-        return out.stdout.strip()
-
-    default = probe(False)
-    assert probe(True) == "False"
-    assert probe(True, HEPNN_KEEP_MALLOC="1") == default
-    assert probe(True, NUMPY_MADVISE_HUGEPAGE="1") == "True"  # numpy's own switch, set by the user
-
-
 _STEP_PROBE = """
 import resource
 import numpy as np
