@@ -142,3 +142,12 @@ def test_float32_inputs_give_the_values_of_their_float64_copies():
     assert np.array_equal(_bits(L.atan2(y, x)), _bits(expected))
     assert np.array_equal(_bits(L.atan2(y[:100], x[:100])), _bits(expected[:100]))
     assert np.array_equal(_bits(L.log(np.abs(x))), _bits(L.log(np.abs(x).astype(np.float64))))
+
+
+@pytest.mark.skipif(not EXTENDED, reason="needs an extended-precision long double for the reference")
+def test_atan2_of_huge_and_tiny_inputs_is_within_one_and_a_half_ulps():
+    rng = np.random.default_rng(8)
+    for scale in (1e-300, 1e300, 1e-320):
+        y, x = rng.normal(size=(2, 100_000)) * scale
+        errors = _ulps(L.atan2(y, x), np.arctan2(y.astype(np.longdouble), x.astype(np.longdouble)))
+        assert errors.max() < 1.5, scale
