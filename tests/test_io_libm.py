@@ -60,12 +60,17 @@ def test_atan2_compiled_loop_and_numpy_formulation_agree_bit_for_bit():
 
 
 def test_special_values_are_the_c_library_s():
+    """Only results that are exact constants (the same in every C library and in SVML)."""
     grid_y, grid_x = (a.ravel() for a in np.meshgrid(SPECIAL, SPECIAL))
+    special = (grid_x == 0) | (grid_y == 0) | ~np.isfinite(grid_x) | ~np.isfinite(grid_y)
+    grid_y, grid_x = grid_y[special], grid_x[special]
+    assert len(grid_x) > 150
     with np.errstate(all="ignore"):
         assert np.array_equal(_bits(L.atan2(grid_y, grid_x)), _bits(np.arctan2(grid_y, grid_x)))
-        for ours, theirs in ((L.log, np.log), (L.asinh, np.arcsinh)):
-            exact_cases = SPECIAL[~np.isfinite(SPECIAL) | (SPECIAL == 0.0) | (SPECIAL == 1.0) | (SPECIAL < 0) & (ours is L.log)]
-            assert np.array_equal(_bits(ours(exact_cases)), _bits(theirs(exact_cases)))
+        exact = ~np.isfinite(SPECIAL) | (SPECIAL == 0.0)
+        assert np.array_equal(_bits(L.asinh(SPECIAL[exact])), _bits(np.arcsinh(SPECIAL[exact])))
+        exact |= (SPECIAL == 1.0) | (SPECIAL < 0)
+        assert np.array_equal(_bits(L.log(SPECIAL[exact])), _bits(np.log(SPECIAL[exact])))
     # signs of zeros: atan2(+-0, +0) = +-0, atan2(+-0, -0) = +-pi, asinh(-0) = -0
     assert np.signbit(L.atan2(np.array([-0.0]), np.array([0.0]))[0])
     assert L.atan2(np.array([0.0, -0.0]), np.array([-0.0, -0.0])).tolist() == [np.pi, -np.pi]
