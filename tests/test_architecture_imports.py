@@ -18,6 +18,7 @@ PACKAGE = Path(hepnn.__file__).parent
 ALLOWED_LAZY = {
     "hepnn/config/schema.py": "config loading must stay light: models.registry/explain import numpy (and cycle)",
     "hepnn/io/hypot.py": "io._hypot_kernel imports numba (half a second): only large arrays use the compiled loop",
+    "hepnn/io/libm.py": "io._libm_kernel imports numba (half a second): only large arrays use the compiled loops",
     "hepnn/io/images.py": "io._image_kernels imports numba (half a second), which only jet images need",
     "hepnn/io/representations.py": "io._element_kernels imports numba (half a second): only large padded inputs",
     "hepnn/preprocessing/preprocessor.py": "preprocessing._kernels imports numba (half a second): only large fits",

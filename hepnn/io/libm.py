@@ -111,7 +111,8 @@ _KERNEL = f"{__package__}._libm_kernel"
 
 def _kernel():
     """The compiled loops (:mod:`hepnn.io._libm_kernel`), imported on first use."""
-    from . import _libm_kernel  # lazy: numba's import costs half a second
+    # lazy: numba's import costs half a second, which only large inputs need
+    from . import _libm_kernel
 
     return _libm_kernel
 
