@@ -1,8 +1,8 @@
-"""``log``, ``asinh`` and ``atan2`` in float64 with the same bits on every machine, below 1 ulp.
+"""``log``, ``asinh`` and ``atan2`` in float64 with the same bits on every machine (within 1 ulp; asinh 2).
 
 numpy's ``np.log``, ``np.arcsinh`` and ``np.arctan2`` are the C library's functions on most
 CPUs and Intel's SVML on CPUs with AVX-512, so their last bit depends on the machine; where the
-C library's are used they cost 8, 30 and 29 ns per value (glibc 2.36 on an AVX2-only AMD EPYC):
+C library's are used they cost 4-8, 22-30 and 29 ns per value (glibc 2.36 on an AVX2-only AMD EPYC):
 with a constituent's eta (``asinh(pz / pt)``), phi (``atan2(py, px)``) and four logarithms,
 three quarters of the time of the top-tagging inputs' seven derived variables.
 
