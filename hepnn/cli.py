@@ -108,7 +108,7 @@ def _cmd_config_show(args) -> int:
 
 def _cmd_run(args) -> int:
     out = run_analysis(args.analysis, out=args.out, overrides=args.overrides, steps=args.steps, quick=args.quick,
-                       update_readme=args.update_readme, force=args.force)
+                       update_readme=args.update_readme, force=args.force, jobs=args.jobs)
     print(f"run finished: {out}")
     report = Path(out) / "report" / "index.html"
     if report.is_file():
@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after the run, put OUT/results.md into the results block of the analysis' README.md")
     p.add_argument("--force", action="store_true",
                    help="write into an existing output folder that holds files hepnn did not write")
+    p.add_argument("--jobs", "-j", default="1", metavar="N",
+                   help="train, evaluate and explain the variants in N worker processes ('auto': one per CPU "
+                        "core); the numbers are the same as with 1 (default: 1)")
     add_set_option(p)
     p.set_defaults(func=_cmd_run)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 from ..config import load_config
 from ..training.evaluate import load_run_data
@@ -14,15 +15,17 @@ from .registry import applies
 __all__ = ["explain_step"]
 
 
-def explain_step(analysis, out_dir: Path, log=print) -> dict[str, dict[str, Path]]:
-    """Run ``analysis.config.explain.methods`` on each run of ``analysis``; skip those that do not apply.
+def explain_step(analysis, out_dir: Path, log=print,
+                 variants: Iterable[str] | None = None) -> dict[str, dict[str, Path]]:
+    """Run ``analysis.config.explain.methods`` on each run of ``analysis`` (``variants``: only these);
+    skip those that do not apply.
 
     The data are read once for all runs sharing them, and each run's model is loaded
     (and its functions compiled) once for all its explainers.
     """
     written: dict[str, dict[str, Path]] = {}
     cache: dict = {}
-    for name, run_dir in run_dirs(analysis, out_dir).items():
+    for name, run_dir in run_dirs(analysis, out_dir, variants).items():
         written[name] = {}
         target = run.run_target(run_dir)
         data = None

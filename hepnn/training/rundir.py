@@ -199,6 +199,23 @@ def _devices() -> list[str]:
         return []
 
 
+def _tensorflow_threads() -> int | None:
+    """The intra-op threads TensorFlow's CPU kernels split their work over (it changes the last bits of
+    sums, so a run's numbers depend on it): ``TF_NUM_INTRAOP_THREADS``, the configured count, or the cores."""
+    setting = os.environ.get("TF_NUM_INTRAOP_THREADS", "").strip()
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    try:
+        import tensorflow as tf
+
+        configured = tf.config.threading.get_intra_op_parallelism_threads()
+    except Exception:  # noqa: BLE001 - provenance must never fail a run
+        return None
+    if configured > 0:
+        return int(configured)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def provenance(config, seeds: Mapping[str, int], extra: Mapping[str, Any] | None = None) -> dict:
     """Everything needed to trace a run back to code, data and machine."""
     files = input_files(config.data)
@@ -210,7 +227,8 @@ def provenance(config, seeds: Mapping[str, int], extra: Mapping[str, Any] | None
         "seeds": dict(seeds),
         "split": asdict(config.data.split),
         "inputs": [{"path": str(f), "checksum": file_checksum(f), "bytes": f.stat().st_size} for f in files],
-        "host": {"name": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "host": {"name": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count(),
+                 "tensorflow_threads": _tensorflow_threads()},
         "devices": _devices(),
         **(dict(extra) if extra else {}),
     }

@@ -8,8 +8,10 @@ variants with the same ``data`` section.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 from ..config import to_dict, variant
+from ..exceptions import UnknownNameError
 from ..io import load
 from .baseline import BDT_DIR, train_bdt
 from .evaluate import evaluate_run
@@ -17,31 +19,46 @@ from .evaluate import evaluate_run
 __all__ = ["train_step", "evaluate_step", "run_dirs"]
 
 
-def run_dirs(analysis, out_dir: Path) -> dict[str, Path]:
-    """Variant name -> run directory."""
+def run_dirs(analysis, out_dir: Path, variants: Iterable[str] | None = None) -> dict[str, Path]:
+    """Variant name -> run directory (``variants``: only these, in the config's order; ``None``: all)."""
     names = list(analysis.config.variants) or ["model"]
+    if variants is not None:
+        wanted = list(variants)
+        for name in wanted:
+            if name not in names:
+                raise UnknownNameError(name, "variant", names)
+        names = [name for name in names if name in wanted]
     return {name: Path(out_dir) / name for name in names}
 
 
-def _variant_configs(analysis):
+def _variant_configs(analysis, variants: Iterable[str] | None = None):
     config = analysis.config
+    names = run_dirs(analysis, Path(), variants)
     if not config.variants:
-        return {"model": config}
-    return {name: variant(config, name) for name in config.variants}
+        return {"model": config} if names else {}
+    return {name: variant(config, name) for name in names}
 
 
-def train_step(analysis, out_dir: Path, log=print) -> dict[str, Path]:
+def train_step(analysis, out_dir: Path, log=print, variants: Iterable[str] | None = None,
+               baseline: bool = True) -> dict[str, Path]:
+    """Train every variant (``variants``: only these) and, with ``baseline``, the BDT baseline."""
     # lazy: keeps `import hepnn.explain.step` free of keras
     from .trainer import Trainer
 
     cache: dict = {}
-    dirs = run_dirs(analysis, out_dir)
-    for name, config in _variant_configs(analysis).items():
+    dirs = run_dirs(analysis, out_dir, variants)
+    for name, config in _variant_configs(analysis, variants).items():
         key = repr(to_dict(config.data))
         if key not in cache:
             cache[key] = load(config, analysis=analysis)
         log(f"[{analysis.name}] training {name} ({config.model.name}) -> {dirs[name]}")
         Trainer(config, analysis=analysis, log=log).fit(dirs[name], data=cache[key])
+    if baseline:
+        _train_baseline(analysis, out_dir, cache, log)
+    return dirs
+
+
+def _train_baseline(analysis, out_dir: Path, cache: dict, log) -> None:
     baseline = analysis.config.baseline
     if baseline is not None:
         bdt_dir = Path(out_dir) / BDT_DIR
@@ -61,13 +78,13 @@ def train_step(analysis, out_dir: Path, log=print) -> dict[str, Path]:
                                 working_points=config.evaluation.working_points,
                                 classes=getattr(data, "class_names", None), **params)
             log(f"[{analysis.name}] BDT baseline on {', '.join(names)}: {_summary(metrics)}")
-    return dirs
 
 
-def evaluate_step(analysis, out_dir: Path, log=print) -> dict[str, dict]:
+def evaluate_step(analysis, out_dir: Path, log=print, variants: Iterable[str] | None = None) -> dict[str, dict]:
+    """Write each run's test metrics (``variants``: only these runs)."""
     results = {}
     cache: dict = {}  # variants with the same data and preprocessing read the files once
-    for name, run_dir in run_dirs(analysis, out_dir).items():
+    for name, run_dir in run_dirs(analysis, out_dir, variants).items():
         results[name] = evaluate_run(run_dir, analysis=analysis, cache=cache)
         log(f"[{analysis.name}] {name}: {_summary(results[name])}")
     return results
