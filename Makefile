@@ -29,7 +29,7 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/hepnn run analyses/top_tagging --quick --out $(DEMO_OUT) $(DEMO_ARGS)
+	$(BIN)/hepnn run analyses/top_tagging --quick --jobs auto --out $(DEMO_OUT) $(DEMO_ARGS)
 
 test: $(STAMP) lint
 	@$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \

@@ -96,7 +96,7 @@ def run_analysis(
     overrides = list(overrides)
     n_jobs = resolve_jobs(jobs)
     recipe = _Recipe(target=_portable(target), overrides=tuple(overrides), quick=quick,
-                     out=None if out is None else str(Path(out).resolve()))
+                     out=None if out is None else str(out), shown=str(target))
     analysis, out_dir = recipe.analysis()
     if isinstance(steps, str):
         steps = [s.strip() for s in steps.split(",") if s.strip()]
@@ -156,6 +156,7 @@ class _Recipe:
     overrides: tuple[str, ...]
     quick: bool
     out: str | None
+    shown: str = ""  # the analysis as the user named it (the command in OUT/results.md)
 
     def analysis(self):
         analysis = load_analysis(self.target, list(self.overrides))
@@ -164,7 +165,8 @@ class _Recipe:
         # the command that reproduces the run (shown in OUT/results.md); --out, --steps and --jobs change
         # nothing in the numbers
         analysis.command = " ".join(
-            ["hepnn run", self.target, *(["--quick"] if self.quick else []), *(f"--set {o}" for o in self.overrides)]
+            ["hepnn run", self.shown or self.target, *(["--quick"] if self.quick else []),
+             *(f"--set {o}" for o in self.overrides)]
         )
         out_dir = Path(self.out) if self.out is not None else Path("runs") / str(analysis.name)
         if analysis.config.generate is not None:

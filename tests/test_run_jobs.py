@@ -109,6 +109,13 @@ def test_jobs_give_the_numbers_of_one_process_with_the_same_threads(analysis_dir
     bdt_b = json.loads((tmp_path / "serial" / "bdt" / "metrics.json").read_text())
     assert bdt_a == bdt_b and 0.6 < bdt_a["auc"] < 1.0
 
+    # the results table says what the numbers depend on
+    from hepnn.plotting.step import write_results
+    from hepnn.plugins import load_analysis
+
+    table = write_results(load_analysis(analysis_dir), tmp_path / "parallel").read_text()
+    assert f"- TensorFlow intra-op threads per run: {n_threads} (the last digits depend on the count" in table
+
 
 def test_a_failing_variant_is_named_and_the_others_are_kept(analysis_dir, tmp_path):
     folder = tmp_path / "ana"

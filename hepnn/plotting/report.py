@@ -70,7 +70,7 @@ from .histio import save_hists
 from .images import plot_average_images, plot_heatmap
 from .learning import plot_learning_curves, read_history
 from .roc import plot_rejection, plot_roc
-from .save import save_figure
+from .writer import FigureWriter
 from .scores import plot_scores
 from .style import label, use_style
 
@@ -380,6 +380,8 @@ class ReportContext:
         self.working_point = working_point
         self.cache: dict = {}
         self.notes: list[str] = []
+        # saves the figures (in worker processes once there are many; see hepnn.plotting.writer)
+        self.writer = FigureWriter(processes=0)
 
     def note(self, text: str) -> None:
         """Add ``text`` to the notes on skipped plots (once)."""
@@ -392,7 +394,7 @@ class ReportContext:
     def finish(self, fig: Any, name: str, label_ax: Any = None) -> list[str]:
         if label_ax is not None:
             label(label_ax, experiment=self.style, text=self.text, energy=self.energy)
-        paths = save_figure(fig, self.out / "plots" / name, formats=self.formats)
+        paths = self.writer.save(fig, self.out / "plots" / name, formats=self.formats)
         self.pyplot().close(fig)
         return [p.relative_to(self.out).as_posix() for p in paths]
 
@@ -1266,7 +1268,7 @@ def build_report(
     items = _figure_items(runs, fold_groups, several)
 
     figures: list[ReportFigure] = []
-    with use_style(plots_cfg.style):
+    with use_style(plots_cfg.style), FigureWriter() as d.writer:
         for item in _progress(items, len(items), "report: plots", progress):
             figures.extend(_draw(d, item))
     notes = d.notes

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from .._fileio import atomic_path
 
-__all__ = ["save_figure"]
+__all__ = ["save_figure", "figure_paths"]
 
 _FORMATS = ("png", "pdf", "svg", "eps", "jpg")
 _CANVAS: list = []  # the Agg canvas class below, made on first use (matplotlib is imported lazily)
@@ -43,6 +43,21 @@ def _shared_mathtext_canvas() -> type:
     return _CANVAS[0]
 
 
+def figure_paths(path: str | os.PathLike, formats: Sequence[str]) -> list[Path]:
+    """The files :func:`save_figure` writes for ``path`` and ``formats`` (``plots/roc`` -> ``plots/roc.png``, ...).
+
+    Raises ``ValueError`` for a format matplotlib cannot write or an empty list.
+    """
+    if isinstance(formats, str):
+        formats = (formats,)
+    bad = [f for f in formats if f.lower() not in _FORMATS]
+    if bad or not formats:
+        msg = f"formats: expected some of {list(_FORMATS)}, received {list(formats)}"
+        raise ValueError(msg)
+    path = Path(path)
+    return [path.with_name(f"{path.name}.{fmt.lower()}") for fmt in formats]
+
+
 def save_figure(
     fig: Any, path: str | os.PathLike, formats: Sequence[str] = ("png", "pdf"), *, dpi: float = 150, **kwargs: Any
 ) -> list[Path]:
@@ -73,14 +88,8 @@ def save_figure(
     ['.png']
     """
     fig = getattr(fig, "figure", fig)
-    if isinstance(formats, str):
-        formats = (formats,)
-    bad = [f for f in formats if f.lower() not in _FORMATS]
-    if bad or not formats:
-        msg = f"formats: expected some of {list(_FORMATS)}, received {list(formats)}"
-        raise ValueError(msg)
+    targets = figure_paths(path, formats)
     kwargs.setdefault("bbox_inches", "tight")
-    path = Path(path)
     written = []
     canvas = fig.canvas
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib is an optional extra
@@ -88,10 +97,10 @@ def save_figure(
     if type(canvas) is FigureCanvasAgg:  # the Agg backend, not an interactive window: same pixels, less work
         _shared_mathtext_canvas()(fig)
     try:
-        for fmt in formats:
-            target = path.with_name(f"{path.name}.{fmt.lower()}")
-            with atomic_path(target, suffix=f".part.{fmt.lower()}") as tmp:
-                fig.savefig(tmp, format=fmt.lower(), dpi=dpi, **kwargs)
+        for target in targets:
+            fmt = target.suffix[1:]
+            with atomic_path(target, suffix=f".part.{fmt}") as tmp:
+                fig.savefig(tmp, format=fmt, dpi=dpi, **kwargs)
             written.append(target)
     finally:
         if fig.canvas is not canvas:

@@ -264,6 +264,19 @@ def _setup_lines(analysis: Any) -> list[str]:
     return lines
 
 
+def _tensorflow_threads(analysis: Any, out_dir: Path) -> str:
+    """The intra-op thread counts the runs' ``provenance.json`` record (``"1"``, ``"1, 2"``; ``""``: none)."""
+    counts = set()
+    for path in run_dirs(analysis, out_dir).values():
+        try:
+            host = json.loads(RunDirectory(path).provenance.read_text()).get("host", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(host, dict) and isinstance(host.get("tensorflow_threads"), int):
+            counts.add(host["tensorflow_threads"])
+    return ", ".join(str(c) for c in sorted(counts))
+
+
 def write_results(analysis: Any, out_dir: str | Path, command: str | None = None) -> Path:
     """Write ``OUT/results.md`` from the runs' ``metrics.json`` files and return its path.
 
@@ -272,8 +285,12 @@ def write_results(analysis: Any, out_dir: str | Path, command: str | None = None
     out_dir = Path(out_dir)
     rows = collect_results(analysis, out_dir)
     command = command or getattr(analysis, "command", None) or f"hepnn run {analysis.name}"
-    table = results_table(rows, analysis.config.evaluation.working_points, command=command,
-                          setup=_setup_lines(analysis))
+    setup = _setup_lines(analysis)
+    threads = _tensorflow_threads(analysis, out_dir)
+    if threads:
+        setup.insert(-1, f"TensorFlow intra-op threads per run: {threads} (the last digits depend on the count; "
+                         "`TF_NUM_INTRAOP_THREADS` sets it)")
+    table = results_table(rows, analysis.config.evaluation.working_points, command=command, setup=setup)
     return atomic_write_text(out_dir / RESULTS_FILE, f"# Results of `{analysis.name}`\n\n{table}")
 
 
