@@ -30,7 +30,9 @@ from typing import Callable, Iterable
 from . import exceptions
 from ._logs import quiet_tensorflow
 from .config import quick as quick_config
+from .config import variant
 from .exceptions import ConfigError, HepnnError, TrainingError, suggest
+from .models.registry import relative_cost
 from .outdir import claim
 from .plugins import load_analysis
 from .training.tracking import log_results
@@ -227,7 +229,8 @@ def _run_in_workers(analysis, out_dir: Path, steps: list[str], variants: list[st
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                                initargs=(lines, debug, threads))
     try:
-        futures = {pool.submit(_variant_job, recipe, variant, tuple(steps)): variant for variant in variants}
+        futures = {pool.submit(_variant_job, recipe, name, tuple(steps)): name
+                   for name in costliest_first(analysis.config, variants)}
         if "train" in steps:
             _load_step("train")(analysis, out_dir, log=log, variants=(), baseline=True)
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -238,6 +241,18 @@ def _run_in_workers(analysis, out_dir: Path, steps: list[str], variants: list[st
         pool.shutdown(wait=True, cancel_futures=True)
         lines.put(None)
         printer.join()
+
+
+def costliest_first(config, variants: Iterable[str]) -> list[str]:
+    """``variants`` ordered by their estimated training time (the model's registered ``cost`` times
+    its epochs), the costliest first and ties in the config's order: with workers taking them in
+    this order the last ones to finish are short, so no core waits long for the last variant."""
+
+    def cost(name: str) -> float:
+        v = variant(config, name)
+        return relative_cost(v.model.name) * max(1, int(v.training.epochs))
+
+    return sorted(variants, key=cost, reverse=True)
 
 
 def _print_lines(lines, log: Callable[[str], None]) -> None:

@@ -32,7 +32,7 @@ def _check(options: dict[str, Any]) -> opt.Problems:
     yield from opt.choice("output_activation", options["output_activation"], ("linear", "sigmoid", "relu", "softplus"))
 
 
-@register_model("autoencoder", check=_check)
+@register_model("autoencoder", check=_check, cost=8)
 def build_autoencoder(
     input_shapes: dict[str, tuple],
     n_outputs: int = 1,

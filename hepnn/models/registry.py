@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 from ..exceptions import suggest
 from ..registry import Registry
 
-__all__ = ["MODELS", "register_model", "check_params", "build_model", "context_options"]
+__all__ = ["MODELS", "register_model", "check_params", "build_model", "context_options", "relative_cost"]
 
 MODELS = Registry("model")
 
@@ -23,7 +23,7 @@ RESERVED = ("input_shapes", "n_outputs", "task", "mask_value")
 CONTEXT = ("feature_names",)
 
 
-def register_model(name: str | None = None, check: Callable | None = None) -> Callable:
+def register_model(name: str | None = None, check: Callable | None = None, cost: float = 1.0) -> Callable:
     """Register a model builder under ``name`` (decorator).
 
     Parameters
@@ -34,6 +34,10 @@ def register_model(name: str | None = None, check: Callable | None = None) -> Ca
         ``check(options) -> iterable of (option, problem)``, run on the builder's
         defaults updated with a config's options when the config is loaded, so bad
         option values fail early. It must not import Keras.
+    cost : float, optional
+        Its training time per jet and epoch relative to the dense network's at the
+        sizes of a typical config (a hint: ``hepnn run --jobs`` starts the costliest
+        variants first, so the last to finish are short; it changes no number).
 
     Examples
     --------
@@ -49,6 +53,7 @@ def register_model(name: str | None = None, check: Callable | None = None) -> Ca
     def add(builder: Callable) -> Callable:
         if check is not None:
             builder.check_options = check
+        builder.relative_cost = float(cost)
         return MODELS.register(name)(builder)
 
     return add
@@ -85,6 +90,21 @@ def check_params(name: str, params: dict[str, Any]) -> Iterator[tuple[str, str]]
     for key, problem in check(options):
         if key not in RESERVED + CONTEXT:
             yield key, problem
+
+
+def relative_cost(name: str) -> float:
+    """The ``cost`` a builder was registered with (1 for an unknown name or a builder without one).
+
+    Examples
+    --------
+    >>> relative_cost("dense"), relative_cost("particlenet") > relative_cost("deepsets")
+    (1.0, True)
+    """
+    try:
+        builder = MODELS.get(name)
+    except KeyError:
+        return 1.0
+    return float(getattr(builder, "relative_cost", 1.0))
 
 
 def build_model(name: str, input_shapes: dict[str, tuple], **kwargs: Any):

@@ -56,7 +56,7 @@ from ..metrics import efficiency_auc, efficiency_curve, rejection_at
 from ..models.autoencoder import encoder
 from ..models.efn import efn_filters
 from ..registry import Registry
-from ..training.evaluate import binary_metrics, evaluate_run, load_run_data, predict_split
+from ..training.evaluate import binary_metrics, evaluate_run, load_run_data, predict_split, prediction_key
 from ..training.kfold import fold_data, fold_dirs, is_kfold_run
 from ..training.rundir import RunDirectory, load_run_model, read_json, write_json
 from .anomaly import plot_latent, plot_reconstruction_error
@@ -329,9 +329,11 @@ def _load_run(name: str, path: Path, data: Any, analysis: Any, cache: dict) -> R
     rd = RunDirectory(path)
     config = load_config(rd.config)
     run_data = load_run_data(path, config, analysis, cache=cache) if data is None else data
-    test = predict_split(path, "test", data=run_data)
+    # the outputs the evaluate step stored for these data, if any (no model is loaded then)
+    key = prediction_key(path, config, analysis) if data is None else None
+    test = predict_split(path, "test", data=run_data, key=key, store=False)  # a report only reads run folders
     n_train = int(np.count_nonzero(np.asarray(run_data["split"]) == 0)) if "split" in run_data else 0
-    train = predict_split(path, "train", data=run_data) if n_train else None
+    train = predict_split(path, "train", data=run_data, key=key, store=False) if n_train else None
     if not rd.metrics.is_file():
         evaluate_run(path, data=run_data)
     metrics = read_json(rd.metrics)

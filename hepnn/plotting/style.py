@@ -52,7 +52,10 @@ class use_style:  # noqa: N801 - used like a function
         mpl = require("matplotlib")
         self._saved = mpl.rcParams.copy()
         if self.name == "plain":
-            mpl.style.use("default")
+            # lazy (matplotlib is an optional extra); `import matplotlib` alone does not load `matplotlib.style`
+            import matplotlib.style
+
+            matplotlib.style.use("default")
         else:
             mplhep = require("mplhep")
             mplhep.style.use(self.name)

@@ -14,11 +14,16 @@ configured background class as background.
 from __future__ import annotations
 
 import hashlib
+import inspect
+import json
 import math
+import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .._fileio import atomic_path
+from .._version import __version__
 from ..config import load_config, to_dict
 from ..io import load
 from ..metrics import efficiency_auc, efficiency_curve, rejection_at
@@ -27,12 +32,12 @@ from ..models.inference import predict
 from ..preprocessing import Preprocessor
 from ..runs.spec import load_spec
 from .kfold import fold_data, fold_dirs, folds_of, is_kfold_run, summarise
-from .rundir import RunDirectory, load_run_model, read_json, write_json
+from .rundir import RunDirectory, input_files, load_run_model, read_json, write_json
 from .sculpting import run_sculpting
 from .splits import subset
 
 __all__ = ["binary_metrics", "multiclass_metrics", "flavour_discriminant", "compute_metrics", "split_data", "predict_split",
-           "evaluate_run", "evaluate_folds"]
+           "prediction_key", "evaluate_run", "evaluate_folds"]
 
 #: c- and b-fractions in the b- and c-tagging discriminants
 F_C = 0.05
@@ -198,35 +203,100 @@ def split_data(run_dir, split: str = "test", data_config=None, analysis=None, da
 
 
 def predict_split(run_dir, split: str = "test", data_config=None, analysis=None, data=None,
-                  cache: dict | None = None):
+                  cache: dict | None = None, key: str | None = None, store: bool = True):
     """Model outputs, labels and weights of one split, with the run's own preprocessing.
 
     For autoencoders the output is the per-jet anomaly score (reconstruction error).
     The model is loaded once per process (:func:`hepnn.training.rundir.load_run_model`);
-    ``cache`` shares the data between runs (:func:`load_run_data`).
+    ``cache`` shares the data between runs (:func:`load_run_data`). With a ``key``
+    (:func:`prediction_key` of the data the outputs are for), the outputs stored in
+    ``RUN_DIR/predictions/<split>.npz`` under that key are returned without loading the
+    model, and outputs computed here are stored under it (unless not ``store``).
     """
     out = split_data(run_dir, split, data_config=data_config, analysis=analysis, data=data, cache=cache)
     part, config = out["data"], out["config"]
-    model = load_run_model(RunDirectory(run_dir).model)
-    x = {n: part[n] for n in out["spec"].names}
-    if out["task"] == "autoencoder":
-        outputs = anomaly_score(model, x)
-    else:
-        outputs = predict(model, x, batch_size=config.evaluation.batch_size)
+    outputs = _stored_outputs(run_dir, split, key, len(out["label"])) if key else None
+    if outputs is None:
+        model = load_run_model(RunDirectory(run_dir).model)
+        x = {n: part[n] for n in out["spec"].names}
+        if out["task"] == "autoencoder":
+            outputs = anomaly_score(model, x)
+        else:
+            outputs = predict(model, x, batch_size=config.evaluation.batch_size)
+        if key and store:
+            _store_outputs(run_dir, split, key, outputs)
     return {"outputs": outputs, **out}
 
 
-def evaluate_run(run_dir, data_config=None, analysis=None, data=None, cache: dict | None = None) -> dict:
+def prediction_key(run_dir, config, analysis: Any = None) -> str | None:
+    """What a run's stored predictions are valid for: a hash of the model file, the saved
+    preprocessing, the ``data`` section, the input files (size and modification time), the
+    analysis class' source file and hepnn's version. ``None`` when the model file is missing.
+    """
+    run = RunDirectory(run_dir)
+    if not run.model.is_file():
+        return None
+    h = hashlib.sha256()
+    h.update(run.model.read_bytes())
+    h.update(run.preprocessing.read_bytes() if run.preprocessing.is_file() else b"")
+    stamps = []
+    for path in input_files(config.data):
+        st = os.stat(path)
+        stamps.append([str(path), st.st_size, st.st_mtime_ns])
+    source = None
+    if analysis is not None:
+        try:
+            source = inspect.getsourcefile(type(analysis))
+        except TypeError:  # a class defined in the interpreter
+            source = None
+    if source and os.path.isfile(source):
+        st = os.stat(source)
+        source_stamp = [type(analysis).__qualname__, source, st.st_size, st.st_mtime_ns]
+    else:
+        source_stamp = [type(analysis).__qualname__ if analysis is not None else None]
+    h.update(json.dumps([repr(to_dict(config.data)), stamps, source_stamp, __version__]).encode())
+    return h.hexdigest()
+
+
+def _stored_outputs(run_dir, split: str, key: str, n: int) -> np.ndarray | None:
+    path = RunDirectory(run_dir).predictions / f"{split}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if str(f["key"]) != key or len(f["outputs"]) != n:
+                return None
+            return np.asarray(f["outputs"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _store_outputs(run_dir, split: str, key: str, outputs: np.ndarray) -> None:
+    folder = RunDirectory(run_dir).predictions
+    folder.mkdir(exist_ok=True)
+    with atomic_path(folder / f"{split}.npz", suffix=".part.npz") as tmp:
+        np.savez(tmp, outputs=np.asarray(outputs), key=np.asarray(key))
+
+
+def evaluate_run(run_dir, data_config=None, analysis=None, data=None, cache: dict | None = None,
+                 keep_predictions: bool = False) -> dict:
     """Compute test-split metrics of a run and write ``RUN_DIR/metrics.json``.
 
     For a k-fold run: the metrics of the out-of-fold scores of every jet, with the
     spread over folds (see :mod:`hepnn.training.kfold`). With a ``cache`` dict, runs
     with the same data and saved preprocessing read the files once (:func:`load_run_data`).
+    ``keep_predictions`` (the ``evaluate`` step of ``hepnn run``) stores the outputs on the
+    test and training splits in ``RUN_DIR/predictions/`` for the report (when the data are
+    the run's own: no ``data`` or ``data_config`` given).
     """
     if is_kfold_run(run_dir):
         return evaluate_folds(run_dir, data=data, analysis=analysis, data_config=data_config)
 
-    pred = predict_split(run_dir, "test", data_config=data_config, analysis=analysis, data=data, cache=cache)
+    key = None
+    if keep_predictions and data is None and data_config is None:
+        key = prediction_key(run_dir, load_config(RunDirectory(run_dir).config), analysis)
+    pred = predict_split(run_dir, "test", data_config=data_config, analysis=analysis, data=data, cache=cache,
+                         key=key)
+    if key:
+        predict_split(run_dir, "train", analysis=analysis, cache=cache, key=key)
     config = pred["config"]
     metrics = compute_metrics(
         pred["outputs"], pred["label"], pred["task"], pred["classes"], config.evaluation.working_points,

@@ -295,6 +295,11 @@ class RunDirectory:
         return self.path / "preprocessing.json"
 
     @property
+    def predictions(self) -> Path:
+        """``predictions/<split>.npz``: the model's outputs on a split, with the key they are valid for."""
+        return self.path / "predictions"
+
+    @property
     def history(self) -> Path:
         return self.path / "history.csv"
 

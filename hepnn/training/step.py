@@ -85,7 +85,7 @@ def evaluate_step(analysis, out_dir: Path, log=print, variants: Iterable[str] | 
     results = {}
     cache: dict = {}  # variants with the same data and preprocessing read the files once
     for name, run_dir in run_dirs(analysis, out_dir, variants).items():
-        results[name] = evaluate_run(run_dir, analysis=analysis, cache=cache)
+        results[name] = evaluate_run(run_dir, analysis=analysis, cache=cache, keep_predictions=True)
         log(f"[{analysis.name}] {name}: {_summary(results[name])}")
     return results
 
