@@ -169,3 +169,20 @@ def test_steps_select_variants(analysis_dir, tmp_path):
     assert run_dirs(analysis, tmp_path, ()) == {}
     with pytest.raises(UnknownNameError, match="smal"):
         run_dirs(analysis, tmp_path, ["smal"])
+
+
+def test_costliest_variants_start_first():
+    from hepnn.config import load_config
+    from hepnn.run import costliest_first
+
+    config = load_config({
+        "data": {"inputs": {"p": {"kind": "sequence", "variables": ["a", "b"], "max_length": 4}}},
+        "training": {"epochs": 10},
+        "variants": {
+            "dense": {"model": {"name": "dense", "inputs": ["p"]}},  # 1 x 10
+            "pnet": {"model": {"name": "particlenet", "inputs": ["p"]}, "training": {"epochs": 2}},  # 8 x 2
+            "sets": {"model": {"name": "deepsets", "inputs": ["p"]}, "training": {"epochs": 30}},  # 1.5 x 30
+            "dense2": {"model": {"name": "dense", "inputs": ["p"]}},  # a tie keeps the config's order
+        },
+    })
+    assert costliest_first(config, list(config.variants)) == ["sets", "pnet", "dense", "dense2"]
