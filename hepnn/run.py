@@ -29,6 +29,7 @@ from typing import Callable, Iterable
 
 from . import exceptions
 from ._logs import quiet_tensorflow
+from ._spawn import main_module_hidden
 from .config import quick as quick_config
 from .config import variant
 from .exceptions import ConfigError, HepnnError, TrainingError, suggest
@@ -229,8 +230,9 @@ def _run_in_workers(analysis, out_dir: Path, steps: list[str], variants: list[st
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                                initargs=(lines, debug, threads))
     try:
-        futures = {pool.submit(_variant_job, recipe, name, tuple(steps)): name
-                   for name in costliest_first(analysis.config, variants)}
+        with main_module_hidden():  # the workers do not run the user's script again (hepnn._spawn)
+            futures = {pool.submit(_variant_job, recipe, name, tuple(steps)): name
+                       for name in costliest_first(analysis.config, variants)}
         if "train" in steps:
             _load_step("train")(analysis, out_dir, log=log, variants=(), baseline=True)
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)

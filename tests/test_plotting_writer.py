@@ -61,7 +61,7 @@ def test_a_failed_save_in_a_worker_names_the_file(tmp_path):
     fig = _figure(0, plt)
     writer.save(fig, tmp_path / "in_the_way" / "roc", formats=("png",))  # queued: the error comes at close
     plt.close(fig)
-    with pytest.raises(OSError, match=r"in_the_way/roc: saving the figure failed in a worker process"):
+    with pytest.raises(OSError, match=r"in_the_way/roc: saving the figure failed: (NotADirectoryError|FileNotFoundError|FileExistsError)"):
         writer.close()
     with pytest.raises(ValueError, match="formats"):
         FigureWriter(processes=1, start_after=0).save(_figure(1, plt), tmp_path / "x", formats=("gif",))
@@ -87,3 +87,40 @@ def test_default_processes(monkeypatch):
     assert default_plot_processes() == 3
     monkeypatch.delenv("HEPNN_PLOT_PROCESSES")
     assert 1 <= default_plot_processes() <= 4
+
+
+def test_a_script_without_main_guard_is_not_run_again_by_the_workers(tmp_path):
+    """Spawned workers must not re-run the user's script (it would train its model again)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "analysis_script.py"
+    script.write_text(textwrap.dedent(f"""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import Formatter
+        from hepnn.plotting.writer import FigureWriter
+
+        with open({str(tmp_path / "runs.txt")!r}, "a") as f:  # "training": must happen once
+            f.write("ran\\n")
+
+        class Percent(Formatter):  # a class of this script: a worker cannot unpickle it
+            def __call__(self, x, pos=None):
+                return f"{{100 * x:.0f}}%"
+
+        with FigureWriter(processes=2, start_after=0) as writer:
+            for i in range(3):
+                fig, ax = plt.subplots()
+                ax.plot([0, 1], [i, 1])
+                if i == 2:
+                    ax.yaxis.set_major_formatter(Percent())
+                writer.save(fig, {str(tmp_path)!r} + f"/fig{{i}}", formats=("png",))
+                plt.close(fig)
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "runs.txt").read_text() == "ran\n"
+    for i in range(3):
+        assert (tmp_path / f"fig{i}.png").stat().st_size > 1000

@@ -33,6 +33,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+from .._spawn import main_module_hidden
 from .save import figure_paths, save_figure
 
 __all__ = ["FigureWriter", "default_plot_processes"]
@@ -63,7 +64,7 @@ class FigureWriter:
         self.start_after = start_after
         self._saved_here = 0
         self._pool: ProcessPoolExecutor | None = None
-        self._pending: list[tuple[Path, Future]] = []
+        self._pending: list[tuple[Path, tuple, Future]] = []
 
     def save(self, fig: Any, path: str | os.PathLike, formats: Sequence[str] = ("png", "pdf"), *,
              dpi: float = 150, **kwargs: Any) -> list[Path]:
@@ -78,8 +79,10 @@ class FigureWriter:
         except Exception:  # noqa: BLE001 - an artist that does not pickle (a lambda formatter): save it here
             return save_figure(fig, path, formats, dpi=dpi, **kwargs)
         paths = figure_paths(path, formats)
-        future = self._workers().submit(_save_pickled, blob, _rc_params(), str(path), formats, dpi, kwargs)
-        self._pending.append((Path(path), future))
+        rc = _rc_params()
+        with main_module_hidden():  # a worker started here does not run the user's script again
+            future = self._workers().submit(_save_pickled, blob, rc, str(path), formats, dpi, kwargs)
+        self._pending.append((Path(path), (blob, rc, str(path), formats, dpi, kwargs), future))
         return paths
 
     def _workers(self) -> ProcessPoolExecutor:
@@ -91,15 +94,22 @@ class FigureWriter:
         return self._pool
 
     def close(self) -> None:
-        """Wait for every queued figure; raise the first error with its file name."""
+        """Wait for every queued figure; raise the first error with its file name.
+
+        A figure a worker could not save (a class of the user's script it cannot import, a
+        worker that died) is saved again here; only if that fails too is the error raised.
+        """
         pending, self._pending = self._pending, []
         try:
-            for path, future in pending:
+            for path, task, future in pending:
                 try:
                     future.result()
-                except Exception as err:
-                    msg = f"{path}: saving the figure failed in a worker process: {type(err).__name__}: {err}"
-                    raise OSError(msg) from err
+                except Exception:  # noqa: BLE001 - try again in this process, which drew the figure
+                    try:
+                        _save_here(*task)
+                    except Exception as err:
+                        msg = f"{path}: saving the figure failed: {type(err).__name__}: {err}"
+                        raise OSError(msg) from err
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
@@ -110,7 +120,7 @@ class FigureWriter:
 
     def __exit__(self, *exc: Any) -> None:
         if exc[0] is not None:  # an error while drawing: stop quietly, the first error is the one to show
-            for _, future in self._pending:
+            for *_, future in self._pending:
                 future.cancel()
             try:
                 self.close()
@@ -146,6 +156,16 @@ def _init_worker(fonts: tuple[str, ...]) -> None:
     for path in fonts:
         if path not in known and os.path.isfile(path):
             font_manager.fontManager.addfont(path)
+
+
+def _save_here(blob: bytes, rc: dict, path: str, formats: tuple, dpi: float, kwargs: dict) -> None:
+    import matplotlib
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        context = matplotlib.rc_context(rc)
+    with context:
+        save_figure(pickle.loads(blob), path, formats, dpi=dpi, **kwargs)
 
 
 def _save_pickled(blob: bytes, rc: dict, path: str, formats: tuple, dpi: float, kwargs: dict) -> None:
