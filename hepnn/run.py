@@ -8,8 +8,9 @@ Steps are resumable: each one skips work whose outputs already exist.
 With ``jobs`` > 1 (``hepnn run --jobs N``) the per-run steps (``train``, ``evaluate``,
 ``explain``) of an analysis' variants run in ``N`` worker processes, a variant per
 process at a time, while this process trains the BDT baseline; the report is drawn here
-afterwards. Every variant's numbers are the same as in one process (each run seeds its
-own training); what it costs is a TensorFlow start-up and a read of the data per worker.
+afterwards. Each worker's TensorFlow runs ``cores // N`` intra-op threads, and a variant's
+numbers are those of a one-process run with that many (``TF_NUM_INTRAOP_THREADS``; see
+docs/reliability.md); what it costs is a TensorFlow start-up and a read of the data per worker.
 """
 
 from __future__ import annotations
@@ -165,8 +166,8 @@ class _Recipe:
         analysis = load_analysis(self.target, list(self.overrides))
         if self.quick:
             analysis.config = quick_config(analysis.config)
-        # the command that reproduces the run (shown in OUT/results.md); --out, --steps and --jobs change
-        # nothing in the numbers
+        # the command that reproduces the run (shown in OUT/results.md); --out and --steps change nothing in
+        # the numbers, --jobs only TensorFlow's thread count, which results.md names
         analysis.command = " ".join(
             ["hepnn run", self.shown or self.target, *(["--quick"] if self.quick else []),
              *(f"--set {o}" for o in self.overrides)]
