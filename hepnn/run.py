@@ -293,6 +293,8 @@ def _init_worker(lines, debug: bool, threads: int) -> None:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(threads))
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    # on a GPU machine the workers share the GPU: each takes memory as it needs it, not all of it at start
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     quiet_tensorflow(debug=debug)
     if debug:
         os.environ["HEPNN_DEBUG"] = "1"
