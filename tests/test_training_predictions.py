@@ -115,4 +115,9 @@ def test_a_retrained_model_invalidates_the_key(run, tmp_path):
     assert prediction_key(copy, config) != key
     RunDirectory(copy).model.unlink()
     assert prediction_key(copy, config) is None
+    moved = to_dict(config)
+    moved["data"]["files"][0]["path"] = str(tmp_path / "no_such.root")
+    RunDirectory(copy).model.write_bytes(bytes(data))
+    # a missing input file: no error here (reading the data reports it), and not the key of the real file
+    assert prediction_key(copy, load_config(moved)) != prediction_key(copy, config)
     clear_model_cache()

@@ -231,7 +231,7 @@ def predict_split(run_dir, split: str = "test", data_config=None, analysis=None,
 def prediction_key(run_dir, config, analysis: Any = None) -> str | None:
     """What a run's stored predictions are valid for: a hash of the model file, the saved
     preprocessing, the ``data`` section, the input files (size and modification time), the
-    analysis class' source file and hepnn's version. ``None`` when the model file is missing.
+    analysis class' source file and hepnn's version. ``None`` when the model or an input file is missing.
     """
     run = RunDirectory(run_dir)
     if not run.model.is_file():
@@ -240,9 +240,12 @@ def prediction_key(run_dir, config, analysis: Any = None) -> str | None:
     h.update(run.model.read_bytes())
     h.update(run.preprocessing.read_bytes() if run.preprocessing.is_file() else b"")
     stamps = []
-    for path in input_files(config.data):
-        st = os.stat(path)
-        stamps.append([str(path), st.st_size, st.st_mtime_ns])
+    try:
+        for path in input_files(config.data):
+            st = os.stat(path)
+            stamps.append([str(path), st.st_size, st.st_mtime_ns])
+    except OSError:  # a missing input file: nothing to reuse (reading the data says what is wrong)
+        return None
     source = None
     if analysis is not None:
         try:
