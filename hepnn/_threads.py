@@ -19,7 +19,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable
 
-__all__ = ["reader_threads", "default_threads"]
+__all__ = ["reader_threads", "default_threads", "cpu_cores"]
 
 MAX_DEFAULT_THREADS = 8
 
@@ -36,6 +36,11 @@ def _in_dask_task() -> bool:
     return True
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_threads() -> int:
     """The thread count when nothing limits it by the amount of work (see the module docstring)."""
     setting = os.environ.get("HEPNN_READER_THREADS", "").strip()
@@ -46,8 +51,7 @@ def default_threads() -> int:
         return int(omp)
     if _in_dask_task():
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(MAX_DEFAULT_THREADS, cores)
+    return min(MAX_DEFAULT_THREADS, cpu_cores())
 
 
 def reader_threads(n_items: int | None = None, per_thread: int = 1) -> int:

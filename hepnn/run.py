@@ -31,10 +31,10 @@ from typing import Callable, Iterable
 from . import exceptions
 from ._logs import quiet_tensorflow
 from ._spawn import main_module_hidden
+from ._threads import cpu_cores
 from .config import quick as quick_config
 from .config import variant
 from .exceptions import ConfigError, HepnnError, TrainingError, suggest
-from .models.registry import relative_cost
 from .outdir import claim
 from .plugins import load_analysis
 from .training.tracking import log_results
@@ -131,7 +131,7 @@ def resolve_jobs(jobs: int | str | None) -> int:
     if isinstance(jobs, str):
         text = jobs.strip().lower()
         if text == "auto":
-            return _cores()
+            return cpu_cores()
         if not text.isdigit():
             msg = f"--jobs: {jobs!r} is not a number of processes; give a positive integer or 'auto'"
             raise ConfigError(msg)
@@ -140,10 +140,6 @@ def resolve_jobs(jobs: int | str | None) -> int:
         msg = f"--jobs: {jobs!r} is not a number of processes; give a positive integer or 'auto'"
         raise ConfigError(msg)
     return jobs
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _portable(target: str | os.PathLike) -> str:
@@ -227,7 +223,7 @@ def _run_in_workers(analysis, out_dir: Path, steps: list[str], variants: list[st
     printer.start()
     debug = bool(os.environ.get("HEPNN_DEBUG"))
     workers = min(jobs, len(variants))
-    threads = max(1, _cores() // workers)
+    threads = max(1, cpu_cores() // workers)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                                initargs=(lines, debug, threads))
     try:
@@ -250,6 +246,9 @@ def costliest_first(config, variants: Iterable[str]) -> list[str]:
     """``variants`` ordered by their estimated training time (the model's registered ``cost`` times
     its epochs), the costliest first and ties in the config's order: with workers taking them in
     this order the last ones to finish are short, so no core waits long for the last variant."""
+
+    # lazy: hepnn.models imports numpy, which `import hepnn.cli` must not pay for
+    from .models.registry import relative_cost
 
     def cost(name: str) -> float:
         v = variant(config, name)

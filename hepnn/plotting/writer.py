@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .._spawn import main_module_hidden
+from .._threads import cpu_cores
 from .save import figure_paths, save_figure
 
 __all__ = ["FigureWriter", "default_plot_processes"]
@@ -48,8 +49,7 @@ def default_plot_processes() -> int:
     setting = os.environ.get("HEPNN_PLOT_PROCESSES", "").strip()
     if setting.isdigit():
         return int(setting)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(MAX_DEFAULT_PROCESSES, cores))
+    return max(1, min(MAX_DEFAULT_PROCESSES, cpu_cores()))
 
 
 class FigureWriter:

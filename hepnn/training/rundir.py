@@ -37,6 +37,7 @@ from typing import Any, Iterable, Mapping
 
 from .._fileio import atomic_path, atomic_write_text
 from .._redact import redact_args
+from .._threads import cpu_cores
 from ..config import Config, to_dict
 from ..models import load_model
 
@@ -213,7 +214,7 @@ def _tensorflow_threads() -> int | None:
         return None
     if configured > 0:
         return int(configured)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cpu_cores()
 
 
 def provenance(config, seeds: Mapping[str, int], extra: Mapping[str, Any] | None = None) -> dict:
