@@ -91,3 +91,44 @@ def test_stream_cache_run_killed_mid_epoch_resumes_bit_identically(tmp_path, mon
     assert loss(resumed.history_) == loss(full.history_)
     for a, b in zip(full.model_.get_weights(), resumed.model_.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_every_tf_data_pipeline_hepnn_builds_has_no_autotuning_thread(tmp_path):
+    """tf.data's autotuning model thread made ``fit`` wait up to 19 s at its end (hepnn._tfdata);
+    the in-memory batches keep their order and content through the tf.data pipeline."""
+    tf = pytest.importorskip("tensorflow")
+    from hepnn.training.batches import EpochBatches
+    from hepnn.training.feeds import InMemoryFeed
+
+    rng = np.random.default_rng(0)
+    x = {"a": rng.normal(size=(37, 3)).astype("float32"), "b": rng.normal(size=(37, 4, 2)).astype("float32")}
+    y, w = rng.integers(0, 2, 37).astype("int32"), rng.random(37).astype("float32")
+    feed = InMemoryFeed(x, y, w, {k: v[:9] for k, v in x.items()}, y[:9], w[:9], batch_size=8, seed=5)
+    args = feed.fit_args(2)
+    assert args["x"].options().autotune.enabled is False
+    assert args["validation_data"].options().autotune.enabled is False
+    # two epochs (5 batches each, the last of 5 jets) from the pipeline == EpochBatches' own batches
+    reference = EpochBatches(feed, 2)
+    for i, (bx, by, bw) in enumerate(args["x"].take(10)):
+        rx, ry, rw = reference[i]
+        assert set(bx) == {"a", "b"} and len(ry) == (5 if i % 5 == 4 else 8)
+        for name in rx:
+            np.testing.assert_array_equal(bx[name].numpy(), rx[name])
+        np.testing.assert_array_equal(by.numpy(), ry)
+        np.testing.assert_array_equal(bw.numpy(), rw)
+    assert feed.epoch_args(0, as_dataset=True)["x"].options().autotune.enabled is False
+
+    config = make_per_jet(tmp_path, n=40)
+    cfg = hepnn.load_config(config, ["training.streaming=true", "training.stream_cache=true",
+                                     "training.batch_size=16"])
+    data = hepnn.io.load(cfg)
+    assert hepnn.io.make_dataset(cfg, split="train", batch_size=16,
+                                     preprocessing=data.preprocessing).options().autotune.enabled is False
+    stream = StreamingFeed(cfg, ["highlevel"], ["background", "signal"], "binary", data.preprocessing,
+                           cache_dir=tmp_path / "cache")
+    assert stream.epoch_args(0)["x"].options().autotune.enabled is False
+    epoch(stream, 0)
+    assert stream.epoch_args(1)["x"].options().autotune.enabled is False  # read from the cache
+    assert stream.fit_args(1)["x"].options().autotune.enabled is False
+    assert stream.cache().dataset(16, seed=1, passes=2).options().autotune.enabled is False
+    assert isinstance(args["x"], tf.data.Dataset)

@@ -39,6 +39,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .._fileio import atomic_path, atomic_write_text
+from .._tfdata import without_autotune
 
 __all__ = ["ChunkCache", "fingerprint", "FORMAT"]
 
@@ -261,5 +262,5 @@ class ChunkCache:
         first = 0 if seed is None else int(seed)
         seeds = tf.data.Dataset.range(first, first + passes if passes is not None else 2**62)
         if passes == 1:
-            return one_pass(tf.constant(first, tf.int64))
-        return seeds.flat_map(one_pass)
+            return without_autotune(one_pass(tf.constant(first, tf.int64)))
+        return without_autotune(seeds.flat_map(one_pass))

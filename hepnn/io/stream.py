@@ -23,6 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .._optional import require
+from .._tfdata import without_autotune
 from .cache import ChunkCache, fingerprint
 from .chunks import data_config, iterate_chunks
 from .load import fit_preprocessing
@@ -394,4 +395,4 @@ def make_dataset(config: Any, split: str | int | None = "train", batch_size: int
     # unbatch splits the leading axis back into batches inside tf.data
     signature = ({k: stacked(v) for k, v in inputs_spec.items()}, stacked(label_spec), stacked(weight_spec))
     ds = tf.data.Dataset.from_generator(generator, output_signature=signature).unbatch()
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return without_autotune(ds.prefetch(tf.data.AUTOTUNE))

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .._tfdata import without_autotune
 from ..exceptions import ConfigError, InputDataError
 from ..io import make_dataset
 from ..io.cache import ChunkCache
@@ -83,12 +84,13 @@ class InMemoryFeed:
         if as_dataset:  # tf.distribute strategies shard a dataset, not a dict of numpy arrays
             import tensorflow as tf
 
-            train = tf.data.Dataset.from_tensor_slices(
+            train = without_autotune(tf.data.Dataset.from_tensor_slices(
                 (x_epoch, self.y_train[perm], self.w_train[perm])
-            ).batch(self.batch_size)
+            ).batch(self.batch_size))
             val = None
             if self.has_val:
-                val = tf.data.Dataset.from_tensor_slices((self.x_val, self.y_val, self.w_val)).batch(self.batch_size)
+                val = without_autotune(
+                    tf.data.Dataset.from_tensor_slices((self.x_val, self.y_val, self.w_val)).batch(self.batch_size))
             return {"x": train, "validation_data": val, "shuffle": False}
         return {
             "x": x_epoch,
@@ -104,8 +106,12 @@ class InMemoryFeed:
         # lazy: keeps importing this module free of keras
         from .batches import EpochBatches
 
-        return {"x": EpochBatches(self, first), "steps_per_epoch": self.steps_per_epoch(), "shuffle": False,
-                **self.validation_args()}
+        import keras
+
+        batches = EpochBatches(self, first)
+        # on TensorFlow a tf.data pipeline of our own, without the autotuning thread (hepnn._tfdata)
+        x = batches.tf_dataset() if keras.backend.backend() == "tensorflow" else batches
+        return {"x": x, "steps_per_epoch": self.steps_per_epoch(), "shuffle": False, **self.validation_args()}
 
     def validation_args(self) -> dict[str, Any]:
         """The validation split for ``model.fit``, in batches of ``batch_size`` whichever way ``fit`` is called.
@@ -126,6 +132,7 @@ class InMemoryFeed:
 
             options = tf.data.Options()
             options.experimental_optimization.apply_default_optimizations = False  # nothing to gain, ~2 ms a pass
+            options.autotune.enabled = False  # see hepnn._tfdata
             self._val_dataset = tf.data.Dataset.from_tensor_slices(
                 (self.x_val, self.y_val, self.w_val)).batch(self.batch_size).with_options(options)
         return {"validation_data": self._val_dataset}
@@ -220,7 +227,7 @@ class StreamingFeed:
                 weight = weight * tf.gather(table, tf.cast(chunk["label"], tf.int32))
             return {n: chunk[n] for n in names}, chunk["label"], weight
 
-        return ds.map(select).prefetch(tf.data.AUTOTUNE)
+        return without_autotune(ds.map(select).prefetch(tf.data.AUTOTUNE))
 
     def _dataset(self, split: str, shuffle: bool, seed: int, cache_dir=None):
         ds = make_dataset(
