@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Iterable
 
 from ..config import load_config
-from ..training.evaluate import load_run_data
+from ..training.evaluate import load_run_data, prediction_key, split_data
 from ..training.rundir import RunDirectory
 from ..training.step import run_dirs
 from . import run
 from .registry import applies
+from .views import store_views
 
 __all__ = ["explain_step"]
 
@@ -21,7 +22,8 @@ def explain_step(analysis, out_dir: Path, log=print,
     skip those that do not apply.
 
     The data are read once for all runs sharing them, and each run's model is loaded
-    (and its functions compiled) once for all its explainers.
+    (and its functions compiled) once for all its explainers. The looks inside the model
+    that the report draws (:mod:`hepnn.explain.views`) are stored in the run folder too.
     """
     written: dict[str, dict[str, Path]] = {}
     cache: dict = {}
@@ -39,4 +41,13 @@ def explain_step(analysis, out_dir: Path, log=print,
             expl = run.explain_run(run_dir, method, data=data, target=target)
             log(f"[{analysis.name}] {name}: {method} on {expl.n_jets} jets in {expl.extra.get('seconds', 0):.1f} s")
             written[name][method] = Path(run_dir) / "explain" / method
+        # the looks inside the model the report draws, while the model is loaded (hepnn.explain.views)
+        config = load_config(RunDirectory(run_dir).config)
+        key = prediction_key(run_dir, config, analysis)
+        if key:
+            if data is None:
+                data = load_run_data(run_dir, config, analysis, cache=cache)
+            stored = store_views(run_dir, target.model, split_data(run_dir, "test", data=data), key)
+            if stored:
+                log(f"[{analysis.name}] {name}: {', '.join(stored)} stored for the report")
     return written

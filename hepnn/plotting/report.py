@@ -49,12 +49,9 @@ import numpy as np
 from .._fileio import atomic_path, atomic_write_text
 from ..config import load_config
 from ..exceptions import InputDataError, UnknownNameError
-from ..explain import explain
-from ..explain.gradcam import conv_layers
+from ..explain.views import ViewUnavailable, compute_view, stored_view
 from ..io.split import assign_fold
 from ..metrics import efficiency_auc, efficiency_curve, rejection_at
-from ..models.autoencoder import encoder
-from ..models.efn import efn_filters
 from ..registry import Registry
 from ..training.evaluate import binary_metrics, evaluate_run, load_run_data, predict_split, prediction_key
 from ..training.kfold import fold_data, fold_dirs, is_kfold_run
@@ -193,6 +190,7 @@ class ReportRun:
     score_test: np.ndarray = None
     is_sig_test: np.ndarray = None
     score_train: np.ndarray = None
+    key: str | None = None  # what the run's stored predictions and model views are valid for
 
 
 def find_spectator(data: Mapping[str, Any], quantity: str) -> str | None:
@@ -347,7 +345,7 @@ def _load_run(name: str, path: Path, data: Any, analysis: Any, cache: dict) -> R
     else:
         signal = classes.index(ev.signal) if ev.signal else len(classes) - 1
     run = ReportRun(name=name, path=path, config=config, task=task, classes=classes, test=test, train=train,
-               metrics=metrics, signal=signal)
+                    metrics=metrics, signal=signal, key=key)
     run.score_test, run.is_sig_test = _scores(run, test)
     if train is not None and len(train["label"]):
         run.score_train = _scores(run, train)[0]
@@ -801,22 +799,29 @@ def _run_model(run: ReportRun, cache: dict) -> Any:
     return cache[run.name]
 
 
+def _view(d: ReportContext, run: ReportRun, name: str, what: str) -> dict[str, np.ndarray]:
+    """A look inside the run's model (:mod:`hepnn.explain.views`): the one the explain step stored
+    for these data, else computed here (the model loaded once per report)."""
+    views = d.cache.setdefault("views", {})
+    if (run.name, name) not in views:
+        try:
+            arrays = stored_view(run.path, name, run.key)
+            if arrays is None:
+                arrays = compute_view(name, _run_model(run, d.cache.setdefault("models", {})), run.test)
+        except ViewUnavailable as err:
+            arrays = err
+        views[run.name, name] = arrays
+    arrays = views[run.name, name]
+    if isinstance(arrays, ViewUnavailable):
+        raise SkipFigure(f"{run.name}: no {what} ({arrays})")
+    return arrays
+
+
 @report_figure("efn_filters", section="explain", model="efn", plots=("efn_filters",))
 def _efn_filters_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
-    run, stem, models = item.run, item.stem, d.cache.setdefault("models", {})
-    model = _run_model(run, models)
-    input_name = next((layer.name[: -len("_energy_flow")] for layer in model.layers
-                       if layer.name.endswith("_energy_flow")), None)
-    if input_name is None:
-        raise SkipFigure(f"{run.name}: no EFN filters (the model has no EFN branch)")
-    columns = model.get_layer(f"{input_name}_angles").indices
-    x = np.asarray(run.test["data"][input_name])
-    real = np.any(x != 0.0, axis=-1) if f"{input_name}_mask" not in run.test["data"] else np.asarray(
-        run.test["data"][f"{input_name}_mask"], dtype=bool)
-    angles = np.abs(x[..., columns][real]) if real.any() else np.zeros((0, 2))
-    extent = float(np.quantile(angles, 0.98)) if angles.size else 1.0
-    extent = extent if extent > 0 else 1.0
-    grid = efn_filters(model, extent=extent, n_grid=65, input_name=input_name)
+    run, stem = item.run, item.stem
+    grid = _view(d, run, "efn_filters", "EFN filters")
+    input_name, columns, extent = str(grid["input"]), grid["columns"].tolist(), float(grid["extent"])
     res = plot_efn_filters(grid["filters"], grid["eta"], grid["phi"], n_filters=8)
     files = d.finish(res.figure, stem, None)
     return ReportFigure(
@@ -831,29 +836,15 @@ def _efn_filters_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     )
 
 
-def _cnn_feature_maps(run: ReportRun, models: dict, cache: dict, n_jets: int = 400) -> Any:
-    key = run.name
-    if key not in cache:
-        model = _run_model(run, models)
-        if not conv_layers(model):
-            raise SkipFigure(f"{run.name}: no feature maps (the model has no convolution layer)")
-        names = run.test["spec"].names
-        labels = np.asarray(run.test["label"], dtype=int)
-        pick = np.arange(min(n_jets, len(labels)))
-        x = {n: np.asarray(run.test["data"][n], dtype=np.float32)[pick] for n in names}
-        cache[key] = explain(model, x, method="feature_maps", task=run.task, labels=labels[pick])
-    return cache[key]
-
-
 @report_figure("conv_filters", section="explain", tasks=("binary", "multiclass"), input_kind="image",
                plots=("conv_filters",))
 def _conv_filters_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
-    run, stem, models, maps = item.run, item.stem, d.cache.setdefault("models", {}), d.cache.setdefault("maps", {})
-    expl = _cnn_feature_maps(run, models, maps)
-    kernel = np.asarray(expl.extra["filters"])
+    run, stem = item.run, item.stem
+    maps = _view(d, run, "feature_maps", "feature maps")
+    kernel = np.asarray(maps["filters"])
     res = plot_conv_filters(kernel, n_filters=16)
     files = d.finish(res.figure, stem, None)
-    layer = expl.extra["filters_layer"]
+    layer = str(maps["filters_layer"])
     return ReportFigure(
         name=stem, section="explain", variant=run.name, result=res, files=files,
         title=f"Learned filters of the first convolution: {run.name}",
@@ -867,12 +858,12 @@ def _conv_filters_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
 @report_figure("feature_maps", section="explain", tasks=("binary", "multiclass"), input_kind="image",
                plots=("feature_maps",))
 def _feature_maps_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
-    run, stem, models, maps = item.run, item.stem, d.cache.setdefault("models", {}), d.cache.setdefault("maps", {})
-    expl = _cnn_feature_maps(run, models, maps)
-    layers = list(expl.extra["layers"])
+    run, stem = item.run, item.stem
+    maps = _view(d, run, "feature_maps", "feature maps")
+    layers = [str(n) for n in maps["layers"]]
     i = len(layers) - 1  # the deepest recorded layer
-    means = np.asarray(expl.extra[f"mean_maps_{i}"])
-    classes = [int(c) for c in np.asarray(expl.extra["classes"])]
+    means = np.asarray(maps[f"mean_maps_{i}"])
+    classes = [int(c) for c in np.asarray(maps["classes"])]
     rows = {f"mean {run.classes[c] if c < len(run.classes) else c}": m for c, m in zip(classes, means)}
     res = plot_feature_maps(rows, n_maps=6)
     files = d.finish(res.figure, stem, None)
@@ -880,7 +871,7 @@ def _feature_maps_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
         name=stem, section="explain", variant=run.name, result=res, files=files,
         title=f"Feature maps of {layers[i]}: {run.name}",
         caption=(f"Activations of the first channels of '{layers[i]}' averaged over the test-split jets of each "
-                 f"class ({expl.n_jets} jets): which parts of the jet image each learned feature responds to."),
+                 f"class ({int(maps['n_jets'])} jets): which parts of the jet image each learned feature responds to."),
         summary={"layer": layers[i], "classes": [run.classes[c] for c in classes if c < len(run.classes)]},
     )
 
@@ -921,14 +912,7 @@ def _reconstruction_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
 @report_figure("latent", section="anomaly", tasks=("autoencoder",), plots=("latent",))
 def _latent_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     run, stem = item.run, item.stem
-    model = _run_model(run, d.cache.setdefault("models", {}))
-    try:
-        enc = encoder(model)
-    except (ValueError, KeyError) as err:
-        raise SkipFigure(f"{run.name}: no latent-space plot ({err})") from err
-    x = {n: run.test["data"][n] for n in run.test["spec"].names}
-    latent = np.asarray(enc.predict(x, batch_size=run.config.evaluation.batch_size, verbose=0))
-    latent = latent.reshape(len(latent), -1)
+    latent = _view(d, run, "latent", "latent-space plot")["latent"]
     res = plot_latent(latent, np.asarray(run.test["label"], dtype=int), class_names=run.classes)
     files = d.finish(res.figure, stem, res.ax)
     return ReportFigure(
@@ -1270,7 +1254,9 @@ def build_report(
     items = _figure_items(runs, fold_groups, several)
 
     figures: list[ReportFigure] = []
-    with use_style(plots_cfg.style), FigureWriter() as d.writer:
+    # many figures: the writer's workers start with the first one (their start-up overlaps the drawing)
+    writer = FigureWriter(start_after=0 if len(items) > 16 else 16)
+    with use_style(plots_cfg.style), writer as d.writer:
         for item in _progress(items, len(items), "report: plots", progress):
             figures.extend(_draw(d, item))
     notes = d.notes

@@ -42,12 +42,13 @@ def _variant_configs(analysis, variants: Iterable[str] | None = None):
 def train_step(analysis, out_dir: Path, log=print, variants: Iterable[str] | None = None,
                baseline: bool = True) -> dict[str, Path]:
     """Train every variant (``variants``: only these) and, with ``baseline``, the BDT baseline."""
-    # lazy: keeps `import hepnn.explain.step` free of keras
-    from .trainer import Trainer
-
     cache: dict = {}
     dirs = run_dirs(analysis, out_dir, variants)
     for name, config in _variant_configs(analysis, variants).items():
+        # the BDT alone (the parent of `hepnn run --jobs`) need not import TensorFlow (~7 s on 2 cores)
+        # lazy: only with a network to train; keeps `import hepnn.explain.step` free of keras
+        from .trainer import Trainer
+
         key = repr(to_dict(config.data))
         if key not in cache:
             cache[key] = load(config, analysis=analysis)
