@@ -59,30 +59,34 @@ def permutation(target, inputs, n_repeats: int = 5, random_state: int = 0, label
         n_feat = target.shapes[name][-1]
         importance = np.zeros((n_repeats, n_feat))
         auc_drop = np.zeros((n_repeats, n_feat))
+        deltas = np.zeros((n_feat, n))
+
+        def permuted(name=name, kind=kind, n_feat=n_feat):
+            for f in range(n_feat):
+                for r in range(n_repeats):
+                    perm = rng.permutation(n)
+                    column = inputs[name].copy()
+                    if kind == "flat":
+                        column[:, f] = inputs[name][perm, f]
+                    else:
+                        shuffled = inputs[name][perm, :, f]
+                        keep = real[name] & real[name][perm]  # only slots real in both jets change
+                        column[:, :, f] = np.where(keep, shuffled, inputs[name][:, :, f])
+                    yield (f, r), {**inputs, name: column}
+
+        # the permuted copies are scored together, in full batches (hepnn.explain.target)
+        for (f, r), out in target.predict_each(permuted()):
+            delta = reference - out
+            deltas[f] += delta / n_repeats
+            importance[r, f] = np.mean(np.abs(delta))
+            if use_auc:
+                auc_drop[r, f] = base_auc - _auc(out, (np.asarray(labels) == np.max(labels)).astype(int))
         for f in range(n_feat):
-            deltas = np.zeros(n)
-            for r in range(n_repeats):
-                perm = rng.permutation(n)
-                x = dict(inputs)
-                column = inputs[name].copy()
-                if kind == "flat":
-                    column[:, f] = inputs[name][perm, f]
-                else:
-                    shuffled = inputs[name][perm, :, f]
-                    keep = real[name] & real[name][perm]  # only slots real in both jets change
-                    column[:, :, f] = np.where(keep, shuffled, inputs[name][:, :, f])
-                x[name] = column
-                out = target.predict(x)
-                delta = reference - out
-                deltas += delta / n_repeats
-                importance[r, f] = np.mean(np.abs(delta))
-                if use_auc:
-                    auc_drop[r, f] = base_auc - _auc(out, (np.asarray(labels) == np.max(labels)).astype(int))
             if kind == "flat":
-                values[name][:, f] = deltas
+                values[name][:, f] = deltas[f]
             else:
                 n_real = np.maximum(real[name].sum(axis=1), 1)
-                values[name][:, :, f] = real[name] * (deltas / n_real)[:, None]
+                values[name][:, :, f] = real[name] * (deltas[f] / n_real)[:, None]
         extra[f"importance_{name}"] = importance.mean(axis=0)
         extra[f"importance_std_{name}"] = importance.std(axis=0)
         if use_auc:
