@@ -1,4 +1,9 @@
-"""The wheel carries the package data (default config, sample settings)."""
+"""The wheel carries the package data (default config, sample settings).
+
+Each test builds from its own copy of the source tree: pip builds in the source's ``build/`` and
+``*.egg-info`` folders, and two builds of one tree at once (these tests on two xdist workers) broke
+each other ("Egg metadata expected at build/bdist... but not found").
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _source(tmp_path: Path) -> Path:
+    """A copy of the checkout without its environment, caches and earlier build output."""
+    import shutil
+
+    copy = tmp_path / "source"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".*cache*", ".hypothesis", "notes"))
+    return copy
+
+
 def test_wheel_contains_package_data_and_entry_point(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--wheel-dir", str(tmp_path), str(ROOT)],
+         "--no-index", "--wheel-dir", str(tmp_path), str(_source(tmp_path))],
         check=True, capture_output=True,
     )
     (wheel,) = tmp_path.glob("hepnn-*.whl")
@@ -49,7 +64,7 @@ def test_pip_install_into_a_new_venv_then_hepnn_list(tmp_path):
     ).stdout.strip()
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", site, str(ROOT)],
+         "--target", site, str(_source(tmp_path))],
         check=True, capture_output=True,
     )
     deps = sysconfig.get_paths()["purelib"]
