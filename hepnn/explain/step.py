@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Iterable
 
 from ..config import load_config
+from ..runs.spec import load_spec
 from ..training.evaluate import load_run_data, prediction_key, split_data
 from ..training.rundir import RunDirectory
 from ..training.step import run_dirs
 from . import run
 from .registry import applies
-from .views import store_views
+from .views import store_views, wanted_views
 
 __all__ = ["explain_step"]
 
@@ -43,7 +44,8 @@ def explain_step(analysis, out_dir: Path, log=print,
             written[name][method] = Path(run_dir) / "explain" / method
         # the looks inside the model the report draws, while the model is loaded (hepnn.explain.views)
         config = load_config(RunDirectory(run_dir).config)
-        key = prediction_key(run_dir, config, analysis)
+        wanted = wanted_views(target.model, target.task, load_spec(run_dir, config))
+        key = prediction_key(run_dir, config, analysis) if wanted else None
         if key:
             if data is None:
                 data = load_run_data(run_dir, config, analysis, cache=cache)

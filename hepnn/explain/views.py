@@ -40,7 +40,7 @@ from ..training.rundir import RunDirectory
 from .gradcam import conv_layers
 from .registry import explain
 
-__all__ = ["ViewUnavailable", "compute_view", "stored_view", "store_views", "view_names"]
+__all__ = ["ViewUnavailable", "compute_view", "stored_view", "store_views", "view_names", "wanted_views"]
 
 FEATURE_MAP_JETS = 400
 
@@ -153,18 +153,22 @@ def stored_view(run_dir: str | Path, name: str, key: str | None) -> dict[str, np
     return arrays
 
 
-def store_views(run_dir: str | Path, model: Any, test: dict, key: str | None) -> list[str]:
-    """Compute and store every view the run's task and inputs call for; returns their names.
+def wanted_views(model: Any, task: str, spec: Any) -> list[str]:
+    """The views the report draws for a run of ``task`` and ``spec`` (its RunSpec) with ``model``."""
+    run = {"task": task, "spec": spec}
+    return [name for name, (wanted, _) in _VIEWS.items() if wanted(model, run)]
 
-    Nothing is stored without a ``key`` (the run's data are not its own).
+
+def store_views(run_dir: str | Path, model: Any, test: dict, key: str | None) -> list[str]:
+    """Compute and store every view the run's task and inputs call for (:func:`wanted_views`);
+    returns their names. Nothing is stored without a ``key`` (the run's data are not its own).
     """
     if not key:
         return []
     folder = RunDirectory(run_dir).predictions
     stored = []
-    for name, (wanted, compute) in _VIEWS.items():
-        if not wanted(model, test):
-            continue
+    for name in wanted_views(model, test["task"], test["spec"]):
+        compute = _VIEWS[name][1]
         try:
             arrays = compute(model, test)
         except ViewUnavailable as err:
