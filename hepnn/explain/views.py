@@ -36,6 +36,7 @@ import numpy as np
 from .._fileio import atomic_path
 from ..models.autoencoder import encoder
 from ..models.efn import efn_filters
+from ..models.inference import predict
 from ..training.rundir import RunDirectory
 from .gradcam import conv_layers
 from .registry import explain
@@ -88,8 +89,9 @@ def _latent(model: Any, test: dict) -> dict[str, np.ndarray]:
         enc = encoder(model)
     except (ValueError, KeyError) as err:
         raise ViewUnavailable(str(err)) from err
-    x = {n: test["data"][n] for n in test["spec"].names}
-    latent = np.asarray(enc.predict(x, batch_size=test["config"].evaluation.batch_size, verbose=0))
+    x = {n: np.asarray(test["data"][n], dtype=np.float32) for n in test["spec"].names}
+    # hepnn's forward in fixed batches, not Keras' predict with its own tf.data pipeline (hepnn._tfdata)
+    latent = predict(enc, x, batch_size=test["config"].evaluation.batch_size)
     return {"latent": latent.reshape(len(latent), -1)}
 
 
