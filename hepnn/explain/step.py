@@ -31,6 +31,7 @@ def explain_step(analysis, out_dir: Path, log=print,
     for name, run_dir in run_dirs(analysis, out_dir, variants).items():
         written[name] = {}
         target = run.run_target(run_dir)
+        config = load_config(RunDirectory(run_dir).config)
         data = None
         for method in analysis.config.explain.methods:
             reason = applies(method, target)
@@ -38,12 +39,11 @@ def explain_step(analysis, out_dir: Path, log=print,
                 log(f"[{analysis.name}] {name}: skipping explainer {method!r}: {reason}")
                 continue
             if data is None:
-                data = load_run_data(run_dir, load_config(RunDirectory(run_dir).config), analysis, cache=cache)
+                data = load_run_data(run_dir, config, analysis, cache=cache)
             expl = run.explain_run(run_dir, method, data=data, target=target)
             log(f"[{analysis.name}] {name}: {method} on {expl.n_jets} jets in {expl.extra.get('seconds', 0):.1f} s")
             written[name][method] = Path(run_dir) / "explain" / method
         # the looks inside the model the report draws, while the model is loaded (hepnn.explain.views)
-        config = load_config(RunDirectory(run_dir).config)
         wanted = wanted_views(target.model, target.task, load_spec(run_dir, config))
         key = prediction_key(run_dir, config, analysis) if wanted else None
         if key:
