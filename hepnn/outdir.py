@@ -1,11 +1,13 @@
 """Output directories owned by hepnn: a marker written first, a lock while a command writes.
 
 Every directory hepnn writes into as a whole (a run directory of ``hepnn train``, the
-output folder of ``hepnn run`` and of ``hepnn convert``) is *claimed* before anything
-else is written: a new or empty directory gets the marker file ``.hepnn`` first. A
-directory that already holds other files and no marker belongs to the user and is
-refused (``--force`` claims it anyway), so ``hepnn train config.yaml --out .`` can
-never rewrite the user's own ``config.yaml``.
+output folder of ``hepnn run``, ``convert``, ``report``, ``export`` and ``tune``) is
+*claimed* before anything else is written: a new or empty directory gets the marker file
+``.hepnn`` first. A directory that already holds other files and no marker belongs to the
+user and is refused (``--force`` claims it anyway), so ``hepnn train config.yaml --out .``
+can never rewrite the user's own ``config.yaml``. Commands that write single named files
+(``hepnn generate``, ``hepnn predict``) check each file with :func:`claim_file`: an
+existing file is replaced only when hepnn wrote it, or with ``--force``.
 
 While a command writes, it holds ``fcntl.flock`` on ``.hepnn.lock`` in the directory:
 a second command on the same directory fails at once and names the holder's pid. The
@@ -25,15 +27,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ._fileio import atomic_write_text, current_umask
 from ._version import __version__
 from .exceptions import OutputDirError
 
-__all__ = ["MARKER", "LOCK", "claim", "claim_directory", "lock_directory", "is_owned"]
+__all__ = ["MARKER", "LOCK", "claim", "claim_directory", "claim_file", "lock_directory", "is_owned",
+           "make_directory", "foreign_files"]
 
 MARKER = ".hepnn"
 LOCK = ".hepnn.lock"
@@ -43,6 +47,7 @@ _LEGACY = {
     "run": ("config.yaml", "provenance.json"),
     "convert": ("config.yaml", "preprocessing.json", "train.npz"),
 }
+
 # entries that do not count as "other content" (hepnn's own scratch and lock)
 _OURS = (MARKER, LOCK)
 _SCRATCH_PREFIXES = (".worker-",)
@@ -62,35 +67,143 @@ def _foreign(path: Path) -> list[str]:
     )
 
 
+def _json_with(path: Path, keys: tuple[str, ...]) -> bool:
+    """True when ``path`` is a JSON object with all of ``keys``."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and all(key in data for key in keys)
+
+
+def _older_analysis(path: Path) -> bool:  # an analysis folder of an older hepnn: it holds run directories
+    return any(p.is_dir() and (is_owned(p) or all((p / n).is_file() for n in _LEGACY["run"])) for p in path.iterdir())
+
+
+def _older_tune(path: Path) -> bool:  # trials.csv or Optuna's study.db of an older hepnn tune
+    try:
+        with open(path / "trials.csv") as handle:
+            if handle.readline().startswith("number,state,value,params,run_dir"):
+                return True
+    except OSError:
+        pass
+    if not (path / "study.db").is_file():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path / 'study.db'}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error:
+        return False
+    return {"studies", "trials"} <= tables
+
+
+# folders of an older hepnn recognised by what they hold (hepnn's own files, not only their names)
+_OLDER: dict[str, Callable[[Path], bool]] = {
+    "analysis": _older_analysis,
+    "report": lambda path: _json_with(path / "manifest.json", ("runs", "figures")),
+    "export": lambda path: (path / "model.onnx").is_file() and _json_with(
+        path / "metadata.json", ("max_abs_diff_vs_keras", "verified_on")),
+    "tune": _older_tune,
+}
+
+
+def foreign_files(path: str | os.PathLike, kind: str) -> list[str]:
+    """The entries of directory ``path`` that hepnn did not write, for which claiming it as ``kind``
+    is refused without ``force`` (empty: missing, empty, owned, or hepnn's output of an older version)."""
+    path = Path(path)
+    if not path.is_dir() or is_owned(path):
+        return []
+    foreign = _foreign(path)
+    legacy = _LEGACY.get(kind, ())
+    older = _OLDER.get(kind)
+    adopted = (bool(legacy) and all((path / name).is_file() for name in legacy)) or (
+        older is not None and older(path))
+    return [] if adopted else foreign
+
+
 def claim_directory(path: str | os.PathLike, kind: str, force: bool = False) -> Path:
     """Create or adopt ``path`` as a hepnn output directory of ``kind`` and return it.
 
     Raises
     ------
     OutputDirError
-        ``path`` is a file, or a directory with other content and no marker (unless ``force``).
+        ``path`` is a file or cannot be created, or a directory with other content and no marker
+        that is not hepnn's output of an older version (unless ``force``).
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        msg = f"--out {path}: exists and is not a directory; choose another --out"
-        raise OutputDirError(msg)
     if path.is_dir() and not is_owned(path):
-        foreign = _foreign(path)
-        legacy = _LEGACY.get(kind, ())
-        adopted = bool(legacy) and all((path / name).is_file() for name in legacy)
-        if kind == "analysis":  # an analysis folder of an older hepnn: it holds run directories
-            adopted = any(p.is_dir() and (is_owned(p) or all((p / n).is_file() for n in _LEGACY["run"]))
-                          for p in path.iterdir())
-        if foreign and not adopted and not force:
+        foreign = foreign_files(path, kind)
+        if foreign and not force:
             shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
             msg = (f"--out {path}: the directory exists, holds files hepnn did not write ({shown}) and is not a "
                    f"hepnn {kind} directory; hepnn could overwrite them. Choose a new or empty --out, "
                    "or pass --force to write into it anyway")
             raise OutputDirError(msg)
-    path.mkdir(parents=True, exist_ok=True)
+    make_directory(path)
     if not is_owned(path):
         marker = {"hepnn": __version__, "kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        atomic_write_text(path / MARKER, json.dumps(marker) + "\n")
+        try:
+            atomic_write_text(path / MARKER, json.dumps(marker) + "\n")
+        except OSError as err:
+            msg = f"--out {path}: cannot write into the directory ({err.strerror or err}); choose another --out"
+            raise OutputDirError(msg) from None
+    return path
+
+
+def make_directory(path: str | os.PathLike) -> Path:
+    """Create the directory ``path`` (and its parents) if needed and return it.
+
+    Raises
+    ------
+    OutputDirError
+        ``path`` is a file, or cannot be created (no permission, a parent that is a file, ``/proc``).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        msg = f"--out {path}: exists and is not a directory; choose another --out"
+        raise OutputDirError(msg)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        msg = f"--out {path}: cannot create the directory ({err.strerror or err}); choose another --out"
+        raise OutputDirError(msg) from None
+    return path
+
+
+def claim_file(path: str | os.PathLike, what: str, written_by_hepnn: Callable[[Path], bool],
+               force: bool = False) -> Path:
+    """Check that the output file ``path`` may be written and return it.
+
+    A new file may; an existing one only when ``written_by_hepnn(path)`` says hepnn wrote
+    it (a rerun replaces its own output), or with ``force``.
+
+    Raises
+    ------
+    OutputDirError
+        ``path`` is a directory, or a file hepnn did not write (unless ``force``); the
+        message names it and says how to go on.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> mine = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> _ = mine.write_text("my notes")
+    >>> try:
+    ...     claim_file(mine, "sample of hepnn generate", lambda p: False)
+    ... except OutputDirError as err:
+    ...     print("pass --force" in str(err))
+    True
+    >>> claim_file(mine, "sample of hepnn generate", lambda p: False, force=True).name
+    'notes.txt'
+    """
+    path = Path(path)
+    if path.is_dir():
+        msg = f"{path}: is a directory, expected a file; choose another --out"
+        raise OutputDirError(msg)
+    if path.exists() and not force and not written_by_hepnn(path):
+        msg = (f"{path}: the file exists and is not a {what}; hepnn would replace it. Choose another "
+               "--out, move the file away, or pass --force to replace it")
+        raise OutputDirError(msg)
     return path
 
 

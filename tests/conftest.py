@@ -21,7 +21,8 @@ SEED = 20261126
 #: builds): marked ``integration`` so that ``make test-fast`` (``-m "not slow and not
 #: integration"``) leaves them out; ``make test`` and CI run them.
 INTEGRATION_FILES = frozenset({
-    "test_analyses.py", "test_bench_gpu.py", "test_cli.py", "test_datasets_generate.py", "test_docs.py",
+    "test_analyses.py", "test_bench_gpu.py", "test_cli.py", "test_cli_outputs_protected.py",
+    "test_datasets_generate.py", "test_docs.py",
     "test_explain_run.py", "test_export_deploy.py", "test_export_onnx.py", "test_faults_scale.py",
     "test_faults_training.py", "test_io_threads.py", "test_packaging.py", "test_report.py", "test_scale_dask.py", "test_scale_slurm.py",
     "test_training_distributed.py", "test_training_gpu_paths.py", "test_training_kfold.py", "test_tune_cli.py",

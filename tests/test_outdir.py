@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hepnn.exceptions import OutputDirError
-from hepnn.outdir import LOCK, MARKER, claim, claim_directory, is_owned, lock_directory
+from hepnn.outdir import LOCK, MARKER, claim, claim_directory, claim_file, is_owned, lock_directory, make_directory
 
 
 def test_new_and_empty_directories_are_claimed_with_a_marker(tmp_path):
@@ -66,3 +66,60 @@ def test_the_lock_is_reentrant_in_one_process_and_released(tmp_path):
     assert (tmp_path / "run" / LOCK).read_text() == ""  # released: the pid is cleared
     with claim(tmp_path / "run", "run"):
         pass
+
+
+def test_folders_of_an_older_report_export_and_tune_are_adopted_by_their_content(tmp_path):
+    import sqlite3
+
+    older = {
+        "report": {"index.html": "<html>", "manifest.json": '{"runs": {}, "figures": []}'},
+        "export": {"model.onnx": "x", "metadata.json": '{"max_abs_diff_vs_keras": 0.0, "verified_on": {}}'},
+        "tune": {"trials.csv": "number,state,value,params,run_dir,duration_s,retry_of\n"},
+    }
+    for kind, files in older.items():
+        for name, text in files.items():
+            (tmp_path / kind / name).parent.mkdir(exist_ok=True)
+            (tmp_path / kind / name).write_text(text)
+        claim_directory(tmp_path / kind, kind)
+        assert is_owned(tmp_path / kind)
+    (tmp_path / "study").mkdir()
+    with sqlite3.connect(tmp_path / "study" / "study.db") as db:  # Optuna's storage, killed before trials.csv
+        db.execute("CREATE TABLE studies (id INTEGER)")
+        db.execute("CREATE TABLE trials (id INTEGER)")
+    claim_directory(tmp_path / "study", "tune")
+    # the same names with the user's content are the user's
+    mine = {
+        "report": {"index.html": "<html>my page</html>"},
+        "export": {"model.onnx": "my model", "metadata.json": '{"mine": 1}'},
+        "tune": {"best_config.yaml": "mine", "study.db": "not a database"},
+    }
+    for kind, files in mine.items():
+        folder = tmp_path / f"mine_{kind}"
+        folder.mkdir()
+        for name, text in files.items():
+            (folder / name).write_text(text)
+        with pytest.raises(OutputDirError, match=rf"mine_{kind}: .*not a hepnn {kind} directory.*--force"):
+            claim_directory(folder, kind)
+        assert not is_owned(folder)
+
+
+def test_a_directory_that_cannot_be_made_is_named(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputDirError, match=r"f/sub: cannot create the directory \(Not a directory\)"):
+        claim_directory(tmp_path / "f" / "sub", "report")
+    with pytest.raises(OutputDirError, match="f: exists and is not a directory"):
+        make_directory(tmp_path / "f")
+    assert make_directory(tmp_path / "new" / "dir").is_dir()
+
+
+def test_a_file_is_replaced_only_when_hepnn_wrote_it_or_with_force(tmp_path):
+    mine = tmp_path / "notes.txt"
+    assert claim_file(mine, "sample", lambda p: False) == mine  # new: fine
+    mine.write_text("my notes")
+    assert claim_file(mine, "sample", lambda p: True) == mine  # hepnn's own: a rerun replaces it
+    with pytest.raises(OutputDirError, match=r"notes.txt: the file exists and is not a sample.*pass --force"):
+        claim_file(mine, "sample", lambda p: False)
+    assert claim_file(mine, "sample", lambda p: False, force=True) == mine
+    with pytest.raises(OutputDirError, match="is a directory"):
+        claim_file(tmp_path, "sample", lambda p: True, force=True)
+    assert mine.read_text() == "my notes"

@@ -39,7 +39,7 @@ def _cmd_generate(args) -> int:
         raise ConfigError(msg)
     options = dict(_parse_option(o) for o in args.options)
     out = generate(args.sample, n_jets=args.n_jets, seed=args.seed, out=args.out, jobs=args.jobs,
-                   layout=args.layout, options=options, progress=not args.quiet)
+                   layout=args.layout, options=options, progress=not args.quiet, force=args.force)
     print(f"wrote {args.n_jets} {args.sample} jets to {out}")
     return 0
 
@@ -56,6 +56,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--layout", choices=_LAYOUTS, default="per_jet", help="output layout (default per_jet)")
     p.add_argument("--out", default=None, help="output ROOT file (default <sample>.root)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out file that is not a hepnn-generated sample of the same name")
     p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="generator option, e.g. --option mpi=true --option pt_min=500 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -13,7 +13,7 @@ def _cmd_report(args) -> int:
     if len(set(names)) != len(names):
         names = [str(p) for p in dirs]
     runs = dirs[0] if len(dirs) == 1 else dict(zip(names, dirs))
-    out = make_report(runs, out=args.out, progress=not args.no_progress)
+    out = make_report(runs, out=args.out, progress=not args.no_progress, force=args.force)
     print(f"wrote {out / 'index.html'}")
     return 0
 
@@ -25,4 +25,6 @@ def add_commands(subparsers) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (with model.keras, config.yaml)")
     p.add_argument("--out", default=None, help="report folder (default: RUN_DIR/report, or beside the runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing folder that holds files hepnn did not write")
     p.set_defaults(func=_cmd_report)

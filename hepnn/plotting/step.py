@@ -81,9 +81,11 @@ def report_step(
         for name in ("baselines.npz", "baselines.json"):
             extra_scores.update(read_baselines(out_dir / name))
     runs: Any = dirs if len(dirs) > 1 else next(iter(dirs.values()))
+    # OUT is the analysis folder `hepnn run` claimed (or was told to with --force); "report" is a name reserved
+    # for this step, so OUT/report is hepnn's, also one an older hepnn left half-written
     report = make_report(
         runs, out=out_dir / "report", data=data, extra_scores=extra_scores or None,
-        analysis=analysis, hook=analysis.plots,
+        analysis=analysis, hook=analysis.plots, force=True,
     )
     log(f"[{analysis.name}] report -> {report / 'index.html'}")
     results = write_results(analysis, out_dir)

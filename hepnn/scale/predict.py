@@ -35,6 +35,7 @@ from .._fileio import atomic_path, atomic_write_text, remove_stale_parts
 from .._optional import require, require_keras
 from .._redact import redact
 from ..exceptions import HepnnError, InputDataError
+from ..outdir import claim_file, make_directory
 from ..training.tagger import Tagger
 from . import files
 from .files import LOAD_COUNTS, cached_tagger, run_fingerprint
@@ -147,6 +148,34 @@ def check_outputs(inputs: Sequence[str], outputs: Mapping[str, Sequence[str]]) -
                        "rename one of the inputs or score them into different --out folders")
                 raise InputDataError(msg)
             seen[real] = source
+
+
+def _written_by_predict(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a friend file or a sidecar that :func:`predict_files` wrote.
+
+    A sidecar is hepnn's record of its friend file; a friend file is hepnn's when its
+    sidecar says so, or (a job killed between the two renames) when its trees hold only
+    hepnn's score branches.
+    """
+    path = Path(path)
+    try:
+        record = json.loads(_sidecar(path).read_text())
+    except (OSError, ValueError):
+        record = None
+    if isinstance(record, dict) and "run_fingerprint" in record and record.get("output") == f"{path.stem}.root":
+        return True
+    if path.suffix != ".root":
+        return False
+    try:
+        import uproot
+
+        with uproot.open(path) as f:
+            branches = [name for key in f.keys(cycle=False, filter_classname="TTree") for name in f[key].keys()]
+    except Exception:  # noqa: BLE001 - not a ROOT file, or not one uproot reads: not ours
+        return False
+    scores = [b for b in branches if b.startswith("hepnn_score") or "_hepnnScore" in b]
+    counters = {"n" + b.split("_hepnnScore")[0] for b in scores if "_hepnnScore" in b}
+    return bool(scores) and all(b in scores or b in counters for b in branches)
 
 
 def _input_stat(path: str) -> dict:
@@ -306,7 +335,7 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
                   tree: str | None = None, step_size: Any = "100 MB", batch_size: int | None = None,
                   retries: int = 2, resume: bool = True, raise_on_error: bool = True,
                   tf_threads: int | None = None, log: Callable[[str], None] | None = None,
-                  connect_timeout: float | None = None) -> PredictResult:
+                  connect_timeout: float | None = None, force: bool = False) -> PredictResult:
     """Score every file with the tagger of ``run_dir``; one friend file per input in ``out_dir``.
 
     Parameters
@@ -343,6 +372,10 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
     connect_timeout : float, optional
         Seconds to wait for the scheduler of ``scheduler=`` before giving up with an
         error naming it (default :data:`CONNECT_TIMEOUT`, 10 s).
+    force : bool
+        Replace files with the output names that hepnn did not write (by default an
+        error, raised before anything is written; hepnn's own outputs are always redone
+        or skipped as ``resume`` says).
 
     Input paths and ``out_dir`` are made absolute here, in the client, before any task is
     sent, so a worker whose working directory differs reads and writes the files meant.
@@ -385,7 +418,10 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
     names = output_names(paths)
     check_outputs(list(absolute.values()),
                   {p: [str(out / names[p]), str(_sidecar(out / names[p]))] for p in paths})
-    out.mkdir(parents=True, exist_ok=True)
+    for p in paths:
+        for target in (out / names[p], _sidecar(out / names[p])):
+            claim_file(target, "friend file or sidecar written by hepnn predict", _written_by_predict, force=force)
+    make_directory(out)
     fingerprint = run_fingerprint(run_dir)
     log = log or (lambda _msg: None)
     result = PredictResult()

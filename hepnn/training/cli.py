@@ -30,7 +30,8 @@ def _cmd_export(args) -> int:
     # lazy: keeps the CLI parser light (no numpy)
     from .export import export_onnx
 
-    path = export_onnx(args.run_dir, out=args.out, with_preprocessing=args.with_preprocessing, opset=args.opset)
+    path = export_onnx(args.run_dir, out=args.out, with_preprocessing=args.with_preprocessing, opset=args.opset,
+                       force=args.force)
     print(f"wrote {path}")
     return 0
 
@@ -56,4 +57,6 @@ def add_commands(subparsers) -> None:
     p.add_argument("--with-preprocessing", action="store_true",
                    help="put the transforms and standardisation in the graph: the model takes raw tensors")
     p.add_argument("--opset", type=int, default=None, metavar="N", help="ONNX opset (default: the converter's)")
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing folder that holds files hepnn did not write")
     p.set_defaults(func=_cmd_export)

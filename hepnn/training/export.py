@@ -21,6 +21,7 @@ from .._optional import require, require_keras
 from ..config import load_config
 from ..exceptions import HepnnError
 from ..models import load_model
+from ..outdir import claim
 from ..preprocessing import Preprocessor
 from ..runs.spec import load_spec
 from .onnx_deploy import finish_export, first_test_jets
@@ -72,7 +73,7 @@ def _max_diff(model, session, batch: Mapping[str, np.ndarray]) -> float:
 
 
 def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, np.ndarray] | None = None,
-                with_preprocessing: bool = False, opset: int | None = None) -> Path:
+                with_preprocessing: bool = False, opset: int | None = None, force: bool = False) -> Path:
     """Export the run's model to ONNX and check it against Keras; return the ``.onnx`` path.
 
     The check runs Keras and ONNX Runtime on a random batch (sequences with padded
@@ -96,6 +97,9 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
         the preprocessed test jets when the run's files are readable.
     opset : int, optional
         ONNX opset of the exported graph (default: the converter's).
+    force : bool
+        Write into an existing ``out`` that holds files hepnn did not write. ``out`` is
+        claimed for hepnn and locked while the export runs (see :mod:`hepnn.outdir`).
 
     Returns
     -------
@@ -107,6 +111,8 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
     HepnnError
         No trained model, an export that fails, or outputs that disagree by more than
         ``tolerance``.
+    OutputDirError
+        ``out`` is a file, or a folder with files hepnn did not write (unless ``force``).
 
     Examples
     --------
@@ -122,7 +128,13 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
         msg = f"{run.model}: no trained model in {run_dir}; run `hepnn train` first"
         raise HepnnError(msg)
     out_dir = Path(out) if out is not None else run.path / "export"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with claim(out_dir, "export", force=force):
+        return _export(run, out_dir, ort, tolerance, data, with_preprocessing, opset)
+
+
+def _export(run: RunDirectory, out_dir: Path, ort, tolerance: float, data: Mapping[str, np.ndarray] | None,
+            with_preprocessing: bool, opset: int | None) -> Path:
+    """:func:`export_onnx` into the claimed folder ``out_dir``."""
     config = load_config(run.config)
     model = load_model(run.model)
     spec = load_spec(run.path, config)

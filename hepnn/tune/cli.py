@@ -16,6 +16,7 @@ def _cmd_tune(args) -> int:
         args.config, args.space, args.out, n_trials=args.trials, objective=args.objective, sampler=args.sampler,
         seed=seed, storage=args.storage, workers=args.workers, overrides=args.overrides,
         study_name=args.study_name, prune=not args.no_prune, heartbeat_interval=args.heartbeat, join=args.join,
+        force=args.force,
     )
     if not args.join:
         print(f"tuning finished: {args.out} ({len(study.trials)} trials)")
@@ -45,6 +46,8 @@ def add_commands(subparsers) -> None:
                    help="seconds between heartbeats; a trial silent for twice this is failed and re-queued")
     p.add_argument("--join", action="store_true",
                    help="only run queued trials of an existing study (an extra worker, e.g. on another machine)")
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing folder that holds files hepnn did not write")
     p.add_argument("--worker-seed", type=int, default=0, help=argparse.SUPPRESS)
     add_set_option(p)
     p.set_defaults(func=_cmd_tune)

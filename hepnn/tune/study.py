@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from .._fileio import atomic_write_text
 from .._redact import STORAGE_ENV, redact
 from ..exceptions import ConfigError, HepnnError
+from ..outdir import claim_directory
 from .space import SearchSpace, load_space
 from .._optional import require
 from ..config import load_config, save_config
@@ -460,7 +461,7 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
          sampler: str = "tpe", seed: int = 0, storage: str | None = None, workers: int = 1,
          overrides: Iterable[str] = (), study_name: str | None = None, prune: bool = True, data: Mapping | None = None,
          heartbeat_interval: int | None = HEARTBEAT_INTERVAL, join: bool = False, plots: bool = True,
-         log: Callable[[str], None] = print):
+         log: Callable[[str], None] = print, force: bool = False):
     """Run a hyper-parameter search and return the Optuna study.
 
     Parameters
@@ -489,6 +490,10 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
         Local worker processes (1: run in this process).
     join : bool
         Only run queued trials of an existing study (a worker): no queue filling, no results.
+    force : bool
+        Write into an existing ``out`` that holds files hepnn did not write. ``out`` is
+        claimed for hepnn (see :mod:`hepnn.outdir`) before the study is opened; rerunning
+        into it resumes the study. It is not locked: ``join`` workers write into it too.
 
     Examples
     --------
@@ -513,6 +518,7 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
         fn = TrainingObjective(config, space, out, objective, overrides=overrides, data=data, prune=prune, log=log)
         base = fn.base
     name = study_name or (base.name if base is not None and base.name else "hepnn-tune")
+    claim_directory(out, "tune", force=force)
     url = storage_url(out, storage or os.environ.get(STORAGE_ENV) or None)
     study = open_study(name.replace("/", "-"), make_storage(url, heartbeat_interval), direction, sampler, seed)
     if join:
