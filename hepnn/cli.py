@@ -55,6 +55,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"hepnn: error: {message}\n")
 
 
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be at least 1 (``--n-jets``, ``--workers``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        msg = f"expected a positive int, received {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def add_set_option(parser: argparse.ArgumentParser) -> None:
     """Add the repeatable ``--set key=value`` config override."""
     parser.add_argument(
@@ -166,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_quiet(subparsers: argparse._SubParsersAction) -> None:
-    """Give every (nested) sub-command a ``--quiet`` flag unless it defines its own."""
+    """Give every (nested) sub-command a ``--quiet`` flag unless it defines its own, and ``--debug``."""
     for parser in dict.fromkeys(subparsers.choices.values()):
         nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         for action in nested:
@@ -175,6 +187,9 @@ def _add_quiet(subparsers: argparse._SubParsersAction) -> None:
             parser.add_argument("--quiet", "-q", action="store_true",
                                 help="no progress output (stdout and progress bars); errors still show")
             parser.set_defaults(_generic_quiet=True)
+        if "--debug" not in parser._option_string_actions:  # also after the command, as the errors suggest
+            parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                help="show full tracebacks on errors and TensorFlow's own log messages")
 
 
 @contextlib.contextmanager

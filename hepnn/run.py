@@ -35,7 +35,7 @@ from ._threads import cpu_cores
 from .config import quick as quick_config
 from .config import variant
 from .exceptions import ConfigError, HepnnError, TrainingError, suggest
-from .outdir import claim
+from .outdir import claim, foreign_files
 from .plugins import load_analysis
 from .training.tracking import log_results
 
@@ -111,6 +111,7 @@ def run_analysis(
             raise ConfigError(msg)
 
     with claim(out_dir, "analysis", force=force):
+        _check_variant_folders(analysis, out_dir)
         _run_steps(analysis, out_dir, wanted, log, jobs=n_jobs, recipe=recipe)
     if getattr(analysis.config.training, "tracking", None) is not None:
         for run_id in log_results(out_dir):
@@ -122,6 +123,20 @@ def run_analysis(
         readme = _update_readme(analysis, out_dir)
         log(f"[{analysis.name}] results -> {readme}")
     return out_dir
+
+
+def _check_variant_folders(analysis, out_dir: Path) -> None:
+    """Refuse, before any step, a variant's run folder holding files hepnn did not write (``--force``
+    claims the output folder, never a run folder inside it: training there could overwrite them)."""
+    for name in list(analysis.config.variants) or ["model"]:
+        folder = Path(out_dir) / name
+        foreign = foreign_files(folder, "run")
+        if foreign:
+            shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
+            msg = (f"--out {out_dir}: the run folder of variant {name!r}, {folder}, holds files hepnn did not write "
+                   f"({shown}); training there could overwrite them, and --force claims the output folder only, "
+                   "never a run folder inside it: move them, or choose another --out")
+            raise exceptions.OutputDirError(msg)
 
 
 def resolve_jobs(jobs: int | str | None) -> int:

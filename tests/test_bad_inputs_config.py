@@ -152,6 +152,16 @@ CONFIG_CASES = {
         [],
         ["explain.options.permutation.n_repeat: unknown option", "did you mean 'n_repeats'"],
     ),
+    # early stopping: a quantity training logs, a known direction
+    "unknown_monitor_by_override": (
+        "{}", ["--set", "training.early_stopping.monitor=val_auc_typo"],
+        ["training.early_stopping.monitor: unknown quantity 'val_auc_typo'", "did you mean 'val_auc'",
+         "valid names: loss", "val_<name>"],
+    ),
+    "unknown_monitor_mode": (
+        "training: {early_stopping: {monitor: val_auc, mode: maximum}}", [],
+        ["training.early_stopping.mode:", "'maximum'", "did you mean 'max'"],
+    ),
     "unknown_shap_option": (
         "explain: {methods: [shap], options: {shap: {backgroundsize: 3}}}",
         [],

@@ -143,6 +143,29 @@ def test_finished_run_with_another_config_is_an_error_that_lists_the_differences
     assert tree(run) == saved
 
 
+def test_interrupted_run_with_another_config_is_an_error_that_lists_the_differences(tmp_path, project, capsys):
+    """A killed run rerun with its input variables in another order would resume weights trained on the old
+    order: refused before anything is written; the same config (more epochs allowed) resumes."""
+    run = tmp_path / "run"
+    assert run_cli(capsys, "train", str(project), "--out", str(run), "--set", "training.epochs=2")[0] == 0
+    (run / "model.keras").unlink()  # an interruption after epoch 2: the checkpoint is there, the final model not
+    saved = tree(run)
+    outside = tree(tmp_path, skip=run)
+    code, err = run_cli(capsys, "train", str(project), "--out", str(run), "--set", "training.epochs=3", "--set",
+                        "data.inputs.highlevel.variables=[jet_tau21, jet_mass, jet_tau32, jet_nparticles]")
+    assert code == 2
+    assert f"{run} is an interrupted run trained with a different config" in err
+    assert ("data.inputs.highlevel.variables: [\"jet_mass\", \"jet_tau21\", \"jet_tau32\", \"jet_nparticles\"] -> "
+            "[\"jet_tau21\", \"jet_mass\", \"jet_tau32\", \"jet_nparticles\"]") in err
+    assert "training.epochs:" not in err  # more epochs: not a difference that stops a resume
+    assert "rerun with the config it was trained with" in err and "another --out" in err
+    assert tree(run) == saved and tree(tmp_path, skip=run) == outside  # config.yaml and checkpoints untouched
+    # the run's own config, with more epochs: resumes
+    code = main(["train", str(project), "--out", str(run), "--set", "training.epochs=3"])
+    assert code == 0 and "resuming from epoch 2" in capsys.readouterr().out
+    assert (run / "model.keras").is_file()
+
+
 def test_finished_run_with_other_data_is_an_error(tmp_path, project, capsys):
     run = tmp_path / "run"
     assert run_cli(capsys, "train", str(project), "--out", str(run))[0] == 0

@@ -149,7 +149,7 @@ def test_overrides_are_applied_before_validation(tmp_path):
     assert config.model.params == {"units": 32}
     with pytest.raises(ConfigError, match="training.epochs: expected a positive int, received 'three'"):
         load_config(path, ["training.epochs=three"])
-    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+    with pytest.raises(ConfigError, match="expected a dotted key, .=. and a value"):
         load_config(path, ["training.epochs"])
     with pytest.raises(ConfigError, match="training.epochs is 10, not a mapping"):
         apply_overrides({"training": {"epochs": 10}}, ["training.epochs.x=1"])

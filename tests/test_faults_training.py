@@ -162,6 +162,34 @@ def test_corrupt_checkpoint_state_is_a_clear_error(tmp_path):
         Trainer(CONFIG, log=lambda s: None).fit(run, data=toy_data())
 
 
+@pytest.mark.parametrize("point", [("epoch", lambda i: i["epoch"] == 3),
+                                   ("step", lambda i: (i["epoch"], i["step"]) == (3, 5))],
+                         ids=["epoch boundary after epoch 3", "mid-epoch step 5 of epoch 4"])
+def test_killed_run_monitoring_val_auc_resumes_with_its_best_and_wait(tmp_path, monkeypatch, point):
+    """A higher-is-better monitor: the best (the highest val_auc) and the epochs without improvement
+    come back from state.json, and the resumed run ends as the uninterrupted one."""
+    config = {**CONFIG, "training": {**CONFIG["training"], "epochs": 6,
+                                     "optimizer": {"name": "adam", "learning_rate": 0.1},
+                                     "early_stopping": {"patience": 3, "monitor": "val_auc"}}}
+    data = toy_data()
+    full = Trainer(config, log=lambda s: None).fit(tmp_path / "full", data=data)
+    aucs = [row["val_auc"] for row in full.history_]
+    state = json.loads((tmp_path / "full" / "checkpoints" / "state.json").read_text())
+    assert len(aucs) == 6 and state["best"] == max(aucs) > aucs[0], aucs
+    monkeypatch.setattr(faults, "HOOK", kill_at(*point))
+    with pytest.raises(Killed):
+        Trainer(config, log=lambda s: None).fit(tmp_path / "cut", data=data)
+    monkeypatch.setattr(faults, "HOOK", None)
+    cut = json.loads((tmp_path / "cut" / "checkpoints" / "state.json").read_text())
+    assert cut["best"] == max(aucs[:3]) and cut["wait"] == 2 - aucs.index(max(aucs[:3]))
+    resumed = Trainer(config, log=lambda s: None).fit(tmp_path / "cut", data=data)
+    assert numbers(resumed.history_) == numbers(full.history_)
+    again = json.loads((tmp_path / "cut" / "checkpoints" / "state.json").read_text())
+    assert (again["best"], again["wait"], again.get("stopped_early")) == (state["best"], state["wait"], None)
+    for a, b in zip(full.model_.get_weights(), resumed.model_.get_weights()):  # the best epoch's weights
+        np.testing.assert_array_equal(a, b)
+
+
 # --- real kills (os._exit: no cleanup) in a subprocess --------------------------------------------
 
 SCRIPT = """

@@ -64,3 +64,13 @@ def test_default_metrics():
     assert names("regression") == ["mae"]
     assert default_metrics("autoencoder") == []
     assert all(m.variables for task in ("binary", "multiclass", "regression") for m in default_metrics(task))
+
+
+def test_metric_names_are_those_of_the_default_metrics():
+    """The names the config check accepts for training.early_stopping.monitor (without importing Keras)."""
+    from hepnn.config.schema import METRIC_NAMES
+    from hepnn.models.heads import TASKS
+
+    assert set(METRIC_NAMES) == set(TASKS)
+    for task in TASKS:
+        assert METRIC_NAMES[task] == tuple(m.name for m in default_metrics(task)), task

@@ -11,16 +11,16 @@ from test_training_trainer import quiet, toy_config, toy_data
 cb = pytest.importorskip("hepnn.training.callbacks")
 
 
-def _run_policy(values, patience=2, decay=0.5):
+def _run_policy(values, patience=2, decay=0.5, monitor="val_loss", mode="auto"):
     run = cb.RunState(state={"epoch": 0, "best": None, "wait": 0, "lr": 1.0, "history": []})
     model = types.SimpleNamespace(stop_training=False)
     schedule = types.SimpleNamespace(name="plateau", patience=1, decay_rate=decay, min_learning_rate=0.3)
-    policy = [cb.BestWeights(run, "val_loss"), cb.PlateauDecay(run, schedule), cb.EarlyStop(run, "val_loss", patience)]
+    policy = [cb.BestWeights(run, monitor, mode=mode), cb.PlateauDecay(run, schedule), cb.EarlyStop(run, monitor, patience)]
     for c in policy:
         c.set_model(model)
     trace = []
     for epoch, value in enumerate(values):
-        run.row = {"epoch": epoch + 1, "val_loss": value}
+        run.row = {"epoch": epoch + 1, monitor: value}
         for c in policy:
             c.on_epoch_end(epoch)
         trace.append((run.state["best"], run.state["wait"], run.state["lr"], model.stop_training))
@@ -33,6 +33,61 @@ def test_best_plateau_and_early_stopping_share_the_checkpointed_state():
     run, trace = _run_policy([1.0, 0.9, 0.95, 0.96, 0.5])
     assert trace == [(1.0, 0, 1.0, False), (0.9, 0, 1.0, False), (0.9, 1, 0.5, False), (0.9, 2, 0.3, True)]
     assert run.state["stopped_early"] and run.stop_reasons == ["val_loss did not improve for 2 epochs"]
+
+
+def test_a_higher_is_better_monitor_is_maximised():
+    """val_auc rising: no wait, no plateau decay, no stop; the best is the highest value."""
+    run, trace = _run_policy([0.90, 0.95, 0.97, 0.96, 0.98], monitor="val_auc")
+    assert [(best, wait, stop) for best, wait, _, stop in trace] == [
+        (0.90, 0, False), (0.95, 0, False), (0.97, 0, False), (0.97, 1, False), (0.98, 0, False)]
+    run, trace = _run_policy([0.97, 0.96, 0.95], monitor="val_auc")  # falling: stops after patience epochs
+    assert trace[-1] == (0.97, 2, 0.3, True) and run.stop_reasons == ["val_auc did not improve for 2 epochs"]
+
+
+@pytest.mark.parametrize(("monitor", "mode", "expected"), [
+    ("val_loss", "auto", "min"), ("loss", "auto", "min"), ("val_mae", "auto", "min"),
+    ("val_auc", "auto", "max"), ("auc", "auto", "max"), ("val_binary_accuracy", "auto", "max"),
+    ("val_sparse_categorical_accuracy", "auto", "max"), ("val_auc", "min", "min"), ("val_loss", "max", "max"),
+])
+def test_the_direction_follows_the_metric_unless_the_mode_is_given(monitor, mode, expected):
+    assert cb.monitor_mode(monitor, mode) == expected
+    values = [3.0, 1.0, 2.0] if expected == "min" else [1.0, 3.0, 2.0]
+    _, trace = _run_policy(values, patience=5, monitor=monitor, mode=mode)
+    assert [(best, wait) for best, wait, _, _ in trace] == [(values[0], 0), (values[1], 0), (values[1], 1)]
+
+
+def test_min_delta_counts_in_the_direction_of_the_monitor():
+    run = cb.RunState(state={"epoch": 0, "best": 0.9, "wait": 0, "lr": 1.0, "history": []})
+    best = cb.BestWeights(run, "val_auc", min_delta=0.01)
+    assert not best.improved(0.905, 0.9) and best.improved(0.92, 0.9) and not best.improved(0.5, 0.9)
+    assert not best.improved(float("nan"), None)
+
+
+def test_a_monitor_the_run_does_not_log_is_a_config_error_naming_what_it_logs():
+    from hepnn.exceptions import ConfigError
+
+    run = cb.RunState(state={"epoch": 0, "best": None, "wait": 0, "lr": 1.0, "history": []})
+    logs = {"loss": 0.5, "auc": 0.8, "val_loss": 0.6, "val_auc": 0.7}
+    run.row = {"epoch": 1, "learning_rate": 1e-3, **logs}
+    with pytest.raises(ConfigError, match=r"^training.early_stopping.monitor: 'val_acu' is not logged by this run; "
+                                          r"did you mean 'val_auc'\?; it logs auc, loss, val_auc, val_loss"):
+        cb.BestWeights(run, "val_acu").on_epoch_end(0, logs)
+    assert run.state["wait"] == 0  # not counted as an epoch without improvement
+
+
+def test_training_on_val_auc_keeps_and_restores_the_highest_auc(tmp_path):
+    """The monitored val_auc rises: training does not stop early, and the best is the highest AUC."""
+    import json
+
+    from hepnn.training.trainer import Trainer
+
+    config = toy_config(epochs=4, early_stopping={"patience": 2, "monitor": "val_auc"})
+    trainer = Trainer(config, log=quiet).fit(tmp_path / "run", data=toy_data(n=600))
+    aucs = [row["val_auc"] for row in trainer.history_]
+    state = json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())
+    assert state["best"] == max(aucs) and state["best"] > min(aucs), aucs
+    assert state["wait"] == len(aucs) - 1 - aucs.index(max(aucs))
+    assert not trainer.stopped_early_ and len(aucs) == 4
 
 
 def test_one_fit_and_one_tensorboard_log_per_run(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import hepnn._faults as faults
-from hepnn.exceptions import InputDataError
+from hepnn.exceptions import InputDataError, OutputDirError
 from hepnn.training.checkpoint import restore_variables, save_variables
 from hepnn.training.trainer import Trainer
 
@@ -116,8 +116,14 @@ def test_checkpoints_are_arrays_and_a_resume_with_another_model_is_refused(tmp_p
     assert state["model"] == "last-000002.npz" and sorted(p.name for p in ckpt.iterdir()) == [
         "best.weights.npz", "last-000002.npz", "state.json"]
     other = {**CONFIG, "model": {**CONFIG["model"], "units": [16]}}
+    with pytest.raises(OutputDirError, match=r"interrupted run trained with a different config .*model.units: \[8\] -> \[16\]"):
+        Trainer(other, log=lambda s: None).fit(tmp_path / "run", data=data)
+    # without its config.yaml, the checkpoint itself refuses the other model
+    saved = (tmp_path / "run" / "config.yaml").read_bytes()
+    (tmp_path / "run" / "config.yaml").unlink()
     with pytest.raises(InputDataError, match=r"last-000002.npz: model variable .* another model; remove .*checkpoints"):
         Trainer(other, log=lambda s: None).fit(tmp_path / "run", data=data)
+    (tmp_path / "run" / "config.yaml").write_bytes(saved)
     resumed = Trainer(CONFIG, log=lambda s: None).fit(tmp_path / "run", data=data)
     full = Trainer(CONFIG, log=lambda s: None).fit(tmp_path / "full", data=data)
     assert [r["val_loss"] for r in resumed.history_] == [r["val_loss"] for r in full.history_]

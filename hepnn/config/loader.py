@@ -122,7 +122,19 @@ def safe_load_yaml(source: str | Path, *, text: str | None = None) -> Any:
         try:
             text = path.read_text()
         except FileNotFoundError:
-            msg = f"{path}: config file not found"
+            missing = next((p for p in reversed(path.parents) if str(p) not in ("", ".") and not p.exists()), None)
+            hint = f" (the folder {missing} does not exist)" if missing is not None else ""
+            msg = f"{path}: config file not found{hint}"
+            raise ConfigError(msg) from None
+        except IsADirectoryError:
+            msg = f"{path}: a folder, not a config file; give its config file (a .yaml), e.g. {path / 'config.yaml'}"
+            raise ConfigError(msg) from None
+        except NotADirectoryError:
+            parent = next((p for p in reversed(path.parents) if p.is_file()), path.parent)
+            msg = f"{path}: config file not found ({parent} is a file, not a folder: a run directory was expected?)"
+            raise ConfigError(msg) from None
+        except UnicodeDecodeError:
+            msg = f"{path}: not a text file; a config is a YAML file"
             raise ConfigError(msg) from None
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
@@ -315,9 +327,16 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             _fail(path, "a mapping", value)
         out = {}
         for k, v in value.items():
-            out[_convert(key_t, k, f"{path}") if key_t is not Any else k] = _convert(
-                val_t, v, f"{path}.{k}"
-            )
+            try:
+                out[_convert(key_t, k, f"{path}") if key_t is not Any else k] = _convert(val_t, v, f"{path}.{k}")
+            except ConfigError as err:
+                # an entry without its 'kind' is often a misspelt name (`--set data.inputs.partcles.x=1`)
+                others = [str(o) for o in value if o != k]
+                hint = suggest(str(k), others) if "missing key 'kind'" in str(err) else ""
+                if not hint:
+                    raise
+                msg = f"{err}; a new entry {k!r}, or a misspelt name{hint}"
+                raise ConfigError(msg) from None
         return out
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path)
@@ -442,14 +461,14 @@ def to_dict(obj: Any) -> Any:
 def parse_override(text: str) -> tuple[str, Any]:
     """Split ``"training.epochs=3"`` into ``("training.epochs", 3)``; the value is YAML."""
     if "=" not in text:
-        msg = f"--set {text!r}: expected KEY=VALUE, e.g. --set training.epochs=3"
+        msg = f"--set {text!r}: expected a dotted key, '=' and a value, e.g. --set training.epochs=3"
         raise ConfigError(msg)
     key, _, raw = text.partition("=")
     key = key.strip()
     if not key:
         msg = f"--set {text!r}: empty key"
         raise ConfigError(msg)
-    return key, safe_load_yaml("--set", text=raw) if raw.strip() else ""
+    return key, safe_load_yaml(f"--set {key}", text=raw) if raw.strip() else ""
 
 
 def set_path(data: dict, dotted: str, value: Any) -> dict:

@@ -8,8 +8,9 @@ Every key is documented by the ``doc`` metadata of its field.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Iterator, Literal, Optional, Union
 
 from ..exceptions import ConfigError, suggest
 from ..registry import Registry
@@ -87,6 +88,12 @@ def open_fraction(value: float) -> str | None:
 def fractions(values: tuple) -> str | None:
     if any(not 0.0 < v < 1.0 for v in values):
         return "numbers strictly between 0 and 1"
+    return None
+
+
+def at_least_two(value: int) -> str | None:
+    if value < 2:
+        return "an int of 2 or more"
     return None
 
 
@@ -228,7 +235,42 @@ class TransformConfig:
             yield "log1p", "choose one of log and log1p"
 
 
+# a memory size as uproot reads it (uproot._util.memory_size): a number and a unit of bytes
+_MEMORY_SIZE = re.compile(r"^\s*([+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?)\s*([kmgtpezy]?i?b)\s*$", re.IGNORECASE)
+
+
+def step_size_problem(value: Any) -> str | None:
+    """What is wrong with ``value`` as a chunk size (entries, or bytes like ``"100 MB"``), or None.
+
+    Examples
+    --------
+    >>> step_size_problem("100 MB") is None and step_size_problem(5000) is None
+    True
+    >>> step_size_problem("100 MBB")
+    "expected a positive number of entries or a size like '100 MB' (units B, kB, MB, GB, KiB, MiB, ...), received '100 MBB'"
+    """
+    if isinstance(value, bool):
+        pass
+    elif isinstance(value, int):
+        if value > 0:
+            return None
+    elif isinstance(value, str):
+        match = _MEMORY_SIZE.match(value)
+        if match and float(match.group(1)) > 0:
+            return None
+    return ("expected a positive number of entries or a size like '100 MB' (units B, kB, MB, GB, KiB, MiB, ...), "
+            f"received {short_repr(value)}")
+
+
 _INPUT_COMMON_DOC = "per-variable transforms"
+
+
+def _check_transforms(variables: tuple[str, ...], transforms: dict) -> Iterator[tuple[str, str]]:
+    """A transform keyed by a name that is not one of the input's variables would never apply."""
+    for name in transforms:
+        if name not in variables:
+            yield (f"transforms.{name}", f"{name!r} is not a variable of this input{suggest(str(name), list(variables))}; "
+                   f"its variables: {', '.join(variables)}")
 
 
 @dataclass(frozen=True)
@@ -239,6 +281,9 @@ class FlatInput:
     variables: tuple[str, ...] = field(default=(), metadata=_doc("jet-level branches or derived variables", non_empty))
     transforms: dict[str, TransformConfig] = field(default_factory=dict, metadata=_doc(_INPUT_COMMON_DOC))
     standardize: bool = field(default=True, metadata=_doc("standardise every variable (fit on training split)"))
+
+    def validate(self):
+        yield from _check_transforms(self.variables, self.transforms)
 
 
 @dataclass(frozen=True)
@@ -261,6 +306,7 @@ class SequenceInput:
     def validate(self):
         if self.link and self.associate_dr:
             yield "associate_dr", "give either link or associate_dr, not both"
+        yield from _check_transforms(self.variables, self.transforms)
 
 
 @dataclass(frozen=True)
@@ -349,6 +395,8 @@ class DataConfig:
                 f"file-group labels are class indices 0..K-1 and every one must be used; received "
                 f"{sorted(labels)} ({groups}), so class(es) {missing} would have no jets: renumber the "
                 f"labels as {list(range(len(labels)))} in the same order"
+                + (" (and a tagger needs two classes at least: label the background 0 and the signal 1)"
+                   if len(labels) == 1 else "")
             )
         where: dict[tuple[str, str], int] = {}
         for i, f in enumerate(self.files):
@@ -363,8 +411,9 @@ class DataConfig:
         if self.files and self.label is None and any(f.label is None for f in self.files):
             yield "label", "give data.label (labels from a branch) or a label for every file group"
         yield from self._check_file_labels()
-        if isinstance(self.step_size, int) and self.step_size <= 0:
-            yield "step_size", f"expected a positive int or a size like '100 MB', received {self.step_size!r}"
+        problem = step_size_problem(self.step_size)
+        if problem:
+            yield "step_size", problem
 
 
 # --- model --------------------------------------------------------------------------
@@ -417,12 +466,34 @@ class ScheduleConfig:
     min_learning_rate: float = field(default=1e-6, metadata=_doc("floor", non_negative))
 
 
+#: the names under which training logs the metrics of each task (Keras' names of
+#: ``hepnn.models.heads.default_metrics``; on the validation split with ``val_``): with ``loss``,
+#: the quantities ``training.early_stopping.monitor`` can name
+METRIC_NAMES = {
+    "binary": ("binary_accuracy", "auc"),
+    "multiclass": ("sparse_categorical_accuracy",),
+    "regression": ("mae",),
+    "autoencoder": (),
+}
+
+
 @dataclass(frozen=True)
 class EarlyStoppingConfig:
     patience: int = field(default=3, metadata=_doc("epochs without improvement before stopping", positive))
-    monitor: str = field(default="val_loss", metadata=_doc("quantity to monitor"))
+    monitor: str = field(default="val_loss", metadata=_doc(
+        "quantity to monitor: loss or a metric of the task (auc, binary_accuracy, ...), val_ for the validation split"))
+    mode: Literal["auto", "min", "max"] = field(default="auto", metadata=_doc(
+        "min: lower is better, max: higher is better, auto: max for auc and accuracies, min for losses and mae"))
     min_delta: float = field(default=0.0, metadata=_doc("smallest change that counts", non_negative))
     restore_best_weights: bool = field(default=True, metadata=_doc("keep the best epoch's weights"))
+
+    def validate(self):
+        metrics = {name: task for task, names in METRIC_NAMES.items() for name in names}
+        valid = [prefix + name for prefix in ("", "val_") for name in ("loss", *metrics)]
+        if self.monitor not in valid:
+            listed = ", ".join(f"{name} ({task})" for name, task in metrics.items())
+            yield "monitor", (f"unknown quantity {self.monitor!r}{suggest(self.monitor, valid)}; valid names: loss "
+                              f"and the task's metrics, {listed}, each also as val_<name> for the validation split")
 
 
 @dataclass(frozen=True)
@@ -507,7 +578,7 @@ class TrainingConfig:
     checkpoint_every_n_steps: Optional[int] = field(default=None, metadata=_doc("extra checkpoints within epochs", positive))
     mixed_precision: bool = field(default=False, metadata=_doc("mixed_float16 on GPUs"))
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = field(default="auto", metadata=_doc("tf.distribute strategy"))
-    folds: Optional[int] = field(default=None, metadata=_doc("k-fold training with this many folds", positive))
+    folds: Optional[int] = field(default=None, metadata=_doc("k-fold training with this many folds", at_least_two))
     verbose: int = field(default=1, metadata=_doc("Keras verbosity", non_negative))
     tracking: Optional[TrackingConfig] = field(default=None, metadata=_doc(
         "log params, per-epoch metrics, test metrics and the report to MLflow"))
@@ -683,6 +754,23 @@ class Config:
         metadata=_doc("overlay applied by `hepnn run --quick` (small samples, few epochs: demos and tests)"),
     )
 
+    def _check_model_input_kinds(self):
+        """A builder registered with ``requires`` gets at least one input of that kind (built-in kinds only:
+        what another registered kind builds is known when its arrays are)."""
+        # lazy: keeps the config loader and `import hepnn` light (no numpy)
+        from ..models.registry import MODELS
+
+        builder = MODELS.get(self.model.name) if self.model.name in MODELS else None
+        kind = getattr(builder, "required_kind", None)
+        names = list(self.data.inputs) if self.model.inputs is None else list(self.model.inputs)
+        kinds = {name: getattr(self.data.inputs.get(name), "kind", None) for name in names}
+        if kind is None or not kinds or kind in kinds.values():
+            return
+        if all(k in ("flat", "sequence", "image") for k in kinds.values()):
+            got = ", ".join(f"{name} ({k})" for name, k in kinds.items())
+            yield "model.inputs", (f"model {self.model.name!r} needs at least one {kind} input; its inputs are {got}: "
+                                   f"add a data input of kind {kind} to model.inputs, or choose another model")
+
     def validate(self):
         if self.quick:
             try:
@@ -713,6 +801,10 @@ class Config:
                 f"{decor.variable!r} is not a spectator{suggest(decor.variable, list(self.data.spectators))}; "
                 f"add it to data.spectators (listed now: {valid})"
             )
+        if self.model.inputs is not None and len(self.model.inputs) == 0:
+            yield "model.inputs", (f"empty: list the data inputs that feed the model (data.inputs defines "
+                                   f"{', '.join(self.data.inputs) or 'none'}), or leave model.inputs out for all of them")
+        yield from self._check_model_input_kinds()
         if self.model.inputs is not None and self.data.inputs:
             for i, name in enumerate(self.model.inputs):
                 if name not in self.data.inputs:

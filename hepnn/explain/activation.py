@@ -6,7 +6,7 @@ import numpy as np
 
 from ..exceptions import UnknownNameError
 from ..models.inference import compiled
-from .registry import register_explainer
+from .registry import positive_int_problem, raise_option_problems, register_explainer
 
 __all__ = ["activation_maximization"]
 
@@ -20,7 +20,15 @@ def _layer(model, name):
     return model.get_layer(name)
 
 
-@register_explainer("activation_maximization")
+def _check(options):
+    problem = positive_int_problem(options["n_steps"])
+    if problem:
+        yield "n_steps", problem
+    if options["start"] not in ("mean", "zero"):
+        yield "start", f"expected 'mean' or 'zero', received {options['start']!r}"
+
+
+@register_explainer("activation_maximization", check=_check)
 def activation_maximization(
     target, inputs, layer: str | None = None, units=(0,), n_steps: int = 100, learning_rate: float = 0.1,
     l2: float = 0.01, start: str = "mean",
@@ -51,9 +59,7 @@ def activation_maximization(
     keras = target.keras
     model = target.model
     chosen = _layer(model, layer)
-    if start not in ("mean", "zero"):
-        msg = f"explain.options.activation_maximization.start: expected 'mean' or 'zero', received {start!r}"
-        raise ValueError(msg)
+    raise_option_problems("activation_maximization", _check({"n_steps": n_steps, "start": start}))
     units = [int(u) for u in np.atleast_1d(units)]
     struct = getattr(model, "_inputs_struct", None) or model.inputs
     if chosen is not None:

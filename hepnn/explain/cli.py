@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ..cli import add_set_option
+from ..cli import add_set_option, positive_int
 from ..config import load_config
+from ..exceptions import ConfigError
 from ..training.rundir import RunDirectory
 from . import run
 from .registry import EXPLAINERS
@@ -13,6 +14,11 @@ def _cmd_explain(args) -> int:
     EXPLAINERS.get(args.method)  # unknown names fail before anything heavy is loaded
     options = None
     if args.overrides:
+        foreign = [o for o in args.overrides if not o.strip().startswith("explain.")]
+        if foreign:
+            msg = (f"--set {foreign[0]}: `hepnn explain` takes explain.* settings only (explain.n_jets, "
+                   "explain.background_size, explain.options.<method>.<key>); the run's model and data are fixed")
+            raise ConfigError(msg)
         config = load_config(RunDirectory(args.run_dir).config, args.overrides)
         options = dict(config.explain.options.get(args.method, {}))
         if args.method == "shap":
@@ -30,7 +36,7 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("explain", help="explain a trained tagger (SHAP, permutation, gradients, ...)")
     p.add_argument("run_dir")
     p.add_argument("--method", required=True, help=f"explainer: {', '.join(EXPLAINERS.names())}")
-    p.add_argument("--n-jets", type=int, default=None, help="jets explained (default: explain.n_jets)")
+    p.add_argument("--n-jets", type=positive_int, default=None, help="jets explained (default: explain.n_jets)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     add_set_option(p)
     p.set_defaults(func=_cmd_explain)

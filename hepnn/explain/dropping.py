@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import register_explainer
+from .registry import raise_option_problems, register_explainer
 
 __all__ = ["track_dropping"]
 
@@ -13,7 +13,12 @@ def _applies(target):
     return None if target.of_kind("sequence") else "it needs a sequence input (max_length, n_features)"
 
 
-@register_explainer("track_dropping", applies=_applies)
+def _check(options):
+    if options["mode"] not in ("mask", "remove"):
+        yield "mode", f"expected 'mask' or 'remove', received {options['mode']!r}"
+
+
+@register_explainer("track_dropping", applies=_applies, check=_check)
 def track_dropping(target, inputs, mode: str = "mask") -> dict:
     """Drop the element at each position and record ``output(x) - output(x without it)``.
 
@@ -27,9 +32,7 @@ def track_dropping(target, inputs, mode: str = "mask") -> dict:
         ``mask``: overwrite the slot with the pad value; ``remove``: shift the later
         elements forward and pad the end (keeps the ordering contiguous).
     """
-    if mode not in ("mask", "remove"):
-        msg = f"explain.options.track_dropping.mode: expected 'mask' or 'remove', received {mode!r}"
-        raise ValueError(msg)
+    raise_option_problems("track_dropping", _check({"mode": mode}))
     reference = target.predict(inputs)
     real = target.real_slots(inputs)
     values = {k: np.zeros(v.shape, dtype=np.float64) for k, v in inputs.items()}

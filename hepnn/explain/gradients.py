@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import register_explainer
+from .registry import positive_int_problem, raise_option_problems, register_explainer
 
 __all__ = ["saliency", "integrated_gradients"]
 
@@ -45,7 +45,15 @@ def _baseline(target, inputs, baseline) -> dict[str, np.ndarray]:
     return out
 
 
-@register_explainer("integrated_gradients")
+def _check_integrated(options):
+    problem = positive_int_problem(options["n_steps"])
+    if problem:
+        yield "n_steps", problem
+    if options["baseline"] not in ("zero", "mean"):
+        yield "baseline", f"expected 'zero' or 'mean', received {options['baseline']!r}"
+
+
+@register_explainer("integrated_gradients", check=_check_integrated)
 def integrated_gradients(target, inputs, n_steps: int = 16, baseline: str = "zero") -> dict:
     """Integrated gradients (Sundararajan et al. 2017) along the straight path from a baseline.
 
@@ -60,12 +68,7 @@ def integrated_gradients(target, inputs, n_steps: int = 16, baseline: str = "zer
         ``zero``: all features 0 (padded slots for sequences, empty images);
         ``mean``: the mean of the explained jets.
     """
-    if n_steps < 1:
-        msg = f"explain.options.integrated_gradients.n_steps: expected a positive int, received {n_steps}"
-        raise ValueError(msg)
-    if baseline not in ("zero", "mean"):
-        msg = f"explain.options.integrated_gradients.baseline: expected 'zero' or 'mean', received {baseline!r}"
-        raise ValueError(msg)
+    raise_option_problems("integrated_gradients", _check_integrated({"n_steps": n_steps, "baseline": baseline}))
     base = _baseline(target, inputs, baseline)
     total = {k: np.zeros(v.shape, dtype=np.float64) for k, v in inputs.items()}
     for alpha in (np.arange(n_steps) + 0.5) / n_steps:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import register_explainer
+from .registry import positive_int_problem, raise_option_problems, register_explainer
 
 __all__ = ["occlusion"]
 
@@ -13,7 +13,14 @@ def _applies(target):
     return None if target.of_kind("image") else "it needs an image input (pixels, pixels, channels)"
 
 
-@register_explainer("occlusion", applies=_applies)
+def _check(options):
+    for key in ("patch_size", "stride"):
+        problem = positive_int_problem(options[key])
+        if problem:
+            yield key, problem
+
+
+@register_explainer("occlusion", applies=_applies, check=_check)
 def occlusion(target, inputs, patch_size: int = 4, stride: int = 2, fill: float = 0.0) -> dict:
     """Cover a ``patch_size`` x ``patch_size`` square with ``fill`` and record the output drop.
 
@@ -30,9 +37,7 @@ def occlusion(target, inputs, patch_size: int = 4, stride: int = 2, fill: float 
     fill : float
         Value written into the patch.
     """
-    if patch_size < 1 or stride < 1:
-        msg = f"explain.options.occlusion: patch_size and stride must be positive ints, received {patch_size}, {stride}"
-        raise ValueError(msg)
+    raise_option_problems("occlusion", _check({"patch_size": patch_size, "stride": stride}))
     reference = target.predict(inputs)
     values = {k: np.zeros(v.shape, dtype=np.float64) for k, v in inputs.items()}
     for name in target.of_kind("image"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import roc_auc
-from .registry import register_explainer
+from .registry import positive_int_problem, raise_option_problems, register_explainer
 
 __all__ = ["permutation"]
 
@@ -20,7 +20,13 @@ def _auc(scores, labels):
     return roc_auc(labels, scores)
 
 
-@register_explainer("permutation", applies=_applies)
+def _check(options):
+    problem = positive_int_problem(options["n_repeats"])
+    if problem:
+        yield "n_repeats", problem
+
+
+@register_explainer("permutation", applies=_applies, check=_check)
 def permutation(target, inputs, n_repeats: int = 5, random_state: int = 0, labels=None) -> dict:
     """Shuffle one feature across jets at a time and measure how the output changes.
 
@@ -41,9 +47,7 @@ def permutation(target, inputs, n_repeats: int = 5, random_state: int = 0, label
     labels : array, optional
         Binary labels (0/1) for the AUC drop.
     """
-    if n_repeats < 1:
-        msg = f"explain.options.permutation.n_repeats: expected a positive int, received {n_repeats}"
-        raise ValueError(msg)
+    raise_option_problems("permutation", _check({"n_repeats": n_repeats}))
     rng = np.random.default_rng(random_state)
     reference = target.predict(inputs)
     n = len(reference)

@@ -21,7 +21,8 @@ from ..registry import Registry
 from .explanation import Explanation
 from .target import Target
 
-__all__ = ["EXPLAINERS", "register_explainer", "explain", "check_options", "applies"]
+__all__ = ["EXPLAINERS", "register_explainer", "explain", "check_options", "applies", "raise_option_problems",
+           "positive_int_problem"]
 
 EXPLAINERS = Registry("explainer")
 
@@ -30,7 +31,7 @@ class NotApplicableError(ValueError):
     """The explainer cannot explain this model (e.g. Grad-CAM without an image input)."""
 
 
-def register_explainer(name: str | None = None, applies: Callable | None = None) -> Callable:
+def register_explainer(name: str | None = None, applies: Callable | None = None, check: Callable | None = None) -> Callable:
     """Register an explainer (decorator).
 
     Parameters
@@ -40,6 +41,10 @@ def register_explainer(name: str | None = None, applies: Callable | None = None)
     applies : callable, optional
         ``applies(target) -> str | None``: why the explainer does not apply to a model
         (None when it does).
+    check : callable, optional
+        ``check(options) -> iterable of (option, problem)``, run on the explainer's defaults
+        updated with a config's ``explain.options.<name>`` when the config is loaded, so bad
+        values fail at ``hepnn config check``. It must not import Keras.
 
     Examples
     --------
@@ -52,6 +57,7 @@ def register_explainer(name: str | None = None, applies: Callable | None = None)
 
     def add(fn: Callable) -> Callable:
         fn.applies = applies
+        fn.check_options = check
         return EXPLAINERS.register(name)(fn)
 
     return add
@@ -71,6 +77,25 @@ def check_options(method: str, options: Mapping[str, Any]) -> None:
             msg = (f"explain.options.{method}.{key}: unknown option{suggest(key, valid)}; "
                    f"valid options of {method!r}: {', '.join(valid) or '(none)'}")
             raise ConfigError(msg)
+    check = getattr(fn, "check_options", None)
+    if check is not None:
+        defaults = {p.name: p.default for p in list(inspect.signature(fn).parameters.values())[2:]
+                    if p.default is not inspect.Parameter.empty}
+        raise_option_problems(method, check({**defaults, **options}))
+
+
+def raise_option_problems(method: str, problems: Any) -> None:
+    """Raise ``ConfigError`` naming ``explain.options.<method>.<key>`` for the first ``(key, problem)``."""
+    for key, problem in problems:
+        msg = f"explain.options.{method}.{key}: {problem}"
+        raise ConfigError(msg)
+
+
+def positive_int_problem(value: Any) -> str | None:
+    """``"expected a positive int, received ..."`` unless ``value`` is an int >= 1."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1:
+        return None
+    return f"expected a positive int, received {value!r}"
 
 
 def applies(method: str, target) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._optional import require
-from .registry import register_explainer
+from .registry import positive_int_problem, raise_option_problems, register_explainer
 
 __all__ = ["surrogate", "summarise"]
 
@@ -62,7 +62,16 @@ def _contributions(tree, X):
     return contrib, float(value[0])
 
 
-@register_explainer("surrogate")
+def _check(options):
+    problem = None if options["max_depth"] is None else positive_int_problem(options["max_depth"])
+    if problem:
+        yield "max_depth", problem
+    fraction = options["test_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
+        yield "test_fraction", f"expected 0 <= value < 1, received {fraction!r}"
+
+
+@register_explainer("surrogate", check=_check)
 def surrogate(target, inputs, max_depth: int = 3, test_fraction: float = 0.3, random_state: int = 0,
               feature_names=None) -> dict:
     """Fit a ``DecisionTreeRegressor`` to the network's output on summary features.
@@ -87,9 +96,7 @@ def surrogate(target, inputs, max_depth: int = 3, test_fraction: float = 0.3, ra
     from sklearn.metrics import r2_score
     from sklearn.tree import DecisionTreeRegressor, export_text
 
-    if not 0.0 <= test_fraction < 1.0:
-        msg = f"explain.options.surrogate.test_fraction: expected 0 <= value < 1, received {test_fraction}"
-        raise ValueError(msg)
+    raise_option_problems("surrogate", _check({"max_depth": max_depth, "test_fraction": test_fraction}))
     X, names, groups = summarise(target, inputs, feature_names)
     y = target.predict(inputs)
     n = len(y)

@@ -38,7 +38,7 @@ def _check_resnet(options: dict[str, Any]) -> opt.Problems:
     yield from opt.positive_int("blocks_per_stage", options["blocks_per_stage"])
 
 
-@register_model("cnn", check=_check_cnn, cost=8)
+@register_model("cnn", check=_check_cnn, cost=8, requires="image")
 def build_cnn(
     input_shapes: dict[str, tuple],
     n_outputs: int = 1,
@@ -160,7 +160,7 @@ def build_cnn(
                                dropout=dropout, l1=l1, l2=l2)
 
 
-@register_model("resnet", check=_check_resnet, cost=12)
+@register_model("resnet", check=_check_resnet, cost=12, requires="image")
 def build_resnet(
     input_shapes: dict[str, tuple],
     n_outputs: int = 1,

@@ -20,7 +20,7 @@ def _check(options: dict[str, Any]) -> opt.Problems:
     yield from opt.choice("pooling", options["pooling"], ("sum", "mean", "max"))
 
 
-@register_model("deepsets", check=_check, cost=1.5)
+@register_model("deepsets", check=_check, cost=1.5, requires="sequence")
 def build_deepsets(
     input_shapes: dict[str, tuple],
     n_outputs: int = 1,

@@ -42,7 +42,7 @@ def _check_efn(options: dict[str, Any]) -> opt.Problems:
                               else [options["z"]], 1)
 
 
-@register_model("efn", check=_check_efn, cost=1.5)
+@register_model("efn", check=_check_efn, cost=1.5, requires="sequence")
 def build_efn(
     input_shapes: dict[str, tuple],
     n_outputs: int = 1,
@@ -148,7 +148,7 @@ def _check_pfn(options: dict[str, Any]) -> opt.Problems:
     yield from opt.units("phi_units", options["phi_units"], allow_empty=False)
 
 
-@register_model("pfn", check=_check_pfn, cost=1.5)
+@register_model("pfn", check=_check_pfn, cost=1.5, requires="sequence")
 def build_pfn(
     input_shapes: dict[str, tuple],
     n_outputs: int = 1,

@@ -43,7 +43,7 @@ def _check(options: dict[str, Any]) -> opt.Problems:
     yield from check_features("coordinates", options["coordinates"])
 
 
-@register_model("particlenet", check=_check, cost=8)
+@register_model("particlenet", check=_check, cost=8, requires="sequence")
 def build_particlenet(
     input_shapes: dict[str, tuple],
     n_outputs: int = 1,

@@ -23,7 +23,8 @@ RESERVED = ("input_shapes", "n_outputs", "task", "mask_value")
 CONTEXT = ("feature_names",)
 
 
-def register_model(name: str | None = None, check: Callable | None = None, cost: float = 1.0) -> Callable:
+def register_model(name: str | None = None, check: Callable | None = None, cost: float = 1.0,
+                   requires: str | None = None) -> Callable:
     """Register a model builder under ``name`` (decorator).
 
     Parameters
@@ -38,6 +39,9 @@ def register_model(name: str | None = None, check: Callable | None = None, cost:
         Its training time per jet and epoch relative to the dense network's at the
         sizes of a typical config (a hint: ``hepnn run --jobs`` starts the costliest
         variants first, so the last to finish are short; it changes no number).
+    requires : str, optional
+        The input kind (``"image"``, ``"sequence"``, ...) the builder needs at least one
+        input of; a config whose model inputs have none fails when it is loaded.
 
     Examples
     --------
@@ -54,6 +58,7 @@ def register_model(name: str | None = None, check: Callable | None = None, cost:
         if check is not None:
             builder.check_options = check
         builder.relative_cost = float(cost)
+        builder.required_kind = requires
         return MODELS.register(name)(builder)
 
     return add

@@ -24,7 +24,7 @@ def _check(options: dict[str, Any]) -> opt.Problems:
     yield from opt.boolean("cudnn", options["cudnn"])
 
 
-@register_model("rnn", check=_check, cost=3)
+@register_model("rnn", check=_check, cost=3, requires="sequence")
 def build_rnn(
     input_shapes: dict[str, tuple],
     n_outputs: int = 1,

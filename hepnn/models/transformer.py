@@ -34,7 +34,7 @@ def _check(options: dict[str, Any]) -> opt.Problems:
         yield "num_heads", f"the last embed_units width ({width}) must be divisible by num_heads, received num_heads={heads}"
 
 
-@register_model("transformer", check=_check, cost=8)
+@register_model("transformer", check=_check, cost=8, requires="sequence")
 def build_transformer(
     input_shapes: dict[str, tuple],
     n_outputs: int = 1,

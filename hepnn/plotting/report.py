@@ -52,7 +52,9 @@ from ..exceptions import InputDataError, UnknownNameError
 from ..explain.views import ViewUnavailable, compute_view, stored_view
 from ..io.split import assign_fold
 from ..metrics import efficiency_auc, efficiency_curve, rejection_at
+from ..outdir import claim
 from ..registry import Registry
+from ..runs.spec import class_index
 from ..training.evaluate import binary_metrics, evaluate_run, load_run_data, predict_split, prediction_key
 from ..training.kfold import fold_data, fold_dirs, is_kfold_run
 from ..training.rundir import RunDirectory, load_run_model, read_json, write_json
@@ -339,11 +341,11 @@ def _load_run(name: str, path: Path, data: Any, analysis: Any, cache: dict) -> R
     task = test["task"]
     ev = config.evaluation
     if task == "autoencoder":
-        signal = classes.index(ev.background) if ev.background else 0
+        signal = class_index(classes, ev.background, "evaluation.background", 0)
     elif task == "binary":
-        signal = classes.index(ev.signal) if ev.signal else 1
+        signal = class_index(classes, ev.signal, "evaluation.signal", 1)
     else:
-        signal = classes.index(ev.signal) if ev.signal else len(classes) - 1
+        signal = class_index(classes, ev.signal, "evaluation.signal", len(classes) - 1)
     run = ReportRun(name=name, path=path, config=config, task=task, classes=classes, test=test, train=train,
                     metrics=metrics, signal=signal, key=key)
     run.score_test, run.is_sig_test = _scores(run, test)
@@ -1203,12 +1205,13 @@ def build_report(
     analysis: Any = None,
     hook: Callable[[Path, dict], Iterable[Any]] | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> Report:
     """Draw the report of one or several runs and return what was drawn; see :func:`make_report`.
 
     Parameters
     ----------
-    run_dirs, out, data, extra_scores
+    run_dirs, out, data, extra_scores, force
         As in :func:`make_report`.
     analysis : hepnn.Analysis, optional
         Used to read the data (its ``select``/``labels`` hooks) when ``data`` is None.
@@ -1228,9 +1231,13 @@ def build_report(
     if out is None:
         first = next(iter(runs_in.values()))
         out = (first.parent / "report") if several else (first / "report")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with claim(Path(out), "report", force=force) as out:
+        return _build_report(runs_in, fold_groups, several, out, data, extra_scores, analysis, hook, progress)
 
+
+def _build_report(runs_in: dict[str, Path], fold_groups, several: bool, out: Path, data, extra_scores, analysis,
+                  hook, progress: bool) -> Report:
+    """:func:`build_report` into the claimed folder ``out``."""
     cache: dict = {}
     fold_data_of = _fold_datasets(fold_groups, data, analysis, cache) if fold_groups else {}
     runs = [
@@ -1296,6 +1303,7 @@ def make_report(
     analysis: Any = None,
     hook: Callable[[Path, dict], Iterable[Any]] | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> Path:
     """Write the report of one run, or the combined report of several, and return its folder.
 
@@ -1321,15 +1329,24 @@ def make_report(
         (labels 1 for signal, 0 for background; optionally ``(scores, labels, weights)``).
     analysis, hook, progress
         See :func:`build_report`.
+    force : bool
+        Write into an existing ``out`` that holds files hepnn did not write. ``out`` is
+        claimed for hepnn and locked while the report is written (see :mod:`hepnn.outdir`).
 
     Returns
     -------
     Path
         The report folder (``index.html`` inside).
 
+    Raises
+    ------
+    OutputDirError
+        ``out`` is a file, or a folder with files hepnn did not write (unless ``force``).
+
     Examples
     --------
     >>> make_report("runs/top/dense")  # doctest: +SKIP
     PosixPath('runs/top/dense/report')
     """
-    return build_report(run_dirs, out, data, extra_scores, analysis=analysis, hook=hook, progress=progress).path
+    return build_report(run_dirs, out, data, extra_scores, analysis=analysis, hook=hook, progress=progress,
+                        force=force).path

@@ -480,8 +480,15 @@ class Preprocessor:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Preprocessor":
-        """Read a file written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read a file written by :meth:`save` (a damaged one raises ``InputDataError`` naming it)."""
+        try:
+            data = json.loads(Path(path).read_text())
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, received {type(data).__name__}")  # noqa: TRY301, EM102
+            return cls.from_dict(data)
+        except (ValueError, KeyError, TypeError) as err:
+            msg = f"{path}: damaged or not a hepnn preprocessing file ({err}); train the run again, or restore the file"
+            raise InputDataError(msg) from None
 
     def __repr__(self) -> str:
         fitted = "fitted" if hasattr(self, "mean_") else "not fitted"

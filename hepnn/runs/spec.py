@@ -31,10 +31,11 @@ import numpy as np
 
 from .._fileio import atomic_write_text
 from ..config import Config, load_config
-from ..exceptions import ConfigError, HepnnError, UnknownNameError
+from ..exceptions import ConfigError, HepnnError, UnknownNameError, suggest
 from ..io.labels import class_names
 
-__all__ = ["RunSpec", "InputSpec", "load_spec", "model_inputs", "infer_task", "SPEC_FILE"]
+__all__ = ["RunSpec", "InputSpec", "load_spec", "model_inputs", "infer_task", "class_index", "check_evaluation_classes",
+           "SPEC_FILE"]
 
 #: file name of the specification inside a run directory
 SPEC_FILE = "spec.json"
@@ -56,6 +57,33 @@ def infer_task(config: Config, n_classes: int) -> str:
     if config.model.name == "autoencoder":
         return "autoencoder"
     return "binary" if n_classes <= 2 else "multiclass"
+
+
+def class_index(classes: Any, name: str | None, key: str, default: int) -> int:
+    """Index of class ``name`` (the value of config key ``key``) in ``classes``; ``default`` when unset.
+
+    Examples
+    --------
+    >>> class_index(["qcd", "top"], "top", "evaluation.signal", 1), class_index(["qcd", "top"], None, "x", 1)
+    (1, 1)
+    >>> class_index(["qcd", "top"], "tpo", "evaluation.signal", 1)
+    Traceback (most recent call last):
+    ...
+    hepnn.exceptions.ConfigError: evaluation.signal: unknown class 'tpo'; did you mean 'top'?; the classes are qcd, top
+    """
+    if not name:
+        return default
+    classes = list(classes)
+    if name not in classes:
+        msg = f"{key}: unknown class {name!r}{suggest(str(name), classes)}; the classes are {', '.join(classes)}"
+        raise ConfigError(msg)
+    return classes.index(name)
+
+
+def check_evaluation_classes(config: Config, classes: Any) -> None:
+    """``evaluation.signal`` and ``evaluation.background`` name classes of the run (checked before training)."""
+    class_index(classes, config.evaluation.signal, "evaluation.signal", 0)
+    class_index(classes, config.evaluation.background, "evaluation.background", 0)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from .._redact import redact
+from ..cli import positive_int
+from ..config.schema import step_size_problem
 from .jobs import TEMPLATES, check, render, write
 from .predict import predict_files
 
@@ -16,7 +19,7 @@ def _cmd_predict(args) -> int:
 
     result = predict_files(args.run_dir, args.files, args.out, workers=args.workers, scheduler=args.scheduler,
                            tree=args.tree, step_size=args.step_size, retries=args.retries,
-                           resume=not args.no_resume, raise_on_error=False, log=log)
+                           resume=not args.no_resume, raise_on_error=False, log=log, force=args.force)
     for path, error in result.failed.items():
         print(redact(f"hepnn: failed: {path}: {error}"), file=sys.stderr)
     print(result.summary())
@@ -24,7 +27,12 @@ def _cmd_predict(args) -> int:
 
 
 def _step_size(text: str):
-    return int(text) if text.isdigit() else text
+    value = int(text) if text.strip().isdigit() else text
+    problem = step_size_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
 
 
 _JOB_VALUES = ("config", "out", "run_dir", "files", "nodes", "tasks_per_node", "gpus", "cpus", "mem", "time",
@@ -64,7 +72,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("files", nargs="+", help="input ROOT files")
     p.add_argument("--out", required=True, help="output folder for the friend files")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, metavar="N",
+    where.add_argument("--workers", type=positive_int, default=None, metavar="N",
                        help="start a local Dask cluster of N worker processes (needs hepnn[dask])")
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="use a running Dask scheduler (tcp://host:8786 or a scheduler JSON file)")
@@ -72,7 +80,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--step-size", type=_step_size, default="100 MB", help="entries or bytes per chunk (default 100 MB)")
     p.add_argument("--retries", type=int, default=2, help="reruns of a file whose task raised (default 2)")
     p.add_argument("--no-resume", action="store_true", help="redo files already done")
-    p.add_argument("--quiet", action="store_true", help="only the summary line")
+    p.add_argument("--force", action="store_true",
+                   help="replace existing files with the output names that hepnn did not write")
+    p.add_argument("--quiet", "-q", action="store_true", help="only the summary line")
     p.set_defaults(func=_cmd_predict)
 
     p = subparsers.add_parser(
@@ -89,7 +99,7 @@ def add_commands(subparsers) -> None:
                    help="CPUs per task (default 1; slurm-predict: --workers)")
     p.add_argument("--mem", default=None, help="memory per node, e.g. 8G (default: the site's; slurm-predict: 2G per worker)")
     p.add_argument("--gpus", type=int, default=None, help="GPUs per node (default 0: no GPU line)")
-    p.add_argument("--workers", type=int, default=None, help="Dask workers (slurm-predict, default 1)")
+    p.add_argument("--workers", type=positive_int, default=None, help="Dask workers (slurm-predict, default 1)")
     p.add_argument("--time", default=None, help="wall time, e.g. 04:00:00 or 1-00:00:00 (default 04:00:00)")
     p.add_argument("--partition", default=None, help="SLURM partition")
     p.add_argument("--account", default=None, help="SLURM account")

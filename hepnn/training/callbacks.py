@@ -23,7 +23,7 @@ import numpy as np
 
 from .._faults import fault as _fault
 from .._optional import require_keras
-from ..exceptions import TrainingError
+from ..exceptions import ConfigError, TrainingError, suggest
 from .checkpoint import save_variables
 from .diagnostics import INPUT_BOUND_SHARE, EpochTimer
 from .optimizers import learning_rate_at
@@ -32,7 +32,7 @@ keras = require_keras()
 
 __all__ = [
     "RunState", "LearningRate", "Timing", "FiniteLoss", "StepCheckpoint", "EpochHistory", "InputWaitWarning",
-    "BestWeights", "PlateauDecay", "EarlyStop", "EpochHook", "EpochCheckpoint", "InputBoundWarning",
+    "BestWeights", "PlateauDecay", "EarlyStop", "EpochHook", "EpochCheckpoint", "InputBoundWarning", "monitor_mode",
 ]
 
 logger = logging.getLogger("hepnn.training")
@@ -307,18 +307,56 @@ class InputWaitWarning(keras.callbacks.Callback):
             )
 
 
+#: words in a monitored name that make higher values better (``early_stopping.mode: auto``);
+#: the other quantities (losses, mae) are better lower
+HIGHER_IS_BETTER = ("auc", "accuracy", "precision", "recall", "f1", "iou")
+
+
+def monitor_mode(monitor: str, mode: str = "auto") -> str:
+    """``"max"`` when higher values of ``monitor`` are better, else ``"min"`` (``mode`` other than
+    ``"auto"`` is returned as it is).
+
+    Examples
+    --------
+    >>> monitor_mode("val_auc"), monitor_mode("val_loss"), monitor_mode("val_mae", mode="max")
+    ('max', 'min', 'max')
+    """
+    if mode != "auto":
+        return mode
+    name = monitor.removeprefix("val_")
+    return "max" if any(word in name for word in HIGHER_IS_BETTER) else "min"
+
+
 class BestWeights(keras.callbacks.Callback):
     """Track the best value of ``monitor`` (``state["best"]``, ``state["wait"]``: epochs without
-    improvement) and, with ``restore_best_weights``, save those weights to ``path``."""
+    improvement) and, with ``restore_best_weights``, save those weights to ``path``.
 
-    def __init__(self, run: RunState, monitor: str, min_delta: float = 0.0, path=None):
+    ``mode`` says which way is better (see :func:`monitor_mode`). A ``monitor`` that the epoch's
+    logs lack is an error at the end of the first epoch, naming the logged quantities.
+    """
+
+    def __init__(self, run: RunState, monitor: str, min_delta: float = 0.0, path=None, mode: str = "auto"):
         super().__init__()
         self.run, self.monitor, self.min_delta, self.path = run, monitor, min_delta, path
+        self.mode = monitor_mode(monitor, mode)
+
+    def improved(self, current: float, best: float | None) -> bool:
+        """True when ``current`` beats ``best`` by more than ``min_delta`` in the direction of ``mode``."""
+        if not np.isfinite(current):
+            return False
+        if best is None:
+            return True
+        return current > best + self.min_delta if self.mode == "max" else current < best - self.min_delta
 
     def on_epoch_end(self, epoch, logs=None):
         state = self.run.state
         current = self.run.row.get(self.monitor)
-        if current is not None and (state["best"] is None or current < state["best"] - self.min_delta):
+        if current is None:
+            logged = sorted(logs if logs else self.run.row)
+            msg = (f"training.early_stopping.monitor: {self.monitor!r} is not logged by this run"
+                   f"{suggest(self.monitor, logged)}; it logs {', '.join(logged)}: monitor one of those")
+            raise ConfigError(msg)
+        if self.improved(current, state["best"]):
             state["best"], state["wait"] = current, 0
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

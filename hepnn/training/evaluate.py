@@ -18,6 +18,7 @@ import inspect
 import json
 import math
 import os
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -25,12 +26,14 @@ import numpy as np
 from .._fileio import atomic_path
 from .._version import __version__
 from ..config import load_config, to_dict
+from ..exceptions import ConfigError
 from ..io import load
+from ..io.labels import class_names
 from ..metrics import efficiency_auc, efficiency_curve, rejection_at
 from ..models.autoencoder import anomaly_score
 from ..models.inference import predict
 from ..preprocessing import Preprocessor
-from ..runs.spec import load_spec
+from ..runs.spec import class_index, load_spec
 from .kfold import fold_data, fold_dirs, folds_of, is_kfold_run, summarise
 from .rundir import RunDirectory, input_files, load_run_model, read_json, write_json
 from .sculpting import run_sculpting
@@ -130,7 +133,7 @@ def compute_metrics(
     outputs = np.asarray(outputs)
     labels = np.asarray(labels)
     if task == "binary":
-        sig = classes.index(signal) if signal else 1
+        sig = class_index(classes, signal, "evaluation.signal", 1)
         scores = outputs.reshape(len(outputs), -1)[:, 0]
         if sig == 0:
             scores = 1 - scores
@@ -138,7 +141,7 @@ def compute_metrics(
     if task == "multiclass":
         return {"task": task, **multiclass_metrics(outputs, labels, classes, working_points, weights)}
     if task == "autoencoder":
-        bkg = classes.index(background) if background else 0
+        bkg = class_index(classes, background, "evaluation.background", 0)
         y = (labels != bkg).astype(int)
         scores = outputs.reshape(-1)
         metrics = binary_metrics(scores, y, working_points, weights)
@@ -194,12 +197,46 @@ def split_data(run_dir, split: str = "test", data_config=None, analysis=None, da
     if data_config is not None:
         import dataclasses
 
-        config = dataclasses.replace(config, data=load_config(data_config).data)
+        other = load_config(data_config).data
+        _check_other_data(config.data, other, spec, data_config)
+        config = dataclasses.replace(config, data=other)
     if data is None:
         data = load_run_data(run_dir, config, analysis, cache=cache)
     part = subset(data, split)
     return {"label": part["label"], "weight": part.get("weight"), "task": spec.task,
             "classes": list(spec.classes), "config": config, "data": part, "spec": spec}
+
+
+def _check_other_data(own: Any, other: Any, spec: Any, source: Any) -> None:
+    """The data of another config mean to the model what they meant in training: the same classes
+    in the same order, and every model input defined as the run's (variables, order, shape)."""
+    where = f"--data {source}" if isinstance(source, (str, os.PathLike)) else "data_config"
+    classes, own_classes = list(class_names(other)), list(spec.classes)
+    # names may differ (file groups named after other files); a swapped order or another count may not
+    swapped = sorted(classes) == sorted(own_classes) and classes != own_classes
+    if swapped or len(classes) != len(own_classes):
+        msg = (f"{where}: its classes are {', '.join(classes)}, the run's {', '.join(own_classes)} (in this order); "
+               "label the jets as in training (the same data.label.classes or file-group labels)")
+        raise ConfigError(msg)
+    for name in spec.names:
+        if name not in other.inputs:
+            msg = (f"{where}: data.inputs has no {name!r}, an input of the model "
+                   f"(it defines {', '.join(other.inputs) or 'none'}); copy its definition from the run's config.yaml")
+            raise ConfigError(msg)
+        mine, theirs = to_dict(own.inputs[name]), to_dict(other.inputs[name])
+        if mine != theirs:
+            keys = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            shown = "; ".join(f"{k}: {theirs.get(k)!r} (the run: {mine.get(k)!r})" for k in keys[:4])
+            msg = (f"{where}: data.inputs.{name} differs from the run's ({shown}); the model reads the input as it "
+                   "was defined in training: copy its definition from the run's config.yaml")
+            raise ConfigError(msg)
+
+
+def other_metrics_path(run_dir, data_config: Any):
+    """Where ``hepnn evaluate RUN --data OTHER`` writes its metrics: ``RUN/metrics_<OTHER's stem>.json``
+    (the run's own ``metrics.json`` stays the metrics of its own test split)."""
+    stem = Path(data_config).stem if isinstance(data_config, (str, os.PathLike)) else "other"
+    return RunDirectory(run_dir).path / f"metrics_{stem}.json"
 
 
 def predict_split(run_dir, split: str = "test", data_config=None, analysis=None, data=None,
@@ -306,7 +343,8 @@ def evaluate_run(run_dir, data_config=None, analysis=None, data=None, cache: dic
         weights=None, background=config.evaluation.background, signal=config.evaluation.signal,
     )
     metrics.update(run_sculpting(config, pred))  # rejection vs 1/JSD of the mass at 50% signal efficiency
-    write_metrics(RunDirectory(run_dir).metrics, metrics)
+    target = RunDirectory(run_dir).metrics if data_config is None else other_metrics_path(run_dir, data_config)
+    write_metrics(target, metrics)
     return metrics
 
 
@@ -334,5 +372,5 @@ def evaluate_folds(run_dir, data: Mapping[str, np.ndarray] | None = None, analys
     )
     metrics["scored_out_of_fold"] = True
     metrics["folds"] = {"n_folds": n_folds, **summarise(per_fold)}
-    write_json(run.metrics, metrics)
+    write_json(run.metrics if data_config is None else other_metrics_path(run_dir, data_config), metrics)
     return metrics

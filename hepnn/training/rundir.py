@@ -39,6 +39,7 @@ from .._fileio import atomic_path, atomic_write_text
 from .._redact import redact_args
 from .._threads import cpu_cores
 from ..config import Config, to_dict
+from ..exceptions import InputDataError
 from ..models import load_model
 
 __all__ = ["RunDirectory", "write_json", "read_json", "file_checksum", "provenance", "config_differences",
@@ -126,7 +127,14 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+    """The JSON document in ``path``; a damaged file raises ``InputDataError`` naming it."""
+    text = Path(path).read_text()
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        msg = (f"{path}: damaged JSON file ({err}); hepnn writes its files atomically, so it was changed by hand "
+               "or by another program: restore it, or rerun the command that writes it")
+        raise InputDataError(msg) from None
 
 
 def _json_default(obj: Any) -> Any:

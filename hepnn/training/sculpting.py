@@ -24,6 +24,7 @@ import numpy as np
 from scipy.spatial import distance
 
 from ..metrics import cut_for_efficiency
+from ..runs.spec import class_index
 
 __all__ = ["jensen_shannon", "sculpting_metrics", "sculpting_variable", "MASS_PATTERNS"]
 
@@ -150,7 +151,7 @@ def run_sculpting(config: Any, pred: Mapping[str, Any], working_point: float = 0
     if key is None:
         return {}
     classes = list(pred["classes"])
-    signal = classes.index(config.evaluation.signal) if config.evaluation.signal else 1
+    signal = class_index(classes, config.evaluation.signal, "evaluation.signal", 1)
     out = np.asarray(pred["outputs"])
     scores = out.reshape(len(out), -1)[:, 0].astype(np.float64)
     if signal == 0:

@@ -33,7 +33,7 @@ from ..models.heads import default_loss, default_metrics
 from ..models.registry import context_options
 from ..outdir import claim
 from ..preprocessing import Preprocessor
-from ..runs.spec import RunSpec, infer_task, model_inputs
+from ..runs.spec import RunSpec, check_evaluation_classes, infer_task, model_inputs
 from . import callbacks as cb
 from . import decorrelate
 from .callbacks import InputBoundWarning, RunState
@@ -56,6 +56,9 @@ logger = logging.getLogger("hepnn.training")
 CHECKPOINT_SUFFIX = SUFFIX
 #: the weights of the best epoch so far (``early_stopping.restore_best_weights``)
 BEST_WEIGHTS = "best.weights.npz"
+#: the config keys an interrupted run may resume with changed (to train for more epochs, or fewer);
+#: any other difference from the run's config.yaml is refused
+RESUMABLE_CHANGES = ("training.epochs",)
 
 def _dropped_labels(data: Any) -> dict | None:
     """Jets dropped per label value not in data.label.classes (JSON keys), from the read's summary
@@ -68,6 +71,8 @@ def sample_weights(config: Config, data: Mapping[str, np.ndarray], classes: list
     """Per-jet weights: input weights x class weights x kinematic reweighting."""
     labels = np.asarray(data["label"])
     weights = np.asarray(data.get("weight", np.ones(len(labels))), dtype=np.float64).copy()
+    if "weight" in data:
+        _check_input_weights(config, weights, labels, classes)
     cw = config.training.class_weight
     if cw == "balanced":
         totals = np.array([weights[labels == i].sum() for i in range(len(classes))])
@@ -87,6 +92,22 @@ def sample_weights(config: Config, data: Mapping[str, np.ndarray], classes: list
             raise ConfigError(msg)
         weights *= reweight_factors(np.asarray(data[key]), labels, weights, rw.bins, rw.target)
     return weights.astype(np.float32)
+
+
+def _check_input_weights(config: Config, weights: np.ndarray, labels: np.ndarray, classes: list[str]) -> None:
+    """Weights a network cannot learn from (every weight of a class 0, NaN) are an error, not a loss of 0."""
+    where = f"data.weight ({config.data.weight!r})" if config.data.weight else "the data's 'weight' array"
+    bad = ~np.isfinite(weights)
+    if bad.any():
+        msg = f"{where}: {int(bad.sum())} of {len(weights)} jets have a NaN or infinite weight; fix or drop them"
+        raise InputDataError(msg)
+    for index, name in enumerate(classes):
+        chosen = labels == index
+        total = weights[chosen].sum()
+        if chosen.any() and not total > 0:
+            msg = (f"{where}: the weights of the {int(chosen.sum())} {name!r} jets sum to {total:g}, so the network "
+                   "cannot learn from them; check the weight branch (or leave data.weight unset)")
+            raise InputDataError(msg)
 
 
 def reweight_factors(values, labels, weights, bins: int, target: str = "signal") -> np.ndarray:
@@ -115,6 +136,19 @@ def reweight_factors(values, labels, weights, bins: int, target: str = "signal")
     factors = np.ones(len(values))
     factors[bkg] = ratio[idx[bkg]]
     return factors
+
+
+def _one_class_message(data_config: Any, classes: list[str]) -> str:
+    """Why a classifier cannot be trained on these data, and what to change."""
+    if data_config.label is not None:
+        ((name, value),) = data_config.label.classes.items()
+        return (f"data.label.classes: one class ({name}: {value}); a tagger needs at least two: add the other "
+                f"class(es) with their branch values, e.g. {{other: <value>, {name}: {value}}}")
+    labels = sorted({g.label for g in data_config.files if g.label is not None})
+    if len(labels) == 1:
+        return (f"data.files: every file group has label {labels[0]}, so the jets are of one class "
+                f"({classes[0]!r}); a tagger needs at least two: label the background files 0 and the signal files 1")
+    return f"the data hold one class ({', '.join(classes) or 'none'}); a tagger needs at least two classes"
 
 
 class Trainer:
@@ -238,22 +272,35 @@ class Trainer:
             return self._fit(out, data, epoch_callback)
 
     def _check_finished(self, run: RunDirectory) -> bool:
-        """True when ``run`` is a finished run; an error when it was trained with another config."""
+        """True when ``run`` is a finished run; an error when it was trained with another config.
+
+        An interrupted run (one with a checkpoint to resume from) is checked too: it resumes only
+        with its own config, but for the keys in :data:`RESUMABLE_CHANGES`.
+        """
         finished = run.is_trained() or (run.path / "folds.json").is_file()
-        if not finished or not run.config.is_file():
+        interrupted = not finished and (run.checkpoints / "state.json").is_file()
+        if not (finished or interrupted) or not run.config.is_file():
             return finished
         try:
             saved = load_config(run.config)
         except Exception as err:  # noqa: BLE001 - an unreadable saved config is a difference too
             saved, unreadable = None, str(err)
         diffs = config_differences(saved, self.config) if saved is not None else [f"(unreadable: {unreadable})"]
+        if interrupted:
+            diffs = [d for d in diffs if d.partition(": ")[0] not in RESUMABLE_CHANGES]
         if diffs:
             shown = "; ".join(diffs[:10]) + (f"; and {len(diffs) - 10} more" if len(diffs) > 10 else "")
-            msg = (f"{run.path} is a finished run trained with a different config ({run.config}); "
-                   f"differences (saved -> new): {shown}. Its config.yaml is kept. To train this config, "
-                   "start a new run with another --out")
+            if finished:
+                msg = (f"{run.path} is a finished run trained with a different config ({run.config}); "
+                       f"differences (saved -> new): {shown}. Its config.yaml is kept. To train this config, "
+                       "start a new run with another --out")
+            else:
+                msg = (f"{run.path} is an interrupted run trained with a different config ({run.config}); "
+                       f"differences (saved -> new): {shown}. Its config.yaml and checkpoints are kept. To resume "
+                       f"it, rerun with the config it was trained with ({', '.join(RESUMABLE_CHANGES)} may change); "
+                       "to train this config, start a new run with another --out")
             raise OutputDirError(msg)
-        return True
+        return finished
 
     def _fit(self, out, data, epoch_callback) -> Trainer:
         """Prepare, build or restore, callbacks, fit, save."""
@@ -309,6 +356,17 @@ class Trainer:
                     msg = f"model.inputs: input {name!r} is not in the loaded data (keys: {', '.join(sorted(data))})"
                     raise ConfigError(msg)
         spec = RunSpec.from_config(cfg, data)
+        if spec.task != "autoencoder" and len(spec.classes) < 2:
+            raise ConfigError(_one_class_message(cfg.data, list(spec.classes)))
+        if spec.task != "autoencoder" and data is not None:
+            present = np.unique(np.asarray(subset(data, "train")["label"]))
+            if len(present) < 2:
+                names = [spec.classes[int(k)] if 0 <= int(k) < len(spec.classes) else str(k) for k in present]
+                msg = (f"the training split holds jets of {len(present)} class(es) only ({', '.join(names) or 'none'}) "
+                       f"of {', '.join(spec.classes)}; a tagger needs jets of two classes at least: check the labels "
+                       "(data.files[].label, data.label) and the cuts")
+                raise InputDataError(msg)
+        check_evaluation_classes(cfg, spec.classes)
         self.task_, self.classes_ = spec.task, list(spec.classes)
         return data, spec
 
@@ -412,7 +470,8 @@ class Trainer:
         policy += [cb.EpochHistory(session, timing, tcfg.epochs, self.log, tracker),
                    cb.InputWaitWarning(session, feed.n_train, tcfg.batch_size),
                    cb.BestWeights(session, monitor, es.min_delta if es else 0.0,
-                                  run.checkpoints / BEST_WEIGHTS if es and es.restore_best_weights else None)]
+                                  run.checkpoints / BEST_WEIGHTS if es and es.restore_best_weights else None,
+                                  mode=es.mode if es else "auto")]
         if schedule is not None and schedule.name == "plateau":
             policy.append(cb.PlateauDecay(session, schedule))
         if es is not None:
@@ -522,7 +581,7 @@ class Trainer:
             return None
         try:
             state = read_json(path)
-        except ValueError as err:
+        except (ValueError, InputDataError) as err:
             msg = (f"{path}: the checkpoint state is unreadable ({err}); remove {ckpt} to restart the run "
                    "from epoch 1, or train into another --out")
             raise InputDataError(msg) from None
