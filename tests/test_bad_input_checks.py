@@ -230,3 +230,21 @@ training: {epochs: 1, verbose: 0}
     assert "the run folder of variant 'model'" in err and "(notes.txt)" in err and "--force claims the output folder only" in err
     assert (out / "model" / "notes.txt").read_text() == "mine\n"
     assert sorted(p.name for p in (out / "model").iterdir()) == ["notes.txt"]
+
+
+def test_an_interrupted_kfold_run_keeps_its_config(tmp_path):
+    from hepnn.exceptions import OutputDirError
+
+    data = toy_data(n=300)
+    data["fold_key"] = np.arange(300, dtype=np.uint64)
+    config = toy_config(training={"folds": 2})
+    Trainer(config, log=lambda _: None).fit(tmp_path / "run", data=data)
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    (tmp_path / "run" / "folds.json").unlink()  # killed while the last fold trained
+    (tmp_path / "run" / "folds" / "1" / "model.keras").unlink()
+    other = toy_config(training={"folds": 2, "batch_size": 32})
+    with pytest.raises(OutputDirError, match="interrupted run trained with a different config.*training.batch_size"):
+        Trainer(other, log=lambda _: None).fit(tmp_path / "run", data=data)
+    assert (tmp_path / "run" / "config.yaml").read_text() == saved
+    Trainer(config, log=lambda _: None).fit(tmp_path / "run", data=data)  # its own config resumes
+    assert (tmp_path / "run" / "folds.json").is_file()

@@ -152,7 +152,7 @@ class FiniteLoss(keras.callbacks.Callback):
         ckpt = f" (the last checkpoint in {self.checkpoints} is from before)" if self.checkpoints else ""
         return (f"{what} at {where}: training stopped and no model was saved as finished{ckpt}. Lower "
                 f"training.optimizer.learning_rate (now {self.learning_rate:g}) or check the inputs for NaN "
-                "or infinite values")
+                "or infinite values, then train into a new --out (a run resumes only with its own config)")
 
 
 class StepCheckpoint(keras.callbacks.Callback):

@@ -278,7 +278,8 @@ class Trainer:
         with its own config, but for the keys in :data:`RESUMABLE_CHANGES`.
         """
         finished = run.is_trained() or (run.path / "folds.json").is_file()
-        interrupted = not finished and (run.checkpoints / "state.json").is_file()
+        # a k-fold run's folds are runs of their own; the top folder is interrupted once any fold began
+        interrupted = not finished and ((run.checkpoints / "state.json").is_file() or (run.path / "folds").is_dir())
         if not (finished or interrupted) or not run.config.is_file():
             return finished
         try:
