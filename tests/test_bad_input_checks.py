@@ -248,3 +248,12 @@ def test_an_interrupted_kfold_run_keeps_its_config(tmp_path):
     assert (tmp_path / "run" / "config.yaml").read_text() == saved
     Trainer(config, log=lambda _: None).fit(tmp_path / "run", data=data)  # its own config resumes
     assert (tmp_path / "run" / "folds.json").is_file()
+
+
+def test_set_finds_keys_with_dots_and_suggests_for_a_misspelt_entry():
+    config = {"generate": {"samples": {"top.root": {"sample": "top", "n_jets": 10}}},
+              "data": {"inputs": {"particles": {**SEQ}}}}
+    loaded = load_config(config, ["generate.samples.top.root.n_jets=5"])
+    assert loaded.generate.samples["top.root"].n_jets == 5
+    with pytest.raises(ConfigError, match="data.inputs.partcles: missing key 'kind'.*did you mean 'particles'"):
+        load_config(config, ["data.inputs.partcles.max_length=30"])

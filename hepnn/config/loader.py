@@ -471,10 +471,37 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, safe_load_yaml(f"--set {key}", text=raw) if raw.strip() else ""
 
 
+def _join_dotted_keys(node: Any, parts: list[str]) -> list[str]:
+    """``parts`` with runs joined where they name an existing key that holds dots (``top.root``)."""
+    out, i = [], 0
+    while i < len(parts):
+        if isinstance(node, dict) and parts[i] not in node:
+            for j in range(len(parts), i + 1, -1):
+                if ".".join(parts[i:j]) in node:
+                    out.append(".".join(parts[i:j]))
+                    node, i = node[out[-1]], j
+                    break
+            else:
+                out.append(parts[i])
+                node, i = None, i + 1
+            continue
+        out.append(parts[i])
+        node = node.get(parts[i]) if isinstance(node, dict) else None
+        i += 1
+    return out
+
+
 def set_path(data: dict, dotted: str, value: Any) -> dict:
-    """Set ``data[a][b][c] = value`` for ``dotted = "a.b.c"``, creating mappings."""
+    """Set ``data[a][b][c] = value`` for ``dotted = "a.b.c"``, creating mappings; an existing key
+    with dots in it is found too (``generate.samples.top.root.n_jets``).
+
+    Examples
+    --------
+    >>> set_path({"samples": {"top.root": {"n_jets": 10}}}, "samples.top.root.n_jets", 5)
+    {'samples': {'top.root': {'n_jets': 5}}}
+    """
     node = data
-    parts = dotted.split(".")
+    parts = _join_dotted_keys(data, dotted.split("."))
     for i, part in enumerate(parts[:-1]):
         child = node.get(part)
         if child is None:
