@@ -257,3 +257,11 @@ def test_set_finds_keys_with_dots_and_suggests_for_a_misspelt_entry():
     assert loaded.generate.samples["top.root"].n_jets == 5
     with pytest.raises(ConfigError, match="data.inputs.partcles: missing key 'kind'.*did you mean 'particles'"):
         load_config(config, ["data.inputs.partcles.max_length=30"])
+
+
+def test_a_missing_data_directory_is_named(tmp_path):
+    from hepnn.io.sources import resolve_files
+
+    config = load_config({"data": {"directory": str(tmp_path / "nothere"), "files": [{"path": "top.root", "label": 0}]}})
+    with pytest.raises(InputDataError, match=r"'top.root' is relative to data.directory, .*nothere, which does not exist"):
+        resolve_files(config.data)

@@ -70,10 +70,12 @@ def resolve_files(config) -> list[SourceFile]:
             pattern = str(base / pattern)
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else ([pattern] if os.path.exists(pattern) else [])
         if not matches:
-            msg = (
-                f"data.files[{i}]: no file matches {group.path!r} (looked in {base}); "
-                "check the path, or set data.directory"
-            )
+            if not os.path.isabs(os.path.expanduser(group.path)) and not base.is_dir():
+                msg = (f"data.files[{i}]: {group.path!r} is relative to data.directory, {base}, which does not exist; "
+                       "fix data.directory (relative paths resolve against it)")
+            else:
+                msg = (f"data.files[{i}]: no file matches {group.path!r} (looked in {base}); "
+                       "check the path, or set data.directory")
             raise InputDataError(msg)
         for m in matches:
             j = owner.setdefault((os.path.realpath(m), group.tree), i)
