@@ -209,6 +209,27 @@ def _debug_env(debug: bool):
 
 
 @contextlib.contextmanager
+def _plain_warnings(debug: bool):
+    """hepnn's own warnings as one line, ``hepnn: warning: ...`` (Python shows the file, line and source
+    line of the ``warnings.warn`` call, which says nothing to a user); others and ``--debug`` as Python does."""
+    import warnings
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if debug or not getattr(category, "__module__", "").startswith("hepnn"):
+            return shown(message, category, filename, lineno, file, line)
+        print(f"hepnn: warning: {redact(str(message))}", file=sys.stderr if file is None else file)
+        return None
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
+@contextlib.contextmanager
 def _silenced(quiet: bool):
     if not quiet:
         yield
@@ -237,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_tensorflow(debug=bool(debug))
     quiet = bool(getattr(args, "_generic_quiet", False) and getattr(args, "quiet", False))
     try:
-        with _silenced(quiet), _debug_env(bool(debug)):
+        with _silenced(quiet), _debug_env(bool(debug)), _plain_warnings(bool(debug)):
             code = args.func(args)
     except KeyboardInterrupt:
         print("hepnn: interrupted", file=sys.stderr)

@@ -265,3 +265,19 @@ def test_a_missing_data_directory_is_named(tmp_path):
     config = load_config({"data": {"directory": str(tmp_path / "nothere"), "files": [{"path": "top.root", "label": 0}]}})
     with pytest.raises(InputDataError, match=r"'top.root' is relative to data.directory, .*nothere, which does not exist"):
         resolve_files(config.data)
+
+
+def test_the_cli_shows_hepnns_warnings_as_one_line(capsys):
+    import warnings
+
+    from hepnn.cli import _plain_warnings
+    from hepnn.io.sources import BadFileWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        with _plain_warnings(debug=False):
+            warnings.warn("skipping bad file: x.root", BadFileWarning, stacklevel=1)
+            warnings.warn("someone else's", DeprecationWarning, stacklevel=1)
+    err = capsys.readouterr().err
+    assert "hepnn: warning: skipping bad file: x.root\n" in err
+    assert "BadFileWarning" not in err and "DeprecationWarning: someone else's" in err
