@@ -47,7 +47,7 @@ def add_commands(subparsers) -> None:
 
     p = subparsers.add_parser("evaluate", help="compute test-split metrics into RUN_DIR/metrics.json")
     p.add_argument("run_dir")
-    p.add_argument("--data", default=None, help="evaluate on the data of another config")
+    p.add_argument("--data", default=None, help="evaluate on the data of another config (same classes and model inputs as the run's; written to RUN_DIR/metrics_<its name>.json)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = subparsers.add_parser("export", help="export a trained tagger (ONNX) with its preprocessing")
