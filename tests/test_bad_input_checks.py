@@ -139,19 +139,10 @@ def test_evaluate_on_other_data_checks_classes_and_inputs_and_keeps_the_runs_met
     import json
 
     from hepnn.cli import main
+    from test_bad_inputs_outputs import YAML
     from test_io_fixtures import make_per_jet
 
-    yaml_text = """
-data:
-  layout: per_jet
-  files:
-    - {path: top.root, tree: jets, label: 1}
-    - {path: qcd.root, tree: jets, label: 0}
-  inputs:
-    highlevel: {kind: flat, variables: [jet_mass, jet_tau21, jet_tau32, jet_nparticles]}
-model: {name: dense, units: [8]}
-training: {epochs: 1, batch_size: 16, verbose: 0}
-"""
+    yaml_text = YAML  # the dense tagger on jet features of tests/test_bad_inputs_outputs.py
     config = make_per_jet(tmp_path, n=60, yaml_text=yaml_text)
     run = tmp_path / "run"
     assert main(["train", str(config), "--out", str(run)]) == 0
