@@ -272,3 +272,38 @@ def test_the_cli_shows_hepnns_warnings_as_one_line(capsys):
     err = capsys.readouterr().err
     assert "hepnn: warning: skipping bad file: x.root\n" in err
     assert "BadFileWarning" not in err and "hepnn: warning: someone else's" not in err  # others: Python's way
+
+
+def test_analysis_code_mistakes_in_the_python_api_are_named(tmp_path):
+    import json
+
+    import awkward as ak
+
+    from hepnn.io.layouts import flatten_jagged
+    from hepnn.models.inference import check_batch_size
+    from hepnn.training.rundir import RunDirectory, missing_preprocessing
+
+    # events selected with ak.mask (None events) crashed the process in np.repeat
+    events = ak.Array({"Jet_pt": [[1.0, 2.0], [], [3.0]]})
+    masked = ak.mask(events, ak.Array([True, False, True]))
+    with pytest.raises(InputDataError, match=r"branch 'Jet_pt' \(jets\) holds None \(missing\) entries"):
+        flatten_jagged(masked, ["Jet_pt"], "events", "jets", 0)
+    with pytest.raises(InputDataError, match="holds None"):
+        flatten_jagged({"Jet_pt": ak.mask(events.Jet_pt, events.Jet_pt > 1.5)}, ["Jet_pt"], "events", "jets", 0)
+    counts, flat = flatten_jagged(events, ["Jet_pt"], "events", "jets", 0)
+    assert counts.tolist() == [2, 0, 1] and flat["Jet_pt"].tolist() == [1.0, 2.0, 3.0]
+
+    for bad in (0, -1, 2.5, "64", True):
+        with pytest.raises(ConfigError, match="batch_size: expected a positive int"):
+            check_batch_size(bad)
+    assert check_batch_size(np.int64(64)) == 64
+
+    # a run trained with a preprocessing file that is gone would be scored on raw inputs
+    run = RunDirectory(tmp_path)
+    (tmp_path / "spec.json").write_text(json.dumps({"preprocessing": "preprocessing.json"}))
+    assert "preprocessing.json: missing, but the run was trained with it" in missing_preprocessing(run)
+    (tmp_path / "preprocessing.json").write_text("{}")
+    assert missing_preprocessing(run) is None
+    (tmp_path / "preprocessing.json").unlink()
+    (tmp_path / "spec.json").write_text(json.dumps({"preprocessing": None}))
+    assert missing_preprocessing(run) is None

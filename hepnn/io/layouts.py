@@ -136,6 +136,16 @@ def _counts_and_flat(column: Any) -> tuple[np.ndarray, np.ndarray]:
     return ak.to_numpy(ak.num(column, axis=1)).astype(np.int64), ak.to_numpy(ak.flatten(column, axis=1))
 
 
+def _holds_none(column: Any) -> bool:
+    """True when a jagged awkward array has None events or None elements (an option type)."""
+    import awkward as ak
+
+    layout = getattr(column, "layout", None)
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
+        return False  # what uproot reads: no option type anywhere
+    return bool(ak.any(ak.is_none(column, axis=0))) or bool(ak.any(ak.is_none(column, axis=1)))
+
+
 def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entry_start: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Counts per entry and flattened contents of jagged branches that must have equal lengths.
 
@@ -152,6 +162,11 @@ def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entr
         column = arrays[name]
         if column.ndim != 2:
             msg = f"{path}: branch {name!r} ({what}) should hold one list per entry, found type {column.type}"
+            raise InputDataError(msg)
+        if _holds_none(column):
+            msg = (f"{path}: branch {name!r} ({what}) holds None (missing) entries, type {column.type}; hepnn needs "
+                   "plain lists: select events with a boolean mask instead of ak.mask, or use ak.drop_none / "
+                   "ak.fill_none first")
             raise InputDataError(msg)
         n, flat = _counts_and_flat(column)
         if counts is None:

@@ -53,8 +53,17 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from .._threads import default_threads
+from ..exceptions import ConfigError
 
-__all__ = ["compiled", "fixed_batches", "inference_streams", "predict", "uses_xla"]
+__all__ = ["check_batch_size", "compiled", "fixed_batches", "inference_streams", "predict", "uses_xla"]
+
+
+def check_batch_size(batch_size: Any) -> int:
+    """``batch_size`` if it is an int >= 1, else ``ConfigError`` (a ``ValueError``) naming it."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        msg = f"batch_size: expected a positive int, received {batch_size!r}"
+        raise ConfigError(msg)
+    return int(batch_size)
 
 
 class _OwnKey:
@@ -210,9 +219,7 @@ def fixed_batches(inputs: Mapping[str, np.ndarray], batch_size: int) -> Iterator
     >>> [(start, n, b["x"][:, 0].tolist()) for start, n, b in fixed_batches({"x": np.arange(5.0)[:, None]}, 2)]
     [(0, 2, [0.0, 1.0]), (2, 2, [2.0, 3.0]), (4, 1, [4.0, 4.0])]
     """
-    if batch_size < 1:
-        msg = f"batch_size must be a positive integer, received {batch_size!r}"
-        raise ValueError(msg)
+    check_batch_size(batch_size)
     n = len(next(iter(inputs.values()))) if inputs else 0
     for start in range(0, n, batch_size):
         batch = {k: v[start:start + batch_size] for k, v in inputs.items()}
@@ -240,9 +247,7 @@ def predict(model: Any, inputs: Mapping[str, np.ndarray], batch_size: int = 1024
         The model output, ``(n, ...)``, in the model's output dtype. Models with several
         outputs fall back to ``model.predict``.
     """
-    if batch_size < 1:
-        msg = f"batch_size must be a positive integer, received {batch_size!r}"
-        raise ValueError(msg)
+    check_batch_size(batch_size)
     inputs = dict(inputs)
     n = len(next(iter(inputs.values()))) if inputs else 0
     if len(getattr(model, "outputs", None) or [None]) != 1:

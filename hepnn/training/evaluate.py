@@ -26,7 +26,7 @@ import numpy as np
 from .._fileio import atomic_path
 from .._version import __version__
 from ..config import load_config, to_dict
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, InputDataError
 from ..io import load
 from ..io.labels import class_names
 from ..metrics import efficiency_auc, efficiency_curve, rejection_at
@@ -35,7 +35,7 @@ from ..models.inference import predict
 from ..preprocessing import Preprocessor
 from ..runs.spec import class_index, load_spec
 from .kfold import fold_data, fold_dirs, folds_of, is_kfold_run, summarise
-from .rundir import RunDirectory, input_files, load_run_model, read_json, write_json
+from .rundir import RunDirectory, input_files, load_run_model, missing_preprocessing, read_json, write_json
 from .sculpting import run_sculpting
 from .splits import subset
 
@@ -175,6 +175,9 @@ def load_run_data(run_dir, config, analysis=None, cache: dict | None = None):
         key = (repr(to_dict(config.data)), id(analysis), hashlib.sha256(prep).hexdigest())
         if key in cache:
             return cache[key]
+    problem = missing_preprocessing(run)
+    if problem:
+        raise InputDataError(problem)
     data = load(config, analysis=analysis, standardize=False)
     if run.preprocessing.is_file():
         data = Preprocessor.load(run.preprocessing).transform(data)

@@ -43,17 +43,18 @@ import numpy as np
 
 from .._optional import require
 from ..config import load_config
-from ..exceptions import HepnnError, InputDataError
+from ..config.schema import step_size_problem
+from ..exceptions import ConfigError, HepnnError, InputDataError
 from ..io.represent import Columns, jets_per_entry, plan_for, represent, required_branches, selection_free
 from ..io.representations import input_kind
 from ..io.sources import SourceFile, iterate_tree, open_tree, tree_keys
 from ..io.stream import read_ahead
 from ..models import load_model
 from ..models.autoencoder import anomaly_score
-from ..models.inference import predict
+from ..models.inference import check_batch_size, predict
 from ..preprocessing import Preprocessor
 from ..runs.spec import RunSpec, load_spec
-from .rundir import RunDirectory
+from .rundir import RunDirectory, missing_preprocessing
 
 __all__ = ["Tagger"]
 
@@ -239,6 +240,11 @@ class Tagger:
         if is_kfold_run(run_dir):
             return KFoldTagger.load(run_dir)
         run = RunDirectory(run_dir)
+        if not run.path.is_dir():
+            what = "is a file (a config? load the run directory it was trained into)" if run.path.is_file() else (
+                "does not exist")
+            msg = f"{run.path}: {what}; Tagger.load takes a run directory written by `hepnn train CONFIG --out RUN_DIR`"
+            raise HepnnError(msg)
         if not run.config.is_file() or not run.is_trained():
             have = sorted(p.name for p in run.path.iterdir()) if run.path.is_dir() else []
             msg = (
@@ -247,6 +253,9 @@ class Tagger:
             )
             raise HepnnError(msg)
         config = load_config(run.config)
+        problem = missing_preprocessing(run)
+        if problem:
+            raise InputDataError(problem)
         model = load_model(run.model)
         preprocessing = Preprocessor.load(run.preprocessing) if run.preprocessing.is_file() else None
         return cls(config, model, preprocessing, path=run.path, spec=load_spec(run.path, config))
@@ -324,7 +333,7 @@ class Tagger:
                     x["fold_key"] = raw["fold_key"]
                 yield x, counts
 
-        batch_size = batch_size or self.config.evaluation.batch_size
+        batch_size = self.config.evaluation.batch_size if batch_size is None else check_batch_size(batch_size)
         scorer = _WholeBatches(lambda x: self._score(x, batch_size=batch_size, preprocessed=True), batch_size)
         counts = []
         for x, block_counts in read_ahead(prepared(), 1 if len(blocks) > 1 else 0, count_wait=False):
@@ -532,6 +541,9 @@ class Tagger:
         # lazy: import cycle with hepnn.scale
         from ..scale import files
 
+        problem = step_size_problem(step_size)
+        if problem:
+            raise ConfigError(f"step_size: {problem}")
         path = os.fspath(path)
         source = SourceFile(path, files.tree_name(self, path, tree), 0, 0, 1.0)
         handle = open_tree(source)
@@ -617,7 +629,7 @@ class Tagger:
         """
         x = self._tensors(tensors, preprocessed)
         n = len(next(iter(x.values()))) if x else 0
-        batch_size = batch_size or self.config.evaluation.batch_size
+        batch_size = self.config.evaluation.batch_size if batch_size is None else check_batch_size(batch_size)
         if n == 0:
             width = len(self.classes) if self.task == "multiclass" else 0
             return np.zeros((0, width) if width else (0,), dtype=np.float32)
