@@ -307,3 +307,19 @@ def test_analysis_code_mistakes_in_the_python_api_are_named(tmp_path):
     (tmp_path / "preprocessing.json").unlink()
     (tmp_path / "spec.json").write_text(json.dumps({"preprocessing": None}))
     assert missing_preprocessing(run) is None
+
+
+def test_link_indices_must_be_whole_and_the_jet_axis_jagged():
+    from hepnn.io.layouts import link_to_jets
+    from hepnn.io.represent import Plan, jets_per_entry
+
+    event, n_jets = np.array([0, 0, 1]), np.array([2, 1])
+    assert link_to_jets(np.array([1.0, -1.0, 0.0], np.float32), event, n_jets, "Muon_jetIdx", "f", 0).tolist() == \
+        link_to_jets(np.array([1, -1, 0]), event, n_jets, "Muon_jetIdx", "f", 0).tolist()
+    for bad in (0.9, np.nan):
+        with pytest.raises(InputDataError, match="link branch 'Muon_jetIdx' must hold whole jet indices"):
+            link_to_jets(np.array([1.0, bad, 0.0], np.float32), event, n_jets, "Muon_jetIdx", "f", 10)
+    plan = Plan.__new__(Plan)
+    plan.layout, plan.jet_branches = "per_event", {"Jet_pt": None}
+    with pytest.raises(InputDataError, match="'Jet_pt' \\(the jet collection\\) should hold one list per entry"):
+        jets_per_entry(plan, {"Jet_pt": np.ones(3)})

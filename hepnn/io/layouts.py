@@ -202,7 +202,16 @@ def link_to_jets(link: np.ndarray, event: np.ndarray, n_jets: np.ndarray, branch
     InputDataError
         When an index is >= the number of jets of its event.
     """
-    link = np.asarray(link, dtype=np.int64)
+    link = np.asarray(link)
+    if link.dtype.kind not in "iub":
+        whole = np.isfinite(link) & (link == np.round(link)) if link.dtype.kind == "f" else np.zeros(len(link), bool)
+        if not whole.all():
+            i = int(np.flatnonzero(~whole)[0])
+            msg = (f"{path}: link branch {branch!r} must hold whole jet indices, found {float(link[i])!r} for "
+                   f"{int((~whole).sum())} elements (first at entry {entry_start + int(event[i])}); check that it "
+                   "is the index branch of the jet collection")
+            raise InputDataError(msg)
+    link = link.astype(np.int64, copy=False)
     n_of = n_jets[event]
     bad = link >= n_of
     if bad.any():

@@ -224,7 +224,13 @@ def jets_per_entry(plan: Plan, arrays: Any) -> np.ndarray:
     if plan.layout == "per_jet":
         return np.ones(len(arrays), dtype=np.int64)
     first = next(iter(plan.jet_branches))
-    return ak.to_numpy(ak.num(arrays[first], axis=1)).astype(np.int64)
+    column = arrays[first]
+    if getattr(column, "ndim", 1) != 2:
+        msg = (f"branch {first!r} (the jet collection) should hold one list per entry, found type "
+               f"{getattr(column, 'type', type(column).__name__)}; a per-event tagger takes whole events "
+               "(or a jet collection such as events.Jet)")
+        raise InputDataError(msg)
+    return ak.to_numpy(ak.num(column, axis=1)).astype(np.int64)
 
 
 def represent(config: Any, arrays: Any, path: str = "<memory>", *, plan: Plan | None = None) -> dict[str, np.ndarray]:
