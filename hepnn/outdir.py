@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -89,6 +88,9 @@ def _older_tune(path: Path) -> bool:  # trials.csv or Optuna's study.db of an ol
         pass
     if not (path / "study.db").is_file():
         return False
+    # lazy: only for a folder without hepnn's marker; keeps `import hepnn.cli` light
+    import sqlite3
+
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path / 'study.db'}?mode=ro", uri=True)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}

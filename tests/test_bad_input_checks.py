@@ -275,7 +275,6 @@ def test_the_cli_shows_hepnns_warnings_as_one_line(capsys):
 
 
 def test_analysis_code_mistakes_in_the_python_api_are_named(tmp_path):
-    import json
 
     import awkward as ak
 
@@ -300,13 +299,12 @@ def test_analysis_code_mistakes_in_the_python_api_are_named(tmp_path):
 
     # a run trained with a preprocessing file that is gone would be scored on raw inputs
     run = RunDirectory(tmp_path)
-    (tmp_path / "spec.json").write_text(json.dumps({"preprocessing": "preprocessing.json"}))
-    assert "preprocessing.json: missing, but the run was trained with it" in missing_preprocessing(run)
+    assert "preprocessing.json: missing, but the run was trained with it" in missing_preprocessing(
+        run, "preprocessing.json")
     (tmp_path / "preprocessing.json").write_text("{}")
-    assert missing_preprocessing(run) is None
+    assert missing_preprocessing(run, "preprocessing.json") is None
     (tmp_path / "preprocessing.json").unlink()
-    (tmp_path / "spec.json").write_text(json.dumps({"preprocessing": None}))
-    assert missing_preprocessing(run) is None
+    assert missing_preprocessing(run, None) is None
 
 
 def test_link_indices_must_be_whole_and_the_jet_axis_jagged():

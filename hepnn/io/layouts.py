@@ -140,9 +140,9 @@ def _holds_none(column: Any) -> bool:
     """True when a jagged awkward array has None events or None elements (an option type)."""
     import awkward as ak
 
-    layout = getattr(column, "layout", None)
-    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
-        return False  # what uproot reads: no option type anywhere
+    form = getattr(column, "type", None)
+    if form is None or "?" not in str(form) and "option[" not in str(form):
+        return False  # no option type (what uproot reads): nothing to scan
     return bool(ak.any(ak.is_none(column, axis=0))) or bool(ak.any(ak.is_none(column, axis=1)))
 
 

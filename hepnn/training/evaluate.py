@@ -175,7 +175,7 @@ def load_run_data(run_dir, config, analysis=None, cache: dict | None = None):
         key = (repr(to_dict(config.data)), id(analysis), hashlib.sha256(prep).hexdigest())
         if key in cache:
             return cache[key]
-    problem = missing_preprocessing(run)
+    problem = missing_preprocessing(run, load_spec(run.path, config).preprocessing)
     if problem:
         raise InputDataError(problem)
     data = load(config, analysis=analysis, standardize=False)

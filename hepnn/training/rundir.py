@@ -126,16 +126,11 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def missing_preprocessing(run: "RunDirectory") -> str | None:
-    """Why ``run`` cannot be scored: its ``spec.json`` names the preprocessing file it was trained
-    with and that file is gone (scores without it would be silently wrong); else None."""
-    if run.preprocessing.is_file() or not run.spec.is_file():
-        return None
-    try:
-        recorded = json.loads(run.spec.read_text()).get("preprocessing")
-    except (OSError, ValueError, AttributeError):
-        return None  # a damaged spec.json is reported where it is read
-    if not recorded:
+def missing_preprocessing(run: "RunDirectory", recorded: str | None) -> str | None:
+    """Why ``run`` cannot be scored: its spec records the preprocessing file it was trained with
+    (``recorded``, :attr:`RunSpec.preprocessing`) and that file is gone (scores without it would be
+    silently wrong); else None."""
+    if not recorded or run.preprocessing.is_file():
         return None
     return (f"{run.preprocessing}: missing, but the run was trained with it (spec.json); scores without its "
             "transforms and standardisation would be wrong. Restore the file, or train the run again")

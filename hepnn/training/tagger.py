@@ -253,12 +253,13 @@ class Tagger:
             )
             raise HepnnError(msg)
         config = load_config(run.config)
-        problem = missing_preprocessing(run)
+        spec = load_spec(run.path, config)
+        problem = missing_preprocessing(run, spec.preprocessing)
         if problem:
             raise InputDataError(problem)
         model = load_model(run.model)
         preprocessing = Preprocessor.load(run.preprocessing) if run.preprocessing.is_file() else None
-        return cls(config, model, preprocessing, path=run.path, spec=load_spec(run.path, config))
+        return cls(config, model, preprocessing, path=run.path, spec=spec)
 
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path else ""
