@@ -282,3 +282,42 @@ def test_load_never_executes_code_from_the_model_file(jet_run, tmp_path):
     with pytest.raises(ValueError, match="(?i)lambda|safe"):
         hepnn.Tagger.load(run)
     assert not marker.exists()
+
+
+def test_predict_numpy_checks_shapes_jets_and_nan(files, jet_run):
+    """Ready tensors of another definition or with NaN are named, never scored into wrong numbers."""
+    tagger = hepnn.Tagger.load(jet_run)
+    raw = dict(hepnn.io.load(no_cuts(tagger.config), standardize=False))
+    good = tagger.predict_numpy(raw)
+
+    def problem(**changed):
+        with pytest.raises(InputDataError) as err:
+            tagger.predict_numpy({**raw, **changed})
+        return str(err.value)
+
+    # max_length 8 instead of 12: Deep Sets would score it (other numbers) without the check
+    assert "expected (n_jets, 12, 3)" in problem(parts=raw["parts"][:, :8], parts_mask=raw["parts_mask"][:, :8])
+    assert f"'jet' has shape ({len(good)}, 3), expected (n_jets, 4)" in problem(jet=raw["jet"][:, :3])
+    assert "x[None]" in problem(jet=raw["jet"][0], parts=raw["parts"][0], parts_mask=raw["parts_mask"][0])
+    assert "'parts_mask' has shape" in problem(parts_mask=raw["parts_mask"][:, :5])
+    assert "different numbers of jets" in problem(jet=raw["jet"][:10])
+    ragged = np.empty(2, dtype=object)
+    ragged[:] = [[1.0, 2.0], [3.0]]
+    assert "not a regular float32 array" in problem(jet=ragged)
+    # NaN: named with its variable under data.on_nan: error, replaced like the reader under replace
+    jet = raw["jet"].copy()
+    jet[3, 1] = np.nan
+    parts = raw["parts"].copy()
+    parts[5, 0, 2] = np.inf
+    message = problem(jet=jet)
+    assert "'jet' has 1 NaN or infinite values (in jet_mass)" in message and "data.on_nan" in message
+    assert "(in log_pt_frac)" in problem(parts=parts)
+    replacing = dataclasses.replace(tagger.config, data=dataclasses.replace(tagger.config.data, on_nan="replace",
+                                                                           nan_value=-1.0))
+    lenient = hepnn.Tagger(replacing, tagger.model, tagger.preprocessing, path=jet_run)
+    replaced = raw["jet"].copy()
+    replaced[3, 1] = -1.0
+    scores = lenient.predict_numpy({**raw, "jet": jet})
+    assert np.isfinite(scores).all()
+    np.testing.assert_array_equal(scores, lenient.predict_numpy({**raw, "jet": replaced}))
+    np.testing.assert_array_equal(np.delete(scores, 3), np.delete(good, 3))

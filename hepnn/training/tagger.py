@@ -477,6 +477,15 @@ class Tagger:
         -------
         numpy.ndarray
             ``(n,)`` or ``(n, n_classes)``.
+
+        Raises
+        ------
+        hepnn.exceptions.InputDataError
+            For a missing input, an array whose per-jet shape is not the one its
+            ``data.inputs`` entry defines (variables, ``max_length``, image size), arrays
+            with different numbers of jets, or NaN/infinite values where the run's
+            ``data.on_nan`` is ``error`` (with ``replace`` they become ``data.nan_value``,
+            as the reader does).
         """
         missing = [n for n in self.inputs if n not in arrays]
         if missing:
@@ -485,8 +494,63 @@ class Tagger:
                 f"(received keys: {sorted(arrays)})"
             )
             raise InputDataError(msg)
-        tensors = dict(arrays)
-        return self._score(tensors, batch_size=batch_size, preprocessed=preprocessed)
+        return self._score(self._checked_arrays(arrays), batch_size=batch_size, preprocessed=preprocessed)
+
+    def _checked_arrays(self, arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """``predict_numpy``'s arrays as float32 (masks bool), checked against the run's inputs.
+
+        Each input must have the per-jet shape its ``data.inputs`` entry gives (variables,
+        ``max_length``, image size), every array the same number of jets, and its values the
+        run's NaN policy (``data.on_nan``): an error, or ``data.nan_value`` in their place.
+        """
+        data, out, n_jets = self.config.data, dict(arrays), {}  # other arrays (fold_key) pass through
+        for name in self.inputs:
+            inp = data.inputs.get(name)
+            expected = input_kind(inp).tensors(name, inp) if inp is not None else {name: (None, "float32")}
+            for key, (shape, dtype) in expected.items():
+                if key not in arrays:
+                    continue  # a mask may be absent: rebuilt from the pad value
+                try:
+                    x = np.asarray(arrays[key], dtype=dtype)
+                except (TypeError, ValueError) as err:
+                    msg = (f"predict_numpy: array {key!r} is not a regular {dtype} array ({err}); "
+                           "give one numpy array per input, padded to the same shape for every jet")
+                    raise InputDataError(msg) from None
+                if shape is not None and x.shape[1:] != tuple(shape):
+                    msg = (
+                        f"predict_numpy: array {key!r} has shape {x.shape}, expected (n_jets, "
+                        f"{', '.join(map(str, shape))}) as data.inputs.{name} defines it"
+                        + (f" (variables {input_kind(inp).feature_names(inp)})" if inp is not None else "")
+                        + ("; one jet needs the jet axis too: x[None]" if x.shape == tuple(shape) else
+                           "; build it with hepnn.io.load(..., standardize=False) or Tagger.tensors")
+                    )
+                    raise InputDataError(msg)
+                if dtype == "float32":
+                    x = self._finite_values(x, key, inp)
+                out[key], n_jets[key] = x, len(x) if x.ndim else 0
+        if len(set(n_jets.values())) > 1:
+            msg = f"predict_numpy: the arrays hold different numbers of jets: {n_jets}"
+            raise InputDataError(msg)
+        return out
+
+    def _finite_values(self, x: np.ndarray, key: str, inp: Any) -> np.ndarray:
+        """``x`` after the run's NaN policy: NaN or infinite values are an error or replaced."""
+        finite = np.isfinite(x)
+        if finite.all():
+            return x
+        data = self.config.data
+        if data.on_nan == "replace":
+            return np.where(finite, x, np.float32(data.nan_value))
+        bad = ~finite
+        names = input_kind(inp).feature_names(inp) if inp is not None else []
+        columns = np.flatnonzero(bad.reshape(-1, x.shape[-1]).any(axis=0)) if x.ndim > 1 else []
+        which = [names[c] if c < len(names) else str(c) for c in columns]
+        msg = (
+            f"predict_numpy: array {key!r} has {int(bad.sum())} NaN or infinite values"
+            + (f" (in {', '.join(which)})" if which else "")
+            + "; fix the input, or train with data.on_nan: replace (and data.nan_value)"
+        )
+        raise InputDataError(msg)
 
     def tensors(self, events: Any) -> dict[str, np.ndarray]:
         """The model's input tensors for every jet of ``events``: what :meth:`predict` feeds the model.
