@@ -85,6 +85,38 @@ def test_a_tagger_on_one_class_is_refused_before_training(tmp_path):
         Trainer(toy_config(data=branch), log=lambda _: None).fit(tmp_path / "run3", data=toy_data(labels=0))
 
 
+def with_sequence(data, n_slots=3, seed=1):
+    rng = np.random.default_rng(seed)
+    n = len(data["label"])
+    mask = np.arange(n_slots)[None, :] < rng.integers(1, n_slots + 1, n)[:, None]
+    return {**data, "seq": (rng.normal(size=(n, n_slots, 2)) * mask[..., None]).astype("float32"), "seq_mask": mask}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: {"label": np.where(np.arange(len(d["label"])) < 5, -1, d["label"]).astype("int32")},
+         "5 of 400 jets have label -1, not a class index 0-1 of background, signal"),
+        (lambda d: {"label": d["label"] + np.float32(0.5)}, "'label' array holds non-integer values"),
+        (lambda d: {"jet": d["jet"][:100]}, "different numbers of jets: {'jet': 100, 'seq': 400"),
+        (lambda d: {"split": np.where(np.arange(len(d["split"])) < 3, 7, d["split"]).astype("int8")},
+         "3 jets have split code(s) 7, expected 0 (train), 1 (val), 2 (test)"),
+        (lambda d: {"seq_mask": d["seq_mask"][:, :2]}, "'seq_mask' array has shape (400, 2), but 'seq' has (400, 3, 2)"),
+        (lambda d: {"seq": np.where(np.arange(len(d["seq"]))[:, None, None] == 7, np.nan, d["seq"])},
+         "'seq' array has 6 NaN or infinite values (the first in jet 7)"),
+    ],
+)
+def test_hand_built_training_arrays_are_checked_before_training(tmp_path, change, message):
+    """Trainer.fit(data=...) with arrays built by hand: refused before training, never trained on."""
+    config = {**toy_config(data={"inputs": {"jet": {"kind": "flat", "variables": ["a", "b"]}, "seq": SEQ}}),
+              "model": {"name": "deepsets", "phi_units": [4], "dense_units": [4]}}
+    data = with_sequence(toy_data())
+    with pytest.raises(InputDataError) as err:
+        Trainer(config, log=lambda _: None).fit(tmp_path / "run", data={**data, **change(data)})
+    assert message in str(err.value)
+    assert not (tmp_path / "run" / "history.csv").exists()
+
+
 def test_evaluation_classes_are_checked_before_training(tmp_path):
     files = {"files": [{"path": "qcd.root", "label": 0}, {"path": "top.root", "label": 1}]}
     with pytest.raises(ConfigError, match="evaluation.signal: unknown class 'tpo'; did you mean 'top'"):

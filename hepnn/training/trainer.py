@@ -36,6 +36,7 @@ from ..preprocessing import Preprocessor
 from ..runs.spec import RunSpec, check_evaluation_classes, infer_task, model_inputs
 from . import callbacks as cb
 from . import decorrelate
+from .arrays import check_training_arrays
 from .callbacks import InputBoundWarning, RunState
 from .checkpoint import SUFFIX, restore_variables, save_variables
 from .distribute import is_chief, is_multi_worker, select_strategy, set_mixed_precision, worker_index
@@ -359,6 +360,9 @@ class Trainer:
         spec = RunSpec.from_config(cfg, data)
         if spec.task != "autoencoder" and len(spec.classes) < 2:
             raise ConfigError(_one_class_message(cfg.data, list(spec.classes)))
+        if data is not None:
+            check_training_arrays(data, names, None if spec.task == "autoencoder" else spec.classes,
+                                  on_nan=cfg.data.on_nan)
         if spec.task != "autoencoder" and data is not None:
             present = np.unique(np.asarray(subset(data, "train")["label"]))
             if len(present) < 2:
