@@ -220,17 +220,32 @@ def _resolve(var: str, have: set, source: SourceFile, where: str) -> bool:
 # --- chunk processing -----------------------------------------------------------
 
 
+#: float64 magnitudes from which a value rounds to inf in float32, the dtype of every array hepnn gives
+_FLOAT32_OVERFLOW = 2.0**128 - 2.0**103
+
+
 def _finite(values: np.ndarray, name: str, where: str, config: Any, path: str, keep_float32: bool = False) -> np.ndarray:
-    """``values`` as float64 (float32 stays float32 with ``keep_float32``: same values after the final cast)."""
+    """``values`` as float64 (float32 stays float32 with ``keep_float32``: same values after the final cast).
+
+    NaN, infinite and float64 values too large for float32 (which would become infinite in hepnn's
+    float32 arrays) are an error or replaced, as ``data.on_nan`` says.
+    """
     values = np.asarray(values)
     if not (keep_float32 and values.dtype == np.float32):
         values = values.astype(np.float64, copy=False)
-    finite = np.isfinite(values)
-    if not finite.all():
-        bad = ~finite
+    if values.dtype == np.float32:
+        ok = bool(np.isfinite(values).all())
+    else:  # two reductions, through which NaN propagates: no NaN, no inf, nothing past float32's range
+        ok = not values.size or bool(-_FLOAT32_OVERFLOW < values.min() and values.max() < _FLOAT32_OVERFLOW)
+    if not ok:
+        bad = ~(np.abs(values) < _FLOAT32_OVERFLOW)  # NaN and inf too
         if config.on_nan == "error":
+            huge = np.flatnonzero(bad & np.isfinite(values))
+            what = "NaN or infinite values" if not len(huge) else (
+                f"NaN, infinite or too large values ({len(huge)} beyond float32's range, e.g. "
+                f"{float(values[huge[0]]):g}: hepnn's arrays are float32, so rescale the branch)")
             msg = (
-                f"{path}: {name!r} (used by {where}) has {int(bad.sum())} NaN or infinite values; "
+                f"{path}: {name!r} (used by {where}) has {int(bad.sum())} {what}; "
                 "fix the input, or set data.on_nan: replace (and data.nan_value)"
             )
             raise InputDataError(msg)
@@ -238,7 +253,70 @@ def _finite(values: np.ndarray, name: str, where: str, config: Any, path: str, k
     return values
 
 
-def _jets_and_groups(plan: Plan, arrays: Any, source: SourceFile, entry_start: int):
+def _cut_columns(jets: Mapping[str, np.ndarray], config: Any, path: str) -> Mapping[str, np.ndarray]:
+    """The jet columns the cuts compare, after the NaN policy: a NaN fails every comparison, so
+    without this a NaN in a cut variable would drop its jet silently."""
+    out = jets
+    for i, cut in enumerate(config.cuts):
+        x = np.asarray(jets[cut.variable])
+        if x.dtype.kind != "f":
+            continue
+        nan = np.isnan(x)
+        if not nan.any():
+            continue
+        if config.on_nan == "error":
+            msg = (
+                f"{path}: {cut.variable!r} (used by data.cuts[{i}]) has {int(nan.sum())} NaN values, which fail "
+                "every cut and would drop their jets silently; fix the input, or set data.on_nan: replace "
+                "(NaN cut as data.nan_value)"
+            )
+            raise InputDataError(msg)
+        out = dict(out) if out is jets else out
+        out[cut.variable] = np.where(nan, config.nan_value, x)
+    return out
+
+
+def _check_dr_inputs(values: Mapping[str, np.ndarray], on_nan: str, path: str, where: str) -> None:
+    """NaN or infinite coordinates of a dR association are an error (``data.on_nan: error``): such an
+    element (or jet) is never within the cone, so it would be dropped silently."""
+    if on_nan != "error":
+        return  # replace: elements without a coordinate stay unattached (nothing to replace them with)
+    for name, x in values.items():
+        if len(x) and not np.isfinite(x).all():
+            msg = (
+                f"{path}: {name!r} (used by the dR association of {where}) has {int((~np.isfinite(x)).sum())} NaN "
+                "or infinite values, which match no jet and would be dropped silently; fix the input, or set "
+                "data.on_nan: replace (such elements are then not attached to any jet)"
+            )
+            raise InputDataError(msg)
+
+
+def _event_numbers(column: Any, branch: str, path: str, entry_start: int) -> np.ndarray:
+    """The ``data.event_key`` branch as int64, one whole number per entry (else ``InputDataError``)."""
+    import awkward as ak
+
+    if getattr(column, "ndim", 1) != 1:
+        msg = (f"{path}: branch {branch!r} (used by data.event_key) should hold one event number per entry, "
+               f"found type {column.type}; name a per-event integer branch such as 'event'")
+        raise InputDataError(msg)
+    try:
+        values = ak.to_numpy(column)
+    except (TypeError, ValueError) as err:
+        msg = f"{path}: branch {branch!r} (used by data.event_key) cannot be read as numbers ({err})"
+        raise InputDataError(msg) from None
+    if values.dtype.kind not in "iub":
+        whole = np.isfinite(values) & (values == np.round(values)) if values.dtype.kind == "f" else \
+            np.zeros(len(values), dtype=bool)
+        if not whole.all():
+            i = int(np.flatnonzero(~whole)[0])
+            msg = (f"{path}: branch {branch!r} (used by data.event_key) must hold whole event numbers, found "
+                   f"{values[i].item()!r} at entry {entry_start + i} ({int((~whole).sum())} entries); events would "
+                   "share folds at random: name the integer event-number branch")
+            raise InputDataError(msg)
+    return values.astype(np.int64)
+
+
+def _jets_and_groups(plan: Plan, arrays: Any, source: SourceFile, entry_start: int, on_nan: str = "error"):
     n_entries = len(arrays)
     if plan.layout == "per_jet":
         jets = scalar_branches(arrays, list(plan.jet_branches), plan.jet_branches, source.path)
@@ -247,10 +325,12 @@ def _jets_and_groups(plan: Plan, arrays: Any, source: SourceFile, entry_start: i
         jet_idx = np.zeros(n_entries, dtype=np.int64)
         groups = {}
         for name, g in plan.groups.items():
-            counts, flat = flatten_jagged(arrays, g.branches(), source.path, f"data.inputs.{name}", entry_start)
+            counts, flat = flatten_jagged(arrays, g.branches(), source.path, f"data.inputs.{name}", entry_start,
+                                          plan.element_where)
             groups[name] = Elements(counts, flat)
         return jets, n_jets, entry, jet_idx, groups
-    counts_ev, jets = flatten_jagged(arrays, list(plan.jet_branches), source.path, "the jet collection", entry_start)
+    counts_ev, jets = flatten_jagged(arrays, list(plan.jet_branches), source.path, "the jet collection",
+                                      entry_start, plan.jet_branches)
     n_jets = int(counts_ev.sum())
     starts = np.concatenate([[0], np.cumsum(counts_ev)[:-1]]).astype(np.int64)
     event_of_jet = np.repeat(np.arange(n_entries, dtype=np.int64), counts_ev)
@@ -259,16 +339,17 @@ def _jets_and_groups(plan: Plan, arrays: Any, source: SourceFile, entry_start: i
     groups = {}
     for name, g in plan.groups.items():
         where = f"data.inputs.{name} (collection {g.collection!r})"
-        counts_el, flat = flatten_jagged(arrays, g.branches(), source.path, where, entry_start)
+        counts_el, flat = flatten_jagged(arrays, g.branches(), source.path, where, entry_start, plan.element_where)
         event = np.repeat(np.arange(n_entries, dtype=np.int64), counts_el)
         if g.link:
             jet_of = link_to_jets(flat[g.link], event, counts_ev, g.link, source.path, entry_start)
         else:
             m = Momenta({k: flat[b] for k, b in g.momentum.items()}, where=f"data.inputs.{name}")
-            jet_of = associate_by_dr(
-                m.eta, m.phi, event, np.asarray(jets[plan.axis["eta"]], dtype=np.float64),
-                np.asarray(jets[plan.axis["phi"]], dtype=np.float64), counts_ev, g.radius,
-            )
+            jet_eta = np.asarray(jets[plan.axis["eta"]], dtype=np.float64)
+            jet_phi = np.asarray(jets[plan.axis["phi"]], dtype=np.float64)
+            _check_dr_inputs({g.momentum.get("eta", "eta"): m.eta, g.momentum.get("phi", "phi"): m.phi,
+                              plan.axis["eta"]: jet_eta, plan.axis["phi"]: jet_phi}, on_nan, source.path, where)
+            jet_of = associate_by_dr(m.eta, m.phi, event, jet_eta, jet_phi, counts_ev, g.radius)
         groups[name] = group_by_jet(jet_of, flat, n_jets)
     return jets, n_jets, entry, jet_idx, groups
 
@@ -334,10 +415,10 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
     kinds (images) a :class:`~hepnn.io.representations.DeferredRows` instead of their array.
     """
     path = source.path
-    jets, n_jets, entry, jet_idx, groups = _jets_and_groups(plan, arrays, source, entry_start)
+    jets, n_jets, entry, jet_idx, groups = _jets_and_groups(plan, arrays, source, entry_start, config.on_nan)
     s = config.split
     split_code = assign_split(os.path.basename(path), entry, jet_idx, (s.train, s.val, s.test), s.seed)
-    keep = apply_cuts(jets, config.cuts)
+    keep = apply_cuts(_cut_columns(jets, config, path), config.cuts, n_jets)
     if split is not None:
         keep &= split_code == split
     mask = analysis_mask(analysis, jets, n_jets, path)
@@ -370,12 +451,13 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
     for name, inp in config.inputs.items():
         out.update(input_kind(inp).build(name, inp, chunk))
     out["label"] = label[keep].astype(np.int32)
-    out["weight"] = weight[keep].astype(np.float32)
+    weight = weight[keep]
+    if config.weight:  # NaN weights would poison the loss; a float64 weight may overflow float32
+        weight = _finite(weight, config.weight, "data.weight", config, path)
+    out["weight"] = weight.astype(np.float32)
     out["split"] = split_code[keep]
     if plan.event_branch:  # k-fold key: all jets of an event share it
-        import awkward as ak
-
-        events = ak.to_numpy(arrays[plan.event_branch]).astype(np.int64)
+        events = _event_numbers(arrays[plan.event_branch], plan.event_branch, path, entry_start)
         out["fold_key"] = event_fold_key(events[entry[keep] - entry_start], s.seed)
     else:
         out["fold_key"] = fold_key(os.path.basename(path), entry[keep], jet_idx[keep], s.seed)

@@ -87,6 +87,18 @@ def check_class_indices(label: np.ndarray, where: str) -> np.ndarray:
     hepnn.exceptions.InputDataError: MyAnalysis.labels: class indices must be 0, 1, ...; received -1 for 1 jet(s)
     """
     label = np.asarray(label)
+    if label.dtype.kind not in "iub":
+        # a float score, NaN or a string would become a wrong class index in the int32 cast
+        whole = np.isfinite(label) & (label == np.round(label)) if label.dtype.kind == "f" else \
+            np.zeros(label.shape, dtype=bool)
+        if not whole.all():
+            examples = ", ".join(str(v) for v in np.unique(label[~whole].astype(str))[:3].tolist())
+            msg = (f"{where}: class indices must be whole numbers 0, 1, ...; received {int((~whole).sum())} other "
+                   f"value(s) of dtype {label.dtype}, e.g. {examples}; return integer class indices, not scores")
+            raise InputDataError(msg)
+    if label.size and label.max() > np.iinfo(np.int32).max:
+        msg = f"{where}: class indices must be 0, 1, ...; received {label.max()}, beyond int32"
+        raise InputDataError(msg)
     if label.size and label.min() < 0:
         values, counts = np.unique(label[label < 0], return_counts=True)
         got = ", ".join(f"{v} for {c} jet(s)" for v, c in zip(values.tolist(), counts.tolist()))

@@ -146,8 +146,11 @@ def _holds_none(column: Any) -> bool:
     return bool(ak.any(ak.is_none(column, axis=0))) or bool(ak.any(ak.is_none(column, axis=1)))
 
 
-def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entry_start: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entry_start: int,
+                   used_by: Mapping[str, str] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Counts per entry and flattened contents of jagged branches that must have equal lengths.
+
+    ``used_by`` (branch -> config key) names, in errors, what uses a branch.
 
     Raises
     ------
@@ -161,7 +164,11 @@ def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entr
     for name in names:
         column = arrays[name]
         if column.ndim != 2:
-            msg = f"{path}: branch {name!r} ({what}) should hold one list per entry, found type {column.type}"
+            used = f", used by {used_by[name]}" if used_by and name in used_by else ""
+            msg = f"{path}: branch {name!r} ({what}{used}) should hold one list per entry, found type {column.type}"
+            if column.ndim == 1:
+                msg += ("; it holds a single value per entry, where a list with one value per jet or element of "
+                        "the collection is needed (per-entry values are not spread over the jets)")
             raise InputDataError(msg)
         if _holds_none(column):
             msg = (f"{path}: branch {name!r} ({what}) holds None (missing) entries, type {column.type}; hepnn needs "

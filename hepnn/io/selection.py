@@ -21,9 +21,12 @@ from ..exceptions import InputDataError
 __all__ = ["apply_cuts", "analysis_mask"]
 
 
-def apply_cuts(jets: Mapping[str, np.ndarray], cuts: Sequence[Any]) -> np.ndarray:
-    """Boolean mask of jets passing every cut (min and abs_min inclusive, max and abs_max exclusive)."""
-    n = len(next(iter(jets.values()))) if jets else 0
+def apply_cuts(jets: Mapping[str, np.ndarray], cuts: Sequence[Any], n_jets: int | None = None) -> np.ndarray:
+    """Boolean mask of jets passing every cut (min and abs_min inclusive, max and abs_max exclusive).
+
+    ``n_jets``: the number of jets, needed when ``jets`` holds no column (an input of elements only).
+    """
+    n = n_jets if n_jets is not None else len(next(iter(jets.values()))) if jets else 0
     keep = np.ones(n, dtype=bool)
     for cut in cuts:
         x = np.asarray(jets[cut.variable], dtype=np.float64)

@@ -314,6 +314,36 @@ class BoundaryClusterCache(MutableMapping):
         return len(self._data)
 
 
+def _flat_fields(arrays: Any, branches: Iterable[str], source: SourceFile) -> Any:
+    """``arrays`` with every name of ``branches`` as a top-level field, as a TTree gives them.
+
+    uproot lists an RNTuple's subfields as ``Jet.pt``, but reads them inside their record
+    (``arrays["Jet"]["pt"]``); a name that is not a top-level field is looked up there. Nothing is
+    copied: the arrays of a TTree (every name a field) come back as they are.
+    """
+    fields = set(arrays.fields)
+    branches = list(branches)
+    if all(b in fields for b in branches):
+        return arrays
+    import awkward as ak
+
+    columns = {}
+    for name in branches:
+        column = arrays
+        try:
+            if name in fields:
+                column = arrays[name]
+            else:
+                for part in name.split("."):
+                    column = column[part]
+        except Exception:  # noqa: BLE001 - awkward raises several kinds for a missing field
+            msg = (f"{source.path}: cannot find {name!r} in what uproot read from {source.tree!r} "
+                   f"(fields: {', '.join(arrays.fields)}); name a field or subfield (Jet.pt) the tree lists")
+            raise InputDataError(msg) from None
+        columns[name] = column
+    return ak.zip(columns, depth_limit=1)
+
+
 def iterate_tree(source: SourceFile, tree: Any, branches: list[str], step_size: Any, *,
                  align_clusters: bool = False) -> Iterator[tuple[Any, int]]:
     """Yield ``(awkward record array, first entry)`` chunks of ``branches``.
@@ -345,10 +375,11 @@ def iterate_tree(source: SourceFile, tree: Any, branches: list[str], step_size: 
                         cache.expect(bisect.bisect_right(firsts, start) - 1,
                                      bisect.bisect_right(firsts, stop) - 1 if stop < n else None)
                         if parallel is not None and parallel.worth_it(start, stop):
-                            yield parallel.arrays(start, stop, array_cache=cache), start
+                            arrays = parallel.arrays(start, stop, array_cache=cache)
                         else:
-                            yield tree.arrays(filter_name=list(branches), entry_start=start, entry_stop=stop,
-                                              library="ak", array_cache=cache), start
+                            arrays = tree.arrays(filter_name=list(branches), entry_start=start, entry_stop=stop,
+                                                 library="ak", array_cache=cache)
+                        yield _flat_fields(arrays, branches, source), start
                 finally:
                     if parallel is not None:
                         parallel.close()
@@ -356,7 +387,7 @@ def iterate_tree(source: SourceFile, tree: Any, branches: list[str], step_size: 
         iterator = tree.iterate(filter_name=list(branches), step_size=step_size if step is None else step,
                                 report=True, library="ak")
         for arrays, report in iterator:
-            yield arrays, int(report.tree_entry_start)
+            yield _flat_fields(arrays, branches, source), int(report.tree_entry_start)
     except InputDataError:
         raise
     except Exception as err:  # noqa: BLE001 - truncated or corrupt baskets
