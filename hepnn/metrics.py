@@ -153,7 +153,12 @@ def efficiency_auc(signal_eff: Any, background_eff: Any) -> float:
         msg = (f"efficiency_auc: expected two curves of the same length >= 2, received {len(y)} signal and "
                f"{len(x)} background efficiencies; pass the first two outputs of efficiency_curve")
         raise ValueError(msg)
-    return float(require("sklearn.metrics").auc(x, y))
+    dx = np.diff(x)
+    if np.all(dx >= 0) or np.all(dx <= 0):
+        return float(require("sklearn.metrics").auc(x, y))
+    # negative weights: the curve is not monotonic (scikit-learn refuses it); the trapezoidal rule in
+    # threshold order still gives the weighted probability that signal outscores background
+    return float(np.sum(dx * (y[1:] + y[:-1]) / 2))
 
 
 def roc_auc(labels: Any, scores: Any, weights: Any = None, *, signal: int = 1) -> float:
@@ -168,6 +173,9 @@ def roc_auc(labels: Any, scores: Any, weights: Any = None, *, signal: int = 1) -
     0.75
     """
     y, s, w = _binary_inputs(labels, scores, weights, signal, "roc_auc")
+    if w is not None and np.any(w < 0):  # roc_auc_score refuses the non-monotonic curve of negative weights
+        signal_eff, background_eff, _ = efficiency_curve(y, s, w)
+        return efficiency_auc(signal_eff, background_eff)
     return float(require("sklearn.metrics").roc_auc_score(y, s, sample_weight=w))
 
 
@@ -234,11 +242,15 @@ def cut_for_efficiency(scores: Any, working_point: float, weights: Any = None) -
     if not 0 < working_point <= 1:
         msg = f"working_point: expected a signal efficiency in (0, 1], received {working_point}"
         raise ValueError(msg)
+    w = np.ones(len(s)) if weights is None else _weights(weights, len(s))
+    if not np.all(np.isfinite(s)):
+        msg = f"scores: received {np.count_nonzero(~np.isfinite(s))} non-finite values; remove or clip them first"
+        raise ValueError(msg)
     if len(s) == 0:
         return np.nan
-    w = np.ones(len(s)) if weights is None else _as_1d(weights, "weights")
     order = np.argsort(-s, kind="mergesort")
-    frac = np.cumsum(w[order]) / np.sum(w)
+    # the tightest cut reaching the working point (negative weights make the fraction non-monotonic)
+    frac = np.maximum.accumulate(np.cumsum(w[order]) / np.sum(w))
     k = min(int(np.searchsorted(frac, working_point * (1 - 1e-12), side="left")), len(s) - 1)
     return float(s[order][k])
 
@@ -491,6 +503,10 @@ def ks_test(a: Any, b: Any, weights_a: Any = None, weights_b: Any = None) -> KSR
     if len(a) == 0 or len(b) == 0:
         msg = f"ks_test needs two non-empty samples; received {len(a)} and {len(b)} entries"
         raise ValueError(msg)
+    for name, values in (("a", a), ("b", b)):
+        if not np.all(np.isfinite(values)):
+            msg = f"ks_test: {name} has {np.count_nonzero(~np.isfinite(values))} non-finite values; remove or clip them first"
+            raise ValueError(msg)
     if weights_a is None and weights_b is None:
         res = stats.ks_2samp(a, b)
         return KSResult(float(res.statistic), float(res.pvalue))

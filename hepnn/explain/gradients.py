@@ -39,6 +39,9 @@ def _baseline(target, inputs, baseline) -> dict[str, np.ndarray]:
     for name, x in inputs.items():
         if baseline == "mean":
             out[name] = np.broadcast_to(x.mean(axis=0, keepdims=True), x.shape).astype(np.float32)
+            if target.kinds[name] == "sequence":  # a jet's padded slots stay padded: no importance, no fake elements
+                out[name] = np.where(target.real_slots({name: x})[name][..., None], out[name],
+                                     np.float32(target.mask_value))
         else:  # padded sequences (all slots == mask_value), empty images and zero features
             fill = target.mask_value if target.kinds[name] == "sequence" else 0.0
             out[name] = np.full_like(x, fill)

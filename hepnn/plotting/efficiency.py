@@ -109,6 +109,12 @@ def binned_efficiency(
         msg = f"variable, scores and labels must have one entry per jet; received {len(x)}, {len(s)}, {len(is_sig)}"
         raise ValueError(msg)
     w = None if weights is None else as_1d(weights, "weights")
+    if w is not None and len(w) != len(x):
+        msg = f"weights has {len(w)} entries but there are {len(x)} jets; pass one weight per jet"
+        raise ValueError(msg)
+    if not np.all(np.isfinite(s)):
+        msg = f"scores: received {np.count_nonzero(~np.isfinite(s))} non-finite values; remove or clip them first"
+        raise ValueError(msg)
     edges = np.asarray(bins, dtype=float)
     if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
         msg = f"bins: expected increasing bin edges, received {edges.tolist()}"
@@ -296,6 +302,12 @@ def plot_mass_sculpting(
         msg = f"mass, scores and labels must have one entry per jet; received {len(m)}, {len(s)}, {len(is_sig)}"
         raise ValueError(msg)
     w = np.ones(len(m)) if weights is None else as_1d(weights, "weights")
+    if len(w) != len(m):
+        msg = f"weights has {len(w)} entries but there are {len(m)} jets; pass one weight per jet"
+        raise ValueError(msg)
+    if not np.all(np.isfinite(s)):
+        msg = f"scores: received {np.count_nonzero(~np.isfinite(s))} non-finite values; remove or clip them first"
+        raise ValueError(msg)
     bkg = ~is_sig
     if not np.any(bkg) or not np.any(is_sig):
         msg = "plot_mass_sculpting needs signal jets (to set the cut) and background jets (to show)"
@@ -303,8 +315,13 @@ def plot_mass_sculpting(
     hist = require("hist")
     mplhep = require("mplhep")
     distance = require("scipy.spatial.distance")
-    if range is None:
-        range = (float(np.min(m[bkg])), float(np.max(m[bkg])) if np.max(m[bkg]) > np.min(m[bkg]) else float(np.min(m[bkg])) + 1)
+    if range is None:  # jets without a mass (NaN) land in no bin
+        finite = m[bkg][np.isfinite(m[bkg])]
+        if len(finite) == 0:
+            msg = "mass: not finite for any background jet; pass the jet mass of the background jets"
+            raise ValueError(msg)
+        lo, hi = float(np.min(finite)), float(np.max(finite))
+        range = (lo, hi if hi > lo else lo + 1)
 
     def make(sel: np.ndarray) -> Any:
         h = hist.Hist.new.Reg(bins, *range, name="mass", label=xlabel).Weight()

@@ -121,9 +121,15 @@ def plot_scores(
         s_tr = as_1d(train_scores, "train_scores")
         y_tr = as_1d(train_labels, "train_labels", dtype=int)
         w_tr = None if train_weights is None else as_1d(train_weights, "train_weights")
-    for name, a, b in [("test", s_te, y_te)] + ([("train", s_tr, y_tr)] if with_train else []):
+    for name, a, b, w in [("test", s_te, y_te, w_te)] + ([("train", s_tr, y_tr, w_tr)] if with_train else []):
         if len(a) != len(b):
             msg = f"{name}_scores has {len(a)} entries but {name}_labels has {len(b)}"
+            raise ValueError(msg)
+        if w is not None and len(w) != len(a):
+            msg = f"{name}_weights has {len(w)} entries but {name}_scores has {len(a)}; pass one weight per jet"
+            raise ValueError(msg)
+        if not np.all(np.isfinite(a)):
+            msg = f"{name}_scores: received {np.count_nonzero(~np.isfinite(a))} non-finite values; remove or clip them first"
             raise ValueError(msg)
     names = class_names_for(np.concatenate([y_te, y_tr]) if with_train else y_te, class_names)
     range = range or score_range(s_te, *( [s_tr] if with_train else []))

@@ -341,6 +341,7 @@ def evaluate_run(run_dir, data_config=None, analysis=None, data=None, cache: dic
     if key:
         predict_split(run_dir, "train", analysis=analysis, cache=cache, key=key)
     config = pred["config"]
+    _check_two_classes(run_dir, pred, config.evaluation, data_config)
     metrics = compute_metrics(
         pred["outputs"], pred["label"], pred["task"], pred["classes"], config.evaluation.working_points,
         weights=None, background=config.evaluation.background, signal=config.evaluation.signal,
@@ -349,6 +350,27 @@ def evaluate_run(run_dir, data_config=None, analysis=None, data=None, cache: dic
     target = RunDirectory(run_dir).metrics if data_config is None else other_metrics_path(run_dir, data_config)
     write_metrics(target, metrics)
     return metrics
+
+
+def _check_two_classes(run_dir, pred: Mapping, evaluation: Any, data_config: Any) -> None:
+    """Binary and anomaly metrics need signal and background jets in the test split."""
+    task, classes = pred["task"], list(pred["classes"])
+    if task not in ("binary", "autoencoder"):
+        return
+    labels = np.asarray(pred["label"])
+    if task == "binary":
+        signal = class_index(classes, evaluation.signal, "evaluation.signal", 1)
+        is_signal, what = labels == signal, f"signal ({classes[signal]})"
+    else:
+        background = class_index(classes, evaluation.background, "evaluation.background", 0)
+        is_signal, what = labels != background, "anomalous (not " + classes[background] + ")"
+    if is_signal.any() and not is_signal.all():
+        return
+    found = ", ".join(f"{np.count_nonzero(labels == i)} {c}" for i, c in enumerate(classes)) or "none"
+    where = f"the test split of {run_dir}" if data_config is None else f"the test split of --data {data_config}"
+    msg = (f"{where} has {len(labels)} jets ({found}); its metrics need both {what} and other jets: "
+           "give the test split more jets (data.split.test or more input files)")
+    raise InputDataError(msg)
 
 
 def evaluate_folds(run_dir, data: Mapping[str, np.ndarray] | None = None, analysis: Any = None,

@@ -117,11 +117,16 @@ def sculpting_metrics(
     tag = f"{round(100 * working_point):d}"
     cut = cut_for_efficiency(s[sig], working_point, w[sig])
     passing = s >= cut
-    lo, hi = float(np.min(v[bkg])), float(np.max(v[bkg]))
-    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
-    h_pass = np.histogram(v[bkg & passing], edges, weights=w[bkg & passing])[0]
-    h_fail = np.histogram(v[bkg & ~passing], edges, weights=w[bkg & ~passing])[0]
     eff_b = w[bkg & passing].sum() / w[bkg].sum()
+    # jets without a value of the variable (NaN) cannot be binned: the shapes are those of the others
+    binned = bkg & np.isfinite(v)
+    if not binned.any():
+        msg = f"sculpting_metrics: {name} is not finite for any background jet; check the spectator"
+        raise ValueError(msg)
+    lo, hi = float(np.min(v[binned])), float(np.max(v[binned]))
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+    h_pass = np.histogram(v[binned & passing], edges, weights=w[binned & passing])[0]
+    h_fail = np.histogram(v[binned & ~passing], edges, weights=w[binned & ~passing])[0]
     jsd = jensen_shannon(h_pass, h_fail) if h_pass.sum() > 0 and h_fail.sum() > 0 else math.nan
     return {
         "variable": name,

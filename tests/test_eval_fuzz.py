@@ -1,0 +1,184 @@
+"""Evaluation, plotting and export numbers on awkward inputs: negative weights, NaN, one class, bad lengths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hepnn.exceptions import InputDataError
+from hepnn.explain import explain
+from hepnn.io import load
+from hepnn.metrics import cut_for_efficiency, efficiency_auc, efficiency_curve, ks_test, roc_auc
+from hepnn.plotting import plot_mass_sculpting, plot_scores
+from hepnn.plotting.efficiency import binned_efficiency
+from hepnn.training.evaluate import binary_metrics, evaluate_run
+from hepnn.training.export import _max_diff
+from hepnn.training.sculpting import sculpting_metrics
+from hepnn.training.trainer import Trainer
+
+
+def _weighted_pairs_auc(y, s, w):
+    """P(signal scores above background), ties one half, weighted: the definition, pair by pair."""
+    sig, bkg = y == 1, y == 0
+    ds = s[sig][:, None] - s[bkg][None, :]
+    ww = w[sig][:, None] * w[bkg][None, :]
+    return float(np.sum(ww * ((ds > 0) + 0.5 * (ds == 0))) / (w[sig].sum() * w[bkg].sum()))
+
+
+def _nlo_sample(seed=0, n=400):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    s = rng.normal(y, 1.0)
+    s[:40] = s[40:80]  # ties as well
+    w = rng.normal(1.0, 1.0, n)  # about a sixth negative, as in NLO samples
+    return y, s, w
+
+
+def test_auc_with_negative_weights_is_the_weighted_pair_probability():
+    y, s, w = _nlo_sample()
+    assert np.any(w < 0)
+    expected = _weighted_pairs_auc(y, s, w)
+    assert roc_auc(y, s, w) == pytest.approx(expected, abs=1e-12)  # was scikit-learn's "x is neither increasing..."
+    eff_s, eff_b, _ = efficiency_curve(y, s, w)
+    assert efficiency_auc(eff_s, eff_b) == pytest.approx(expected, abs=1e-12)
+    assert binary_metrics(s, y, [0.5], weights=w)["auc"] == pytest.approx(expected, abs=1e-6)
+    # positive weights keep scikit-learn's numbers
+    w_pos = np.abs(w)
+    assert roc_auc(y, s, w_pos) == pytest.approx(_weighted_pairs_auc(y, s, w_pos), abs=1e-12)
+
+
+def test_cut_for_efficiency_checks_weights_and_takes_the_first_crossing():
+    with pytest.raises(ValueError, match="weights has 2 entries but there are 4 scores"):
+        cut_for_efficiency([0.1, 0.2, 0.3, 0.4], 0.5, [1, 1])  # was a raw IndexError
+    with pytest.raises(ValueError, match="weights has 5 entries"):
+        cut_for_efficiency([0.1, 0.2, 0.3, 0.4], 0.5, [1, 1, 1, 1, 100])  # was a silent 0.1
+    with pytest.raises(ValueError, match="non-finite"):
+        cut_for_efficiency([0.1, np.nan, 0.3, 0.4], 0.5)
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        s = rng.normal(size=50)
+        w = rng.normal(0.6, 1.0, 50)
+        if w.sum() <= 0:
+            continue
+        order = np.argsort(-s, kind="mergesort")
+        frac = np.cumsum(w[order]) / w.sum()
+        first = s[order][np.flatnonzero(frac >= 0.5 * (1 - 1e-12))[0]]  # the tightest cut reaching 50 %
+        assert cut_for_efficiency(s, 0.5, w) == first
+
+
+def test_weighted_ks_test_refuses_nan():
+    a = np.linspace(0, 1, 50)
+    b = a.copy()
+    b[0] = np.nan
+    with pytest.raises(ValueError, match="b has 1 non-finite"):
+        ks_test(a, b, weights_a=np.ones(50))  # was a finite p-value with the NaN ignored
+
+
+def test_plot_scores_names_nan_scores_and_bad_weights():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 100)
+    s = rng.random(100)
+    bad = s.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="test_scores: received 1 non-finite"):
+        plot_scores(bad, y)  # was hist's "forward transform of start or stop invalid"
+    with pytest.raises(ValueError, match="train_scores: received 1 non-finite"):
+        plot_scores(s, y, bad, y)  # was drawn, with a KS p-value of nan
+    with pytest.raises(ValueError, match="test_weights has 10 entries"):
+        plot_scores(s, y, test_weights=np.ones(10))  # was a raw IndexError
+
+
+def test_binned_efficiency_names_bad_weights_and_nan_scores():
+    x, s, y = [10.0, 20.0, 30.0, 40.0], [0.9, 0.1, 0.8, 0.2], [1, 1, 0, 0]
+    with pytest.raises(ValueError, match="weights has 3 entries"):
+        binned_efficiency(x, s, y, [0, 25, 50], weights=[1.0, 1.0, 1.0])  # was a raw IndexError
+    with pytest.raises(ValueError, match="non-finite"):
+        binned_efficiency(x, [0.9, 0.1, np.nan, 0.2], y, [0, 25, 50])  # was counted as failing the cut
+
+
+def test_sculpting_ignores_jets_without_a_mass():
+    rng = np.random.default_rng(0)
+    m = rng.uniform(0, 1, 400)
+    y = rng.integers(0, 2, 400)
+    s = rng.normal(y)
+    missing = np.flatnonzero(y == 0)[0]
+    expected = sculpting_metrics(np.delete(m, missing), np.delete(s, missing), np.delete(y, missing) == 1)
+    m[missing] = np.nan
+    got = sculpting_metrics(m, s, y == 1)
+    # was jsd null and inv_jsd null (documented as "both shapes equal") from one NaN mass
+    assert got["jsd_50"] == expected["jsd_50"] and got["jsd_50"] > 0
+    assert got["inv_jsd_50"] == expected["inv_jsd_50"]
+    res = plot_mass_sculpting(m, s, y)  # was hist's "forward transform of start or stop invalid"
+    assert np.isfinite(res.jsd[0.5])
+
+
+class _Keras:
+    def __init__(self, out):
+        self.out = np.asarray(out)
+
+    def predict(self, batch, verbose=0):
+        return self.out
+
+
+class _Input:
+    name = "x"
+
+
+class _Session:
+    def __init__(self, out):
+        self.out = np.asarray(out)
+
+    def get_inputs(self):
+        return [_Input()]
+
+    def run(self, names, feed):
+        return [self.out]
+
+
+def test_onnx_verification_counts_nan_on_one_side_as_a_disagreement():
+    batch = {"x": np.zeros((3, 2), np.float32)}
+    keras_out = [[0.2], [0.5], [0.7]]
+    assert _max_diff(_Keras(keras_out), _Session([[0.2], [np.nan], [0.7]]), batch) == np.inf  # was 0.0
+    assert _max_diff(_Keras([[np.nan], [0.5]]), _Session([[0.1], [0.5]]), batch) == np.inf
+    assert _max_diff(_Keras([[np.nan], [0.5]]), _Session([[np.nan], [0.5]]), batch) == 0.0
+
+
+def test_evaluate_test_split_with_one_class_names_the_run(tmp_path):
+    import uproot
+
+    rng = np.random.default_rng(1)
+    for name, shift in (("sig", 1), ("bkg", 0)):
+        with uproot.recreate(tmp_path / f"{name}.root") as f:
+            f["jets"] = {"jet_mass": rng.normal(100 + 40 * shift, 30, 150), "jet_tau21": rng.normal(0.6, 0.2, 150)}
+    cfg = {
+        "data": {"files": [{"path": str(tmp_path / "sig.root"), "tree": "jets", "label": 1},
+                           {"path": str(tmp_path / "bkg.root"), "tree": "jets", "label": 0}],
+                 "inputs": {"jet": {"kind": "flat", "variables": ["jet_mass", "jet_tau21"]}}},
+        "model": {"name": "dense", "units": [4]},
+        "training": {"epochs": 1, "verbose": 0},
+    }
+    trainer = Trainer(cfg, log=lambda _: None)
+    trainer.fit(tmp_path / "run")
+    data = load(trainer.config)
+    keep = np.asarray(data["label"]) == 1
+    only_signal = {k: (v[keep] if np.ndim(v) and len(v) == len(keep) else v) for k, v in data.items()}
+    # was scikit-learn-level "efficiency_curve needs signal (label 1) and background jets ..."
+    with pytest.raises(InputDataError, match=r"test split of .*run has \d+ jets \(0 .*\); its metrics need both"):
+        evaluate_run(tmp_path / "run", data=only_signal)
+
+
+def test_integrated_gradients_mean_baseline_keeps_padded_slots_padded():
+    import keras
+
+    x_in = keras.Input((4, 2), name="seq")
+    real = keras.ops.cast(keras.ops.any(keras.ops.not_equal(x_in, 0.0), axis=-1, keepdims=True), "float32")
+    summed = keras.ops.sum(keras.layers.Dense(3, activation="tanh")(x_in) * real, axis=1)
+    model = keras.Model({"seq": x_in}, keras.layers.Dense(1, activation="sigmoid")(summed))
+    x = np.random.default_rng(0).normal(size=(6, 4, 2)).astype(np.float32)
+    x[:, 2:] = 0.0  # two padded slots per jet
+    x[0, 1:] = 0.0
+    e = explain(model, {"seq": x}, "integrated_gradients", task="binary", mask_value=0.0, baseline="mean", n_steps=64)
+    summed_values = e.values["seq"].reshape(len(x), -1).sum(axis=1)
+    # the attributions left after zeroing the padded slots still add up (the baseline had filled them)
+    assert np.max(np.abs(summed_values - (e.outputs - e.base_values))) <= e.extra["completeness_error"] + 1e-6
+    assert e.extra["completeness_error"] < 1e-3
