@@ -11,7 +11,7 @@ import hepnn
 import hepnn.io
 from hepnn.io.cache import ChunkCache
 from hepnn.io.stream import batches
-from test_io_fixtures import make_per_event
+from test_io_fixtures import make_per_event, per_event_data, write_tree
 
 
 def rows(batch_list, name="jet"):
@@ -22,7 +22,7 @@ def run(config, cache, seed, **kw):
     return list(batches(config, "train", batch_size=8, shuffle=True, seed=seed, step_size=7, cache_dir=cache, **kw))
 
 
-def test_later_passes_read_the_cache_not_the_files(tmp_path):
+def test_later_passes_read_the_cache_not_the_files(tmp_path, monkeypatch):
     config = make_per_event(tmp_path, n_files=3, n_events=30)
     cfg = hepnn.load_config(config)
     data = hepnn.io.load(cfg)
@@ -32,9 +32,11 @@ def test_later_passes_read_the_cache_not_the_files(tmp_path):
     info = json.loads((cache / "complete.json").read_text())
     assert info["n_jets"] == (data["split"] == 0).sum() and info["n_chunks"] == len(list((cache / "chunks").iterdir()))
     assert info["bytes"] > 0
-    # the ROOT files are gone: a later pass can only come from the cache
-    files = [f for f in tmp_path.rglob("*.root")]
-    hidden = [f.rename(f.with_suffix(".hidden")) for f in files]
+    # the ROOT files cannot be read any more: a later pass can only come from the cache
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a cached pass read the ROOT files")
+
+    monkeypatch.setattr(hepnn.io.stream, "iterate_chunks", no_reading)
     second = run(cfg, cache, seed=2, preprocessing=pre)
     assert rows(second) == rows(first) == sorted(map(tuple, data.split("train")["jet"].tolist()))
     assert rows(second, "tracks") == rows(first, "tracks")
@@ -43,8 +45,23 @@ def test_later_passes_read_the_cache_not_the_files(tmp_path):
     order = lambda bl: np.concatenate([b[0]["jet"] for b in bl])  # noqa: E731
     assert not np.array_equal(order(second), order(first)), "each pass is shuffled anew"
     np.testing.assert_array_equal(order(run(cfg, cache, seed=2, preprocessing=pre)), order(second))  # seeded
-    for f, h in zip(files, hidden):
-        h.rename(f)
+
+
+def test_input_files_written_again_are_read_again(tmp_path):
+    """A cache of older file contents is never served: the files' sizes and times are in its fingerprint."""
+    config = make_per_event(tmp_path, n_files=2, n_events=30)
+    cfg = hepnn.load_config(config)
+    cache = tmp_path / "cache"
+    first = run(cfg, cache, seed=1)
+    stamp = (cache / "complete.json").read_text()
+    assert rows(run(cfg, cache, seed=1)) == rows(first) and (cache / "complete.json").read_text() == stamp
+    # the same file names, other events (another seed): the next pass gives the new jets
+    for i in range(2):
+        write_tree(tmp_path / f"ttbar_{i}.root", "Events", per_event_data(30, seed=7 + i))
+    fresh = rows(run(cfg, cache, seed=1))
+    assert fresh != rows(first)
+    assert fresh == sorted(map(tuple, hepnn.io.load(cfg, standardize=False).split("train")["jet"].tolist()))
+    assert (cache / "complete.json").read_text() != stamp
 
 
 def test_a_different_fingerprint_or_an_unfinished_pass_rebuilds(tmp_path):

@@ -15,7 +15,8 @@ is a pure ``tf.data`` pipeline, with no Python thread competing with training, a
 :meth:`ChunkCache.read` gives the same chunks as numpy arrays.
 
 A cache is valid only for what wrote it: its ``fingerprint`` (data config, split,
-preprocessing parameters, chunk size) and the format are stored in ``complete.json``,
+preprocessing parameters, chunk size, the input files with their sizes and modification
+times) and the format are stored in ``complete.json``,
 written last and atomically. A pass that stops early, a crash, or a different
 fingerprint leaves no ``complete.json`` that matches, and the next pass reads the files
 again and rewrites the cache.

@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -124,8 +125,11 @@ def chunk_cache(cache_dir: Any, config: Any, split: str | int | None = "train", 
     """The chunk cache of a streamed pass (None without ``cache_dir``).
 
     Its fingerprint is everything the processed chunks depend on: data config, split,
-    preprocessing, chunk size, the arrays kept and the analysis plugin. The training feed
-    calls this too, so the cache the reader writes in epoch 0 is the one read afterwards.
+    preprocessing, chunk size, the arrays kept, the analysis plugin, and the input files
+    the config's patterns match with their sizes and modification times (a file written
+    again, or one more file matching a glob, is read again instead of served stale). The
+    training feed calls this too, so the cache the reader writes in epoch 0 is the one
+    read afterwards.
     """
     if cache_dir is None:
         return None
@@ -133,7 +137,20 @@ def chunk_cache(cache_dir: Any, config: Any, split: str | int | None = "train", 
     code = None if split is None else split_code(split)
     keys = _array_keys(config)
     plugin = type(analysis).__qualname__ if analysis is not None else None
-    return ChunkCache(cache_dir, fingerprint(config, code, preprocessing, step_size, keys, plugin))
+    return ChunkCache(cache_dir, fingerprint(config, code, preprocessing, step_size, keys, plugin, _file_stamps(config)))
+
+
+def _file_stamps(config: Any) -> list[tuple[str, int | None, int | None]]:
+    """``(path, size, mtime_ns)`` of every input file (``None`` where it cannot be stat-ed)."""
+    stamps = []
+    for source in resolve_files(config):
+        try:
+            st = os.stat(source.path)
+        except OSError:
+            stamps.append((os.path.realpath(source.path), None, None))
+        else:
+            stamps.append((os.path.realpath(source.path), st.st_size, st.st_mtime_ns))
+    return stamps
 
 
 def batch_runs(config: Any, split: str | int | None = "train", batch_size: int = 256, preprocessing: Any = None,
