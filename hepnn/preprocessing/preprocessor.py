@@ -127,9 +127,12 @@ class Preprocessor:
                 if real is not None:
                     bad &= real
                 if bad.any():
+                    what = "log" if t.get("log") else "log1p"
                     msg = (
-                        f"input {name!r}, variable {var!r}: {'log' if t.get('log') else 'log1p'} of "
-                        f"{int(bad.sum())} non-positive values; add abs or clip, or use log1p"
+                        f"data.inputs.{name}.transforms.{var}: {what} of {int(bad.sum())} "
+                        f"{'non-positive values' if what == 'log' else 'values at or below -1'} (e.g. "
+                        f"{float(col[bad].flat[0]):g}) of input {name!r}, variable {var!r}; add abs or clip, "
+                        f"{'or use log1p' if what == 'log' else 'or drop log1p'}, or cut those jets (data.cuts)"
                     )
                     raise InputDataError(msg)
                 with np.errstate(divide="ignore", invalid="ignore"):
