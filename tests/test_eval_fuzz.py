@@ -11,7 +11,7 @@ from hepnn.io import load
 from hepnn.metrics import cut_for_efficiency, efficiency_auc, efficiency_curve, ks_test, roc_auc
 from hepnn.plotting import plot_mass_sculpting, plot_scores
 from hepnn.plotting.efficiency import binned_efficiency
-from hepnn.training.evaluate import binary_metrics, evaluate_run
+from hepnn.training.evaluate import binary_metrics, evaluate_run, multiclass_metrics
 from hepnn.training.export import _max_diff
 from hepnn.training.sculpting import sculpting_metrics
 from hepnn.training.trainer import Trainer
@@ -45,6 +45,17 @@ def test_auc_with_negative_weights_is_the_weighted_pair_probability():
     # positive weights keep scikit-learn's numbers
     w_pos = np.abs(w)
     assert roc_auc(y, s, w_pos) == pytest.approx(_weighted_pairs_auc(y, s, w_pos), abs=1e-12)
+
+
+def test_accuracy_is_weighted_like_the_auc_beside_it():
+    y, s, w = _nlo_sample(seed=3)
+    p = 1 / (1 + np.exp(-s))
+    correct = (p >= 0.5) == (y == 1)
+    assert binary_metrics(p, y, [0.5], weights=w)["accuracy"] == pytest.approx(np.sum(w * correct) / np.sum(w), abs=1e-6)
+    assert binary_metrics(p, y, [0.5])["accuracy"] == pytest.approx(correct.mean(), abs=1e-6)
+    probs = np.stack([1 - p, p], axis=1)
+    got = multiclass_metrics(probs, y, ["qcd", "top"], [0.5], weights=np.abs(w))["accuracy"]
+    assert got == pytest.approx(np.sum(np.abs(w) * correct) / np.sum(np.abs(w)), abs=1e-6)
 
 
 def test_cut_for_efficiency_checks_weights_and_takes_the_first_crossing():

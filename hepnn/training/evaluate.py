@@ -70,12 +70,20 @@ def binary_metrics(
     rejection = rejection_at(eff_s, eff_b, np.asarray(working_points, dtype=float))
     return {
         "auc": round(efficiency_auc(eff_s, eff_b), 6),
-        "accuracy": round(float(np.mean((scores >= 0.5) == is_signal)), 6),
+        "accuracy": round(_accuracy((scores >= 0.5) == is_signal, weights), 6),
         "rejection": {_wp_key(wp): _finite(r) for wp, r in zip(working_points, np.atleast_1d(rejection))},
         "n_test": int(len(scores)),
         "n_signal": int(is_signal.sum()),
         "n_background": int((~is_signal).sum()),
     }
+
+
+def _accuracy(correct: np.ndarray, weights: np.ndarray | None) -> float:
+    """The (weighted, like the AUC and rejections beside it) fraction of correct decisions."""
+    if weights is None:
+        return float(np.mean(correct))
+    w = np.asarray(weights, dtype=np.float64)
+    return float(np.sum(w * correct) / np.sum(w)) if np.sum(w) != 0 else math.nan
 
 
 def _finite(value: float) -> float | None:
@@ -102,7 +110,7 @@ def multiclass_metrics(
     """Per class (vs the rest) metrics, overall accuracy and flavour-tagging discriminants."""
     labels = np.asarray(labels)
     out: dict = {
-        "accuracy": round(float(np.mean(np.argmax(probs, axis=1) == labels)), 6),
+        "accuracy": round(_accuracy(np.argmax(probs, axis=1) == labels, weights), 6),
         "n_test": int(len(labels)),
         "classes": {},
     }
