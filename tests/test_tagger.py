@@ -321,3 +321,21 @@ def test_predict_numpy_checks_shapes_jets_and_nan(files, jet_run):
     assert np.isfinite(scores).all()
     np.testing.assert_array_equal(scores, lenient.predict_numpy({**raw, "jet": replaced}))
     np.testing.assert_array_equal(np.delete(scores, 3), np.delete(good, 3))
+
+
+def test_dict_columns_of_strings_none_or_ragged_objects(files, jet_run):
+    """numpy columns a user may hand over: strings and None are named; ragged object arrays are read."""
+    tagger = hepnn.Tagger.load(jet_run)
+    events = uproot.open(files["top"])["jets"].arrays(tagger.required_branches)
+    expected = tagger.predict(events)
+    columns = {k: events[k] for k in tagger.required_branches}
+    pt = ak.to_numpy(events["jet_pt"])
+    with pytest.raises(InputDataError, match=r"branch 'jet_pt' holds <U32 values \(e.g. '.*'\), not numbers"):
+        tagger.predict({**columns, "jet_pt": pt.astype(str)})
+    missing = pt.astype(object)
+    missing[3] = None
+    with pytest.raises(InputDataError, match="branch 'jet_pt' holds 1 missing values .None, the first at entry 3"):
+        tagger.predict({**columns, "jet_pt": missing})
+    ragged = np.empty(len(pt), dtype=object)
+    ragged[:] = [np.asarray(v) for v in ak.to_list(events["part_px"])]
+    np.testing.assert_array_equal(tagger.predict({**columns, "part_px": ragged, "jet_pt": pt.astype(object)}), expected)

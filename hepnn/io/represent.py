@@ -42,6 +42,30 @@ def selection_free(config: Any) -> Any:
     return dataclasses.replace(config, cuts=(), label=None, weight=None, spectators=(), files=(), event_key=None)
 
 
+def _numeric_column(column: np.ndarray, name: str) -> Any:
+    """A numpy column as an awkward array of numbers: strings and None are named, object arrays
+    of lists (ragged) read element by element."""
+    import awkward as ak
+
+    if column.dtype.kind in "USV":
+        msg = (f"branch {name!r} holds {column.dtype} values (e.g. {str(column.flat[0])!r}), not numbers; "
+               "convert it (e.g. np.asarray(values, dtype=float)) before predicting")
+        raise InputDataError(msg)
+    if column.dtype.kind != "O":
+        return ak.Array(column)
+    missing = np.array([v is None for v in column.flat], dtype=bool).reshape(column.shape)
+    if missing.any():
+        first = np.argwhere(missing)[0].tolist()
+        msg = (f"branch {name!r} holds {int(missing.sum())} missing values (None, the first at entry {first[0]}); "
+               "drop those entries or fill them before predicting")
+        raise InputDataError(msg)
+    try:
+        return ak.from_iter(column.tolist(), highlevel=True)
+    except (TypeError, ValueError) as err:
+        msg = f"branch {name!r}: an object array that is not numbers or lists of numbers ({err})"
+        raise InputDataError(msg) from None
+
+
 class Columns:
     """Uniform access to the branches of an awkward record array or a dict of arrays.
 
@@ -92,7 +116,9 @@ class Columns:
             column = self._arrays[collection][var]
         if isinstance(column, ak.Array):
             return column
-        return ak.Array(column if isinstance(column, list) else np.asarray(column))
+        if isinstance(column, list):
+            return ak.Array(column)
+        return _numeric_column(np.asarray(column), name)
 
     def __len__(self) -> int:
         import awkward as ak
