@@ -349,6 +349,12 @@ def test_link_indices_must_be_whole_and_the_jet_axis_jagged():
     for bad in (0.9, np.nan):
         with pytest.raises(InputDataError, match="link branch 'Muon_jetIdx' must hold whole jet indices"):
             link_to_jets(np.array([1.0, bad, 0.0], np.float32), event, n_jets, "Muon_jetIdx", "f", 10)
+    # -1 written into an unsigned branch is its largest value: "no jet" too, for every width
+    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
+        unsigned = np.array([1, np.iinfo(dtype).max, 0], dtype=dtype)
+        assert link_to_jets(unsigned, event, n_jets, "Muon_jetIdx", "f", 0).tolist() == [1, -1, 2]
+    with pytest.raises(InputDataError, match="index 7 with 1 jets"):
+        link_to_jets(np.array([1, 0, 7], np.uint32), event, n_jets, "Muon_jetIdx", "f", 0)
     plan = Plan.__new__(Plan)
     plan.layout, plan.jet_branches = "per_event", {"Jet_pt": None}
     with pytest.raises(InputDataError, match="'Jet_pt' \\(the jet collection\\) should hold one list per entry"):

@@ -198,7 +198,8 @@ def link_to_jets(link: np.ndarray, event: np.ndarray, n_jets: np.ndarray, branch
     Parameters
     ----------
     link : int array, one per element
-        Index of the owning jet within its event; negative means unassigned.
+        Index of the owning jet within its event; negative means unassigned (in an
+        unsigned branch, its largest value: -1 stored unsigned).
     event : int array, one per element
         Event (entry within the chunk) of each element.
     n_jets : int array, one per event
@@ -218,6 +219,8 @@ def link_to_jets(link: np.ndarray, event: np.ndarray, n_jets: np.ndarray, branch
                    f"{int((~whole).sum())} elements (first at entry {entry_start + int(event[i])}); check that it "
                    "is the index branch of the jet collection")
             raise InputDataError(msg)
+    if link.dtype.kind == "u":  # -1 ("no jet") written into an unsigned branch reads as the largest value
+        link = np.where(link == np.iinfo(link.dtype).max, -1, link.astype(np.int64))
     link = link.astype(np.int64, copy=False)
     n_of = n_jets[event]
     bad = link >= n_of
