@@ -397,7 +397,8 @@ def efficiency_from_hist(h: Any, cl: float = ONE_SIGMA) -> BinnedEfficiency:
 
     ``eff = sum(w, passed) / sum(w)``; the interval is the Clopper–Pearson one of
     ``eff * n`` passing out of ``n = (sum w)^2 / sum w^2`` (Kish) jets. Empty bins
-    are nan.
+    are nan. With negative weights a bin's efficiency may leave [0, 1]; it is kept, and its
+    interval is that of the efficiency clipped to [0, 1].
 
     Examples
     --------
@@ -417,7 +418,9 @@ def efficiency_from_hist(h: Any, cl: float = ONE_SIGMA) -> BinnedEfficiency:
     with np.errstate(divide="ignore", invalid="ignore"):
         eff = np.where(sum_w > 0, passed_w / np.where(sum_w > 0, sum_w, 1.0), np.nan)
         n = np.where(sum_w2 > 0, sum_w * sum_w / np.where(sum_w2 > 0, sum_w2, 1.0), 0.0)
-    k = np.where(n > 0, np.nan_to_num(eff) * n, 0.0)
+    # negative weights (NLO) can put a bin's efficiency outside [0, 1]: the value is kept, its
+    # interval is the one of the nearest possible count (an exact binomial interval needs 0 <= k <= n)
+    k = np.where(n > 0, np.clip(np.nan_to_num(eff), 0.0, 1.0) * n, 0.0)
     lo, hi = clopper_pearson(k, n, cl)
     return BinnedEfficiency(edges=np.asarray(h.axes[0].edges, dtype=float), eff=eff, lo=lo, hi=hi, n=n)
 

@@ -193,3 +193,15 @@ def test_integrated_gradients_mean_baseline_keeps_padded_slots_padded():
     # the attributions left after zeroing the padded slots still add up (the baseline had filled them)
     assert np.max(np.abs(summed_values - (e.outputs - e.base_values))) <= e.extra["completeness_error"] + 1e-6
     assert e.extra["completeness_error"] < 1e-3
+
+
+def test_binned_efficiency_with_negative_weights_keeps_the_value_and_gives_an_interval():
+    from hepnn.metrics import efficiency_from_hist, efficiency_hist
+
+    # bin 1: passed weight 1, total 0.5 -> efficiency 2 (negative weights); bin 2 an ordinary one
+    h = efficiency_hist([10, 12, 30, 40, 45], [True, False, True, True, False], [0, 25, 50],
+                        weights=[1.0, -0.5, 1.0, 1.0, 0.2])
+    e = efficiency_from_hist(h)  # was "clopper_pearson: expected 0 <= k <= n"
+    np.testing.assert_allclose(e.eff, [2.0, 2.0 / 2.2])
+    assert e.hi[0] == 1.0 and 0 < e.lo[0] < 1
+    assert e.lo[1] < e.eff[1] < e.hi[1]
