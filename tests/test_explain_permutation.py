@@ -74,3 +74,29 @@ def test_perturbed_copies_are_scored_together_in_full_batches():
             column[:, f] = x[perms.permutation(40), f]
             want[r, f] = np.mean(np.abs(reference - single.predict({"jet": column})))
     np.testing.assert_allclose(e.extra["importance_jet"], want.mean(axis=0), rtol=1e-6, atol=1e-7)
+
+
+def test_multiclass_auc_drop_is_of_the_explained_class():
+    """A multiclass target explains one class: the AUC drop is that class against the others,
+    whatever labels the explained jets happen to carry (was: the largest label present)."""
+    from hepnn.explain.target import Target
+
+    model = MODELS.get("dense")({"jet": (4,)}, units=(8,), dropout=0.0, n_outputs=3, task="multiclass")
+    hidden, out = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
+    kernel, bias = hidden.get_weights()
+    keep = np.zeros_like(kernel)
+    keep[2] = 1.0
+    hidden.set_weights([keep, np.zeros_like(bias)])
+    kernel, bias = out.get_weights()
+    toward_first = np.zeros_like(kernel)
+    toward_first[:, 0] = 1.0  # class 0's probability rises with feature 2
+    out.set_weights([toward_first, np.zeros_like(bias)])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 4)).astype("float32")
+    labels = np.where(x[:, 2] > 0, 0, 1)  # only classes 0 and 1 among these jets
+    target = Target(model, task="multiclass", class_index=0)
+    e = explain(target, {"jet": x}, method="permutation", labels=labels, n_repeats=3)
+    assert np.argmax(e.extra["auc_drop_jet"]) == 2 and e.extra["auc_drop_jet"][2] > 0.3
+    # the last class, explained by default, has no jets here: no AUC to drop
+    e = explain(Target(model, task="multiclass"), {"jet": x}, method="permutation", labels=labels, n_repeats=1)
+    assert "auc_drop_jet" not in e.extra

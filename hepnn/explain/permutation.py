@@ -20,6 +20,17 @@ def _auc(scores, labels):
     return roc_auc(labels, scores)
 
 
+def _explained_class(target, labels: np.ndarray) -> np.ndarray | None:
+    """1 for the jets of the class whose output is explained, 0 for the others (the AUC's labels).
+
+    A multiclass target explains ``target.class_index``; a binary or anomaly output rises
+    with the larger of two labels (``None`` for more than two label values)."""
+    if getattr(target, "task", None) == "multiclass":
+        return (labels == target.class_index).astype(int)
+    values = np.unique(labels)
+    return (labels == values[-1]).astype(int) if len(values) == 2 else None
+
+
 def _check(options):
     problem = positive_int_problem(options["n_repeats"])
     if problem:
@@ -45,14 +56,16 @@ def permutation(target, inputs, n_repeats: int = 5, random_state: int = 0, label
         Shuffles per feature.
     random_state : int
     labels : array, optional
-        Binary labels (0/1) for the AUC drop.
+        Class labels for the AUC drop: of the explained class against the others for a
+        multiclass target, else of the larger of two labels against the smaller.
     """
     raise_option_problems("permutation", _check({"n_repeats": n_repeats}))
     rng = np.random.default_rng(random_state)
     reference = target.predict(inputs)
     n = len(reference)
-    use_auc = labels is not None and len(np.unique(labels)) == 2
-    base_auc = _auc(reference, (np.asarray(labels) == np.max(labels)).astype(int)) if use_auc else None
+    is_signal = None if labels is None else _explained_class(target, np.asarray(labels))
+    use_auc = is_signal is not None and 0 < is_signal.sum() < len(is_signal)
+    base_auc = _auc(reference, is_signal) if use_auc else None
     real = target.real_slots(inputs)
     values = {k: np.zeros(v.shape, dtype=np.float64) for k, v in inputs.items()}
     extra: dict = {"n_repeats": n_repeats}
@@ -84,7 +97,7 @@ def permutation(target, inputs, n_repeats: int = 5, random_state: int = 0, label
             deltas[f] += delta / n_repeats
             importance[r, f] = np.mean(np.abs(delta))
             if use_auc:
-                auc_drop[r, f] = base_auc - _auc(out, (np.asarray(labels) == np.max(labels)).astype(int))
+                auc_drop[r, f] = base_auc - _auc(out, is_signal)
         for f in range(n_feat):
             if kind == "flat":
                 values[name][:, f] = deltas[f]
