@@ -14,7 +14,7 @@ import uproot
 import hepnn
 import hepnn.io
 from hepnn.exceptions import InputDataError
-from hepnn.io.represent import represent
+from hepnn.io.represent import Columns, jets_per_entry, plan_for, represent
 from test_io_fixtures import per_event_data, per_jet_data, write_tree
 
 FILES = [{"path": "top.root", "tree": "jets", "label": 1}, {"path": "qcd.root", "tree": "jets", "label": 0}]
@@ -173,9 +173,36 @@ def test_input_of_elements_only_keeps_every_jet(tmp_path):
     assert out["p"].shape == (3, 1, 1) and out["fold_key"].shape == (3,)
 
 
-def test_per_event_value_in_the_jet_collection_names_its_use(tmp_path):
-    config = per_event_config(tmp_path, per_event_data(30, seed=0),
-                              inputs={"jet": {"kind": "flat", "variables": ["Jet_pt", "event"]}})
-    with pytest.raises(InputDataError, match=r"'event' \(the jet collection, used by data\.inputs\.jet\.variables\[1\]\)"
-                                             r".*single value per entry"):
-        hepnn.io.load(config)
+def test_per_event_values_are_given_to_each_jet_of_the_event(tmp_path):
+    """genWeight, MET or rho (one value per entry) as weight, cut or input in per-event layout:
+    each jet of the event takes its event's value (was an error)."""
+    events = per_event_data(40, seed=0)
+    rng = np.random.default_rng(5)
+    events["genWeight"] = rng.normal(1.0, 0.5, 40).astype(np.float32)
+    events["MET_pt"] = rng.uniform(0, 100, 40).astype(np.float32)
+    events["rho"] = rng.uniform(10, 30, 40)
+    config = per_event_config(tmp_path, events, weight="genWeight", cuts=[{"variable": "MET_pt", "min": 30.0}],
+                              inputs={"jet": {"kind": "flat", "variables": ["rho", "Jet_pt"]}},
+                              split={"train": 1.0, "val": 0.0, "test": 0.0})
+    data = hepnn.io.load(config, standardize=False)
+    n_jets = ak.to_numpy(ak.num(events["Jet"].pt))
+    keep = np.repeat(events["MET_pt"] >= 30.0, n_jets)
+    np.testing.assert_array_equal(data["weight"], np.repeat(events["genWeight"], n_jets)[keep])
+    np.testing.assert_array_equal(data["jet"][:, 0], np.repeat(events["rho"], n_jets)[keep].astype(np.float32))
+    np.testing.assert_array_equal(data["jet"][:, 1], ak.to_numpy(ak.flatten(events["Jet"].pt))[keep])
+    streamed = np.concatenate([c["jet"] for c in hepnn.io.iterate(config, step_size=7)])
+    np.testing.assert_array_equal(streamed, data["jet"])
+    # a per-event tagger scoring whole events reads them the same way
+    tree = uproot.open(tmp_path / "ttbar.root")["Events"]
+    x = represent(config, tree.arrays())
+    np.testing.assert_array_equal(x["jet"][:, 0], np.repeat(events["rho"], n_jets).astype(np.float32))
+    columns = Columns(tree.arrays())
+    plan = plan_for(config, columns.keys(), "ttbar.root")
+    assert next(iter(plan.jet_branches)) in ("MET_pt", "rho")  # the jets are counted on a list, not on it
+    np.testing.assert_array_equal(jets_per_entry(plan, columns), n_jets)
+    # with no branch of the jet collection the jets cannot be counted: an error, not zero jets
+    events["flavour"] = rng.choice([0, 5], 40).astype(np.int32)
+    bad = per_event_config(tmp_path, events, label={"branch": "flavour", "classes": {"light": 0, "b": 5}},
+                           inputs={"jet": {"kind": "flat", "variables": ["rho"]}})
+    with pytest.raises(InputDataError, match="every jet-level branch .* holds one value per entry"):
+        hepnn.io.load(bad)

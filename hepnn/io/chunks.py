@@ -316,6 +316,21 @@ def _event_numbers(column: Any, branch: str, path: str, entry_start: int) -> np.
     return values.astype(np.int64)
 
 
+def _jet_and_event_branches(plan: Plan, arrays: Any, path: str) -> tuple[list[str], list[str]]:
+    """The per-event layout's jet-level branches: lists with one value per jet, and branches with
+    one value per entry (``genWeight``, ``MET_pt``, ``fixedGridRhoFastjetAll``) that each jet of the
+    event takes. The jet axis must be lists, and at least one branch must give the jet count."""
+    axis = set(plan.axis.values())
+    jagged = [b for b in plan.jet_branches if b in axis or getattr(arrays[b], "ndim", 2) != 1]
+    per_entry = [b for b in plan.jet_branches if b not in jagged]
+    if per_entry and not jagged:
+        msg = (f"{path}: every jet-level branch ({', '.join(per_entry)}) holds one value per entry, so the jets of "
+               "an event cannot be counted: use a branch of the jet collection too (e.g. its pt), or layout: "
+               "per_jet if each entry is one jet")
+        raise InputDataError(msg)
+    return jagged, per_entry
+
+
 def _jets_and_groups(plan: Plan, arrays: Any, source: SourceFile, entry_start: int, on_nan: str = "error"):
     n_entries = len(arrays)
     if plan.layout == "per_jet":
@@ -329,8 +344,10 @@ def _jets_and_groups(plan: Plan, arrays: Any, source: SourceFile, entry_start: i
                                           plan.element_where)
             groups[name] = Elements(counts, flat)
         return jets, n_jets, entry, jet_idx, groups
-    counts_ev, jets = flatten_jagged(arrays, list(plan.jet_branches), source.path, "the jet collection",
-                                      entry_start, plan.jet_branches)
+    jagged, per_entry = _jet_and_event_branches(plan, arrays, source.path)
+    counts_ev, jets = flatten_jagged(arrays, jagged, source.path, "the jet collection", entry_start, plan.jet_branches)
+    for name, values in scalar_branches(arrays, per_entry, plan.jet_branches, source.path).items():
+        jets[name] = np.repeat(values, counts_ev)  # an event's value, for each of its jets
     n_jets = int(counts_ev.sum())
     starts = np.concatenate([[0], np.cumsum(counts_ev)[:-1]]).astype(np.int64)
     event_of_jet = np.repeat(np.arange(n_entries, dtype=np.int64), counts_ev)

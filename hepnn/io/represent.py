@@ -249,7 +249,9 @@ def jets_per_entry(plan: Plan, arrays: Any) -> np.ndarray:
 
     if plan.layout == "per_jet":
         return np.ones(len(arrays), dtype=np.int64)
-    first = next(iter(plan.jet_branches))
+    # a branch of the jet collection (per-entry values such as genWeight give no count)
+    names = list(dict.fromkeys([*plan.axis.values(), *plan.jet_branches]))
+    first = next((b for b in names if getattr(arrays[b], "ndim", 1) == 2), names[0])
     column = arrays[first]
     if getattr(column, "ndim", 1) != 2:
         msg = (f"branch {first!r} (the jet collection) should hold one list per entry, found type "
