@@ -121,7 +121,7 @@ def _array_keys(config: Any) -> list[str]:
 
 
 def chunk_cache(cache_dir: Any, config: Any, split: str | int | None = "train", preprocessing: Any = None,
-                step_size: Any = None, analysis: Any = None) -> ChunkCache | None:
+                step_size: Any = None, analysis: Any = None, files: Any = None) -> ChunkCache | None:
     """The chunk cache of a streamed pass (None without ``cache_dir``).
 
     Its fingerprint is everything the processed chunks depend on: data config, split,
@@ -129,7 +129,8 @@ def chunk_cache(cache_dir: Any, config: Any, split: str | int | None = "train", 
     the config's patterns match with their sizes and modification times (a file written
     again, or one more file matching a glob, is read again instead of served stale). The
     training feed calls this too, so the cache the reader writes in epoch 0 is the one
-    read afterwards.
+    read afterwards; it passes ``files``, the :func:`file_stamps` taken when training
+    started, so that later epochs read the cache even where the files are gone.
     """
     if cache_dir is None:
         return None
@@ -137,11 +138,13 @@ def chunk_cache(cache_dir: Any, config: Any, split: str | int | None = "train", 
     code = None if split is None else split_code(split)
     keys = _array_keys(config)
     plugin = type(analysis).__qualname__ if analysis is not None else None
-    return ChunkCache(cache_dir, fingerprint(config, code, preprocessing, step_size, keys, plugin, _file_stamps(config)))
+    files = file_stamps(config) if files is None else files
+    return ChunkCache(cache_dir, fingerprint(config, code, preprocessing, step_size, keys, plugin, files))
 
 
-def _file_stamps(config: Any) -> list[tuple[str, int | None, int | None]]:
-    """``(path, size, mtime_ns)`` of every input file (``None`` where it cannot be stat-ed)."""
+def file_stamps(config: Any) -> list[tuple[str, int | None, int | None]]:
+    """``(path, size, mtime_ns)`` of every input file of ``config`` (``None`` where it cannot be stat-ed)."""
+    config = data_config(config)
     stamps = []
     for source in resolve_files(config):
         try:

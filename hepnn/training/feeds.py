@@ -21,7 +21,7 @@ from .._tfdata import without_autotune
 from ..exceptions import ConfigError, InputDataError
 from ..io import make_dataset
 from ..io.cache import ChunkCache
-from ..io.stream import batches, chunk_cache
+from ..io.stream import batches, chunk_cache, file_stamps
 
 __all__ = ["InMemoryFeed", "StreamingFeed", "augment_images"]
 
@@ -172,6 +172,9 @@ class StreamingFeed:
         self.preprocessing, self.analysis = preprocessing, analysis
         self.batch_size, self.seed = tcfg.batch_size, tcfg.seed
         self.cache_dir = cache_dir
+        # the input files as training starts: part of the cache's fingerprint, kept so that later
+        # epochs read the cache whatever happens to the files meanwhile
+        self._files = file_stamps(config.data) if cache_dir is not None else None
         self.class_weight = None
         if isinstance(tcfg.class_weight, Mapping):
             table = np.ones(len(classes), np.float32)
@@ -196,7 +199,8 @@ class StreamingFeed:
         of ``make_dataset`` (data config, split, preprocessing, chunk size, arrays, analysis):
         the cache the reader wrote in epoch 0 is the cache read afterwards.
         """
-        return chunk_cache(self.cache_dir, self.config.data, "train", self.preprocessing, None, self.analysis)
+        return chunk_cache(self.cache_dir, self.config.data, "train", self.preprocessing, None, self.analysis,
+                           files=self._files)
 
     @property
     def cached(self) -> bool:
