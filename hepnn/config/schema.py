@@ -370,7 +370,8 @@ class DataConfig:
     jets: str = field(default="Jet", metadata=_doc("jet collection name in per_event layout"))
     cuts: tuple[Cut, ...] = field(default=(), metadata=_doc("jet selection"))
     label: Optional[LabelConfig] = field(default=None, metadata=_doc("labels from a branch (else from file groups)"))
-    weight: Optional[str] = field(default=None, metadata=_doc("per-jet weight branch"))
+    weight: Optional[str] = field(default=None, metadata=_doc(
+        "per-jet weight branch (per_event layout: a per-event branch such as genWeight is given to each jet of the event)"))
     spectators: tuple[str, ...] = field(default=(), metadata=_doc("jet variables carried along for plots (pT, mass, ...)"))
     jet_axis: Optional[JetAxisConfig] = field(default=None, metadata=_doc("jet four-momentum branches"))
     constituents: Optional[ConstituentsConfig] = field(default=None, metadata=_doc("constituent four-momentum branches"))
@@ -453,8 +454,18 @@ class OptimizerConfig:
     learning_rate: float = field(default=1e-3, metadata=_doc("initial learning rate", positive))
     momentum: float = field(default=0.0, metadata=_doc("SGD/RMSProp momentum", fraction))
     nesterov: bool = field(default=False, metadata=_doc("Nesterov momentum (SGD)"))
-    weight_decay: Optional[float] = field(default=None, metadata=_doc("decoupled weight decay (AdamW default 0.004)", non_negative))
+    weight_decay: Optional[float] = field(default=None, metadata=_doc(
+        "decoupled weight decay, for every optimiser (default: none; AdamW 0.004)", non_negative))
     clipnorm: Optional[float] = field(default=None, metadata=_doc("clip gradients to this norm", positive))
+
+    def validate(self):
+        if self.momentum and self.name not in ("sgd", "rmsprop"):
+            yield "momentum", (f"optimizer {self.name!r} has no momentum option (only sgd and rmsprop do), so "
+                               f"momentum: {self.momentum:g} would change nothing; remove it or choose sgd or rmsprop")
+        if self.nesterov and self.name != "sgd":
+            yield "nesterov", f"Nesterov momentum is an sgd option; optimizer {self.name!r} would ignore it: remove it"
+        elif self.nesterov and not self.momentum:
+            yield "nesterov", "Nesterov momentum with momentum: 0 is plain SGD: set momentum (e.g. 0.9) or remove nesterov"
 
 
 @dataclass(frozen=True)
@@ -579,13 +590,18 @@ class TrainingConfig:
     mixed_precision: bool = field(default=False, metadata=_doc("mixed_float16 on GPUs"))
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = field(default="auto", metadata=_doc("tf.distribute strategy"))
     folds: Optional[int] = field(default=None, metadata=_doc("k-fold training with this many folds", at_least_two))
-    verbose: int = field(default=1, metadata=_doc("Keras verbosity", non_negative))
+    verbose: int = field(default=1, metadata=_doc(
+        "0: no TensorBoard log (RUN_DIR/tensorboard); the epoch lines are logged either way, Keras' own "
+        "progress bar never", non_negative))
     tracking: Optional[TrackingConfig] = field(default=None, metadata=_doc(
         "log params, per-epoch metrics, test metrics and the report to MLflow"))
 
     def validate(self):
         if self.stream_cache and not self.streaming:
             yield "stream_cache", "caches the streaming pipeline: set training.streaming: true as well (or drop it)"
+        if self.augment is not None and self.streaming:
+            yield "augment", ("image augmentation flips the images of the in-memory feed only, and the streaming "
+                              "pipeline would train without it: set training.streaming: false or remove augment")
 
 
 # --- evaluation, explain, plots -----------------------------------------------------
@@ -771,6 +787,17 @@ class Config:
             yield "model.inputs", (f"model {self.model.name!r} needs at least one {kind} input; its inputs are {got}: "
                                    f"add a data input of kind {kind} to model.inputs, or choose another model")
 
+    def _check_augment_inputs(self):
+        """``training.augment`` flips image inputs: a model without one (built-in kinds only) would ignore it."""
+        if self.training.augment is None or not self.data.inputs:
+            return
+        names = list(self.data.inputs) if self.model.inputs is None else list(self.model.inputs)
+        kinds = {name: getattr(self.data.inputs.get(name), "kind", None) for name in names}
+        if kinds and "image" not in kinds.values() and all(k in ("flat", "sequence") for k in kinds.values()):
+            got = ", ".join(f"{name} ({k})" for name, k in kinds.items())
+            yield "training.augment", (f"flips jet images, and the model's inputs are {got}, none an image, so it "
+                                       "would change nothing: remove training.augment or add an image input")
+
     def validate(self):
         if self.quick:
             try:
@@ -805,6 +832,7 @@ class Config:
             yield "model.inputs", (f"empty: list the data inputs that feed the model (data.inputs defines "
                                    f"{', '.join(self.data.inputs) or 'none'}), or leave model.inputs out for all of them")
         yield from self._check_model_input_kinds()
+        yield from self._check_augment_inputs()
         if self.model.inputs is not None and self.data.inputs:
             for i, name in enumerate(self.model.inputs):
                 if name not in self.data.inputs:

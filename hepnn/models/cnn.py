@@ -104,8 +104,9 @@ def build_cnn(
     dense_units : list of int
         Hidden widths of the dense head.
     activation, initializer, batch_norm, dropout, l1, l2
-        As for :func:`hepnn.models.dense.build_dense`; ``batch_norm`` and ``l1``/``l2``
-        apply to the convolutions too, ``dropout`` to the head.
+        As for :func:`hepnn.models.dense.build_dense`; ``batch_norm`` applies to the
+        convolutions only (not the head), ``l1``/``l2`` to the convolutions and the head,
+        ``dropout`` to the head.
     branch_units : int
         Width of the side branches (fusion: a flat input of jet-level features in
         ``model.inputs`` enters the head through its side branch).

@@ -69,7 +69,8 @@ def build_dense(
     dropout : float
         Dropout rate after each hidden layer (``AlphaDropout`` with SELU); 0 disables.
     l1, l2 : float
-        L1 / L2 weight penalties on every kernel.
+        L1 / L2 weight penalties on every kernel of the hidden layers (not on the side
+        branches nor on the output layer).
     residual : bool
         Add each hidden layer's input to its output (linear projection when the
         widths differ).

@@ -116,6 +116,10 @@ def default_loss(task: str, n_outputs: int = 1, sparse: bool = True, loss: str |
                 f"{suggest(str(loss), valid)}, received {loss!r}"
             )
             raise ConfigError(msg)
+        if loss == "categorical_crossentropy" and sparse:
+            msg = ("loss: 'categorical_crossentropy' expects one-hot labels, and the labels here are class "
+                   "indices; use 'sparse_categorical_crossentropy' (the same loss on class indices)")
+            raise ConfigError(msg)
         return loss
     if task == "multiclass":
         return "sparse_categorical_crossentropy" if sparse else "categorical_crossentropy"

@@ -112,8 +112,8 @@ def build_particlenet(
     dense_units : list of int, optional
         Hidden widths of the head.
     activation, initializer, batch_norm, dropout, l1, l2
-        As for :func:`hepnn.models.dense.build_dense`; ``batch_norm`` also normalises
-        the edge MLPs (as in the paper); ``dropout`` applies to the head.
+        As for :func:`hepnn.models.dense.build_dense`; ``batch_norm`` normalises
+        the input and the edge MLPs (as in the paper), not the head; ``dropout`` applies to the head.
     branch_units : int
         Width of the side branches (fusion of other inputs).
     feature_names : dict of str to list of str, optional

@@ -80,7 +80,8 @@ def build_rnn(
         Hidden widths of the dense head.
     activation, initializer, batch_norm, dropout, l1, l2
         As for :func:`hepnn.models.dense.build_dense`, for the head; ``l1``/``l2``
-        also regularise the recurrent kernels.
+        also regularise the input kernels of the recurrent layers (not their
+        ``recurrent_kernel``).
     branch_units : int
         Width of the side branches (fusion: a flat input of jet-level features in
         ``model.inputs`` enters the head through its side branch).

@@ -27,6 +27,13 @@ def _check(options: dict[str, Any]) -> opt.Problems:
     yield from opt.boolean("pair_features", options["pair_features"])
     yield from opt.fraction("attention_dropout", options["attention_dropout"])
     yield from check_features("four_momentum", options["four_momentum"], 4)
+    head_layers = options["dense_units"]
+    if isinstance(head_layers, (list, tuple)) and len(head_layers) == 0:
+        for key in ("l1", "l2", "batch_norm"):
+            if options.get(key):
+                yield key, (f"applies to the head's hidden layers (dense_units), and dense_units is empty (the ParT "
+                            f"default: the class token goes straight to the output), so {key} would change nothing; "
+                            "set dense_units (e.g. [128]) or remove it")
     embed = options["embed_units"]
     width = embed if opt.is_int(embed) else (embed[-1] if isinstance(embed, (list, tuple)) and embed else None)
     heads = options["num_heads"]
@@ -117,8 +124,9 @@ def build_transformer(
         Hidden widths of the head (ParT: none, the token goes straight to the output).
     activation, initializer, batch_norm, dropout, l1, l2
         ``activation`` of the MLPs (GELU in the paper, here in its tanh approximation,
-        which exports to ONNX); the rest for the head, as for
-        :func:`hepnn.models.dense.build_dense`.
+        which exports to ONNX); the rest for the head's hidden layers, as for
+        :func:`hepnn.models.dense.build_dense`: with the default empty ``dense_units``
+        there are none, so ``dropout`` does nothing and ``batch_norm``, ``l1``, ``l2`` are refused.
     branch_units : int
         Width of the side branches (fusion of other inputs).
     feature_names : dict of str to list of str, optional

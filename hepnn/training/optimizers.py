@@ -60,14 +60,15 @@ def build_optimizer(config: OptimizerConfig):
     common = {"learning_rate": config.learning_rate}
     if config.clipnorm is not None:
         common["clipnorm"] = config.clipnorm
+    if config.weight_decay is not None:  # decoupled, as Keras applies it in every optimiser
+        common["weight_decay"] = config.weight_decay
     name = config.name
     if name == "sgd":
         return keras.optimizers.SGD(momentum=config.momentum, nesterov=config.nesterov, **common)
     if name == "adam":
         return keras.optimizers.Adam(**common)
     if name == "adamw":
-        decay = 0.004 if config.weight_decay is None else config.weight_decay
-        return keras.optimizers.AdamW(weight_decay=decay, **common)
+        return keras.optimizers.AdamW(**{"weight_decay": 0.004, **common})
     if name == "rmsprop":
         return keras.optimizers.RMSprop(momentum=config.momentum, **common)
     if name == "adagrad":
