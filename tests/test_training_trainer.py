@@ -184,6 +184,22 @@ def test_reweighting_matches_the_background_spectrum_to_the_signal():
     assert np.all(factors[:5000] == 1)
 
 
+def test_reweighting_follows_the_evaluation_classes():
+    """With evaluation.signal naming class 0, the other class is the one reweighted (was label 0, the signal)."""
+    data = toy_data()
+    data["spec_jet_pt"] = np.where(data["label"] == 0, data["spec_jet_pt"] - 100, data["spec_jet_pt"])
+    flipped = {**toy_config(reweight={"variable": "jet_pt", "bins": 10}), "evaluation": {"signal": "background"}}
+    weights = sample_weights(load_config(flipped), data, ["background", "signal"])
+    labels = data["label"]
+    assert np.all(weights[labels == 0] == 1.0)  # the signal keeps its weights
+    expected = reweight_factors(data["spec_jet_pt"], 1 - labels, np.ones(len(labels)), bins=10)
+    np.testing.assert_allclose(weights[labels == 1], expected[labels == 1], rtol=1e-6)
+    assert not np.allclose(weights[labels == 1], 1.0)
+    plain = sample_weights(load_config(toy_config(reweight={"variable": "jet_pt", "bins": 10})), data,
+                           ["background", "signal"])
+    assert np.all(plain[labels == 1] == 1.0) and not np.allclose(plain[labels == 0], 1.0)
+
+
 def test_reweight_needs_the_variable_as_spectator(tmp_path):
     config = load_config(toy_config(reweight={"variable": "jet_mass"}))
     with pytest.raises(ValueError, match="'jet_mass' must be listed in data.spectators"):

@@ -33,7 +33,7 @@ from ..models.heads import default_loss, default_metrics
 from ..models.registry import context_options
 from ..outdir import claim
 from ..preprocessing import Preprocessor
-from ..runs.spec import RunSpec, check_evaluation_classes, infer_task, model_inputs
+from ..runs.spec import RunSpec, check_evaluation_classes, class_index, infer_task, model_inputs
 from . import callbacks as cb
 from . import decorrelate
 from .arrays import check_training_arrays
@@ -91,7 +91,12 @@ def sample_weights(config: Config, data: Mapping[str, np.ndarray], classes: list
         if key not in data:
             msg = f"training.reweight.variable: {rw.variable!r} must be listed in data.spectators to reweight on it"
             raise ConfigError(msg)
-        weights *= reweight_factors(np.asarray(data[key]), labels, weights, rw.bins, rw.target)
+        # the classes evaluation.signal and evaluation.background name (defaults: the last and the first)
+        signal = class_index(classes, config.evaluation.signal, "evaluation.signal", len(classes) - 1)
+        background = class_index(classes, config.evaluation.background, "evaluation.background",
+                                 1 if signal == 0 else 0)
+        weights *= reweight_factors(np.asarray(data[key]), labels, weights, rw.bins, rw.target,
+                                    background=background, signal=signal)
     return weights.astype(np.float32)
 
 
@@ -111,10 +116,12 @@ def _check_input_weights(config: Config, weights: np.ndarray, labels: np.ndarray
             raise InputDataError(msg)
 
 
-def reweight_factors(values, labels, weights, bins: int, target: str = "signal") -> np.ndarray:
-    """Factors that make the background (label 0) spectrum of ``values`` match the signal's (or flat).
+def reweight_factors(values, labels, weights, bins: int, target: str = "signal", *, background: int = 0,
+                     signal: int | None = None) -> np.ndarray:
+    """Factors that make the spectrum of ``values`` of the ``background`` class (label 0) match
+    that of the ``signal`` class (default: the largest label), or a flat one.
 
-    Signal jets keep factor 1. Returns ones where a bin has no background.
+    Other jets keep factor 1. Returns ones where a bin has no background.
 
     Examples
     --------
@@ -124,12 +131,12 @@ def reweight_factors(values, labels, weights, bins: int, target: str = "signal")
     """
     edges = np.histogram_bin_edges(values, bins=bins)
     idx = np.clip(np.digitize(values, edges[1:-1]), 0, bins - 1)
-    bkg = labels == 0
+    bkg = labels == background
     h_bkg = np.bincount(idx[bkg], weights=weights[bkg], minlength=bins)
     if target == "flat":
         h_target = np.where(h_bkg > 0, 1.0, 0.0)
     else:
-        sig = labels == np.max(labels)
+        sig = labels == (np.max(labels) if signal is None else signal)
         h_target = np.bincount(idx[sig], weights=weights[sig], minlength=bins)
     h_bkg_n = h_bkg / max(h_bkg.sum(), 1e-12)
     h_target_n = h_target / max(h_target.sum(), 1e-12)
