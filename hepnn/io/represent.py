@@ -261,7 +261,8 @@ def jets_per_entry(plan: Plan, arrays: Any) -> np.ndarray:
     return ak.to_numpy(ak.num(column, axis=1)).astype(np.int64)
 
 
-def represent(config: Any, arrays: Any, path: str = "<memory>", *, plan: Plan | None = None) -> dict[str, np.ndarray]:
+def represent(config: Any, arrays: Any, path: str = "<memory>", *, plan: Plan | None = None,
+              entry_start: int = 0) -> dict[str, np.ndarray]:
     """The reader's arrays for every jet of ``arrays``: no cuts, no labels (before standardisation).
 
     Parameters
@@ -275,6 +276,9 @@ def represent(config: Any, arrays: Any, path: str = "<memory>", *, plan: Plan | 
         Name used in error messages.
     plan : Plan, optional
         From :func:`plan_for` (saves resolving the config again for every chunk).
+    entry_start : int
+        The file entry of ``arrays``' first entry, for a chunk of a file: the k-fold key
+        (``fold_key``) and error messages count entries from it, as the reader does.
 
     Returns
     -------
@@ -293,7 +297,7 @@ def represent(config: Any, arrays: Any, path: str = "<memory>", *, plan: Plan | 
         plan = plan_for(config, columns.keys(), path)
     selected = columns.select(plan.read_list())
     source = SourceFile(path, "<memory>", 0, 0, 1.0)
-    out = process_chunk(config, plan, source, selected, 0)
+    out = process_chunk(config, plan, source, selected, entry_start)
     for key in _BOOKKEEPING:
         out.pop(key, None)
     return out

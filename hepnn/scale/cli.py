@@ -41,8 +41,6 @@ _JOB_VALUES = ("config", "out", "run_dir", "files", "nodes", "tasks_per_node", "
 
 def _cmd_jobs(args) -> int:
     values = {k: v for k, v in vars(args).items() if k in _JOB_VALUES and v is not None}
-    if "files" in values:
-        values["files"] = " ".join(values["files"])
     if args.check:
         if args.template == "htcondor":
             print("hepnn: --check reads SLURM's sinfo; for HTCondor compare with `condor_status -af Cpus Memory GPUs`",

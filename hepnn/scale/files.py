@@ -10,7 +10,8 @@ file-level ``iterate`` and ``dask``:
 - :func:`predict_dask`: lazy scores of many files as a ``dask_awkward.Array``;
 - :func:`cached_tagger`: the tagger of a run directory, loaded once per (worker) process.
 
-``Tagger.predict_file``, ``Tagger.iter_file`` and ``Tagger.predict_dask`` delegate here.
+``Tagger.predict_dask`` delegates here; :func:`iter_file` and :func:`predict_file` give
+what the tagger's own ``iter_file`` and ``predict_file`` give.
 This module imports nothing from :mod:`hepnn.training`: the tagger is passed in.
 
 Examples
@@ -30,8 +31,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .._optional import require
 from ..exceptions import HepnnError
-from ..io.represent import Columns, jets_per_entry
-from ..io.sources import SourceFile, iterate_tree, open_tree, tree_keys
 
 __all__ = ["tree_name", "iter_file", "predict_file", "predict_dask", "cached_tagger", "run_fingerprint", "LOAD_COUNTS"]
 
@@ -42,10 +41,12 @@ LOAD_COUNTS: dict[str, int] = {}
 
 
 def run_fingerprint(run_dir: str | os.PathLike) -> str:
-    """``sha256:<hex>`` over the run's config, model and preprocessing files."""
+    """``sha256:<hex>`` over the run's config, model and preprocessing files (k-fold runs: every fold's model)."""
     run = Path(run_dir)
     digest = hashlib.sha256()
-    for name in ("config.yaml", "model.keras", "preprocessing.json"):
+    folds = sorted((p.relative_to(run).as_posix() for p in run.glob("folds/*/model.keras")),
+                   key=lambda name: int(name.split("/")[1]) if name.split("/")[1].isdigit() else -1)
+    for name in ("config.yaml", "model.keras", "preprocessing.json", "folds.json", *folds):
         path = run / name
         if not path.is_file():
             continue
@@ -95,18 +96,12 @@ def tree_name(tagger: Any, path: str | os.PathLike, tree: str | None = None) -> 
 
 def iter_file(tagger: Any, path: str | os.PathLike, tree: str | None = None, step_size: Any = "100 MB", *,
               batch_size: int | None = None) -> Iterator[tuple[int, Any]]:
-    """Yield ``(first entry, scores)`` per chunk of one file (see :func:`predict_file`)."""
-    path = os.fspath(path)
-    source = SourceFile(path, tree_name(tagger, path, tree), 0, 0, 1.0)
-    handle = open_tree(source)
-    plan = tagger.plan(tree_keys(handle), path, source.tree)
-    for arrays, entry_start in iterate_tree(source, handle, plan.read_list(), step_size, align_clusters=True):
-        columns = Columns(arrays)
-        tensors = tagger.represent(columns, path, plan=plan)
-        scores = tagger.predict_numpy(tensors, batch_size=batch_size)
-        if tagger.layout == "per_event":
-            scores = tagger.jagged(scores, jets_per_entry(plan, columns))
-        yield entry_start, scores
+    """Yield ``(first entry, scores)`` per chunk of one file (see :func:`predict_file`).
+
+    The tagger's own reading, :meth:`hepnn.Tagger.iter_file`: entries are counted from the
+    file's first, so a k-fold tagger scores each jet with the model of its fold.
+    """
+    yield from tagger.iter_file(path, tree, step_size, batch_size=batch_size)
 
 
 def predict_file(tagger: Any, paths: str | os.PathLike | Sequence[str | os.PathLike], tree: str | None = None,

@@ -52,6 +52,7 @@ _UNQUOTED = {"files", "sbatch_lines", "condor_lines", "setup", "script", "second
              "tasks_per_node", "cpus", "gpus", "workers", "time"}
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*$", re.IGNORECASE)
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+_GLOB = re.compile(r"(\*|\?|\[[^\]/]*\])")
 
 
 def _template_text(filename: str) -> str:
@@ -120,6 +121,18 @@ def _lines(value) -> list[str]:
     return [str(line).strip() for line in value if str(line).strip()]
 
 
+def _shell_path(path) -> str:
+    """``path`` as one shell word: quoted (spaces, ``$``, quotes), its glob characters left to the shell.
+
+    Examples
+    --------
+    >>> _shell_path("my data/*.root")
+    "'my data/'*.root"
+    """
+    return "".join(part if _GLOB.fullmatch(part) else shlex.quote(part)
+                   for part in _GLOB.split(str(path)) if part) or "''"
+
+
 def _values(name: str, values: dict) -> dict:
     unknown = sorted(set(values) - set(_DEFAULTS))
     if unknown:
@@ -128,6 +141,8 @@ def _values(name: str, values: dict) -> dict:
     predict = name == "slurm-predict"
     defaults = {**_DEFAULTS, "out": "scores"} if predict else _DEFAULTS
     merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
+    if not isinstance(merged["files"], str):  # a list of paths or globs: one shell word each
+        merged["files"] = " ".join(_shell_path(f) for f in merged["files"])
     merged["workers"] = _count("workers", merged["workers"], 1)
     if merged["cpus"] is None:
         merged["cpus"] = merged["workers"] if predict else 1
@@ -196,7 +211,8 @@ def render(name: str, **values) -> str:
         ``slurm``, ``slurm-multinode``, ``htcondor`` (the ``.sub`` file; its wrapper
         ``htcondor_train.sh`` is written by :func:`write`) or ``slurm-predict``.
     **values
-        Paths: ``config``, ``out``, ``run_dir``, ``files`` (space-separated, globs allowed).
+        Paths: ``config``, ``out``, ``run_dir``, ``files`` (a list of paths or globs, each quoted for the
+        shell but for its glob characters; or one string written as it is: space-separated, globs allowed).
         Resources: ``cpus`` (per task; default 1, ``workers`` for ``slurm-predict``),
         ``mem`` (per node, e.g. ``"8G"``; default: the site's), ``gpus`` (per node, default
         0: no GPU line), ``nodes`` and ``tasks_per_node`` (``slurm-multinode``, default 2

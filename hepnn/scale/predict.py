@@ -36,6 +36,7 @@ from .._optional import require, require_keras
 from .._redact import redact
 from ..exceptions import HepnnError, InputDataError
 from ..outdir import claim_file, make_directory
+from ..training.kfold import is_kfold_run
 from ..training.tagger import Tagger
 from . import files
 from .files import LOAD_COUNTS, cached_tagger, run_fingerprint
@@ -273,7 +274,8 @@ def write_friend(tagger: Any, path: str | os.PathLike, out_path: str | os.PathLi
     with atomic_path(out_path, suffix=".part.root") as tmp:
         with uproot.recreate(tmp) as out:
             writable = None
-            for entry_start, scores in files.iter_file(tagger, path, tree_name, step_size, batch_size=batch_size):
+            # the tagger's own reading: a k-fold tagger scores each jet of a file with its fold's model
+            for entry_start, scores in tagger.iter_file(path, tree_name, step_size, batch_size=batch_size):
                 if entry_start != n_entries:
                     msg = f"{path}: chunk starts at entry {entry_start}, expected {n_entries}: entries out of order"
                     raise InputDataError(msg)
@@ -401,7 +403,7 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
         msg = f"predict_files: workers must be >= 1 (received {workers!r})"
         raise ValueError(msg)
     run_dir = os.path.abspath(run_dir)
-    if not (Path(run_dir) / "model.keras").is_file():
+    if not (Path(run_dir) / "model.keras").is_file() and not is_kfold_run(run_dir):  # k-fold: folds/<k>/model.keras
         msg = f"{run_dir}: not a trained run directory (no model.keras); train it with `hepnn train CONFIG --out {run_dir}`"
         raise HepnnError(msg)
     paths = list(dict.fromkeys(os.fspath(f) for f in files))

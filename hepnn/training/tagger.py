@@ -317,8 +317,10 @@ class Tagger:
         columns = Columns(events)
         return self._predict_columns(events, columns, self._plan(columns.keys(), "events"), "events", batch_size)
 
-    def _predict_columns(self, events: Any, columns: Any, plan: Any, path: str, batch_size: int | None) -> Any:
-        """:meth:`predict` on ``events`` (as ``columns``) with a resolved reading ``plan``."""
+    def _predict_columns(self, events: Any, columns: Any, plan: Any, path: str, batch_size: int | None,
+                         entry_start: int = 0) -> Any:
+        """:meth:`predict` on ``events`` (as ``columns``) with a resolved reading ``plan``; ``entry_start``:
+        the file entry of ``events``' first entry (a chunk of a file)."""
         # Large inputs go block by block: the next block's inputs are built in a background
         # thread while the model scores this one (numpy and TensorFlow release the GIL), and
         # every block's temporary arrays stay small (the time per jet does not grow with the input).
@@ -328,7 +330,8 @@ class Tagger:
             for start, stop in blocks:
                 part = columns if len(blocks) == 1 else Columns(_slice(events, start, stop))
                 counts = jets_per_entry(plan, part) if self.layout == "per_event" else None
-                raw = represent(self._data, part, path, plan=plan)
+                # entries counted from the file's: the k-fold key of a hash-keyed run is the reader's
+                raw = represent(self._data, part, path, plan=plan, entry_start=entry_start + start)
                 x = self._tensors(raw)  # the saved preprocessing too, in the read-ahead thread
                 if "fold_key" in raw:
                     x["fold_key"] = raw["fold_key"]
@@ -614,7 +617,7 @@ class Tagger:
         handle = open_tree(source)
         plan = self._plan(tree_keys(handle), path, source.tree)
         for arrays, entry_start in iterate_tree(source, handle, plan.read_list(), step_size, align_clusters=True):
-            yield entry_start, self._predict_columns(arrays, Columns(arrays), plan, path, batch_size)
+            yield entry_start, self._predict_columns(arrays, Columns(arrays), plan, path, batch_size, entry_start)
 
     def predict_dask(self, files: str | os.PathLike | Sequence[str | os.PathLike], *, tree: str | None = None,
                      step_size: Any = "100 MB", batch_size: int | None = None) -> Any:
@@ -642,9 +645,11 @@ class Tagger:
         """
         return self._plan(keys, path, tree)
 
-    def represent(self, columns: Any, path: str = "<memory>", *, plan: Any = None) -> dict[str, np.ndarray]:
-        """The model's input arrays (before preprocessing) for every jet of ``columns``."""
-        return represent(self._data, columns, path, plan=plan)
+    def represent(self, columns: Any, path: str = "<memory>", *, plan: Any = None,
+                  entry_start: int = 0) -> dict[str, np.ndarray]:
+        """The model's input arrays (before preprocessing) for every jet of ``columns``
+        (``entry_start``: the file entry of its first entry, see :func:`hepnn.io.represent.represent`)."""
+        return represent(self._data, columns, path, plan=plan, entry_start=entry_start)
 
     def jagged(self, scores: np.ndarray, counts: np.ndarray) -> Any:
         """Per-jet ``scores`` as an awkward array with ``counts`` jets per event."""

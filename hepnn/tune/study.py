@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import hashlib
 import io
 import inspect
 import json
@@ -39,7 +41,7 @@ from ..exceptions import ConfigError, HepnnError
 from ..outdir import claim_directory
 from .space import SearchSpace, load_space
 from .._optional import require
-from ..config import load_config, save_config
+from ..config import dump_config, load_config, save_config
 from ..config.loader import dump_yaml
 from ..exceptions import suggest
 
@@ -234,6 +236,29 @@ def fill_queue(study, n_trials: int | None, space: SearchSpace | None = None, sa
             study.enqueue_trial({}, skip_if_exists=False)
     study.set_user_attr("n_trials", int(n_trials))
     return added
+
+
+def _check_same_search(study, base: Any, space: SearchSpace, url: str = "") -> None:
+    """Record the base config and search space of a new study; refuse to resume one started with others.
+
+    Trials of another base config are not comparable, and ``best_config.yaml`` is the current base
+    config plus the best trial's values: it would not train to the number reported.
+    """
+    search = {"space": hashlib.sha256(_space_yaml(space).encode()).hexdigest()}
+    if base is not None:  # where the data lie may differ between the machines of --join workers
+        local = dataclasses.replace(base, data=dataclasses.replace(base.data, directory=None))
+        search["base_config"] = hashlib.sha256(dump_config(local).encode()).hexdigest()
+    for key, digest in search.items():
+        have = study.user_attrs.get(f"hepnn_{key}")
+        if have is None:
+            study.set_user_attr(f"hepnn_{key}", digest)
+        elif have != digest:
+            what = "search space (--space)" if key == "space" else "base config (CONFIG and --set)"
+            msg = (
+                f"study {study.study_name!r} in {redact(url)} was started with another {what}; its trials would not "
+                f"compare with new ones: rerun with the same {what}, or use another --out, --storage or --study-name"
+            )
+            raise ConfigError(msg)
 
 
 def _params_key(params: Mapping[str, Any]) -> str:
@@ -521,6 +546,7 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
     claim_directory(out, "tune", force=force)
     url = storage_url(out, storage or os.environ.get(STORAGE_ENV) or None)
     study = open_study(name.replace("/", "-"), make_storage(url, heartbeat_interval), direction, sampler, seed)
+    _check_same_search(study, base, space, url)
     if join:
         run_worker(study, fn, log=log)
         return study
