@@ -206,3 +206,23 @@ def test_per_event_values_are_given_to_each_jet_of_the_event(tmp_path):
                            inputs={"jet": {"kind": "flat", "variables": ["rho"]}})
     with pytest.raises(InputDataError, match="every jet-level branch .* holds one value per entry"):
         hepnn.io.load(bad)
+
+
+def test_split_by_event_keeps_the_jets_of_an_event_together(tmp_path):
+    """data.split.by: event -- no event has jets in training and in test; by jet (the default) unchanged."""
+    events = per_event_data(300, seed=4)
+    by_jet = hepnn.io.load(per_event_config(tmp_path, events), standardize=False)
+    by_event = hepnn.io.load(per_event_config(tmp_path, events, split={"by": "event"}), standardize=False)
+    n_jets = ak.to_numpy(ak.num(events["Jet"].pt))
+    entry = np.repeat(np.arange(300), n_jets)
+    # the default: each jet its own draw, the hash of (file, entry, jet index) as before
+    jet = np.arange(len(entry)) - np.repeat(np.cumsum(n_jets) - n_jets, n_jets)
+    np.testing.assert_array_equal(by_jet["split"], hepnn.io.split.assign_split("ttbar.root", entry, jet,
+                                                                               (0.7, 0.1, 0.2), 42))
+    mixed = [len(np.unique(by_jet["split"][entry == e])) > 1 for e in range(300)]
+    assert any(mixed), "per jet, some events are split"
+    codes = by_event["split"]
+    assert all(len(np.unique(codes[entry == e])) == 1 for e in range(300) if n_jets[e])
+    np.testing.assert_array_equal(codes, np.repeat(
+        hepnn.io.split.assign_split("ttbar.root", np.arange(300), np.zeros(300, int), (0.7, 0.1, 0.2), 42), n_jets))
+    np.testing.assert_array_equal(by_event["jet"], by_jet["jet"])  # the same jets, only their split differs

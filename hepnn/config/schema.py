@@ -347,12 +347,16 @@ InputConfig = Annotated[Union[FlatInput, SequenceInput, ImageInput], INPUT_CONFI
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Deterministic train/val/test assignment from a hash of (file, entry, jet, seed)."""
+    """Deterministic train/val/test assignment from a hash of (file, entry, jet, seed) (``by: event``:
+    of (file, entry, seed))."""
 
     train: float = field(default=0.7, metadata=_doc("fraction of jets for training", fraction))
     val: float = field(default=0.1, metadata=_doc("fraction for validation", fraction))
     test: float = field(default=0.2, metadata=_doc("fraction for testing", fraction))
     seed: int = field(default=42, metadata=_doc("seed of the split hash"))
+    by: Literal["jet", "event"] = field(default="jet", metadata=_doc(
+        "jet: each jet is drawn on its own; event: the jets of one entry share their split (per_event "
+        "layout: no event has jets in training and in test)"))
 
     def validate(self):
         total = self.train + self.val + self.test

@@ -434,7 +434,8 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
     path = source.path
     jets, n_jets, entry, jet_idx, groups = _jets_and_groups(plan, arrays, source, entry_start, config.on_nan)
     s = config.split
-    split_code = assign_split(os.path.basename(path), entry, jet_idx, (s.train, s.val, s.test), s.seed)
+    within = jet_idx if s.by == "jet" else np.zeros_like(jet_idx)  # by event: one draw per entry
+    split_code = assign_split(os.path.basename(path), entry, within, (s.train, s.val, s.test), s.seed)
     keep = apply_cuts(_cut_columns(jets, config, path), config.cuts, n_jets)
     if split is not None:
         keep &= split_code == split
