@@ -208,16 +208,19 @@ class StepCheckpoint(keras.callbacks.Callback):
             step, self.pending = self.pending, None
             self._save(step)
 
-    def on_step(self, steps_done: int) -> None:
-        """Called after each step by loops without a begin hook (1-based count since the epoch (re)started)."""
+    def on_step(self, steps_done: int, loss_sums: list | None = None) -> None:
+        """Called after each step by loops without a begin hook (1-based count since the epoch (re)started;
+        ``loss_sums``: the loop's ``[loss sum, steps]`` of the epoch, saved as ``loop_loss``)."""
         step = self.offset + steps_done
         if self.every and step % self.every == 0 and step != self.steps_per_epoch:
-            self._save(step)
+            self._save(step, loss_sums)
 
-    def _save(self, step: int) -> None:
+    def _save(self, step: int, loss_sums: list | None = None) -> None:
         self.guard.check_weights(self.model, step)  # never checkpoint a model whose weights are not finite
         partial = dict(self.run.state, epoch=self.epoch, step=step)
         partial["metric_states"] = [np.asarray(v.numpy()).tolist() for v in metric_variables(self.model)]
+        if loss_sums is not None:  # the custom loop's running loss (it keeps no Keras metrics)
+            partial["loop_loss"] = [float(loss_sums[0]), int(loss_sums[1])]
         self.save(partial)
 
 

@@ -83,10 +83,16 @@ class DistributedLoop:
     def _distribute(self, dataset):
         return self.strategy.experimental_distribute_dataset(dataset.with_options(self.options))
 
-    def run_epoch(self, x, validation_data=None, on_step=None, **_: Any) -> tuple[dict, EpochTimer]:
-        """One pass over dataset ``x``; returns ``({"loss": ..., "val_loss": ...}, timer)``."""
+    def run_epoch(self, x, validation_data=None, on_step=None, start=None, **_: Any) -> tuple[dict, EpochTimer]:
+        """One pass over dataset ``x``; returns ``({"loss": ..., "val_loss": ...}, timer)``.
+
+        ``on_step(done, [loss sum, steps])`` is called after each step (``done`` counted from this
+        call). ``start``: the ``[loss sum, steps]`` of the steps an interrupted epoch did before (a
+        resumed step checkpoint), so the epoch's loss is the mean over all its steps.
+        """
         timer = EpochTimer()
-        total, steps = 0.0, 0
+        total, steps = (float(start[0]), int(start[1])) if start else (0.0, 0)
+        done = 0
         iterator = iter(self._distribute(x))
         while True:
             t0 = time.perf_counter()
@@ -97,10 +103,11 @@ class DistributedLoop:
             t1 = time.perf_counter()
             total += float(self._train_step(batch))
             steps += 1
+            done += 1
             timer.add_wait(t1 - t0)
             timer.add_compute(time.perf_counter() - t1, self.global_batch_size)
             if on_step is not None:
-                on_step(steps)
+                on_step(done, [total, steps])
         logs = {"loss": total / max(steps, 1)}
         if validation_data is not None:
             val_total, val_steps = 0.0, 0

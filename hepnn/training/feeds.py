@@ -77,10 +77,12 @@ class InMemoryFeed:
 
     def epoch_args(self, epoch: int, skip_steps: int = 0, as_dataset: bool = False) -> dict[str, Any]:
         perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_train)
-        perm = perm[skip_steps * self.batch_size:]
         x_epoch = {n: x[perm] for n, x in self.x_train.items()}
-        if self.augment is not None:
+        if self.augment is not None:  # the flips of the whole epoch, so a resumed epoch's jets get the same ones
             x_epoch = augment_images(x_epoch, self.augment, np.random.default_rng([self.seed, epoch, 1]))
+        if skip_steps:  # a resumed epoch: the batches after the steps done
+            rest = slice(skip_steps * self.batch_size, None)
+            perm, x_epoch = perm[rest], {n: x[rest] for n, x in x_epoch.items()}
         if as_dataset:  # tf.distribute strategies shard a dataset, not a dict of numpy arrays
             import tensorflow as tf
 

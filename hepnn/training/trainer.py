@@ -506,6 +506,7 @@ class Trainer:
         first = tcfg.epochs if state.get("stopped_early") else state["epoch"]
         skip = state.pop("step", 0) or 0
         metric_states = state.pop("metric_states", None)
+        loop_loss = state.pop("loop_loss", None)  # the custom loop's [loss sum, steps] of the interrupted epoch
         callbacks["steps"].begin(first, skip, metric_states if skip else None)
         callbacks["guard"].begin(first, skip)
         loop = self._custom_loop(model, strategy, spec)
@@ -514,7 +515,7 @@ class Trainer:
         if first >= tcfg.epochs:
             return
         if loop is not None:
-            _loop_epochs(loop, model, feed, session, callbacks, first, skip, tcfg.epochs)
+            _loop_epochs(loop, model, feed, session, callbacks, first, skip, tcfg.epochs, loop_loss if skip else None)
         elif feed.streaming and getattr(feed, "cached", False) and not distributed:
             # epoch 0 streams the files (and writes the cache); the cached epochs run in one fit
             if first == 0 or skip:  # epoch 0, or the rest of an interrupted epoch
@@ -686,15 +687,18 @@ def _fit_epochs(model, feed, callbacks: list, distributed: dict, first: int, las
     return bool(model.stop_training)
 
 
-def _loop_epochs(loop, model, feed, session: RunState, callbacks: dict, first: int, skip: int, epochs: int) -> None:
-    """The custom multi-worker loop, calling the same policy callbacks as ``model.fit`` would."""
+def _loop_epochs(loop, model, feed, session: RunState, callbacks: dict, first: int, skip: int, epochs: int,
+                 loop_loss: list | None = None) -> None:
+    """The custom multi-worker loop, calling the same policy callbacks as ``model.fit`` would
+    (``loop_loss``: the ``[loss sum, steps]`` of the ``skip`` steps of epoch ``first`` done before)."""
     keras = require_keras()
     hooks = keras.callbacks.CallbackList(callbacks["list"], model=model)
     model.stop_training = False
     for epoch in range(first, epochs):
         hooks.on_epoch_begin(epoch)
         args = feed.epoch_args(epoch, skip_steps=skip if epoch == first else 0, as_dataset=True)
-        logs, session.timer = loop.run_epoch(**args, on_step=callbacks["steps"].on_step)
+        logs, session.timer = loop.run_epoch(**args, on_step=callbacks["steps"].on_step,
+                                             start=loop_loss if epoch == first else None)
         hooks.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
