@@ -16,6 +16,7 @@ __all__ = [
     "InputDataError",
     "OutputDirError",
     "TrainingError",
+    "PluginError",
     "suggest",
 ]
 
@@ -68,6 +69,11 @@ class OutputDirError(HepnnError):
 
 class TrainingError(HepnnError):
     """Training cannot go on, e.g. the loss became NaN or infinite."""
+
+
+class PluginError(HepnnError):
+    """An analysis plugin could not be loaded, or one of its hooks (``select``, ``labels``, a derived
+    variable, ...) failed or returned the wrong thing; the message names plugin and hook."""
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str:

@@ -24,16 +24,12 @@ from types import ModuleType
 from typing import Iterable
 
 from .analysis import Analysis
-from .exceptions import ConfigError, HepnnError, UnknownNameError
+from .exceptions import ConfigError, HepnnError, PluginError, UnknownNameError
 
 __all__ = ["ENTRY_POINT_GROUP", "find_analyses", "load_analysis", "load_analysis_class", "PluginError"]
 
 ENTRY_POINT_GROUP = "hepnn.analyses"
 DISABLE_VARIABLE = "HEPNN_DISABLE_PLUGIN_AUTOLOAD"
-
-
-class PluginError(HepnnError):
-    """An analysis plugin could not be loaded; the message names plugin and package."""
 
 
 def autoload_enabled() -> bool:

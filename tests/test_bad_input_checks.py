@@ -356,6 +356,6 @@ def test_link_indices_must_be_whole_and_the_jet_axis_jagged():
     with pytest.raises(InputDataError, match="index 7 with 1 jets"):
         link_to_jets(np.array([1, 0, 7], np.uint32), event, n_jets, "Muon_jetIdx", "f", 0)
     plan = Plan.__new__(Plan)
-    plan.layout, plan.jet_branches = "per_event", {"Jet_pt": None}
+    plan.layout, plan.jet_branches, plan.axis = "per_event", {"Jet_pt": None}, {}
     with pytest.raises(InputDataError, match="'Jet_pt' \\(the jet collection\\) should hold one list per entry"):
         jets_per_entry(plan, {"Jet_pt": np.ones(3)})

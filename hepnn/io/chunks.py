@@ -21,7 +21,7 @@ from .derived import DERIVED, Momenta
 from .labels import LabelCounts, check_class_indices, map_labels
 from .layouts import Elements, associate_by_dr, flatten_jagged, group_by_jet, link_to_jets, scalar_branches
 from .representations import input_kind
-from .selection import analysis_mask, apply_cuts
+from .selection import analysis_mask, apply_cuts, call_hook
 from .sources import SourceFile, check_names, iterate_tree, open_tree, resolve_files, skip_or_raise, tree_keys
 from .split import assign_split, event_fold_key, fold_key
 
@@ -442,7 +442,7 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
     mask = analysis_mask(analysis, jets, n_jets, path)
     if mask is not None:
         keep &= mask
-    custom = analysis.labels(dict(jets)) if analysis is not None and hasattr(analysis, "labels") else None
+    custom = call_hook(analysis, "labels", jets, path) if analysis is not None and hasattr(analysis, "labels") else None
     if custom is not None:
         label = np.asarray(custom)
         if label.shape != (n_jets,):

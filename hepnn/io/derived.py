@@ -27,12 +27,12 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, HepnnError, PluginError
 from ..registry import Registry
 from . import libm
 from .hypot import hypot
 
-__all__ = ["DERIVED", "ELEMENTWISE", "register_derived", "Momenta", "wrap_phi"]
+__all__ = ["DERIVED", "ELEMENTWISE", "register_derived", "compute_derived", "Momenta", "wrap_phi"]
 
 #: registry of derived per-element variables: name -> ``f(Momenta) -> ndarray``
 DERIVED = Registry("derived variable")
@@ -49,6 +49,30 @@ def register_derived(name: str) -> Callable:
     >>> _ = DERIVED.unregister("example_pt_squared")  # leave the registry as it was
     """
     return DERIVED.register(name)
+
+
+def compute_derived(name: str, momenta: Momenta, n: int, where: str) -> np.ndarray:
+    """``DERIVED[name](momenta)``, checked to be ``n`` numbers (one per element).
+
+    A function that raises, or returns another shape or a non-numeric dtype (a scalar
+    would be broadcast to every element), raises :class:`~hepnn.exceptions.PluginError`
+    naming the variable and the function.
+    """
+    func = DERIVED.get(name)
+    what = f"{where}: derived variable {name!r} ({getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', func)})"
+    try:
+        values = func(momenta)
+    except HepnnError:
+        raise
+    except Exception as err:
+        msg = f"{what} raised {type(err).__name__}: {err}"
+        raise PluginError(msg) from err
+    values = np.asarray(values)
+    if values.shape != (n,) or values.dtype.kind not in "biuf":
+        msg = (f"{what} must return {n} numbers, one per element (shape ({n},)); "
+               f"received dtype {values.dtype} and shape {values.shape}")
+        raise PluginError(msg)
+    return values
 
 
 def wrap_phi(dphi: np.ndarray) -> np.ndarray:

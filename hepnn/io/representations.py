@@ -28,7 +28,7 @@ import numpy as np
 from ..config.schema import INPUT_CONFIGS, FlatInput, ImageInput, SequenceInput
 from ..exceptions import ConfigError, InputDataError
 from ..registry import Registry
-from .derived import DERIVED, ELEMENTWISE, wrap_phi
+from .derived import ELEMENTWISE, compute_derived, wrap_phi
 from .images import jet_images
 from .threads import in_threads, reader_threads
 
@@ -585,7 +585,7 @@ class SequenceKind(InputKind):
             if is_branch:
                 return elements.arrays[var]
             if var not in derived:
-                derived[var] = DERIVED.get(var)(m)
+                derived[var] = compute_derived(var, m, int(elements.counts.sum()), where)
             return derived[var]
 
         order, truncate = None, False
@@ -628,7 +628,7 @@ class SequenceKind(InputKind):
             part = m.take(slice(lo, hi)) if m is not None else None
             for j, (var, is_branch) in enumerate(group.variables):
                 values = (elements.arrays[var] if is_branch else derived[var] if var in derived else None)
-                values = DERIVED.get(var)(part) if values is None else values[lo:hi]
+                values = compute_derived(var, part, hi - lo, where) if values is None else values[lo:hi]
                 features[lo:hi, j] = chunk.finite(values, var, where, keep_float32=True)
 
         blocked = elementwise and m is not None

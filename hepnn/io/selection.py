@@ -16,9 +16,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..exceptions import InputDataError
+from ..exceptions import HepnnError, InputDataError, PluginError
 
-__all__ = ["apply_cuts", "analysis_mask"]
+__all__ = ["apply_cuts", "analysis_mask", "call_hook"]
 
 
 def apply_cuts(jets: Mapping[str, np.ndarray], cuts: Sequence[Any], n_jets: int | None = None) -> np.ndarray:
@@ -48,7 +48,7 @@ def analysis_mask(analysis: Any, jets: Mapping[str, np.ndarray], n_jets: int, wh
     """Call ``analysis.select(jets)`` and check that it returned a mask of the right length."""
     if analysis is None or not hasattr(analysis, "select"):
         return None
-    mask = analysis.select(dict(jets))
+    mask = call_hook(analysis, "select", jets, where)
     if mask is None:
         return None
     mask = np.asarray(mask)
@@ -59,3 +59,21 @@ def analysis_mask(analysis: Any, jets: Mapping[str, np.ndarray], n_jets: int, wh
         )
         raise InputDataError(msg)
     return mask
+
+
+def call_hook(analysis: Any, hook: str, jets: Mapping[str, np.ndarray], where: str) -> Any:
+    """``analysis.<hook>(dict(jets))``; an exception it raises becomes a :class:`PluginError` naming plugin and hook."""
+    try:
+        return getattr(analysis, hook)(dict(jets))
+    except HepnnError:
+        raise
+    except Exception as err:
+        msg = (f"{where}: analysis plugin {_plugin_name(analysis)}: its {hook}(jets) hook raised "
+               f"{type(err).__name__}: {err}")
+        raise PluginError(msg) from err
+
+
+def _plugin_name(analysis: Any) -> str:
+    name = getattr(analysis, "name", None)
+    cls = type(analysis).__name__
+    return f"{name!r} ({cls})" if name and name != cls else cls

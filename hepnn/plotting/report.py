@@ -48,7 +48,7 @@ import numpy as np
 
 from .._fileio import atomic_path, atomic_write_text
 from ..config import load_config
-from ..exceptions import InputDataError, UnknownNameError
+from ..exceptions import HepnnError, InputDataError, PluginError, UnknownNameError
 from ..explain.views import ViewUnavailable, compute_view, stored_view
 from ..io.split import assign_fold
 from ..metrics import efficiency_auc, efficiency_curve, rejection_at
@@ -252,7 +252,11 @@ def _normalise_runs(run_dirs: Mapping[str, Any] | str | os.PathLike) -> dict[str
     elif isinstance(run_dirs, Mapping):
         runs = {str(k): Path(v) for k, v in run_dirs.items()}
     else:
-        runs = {Path(p).resolve().name: Path(p) for p in run_dirs}
+        paths = [Path(p) for p in run_dirs]
+        names = [p.resolve().name for p in paths]
+        if len(set(names)) != len(names):  # runs of the same name in different folders: named by their paths
+            names = [str(p) for p in paths]
+        runs = dict(zip(names, paths))
     if not runs:
         msg = "make_report: received no run directories; pass a path or {variant: path}"
         raise ValueError(msg)
@@ -1035,6 +1039,20 @@ def _explanation_figures(d: ReportContext, item: FigureItem) -> list[ReportFigur
     return figures
 
 
+def _call_plots_hook(hook: Callable[[Path, dict], Iterable[Any]], out: Path, results: dict) -> Iterable[Any]:
+    """``hook(out, results)`` as a list of paths; an exception it raises becomes a :class:`PluginError` naming plugin and hook."""
+    try:
+        paths = hook(out, results)
+    except HepnnError:
+        raise
+    except Exception as err:
+        owner = getattr(hook, "__self__", None)
+        who = f"analysis plugin {type(owner).__name__}" if owner is not None else f"hook {getattr(hook, '__qualname__', hook)}"
+        msg = f"report {out}: {who}: its plots(report_dir, results) hook raised {type(err).__name__}: {err}"
+        raise PluginError(msg) from err
+    return [paths] if isinstance(paths, (str, os.PathLike)) else paths  # one path, not its characters
+
+
 def _hook_figures(paths: Iterable[Any], out: Path) -> list[ReportFigure]:
     figures = []
     for item in paths or []:
@@ -1275,7 +1293,7 @@ def _build_report(runs_in: dict[str, Path], fold_groups, several: bool, out: Pat
     write_json(out / "metrics.json", metrics)
     if hook is not None:
         results = {r.name: {"run_dir": r.path, "metrics": r.metrics, "test": r.test, "train": r.train} for r in runs}
-        figures.extend(_hook_figures(hook(out, results), out))
+        figures.extend(_hook_figures(_call_plots_hook(hook, out, results), out))
 
     report = Report(path=out, figures=figures, metrics=metrics, notes=notes)
     manifest = {
