@@ -127,3 +127,24 @@ def test_runs_of_the_same_name_in_different_folders_are_all_reported(tmp_path):
     second.mkdir(parents=True)
     with pytest.raises(InputDataError, match=r"a[/\\]run[/\\]config\.yaml"):
         build_report([first, second], out=tmp_path / "report", progress=False)
+
+
+def test_a_build_model_hook_that_fails_is_named(tmp_path):
+    class Broken:
+        def build_model(self, config, input_shapes, n_outputs):
+            return 1 / 0
+
+    class Wrong:
+        def build_model(self, config, input_shapes, n_outputs):
+            return "dense"
+
+    rng = np.random.default_rng(0)
+    n = 120
+    data = {"jet": rng.normal(size=(n, 2)).astype("float32"), "label": rng.integers(0, 2, n).astype("int32"),
+            "weight": np.ones(n, "float32"), "split": np.zeros(n, "int8")}
+    config = {"data": {"inputs": {"jet": {"kind": "flat", "variables": ["a", "b"]}}},
+              "model": {"name": "dense", "units": [4]}, "training": {"epochs": 1, "verbose": 0}}
+    with pytest.raises(PluginError, match=r"Broken: its build_model\(.*\) hook raised ZeroDivisionError"):
+        Trainer(config, analysis=Broken(), log=lambda _: None).fit(tmp_path / "a", data=data)
+    with pytest.raises(PluginError, match="Wrong: its build_model.* returned str, not a keras.Model"):
+        Trainer(config, analysis=Wrong(), log=lambda _: None).fit(tmp_path / "b", data=data)

@@ -25,7 +25,7 @@ from .._faults import fault as _fault
 from .._memory import tensor_allocator
 from .._optional import require_keras
 from ..config import Config, load_config, save_config
-from ..exceptions import ConfigError, InputDataError, OutputDirError, suggest
+from ..exceptions import ConfigError, HepnnError, InputDataError, OutputDirError, PluginError, suggest
 from ..io import fit_preprocessing, load
 from ..io.stream import READER_WAIT
 from ..models import MODELS, load_model
@@ -197,8 +197,16 @@ class Trainer:
 
     def build_model(self, input_shapes: Mapping[str, tuple], n_outputs: int, task: str, mask_value: float):
         if self.analysis is not None:
-            model = self.analysis.build_model(self.config, input_shapes, n_outputs)
+            plugin = f"analysis plugin {type(self.analysis).__name__}: its build_model(config, input_shapes, n_outputs) hook"
+            try:
+                model = self.analysis.build_model(self.config, input_shapes, n_outputs)
+            except HepnnError:
+                raise
+            except Exception as err:
+                raise PluginError(f"{plugin} raised {type(err).__name__}: {err}") from err
             if model is not None:
+                if not isinstance(model, require_keras().Model):
+                    raise PluginError(f"{plugin} returned {type(model).__name__}, not a keras.Model (or None)")
                 return model
         builder = MODELS.get(self.config.model.name)
         return builder(
