@@ -10,6 +10,7 @@ from hepnn.config.schema import OptimizerConfig
 from hepnn.exceptions import ConfigError
 from hepnn.training import Trainer
 from hepnn.training.optimizers import OPTIMIZERS, build_optimizer
+from test_bad_input_checks import toy_config
 
 pytest.importorskip("keras")
 
@@ -25,17 +26,6 @@ def toy_data(n=200, n_classes=2, seed=0):
         "weight": np.ones(n, "float32"),
         "split": rng.choice([0, 1, 2], n, p=[0.7, 0.15, 0.15]).astype("int8"),
     }
-
-
-def toy_config(**sections):
-    base = {
-        "data": {"inputs": {"jet": {"kind": "flat", "variables": ["a", "b"]}}},
-        "model": {"name": "dense", "units": [4]},
-        "training": {"epochs": 1, "batch_size": 64, "verbose": 0},
-    }
-    for key, value in sections.items():
-        base[key] = {**base.get(key, {}), **value}
-    return base
 
 
 def test_weight_decay_reaches_every_optimizer():
