@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hepnn.exceptions import ConfigError, TrainingError, UnknownNameError
+from hepnn.exceptions import ConfigError, PluginError, UnknownNameError
 from hepnn.run import resolve_jobs, run_analysis
 
 VARIANTS = ("small", "wide", "deep")
@@ -134,7 +134,9 @@ def test_a_failing_variant_is_named_and_the_others_are_kept(analysis_dir, tmp_pa
                 return None
     """))
     lines: list[str] = []
-    with pytest.raises(TrainingError, match=r"variant 'wide': ValueError: no wide models here"):
+    # the worker's error keeps its class and message, prefixed with the variant
+    with pytest.raises(PluginError, match=r"variant 'wide': analysis plugin Picky: its build_model\(.*\) hook raised "
+                                          r"ValueError: no wide models here"):
         run_analysis(folder, out=tmp_path / "out", steps="train", jobs=2, log=lines.append)
     # the variants that did not fail are trained (a second `hepnn run` resumes only what is missing)
     assert (tmp_path / "out" / "small" / "model.keras").is_file()
