@@ -19,7 +19,8 @@ from ..config import Config, DataConfig, JetAxisConfig, load_config
 from ..exceptions import ConfigError, InputDataError, suggest
 from .derived import DERIVED, Momenta
 from .labels import LabelCounts, check_class_indices, map_labels
-from .layouts import Elements, associate_by_dr, flatten_jagged, group_by_jet, link_to_jets, scalar_branches
+from .layouts import (Elements, associate_by_dr, flatten_jagged, group_by_jet, link_to_jets, scalar_branches,
+                      whole_numbers)
 from .representations import input_kind
 from .selection import analysis_mask, apply_cuts, call_hook
 from .sources import SourceFile, check_names, iterate_tree, open_tree, resolve_files, skip_or_raise, tree_keys
@@ -305,8 +306,7 @@ def _event_numbers(column: Any, branch: str, path: str, entry_start: int) -> np.
         msg = f"{path}: branch {branch!r} (used by data.event_key) cannot be read as numbers ({err})"
         raise InputDataError(msg) from None
     if values.dtype.kind not in "iub":
-        whole = np.isfinite(values) & (values == np.round(values)) if values.dtype.kind == "f" else \
-            np.zeros(len(values), dtype=bool)
+        whole = whole_numbers(values)
         if not whole.all():
             i = int(np.flatnonzero(~whole)[0])
             msg = (f"{path}: branch {branch!r} (used by data.event_key) must hold whole event numbers, found "

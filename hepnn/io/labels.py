@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..exceptions import ConfigError, InputDataError
+from .layouts import whole_numbers
 
 __all__ = ["map_labels", "class_names", "check_class_indices", "LabelCounts"]
 
@@ -89,8 +90,7 @@ def check_class_indices(label: np.ndarray, where: str) -> np.ndarray:
     label = np.asarray(label)
     if label.dtype.kind not in "iub":
         # a float score, NaN or a string would become a wrong class index in the int32 cast
-        whole = np.isfinite(label) & (label == np.round(label)) if label.dtype.kind == "f" else \
-            np.zeros(label.shape, dtype=bool)
+        whole = whole_numbers(label)
         if not whole.all():
             examples = ", ".join(str(v) for v in np.unique(label[~whole].astype(str))[:3].tolist())
             msg = (f"{where}: class indices must be whole numbers 0, 1, ...; received {int((~whole).sum())} other "

@@ -192,6 +192,16 @@ def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entr
     return counts, out
 
 
+def whole_numbers(values: np.ndarray) -> np.ndarray:
+    """Per value: True where it is a whole number (integer dtypes: all; floats: finite and integral;
+    anything else: none), for branches that must hold indices or event numbers."""
+    if values.dtype.kind in "iub":
+        return np.ones(values.shape, dtype=bool)
+    if values.dtype.kind == "f":
+        return np.isfinite(values) & (values == np.round(values))
+    return np.zeros(values.shape, dtype=bool)
+
+
 def link_to_jets(link: np.ndarray, event: np.ndarray, n_jets: np.ndarray, branch: str, path: str, entry_start: int) -> np.ndarray:
     """Global jet index of each element from a per-event index branch (-1: no jet).
 
@@ -212,7 +222,7 @@ def link_to_jets(link: np.ndarray, event: np.ndarray, n_jets: np.ndarray, branch
     """
     link = np.asarray(link)
     if link.dtype.kind not in "iub":
-        whole = np.isfinite(link) & (link == np.round(link)) if link.dtype.kind == "f" else np.zeros(len(link), bool)
+        whole = whole_numbers(link)
         if not whole.all():
             i = int(np.flatnonzero(~whole)[0])
             msg = (f"{path}: link branch {branch!r} must hold whole jet indices, found {float(link[i])!r} for "
