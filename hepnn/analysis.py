@@ -25,7 +25,11 @@ from typing import Any, Mapping
 from .config import load_config
 from .exceptions import ConfigError
 
-__all__ = ["Analysis"]
+__all__ = ["Analysis", "DATA_HOOKS"]
+
+#: hooks that decide which jets a run sees and their labels: a run trained with them records them
+#: (``provenance.json`` ``analysis``), and its test split is only read again with the analysis
+DATA_HOOKS = ("select", "labels")
 
 
 class Analysis:
@@ -86,6 +90,27 @@ class Analysis:
     def plots(self, run_dir: Path, results: Mapping[str, Any]) -> list:
         """Draw extra plots into ``run_dir``; return the written paths."""
         return []
+
+    def record(self) -> dict[str, Any]:
+        """What a run trained with this analysis records of it (``provenance.json`` ``analysis``).
+
+        ``target`` is how :func:`hepnn.plugins.load_analysis` finds it again (a folder or an
+        installed name); ``data_hooks`` the :data:`DATA_HOOKS` it overrides, without which the
+        run's data cannot be read again.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> class HighPt(Analysis):
+        ...     def select(self, jets):
+        ...         return jets["jet_pt"] > 600
+        >>> HighPt(config={}, directory="/ana/high_pt").record()["data_hooks"]
+        ['select']
+        """
+        target = getattr(self, "target", None) or (str(self.directory) if self.directory is not None else None)
+        hooks = [h for h in DATA_HOOKS if getattr(type(self), h, None) is not getattr(Analysis, h)]
+        return {"name": self.name, "class": f"{type(self).__module__}.{type(self).__qualname__}",
+                "target": target, "data_hooks": hooks}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} at {self.directory}>"

@@ -160,9 +160,12 @@ def load_analysis(target: str | os.PathLike, overrides: Iterable[str] = ()) -> A
     path = Path(target)
     config = path if path.suffix in (".yaml", ".yml") and path.is_file() else None
     try:
-        return cls(config=config, directory=folder, overrides=overrides)
+        analysis = cls(config=config, directory=folder, overrides=overrides)
     except HepnnError:
         raise
     except Exception as err:
         msg = f"analysis {target}: {cls.__name__}() failed: {type(err).__name__}: {err}"
         raise PluginError(msg) from err
+    # how a run trained with it finds it again (Analysis.record): a path made absolute, else the installed name
+    analysis.target = str(path.resolve()) if path.exists() else str(target)
+    return analysis

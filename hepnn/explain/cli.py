@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..cli import add_set_option, positive_int
+from ..cli import add_analysis_option, add_set_option, analysis_for_runs, positive_int
 from ..config import load_config
 from ..exceptions import ConfigError
 from ..training.rundir import RunDirectory
@@ -25,7 +25,9 @@ def _cmd_explain(args) -> int:
             options.setdefault("background_size", config.explain.background_size)
         if args.n_jets is None:
             args.n_jets = config.explain.n_jets
-    expl = run.explain_run(args.run_dir, args.method, n_jets=args.n_jets, split=args.split, options=options)
+    analysis = analysis_for_runs(args.analysis, [args.run_dir])
+    expl = run.explain_run(args.run_dir, args.method, n_jets=args.n_jets, split=args.split, options=options,
+                           analysis=analysis)
     seconds = expl.extra.get("seconds", 0.0)
     print(f"explained {expl.n_jets} jets with {args.method} in {seconds:.1f} s -> "
           f"{args.run_dir}/explain/{args.method}/values.npz")
@@ -38,5 +40,6 @@ def add_commands(subparsers) -> None:
     p.add_argument("--method", required=True, help=f"explainer: {', '.join(EXPLAINERS.names())}")
     p.add_argument("--n-jets", type=positive_int, default=None, help="jets explained (default: explain.n_jets)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    add_analysis_option(p)
     add_set_option(p)
     p.set_defaults(func=_cmd_explain)

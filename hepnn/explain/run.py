@@ -42,6 +42,7 @@ def explain_run(
     plots: bool = True,
     random_state: int = 0,
     target: Target | None = None,
+    analysis: Any = None,
 ) -> Explanation:
     """Explain up to ``n_jets`` jets of a run's ``split`` with ``method`` and write the results.
 
@@ -65,6 +66,9 @@ def explain_run(
     target : Target, optional
         The run's model as :func:`run_target` returns it; pass it to explain one run with
         several methods without compiling its functions again.
+    analysis : hepnn.Analysis, optional
+        The analysis whose ``select``/``labels`` hooks the run was trained with (needed to read
+        its data again when ``data`` is not given).
 
     Returns
     -------
@@ -75,7 +79,7 @@ def explain_run(
     >>> expl = explain_run("runs/top/model", "permutation", n_jets=500)  # doctest: +SKIP
     """
     EXPLAINERS.get(method)
-    pred = split_data(run_dir, split, data=data)
+    pred = split_data(run_dir, split, data=data, analysis=analysis)
     config = pred["config"]
     if options is None:
         options = dict(config.explain.options.get(method, {}))

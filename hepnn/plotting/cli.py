@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..cli import add_analysis_option, analysis_for_runs
 from .report import make_report
 
 
@@ -13,7 +14,8 @@ def _cmd_report(args) -> int:
     if len(set(names)) != len(names):
         names = [str(p) for p in dirs]
     runs = dirs[0] if len(dirs) == 1 else dict(zip(names, dirs))
-    out = make_report(runs, out=args.out, progress=not args.no_progress, force=args.force)
+    analysis = analysis_for_runs(args.analysis, dirs)
+    out = make_report(runs, out=args.out, progress=not args.no_progress, force=args.force, analysis=analysis)
     print(f"wrote {out / 'index.html'}")
     return 0
 
@@ -27,4 +29,5 @@ def add_commands(subparsers) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--force", action="store_true",
                    help="write into an existing folder that holds files hepnn did not write")
+    add_analysis_option(p)
     p.set_defaults(func=_cmd_report)

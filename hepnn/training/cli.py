@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..cli import add_set_option
+from ..cli import add_analysis_option, add_set_option, analysis_for_runs
 from ..config import load_config
 
 
@@ -13,7 +13,8 @@ def _cmd_train(args) -> int:
     from .trainer import Trainer
 
     config = load_config(args.config, args.overrides)
-    Trainer(config).fit(args.out, force=args.force)
+    analysis = analysis_for_runs(args.analysis, []) if args.analysis else None
+    Trainer(config, analysis=analysis).fit(args.out, force=args.force)
     return 0
 
 
@@ -21,7 +22,8 @@ def _cmd_evaluate(args) -> int:
     # lazy: keeps the CLI parser light (no numpy)
     from .evaluate import evaluate_run
 
-    metrics = evaluate_run(args.run_dir, data_config=args.data)
+    analysis = analysis_for_runs(args.analysis, [args.run_dir])
+    metrics = evaluate_run(args.run_dir, data_config=args.data, analysis=analysis)
     print(json.dumps({k: v for k, v in metrics.items() if k in ("auc", "accuracy", "n_test", "rejection")}))
     return 0
 
@@ -42,12 +44,15 @@ def add_commands(subparsers) -> None:
     p.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
     p.add_argument("--force", action="store_true",
                    help="write into an existing directory that holds files hepnn did not write")
+    p.add_argument("--analysis", default=None, metavar="ANALYSIS",
+                   help="analysis folder or installed name whose hooks (select, labels, build_model) the run uses")
     add_set_option(p)
     p.set_defaults(func=_cmd_train)
 
     p = subparsers.add_parser("evaluate", help="compute test-split metrics into RUN_DIR/metrics.json")
     p.add_argument("run_dir")
     p.add_argument("--data", default=None, help="evaluate on the data of another config (same classes and model inputs as the run's; written to RUN_DIR/metrics_<its name>.json)")
+    add_analysis_option(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = subparsers.add_parser("export", help="export a trained tagger (ONNX) with its preprocessing")

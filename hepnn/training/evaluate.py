@@ -40,7 +40,7 @@ from .sculpting import run_sculpting
 from .splits import subset
 
 __all__ = ["binary_metrics", "multiclass_metrics", "flavour_discriminant", "compute_metrics", "split_data", "predict_split",
-           "prediction_key", "evaluate_run", "evaluate_folds"]
+           "prediction_key", "evaluate_run", "evaluate_folds", "recorded_analysis", "check_analysis"]
 
 #: c- and b-fractions in the b- and c-tagging discriminants
 F_C = 0.05
@@ -169,6 +169,34 @@ def write_metrics(path, metrics: Mapping) -> None:
     write_json(path, dict(metrics))
 
 
+def recorded_analysis(run_dir) -> dict | None:
+    """The analysis plugin whose data hooks (``select``, ``labels``) a run was trained with:
+    ``provenance.json`` ``analysis`` (the first fold's for a k-fold run), ``None`` when it used none."""
+    path = RunDirectory(fold_dirs(run_dir, 1)[0] if is_kfold_run(run_dir) else run_dir).provenance
+    try:
+        record = read_json(path).get("analysis") if path.is_file() else None
+    except (ValueError, OSError, AttributeError):
+        return None
+    return record if isinstance(record, dict) and record.get("data_hooks") else None
+
+
+def check_analysis(run_dir, analysis: Any) -> None:
+    """Refuse to read a run's data again without the analysis whose hooks chose its jets and labels
+    (its test split would hold other jets, and the metrics would silently be of other data)."""
+    if analysis is not None:
+        return
+    record = recorded_analysis(run_dir)
+    if record is None:
+        return
+    hooks = " and ".join(f"{h}()" for h in record["data_hooks"])
+    target = record.get("target") or record.get("name")
+    msg = (f"{run_dir}: trained with analysis plugin {record.get('name')} ({record.get('class')}), whose {hooks} "
+           "hook chose its jets and labels; read without it, the test split would hold other jets. Pass the "
+           f"analysis: --analysis {target} (hepnn evaluate, report, explain), or in Python "
+           f"analysis=hepnn.plugins.load_analysis({target!r})")
+    raise ConfigError(msg)
+
+
 def load_run_data(run_dir, config, analysis=None, cache: dict | None = None):
     """The data of ``config`` transformed with the run's own saved preprocessing (not refitted).
 
@@ -176,6 +204,7 @@ def load_run_data(run_dir, config, analysis=None, cache: dict | None = None):
     preprocessing (byte for byte: the variants of an analysis, fitted on one training
     split) share one read of the files.
     """
+    check_analysis(run_dir, analysis)
     run = RunDirectory(run_dir)
     key = None
     if cache is not None:
@@ -388,6 +417,7 @@ def evaluate_folds(run_dir, data: Mapping[str, np.ndarray] | None = None, analys
     config = load_config(run.config)
     n_folds = read_json(run.path / "folds.json")["n_folds"]
     if data is None:
+        check_analysis(run_dir, analysis)
         source = load_config(data_config) if data_config is not None else config
         data = load(source, analysis=analysis)
     fold = folds_of(data, n_folds)

@@ -68,6 +68,20 @@ def _dropped_labels(data: Any) -> dict | None:
     return None if dropped is None else {str(k): int(v) for k, v in dropped.items()}
 
 
+def analysis_record(analysis: Any) -> dict | None:
+    """``provenance.json`` ``analysis``: the plugin a run was trained with (:meth:`hepnn.Analysis.record`:
+    name, class, where it is found again, the data hooks it overrides), ``None`` without one."""
+    if analysis is None:
+        return None
+    record = getattr(analysis, "record", None)
+    if callable(record):
+        return dict(record())
+    kind = type(analysis)
+    return {"name": getattr(analysis, "name", None) or kind.__name__, "class": f"{kind.__module__}.{kind.__qualname__}",
+            "target": getattr(analysis, "target", None),
+            "data_hooks": [h for h in ("select", "labels") if callable(getattr(analysis, h, None))]}
+
+
 def sample_weights(config: Config, data: Mapping[str, np.ndarray], classes: list[str]) -> np.ndarray:
     """Per-jet weights: input weights x class weights x kinematic reweighting."""
     labels = np.asarray(data["label"])
@@ -464,7 +478,8 @@ class Trainer:
                                               {"strategy": _strategy_name(strategy), "task": spec.task,
                                                "classes": list(spec.classes), "model_inputs": list(spec.names),
                                                "n_train": feed.n_train, "streaming": feed.streaming,
-                                               "dropped_labels": _dropped_labels(data)}))
+                                               "dropped_labels": _dropped_labels(data),
+                                               "analysis": analysis_record(self.analysis)}))
         return {"epoch": 0, "best": None, "wait": 0, "lr": tcfg.optimizer.learning_rate, "history": []}
 
     def _callbacks(self, run: RunDirectory, model, session: RunState, feed, epoch_callback, tracker) -> dict:
