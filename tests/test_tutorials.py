@@ -102,6 +102,7 @@ def check_10(r):
     assert r["aligned"] and r["predict_file_matches"] and r["friend_ok"]
     assert r["auc"] > 0.7
     assert {"train.slurm", "score.slurm", "score.sub", "score_file.py"} <= set(r["batch_files"])
+    assert r["array_tasks"] == r["files_listed"] >= 1  # no array task without a file to score
 
 
 def check_11(r):

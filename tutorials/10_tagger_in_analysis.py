@@ -158,15 +158,18 @@ source .venv/bin/activate
 hepnn train {run_dir / "config.yaml"} --out runs/btag
 hepnn evaluate runs/btag
 ''')
-(batch / "score.slurm").write_text('''#!/bin/bash
+files = [new_file]  # the files to score: one line of files.txt, one array task each
+(batch / "score.slurm").write_text(f'''#!/bin/bash
 #SBATCH --job-name=hepnn-score
-#SBATCH --array=0-99            # one task per line of files.txt
+#SBATCH --array=0-{len(files) - 1}             # one task per line of files.txt; for another list:
+#                                 sbatch --array=0-$(( $(wc -l < files.txt) - 1 )) score.slurm
 #SBATCH --cpus-per-task=1
 #SBATCH --mem=4G
 #SBATCH --time=01:00:00
 #SBATCH --output=logs/%x-%A_%a.out
 source .venv/bin/activate
 INPUT=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" files.txt)
+[ -n "$INPUT" ] || {{ echo "files.txt has no line $((SLURM_ARRAY_TASK_ID + 1))" >&2; exit 2; }}
 python score_file.py runs/btag "$INPUT" "friends/$(basename "$INPUT" .root)_hepnn.root"
 ''')
 (batch / "score.sub").write_text('''# HTCondor: condor_submit score.sub  (one job per line of files.txt)
@@ -188,11 +191,15 @@ queue input from files.txt
 source /path/to/hepnn/.venv/bin/activate
 python score_file.py btag "$1" "$(basename "$1" .root)_hepnn.root"
 ''')
-(batch / "files.txt").write_text(f"{new_file}\n")
+(batch / "files.txt").write_text("".join(f"{path}\n" for path in files))
 for path in sorted(batch.iterdir()):
     print(f"  wrote {path}")
 print((batch / "score.slurm").read_text())
 
-tut.result(auc=trainer.metrics_["auc"], aligned=aligned, predict_file_matches=same, friend_ok=friend_ok,
+array = next(line for line in (batch / "score.slurm").read_text().splitlines() if line.startswith("#SBATCH --array="))
+array_tasks = int(array.split("=0-")[1].split()[0]) + 1  # one per line of files.txt
+
+tut.result(auc=trainer.metrics_["auc"], array_tasks=array_tasks,
+           files_listed=len((batch / "files.txt").read_text().splitlines()), aligned=aligned, predict_file_matches=same, friend_ok=friend_ok,
            n_events=len(events), n_jets=int(ak.sum(events.nJet)), b_efficiency=eff_b, mistag=mistag,
            batch_files=sorted(p.name for p in batch.iterdir()))
