@@ -42,6 +42,8 @@ def check_02(r):
         assert ratio[fixed] > 100 * sigmoid, fixed
     assert first["relu, LeCun (too small)"] < first["relu, He"]
     assert r["max_derivative"]["sigmoid"] == pytest.approx(0.25, abs=1e-3)
+    assert r["max_derivative"]["relu"] == pytest.approx(1.0)
+    assert r["max_derivative"]["selu"] == pytest.approx(1.0507010 * 1.6732632, abs=1e-3)  # scale * alpha
     assert r["auc"]["sigmoid + batch norm"] > r["auc"]["sigmoid, Glorot"]
 
 

@@ -69,7 +69,9 @@ import keras  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-z = tf.constant(np.linspace(-6, 6, 241), dtype=tf.float32)
+# a grid plus points just either side of 0, where ELU and SELU have their steepest slope (SELU:
+# scale * alpha = 1.758 for z -> 0 from below, against scale = 1.051 above)
+z = tf.constant(np.sort(np.concatenate([np.linspace(-6, 6, 241), [-1e-4, 1e-4]])), dtype=tf.float32)
 fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(10, 4))
 max_derivative = {}
 for name in ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "swish"]:
