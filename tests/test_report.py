@@ -389,3 +389,15 @@ def test_combined_report_plots_rejection_against_sculpting(runs, combined):
             assert fig.result.points[variant] == (entry["inv_jsd_50"], entry["rejection_50"])
     assert fig.result.points
     assert fig.section == "sculpting" and "1/JSD" in fig.caption
+
+
+def test_combined_report_notes_runs_with_another_signal(runs, combined, tmp_path):
+    assert not any("define signal" in n for n in combined.notes)
+    cfg = toy_config({"name": "dense", "units": [8], "inputs": ["jet"]})
+    cfg["evaluation"]["signal"] = "background"
+    Trainer(cfg, log=quiet).fit(tmp_path / "swapped", data=runs["data"])
+    report = build_report({"dense": runs["dense"], "swapped": tmp_path / "swapped"}, out=tmp_path / "report",
+                          data=runs["data"], progress=False)
+    note = next(n for n in report.notes if "define signal" in n)
+    assert "dense: signal against background" in note and "swapped: background against signal" in note
+    assert "define signal" in (report.path / "index.html").read_text()

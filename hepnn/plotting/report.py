@@ -147,7 +147,7 @@ class ReportFigure:
 
 @dataclass
 class Report:
-    """What :func:`build_report` wrote: the folder, the figures, the metrics and the notes on skipped plots."""
+    """What :func:`build_report` wrote: the folder, the figures, the metrics and the notes (skipped plots, caveats)."""
 
     path: Path
     figures: list[ReportFigure]
@@ -390,7 +390,7 @@ class ReportContext:
         self.writer = FigureWriter(processes=0)
 
     def note(self, text: str) -> None:
-        """Add ``text`` to the notes on skipped plots (once)."""
+        """Add ``text`` to the report's notes (skipped plots, caveats; once)."""
         if text not in self.notes:
             self.notes.append(text)
 
@@ -1153,7 +1153,7 @@ def _html(report: Report, runs: list[ReportRun], baselines: dict, title: str) ->
     notes = ""
     if report.notes:
         items = "\n".join(f'<li class="note">{esc(n)}</li>' for n in report.notes)
-        notes = f"<h2>Skipped plots</h2><ul>\n{items}\n</ul>"
+        notes = f"<h2>Notes</h2><ul>\n{items}\n</ul>"
     sections = []
     for key, heading in _SECTIONS:
         figs = [f for f in report.figures if f.section == key]
@@ -1253,6 +1253,19 @@ def build_report(
         return _build_report(runs_in, fold_groups, several, out, data, extra_scores, analysis, hook, progress)
 
 
+def _note_signal_definitions(d: ReportContext, runs: list[ReportRun]) -> None:
+    """A combined report of runs that call different classes signal (or background) overlays curves of
+    different tasks: say so above the plots instead of letting them read as one comparison."""
+    called = {}
+    for run in runs:
+        signal = run.classes[run.signal]
+        called[run.name] = f"{signal} against {' + '.join(c for c in run.classes if c != signal) or 'nothing'}"
+    if len(set(called.values())) > 1:
+        shown = "; ".join(f"{name}: {what}" for name, what in called.items())
+        d.note(f"The runs define signal and background differently ({shown}): their ROC curves, rejections "
+               "and efficiencies measure different tasks; compare them with care")
+
+
 def _build_report(runs_in: dict[str, Path], fold_groups, several: bool, out: Path, data, extra_scores, analysis,
                   hook, progress: bool) -> Report:
     """:func:`build_report` into the claimed folder ``out``."""
@@ -1276,6 +1289,8 @@ def _build_report(runs_in: dict[str, Path], fold_groups, several: bool, out: Pat
             raise ValueError(msg)
         taggers[name] = (s, y) if w is None else (s, y, w)
     d = ReportContext(out, plots_cfg, runs, taggers, wps, wp)
+    if several:
+        _note_signal_definitions(d, runs)
     items = _figure_items(runs, fold_groups, several)
 
     figures: list[ReportFigure] = []
