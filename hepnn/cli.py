@@ -28,10 +28,10 @@ from ._logs import quiet_tensorflow
 from ._redact import redact
 from .config import dump_config, load_config
 from .exceptions import ConfigError, HepnnError, OutputDirError, UnknownNameError
-from .plugins import find_analyses, load_analysis
-from .run import run_analysis
+from .plugins import find_analyses
+from .run import analysis_for_runs, run_analysis
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "add_analysis_option", "analysis_for_runs"]
 
 # modules that add sub-commands; missing ones are skipped (stages land one by one)
 COMMAND_MODULES = (
@@ -82,35 +82,6 @@ def add_analysis_option(parser: argparse.ArgumentParser) -> None:
         help="analysis folder or installed name whose select()/labels() hooks the run was trained with "
              "(default: the one its provenance.json records, when it has such hooks)",
     )
-
-
-def analysis_for_runs(target: str | None, run_dirs: Sequence[str | os.PathLike]):
-    """The analysis to read the runs' data with: ``--analysis`` when given, else the plugin whose
-    ``select``/``labels`` hooks the runs were trained with, loaded from where ``hepnn run`` found it
-    (``provenance.json`` ``analysis.target``), else ``None``."""
-    if target is not None:
-        return load_analysis(target)
-    # lazy: numpy and the run-directory readers only for the commands that read a run's data
-    from .training.evaluate import recorded_analysis
-
-    records = {}
-    for run_dir in run_dirs:
-        record = recorded_analysis(run_dir)
-        if record is not None:
-            records.setdefault(record.get("target") or record.get("name"), []).append(str(run_dir))
-    if not records:
-        return None
-    if len(records) > 1:
-        shown = "; ".join(f"{t}: {', '.join(dirs)}" for t, dirs in records.items())
-        msg = f"the runs were trained with different analysis plugins ({shown}); report them separately"
-        raise ConfigError(msg)
-    (target, dirs), = records.items()
-    try:
-        return load_analysis(target)
-    except HepnnError as err:
-        msg = (f"{dirs[0]}: trained with the analysis plugin at {target} (provenance.json), which cannot be "
-               f"loaded ({err}); pass --analysis FOLDER with the analysis the run was trained with")
-        raise ConfigError(msg) from err
 
 
 def _cmd_list(args) -> int:

@@ -26,7 +26,7 @@ import traceback
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from . import exceptions
 from ._logs import quiet_tensorflow
@@ -39,7 +39,7 @@ from .outdir import claim, foreign_files
 from .plugins import load_analysis
 from .training.tracking import log_results
 
-__all__ = ["STEPS", "PER_RUN_STEPS", "run_analysis", "available_steps", "resolve_jobs"]
+__all__ = ["STEPS", "PER_RUN_STEPS", "run_analysis", "available_steps", "resolve_jobs", "analysis_for_runs"]
 
 # step name -> (module, function)
 STEPS: dict[str, tuple[str, str]] = {
@@ -356,3 +356,32 @@ def _raise_failure(variant: str, err: BaseException) -> None:
     detail = f"\n(the worker's traceback)\n{err.trace}" if os.environ.get("HEPNN_DEBUG") else ""
     msg = f"variant {variant!r}: {err.kind}: {err.message}{detail}"
     raise TrainingError(msg) from None
+
+
+def analysis_for_runs(target: str | None, run_dirs: Sequence[str | os.PathLike]):
+    """The analysis to read the runs' data with: ``--analysis`` when given, else the plugin whose
+    ``select``/``labels`` hooks the runs were trained with, loaded from where ``hepnn run`` found it
+    (``provenance.json`` ``analysis.target``), else ``None``."""
+    if target is not None:
+        return load_analysis(target)
+    # lazy: numpy and the run-directory readers only for the commands that read a run's data
+    from .training.evaluate import recorded_analysis
+
+    records = {}
+    for run_dir in run_dirs:
+        record = recorded_analysis(run_dir)
+        if record is not None:
+            records.setdefault(record.get("target") or record.get("name"), []).append(str(run_dir))
+    if not records:
+        return None
+    if len(records) > 1:
+        shown = "; ".join(f"{t}: {', '.join(dirs)}" for t, dirs in records.items())
+        msg = f"the runs were trained with different analysis plugins ({shown}); report them separately"
+        raise ConfigError(msg)
+    (target, dirs), = records.items()
+    try:
+        return load_analysis(target)
+    except HepnnError as err:
+        msg = (f"{dirs[0]}: trained with the analysis plugin at {target} (provenance.json), which cannot be "
+               f"loaded ({err}); pass --analysis FOLDER with the analysis the run was trained with")
+        raise ConfigError(msg) from err

@@ -86,3 +86,16 @@ def test_augment_that_would_be_ignored_is_refused():
     with pytest.raises(ConfigError, match="training.augment: image augmentation flips the images of the in-memory"):
         load_config({**image, "training": {"augment": {}, "streaming": True}})
     assert load_config({**image, "training": {"augment": {}}}).training.augment is not None
+
+
+def test_deterministic_is_set_for_every_run_not_left_on_by_the_last():
+    from tensorflow.python.framework import config as tf_config
+
+    quiet = lambda _: None  # noqa: E731
+    try:
+        for deterministic in (True, False, True):
+            trainer = Trainer(toy_config(training={"deterministic": deterministic}), log=quiet)
+            trainer._set_seeds_and_precision()
+            assert tf_config.is_op_determinism_enabled() is deterministic
+    finally:
+        tf_config.disable_op_determinism()

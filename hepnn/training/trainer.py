@@ -68,6 +68,24 @@ def _dropped_labels(data: Any) -> dict | None:
     return None if dropped is None else {str(k): int(v) for k, v in dropped.items()}
 
 
+def _set_op_determinism(on: bool) -> None:
+    """TensorFlow's op determinism, set for every run: the switch is global, and a previous run in this
+    process may have turned it on (on a GPU, an op without a deterministic kernel then fails)."""
+    # lazy: TensorFlow only once a run starts (the module is imported by the light CLI layers)
+    import tensorflow as tf
+
+    if on:
+        tf.config.experimental.enable_op_determinism()
+        return
+    # TensorFlow has no public switch back; its framework module has one (TF 2.9+)
+    from tensorflow.python.framework import config as tf_config
+
+    enabled, disable = (getattr(tf_config, name, None) for name in ("is_op_determinism_enabled",
+                                                                  "disable_op_determinism"))
+    if enabled is not None and disable is not None and enabled():
+        disable()
+
+
 def analysis_record(analysis: Any) -> dict | None:
     """``provenance.json`` ``analysis``: the plugin a run was trained with (:meth:`hepnn.Analysis.record`:
     name, class, where it is found again, the data hooks it overrides), ``None`` without one."""
@@ -419,10 +437,7 @@ class Trainer:
     def _set_seeds_and_precision(self) -> None:
         tcfg = self.config.training
         require_keras().utils.set_random_seed(tcfg.seed)
-        if tcfg.deterministic:
-            import tensorflow as tf
-
-            tf.config.experimental.enable_op_determinism()
+        _set_op_determinism(bool(tcfg.deterministic))
         # set for every run: the policy is global, and a previous run in this process may have changed it
         if set_mixed_precision(tcfg.mixed_precision) != "mixed_float16" and tcfg.mixed_precision:
             self.log("training.mixed_precision: no GPU visible, training in float32")
