@@ -71,7 +71,8 @@ def test_augmented_run_killed_mid_epoch_resumes_with_the_same_flips(tmp_path, mo
         np.testing.assert_array_equal(a, b)
 
 
-def test_multi_worker_loop_killed_mid_epoch_logs_the_loss_of_the_whole_epoch(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("point", "at"), [("checkpoint", 4), ("step", 3)])
+def test_multi_worker_loop_killed_mid_epoch_logs_the_loss_of_the_whole_epoch(tmp_path, monkeypatch, point, at):
     """The multi-worker custom loop (here one worker) keeps its epoch loss as a running sum, not in
     Keras metrics: a step checkpoint carries that sum, so the resumed epoch's loss is the mean over
     all its steps (it was the mean over the steps after the resume; the weights were right)."""
@@ -84,9 +85,9 @@ def test_multi_worker_loop_killed_mid_epoch_logs_the_loss_of_the_whole_epoch(tmp
               "training": {"epochs": 2, "batch_size": 32, "deterministic": True, "early_stopping": None,
                            "checkpoint_every_n_steps": 2, "verbose": 0, "distribute": "multi_worker"}}
     full = Trainer(config, log=lambda s: None).fit(tmp_path / "full", data=data)
-    # the loop has no per-step fault point: killed inside the step-4 checkpoint, it resumes after step 2
-    resumed = killed_and_resumed(config, data, tmp_path / "cut", "checkpoint",
-                                 lambda i: (i["epoch"], i["step"]) == (1, 4), monkeypatch)
+    # killed inside the step-4 checkpoint, or after step 3: it resumes after step 2
+    resumed = killed_and_resumed(config, data, tmp_path / "cut", point,
+                                 lambda i: (i["epoch"], i["step"]) == (1, at), monkeypatch)
     assert numbers(resumed.history_) == numbers(full.history_)
     for a, b in zip(full.model_.get_weights(), resumed.model_.get_weights()):
         np.testing.assert_array_equal(a, b)

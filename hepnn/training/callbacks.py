@@ -214,6 +214,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         step = self.offset + steps_done
         if self.every and step % self.every == 0 and step != self.steps_per_epoch:
             self._save(step, loss_sums)
+        _fault("step", {"epoch": self.epoch, "step": step})
 
     def _save(self, step: int, loss_sums: list | None = None) -> None:
         self.guard.check_weights(self.model, step)  # never checkpoint a model whose weights are not finite
