@@ -34,6 +34,9 @@ def _cmd_generate(args) -> int:
     if args.n_jets < 1:
         msg = f"--n-jets: expected a positive int, received {args.n_jets}"
         raise ConfigError(msg)
+    if args.seed < 0:
+        msg = f"--seed: expected a non-negative int, received {args.seed}"
+        raise ConfigError(msg)
     if args.jobs < 1:
         msg = f"--jobs: expected a positive int, received {args.jobs}"
         raise ConfigError(msg)
@@ -60,7 +63,7 @@ def add_commands(subparsers) -> None:
                    help="replace an existing --out file that is not a hepnn-generated sample of the same name")
     p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="generator option, e.g. --option mpi=true --option pt_min=500 (repeatable)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_generate)
 
 

@@ -2,11 +2,12 @@
 
 Work is split statically: worker ``k`` of ``J`` makes ``N // J`` (+1) jets from its
 own Pythia seed (derived from ``(seed, k)`` with :class:`numpy.random.SeedSequence`),
-and the main process writes the workers' chunks round-robin. The file therefore
-depends only on ``(sample, options, N, seed, jobs)``. Memory is bounded by a few
-chunks per worker; the file is written under a temporary name and renamed at the end,
-so an interrupted run leaves nothing under the final name, and the next run removes the
-temporary file a killed run left behind. Worker processes end with their parent, also
+and the main process writes the workers' chunks round-robin. The file's content (every
+branch and the provenance record) therefore depends only on ``(sample, options, N, seed,
+jobs, layout)``; its bytes do not repeat, as the ROOT headers hold write times and a UUID.
+Memory is bounded by a few chunks per worker; the file is written under a temporary name
+and renamed at the end, so an interrupted run leaves nothing under the final name, and the
+next run removes the temporary file a killed run left behind. Worker processes end with their parent, also
 when the parent is killed with SIGKILL (``PR_SET_PDEATHSIG`` on Linux, plus a watchdog
 thread polling the parent pid).
 """
@@ -33,10 +34,12 @@ from .substructure import substructure
 from .tracks import PIXEL_R_MAX, PIXEL_Z_MAX, impact_parameters, track_selection
 from .writer import ChunkWriter, read_provenance
 
-__all__ = ["generate", "LAYOUTS", "worker_seeds", "produce", "process_batch"]
+__all__ = ["generate", "LAYOUTS", "MAX_EVENTS_WITHOUT_JETS", "worker_seeds", "produce", "process_batch"]
 
 LAYOUTS = ("per_jet", "per_event")
 _PYTHIA_SEED_MAX = 900_000_000
+#: a worker whose first this-many events give no selected jet stops with an error (empty selection)
+MAX_EVENTS_WITHOUT_JETS = 50_000
 
 
 def worker_seeds(seed: int, jobs: int) -> list[int]:
@@ -145,6 +148,13 @@ def produce(defn: SampleDefinition, n_jets: int, seed: int, worker: int, jobs: i
 
     Each chunk carries ``timing`` = ``{"pythia": s, "other": s}`` (seconds in
     ``Pythia.nextBatch`` and in everything else), used by the benchmark.
+
+    Raises
+    ------
+    HepnnError
+        The first :data:`MAX_EVENTS_WITHOUT_JETS` events gave no selected jet (options
+        that select nothing, e.g. ``pt_min`` above the reach of ``pthat_max``): without
+        this the loop would never end.
     """
     pythia = make_pythia(defn.pythia_settings(worker_seeds(seed, jobs)[worker]))
     rng = np.random.default_rng(np.random.SeedSequence([seed, worker, 1]))
@@ -159,6 +169,12 @@ def produce(defn: SampleDefinition, n_jets: int, seed: int, worker: int, jobs: i
         piece["event_number"] = (n_events + piece.pop("event")) * jobs + worker
         n_events += batch.n_events
         n_new = len(piece["event_number"])
+        if n_done == 0 and n_new == 0 and n_events >= MAX_EVENTS_WITHOUT_JETS:
+            msg = (f"sample {defn.name}: no jet passed the selection in {n_events} events (pt_min={defn.pt_min:g}, "
+                   f"pt_max={defn.pt_max}, eta_max={defn.eta_max:g}, jet_r={defn.jet_r:g}, "
+                   f"pthat_min={defn.pthat_min}, pthat_max={defn.pthat_max}); the options select nothing, "
+                   "loosen them")
+            raise HepnnError(msg)
         if n_new > n_jets - n_done:
             piece = _slice_chunk(piece, n_jets - n_done)
             n_new = n_jets - n_done
@@ -407,7 +423,10 @@ def generate(sample: str | SampleDefinition, n_jets: int, seed: int = 1, out: st
     except OSError as err:
         if opened:
             raise
-        msg = f"--out {out}: cannot write a file there ({err.strerror or err}); choose another --out"
+        reason = err.strerror or str(err)
+        if isinstance(err, FileExistsError) and err.filename is not None:  # a parent folder is a file
+            reason = f"{err.filename} is a file, not a directory"
+        msg = f"--out {out}: cannot write a file there ({reason}); choose another --out"
         raise OutputDirError(msg) from None
     finally:
         if bar is not None:

@@ -158,6 +158,12 @@ def resolve_options(sample: str | SampleDefinition, options: Mapping[str, Any] |
     if out.pt_max is not None and out.pt_max <= out.pt_min:
         msg = f"{where}.pt_max: must be above pt_min={out.pt_min:g}, received {out.pt_max:g}"
         raise ConfigError(msg)
+    pthat_min = 0.0 if out.pthat_min is None else out.pthat_min  # Pythia's default pTHatMin is 0
+    if out.pthat_max is not None and out.pthat_max <= pthat_min:
+        # Pythia would silently drop the upper limit (generate pTHat from pthat_min upwards)
+        msg = (f"{where}.pthat_max: must be above pthat_min={pthat_min:g}, received {out.pthat_max:g}; "
+               "set pthat_max=null for no upper limit")
+        raise ConfigError(msg)
     return out
 
 
@@ -176,6 +182,9 @@ def _check_value(key: str, value: Any, where: str) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         msg = f"{where}.{key}: expected a non-negative number, received {value!r}"
+        raise ConfigError(msg)
+    if key == "eta_max" and value == 0:
+        msg = f"{where}.eta_max: expected a positive number (jets need |eta| < eta_max), received {value!r}"
         raise ConfigError(msg)
     if key == "jet_r" and not 0 < value <= 2.0:
         msg = f"{where}.jet_r: expected 0 < jet_r <= 2, received {value!r}"
