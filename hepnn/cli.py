@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write into an existing output folder that holds files hepnn did not write")
     p.add_argument("--jobs", "-j", default="1", metavar="N",
                    help="train, evaluate and explain the variants in N worker processes ('auto': one per CPU "
-                        "core); the numbers are the same as with 1 (default: 1)")
+                        "core), each with cores // N TensorFlow threads: the numbers of a one-process run with "
+                        "that thread count, which can differ from --jobs 1 in the last digits (default: 1)")
     add_set_option(p)
     p.set_defaults(func=_cmd_run)
 

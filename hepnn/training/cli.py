@@ -51,7 +51,7 @@ def add_commands(subparsers) -> None:
 
     p = subparsers.add_parser("evaluate", help="compute test-split metrics into RUN_DIR/metrics.json")
     p.add_argument("run_dir")
-    p.add_argument("--data", default=None, help="evaluate on the data of another config (same classes and model inputs as the run's; written to RUN_DIR/metrics_<its name>.json)")
+    p.add_argument("--data", default=None, help="evaluate on the data of another config (same classes and model inputs as the run's; written to RUN_DIR/metrics_<its file stem>.json: OTHER.yaml gives metrics_OTHER.json)")
     add_analysis_option(p)
     p.set_defaults(func=_cmd_evaluate)
 
