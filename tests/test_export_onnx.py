@@ -93,6 +93,7 @@ def test_export_agrees_with_keras_on_real_test_data(name, runs, data):
     meta = json.loads((run / "export" / "metadata.json").read_text())
     inputs = MODELS[name][0]
     assert sorted(meta["inputs"]) == sorted(inputs) and meta["task"] == "binary"
+    assert sorted(meta["input_names"]) == sorted(inputs) and meta["hepnn_version"] and meta["layout"] == "per_jet"
     assert meta["verified_on"]["test_data"]["n_jets"] > 0 and meta["max_abs_diff_vs_keras"] < 1e-5
     prep = json.loads((run / "export" / "preprocessing.json").read_text())
     assert prep == json.loads((run / "preprocessing.json").read_text())

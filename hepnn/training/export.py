@@ -24,7 +24,7 @@ from ..models import load_model
 from ..outdir import claim
 from ..preprocessing import Preprocessor
 from ..runs.spec import load_spec
-from .onnx_deploy import finish_export, first_test_jets
+from .onnx_deploy import deploy_metadata, finish_export, first_test_jets
 from .rundir import RunDirectory, write_json
 
 __all__ = ["export_onnx", "verification_batch", "real_batch"]
@@ -185,8 +185,10 @@ def _export(run: RunDirectory, out_dir: Path, ort, tolerance: float, data: Mappi
     os.replace(tmp, target)
     if run.preprocessing.is_file():
         shutil.copyfile(run.preprocessing, out_dir / "preprocessing.json")
-    write_json(out_dir / "metadata.json", _metadata(spec, config, shapes, bool(with_preprocessing), diffs,
-                                                    batches, tolerance))
+    record = _metadata(spec, config, shapes, bool(with_preprocessing), diffs, batches, tolerance)
+    deployed = deploy_metadata(config, names, classes, spec.task, shapes, bool(with_preprocessing))
+    # the model's own metadata too, but ``inputs`` stays the shapes (the full description is in the model)
+    write_json(out_dir / "metadata.json", {**{k: v for k, v in deployed.items() if k != "inputs"}, **record})
     return target
 
 
