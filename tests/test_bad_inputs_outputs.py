@@ -216,6 +216,8 @@ def test_exploding_learning_rate_stops_with_a_clear_error(tmp_path, project, cap
     assert "became nan" in err or "became inf" in err
     assert "epoch 1, step" in err and "learning_rate" in err and "1e+30" in err
     assert not (run / "model.keras").exists()  # not a finished run
+    if not (run / "checkpoints" / "state.json").is_file():  # no checkpoint is named when none was written
+        assert "last checkpoint" not in err
     assert tree(tmp_path, skip=run) == outside
 
 
@@ -241,9 +243,10 @@ def test_nan_inputs_stop_training_before_anything_is_saved_as_final(tmp_path, mo
     # where the clipped cross-entropy stays finite the weights turn NaN, so they are checked too;
     # whether clipping a NaN gives NaN depends on the CPU's vector kernels: either error stops training
     with pytest.raises(TrainingError, match=r"(weights \(.*\) became NaN or infinite|training loss became nan) "
-                                            r"at epoch 1.*check the inputs"):
+                                            r"at epoch 1.*check the inputs") as info:
         Trainer(config, log=lambda s: None).fit(run, data=data)
     assert not (run / "model.keras").exists()
+    assert "the last checkpoint in" in str(info.value)  # one was written before the NaN batch
     # the checkpoints taken before the NaN batch are kept; none holds a NaN model
     import json
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -149,7 +150,8 @@ class FiniteLoss(keras.callbacks.Callback):
 
     def _message(self, what: str, step: int | None) -> str:
         where = f"epoch {self.epoch + 1}" + (f", step {step}" if step is not None else "")
-        ckpt = f" (the last checkpoint in {self.checkpoints} is from before)" if self.checkpoints else ""
+        saved = self.checkpoints is not None and (Path(self.checkpoints) / "state.json").is_file()
+        ckpt = f" (the last checkpoint in {self.checkpoints} is from before)" if saved else ""
         return (f"{what} at {where}: training stopped and no model was saved as finished{ckpt}. Lower "
                 f"training.optimizer.learning_rate (now {self.learning_rate:g}) or check the inputs for NaN "
                 "or infinite values, then train into a new --out (a run resumes only with its own config)")
