@@ -119,3 +119,13 @@ def test_the_report_draws_stored_views_without_loading_the_model(tmp_path, monke
     with pytest.raises(report.SkipFigure, match="flat: no feature maps .*no convolution layer"):
         report._view(d, SimpleNamespace(name="flat", path=tmp_path / "flat", key="k1", test=test),
                      "feature_maps", "feature maps")
+
+
+def test_feature_maps_view_of_an_empty_test_split_is_stored_as_unavailable(tmp_path):
+    # explain() rejects 0 jets (InputDataError): the view stores the reason instead of failing the step
+    task, inputs, options = CASES["cnn"]
+    test = _test_split(task, inputs, n=0)
+    model = _model("cnn", task, {"image": (8, 8, 1)}, options)
+    assert store_views(tmp_path, model, test, key="k1") == ["feature_maps"]
+    with pytest.raises(ViewUnavailable, match="no jets"):
+        stored_view(tmp_path, "feature_maps", "k1")

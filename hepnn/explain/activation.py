@@ -35,7 +35,8 @@ def activation_maximization(
 ) -> dict:
     """Gradient ascent in input space on the activation of chosen neurons / filters.
 
-    Each unit starts from the mean of the explained jets (``start="mean"``) or zeros
+    Each unit starts from the mean of the explained jets (``start="mean"``; a sequence
+    slot's mean over the jets where it is real) or zeros
     and follows the normalised gradient of ``activation - l2 * |x - x0|^2``. Padded
     sequence slots of the start stay padded. The Explanation then has one row per
     unit: ``inputs`` the starting points, ``values`` the change ``optimised - start``,
@@ -81,7 +82,7 @@ def activation_maximization(
 
     x0 = {}
     for k, v in inputs.items():
-        base = v.mean(axis=0) if start == "mean" else np.zeros(v.shape[1:], np.float32)
+        base = target.mean_jet(inputs, k) if start == "mean" and len(v) else np.zeros(v.shape[1:], np.float32)
         if target.kinds[k] == "sequence" and len(v):
             real = target.real_slots(inputs)[k].mean(axis=0) >= 0.5
             base = np.where(real[:, None], base, target.mask_value)

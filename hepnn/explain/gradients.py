@@ -38,7 +38,7 @@ def _baseline(target, inputs, baseline) -> dict[str, np.ndarray]:
     out = {}
     for name, x in inputs.items():
         if baseline == "mean":
-            out[name] = np.broadcast_to(x.mean(axis=0, keepdims=True), x.shape).astype(np.float32)
+            out[name] = np.broadcast_to(target.mean_jet(inputs, name)[None], x.shape).astype(np.float32)
             if target.kinds[name] == "sequence":  # a jet's padded slots stay padded: no importance, no fake elements
                 out[name] = np.where(target.real_slots({name: x})[name][..., None], out[name],
                                      np.float32(target.mask_value))
@@ -69,7 +69,8 @@ def integrated_gradients(target, inputs, n_steps: int = 16, baseline: str = "zer
         Points of the midpoint rule.
     baseline : {"zero", "mean"}
         ``zero``: all features 0 (padded slots for sequences, empty images);
-        ``mean``: the mean of the explained jets.
+        ``mean``: the mean of the explained jets (of a sequence slot: over the jets where
+        it is real; a jet's padded slots stay padded).
     """
     raise_option_problems("integrated_gradients", _check_integrated({"n_steps": n_steps, "baseline": baseline}))
     base = _baseline(target, inputs, baseline)

@@ -14,10 +14,16 @@ def _applies(target):
 
 
 def _check(options):
+    problems = False
     for key in ("patch_size", "stride"):
         problem = positive_int_problem(options[key])
         if problem:
+            problems = True
             yield key, problem
+    if not problems and options["stride"] > options["patch_size"]:
+        # the pixels between two patches would never be covered and get 0, like pixels that do not matter
+        yield "stride", (f"expected at most patch_size ({options['patch_size']}) so that every pixel is "
+                         f"occluded, received {options['stride']}")
 
 
 @register_explainer("occlusion", applies=_applies, check=_check)
@@ -33,7 +39,7 @@ def occlusion(target, inputs, patch_size: int = 4, stride: int = 2, fill: float 
     patch_size : int
         Side of the square patch in pixels.
     stride : int
-        Step between patch positions in pixels.
+        Step between patch positions in pixels (at most ``patch_size``: every pixel is covered).
     fill : float
         Value written into the patch.
     """

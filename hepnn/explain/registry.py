@@ -16,13 +16,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..exceptions import ConfigError, suggest
+from ..exceptions import ConfigError, InputDataError, suggest
 from ..registry import Registry
 from .explanation import Explanation
 from .target import Target
 
 __all__ = ["EXPLAINERS", "register_explainer", "explain", "check_options", "applies", "raise_option_problems",
-           "positive_int_problem"]
+           "positive_int_problem", "check_inputs"]
 
 EXPLAINERS = Registry("explainer")
 
@@ -104,6 +104,36 @@ def applies(method: str, target) -> str | None:
     return None if check is None else check(target)
 
 
+def check_inputs(target, inputs: Mapping[str, np.ndarray], labels: Any = None) -> None:
+    """Raise ``InputDataError`` unless every input holds the same number (>= 1) of finite jets
+    shaped as the model expects, and ``labels`` (when given) has one entry per jet."""
+    n_jets = {}
+    for name in target.names:
+        x = inputs[name]
+        expected = target.shapes[name]
+        if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
+            msg = (f"inputs[{name!r}]: expected an array of shape (n_jets, {', '.join(map(str, expected))}), "
+                   f"received shape {x.shape}")
+            raise InputDataError(msg)
+        n_jets[name] = len(x)
+        if len(x) == 0:
+            msg = f"inputs[{name!r}]: received 0 jets; pass at least one jet to explain"
+            raise InputDataError(msg)
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            msg = (f"inputs[{name!r}]: {int(bad.sum())} of {len(x)} jets hold NaN or infinite values "
+                   f"(first: jet {int(np.flatnonzero(bad)[0])}); remove or fill them before explaining")
+            raise InputDataError(msg)
+    if len(set(n_jets.values())) > 1:
+        sizes = ", ".join(f"{k}: {v}" for k, v in n_jets.items())
+        msg = f"inputs: every input must hold the same jets, received different numbers of jets ({sizes})"
+        raise InputDataError(msg)
+    n = next(iter(n_jets.values()))
+    if labels is not None and (np.ndim(labels) != 1 or len(labels) != n):
+        msg = f"labels: expected one label per jet ({n}), received shape {np.shape(labels)}"
+        raise InputDataError(msg)
+
+
 def explain(
     model: Any,
     inputs: Mapping[str, np.ndarray],
@@ -146,6 +176,12 @@ def explain(
     name = method if isinstance(method, str) else getattr(fn, "__name__", "explainer")
     if isinstance(method, str):
         check_options(method, options)
+    if isinstance(model, Target):  # what it explains is fixed: an option that differs would be ignored
+        for key, value in (("task", task), ("class_index", class_index), ("mask_value", mask_value)):
+            if value is not None and value != getattr(model, key):
+                msg = (f"{key}: received {value!r}, but the Target passed as model explains {key}="
+                       f"{getattr(model, key)!r}; build a new Target(model.model, {key}={value!r}) instead")
+                raise ConfigError(msg)
     target = model if isinstance(model, Target) else Target(model, task=task, class_index=class_index,
                                                              mask_value=mask_value)
     missing = [n for n in target.names if n not in inputs]
@@ -153,6 +189,7 @@ def explain(
         msg = f"inputs: the model needs {', '.join(target.names)}; missing {', '.join(missing)} (received {', '.join(inputs)})"
         raise ValueError(msg)
     x = {n: np.asarray(inputs[n], dtype=np.float32) for n in target.names}
+    check_inputs(target, x, labels)
     reason = getattr(fn, "applies", None) and fn.applies(target)
     if reason:
         raise NotApplicableError(f"explainer {name!r} does not apply to this model: {reason}")

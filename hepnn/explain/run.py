@@ -20,13 +20,14 @@ import numpy as np
 
 from .._fileio import atomic_write_text
 from ..config import load_config
-from ..exceptions import InputDataError
+from ..exceptions import ConfigError, InputDataError, UnknownNameError
 from ..plotting import plot_beeswarm, plot_heatmap, plot_importance, plot_position_importance, save_figure
 from ..runs.spec import load_spec
 from ..training.evaluate import split_data
 from ..training.rundir import RunDirectory, load_run_model, write_json
+from ..training.splits import SPLITS
 from .explanation import Explanation, jsonable
-from .registry import EXPLAINERS, check_options, explain
+from .registry import EXPLAINERS, check_options, explain, positive_int_problem
 from .target import Target
 
 __all__ = ["explain_run", "run_target", "write_plots"]
@@ -79,6 +80,13 @@ def explain_run(
     >>> expl = explain_run("runs/top/model", "permutation", n_jets=500)  # doctest: +SKIP
     """
     EXPLAINERS.get(method)
+    if split not in SPLITS:
+        raise UnknownNameError(split, "split", SPLITS)
+    if n_jets is not None:
+        problem = positive_int_problem(n_jets)
+        if problem:
+            msg = f"n_jets: {problem}"
+            raise ConfigError(msg)
     pred = split_data(run_dir, split, data=data, analysis=analysis)
     config = pred["config"]
     if options is None:
@@ -165,7 +173,8 @@ def _summary(expl: Explanation, options, predict_seconds, classes, part, pick) -
             for c, sub in expl.by_class().items()
         }
     pt = next((k for k in ("spec_jet_pt", "spec_pt") if k in part), None)
-    if pt is not None and len(expl.outputs if expl.outputs is not None else []) == n and n:
+    # rows are jets (not activation maximisation's one row per unit)
+    if pt is not None and n == len(pick) and n:
         values = np.asarray(part[pt])[pick]
         edges = np.unique(np.quantile(values, [0, 0.25, 0.5, 0.75, 1.0]))
         if len(edges) >= 2:
@@ -173,6 +182,7 @@ def _summary(expl: Explanation, options, predict_seconds, classes, part, pick) -
             summary["by_pt_bin"] = {
                 f"{lo:.6g}-{hi:.6g}": {"n_jets": sub.n_jets, "mean_abs": jsonable(sub.mean_abs())}
                 for (lo, hi), sub in expl.by_bin(values, edges).items()
+                if sub.n_jets  # an empty bin (few jets) has no mean: NaN is not JSON
             }
     return summary
 

@@ -160,7 +160,10 @@ def shap_explainer(target, inputs, algorithm: str = "auto", background_size: int
     -----
     ``deep``, ``kernel`` and ``permutation`` values sum to ``output - base_value``
     (``extra["additivity_error"]`` reports the largest deviation); ``gradient`` does
-    only on average over its samples.
+    only on average over its samples. Padded sequence slots get zero, so for sequence
+    inputs the values miss the share the background's elements took in those slots
+    (``extra["padded_share"]``, a fraction of the total ``|value|``), and the
+    additivity error, measured on the values returned, shows it.
     """
     shap = require("shap")
     if algorithm not in ALGORITHMS:
@@ -197,6 +200,11 @@ def shap_explainer(target, inputs, algorithm: str = "auto", background_size: int
     extra["algorithm"] = chosen
     base_values = np.broadcast_to(np.asarray(base, dtype=np.float64).reshape(-1)[:1], outputs.shape).copy() \
         if np.size(base) == 1 else np.asarray(base, dtype=np.float64).reshape(-1)
+    # padded sequence slots get exactly zero (hepnn.explain.explain does it too): the background's
+    # real elements in those slots take a share that the error must show, not hide
+    unmasked = sum(float(np.abs(v).sum()) for v in values)
+    values = list(target.zero_masked(dict(zip(names, values)), inputs).values())
+    extra["padded_share"] = 1.0 - sum(float(np.abs(v).sum()) for v in values) / unmasked if unmasked else 0.0
     summed = sum(v.reshape(len(v), -1).sum(axis=1) for v in values)
     extra["additivity_error"] = float(np.max(np.abs(summed + base_values - outputs))) if len(outputs) else 0.0
     return {"values": dict(zip(names, values)), "base_values": base_values, "outputs": outputs, "extra": extra}

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from .._optional import require_keras
+from ..exceptions import ConfigError
 from ..models.inference import compiled, fixed_batches
 
 __all__ = ["Target", "infer_task"]
@@ -27,14 +28,15 @@ def infer_task(model) -> str:
     """
     out_shape = tuple(model.outputs[0].shape[1:])
     in_shapes = [tuple(t.shape[1:]) for t in model.inputs]
-    if len(in_shapes) == 1 and out_shape == in_shapes[0] and out_shape != (1,):
-        return "autoencoder"
     activation = getattr(model.layers[-1], "activation", None)
     name = getattr(activation, "__name__", str(activation))
-    if out_shape[-1:] == (1,) and "sigmoid" in name:
-        return "binary"
+    # a softmax output is a classifier, also when it has as many classes as the input has features
     if "softmax" in name:
         return "multiclass"
+    if len(in_shapes) == 1 and out_shape == in_shapes[0] and out_shape != (1,):
+        return "autoencoder"
+    if out_shape[-1:] == (1,) and "sigmoid" in name:
+        return "binary"
     return "binary" if out_shape == (1,) else "regression"
 
 
@@ -74,6 +76,11 @@ class Target:
         tensors = list(struct.items()) if isinstance(struct, Mapping) else [
             (t.name.split(":")[0], t) for t in model.inputs]
         self.names = [n for n, _ in tensors]
+        for n, t in tensors:
+            if any(d is None for d in t.shape[1:]):
+                msg = (f"model input {n!r}: the explainers need a fixed shape per jet, received "
+                       f"{tuple(t.shape[1:])}; build the model with the padded length (e.g. max_length)")
+                raise ConfigError(msg)
         self.shapes = {n: tuple(int(d) for d in t.shape[1:]) for n, t in tensors}
         self.kinds = {n: KINDS.get(len(s), "other") for n, s in self.shapes.items()}
         n_out = int(model.outputs[0].shape[-1]) if len(model.outputs[0].shape) > 1 else 1
@@ -181,6 +188,18 @@ class Target:
         """Sequence input -> ``(n_jets, max_length)`` bool, True for real (not padded) slots."""
         return {n: np.any(np.asarray(inputs[n]) != np.float32(self.mask_value), axis=-1)
                 for n in self.names if self.kinds[n] == "sequence"}
+
+    def mean_jet(self, inputs: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+        """The mean over jets of input ``name``, shaped like one jet; for a sequence, each
+        slot's mean over the jets where that slot is real (the pad value where none is),
+        so that padded slots do not drag the mean towards the pad value."""
+        x = np.asarray(inputs[name], dtype=np.float64)
+        if self.kinds[name] != "sequence":
+            return x.mean(axis=0).astype(np.float32)
+        real = self.real_slots({name: x})[name]
+        count = real.sum(axis=0)[:, None]
+        total = np.where(real[..., None], x, 0.0).sum(axis=0)
+        return np.where(count > 0, total / np.maximum(count, 1), self.mask_value).astype(np.float32)
 
     def zero_masked(self, values: dict[str, np.ndarray], inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Set the attribution of padded sequence slots to exactly zero."""

@@ -72,6 +72,8 @@ def _feature_maps(model: Any, test: dict) -> dict[str, np.ndarray]:
     if not conv_layers(model):
         raise ViewUnavailable("the model has no convolution layer")
     labels = np.asarray(test["label"], dtype=int)
+    if not len(labels):  # explain() takes at least one jet
+        raise ViewUnavailable("the test split has no jets")
     pick = np.arange(min(FEATURE_MAP_JETS, len(labels)))
     x = {n: np.asarray(test["data"][n], dtype=np.float32)[pick] for n in test["spec"].names}
     expl = explain(model, x, method="feature_maps", task=test["task"], labels=labels[pick])
