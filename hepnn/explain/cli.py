@@ -29,7 +29,8 @@ def _cmd_explain(args) -> int:
     expl = run.explain_run(args.run_dir, args.method, n_jets=args.n_jets, split=args.split, options=options,
                            analysis=analysis)
     seconds = expl.extra.get("seconds", 0.0)
-    print(f"explained {expl.n_jets} jets with {args.method} in {seconds:.1f} s -> "
+    what = "units" if args.method == "activation_maximization" else "jets"  # one input per unit, not per jet
+    print(f"explained {expl.n_jets} {what} with {args.method} in {seconds:.1f} s -> "
           f"{args.run_dir}/explain/{args.method}/values.npz")
     return 0
 
