@@ -253,3 +253,16 @@ def test_worker_watchdog_ends_an_orphaned_worker(tmp_path):
     while time.monotonic() < deadline and alive(pid):
         time.sleep(0.05)
     assert not alive(pid), "the orphaned worker kept running"
+
+
+def test_a_generator_worker_that_dies_is_an_error_not_a_wait_for_ever(tmp_path):
+    pytest.importorskip("pythia8mc")
+    pytest.importorskip("fastjet")
+    out = tmp_path / "gen" / "qcd.root"
+    # every worker ends like a SIGKILL (os._exit(137), no message) before its first chunk
+    proc = subprocess.run(hepnn_cmd("generate", "qcd", "--n-jets", 40, "--jobs", 2, "--out", out, "--quiet"),
+                          env={**env(), "HEPNN_FAULT_AT": "generate-worker:1"}, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "generator worker 0 ended without finishing (exit code 137" in proc.stderr
+    assert not out.exists() and not list(out.parent.glob(".qcd.root.*.part*")), "nothing left behind"

@@ -15,6 +15,7 @@ thread polling the parent pid).
 from __future__ import annotations
 
 import os
+import queue as queue_module
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from .._faults import fault
 from .._fileio import atomic_path, remove_stale_parts
 from .._version import __version__
 from ..exceptions import ConfigError, HepnnError, OutputDirError, suggest
@@ -226,6 +228,7 @@ def _worker_main(defn, n_jets, seed, worker, jobs, queue, parent_pid=None) -> No
     if parent_pid is not None:
         _die_with_parent(parent_pid)
     try:
+        fault("generate-worker", {"worker": worker})
         for chunk in produce(defn, n_jets, seed, worker, jobs):
             queue.put(("chunk", chunk))
         queue.put(("done", None))
@@ -250,7 +253,7 @@ def _round_robin(defn, n_per_worker, seed, jobs) -> Iterator[dict]:
         active = list(range(jobs))
         while active:
             for k in list(active):
-                kind, payload = queues[k].get()
+                kind, payload = _next_message(queues[k], procs[k], k)
                 if kind == "chunk":
                     yield payload
                 elif kind == "done":
@@ -263,6 +266,23 @@ def _round_robin(defn, n_per_worker, seed, jobs) -> Iterator[dict]:
             if p.is_alive():
                 p.terminate()
             p.join(timeout=5)
+
+
+def _next_message(q, proc, k: int, poll: float = 1.0) -> tuple[str, Any]:
+    """The next message of worker ``k``; a worker that died without one (killed, out of memory, a
+    crash in compiled code) is an error instead of a wait for ever."""
+    while True:
+        try:
+            return q.get(timeout=poll)
+        except queue_module.Empty:
+            if proc.is_alive():
+                continue
+        try:  # what it sent just before it ended is still in the pipe
+            return q.get(timeout=poll)
+        except queue_module.Empty:
+            msg = (f"generator worker {k} ended without finishing (exit code {proc.exitcode}: killed, out of "
+                   "memory or crashed); run again (with --jobs 1 to see its error)")
+            raise HepnnError(msg) from None
 
 
 def _check_args(sample, n_jets, seed, jobs, layout):
