@@ -15,6 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a concurrent writer's temporary file is not protected
+    fcntl = None
+
 __all__ = ["atomic_path", "atomic_write_text", "atomic_dir", "current_umask", "file_mode", "dir_mode"]
 
 
@@ -75,7 +80,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         prefix=f".{path.name}.", suffix=suffix if suffix is not None else ".part" + path.suffix,
         dir=path.parent,
     )
-    os.close(fd)
+    if fcntl is not None:  # held while writing: remove_stale_parts leaves a live writer's file alone
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -85,6 +91,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+    finally:
+        os.close(fd)  # releases the lock (a killed writer's is released by the kernel)
 
 
 @contextlib.contextmanager
@@ -124,11 +132,32 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def remove_stale_parts(path: str | os.PathLike) -> None:
     """Remove the temporary files (``.<name>.*.part*``) a killed earlier write of ``path`` left beside it.
 
-    Only for outputs one process writes at a time (the run-folder lock, or one output per input).
+    A temporary file that a live :func:`atomic_path` is writing (in this or another process: it
+    holds an ``flock`` on it) is left alone, so a second writer of the same output does not pull
+    the first one's file from under it.
     """
     path = Path(path)
     for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part*"):
+        if _being_written(stale):  # another process is writing it now (its atomic_path holds the lock)
+            continue
         try:
             stale.unlink()
         except OSError:
             pass
+
+
+def _being_written(path: Path) -> bool:
+    """True when a live :func:`atomic_path` holds the lock of the temporary file ``path``."""
+    if fcntl is None or not path.is_file():
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False

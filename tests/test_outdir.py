@@ -123,3 +123,30 @@ def test_a_file_is_replaced_only_when_hepnn_wrote_it_or_with_force(tmp_path):
     with pytest.raises(OutputDirError, match="is a directory"):
         claim_file(tmp_path, "sample", lambda p: True, force=True)
     assert mine.read_text() == "my notes"
+
+
+def test_stale_parts_are_removed_but_a_live_writers_file_is_kept(tmp_path):
+    """A killed write's temporary file is cleaned; the one another writer is filling now is not
+    (two `hepnn generate` of one --out: the second pulled the first's file from under it)."""
+    import subprocess
+    import sys
+
+    from hepnn._fileio import atomic_path, remove_stale_parts
+
+    out = tmp_path / "qcd.root"
+    stale = tmp_path / ".qcd.root.killed.part.root"
+    stale.write_text("left by a killed run")
+    with atomic_path(out) as tmp:
+        tmp.write_text("being written")
+        remove_stale_parts(out)  # in this process
+        # and from another process, as a second command would
+        code = f"from hepnn._fileio import remove_stale_parts; remove_stale_parts({str(out)!r})"
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+        assert tmp.read_text() == "being written"
+        assert not stale.exists()
+    assert out.read_text() == "being written" and not tmp.exists()
+    # once its writer has finished (or was killed), a left-over part is stale again
+    leftover = tmp_path / ".qcd.root.done.part.root"
+    leftover.write_text("x")
+    remove_stale_parts(out)
+    assert not leftover.exists()
