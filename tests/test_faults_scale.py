@@ -22,7 +22,7 @@ uproot = pytest.importorskip("uproot")
 
 import hepnn.io  # noqa: E402
 from hepnn.config import load_config  # noqa: E402
-from test_io_fixtures import per_jet_data, write_tree  # noqa: E402
+from test_io_fixtures import per_jet_data, write_top_qcd, write_tree  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 N_BIG = 8000
@@ -51,11 +51,7 @@ def toy_run(tmp_path_factory):
     from hepnn.training.trainer import Trainer
 
     root = tmp_path_factory.mktemp("faults_scale")
-    top, qcd = per_jet_data(300, seed=1), per_jet_data(300, seed=2)
-    top["jet_mass"] = top["jet_mass"] + 60.0
-    write_tree(root / "top.root", "jets", top)
-    write_tree(root / "qcd.root", "jets", qcd)
-    config = toy_config(root / "top.root", root / "qcd.root")
+    config = toy_config(*write_top_qcd(root, 300))
     Trainer(config, log=quiet).fit(root / "run", data=hepnn.io.load(config))
     return {"run": root / "run", "top": root / "top.root", "qcd": root / "qcd.root", "root": root}
 

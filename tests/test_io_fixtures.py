@@ -45,6 +45,15 @@ def per_jet_data(n: int = 40, seed: int = 0, n_max: int = 12) -> dict:
     }
 
 
+def write_top_qcd(folder, n: int) -> tuple[Path, Path]:
+    """``folder/top.root`` and ``folder/qcd.root``: ``n`` per-jet jets each (seeds 1 and 2), the top
+    jets 60 GeV heavier (something to learn)."""
+    top, qcd = per_jet_data(n, seed=1), per_jet_data(n, seed=2)
+    top["jet_mass"] = top["jet_mass"] + 60.0
+    folder = Path(folder)
+    return write_tree(folder / "top.root", "jets", top), write_tree(folder / "qcd.root", "jets", qcd)
+
+
 def per_event_data(n_events: int = 30, seed: int = 0, max_jets: int = 4, max_tracks: int = 10) -> dict:
     """NanoAOD-like events: Jet, Track (linked by Track_jetIdx, -1 = none), PFCand."""
     rng = np.random.default_rng(seed)

@@ -22,7 +22,7 @@ from hepnn.exceptions import ConfigError  # noqa: E402
 from hepnn.plugins import load_analysis  # noqa: E402
 from hepnn.training.evaluate import evaluate_run, recorded_analysis  # noqa: E402
 from hepnn.training.rundir import RunDirectory, read_json  # noqa: E402
-from test_io_fixtures import per_jet_data, write_tree  # noqa: E402
+from test_io_fixtures import write_top_qcd  # noqa: E402
 
 ANALYSIS_PY = '''
 import numpy as np
@@ -38,10 +38,7 @@ class LowTau21(Analysis):
 def trained(tmp_path_factory):
     """A dense run trained by ``hepnn train --analysis`` with a plugin whose select() keeps 60% of the jets."""
     root = tmp_path_factory.mktemp("plugin_runs")
-    top, qcd = per_jet_data(400, seed=1), per_jet_data(400, seed=2)
-    top["jet_mass"] = top["jet_mass"] + 60.0
-    write_tree(root / "top.root", "jets", top)
-    write_tree(root / "qcd.root", "jets", qcd)
+    write_top_qcd(root, 400)
     folder = root / "low_tau21"
     folder.mkdir()
     (folder / "analysis.py").write_text(ANALYSIS_PY)

@@ -13,7 +13,7 @@ optuna = pytest.importorskip("optuna")
 
 from hepnn.cli import main  # noqa: E402
 from hepnn.config import load_config  # noqa: E402
-from test_io_fixtures import per_jet_data, write_tree  # noqa: E402
+from test_io_fixtures import write_top_qcd  # noqa: E402
 
 CONFIG = """
 name: toy-tune
@@ -36,10 +36,7 @@ training.optimizer.learning_rate: {float: [1.0e-3, 1.0e-2], log: true}
 
 @pytest.fixture
 def toy(tmp_path):
-    top, qcd = per_jet_data(150, seed=1), per_jet_data(150, seed=2)
-    top["jet_mass"] = top["jet_mass"] + 60.0  # something to learn
-    write_tree(tmp_path / "top.root", "jets", top)
-    write_tree(tmp_path / "qcd.root", "jets", qcd)
+    write_top_qcd(tmp_path, 150)
     (tmp_path / "config.yaml").write_text(textwrap.dedent(CONFIG))
     (tmp_path / "space.yaml").write_text(textwrap.dedent(SPACE))
     return tmp_path

@@ -13,7 +13,7 @@ def _cmd_train(args) -> int:
     from .trainer import Trainer
 
     config = load_config(args.config, args.overrides)
-    analysis = analysis_for_runs(args.analysis, []) if args.analysis else None
+    analysis = analysis_for_runs(args.analysis, [])  # --analysis, else none (no run to read it from yet)
     Trainer(config, analysis=analysis).fit(args.out, force=args.force)
     return 0
 

@@ -80,10 +80,8 @@ def _set_op_determinism(on: bool) -> None:
     # TensorFlow has no public switch back; its framework module has one (TF 2.9+)
     from tensorflow.python.framework import config as tf_config
 
-    enabled, disable = (getattr(tf_config, name, None) for name in ("is_op_determinism_enabled",
-                                                                  "disable_op_determinism"))
-    if enabled is not None and disable is not None and enabled():
-        disable()
+    if getattr(tf_config, "is_op_determinism_enabled", lambda: False)():
+        tf_config.disable_op_determinism()
 
 
 def analysis_record(analysis: Any) -> dict | None:
