@@ -1,7 +1,8 @@
 # hepnn: two commands on a fresh machine (only Python >= 3.10 and make needed)
 #   make demo   create .venv, install, run the demo analysis, write a report
-#   make test   create .venv if needed, install with test extras, run pytest (everything; what CI runs)
+#   make test   create .venv if needed, install with test extras, run pytest (all but `slow`; what CI runs)
 #   make test-fast   the developer tier: no `slow` tests, no `integration` files (see tests/conftest.py)
+#   make test-all    everything, the `slow` benchmarks and full modes included (make test + make test-slow)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +16,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
-.PHONY: demo test lint test-fast bench clean venv default-config notebooks docs
+.PHONY: demo test lint test-fast test-slow test-all bench clean venv default-config notebooks docs
 
 venv: $(STAMP)
 
@@ -31,7 +32,18 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/hepnn run analyses/top_tagging --quick --jobs auto --out $(DEMO_OUT) $(DEMO_ARGS)
 
+# `slow` tests (quick runs of the benchmarks, second end-to-end runs of a model family, the
+# strategy and kill variants a cheaper test already covers) run in `make test-slow`/`make bench`:
+# the suite stays within its time budget on 2 cores (CONTRIBUTING.md)
 test: $(STAMP) lint
+	@$(BIN)/python -m pytest -m "not slow" $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+
+test-slow: $(STAMP)
+	@$(BIN)/python -m pytest -m slow $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+
+test-all: $(STAMP) lint
 	@$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
@@ -44,7 +56,7 @@ test-fast: $(STAMP)
 	@$(BIN)/python -m pytest -m "not slow and not integration" $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
-bench: $(STAMP)
+bench: test-slow
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:

@@ -101,7 +101,6 @@ def test_flavour_tagging_installs_as_plugin(tmp_path):
     assert out.stdout.split() == ["FlavourTagging", "flavour_tagging", "per_event", "True"]
 
 
-@pytest.mark.slow
 def test_top_tagging_quick_end_to_end(tmp_path):
     """The cheapest full chain: generate -> train -> evaluate -> explain -> report, in a subprocess."""
     out = tmp_path / "run"

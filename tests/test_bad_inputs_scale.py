@@ -121,7 +121,6 @@ def _expected(toy_run, path):
     return np.asarray(hepnn.Tagger.load(toy_run["run"]).predict_file(str(path)), dtype=np.float32).reshape(-1)
 
 
-@pytest.mark.slow
 def test_relative_paths_are_resolved_on_the_client(cluster, toy_run, data, tmp_path, monkeypatch):
     from hepnn.scale import predict_files
 
@@ -136,7 +135,6 @@ def test_relative_paths_are_resolved_on_the_client(cluster, toy_run, data, tmp_p
     assert checksums(tmp_path, skip=(tmp_path / "rel_out",)) == before
 
 
-@pytest.mark.slow
 def test_cli_scheduler_with_relative_paths_writes_where_the_client_meant(cluster, toy_run, data, tmp_path,
                                                                         monkeypatch, capsys):
     decoy = _decoy(cluster["elsewhere"], toy_run)
@@ -154,7 +152,6 @@ def test_cli_scheduler_with_relative_paths_writes_where_the_client_meant(cluster
     assert checksums(tmp_path, skip=(tmp_path / "out",)) == before
 
 
-@pytest.mark.slow
 def test_predict_dask_with_relative_paths_reads_the_clients_files(cluster, toy_run, data, tmp_path, monkeypatch):
     pytest.importorskip("dask_awkward")
     import hepnn
@@ -267,7 +264,6 @@ def test_unreachable_storage_error_has_no_password(tmp_path, capsys):
     assert checksums(tmp_path, skip=(tmp_path / "tune",)) == before
 
 
-@pytest.mark.slow
 def test_storage_secret_is_in_no_written_file_nor_output(tmp_path):
     """A real `hepnn tune` (subprocess: its sys.argv holds the URL) with a token in the storage URL."""
     pytest.importorskip("optuna")
@@ -363,7 +359,6 @@ def test_report_refuses_run_files_linked_out_of_the_run(toy_run, tmp_path, capsy
     assert not (tmp_path / "report" / "index.html").exists()
 
 
-@pytest.mark.slow
 def test_report_ignores_explanation_files_linked_out_of_the_run(toy_run, tmp_path):
     pytest.importorskip("matplotlib")
     from hepnn.plotting.report import make_report

@@ -285,7 +285,7 @@ def test_charged_constituents_carry_track_quantities(samples):
     np.testing.assert_array_equal(_np(ak.flatten(tt.PFCand_d0sig[flagged])), _np(ak.flatten(tt.Track_d0sig)))
 
 
-@pytest.mark.parametrize("debug", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("debug", [False, True])
 def test_fastjet_banner_only_with_debug(tmp_path, debug):
     # FastJet prints its banner from C++ at the first clustering of each process (here: of each
     # generator worker), past Python's sys.stdout: only a subprocess shows what reaches the terminal

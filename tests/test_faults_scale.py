@@ -147,7 +147,6 @@ def _scores(path):
     return uproot.open(path)["jets"]["hepnn_score"].array(library="np")
 
 
-@pytest.mark.slow
 def test_killed_predict_leaves_no_partial_output_and_rerun_equals_uninterrupted(toy_run, many_inputs, tmp_path):
     from hepnn.scale import output_names, predict_files
 
@@ -185,7 +184,6 @@ def test_killed_predict_leaves_no_partial_output_and_rerun_equals_uninterrupted(
 # --- hepnn generate --jobs N ------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_killed_generate_leaves_no_workers_and_no_partial_file(tmp_path):
     pytest.importorskip("pythia8mc")
     pytest.importorskip("fastjet")

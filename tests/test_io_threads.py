@@ -61,7 +61,6 @@ def test_dask_worker_threads_in_process(no_settings):
         assert reader_threads() > 1  # outside the task: the cores again
 
 
-@pytest.mark.slow
 def test_dask_worker_process_uses_one_reader_thread(no_settings):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, silence_logs=logging.CRITICAL,

@@ -132,7 +132,6 @@ def test_fused_efn_trains():
     assert history[-1] < 0.6 * history[0]
 
 
-@pytest.mark.slow
 def test_end_to_end_train_evaluate_predict_explain_export(tmp_path_factory):
     files = generated_files(tmp_path_factory)
     config = config_for(files, {"name": "efn", **TINY}, ["rel_eta", "rel_phi", "pt_frac", "log_pt"],
@@ -146,7 +145,6 @@ def test_end_to_end_train_evaluate_predict_explain_export(tmp_path_factory):
     assert np.all(z[real] > 0) and np.all(z[~real] == 0)  # z reached the model unstandardised
 
 
-@pytest.mark.slow
 def test_report_of_an_efn_run_shows_its_filters(tmp_path_factory):
     import hepnn.io
     from hepnn.models import load_model

@@ -181,7 +181,6 @@ def test_check_reads_the_local_node(slurm):
     assert problems[2].startswith(f"gpus-per-node={node['gpus'] + 1}")
 
 
-@pytest.mark.slow
 def test_training_template_runs_and_matches_a_direct_run(train_job, direct):
     job_id, folder = train_job
     wait_for(job_id, folder, completed)
@@ -193,7 +192,6 @@ def test_training_template_runs_and_matches_a_direct_run(train_job, direct):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.slow
 def test_usr1_and_requeue_resume_to_the_same_weights(data, direct):
     folder = data["folder"] / "job_requeue"
     run = folder / "run"
@@ -222,7 +220,6 @@ def test_usr1_and_requeue_resume_to_the_same_weights(data, direct):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.slow
 def test_multinode_template_trains_two_workers_in_sync(data, direct):
     import json
 
@@ -243,7 +240,6 @@ def test_multinode_template_trains_two_workers_in_sync(data, direct):
     assert curve[-1] < curve[0]
 
 
-@pytest.mark.slow
 def test_predict_template_scores_files_like_hepnn_predict(data, direct):
     import uproot
 

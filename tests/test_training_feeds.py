@@ -61,7 +61,6 @@ class Killed(BaseException):
     """Raised by the fault hook (nothing catches it, like a kill)."""
 
 
-@pytest.mark.slow
 def test_stream_cache_run_killed_mid_epoch_resumes_bit_identically(tmp_path, monkeypatch):
     """Killed inside a cached epoch (after a step checkpoint): the resumed run ends with the
     weights and losses of an uninterrupted one (the cached epochs train in one fit)."""
