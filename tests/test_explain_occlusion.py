@@ -48,3 +48,42 @@ def test_gradcam_mass_is_in_the_lit_region():
     v = np.abs(e.values["img"]).mean(axis=0)[..., 0]
     assert v[4:, 4:].sum() > 0.9 * v.sum() > 0
     assert e.extra["layer"] == conv.name
+
+
+def test_gradcam_of_two_jet_images_maps_each_into_its_own_input():
+    import keras
+
+    model = MODELS.get("cnn")({"a": (8, 8, 1), "b": (6, 6, 2)}, filters=(3, 3), convs_per_block=1,
+                              dense_units=(4,), dropout=0.0)
+    rng = np.random.default_rng(2)
+    x = {"a": rng.random((5, 8, 8, 1)).astype("float32"), "b": rng.random((5, 6, 6, 2)).astype("float32")}
+    convs = {layer.name: layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"}
+    last = {image: [n for n in convs if n.startswith(f"{image}_")][-1] for image in ("a", "b")}
+
+    def reference(name, size):  # Grad-CAM written out for one layer
+        import tensorflow as tf
+
+        probe = keras.Model(model.input, [convs[name].output, model.outputs[0]])
+        with tf.GradientTape() as tape:
+            maps, out = probe(x)
+            tape.watch(maps)
+            score = out[:, 0]
+        grads = tape.gradient(score, maps)
+        cam = tf.reduce_sum(tf.reduce_mean(grads, axis=(1, 2), keepdims=True) * maps, axis=-1, keepdims=True)
+        return tf.image.resize(cam, size, method="bilinear").numpy()[..., 0]
+
+    e = explain(model, x, method="gradcam", relu=False)
+    assert e.extra["layers"] == last and e.extra["layer"] == last["a"]
+    for image, size in (("a", (8, 8)), ("b", (6, 6))):
+        want = reference(last[image], size)
+        assert np.abs(want).max() > 0
+        for channel in range(x[image].shape[-1]):
+            np.testing.assert_allclose(e.values[image][..., channel], want, rtol=1e-4, atol=1e-6)
+    # one layer of b's convolutions: its map goes into b, nothing into a
+    only_b = explain(model, x, method="gradcam", relu=False, layer=last["b"])
+    assert only_b.extra["layers"] == {"b": last["b"]}
+    np.testing.assert_allclose(only_b.values["b"], e.values["b"], rtol=1e-5, atol=1e-7)
+    assert not np.any(only_b.values["a"])
+    # the feature maps' per-pixel values go into the image the first chosen layer sees
+    maps = explain(model, x, method="feature_maps", layers=[last["b"]])
+    assert maps.extra["image"] == "b" and not np.any(maps.values["a"]) and np.any(maps.values["b"])

@@ -17,7 +17,7 @@ from ..exceptions import UnknownNameError
 from ..plotting import save_figure
 from ..plotting.common import pyplot
 from ..plotting.filters import plot_conv_filters, plot_feature_maps
-from .gradcam import conv_layers
+from .gradcam import conv_layers, image_input_of
 from .registry import register_explainer
 
 __all__ = ["feature_maps", "write_feature_map_plots"]
@@ -60,7 +60,7 @@ def feature_maps(target, inputs, layers: list | None = None, n_examples: int = 4
     -------
     dict
         ``values``: per jet, the mean activation of the first chosen layer, resized to
-        the image and copied into each image channel; ``extra``: ``filters`` (the first
+        the image it sees (``extra["image"]``) and copied into each of its channels; ``extra``: ``filters`` (the first
         convolution's kernel ``(kh, kw, in, out)``), ``layers``, and per layer ``i``
         ``mean_maps_<i>`` ``(n_classes, h, w, channels)`` with ``classes`` (the labels
         of its rows) and ``example_maps_<i>`` ``(n_examples, h, w, channels)``.
@@ -82,7 +82,7 @@ def feature_maps(target, inputs, layers: list | None = None, n_examples: int = 4
         chosen = [convs[names.index(n)] for n in layers]
     struct = getattr(model, "_inputs_struct", None) or model.inputs
     probe = keras.Model(struct, [layer.output for layer in chosen])
-    image = target.of_kind("image")[0]
+    image = image_input_of(target, chosen[0])
     h, w = target.shapes[image][:2]
     n = len(inputs[image])
     outputs: list[list[np.ndarray]] = [[] for _ in chosen]
@@ -95,7 +95,7 @@ def feature_maps(target, inputs, layers: list | None = None, n_examples: int = 4
     maps = [np.concatenate(o) if o else np.zeros((0,) + tuple(layer.output.shape[1:])) for o, layer in zip(outputs, chosen)]
     labels = np.zeros(n, dtype=int) if labels is None or len(labels) != n else np.asarray(labels, dtype=int)
     classes = np.unique(labels)
-    extra: dict = {"filters": _kernel(convs[0]), "filters_layer": convs[0].name,
+    extra: dict = {"filters": _kernel(convs[0]), "filters_layer": convs[0].name, "image": image,
                    "layers": [layer.name for layer in chosen], "classes": classes}
     for i, m in enumerate(maps):
         extra[f"mean_maps_{i}"] = np.stack([m[labels == c].mean(axis=0) for c in classes]) if n else m
