@@ -66,6 +66,7 @@ def test_inputs_rebuild_the_four_momenta_and_derived_features(tmp_path):
     np.testing.assert_allclose(rows[:, 6] * raw_dr.std() + raw_dr.mean(), raw_dr, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("models", ["deepsets,particlenet,transformer"])
 def test_quick_train_scores_and_resumes(tmp_path, models):
     pk = _module()
