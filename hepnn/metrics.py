@@ -70,13 +70,20 @@ def _weights(weights: Any, n: int, name: str = "weights") -> np.ndarray | None:
     if len(w) != n:
         msg = f"{name} has {len(w)} entries but there are {n} scores; pass one weight per jet"
         raise ValueError(msg)
+    if not np.all(np.isfinite(w)):
+        msg = f"{name}: received {np.count_nonzero(~np.isfinite(w))} non-finite values (NaN or inf); fix the weights first"
+        raise ValueError(msg)
     return w
 
 
 def _binary_inputs(labels: Any, scores: Any, weights: Any, signal: int, what: str):
     """Checked ``(is_signal, scores, weights)``; signal and background must both carry positive weight."""
     s = _as_1d(scores, "scores")
-    y = _as_1d(labels, "labels") == signal
+    lab = _as_1d(labels, "labels")
+    if not np.all(np.isfinite(lab)):  # a NaN label would silently count as background
+        msg = f"labels: received {np.count_nonzero(~np.isfinite(lab))} non-finite values; every jet needs a class"
+        raise ValueError(msg)
+    y = lab == signal
     if len(y) != len(s):
         msg = f"labels has {len(y)} entries but scores has {len(s)}; pass one label per jet"
         raise ValueError(msg)
@@ -183,7 +190,8 @@ def _background_eff_at(signal_eff: np.ndarray, background_eff: np.ndarray, wp: n
     es = np.maximum.accumulate(signal_eff)
     k = np.clip(np.searchsorted(es, wp, side="left"), 1, len(es) - 1)
     exact = es[k] == wp
-    lo_s, hi_s = es[k - 1], es[k]
+    # the curve's own point before the crossing (below the running maximum after a dip of negative weights)
+    lo_s, hi_s = signal_eff[k - 1], es[k]
     lo_b, hi_b = background_eff[k - 1], background_eff[k]
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.where(hi_s > lo_s, (wp - lo_s) / (hi_s - lo_s), 1.0)
@@ -248,11 +256,17 @@ def cut_for_efficiency(scores: Any, working_point: float, weights: Any = None) -
         raise ValueError(msg)
     if len(s) == 0:
         return np.nan
+    if not np.sum(w) > 0:
+        msg = f"cut_for_efficiency: the jets need a positive total weight, received {float(np.sum(w))}"
+        raise ValueError(msg)
     order = np.argsort(-s, kind="mergesort")
+    ss = s[order]
+    # a cut keeps whole groups of tied scores: the fraction is the one at the end of each group
+    group_end = np.r_[ss[1:] != ss[:-1], True]
     # the tightest cut reaching the working point (negative weights make the fraction non-monotonic)
-    frac = np.maximum.accumulate(np.cumsum(w[order]) / np.sum(w))
-    k = min(int(np.searchsorted(frac, working_point * (1 - 1e-12), side="left")), len(s) - 1)
-    return float(s[order][k])
+    frac = np.maximum.accumulate(np.cumsum(w[order])[group_end] / np.sum(w))
+    k = min(int(np.searchsorted(frac, working_point * (1 - 1e-12), side="left")), len(frac) - 1)
+    return float(ss[group_end][k])
 
 
 def effective_count(weights: Any) -> float:
@@ -449,6 +463,9 @@ def confusion_matrix(
     t = _as_1d(y_true, "y_true", dtype=int)
     p = np.asarray(y_pred)
     if p.ndim == 2:
+        if not np.all(np.isfinite(p)):
+            msg = f"y_pred: received {np.count_nonzero(~np.isfinite(p))} non-finite probabilities; remove or clip them first"
+            raise ValueError(msg)
         n_classes = n_classes or p.shape[1]
         p = np.argmax(p, axis=1)
     p = _as_1d(p, "y_pred", dtype=int)
@@ -462,6 +479,12 @@ def confusion_matrix(
     n = n_classes or int(max(t.max(initial=-1), p.max(initial=-1)) + 1)
     if n < 1:
         return np.zeros((0, 0))
+    for name, values in (("y_true", t), ("y_pred", p)):
+        outside = (values < 0) | (values >= n)
+        if np.any(outside):
+            msg = (f"{name}: {np.count_nonzero(outside)} jets have a class outside 0..{n - 1} "
+                   f"(e.g. {int(values[outside][0])}); pass n_classes (or class_names) for every class")
+            raise ValueError(msg)
     sk = require("sklearn.metrics")
     with np.errstate(invalid="ignore", divide="ignore"):
         cm = sk.confusion_matrix(t, p, labels=np.arange(n), sample_weight=w, normalize=normalize)
@@ -515,6 +538,10 @@ def ks_test(a: Any, b: Any, weights_a: Any = None, weights_b: Any = None) -> KSR
         return KSResult(float(res.statistic), float(res.pvalue))
     wa = np.ones(len(a)) if weights_a is None else _weights(weights_a, len(a), "weights_a")
     wb = np.ones(len(b)) if weights_b is None else _weights(weights_b, len(b), "weights_b")
+    for name, w in (("weights_a", wa), ("weights_b", wb)):
+        if not np.sum(w) > 0:  # the weighted CDF is undefined (a statistic above 1, p-value 0)
+            msg = f"ks_test: {name} must have a positive sum, received {float(np.sum(w))}"
+            raise ValueError(msg)
     d = _weighted_ks_statistic(a, wa, b, wb)
     na, nb = effective_count(wa), effective_count(wb)
     en = max(1, int(np.round(na * nb / (na + nb))))

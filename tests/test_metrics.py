@@ -212,3 +212,203 @@ def test_confusion_matrix_counts_weighted_jets(normalize):
     np.testing.assert_allclose(cm, expected)
     probs = np.eye(3)[p]
     np.testing.assert_allclose(confusion_matrix(t, probs, normalize=normalize, weights=w), expected[:3, :3])
+
+
+# --- audit against brute-force references -------------------------------------------------------
+
+
+def _brute_auc(y, s, w):
+    """Weighted P(signal outscores background) + half the ties, over all signal-background pairs."""
+    ss, sb, ws, wb = s[y == 1], s[y == 0], w[y == 1], w[y == 0]
+    gt = (ss[:, None] > sb[None, :]) + 0.5 * (ss[:, None] == sb[None, :])
+    return float((ws[:, None] * wb[None, :] * gt).sum() / ws.sum() / wb.sum())
+
+
+def _brute_curve(is_sig, s, w):
+    """Efficiencies of the cuts ``score >= t`` for every distinct score, tightest first, from (0, 0)."""
+    es, eb = [0.0], [0.0]
+    for t in np.unique(s)[::-1]:
+        p = s >= t
+        es.append(w[is_sig & p].sum() / w[is_sig].sum())
+        eb.append(w[~is_sig & p].sum() / w[~is_sig].sum())
+    return np.array(es), np.array(eb)
+
+
+def _brute_rejection(es, eb, wps):
+    """1/eff_b on the straight segment of the curve that crosses each signal efficiency."""
+    out = []
+    for wp in wps:
+        i = int(np.nonzero(es >= wp)[0][0])
+        b = eb[i] if es[i] == wp else eb[i - 1] + (wp - es[i - 1]) / (es[i] - es[i - 1]) * (eb[i] - eb[i - 1])
+        out.append(1.0 / b if b > 0 else np.inf)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("weights", ["none", "positive", "negative"])
+def test_auc_with_ties_and_weights_matches_pair_count(weights):
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.normal(y, 1.0), 1)  # many tied scores
+    w = {"none": np.ones(300), "positive": rng.uniform(0.2, 2.0, 300), "negative": rng.normal(1.0, 1.0, 300)}[weights]
+    assert np.any(w < 0) == (weights == "negative")
+    ref = _brute_auc(y, s, w)
+    assert roc_auc(y, s, None if weights == "none" else w) == pytest.approx(ref, rel=1e-12)
+    eff_s, eff_b, _ = efficiency_curve(y, s, w)
+    assert efficiency_auc(eff_s, eff_b) == pytest.approx(ref, rel=1e-12)
+    if weights != "negative":
+        assert roc_auc(y, s, w) == pytest.approx(sklearn.metrics.roc_auc_score(y, s, sample_weight=w), rel=1e-12)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_rejection_at_matches_hand_sorted_curve_one_vs_rest(weighted):
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 3, 400)
+    s = np.round(rng.normal(y == 2, 1.0), 1)  # ties; signal = class 2, classes 0 and 1 are background
+    w = rng.uniform(0.2, 2.0, 400) if weighted else np.ones(400)
+    eff_s, eff_b, _ = efficiency_curve(y, s, w if weighted else None, signal=2)
+    ref_s, ref_b = _brute_curve(y == 2, s, w)
+    np.testing.assert_allclose(eff_s, ref_s, atol=1e-12)
+    np.testing.assert_allclose(eff_b, ref_b, atol=1e-12)
+    wps = np.array([0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
+    np.testing.assert_allclose(rejection_at(eff_s, eff_b, wps), _brute_rejection(ref_s, ref_b, wps), rtol=1e-12)
+    # a working point reached exactly: the lowest background efficiency at that signal efficiency
+    k = len(eff_s) // 2
+    assert rejection_at(eff_s, eff_b, eff_s[k]) == pytest.approx(1.0 / eff_b[np.argmax(eff_s >= eff_s[k])])
+
+
+def test_cut_for_efficiency_is_tightest_cut_reaching_working_point():
+    from hepnn.metrics import cut_for_efficiency
+
+    rng = np.random.default_rng(9)
+    s = np.round(rng.normal(size=500), 1)
+    w = rng.uniform(0.1, 3.0, 500)
+    for wp in (0.1, 0.3, 0.5, 0.77, 1.0):
+        cut = cut_for_efficiency(s, wp, w)
+        assert w[s >= cut].sum() / w.sum() >= wp - 1e-12
+        tighter = np.unique(s)[np.unique(s) > cut]
+        if len(tighter):  # the next tighter cut misses the working point
+            assert w[s >= tighter[0]].sum() / w.sum() < wp
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_weights_are_a_clear_error(bad):
+    """Before the fix cut_for_efficiency returned 3.3 (NaN) / -0.3 (inf), ks_test NaN, efficiencies NaN or 0."""
+    from hepnn.metrics import confusion_matrix, cut_for_efficiency
+
+    rng = np.random.default_rng(10)
+    s, y, w = rng.normal(size=200), rng.integers(0, 2, 200), rng.uniform(0.5, 2.0, 200)
+    w[3] = bad
+    calls = [
+        lambda: cut_for_efficiency(s, 0.5, w),
+        lambda: ks_test(s[:100], s[100:], w[:100]),
+        lambda: efficiency_hist(s, y == 1, [-3, 0, 3], w),
+        lambda: roc_auc(y, s, w),
+        lambda: confusion_matrix(y, y, weights=w),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="non-finite"):
+            call()
+
+
+def test_cut_for_efficiency_needs_positive_total_weight():
+    from hepnn.metrics import cut_for_efficiency
+
+    with pytest.raises(ValueError, match="positive total weight"):  # returned 0.1 before the fix
+        cut_for_efficiency([0.1, 0.2, 0.3], 0.5, [-1.0, -1.0, 0.5])
+
+
+def test_confusion_matrix_refuses_nan_probabilities_and_unknown_classes():
+    from hepnn.metrics import confusion_matrix
+
+    proba = np.array([[0.9, 0.1], [np.nan, 0.2], [0.3, 0.7]])
+    with pytest.raises(ValueError, match="non-finite"):  # argmax silently called the NaN jet class 0
+        confusion_matrix([0, 1, 1], proba)
+    with pytest.raises(ValueError, match="outside 0..1"):  # jets of class 2 and 3 were silently dropped
+        confusion_matrix([0, 1, 2, 3], [0, 1, 2, 3], n_classes=2)
+    with pytest.raises(ValueError, match="outside"):
+        confusion_matrix([0, 1, -1], [0, 1, 1])
+    # a class with no jets: its row is 0 when normalised, the others match sklearn
+    cm = confusion_matrix([0, 0, 2], [0, 2, 2], n_classes=3, normalize="true")
+    np.testing.assert_allclose(cm, [[0.5, 0, 0.5], [0, 0, 0], [0, 0, 1]])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_efficiency_from_hist_matches_hand_binning_and_beta(weighted):
+    rng = np.random.default_rng(11)
+    x = rng.uniform(0, 100, 300)
+    passed = rng.random(300) < x / 120
+    w = rng.uniform(0.5, 2.0, 300) if weighted else np.ones(300)
+    edges = [0, 10, 40, 100, 150]  # the last bin is empty
+    be = efficiency_from_hist(efficiency_hist(x, passed, edges, w if weighted else None))
+    a = (1 - 0.6826894921370859) / 2
+    for b in range(3):
+        inb = (x >= edges[b]) & (x < edges[b + 1])
+        eff = w[inb & passed].sum() / w[inb].sum()
+        n = w[inb].sum() ** 2 / (w[inb] ** 2).sum()
+        k = eff * n
+        assert be.eff[b] == pytest.approx(eff, rel=1e-12)
+        assert be.n[b] == pytest.approx(n, rel=1e-12)
+        lo = 0.0 if k == 0 else scipy.stats.beta.ppf(a, k, n - k + 1)
+        hi = 1.0 if k >= n else scipy.stats.beta.ppf(1 - a, k + 1, n - k)
+        assert be.lo[b] == pytest.approx(lo, rel=1e-9, abs=1e-12)
+        assert be.hi[b] == pytest.approx(hi, rel=1e-9, abs=1e-12)
+    assert np.isnan(be.eff[3]) and np.isnan(be.lo[3]) and np.isnan(be.hi[3]) and be.n[3] == 0
+
+
+def test_weighted_ks_statistic_matches_brute_force_ecdf():
+    rng = np.random.default_rng(12)
+    a, b = np.round(rng.normal(size=150), 1), np.round(rng.normal(0.2, 1.0, 120), 1)
+    wa, wb = rng.uniform(0.5, 2.0, 150), rng.uniform(0.5, 2.0, 120)
+    grid = np.union1d(a, b)
+    fa = np.array([wa[a <= t].sum() for t in grid]) / wa.sum()
+    fb = np.array([wb[b <= t].sum() for t in grid]) / wb.sum()
+    res = ks_test(a, b, wa, wb)
+    assert res.statistic == pytest.approx(np.abs(fa - fb).max(), rel=1e-12)
+    na, nb = effective_count(wa), effective_count(wb)
+    assert res.pvalue == pytest.approx(scipy.stats.kstwo.sf(res.statistic, round(na * nb / (na + nb))), rel=1e-12)
+
+
+def test_rejection_at_negative_weights_interpolates_on_the_crossing_segment():
+    """Before the fix the lower end of the segment was the running maximum of eff_s, a point not on the curve."""
+    assert rejection_at([0, 0.4, 0.3, 0.6, 1], [0, 0.1, 0.2, 0.5, 1], 0.5) == pytest.approx(2.5)  # was 2.857
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 40)
+    s = np.round(rng.normal(y, 1.0))  # ties of signal and background jets
+    w = rng.normal(1.0, 2.0, 40)  # NLO-like negative weights, the curve dips
+    eff_s, eff_b, _ = efficiency_curve(y, s, w)
+    ref_s, ref_b = _brute_curve(y == 1, s, w)
+    np.testing.assert_allclose(eff_s, ref_s, atol=1e-12)
+    assert np.any(np.diff(eff_s) < 0)
+    wps = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
+    np.testing.assert_allclose(rejection_at(eff_s, eff_b, wps), _brute_rejection(ref_s, ref_b, wps), rtol=1e-12)
+
+
+def test_cut_for_efficiency_negative_weights_with_ties_reaches_working_point():
+    """Before the fix a cut inside a group of tied scores was taken (seed 11, wp 0.2: cut 1.0 keeping 14.6 %)."""
+    from hepnn.metrics import cut_for_efficiency
+
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        s, w = np.round(rng.normal(size=30)), rng.normal(1.0, 2.0, 30)
+        if w.sum() <= 0:
+            continue
+        cuts = np.unique(s)[::-1]
+        frac = np.array([w[s >= c].sum() / w.sum() for c in cuts])
+        for wp in (0.2, 0.5, 0.8):
+            assert cut_for_efficiency(s, wp, w) == cuts[np.argmax(frac >= wp - 1e-12)]
+
+
+def test_nan_labels_are_a_clear_error():
+    """Before the fix a NaN label counted as background: AUC 0.5 instead of refusing."""
+    with pytest.raises(ValueError, match="labels: received 1 non-finite"):
+        roc_auc([1, np.nan, 0], [0.5, 0.9, 0.1])
+    with pytest.raises(ValueError, match="labels: received 1 non-finite"):
+        efficiency_curve([1, np.nan, 0], [0.5, 0.9, 0.1])
+
+
+def test_weighted_ks_needs_positive_total_weight():
+    """Before the fix: statistic 2.33 and p-value 0 (a false overtraining alarm) for weights summing to -1."""
+    with pytest.raises(ValueError, match="weights_a must have a positive sum"):
+        ks_test([0.1, 0.2, 0.3], [0.1, 0.5, 0.6], [1.0, 1.0, -3.0])
+    with pytest.raises(ValueError, match="weights_b must have a positive sum"):
+        ks_test([0.1, 0.2, 0.3], [0.1, 0.5, 0.6], None, [0.0, 0.0, 0.0])

@@ -30,3 +30,22 @@ def test_latent_pca_and_2d():
     res = plot_latent(z[:, :2], y)
     assert res.explained_variance is None
     np.testing.assert_array_equal(res.projection, z[:, :2])
+
+
+@pytest.mark.parametrize("log_x", [True, False])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_reconstruction_error_refuses_non_finite_errors(log_x, bad):
+    """Before the fix: 'input sequence must be strictly ascending' or 'forward transform ... invalid'."""
+    with pytest.raises(ValueError, match="errors: received 1 non-finite"):
+        plot_reconstruction_error(np.array([1.0, bad, 2.0, 3.0]), [0, 1, 0, 1], log_x=log_x)
+
+
+def test_reconstruction_auc_one_vs_rest_with_ties():
+    rng = np.random.default_rng(61)
+    y = rng.integers(0, 3, 300)
+    err = np.round(rng.exponential(1.0 + (y == 2)), 1) + 0.1
+    res = plot_reconstruction_error(err, y, anomaly=2, bins=10)
+    ss, sb = err[y == 2], err[y != 2]
+    ref = ((ss[:, None] > sb[None, :]) + 0.5 * (ss[:, None] == sb[None, :])).mean()
+    assert res.auc == pytest.approx(ref, rel=1e-12)
+    assert sum(h.sum().value for h in res.hists.values()) == 300  # the largest error is in the last bin

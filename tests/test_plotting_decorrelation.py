@@ -34,3 +34,13 @@ def test_many_taggers_get_distinct_colour_and_marker():
     res = plot_rejection_vs_sculpting(sculpting)
     drawn = {(to_hex(a.get_facecolor()[0]), a.get_paths()[0].vertices.tobytes()) for a in res.artists.values()}
     assert len(drawn) == 13
+
+
+def test_working_point_picks_its_own_keys_and_skips_non_finite():
+    entries = {
+        "a": {"rejection_30": 40.0, "inv_jsd_30": 7.0, "rejection_50": 20.0, "inv_jsd_50": 5.0},
+        "b": {"rejection_30": float("nan"), "inv_jsd_30": 3.0},
+        "c": {"rejection_30": 15.0, "inv_jsd_30": float("inf")},
+    }
+    res = plot_rejection_vs_sculpting(entries, working_point=0.3)  # 100 * 0.3 = 30.000000000000004
+    assert res.points == {"a": (7.0, 40.0)}

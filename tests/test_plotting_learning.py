@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from hepnn.exceptions import InputDataError, UnknownNameError
@@ -31,3 +32,14 @@ def test_errors(tmp_path):
         read_history(tmp_path / "missing.csv")
     with pytest.raises(ValueError, match="differ in length"):
         read_history({"loss": [1.0, 2.0], "val_loss": [1.0]})
+
+
+def test_plotted_values_are_the_history_values(tmp_path):
+    loss, val = [0.693147, 0.5123456789, 0.25], [0.7, float("nan"), 0.3]
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss,val_loss\n" + "".join(f"{i},{a!r},{b!r}\n" for i, (a, b) in enumerate(zip(loss, val))))
+    res = plot_learning_curves(path)
+    x, yv = res.lines["loss"]["train"].get_data()
+    assert list(x) == [0, 1, 2] and list(yv) == loss  # exact, epochs as written by CSVLogger
+    np.testing.assert_array_equal(res.lines["loss"]["validation"].get_data()[1], val)
+    assert read_history({"loss": loss})["epoch"].tolist() == [1, 2, 3]

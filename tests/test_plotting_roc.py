@@ -118,3 +118,36 @@ def test_distinct_styles_follow_the_style_palette():
     assert [s["color"] for s in styles] == ["#000000", "#ff0000", "#00ff00"] * 2 + ["#000000"]
     assert [s["linestyle"] for s in styles] == ["-"] * 3 + ["--"] * 3 + [":"]
     assert len({(p["color"], p["marker"]) for p in points}) == 7
+
+
+def test_rejections_and_auc_match_hand_sorted_references():
+    rng = np.random.default_rng(31)
+    n = 500
+    y = rng.integers(0, 3, n)
+    s = np.round(rng.normal(y == 1, 1.0), 1)  # ties; signal = class 1, one-vs-rest
+    w = rng.uniform(0.2, 2.0, n)
+    wps = (0.3, 0.5, 0.7)
+    res = plot_rejection({"a": s}, y, weights=w, signal=1, working_points=wps)
+    is_sig = y == 1
+    for wp in wps:
+        # hand-made curve over distinct cuts score >= t, tightest first, then the crossing segment
+        cuts = np.unique(s)[::-1]
+        es = np.array([w[is_sig & (s >= t)].sum() / w[is_sig].sum() for t in cuts])
+        eb = np.array([w[~is_sig & (s >= t)].sum() / w[~is_sig].sum() for t in cuts])
+        es, eb = np.r_[0.0, es], np.r_[0.0, eb]
+        i = int(np.argmax(es >= wp))
+        b = eb[i] if es[i] == wp else eb[i - 1] + (wp - es[i - 1]) / (es[i] - es[i - 1]) * (eb[i] - eb[i - 1])
+        assert res.rejections["a"][wp] == pytest.approx(1.0 / b, rel=1e-12)
+    ref_auc = sklearn.metrics.roc_auc_score(is_sig, s, sample_weight=w)
+    assert res.auc["a"] == pytest.approx(ref_auc, rel=1e-12)
+    roc = plot_roc({"a": s}, y, weights=w, signal=1)
+    assert roc.auc["a"] == pytest.approx(ref_auc, rel=1e-12)
+    assert roc.rejections["a"][0.5] == pytest.approx(res.rejections["a"][0.5], rel=1e-12)
+
+
+def test_rejection_refuses_nan_scores_and_weights():
+    y = np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="non-finite"):
+        plot_rejection({"a": np.array([0.1, np.nan, 0.3, 0.9])}, y)
+    with pytest.raises(ValueError, match="non-finite"):
+        plot_rejection({"a": np.array([0.1, 0.2, 0.3, 0.9])}, y, weights=np.array([1.0, np.nan, 1.0, 1.0]))

@@ -79,6 +79,9 @@ def plot_reconstruction_error(
     if len(e) != len(y):
         msg = f"errors has {len(e)} entries but labels has {len(y)}"
         raise ValueError(msg)
+    if not np.all(np.isfinite(e)):
+        msg = f"errors: received {np.count_nonzero(~np.isfinite(e))} non-finite values (NaN or inf); remove them first"
+        raise ValueError(msg)
     if log_x and np.any(e <= 0):
         msg = f"errors: log_x needs positive errors, received minimum {e.min()}; pass log_x=False"
         raise ValueError(msg)

@@ -104,13 +104,20 @@ def binned_efficiency(
     """
     x = as_1d(variable, "variable")
     s = as_1d(scores, "scores")
-    is_sig = as_1d(labels, "labels") == signal
+    lab = as_1d(labels, "labels")
+    if not np.all(np.isfinite(lab)):  # a NaN label would silently count as background
+        msg = f"labels: received {np.count_nonzero(~np.isfinite(lab))} non-finite values; every jet needs a class"
+        raise ValueError(msg)
+    is_sig = lab == signal
     if not (len(x) == len(s) == len(is_sig)):
         msg = f"variable, scores and labels must have one entry per jet; received {len(x)}, {len(s)}, {len(is_sig)}"
         raise ValueError(msg)
     w = None if weights is None else as_1d(weights, "weights")
     if w is not None and len(w) != len(x):
         msg = f"weights has {len(w)} entries but there are {len(x)} jets; pass one weight per jet"
+        raise ValueError(msg)
+    if w is not None and not np.all(np.isfinite(w)):
+        msg = f"weights: received {np.count_nonzero(~np.isfinite(w))} non-finite values (NaN or inf); fix the weights first"
         raise ValueError(msg)
     if not np.all(np.isfinite(s)):
         msg = f"scores: received {np.count_nonzero(~np.isfinite(s))} non-finite values; remove or clip them first"
@@ -126,7 +133,7 @@ def binned_efficiency(
         cuts = np.full(n_bins, np.nan)
         for b in range(n_bins):
             sig = (idx == b) & is_sig
-            if np.any(sig):
+            if np.any(sig) and (w is None or np.sum(w[sig]) > 0):  # no cut (nan) without signal weight
                 cuts[b] = cut_for_efficiency(s[sig], working_point, None if w is None else w[sig])
     else:
         cuts = np.full(n_bins, cut_for_efficiency(s[is_sig], working_point, None if w is None else w[is_sig]))
@@ -297,7 +304,11 @@ def plot_mass_sculpting(
     """
     m = as_1d(mass, "mass")
     s = as_1d(scores, "scores")
-    is_sig = as_1d(labels, "labels") == signal
+    lab = as_1d(labels, "labels")
+    if not np.all(np.isfinite(lab)):  # a NaN label would silently count as background
+        msg = f"labels: received {np.count_nonzero(~np.isfinite(lab))} non-finite values; every jet needs a class"
+        raise ValueError(msg)
+    is_sig = lab == signal
     if not (len(m) == len(s) == len(is_sig)):
         msg = f"mass, scores and labels must have one entry per jet; received {len(m)}, {len(s)}, {len(is_sig)}"
         raise ValueError(msg)
