@@ -70,3 +70,25 @@ def test_fit_parts_equals_the_fit_of_the_concatenation(monkeypatch, threshold):
     # and a second fit_parts starts afresh
     pre = Preprocessor(spec).fit_parts(parts[:2])
     assert pre.fit_parts(parts).to_dict() == Preprocessor(spec).fit(whole).to_dict()
+
+
+@pytest.mark.parametrize("threshold", [0, 10**12])
+def test_constant_and_non_finite_columns_by_both_paths(monkeypatch, threshold):
+    # the compiled loops (threshold 0) and numpy: a constant column (whose mean has rounding) gets
+    # scale 1, a NaN in a standardised column is an error naming it, padded NaN does not count
+    from hepnn.exceptions import InputDataError
+
+    monkeypatch.setattr(preprocessor, "_COMPILED_FIT_VALUES", threshold)
+    rng = np.random.default_rng(7)
+    spec = {"c": {"kind": "sequence", "variables": ["k", "v"], "standardize": True, "pad_value": 0.0}}
+    x = np.stack([np.full((500, 3), 0.1), rng.normal(size=(500, 3))], axis=-1).astype(np.float32)
+    mask = rng.random((500, 3)) < 0.7
+    x[~mask] = np.nan
+    pre = Preprocessor(spec).fit({"c": x, "c_mask": mask})
+    assert pre.scale_["c"][0] == 1.0
+    real = x[mask].astype(np.float64)
+    np.testing.assert_allclose(pre.mean_["c"], real.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(pre.scale_["c"][1], real[:, 1].std(), rtol=1e-12)
+    mask[~mask.all(axis=1).nonzero()[0][0]] = True  # one jet's padded (NaN) slots now count as real
+    with pytest.raises(InputDataError, match=r"'c'.*'k', 'v'"):
+        Preprocessor(spec).fit({"c": x, "c_mask": mask})

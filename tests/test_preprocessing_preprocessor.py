@@ -262,3 +262,123 @@ def test_transform_elements_equals_the_padded_transform(monkeypatch, threads):
     real[np.flatnonzero(x[mask][:, 0] < 0)] = False
     np.testing.assert_array_equal(p.transform_elements("seq", x[mask], real)[real].view(np.uint32),
                                   padded["seq"][mask][real].view(np.uint32))
+
+
+# --- numbers against independent references ------------------------------------------------
+
+AUDIT_SPEC = {
+    "jet": {"kind": "flat", "variables": ["pt", "eta", "m", "q"], "standardize": False,
+            "transforms": {"pt": {"log": True, "standardize": True}, "eta": {"abs": True, "standardize": True},
+                           "m": {"log1p": True, "clip": [0.0, 4.0], "standardize": True}}},
+    "seq": {"kind": "sequence", "variables": ["e", "d"], "standardize": True, "pad_value": -9.0,
+            "transforms": {"e": {"log": True}}},
+    "img": {"kind": "image", "variables": [], "standardize": True},
+}
+
+
+def _audit_data(rng, n=40):
+    seq = rng.exponential(3.0, (n, 5, 2)) + 0.1
+    mask = rng.random((n, 5)) < 0.6
+    seq[~mask] = rng.normal(0, 100, ((~mask).sum(), 2))  # garbage (even negative) in padded slots
+    jet = np.c_[rng.exponential(50, n) + 1, rng.normal(0, 2, n), rng.exponential(20, n), rng.normal(7, 3, n)]
+    return {"jet": jet, "seq": seq, "seq_mask": mask, "img": rng.exponential(1.0, (n, 3, 3, 2))}
+
+
+def _reference(data):
+    """Brute-force means/stds (numpy, float64) of the transformed real values."""
+    jet = data["jet"]
+    cols = np.c_[np.log(jet[:, 0]), np.abs(jet[:, 1]), np.clip(np.log1p(jet[:, 2]), 0, 4), jet[:, 3]]
+    real = [data["seq"][i, j] for i in range(len(data["seq"])) for j in range(5) if data["seq_mask"][i, j]]
+    real = np.array(real)
+    real[:, 0] = np.log(real[:, 0])
+    img = data["img"].reshape(len(data["img"]), -1)
+    return {"jet": (cols, [True, True, True, False]), "seq": (real, [True, True]), "img": (img, [True] * 18)}
+
+
+def test_fit_and_transform_match_a_brute_force_reference():
+    rng = np.random.default_rng(11)
+    data = _audit_data(rng)
+    p = Preprocessor(AUDIT_SPEC).fit(data)
+    out = p.transform(data)
+    ref = _reference(data)
+    for name, (values, used) in ref.items():
+        np.testing.assert_allclose(p.mean_[name], values.mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(p.scale_[name], values.std(axis=0), rtol=1e-12)
+        assert p.n_samples_[name] == len(values)
+        mean, std = values.mean(axis=0), values.std(axis=0)
+        expected = np.where(used, (values - mean) / std, values)
+        got = out[name][data["seq_mask"]] if name == "seq" else out[name].reshape(len(values), -1)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert (out["seq"][~data["seq_mask"]] == -9.0).all()  # padding back at pad_value, every feature
+    assert out["img"].shape == data["img"].shape
+
+
+def test_fit_in_parts_equals_the_fit_of_the_concatenation():
+    rng = np.random.default_rng(12)
+    data = _audit_data(rng, 60)
+    full = Preprocessor(AUDIT_SPEC).fit(data)
+    cuts = [(0, 1), (1, 17), (17, 60)]
+    chunks = [{k: v[a:b] for k, v in data.items()} for a, b in cuts]
+    streamed = Preprocessor(AUDIT_SPEC)
+    for chunk in chunks:
+        streamed.partial_fit(chunk)
+    joined = Preprocessor(AUDIT_SPEC).fit_parts(chunks)
+    for name in ("jet", "seq", "img"):
+        for other in (streamed, joined):
+            np.testing.assert_allclose(other.mean_[name], full.mean_[name], rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(other.scale_[name], full.scale_[name], rtol=1e-12)
+            assert other.n_samples_[name] == full.n_samples_[name]
+
+
+@pytest.mark.parametrize("value", [0.1, 91.1876, -3.3, 0.0])
+def test_a_constant_feature_gets_scale_one(value):
+    # 0.1 is not a binary fraction: its mean over 1000 copies is off by ~1e-15, and before the fix
+    # that rounding was taken as the std (scale 1.4e-15): the constant column became 1.0 and a
+    # value of 0.2 became 7e13
+    rng = np.random.default_rng(13)
+    spec = {"j": {"kind": "flat", "variables": ["c", "x"], "standardize": True}}
+    x = np.c_[np.full(1000, value), rng.normal(size=1000)]
+    p = Preprocessor(spec).fit({"j": x})
+    assert p.scale_["j"][0] == 1.0
+    out = p.transform({"j": np.r_[x[:3], [[value + 0.1, 0.0]]]})["j"]
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out[:3, 0], 0.0, atol=1e-6)
+    np.testing.assert_allclose(out[3, 0], 0.1, rtol=1e-5)
+
+
+def test_a_resumed_fit_after_load_equals_the_uninterrupted_fit(tmp_path):
+    # before the fix the loaded sums of squares were scale**2 * n: n (not 0) for a constant column,
+    # whose scale then became sqrt(1/2) = 0.707 after one more chunk instead of 1
+    rng = np.random.default_rng(14)
+    spec = {"j": {"kind": "flat", "variables": ["c", "x"], "standardize": True}}
+    a = {"j": np.c_[np.zeros(200), rng.normal(size=200)]}
+    b = {"j": np.c_[np.zeros(300), rng.normal(2, 3, size=300)]}
+    direct = Preprocessor(spec).partial_fit(a).partial_fit(b)
+    resumed = Preprocessor.load(Preprocessor(spec).fit(a).save(tmp_path / "p.json")).partial_fit(b)
+    assert resumed.scale_["j"][0] == 1.0
+    np.testing.assert_allclose(resumed.mean_["j"], direct.mean_["j"], rtol=1e-12)
+    np.testing.assert_allclose(resumed.scale_["j"], direct.scale_["j"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_values_in_a_standardised_feature_are_an_error_naming_it(bad):
+    # before the fix the mean became NaN (and the scale 1) silently
+    spec = {"j": {"kind": "flat", "variables": ["pt", "eta"], "standardize": True}}
+    x = np.random.default_rng(15).normal(size=(20, 2))
+    x[4, 1] = bad
+    with pytest.raises(InputDataError, match=r"'j'.*'eta'"):
+        Preprocessor(spec).fit({"j": x})
+    seq = {"s": {"kind": "sequence", "variables": ["e"], "standardize": True, "pad_value": 0.0}}
+    values, mask = np.ones((3, 4, 1)), np.ones((3, 4), bool)
+    values[1, 2, 0], mask[1, 2] = bad, False  # a padded slot may hold anything
+    Preprocessor(seq).fit({"s": values, "s_mask": mask})
+    mask[1, 2] = True
+    with pytest.raises(InputDataError, match=r"'s'.*'e'"):
+        Preprocessor(seq).fit({"s": values, "s_mask": mask})
+
+
+def test_a_changed_number_of_features_is_an_error_naming_the_input():
+    spec = {"j": {"kind": "flat", "variables": ["pt", "eta"], "standardize": True}}
+    p = Preprocessor(spec).fit({"j": np.random.default_rng(16).normal(size=(10, 2))})
+    with pytest.raises(InputDataError, match=r"'j'.*fitted on 2 values per jet, received 3"):
+        p.transform({"j": np.zeros((4, 3))})

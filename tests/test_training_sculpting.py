@@ -77,3 +77,61 @@ def test_run_sculpting_picks_the_variable_and_skips_non_binary():
     assert entry["variable"] == "jet_mass" and entry["rejection_50"] == pytest.approx(2.0, rel=0.25)
     assert run_sculpting(config, {**pred, "task": "multiclass"}) == {}
     assert run_sculpting(config, {**pred, "data": {}}) == {}
+
+
+def _reference_sculpting(mass, scores, is_sig, weights, wp, bins):
+    """Rejection and JSD by loops: the tightest signal cut reaching ``wp``, equal-width bins over
+    the finite background masses (last edge included), JSD of the two normalised histograms."""
+    sig = sorted(((s, w) for s, w, y in zip(scores, weights, is_sig) if y), key=lambda t: -t[0])
+    total, acc, cut = sum(w for _, w in sig), 0.0, None
+    for i, (s, w) in enumerate(sig):
+        acc += w
+        last_of_tie = i + 1 == len(sig) or sig[i + 1][0] != s
+        if last_of_tie and acc / total >= wp * (1 - 1e-12):
+            cut = s
+            break
+    bkg = [(m, s, w) for m, s, w, y in zip(mass, scores, weights, is_sig) if not y]
+    eff = sum(w for _, s, w in bkg if s >= cut) / sum(w for _, _, w in bkg)
+    finite = [m for m, _, _ in bkg if np.isfinite(m)]
+    lo, hi = min(finite), max(finite)
+    h = {True: [0.0] * bins, False: [0.0] * bins}
+    for m, s, w in bkg:
+        if np.isfinite(m):
+            k = min(int((m - lo) / (hi - lo) * bins), bins - 1)
+            h[s >= cut][k] += w
+    return 1 / eff, _direct_jsd(h[True], h[False])
+
+
+@pytest.mark.parametrize("wp", [0.3, 0.5, 0.8])
+def test_weighted_sculpting_against_a_loop_reference(wp):
+    rng = np.random.default_rng(21)
+    n = 600
+    y = rng.random(n) < 0.4
+    mass = rng.exponential(60, n) + 10
+    mass[rng.choice(np.flatnonzero(~y), 5, replace=False)] = np.nan  # no mass: counted in the rejection only
+    scores = np.round(rng.normal(size=n) + 1.5 * y + np.nan_to_num(mass, nan=50) / 100, 2)  # ties too
+    weights = rng.uniform(0.1, 2.0, n)
+    out = sculpting_metrics(mass, scores, y, weights, working_point=wp, bins=12, name="m")
+    rejection, jsd = _reference_sculpting(mass, scores, y, weights, wp, 12)
+    tag = f"{round(100 * wp)}"
+    assert out[f"rejection_{tag}"] == pytest.approx(rejection, rel=1e-6)
+    assert out[f"jsd_{tag}"] == pytest.approx(jsd, rel=1e-4, abs=1e-6)
+    assert out[f"inv_jsd_{tag}"] == pytest.approx(1 / jsd, rel=1e-5)
+    assert 0 < jsd < 1
+
+
+def test_sculpting_edge_cases_give_none_not_nan():
+    mass = np.array([1.0, 2.0, 3.0, 4.0, 1.0, 2.0])
+    is_sig = np.array([0, 0, 0, 0, 1, 1], bool)
+    # every background jet passes: no failing shape, rejection 1
+    out = sculpting_metrics(mass, [0.9, 0.9, 0.9, 0.9, 0.5, 0.4], is_sig, bins=2)
+    assert out["rejection_50"] == 1.0 and out["jsd_50"] is None and out["inv_jsd_50"] is None
+    # none passes: rejection infinite (None)
+    out = sculpting_metrics(mass, [0.1, 0.1, 0.1, 0.1, 0.5, 0.4], is_sig, bins=2)
+    assert out["rejection_50"] is None
+    # equal shapes: JSD 0, 1/JSD infinite (None)
+    out = sculpting_metrics([1.0, 1.0, 3.0, 3.0, 1.0, 2.0], [0.9, 0.1, 0.9, 0.1, 0.5, 0.4], is_sig, bins=2)
+    assert out["jsd_50"] == 0.0 and out["inv_jsd_50"] is None and out["rejection_50"] == 2.0
+    # a constant background mass: one filled bin, equal shapes
+    out = sculpting_metrics([5.0, 5.0, 5.0, 5.0, 1.0, 2.0], [0.9, 0.1, 0.9, 0.1, 0.5, 0.4], is_sig, bins=3)
+    assert out["jsd_50"] == 0.0

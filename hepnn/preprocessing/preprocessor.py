@@ -227,6 +227,7 @@ class Preprocessor:
             if not parts or name not in parts[0] or not self.fits(name):
                 continue
             n_b, mean_b, m2_b = self._moments(name, spec, parts)
+            self._check_finite(name, spec, mean_b, m2_b)
             n_a = self.n_samples_.get(name, 0)
             mean_a = np.array(self.mean_.get(name, np.zeros(len(mean_b))), dtype=np.float64)
             m2_a = self._m2_.get(name, np.zeros(len(mean_b)))
@@ -275,15 +276,31 @@ class Preprocessor:
         rows = self._stateless(name, spec, gathered[0] if len(gathered) == 1 else np.concatenate(gathered), None)
         if len(rows) == 0:
             return 0, np.zeros(n_columns), np.zeros(n_columns)
-        mean = rows.mean(axis=0)
-        rows -= mean  # in place: rows is this call's own float64 copy
-        np.square(rows, out=rows)
-        return len(rows), mean, rows.sum(axis=0)
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite values: reported by _check_finite
+            mean = rows.mean(axis=0)
+            rows -= mean  # in place: rows is this call's own float64 copy
+            np.square(rows, out=rows)
+            return len(rows), mean, rows.sum(axis=0)
+
+    def _check_finite(self, name: str, spec: Mapping, mean: np.ndarray, m2: np.ndarray) -> None:
+        """NaN or infinite values in a standardised column would give a NaN mean: an error naming it."""
+        use = np.ones(len(mean), bool) if spec.get("kind") == "image" else self._standardised(spec)
+        bad = np.flatnonzero(use & ~(np.isfinite(mean) & np.isfinite(m2)))
+        if len(bad):
+            variables = list(spec.get("variables", []))
+            names = [repr(variables[i]) if spec.get("kind") != "image" and i < len(variables) else f"value {i}"
+                     for i in bad[:5]]
+            msg = (f"input {name!r}: NaN or infinite values in {', '.join(names)} (standardised); the fit's "
+                   "mean and scale would be NaN; fix the input or cut those jets (data.on_nan, data.cuts)")
+            raise InputDataError(msg)
 
     def _finish(self, name: str, spec: Mapping) -> None:
         n = max(self.n_samples_.get(name, 0), 1)
         std = np.sqrt(np.asarray(self._m2_[name]) / n)
-        std = np.where(std > 0, std, 1.0)
+        # a constant column: its std is only the rounding of its mean (at most ~ n * eps * |mean|), not 0;
+        # dividing by it would blow the column (and any later variation of it) up to ~1e15
+        tiny = n * np.finfo(np.float64).eps * np.abs(np.asarray(self.mean_[name], dtype=np.float64))
+        std = np.where(std > tiny, std, 1.0)
         self.scale_[name] = [float(s) for s in std]
 
     def standardisation(self, name: str, spec: Mapping, n_features: int, shape: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -461,6 +478,7 @@ class Preprocessor:
             out["mean_"] = self.mean_
             out["scale_"] = self.scale_
             out["n_samples_"] = self.n_samples_
+            out["m2_"] = {k: [float(v) for v in m2] for k, m2 in self._m2_.items()}
         return out
 
     @classmethod
@@ -475,6 +493,8 @@ class Preprocessor:
             obj.scale_ = {k: list(v) for k, v in data["scale_"].items()}
             obj.n_samples_ = dict(data.get("n_samples_", {}))
             obj._m2_ = {k: np.square(obj.scale_[k]) * obj.n_samples_.get(k, 0) for k in obj.scale_}
+            # saved sums of squares (files before them: from the scale, wrong for constant columns, scale 1)
+            obj._m2_.update({k: np.asarray(v, dtype=np.float64) for k, v in data.get("m2_", {}).items()})
         return obj
 
     def save(self, path: str | os.PathLike) -> Path:
