@@ -135,3 +135,17 @@ def test_sculpting_edge_cases_give_none_not_nan():
     # a constant background mass: one filled bin, equal shapes
     out = sculpting_metrics([5.0, 5.0, 5.0, 5.0, 1.0, 2.0], [0.9, 0.1, 0.9, 0.1, 0.5, 0.4], is_sig, bins=3)
     assert out["jsd_50"] == 0.0
+
+
+def test_a_small_jsd_keeps_its_significant_digits():
+    # a tagger that ignores the mass: JSD ~1e-4, stored to 6 significant digits (not 6 decimals)
+    rng = np.random.default_rng(5)
+    n = 40000
+    y = rng.random(n) < 0.5
+    mass = rng.exponential(60, n) + 10
+    scores = rng.normal(size=n) + y
+    out = sculpting_metrics(mass, scores, y, np.ones(n), working_point=0.5, bins=12, name="m")
+    _, jsd = _reference_sculpting(mass, scores, y, np.ones(n), 0.5, 12)
+    assert 1e-6 < jsd < 1e-2
+    assert out["jsd_50"] == pytest.approx(jsd, rel=1e-5)
+    assert out["jsd_50"] * out["inv_jsd_50"] == pytest.approx(1.0, rel=1e-5)

@@ -80,7 +80,8 @@ def plot_scores(
 
     Test scores are drawn as filled steps, training scores as points with error
     bars, and the legend gives the Kolmogorov–Smirnov p-value of train against
-    test for each class (:func:`hepnn.metrics.ks_test`, exact, unbinned).
+    test for each class (:func:`hepnn.metrics.ks_test`, unbinned: exact without weights, asymptotic
+    at the effective (Kish) sample sizes with weights).
 
     Parameters
     ----------

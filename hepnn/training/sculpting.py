@@ -133,14 +133,17 @@ def sculpting_metrics(
         "working_point": float(working_point),
         "bins": int(bins),
         f"rejection_{tag}": _finite(1.0 / eff_b) if eff_b > 0 else None,
-        f"jsd_{tag}": _finite(jsd),
+        f"jsd_{tag}": _finite(jsd, significant=True),  # well-decorrelated taggers: JSD ~ 1e-4 and below
         f"inv_jsd_{tag}": _finite(1.0 / jsd) if jsd > 0 else None,
     }
 
 
-def _finite(value: float) -> float | None:
+def _finite(value: float, significant: bool = False) -> float | None:
+    """``value`` to 6 decimals (or 6 significant digits), None when not finite."""
     value = float(value)
-    return round(value, 6) if math.isfinite(value) else None
+    if not math.isfinite(value):
+        return None
+    return float(f"{value:.6g}") if significant else round(value, 6)
 
 
 def run_sculpting(config: Any, pred: Mapping[str, Any], working_point: float = 0.5) -> dict:
