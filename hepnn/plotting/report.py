@@ -886,8 +886,8 @@ def _feature_maps_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
 def _confusion_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     run, stem = item.run, item.stem
     probs = np.asarray(run.test["outputs"])
-    res = plot_confusion_matrix(np.asarray(run.test["label"], dtype=int), np.argmax(probs, axis=1),
-                                class_names=run.classes)
+    # the probabilities themselves: confusion_matrix takes their argmax and refuses NaN (argmax made it a class)
+    res = plot_confusion_matrix(np.asarray(run.test["label"], dtype=int), probs, class_names=run.classes)
     files = d.finish(res.figure, stem, None)
     return ReportFigure(
         name=stem, section="multiclass", variant=run.name, result=res, files=files,
