@@ -147,18 +147,22 @@ def plot_scores(
             sel_tr = y_tr == cls
             if np.any(sel_tr) and np.any(sel):
                 ks[cname] = ks_test(s_te[sel], s_tr[sel_tr], wsel, None if w_tr is None else w_tr[sel_tr])
-        (artists[("test", cname)],) = mplhep.histplot(
-            h, ax=ax, density=density, histtype="fill", alpha=0.35, color=color, label=test_label, flow="none"
-        )
+        # a class without jets in a sample (a rare class in a small test split) is not drawn: an empty
+        # histogram normalised to unit area is 0/0
+        if np.any(sel):
+            (artists[("test", cname)],) = mplhep.histplot(
+                h, ax=ax, density=density, histtype="fill", alpha=0.35, color=color, label=test_label, flow="none"
+            )
         if with_train:
             h_tr = hists[f"train/{cname}"] = _hist(
                 s_tr[sel_tr], None if w_tr is None else w_tr[sel_tr], bins, range, xlabel
             )
             p = f", KS p = {ks[cname].pvalue:.3f}" if cname in ks else ""
-            (artists[("train", cname)],) = mplhep.histplot(
-                h_tr, ax=ax, density=density, histtype="errorbar", color=color,
-                label=f"{cname} (train){p}", flow="none", markersize=4,
-            )
+            if np.any(sel_tr):
+                (artists[("train", cname)],) = mplhep.histplot(
+                    h_tr, ax=ax, density=density, histtype="errorbar", color=color,
+                    label=f"{cname} (train){p}", flow="none", markersize=4,
+                )
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
