@@ -70,20 +70,26 @@ def _weights(weights: Any, n: int, name: str = "weights") -> np.ndarray | None:
     if len(w) != n:
         msg = f"{name} has {len(w)} entries but there are {n} scores; pass one weight per jet"
         raise ValueError(msg)
-    if not np.all(np.isfinite(w)):
-        msg = f"{name}: received {np.count_nonzero(~np.isfinite(w))} non-finite values (NaN or inf); fix the weights first"
+    return check_finite(w, name, WEIGHTS_HINT)
+
+
+#: what :func:`check_finite` says of non-finite weights and labels
+WEIGHTS_HINT = " (NaN or inf); fix the weights first"
+LABELS_HINT = "; every jet needs a class"  # a NaN label would silently count as background
+
+
+def check_finite(values: np.ndarray, name: str, hint: str) -> np.ndarray:
+    """``values`` when all are finite, else ``ValueError`` counting the others (``hint``: how to fix)."""
+    if not np.all(np.isfinite(values)):
+        msg = f"{name}: received {np.count_nonzero(~np.isfinite(values))} non-finite values{hint}"
         raise ValueError(msg)
-    return w
+    return values
 
 
 def _binary_inputs(labels: Any, scores: Any, weights: Any, signal: int, what: str):
     """Checked ``(is_signal, scores, weights)``; signal and background must both carry positive weight."""
     s = _as_1d(scores, "scores")
-    lab = _as_1d(labels, "labels")
-    if not np.all(np.isfinite(lab)):  # a NaN label would silently count as background
-        msg = f"labels: received {np.count_nonzero(~np.isfinite(lab))} non-finite values; every jet needs a class"
-        raise ValueError(msg)
-    y = lab == signal
+    y = check_finite(_as_1d(labels, "labels"), "labels", LABELS_HINT) == signal
     if len(y) != len(s):
         msg = f"labels has {len(y)} entries but scores has {len(s)}; pass one label per jet"
         raise ValueError(msg)

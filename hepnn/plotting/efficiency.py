@@ -8,7 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._optional import require
-from ..metrics import ONE_SIGMA, cut_for_efficiency, efficiency_from_hist, efficiency_hist
+from ..metrics import (LABELS_HINT, ONE_SIGMA, WEIGHTS_HINT, check_finite, cut_for_efficiency, efficiency_from_hist,
+                       efficiency_hist)
 from .common import PLOTS, as_1d, new_axes, upper_edge_inclusive
 
 __all__ = [
@@ -104,11 +105,7 @@ def binned_efficiency(
     """
     x = as_1d(variable, "variable")
     s = as_1d(scores, "scores")
-    lab = as_1d(labels, "labels")
-    if not np.all(np.isfinite(lab)):  # a NaN label would silently count as background
-        msg = f"labels: received {np.count_nonzero(~np.isfinite(lab))} non-finite values; every jet needs a class"
-        raise ValueError(msg)
-    is_sig = lab == signal
+    is_sig = check_finite(as_1d(labels, "labels"), "labels", LABELS_HINT) == signal
     if not (len(x) == len(s) == len(is_sig)):
         msg = f"variable, scores and labels must have one entry per jet; received {len(x)}, {len(s)}, {len(is_sig)}"
         raise ValueError(msg)
@@ -116,9 +113,8 @@ def binned_efficiency(
     if w is not None and len(w) != len(x):
         msg = f"weights has {len(w)} entries but there are {len(x)} jets; pass one weight per jet"
         raise ValueError(msg)
-    if w is not None and not np.all(np.isfinite(w)):
-        msg = f"weights: received {np.count_nonzero(~np.isfinite(w))} non-finite values (NaN or inf); fix the weights first"
-        raise ValueError(msg)
+    if w is not None:
+        check_finite(w, "weights", WEIGHTS_HINT)
     if not np.all(np.isfinite(s)):
         msg = f"scores: received {np.count_nonzero(~np.isfinite(s))} non-finite values; remove or clip them first"
         raise ValueError(msg)
@@ -304,11 +300,7 @@ def plot_mass_sculpting(
     """
     m = as_1d(mass, "mass")
     s = as_1d(scores, "scores")
-    lab = as_1d(labels, "labels")
-    if not np.all(np.isfinite(lab)):  # a NaN label would silently count as background
-        msg = f"labels: received {np.count_nonzero(~np.isfinite(lab))} non-finite values; every jet needs a class"
-        raise ValueError(msg)
-    is_sig = lab == signal
+    is_sig = check_finite(as_1d(labels, "labels"), "labels", LABELS_HINT) == signal
     if not (len(m) == len(s) == len(is_sig)):
         msg = f"mass, scores and labels must have one entry per jet; received {len(m)}, {len(s)}, {len(is_sig)}"
         raise ValueError(msg)
