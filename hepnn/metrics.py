@@ -521,7 +521,9 @@ def ks_test(a: Any, b: Any, weights_a: Any = None, weights_b: Any = None) -> KSR
     Without weights this is ``scipy.stats.ks_2samp(a, b)``. With weights the
     statistic is the largest distance between the weighted empirical CDFs and
     the p-value is the asymptotic two-sided one (``scipy.stats.kstwo``)
-    evaluated at the Kish effective sample sizes.
+    evaluated at the Kish effective sample sizes. Negative weights (NLO) are
+    allowed: the weighted CDFs then need not be monotonic, and the statistic may
+    exceed 1 (p-value 0); each sample's weights must have a positive sum.
 
     Examples
     --------

@@ -123,6 +123,23 @@ def test_mass_sculpting_jsd_matches_hand_written_divergence():
     assert res.jsd[0.3] > res.jsd[0.5] > 0
 
 
+def test_mass_sculpting_with_negative_weights_and_a_bad_background_weight():
+    m = np.array([10.0, 20.0, 160.0, 170.0, 260.0, 100.0, 200.0])
+    y = np.array([0, 0, 0, 0, 0, 1, 1])
+    s = np.array([0.97, 0.1, 0.97, 0.97, 0.2, 0.95, 0.5])  # the cut at 50 %: 0.95
+    w = np.array([1.0, 1.0, 1.0, -1.5, 1.0, 1.0, 1.0])  # NLO: the middle bin sums to -0.5
+    res = plot_mass_sculpting(m, s, y, working_points=(0.5,), weights=w, bins=3, range=(0, 300))
+    assert res.cuts[0.5] == 0.95
+    # before: [2, -0.5, 1], after: [1, -0.5, 0]; a bin below zero counts as empty
+    p, q = np.array([2.0, 0.0, 1.0]) / 3, np.array([1.0, 0.0, 0.0])
+    mid = (p + q) / 2
+    expected = sum(0.5 * np.sum(a[a > 0] * np.log2(a[a > 0] / mid[a > 0])) for a in (p, q))
+    assert res.jsd[0.5] == pytest.approx(expected, rel=1e-9)
+    w[0] = np.nan  # a background jet: the cut (set on signal) never sees it
+    with pytest.raises(ValueError, match="weights: received 1 non-finite"):
+        plot_mass_sculpting(m, s, y, weights=w)
+
+
 def test_nan_labels_weights_and_scores_are_clear_errors():
     x, s, y = np.array([10.0, 20, 30, 40]), np.array([0.9, 0.1, 0.8, 0.2]), np.array([1.0, 1, 0, 0])
     bins = [0, 25, 50]

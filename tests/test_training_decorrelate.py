@@ -137,6 +137,33 @@ def test_disco_penalty_uses_only_the_background_jets_and_their_weights():
         assert float(layer.losses[0]) == pytest.approx(expected, rel=1e-4)
 
 
+def test_negative_weights_count_as_zero_in_both_penalties():
+    # NLO samples: background weights summing to less than zero in a batch made the penalty infinite
+    from hepnn.training.decorrelate_layers import AdversaryLoss, DiscoPenalty
+
+    score, mass, label, weight = _batch(6, 30)
+    bkg = np.flatnonzero(label == 0)
+    weight[bkg[::2]] *= -4.0
+    assert weight[label == 0].sum() < 0
+    clipped = np.maximum(weight, 0.0)
+    col = lambda v: np.asarray(v, "float32").reshape(-1, 1)  # noqa: E731
+    layer = DiscoPenalty(2.0, True)
+    layer([col(score), col(mass), col(label), col(weight)])
+    keep = (label == 0) & (weight > 0)
+    assert float(layer.losses[0]) == pytest.approx(2.0 * _disco_reference(score[keep], mass[keep], weight[keep]), rel=1e-4)
+    edges = [60.0, 90.0, 140.0]
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(30, 4))
+    probs = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype("float32")
+    adversary = AdversaryLoss(edges, True, 1.0)
+    adversary([col(score), probs, col(mass), col(label), col(weight)])
+    nll = np.array([-np.log(probs[i, sum(mass[i] >= e for e in edges)]) for i in range(30)])
+    w = clipped * (label == 0)
+    assert float(adversary.losses[0]) == pytest.approx(-np.sum(w * nll) / np.sum(w), rel=1e-5)
+    with pytest.raises(ValueError, match="non-negative"):
+        distance_correlation_numpy(score, mass, weight)
+
+
 @pytest.mark.parametrize("case", ["single_background", "constant_mass", "constant_score", "no_background"])
 def test_disco_penalty_edge_batches_are_zero_with_finite_gradients(case):
     import tensorflow as tf

@@ -149,3 +149,23 @@ def test_a_small_jsd_keeps_its_significant_digits():
     assert 1e-6 < jsd < 1e-2
     assert out["jsd_50"] == pytest.approx(jsd, rel=1e-5)
     assert out["jsd_50"] * out["inv_jsd_50"] == pytest.approx(1.0, rel=1e-5)
+
+
+def test_negative_weights_empty_a_bin_and_bad_weights_are_named():
+    # NLO weights: a mass bin whose weights sum below zero is an empty bin, not an infinite JSD
+    mass = np.array([1.0, 1.2, 1.1, 2.5, 2.6, 3.5, 3.6, 1.0, 2.0, 3.0, 2.0])
+    is_sig = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1], bool)
+    scores = np.array([0.95, 0.1, 0.2, 0.95, 0.1, 0.95, 0.05, 0.99, 0.93, 0.2, 0.1])  # cut at 0.93
+    weights = np.array([1.0, 1.0, 1.0, 1.0, -2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    out = sculpting_metrics(mass, scores, is_sig, weights, working_point=0.5, bins=3)
+    h_pass, h_fail = np.array([1.0, 1.0, 1.0]), np.array([2.0, 0.0, 1.0])  # the middle failing bin: -2 -> 0
+    assert out["jsd_50"] == pytest.approx(jensen_shannon(h_pass, h_fail), rel=1e-5)
+    assert out["jsd_50"] == pytest.approx(_direct_jsd(h_pass, h_fail), rel=1e-5)
+    assert out["rejection_50"] == pytest.approx(4.0 / 3.0)  # passing 3 of a total background weight 4
+    with pytest.raises(ValueError, match="non-negative"):
+        jensen_shannon([1.0, -0.1, 2.0], [1.0, 1.0, 1.0])
+    weights[2] = np.nan
+    with pytest.raises(ValueError, match="weights: received 1 non-finite"):
+        sculpting_metrics(mass, scores, is_sig, weights)
+    with pytest.raises(ValueError, match="scores: received 1 non-finite"):
+        sculpting_metrics(mass, np.r_[scores[:-1], np.inf], is_sig)

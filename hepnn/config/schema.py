@@ -551,6 +551,8 @@ class DecorrelateConfig:
     arXiv:2001.05310) per batch to the loss; ``adversary`` trains a network that predicts
     the variable's bin from the score and subtracts ``strength`` times its loss from the
     classifier's through a gradient-reversal layer (arXiv:1611.01046, 1703.03507).
+    Both use the jets' weights; a negative weight (NLO) counts as zero in the penalty
+    (not in the classification loss).
     """
 
     method: Literal["disco", "adversary"] = field(metadata=_doc("disco (distance-correlation penalty) or adversary"))

@@ -304,7 +304,7 @@ def plot_mass_sculpting(
     if not (len(m) == len(s) == len(is_sig)):
         msg = f"mass, scores and labels must have one entry per jet; received {len(m)}, {len(s)}, {len(is_sig)}"
         raise ValueError(msg)
-    w = np.ones(len(m)) if weights is None else as_1d(weights, "weights")
+    w = np.ones(len(m)) if weights is None else check_finite(as_1d(weights, "weights"), "weights", WEIGHTS_HINT)
     if len(w) != len(m):
         msg = f"weights has {len(w)} entries but there are {len(m)} jets; pass one weight per jet"
         raise ValueError(msg)
@@ -339,13 +339,13 @@ def plot_mass_sculpting(
         flow="none",
     )
     cuts, jsd = {}, {}
-    before = hists["before"].values()
+    before = np.maximum(hists["before"].values(), 0.0)  # negative weights (NLO): a bin below zero is empty
     for wp in working_points:
         wp = float(wp)
         cut = cuts[wp] = cut_for_efficiency(s[is_sig], wp, w[is_sig])
         key = f"eff_s={wp:g}"
         h = hists[key] = make(bkg & (s >= cut))
-        after = h.values()
+        after = np.maximum(h.values(), 0.0)
         jsd[wp] = (
             float(distance.jensenshannon(before, after, base=2) ** 2) if after.sum() > 0 and before.sum() > 0 else np.nan
         )

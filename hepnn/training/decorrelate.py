@@ -66,7 +66,7 @@ def distance_correlation_numpy(x: Any, y: Any, weights: Any = None) -> float:
     With weights ``w`` (normalised to ``p = w / sum(w)``) the double-centred distance
     matrices are ``A_ij = a_ij - sum_k p_k a_ik - sum_k p_k a_kj + sum_kl p_k p_l a_kl``
     and ``dCov^2(x, y) = sum_ij p_i p_j A_ij B_ij``; unit weights give the usual
-    V-statistic. Returns 0 when either sample is constant.
+    V-statistic. Returns 0 when either sample is constant or no jet has weight.
 
     Examples
     --------
@@ -78,6 +78,14 @@ def distance_correlation_numpy(x: Any, y: Any, weights: Any = None) -> float:
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     n = len(x)
     p = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(p) != n or len(y) != n:
+        msg = f"distance_correlation_numpy: one value per jet expected; received {n}, {len(y)}, {len(p)}"
+        raise ValueError(msg)
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        msg = "distance_correlation_numpy: weights must be finite and non-negative"
+        raise ValueError(msg)
+    if not p.sum() > 0:
+        return 0.0
     p = p / p.sum()
 
     def centred(v):
@@ -105,7 +113,8 @@ def distance_correlation(x: Any, y: Any, weights: Any = None, epsilon: float = 1
     ----------
     x, y : tensors of shape (n,)
     weights : tensor of shape (n,), optional
-        Non-negative per-jet weights (normalised inside).
+        Non-negative per-jet weights (normalised inside; the penalty layers clip
+        negative ones to zero before calling this).
     epsilon : float
         Added to the product of the distance variances before the square root.
 

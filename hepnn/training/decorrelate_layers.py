@@ -14,10 +14,14 @@ from .decorrelate import distance_correlation
 __all__ = ["DiscoPenalty", "GradientReversal", "AdversaryLoss"]
 
 
-
 def penalty_weights(label, weight, background_only):
-    """Per-jet weights of the penalty: the jet weights, zero for signal jets when ``background_only``."""
-    w = ops.reshape(ops.cast(weight, "float32"), (-1,))
+    """Per-jet weights of the penalty: the jet weights, zero for signal jets when ``background_only``.
+
+    Negative weights (NLO event weights) count as zero here: a distance correlation or an
+    adversary's cross-entropy over signed weights is not defined (a batch whose weights sum
+    to zero or less made the penalty infinite). The classification loss keeps them as they are.
+    """
+    w = ops.maximum(ops.reshape(ops.cast(weight, "float32"), (-1,)), 0.0)
     if background_only:
         w = w * ops.cast(ops.equal(ops.reshape(label, (-1,)), 0), "float32")
     return w

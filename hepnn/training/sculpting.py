@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy.spatial import distance
 
-from ..metrics import cut_for_efficiency
+from ..metrics import WEIGHTS_HINT, check_finite, cut_for_efficiency
 from ..runs.spec import class_index
 
 __all__ = ["jensen_shannon", "sculpting_metrics", "sculpting_variable", "MASS_PATTERNS"]
@@ -49,6 +49,9 @@ def jensen_shannon(p: Any, q: Any) -> float:
     q = np.asarray(q, dtype=np.float64)
     if p.shape != q.shape:
         msg = f"jensen_shannon: histograms of different shapes {p.shape} and {q.shape}"
+        raise ValueError(msg)
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))) or np.any(p < 0) or np.any(q < 0):
+        msg = "jensen_shannon: histogram contents must be finite and non-negative (clip negative bins at zero first)"
         raise ValueError(msg)
     if p.sum() <= 0 or q.sum() <= 0:
         msg = "jensen_shannon: a histogram is empty (no entries to normalise)"
@@ -81,6 +84,8 @@ def sculpting_metrics(
         The variable (e.g. jet mass), the discriminant (higher = more signal-like) and
         the signal flag of each jet.
     weights : array, optional
+        Per-jet weights. Negative ones (NLO) are allowed; a mass bin whose summed weight
+        is negative is counted as empty in the JSD (a shape cannot be negative).
     working_point : float
         Signal efficiency of the cut.
     bins : int
@@ -110,6 +115,8 @@ def sculpting_metrics(
     if not len(v) == len(s) == len(sig) == len(w):
         msg = f"sculpting_metrics: one value per jet expected; received {len(v)}, {len(s)}, {len(sig)}, {len(w)}"
         raise ValueError(msg)
+    check_finite(w, "sculpting_metrics: weights", WEIGHTS_HINT)
+    check_finite(s, "sculpting_metrics: scores", "; remove or clip them first")
     bkg = ~sig
     if not sig.any() or not bkg.any():
         msg = "sculpting_metrics: needs signal jets (to set the cut) and background jets (to compare)"
@@ -127,6 +134,7 @@ def sculpting_metrics(
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
     h_pass = np.histogram(v[binned & passing], edges, weights=w[binned & passing])[0]
     h_fail = np.histogram(v[binned & ~passing], edges, weights=w[binned & ~passing])[0]
+    h_pass, h_fail = np.maximum(h_pass, 0.0), np.maximum(h_fail, 0.0)  # negative weights: an empty bin
     jsd = jensen_shannon(h_pass, h_fail) if h_pass.sum() > 0 and h_fail.sum() > 0 else math.nan
     return {
         "variable": name,
