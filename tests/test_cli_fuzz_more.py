@@ -68,6 +68,26 @@ def test_kfold_scores_do_not_depend_on_chunks_or_blocks(kfold_run):
     np.testing.assert_allclose(tagger.predict_file(kfold_run / "sig.root"), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_predict_dask_and_predict_chunk_score_a_kfold_run_out_of_fold(kfold_run):
+    # predict_dask scored every partition without its file position: a hash-keyed k-fold tagger
+    # averaged all folds, two of three of which had trained on each jet
+    pytest.importorskip("dask_awkward")
+    import awkward as ak
+
+    expected = {name: _out_of_fold(kfold_run, name) for name in ("sig.root", "bkg.root")}
+    tagger = hepnn.Tagger.load(kfold_run / "run")
+    assert tagger.keyed_by_position  # no data.event_key
+    lazy = tagger.predict_dask([kfold_run / "sig.root", kfold_run / "bkg.root"], step_size=40)
+    assert lazy.npartitions == 8
+    scores = ak.to_numpy(lazy.compute(scheduler="sync"))
+    np.testing.assert_allclose(scores, np.r_[expected["sig.root"], expected["bkg.root"]], rtol=1e-5, atol=1e-6)
+    events = uproot.open(kfold_run / "bkg.root")["jets"].arrays(["a", "b"], entry_start=70, entry_stop=130)
+    np.testing.assert_allclose(tagger.predict_chunk(events, kfold_run / "bkg.root", 70), expected["bkg.root"][70:130],
+                               rtol=1e-5, atol=1e-6)
+    averaged = tagger.predict(events)  # without the position: the mean of the fold models
+    assert not np.allclose(averaged, expected["bkg.root"][70:130], rtol=1e-5, atol=1e-6)
+
+
 def test_predict_command_scores_a_kfold_run_out_of_fold(kfold_run, tmp_path):
     # `hepnn predict` refused a k-fold run ("not a trained run directory (no model.keras)")
     result = predict_files(kfold_run / "run", [kfold_run / "sig.root"], tmp_path / "scores", step_size=40)

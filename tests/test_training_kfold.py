@@ -89,6 +89,7 @@ def test_tagger_uses_the_fold_model_of_each_jet(kfold_run):
     from hepnn.models import load_model
 
     tagger = hepnn.Tagger.load(folder / "run")
+    assert not tagger.keyed_by_position  # folds follow the event number, wherever the jet is read
     events = uproot.open(folder / "ttbar.root")["Events"].arrays()
     scores = ak.flatten(tagger.predict(events)).to_numpy()
     flav = ak.flatten(events["Jet_hadronFlavour"]).to_numpy()

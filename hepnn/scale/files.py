@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 from pathlib import Path
@@ -168,16 +169,22 @@ class _PartitionScorer:
 
         return ak.Array(self.empty().layout.to_typetracer(forget_length=True))
 
-    def __call__(self, events: Any) -> Any:
+    def __call__(self, events: Any, position: Any = None) -> Any:
         import awkward as ak
         import numpy as np
 
         if ak.backend(events) == "typetracer":  # graph building / column projection
             for field in events.fields:
                 ak.typetracer.touch_data(events[field])
+            if position is not None:
+                ak.typetracer.touch_data(position)
             return self.meta()
         tagger = cached_tagger(self.run_dir, self.fingerprint, self.load)
-        scores = tagger.predict(events, batch_size=self.batch_size)
+        if position is None or not hasattr(tagger, "predict_chunk"):
+            scores = tagger.predict(events, batch_size=self.batch_size)
+        else:  # the partition's file and first entry: a k-fold tagger picks each jet's fold model
+            scores = tagger.predict_chunk(events, str(position["path"][0]), int(position["start"][0]),
+                                          batch_size=self.batch_size)
         if self.layout == "per_event":
             return scores
         scores = np.asarray(scores, dtype=np.float32)
@@ -203,8 +210,10 @@ def predict_dask(tagger: Any, files: str | os.PathLike | Sequence[str | os.PathL
     The files are read with ``uproot.dask`` (only the tagger's ``required_branches``, one
     partition per chunk) and each partition is scored by a function that loads the run's
     tagger once per Dask worker process. ``.compute()`` gives what
-    :meth:`hepnn.Tagger.predict` gives for the files concatenated in order (per-jet
-    multiclass: records with one field per class). To write one friend file per input
+    :meth:`hepnn.Tagger.predict_file` gives for the files concatenated in order (per-jet
+    multiclass: records with one field per class). A k-fold tagger keyed by file position
+    (``keyed_by_position``) scores each partition knowing its file and first entry
+    (:meth:`hepnn.Tagger.predict_chunk`), so every jet gets its own fold's model. To write one friend file per input
     instead, use :func:`hepnn.scale.predict_files` or ``hepnn predict``.
 
     Examples
@@ -229,4 +238,48 @@ def predict_dask(tagger: Any, files: str | os.PathLike | Sequence[str | os.PathL
     run_dir = os.path.abspath(tagger.path)
     scorer = _PartitionScorer(run_dir, run_fingerprint(run_dir), tagger.layout, list(tagger.classes),
                               tagger.task == "multiclass", batch_size, _loader(tagger))
-    return dak.map_partitions(scorer, events, meta=scorer.meta(), label="hepnn-scores")
+    # the partitions' files and first entries, for a tagger whose scores depend on them (k-fold keyed
+    # by file position); found by opening every file once more, so only then
+    starts = _partition_starts(sources, events.divisions) if getattr(tagger, "keyed_by_position", False) else None
+    if starts is None or len(starts) != events.npartitions:
+        return dak.map_partitions(scorer, events, meta=scorer.meta(), label="hepnn-scores")
+    positions = dak.from_map(_Position(), starts, label="hepnn-positions", meta=_Position.meta())
+    return dak.map_partitions(scorer, events, positions, meta=scorer.meta(), label="hepnn-scores")
+
+
+def _partition_starts(sources: dict[str, str], divisions: tuple | None) -> list[tuple[str, int]] | None:
+    """``(file, first entry in that file)`` of each partition ``uproot.dask(sources)`` made.
+
+    ``divisions`` count entries over all files in order (a partition never spans two
+    files); None when they are unknown.
+    """
+    import uproot
+
+    if not divisions or any(d is None for d in divisions):
+        return None
+    firsts, total = [], 0
+    for path, tree in sources.items():
+        firsts.append(total)
+        with uproot.open(path) as handle:
+            total += int(handle[tree].num_entries)
+    paths = list(sources)
+    out = []
+    for start in divisions[:-1]:
+        k = bisect.bisect_right(firsts, int(start)) - 1  # files without entries have no partition
+        out.append((paths[k], int(start) - firsts[k]))
+    return out
+
+
+class _Position:
+    """Picklable: one partition's ``{"path", "start"}`` as a one-entry awkward array."""
+
+    def __call__(self, position: tuple[str, int]) -> Any:
+        import awkward as ak
+
+        return ak.Array([{"path": position[0], "start": position[1]}])
+
+    @staticmethod
+    def meta() -> Any:
+        import awkward as ak
+
+        return ak.Array(ak.Array([{"path": "", "start": 0}]).layout.to_typetracer(forget_length=True))

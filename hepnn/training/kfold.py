@@ -145,8 +145,8 @@ class KFoldTagger(Tagger):
 
     Each jet is scored by the model of its own fold when its key can be computed from
     the input (the event-number branch for ``data.event_key`` runs; the file name and
-    entry for hash-keyed runs read with ``predict_file``), and by the average of all
-    fold models otherwise.
+    entry for hash-keyed runs read with ``predict_file``, ``iter_file``, ``predict_dask``
+    or given to ``predict_chunk``), and by the average of all fold models otherwise.
     """
 
     def __init__(self, config, models: list, preprocessing=None, path=None, spec=None):
@@ -181,6 +181,12 @@ class KFoldTagger(Tagger):
         else:
             self.key_valid_ = path not in ("events", "<memory>")
         return plan
+
+    @property
+    def keyed_by_position(self) -> bool:
+        """True when a jet's fold comes from its file name and entry (no ``data.event_key``):
+        scores of a chunk then need its position (:meth:`predict_chunk`, :meth:`predict_file`)."""
+        return not self.event_key
 
     def predict_numpy(self, arrays, *, preprocessed: bool = False, batch_size=None):
         self.key_valid_ = False

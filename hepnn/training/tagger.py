@@ -194,9 +194,14 @@ class Tagger:
         blocks grow from ``block_entries // 8`` jets, doubling, to ``block_entries`` (whole
         events for per-event input), so that the model starts early and waits for no
         more than the first small block's inputs.
+    keyed_by_position : bool
+        Whether a jet's score depends on where it sits in its file (a k-fold tagger whose
+        folds are keyed by file name and entry): chunks read elsewhere then go through
+        :meth:`predict_chunk`. False here.
     """
 
     block_entries = 8192
+    keyed_by_position = False
 
     def __init__(self, config: Any, model: Any, preprocessing: Any = None, classes: Sequence[str] | None = None,
                  path: str | os.PathLike | None = None, spec: RunSpec | None = None):
@@ -316,6 +321,27 @@ class Tagger:
         events = self._as_events(events)
         columns = Columns(events)
         return self._predict_columns(events, columns, self._plan(columns.keys(), "events"), "events", batch_size)
+
+    def predict_chunk(self, events: Any, path: str | os.PathLike, entry_start: int = 0, *,
+                      batch_size: int | None = None) -> Any:
+        """:meth:`predict` on entries ``entry_start, entry_start + 1, ...`` of the file ``path``.
+
+        For a chunk a caller read itself (a Dask partition, an ``uproot.iterate`` step):
+        the scores are those of :meth:`predict`, except that a k-fold tagger whose folds
+        are keyed by file position (no ``data.event_key``) can then score each jet with
+        the model of its own fold, as :meth:`predict_file` does, instead of the average of
+        all folds. Only the file's name (not its folder) enters the fold key.
+
+        Examples
+        --------
+        >>> for chunk, report in uproot.iterate("ttbar.root:Events", report=True):  # doctest: +SKIP
+        ...     scores = tagger.predict_chunk(chunk, "ttbar.root", report.start)
+        """
+        events = self._as_events(events)
+        columns = Columns(events)
+        path = os.fspath(path)
+        return self._predict_columns(events, columns, self._plan(columns.keys(), path), path, batch_size,
+                                     int(entry_start))
 
     def _predict_columns(self, events: Any, columns: Any, plan: Any, path: str, batch_size: int | None,
                          entry_start: int = 0) -> Any:
