@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 
@@ -150,3 +151,26 @@ def test_slurm_predict_script_quotes_each_file_and_keeps_globs(tmp_path, capsys)
     assert shown == ["hepnn", "predict", "run", "my data/x.root", "my data/x.root", "my data/y.root", "a$b.root",
                      "--out", "scores", "--workers", "1"]
     assert shlex.split(command)[3] == "my data/x.root"
+
+
+def test_hepnn_run_of_a_kfold_analysis_explains_and_reports_each_fold(kfold_run, tmp_path):
+    # the explain step stopped with "model file not found: .../model.keras" and the report step called
+    # the k-fold run untrained
+    from hepnn.explain import Explanation
+    from hepnn.run import run_analysis
+
+    analysis = tmp_path / "analysis"
+    analysis.mkdir()
+    for name in ("sig.root", "bkg.root"):
+        (analysis / name).write_bytes((kfold_run / name).read_bytes())
+    (analysis / "config.yaml").write_text("name: kfold_analysis\n" + KFOLD + "explain: {methods: [permutation], n_jets: 30}\n")
+    out = run_analysis(analysis, out=tmp_path / "out", log=lambda s: None)
+    folds = fold_dirs(out / "model", 3)
+    sizes = json.loads((out / "model" / "folds.json").read_text())["jets_per_fold"]
+    for k, path in enumerate(folds):
+        expl = Explanation.load(path / "explain" / "permutation")
+        assert expl.n_jets == min(30, sizes[k])
+    manifest = json.loads((out / "report" / "manifest.json").read_text())
+    assert set(manifest["runs"]) == {"model/fold0", "model/fold1", "model/fold2"}
+    metrics = json.loads((out / "model" / "metrics.json").read_text())
+    assert metrics["scored_out_of_fold"] and f"{metrics['auc']:.4f}" in (out / "results.md").read_text()

@@ -134,3 +134,71 @@ def test_kfold_run_is_a_composite_with_one_spec(kfold_run):
     tagger = hepnn.Tagger.load(folder / "run")
     assert isinstance(tagger, KFoldTagger) and tagger.n_folds == 3 and tagger.spec == spec
     assert tagger.classes == ["light", "b"] and tagger.task == "binary"
+
+
+def test_a_fold_run_read_on_its_own_gets_its_own_fold(kfold_run):
+    # `hepnn evaluate RUN/folds/<k>` read the config's test split, two thirds of which that model trained on
+    from hepnn.training.evaluate import evaluate_run, load_run_data, split_data
+    from hepnn.training.kfold import fold_position
+
+    folder, config, data = kfold_run
+    fold = assign_fold(data["fold_key"], 3)
+    for k, path in enumerate(fold_dirs(folder / "run", 3)):
+        assert fold_position(path) == (folder / "run", k, 3)
+        own = load_run_data(path, load_config(path / "config.yaml"))
+        np.testing.assert_array_equal(own["split"], fold_data(data, fold, k)["split"])
+        assert len(split_data(path, "test")["label"]) == np.count_nonzero(fold == k)
+    assert fold_position(folder / "run") is None
+    per_fold = json.loads((fold_dirs(folder / "run", 3)[1] / "metrics.json").read_text())
+    alone = evaluate_run(fold_dirs(folder / "run", 3)[1])
+    assert alone["n_test"] == np.count_nonzero(fold == 1) and alone["auc"] == pytest.approx(per_fold["auc"], abs=1e-6)
+
+
+def test_explain_cli_explains_each_fold_model_on_its_own_fold(kfold_run, capsys):
+    from hepnn.cli import main
+    from hepnn.explain import Explanation
+    from hepnn.explain.run import explain_run
+    from hepnn.models import load_model
+
+    folder, config, data = kfold_run
+    assert main(["explain", str(folder / "run"), "--method", "permutation", "--n-jets", "100000"]) == 0
+    assert capsys.readouterr().out.count("explained") == 3
+    fold = assign_fold(data["fold_key"], 3)
+    for k, path in enumerate(fold_dirs(folder / "run", 3)):
+        expl = Explanation.load(path / "explain" / "permutation")
+        mine = fold_data(data, fold, k)
+        test = np.asarray(mine["split"]) == 2
+        expected = load_model(path / "model.keras").predict({"jet": mine["jet"][test]}, verbose=0).reshape(-1)
+        assert expl.n_jets == np.count_nonzero(fold == k)  # every jet of its fold, and only those
+        np.testing.assert_allclose(np.sort(np.asarray(expl.outputs).reshape(-1)), np.sort(expected), rtol=1e-5,
+                                   atol=1e-6)
+    with pytest.raises(hepnn.exceptions.ConfigError, match="k-fold run"):
+        explain_run(folder / "run", "permutation")
+
+
+def test_export_of_a_kfold_run_writes_every_fold_and_the_rule_to_pick_one(kfold_run, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    from hepnn.models import load_model
+    from hepnn.training.export import export_onnx
+
+    folder, config, data = kfold_run
+    path = export_onnx(folder / "run", out=tmp_path / "export")
+    rule = json.loads(path.read_text())
+    assert path.name == "folds.json" and rule["n_folds"] == 3 and rule["event_branch"] == "event"
+    x = {"jet": np.asarray(data["jet"][:50], np.float32)}
+    for k, model in enumerate(rule["models"]):
+        session = ort.InferenceSession(str(tmp_path / "export" / model), providers=["CPUExecutionProvider"])
+        keras_out = load_model(fold_dirs(folder / "run", 3)[k] / "model.keras").predict(x, verbose=0)
+        np.testing.assert_allclose(session.run(None, x)[0], keras_out, rtol=1e-5, atol=1e-5)
+
+    def splitmix64(v):  # the rule as written in folds.json, in plain Python integers
+        m = 2**64 - 1
+        v = (v + 0x9E3779B97F4A7C15) & m
+        v = ((v ^ (v >> 30)) * 0xBF58476D1CE4E5B9) & m
+        v = ((v ^ (v >> 27)) * 0x94D049BB133111EB) & m
+        return v ^ (v >> 31)
+
+    events = [0, 1, 7, 123456, 2**40 + 3]
+    by_rule = [splitmix64(e ^ rule["event_salt"]) % 3 for e in events]
+    assert by_rule == assign_fold(event_fold_key(np.array(events), config.data.split.seed), 3).tolist()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..cli import add_analysis_option, add_set_option, analysis_for_runs, positive_int
 from ..config import load_config
 from ..exceptions import ConfigError
+from ..training.kfold import is_kfold_run
 from ..training.rundir import RunDirectory
 from . import run
 from .registry import EXPLAINERS
@@ -26,10 +27,17 @@ def _cmd_explain(args) -> int:
         if args.n_jets is None:
             args.n_jets = config.explain.n_jets
     analysis = analysis_for_runs(args.analysis, [args.run_dir])
+    what = "units" if args.method == "activation_maximization" else "jets"  # one input per unit, not per jet
+    if is_kfold_run(args.run_dir):  # each fold model on its own fold's jets
+        explanations = run.explain_folds(args.run_dir, args.method, n_jets=args.n_jets, split=args.split,
+                                         options=options, analysis=analysis)
+        for k, expl in enumerate(explanations):
+            print(f"fold {k}: explained {expl.n_jets} {what} with {args.method} in "
+                  f"{expl.extra.get('seconds', 0.0):.1f} s -> {args.run_dir}/folds/{k}/explain/{args.method}/values.npz")
+        return 0
     expl = run.explain_run(args.run_dir, args.method, n_jets=args.n_jets, split=args.split, options=options,
                            analysis=analysis)
     seconds = expl.extra.get("seconds", 0.0)
-    what = "units" if args.method == "activation_maximization" else "jets"  # one input per unit, not per jet
     print(f"explained {expl.n_jets} {what} with {args.method} in {seconds:.1f} s -> "
           f"{args.run_dir}/explain/{args.method}/values.npz")
     return 0

@@ -23,14 +23,15 @@ from ..config import load_config
 from ..exceptions import ConfigError, InputDataError, UnknownNameError
 from ..plotting import plot_beeswarm, plot_heatmap, plot_importance, plot_position_importance, save_figure
 from ..runs.spec import load_spec
-from ..training.evaluate import split_data
-from ..training.rundir import RunDirectory, load_run_model, write_json
+from ..training.evaluate import load_run_data, split_data
+from ..training.kfold import fold_data, fold_dirs, folds_of, is_kfold_run
+from ..training.rundir import RunDirectory, load_run_model, read_json, write_json
 from ..training.splits import SPLITS
 from .explanation import Explanation, jsonable
 from .registry import EXPLAINERS, check_options, explain, positive_int_problem
 from .target import Target
 
-__all__ = ["explain_run", "run_target", "write_plots"]
+__all__ = ["explain_run", "explain_folds", "run_target", "write_plots"]
 
 
 def explain_run(
@@ -75,11 +76,20 @@ def explain_run(
     -------
     Explanation
 
+    Raises
+    ------
+    ConfigError
+        For a k-fold run, whose fold models are explained one by one by :func:`explain_folds`.
+
     Examples
     --------
     >>> expl = explain_run("runs/top/model", "permutation", n_jets=500)  # doctest: +SKIP
     """
     EXPLAINERS.get(method)
+    if is_kfold_run(run_dir):
+        msg = (f"{run_dir} is a k-fold run of several models: explain them with explain_folds(), each on its own "
+               "fold's jets (`hepnn explain` does), or pass one fold's run, RUN/folds/<k>")
+        raise ConfigError(msg)
     if split not in SPLITS:
         raise UnknownNameError(split, "split", SPLITS)
     if n_jets is not None:
@@ -126,6 +136,42 @@ def explain_run(
         summary["plots"] = [p.name for p in write_plots(expl, out_dir, class_names=pred["classes"])]
     write_json(out_dir / "summary.json", summary)
     return expl
+
+
+def explain_folds(
+    run_dir: str | os.PathLike,
+    method: str,
+    n_jets: int | None = None,
+    split: str = "test",
+    data: Mapping | None = None,
+    options: Mapping[str, Any] | None = None,
+    plots: bool = True,
+    random_state: int = 0,
+    analysis: Any = None,
+) -> list[Explanation]:
+    """:func:`explain_run` on each fold model of a k-fold run, on the jets of its own fold.
+
+    Fold ``k``'s model is explained on the ``split`` of its data (the test split is its fold,
+    jets it never trained on; see :func:`hepnn.training.kfold.fold_data`), up to ``n_jets``
+    of them, and its explanation written to ``RUN_DIR/folds/<k>/explain/<method>/``.
+    ``data``: the k-fold run's data with its preprocessing applied (read once for all folds
+    when not given). Returns one :class:`Explanation` per fold.
+
+    Examples
+    --------
+    >>> per_fold = explain_folds("runs/top/kfold", "permutation", n_jets=500)  # doctest: +SKIP
+    """
+    run = RunDirectory(run_dir)
+    if not is_kfold_run(run.path):
+        msg = f"{run_dir} is not a k-fold run (no folds.json); explain it with explain_run()"
+        raise ConfigError(msg)
+    n_folds = int(read_json(run.path / "folds.json")["n_folds"])
+    if data is None:
+        data = load_run_data(run.path, load_config(run.config), analysis)
+    fold = folds_of(data, n_folds)
+    return [explain_run(path, method, n_jets=n_jets, split=split, data=fold_data(data, fold, k), options=options,
+                        plots=plots, random_state=random_state, analysis=analysis)
+            for k, path in enumerate(fold_dirs(run.path, n_folds))]
 
 
 def run_target(run_dir: str | os.PathLike, split: Mapping | None = None) -> Target:

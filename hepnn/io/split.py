@@ -23,7 +23,8 @@ import numpy as np
 
 from ..exceptions import ConfigError, suggest
 
-__all__ = ["assign_split", "SPLITS", "split_code", "hash_uniform", "fold_key", "event_fold_key", "assign_fold"]
+__all__ = ["assign_split", "SPLITS", "split_code", "hash_uniform", "fold_key", "event_fold_key", "event_salt",
+           "assign_fold"]
 
 #: split names in code order (0 train, 1 val, 2 test)
 SPLITS = ("train", "val", "test")
@@ -91,10 +92,14 @@ def event_fold_key(event: np.ndarray, seed: int) -> np.ndarray:
     >>> bool(k[0] == k[1]), bool(k[0] == k[2])
     (True, False)
     """
-    digest = hashlib.blake2b(f"event|{int(seed)}".encode(), digest_size=8).digest()
-    salt = np.uint64(int.from_bytes(digest, "little"))
     with np.errstate(over="ignore"):
-        return _mix(np.asarray(event, dtype=np.int64).astype(np.uint64) ^ salt)
+        return _mix(np.asarray(event, dtype=np.int64).astype(np.uint64) ^ event_salt(seed))
+
+
+def event_salt(seed: int) -> np.uint64:
+    """The salt :func:`event_fold_key` mixes into the event number (``splitmix64(event ^ salt)``)."""
+    digest = hashlib.blake2b(f"event|{int(seed)}".encode(), digest_size=8).digest()
+    return np.uint64(int.from_bytes(digest, "little"))
 
 
 def assign_fold(key: np.ndarray, n_folds: int) -> np.ndarray:

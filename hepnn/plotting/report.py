@@ -598,6 +598,12 @@ def _roc_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     )
 
 
+def _finite_or_none(value: float) -> float | None:
+    """``value`` as a float, None when NaN or infinite (JSON has no NaN)."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
 @report_figure("rejection_folds", section="performance", scope="kfold")
 def _folds_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     """Mean background rejection over the folds of a k-fold run with a band of +-1 standard deviation."""
@@ -611,8 +617,12 @@ def _folds_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
         aucs.append(efficiency_auc(eff_s, eff_b))
     curves = np.asarray(curves, dtype=float)
     finite = np.where(np.isfinite(curves), curves, np.nan)
-    mean = np.nanmean(finite, axis=0)
-    std = np.nanstd(finite, axis=0, ddof=1) if len(runs) > 1 else np.zeros_like(mean)
+    # where no fold keeps any background (small folds, low efficiency) the rejection is infinite: no mean there,
+    # and no standard deviation where fewer than two folds have a finite rejection
+    n_finite = np.count_nonzero(np.isfinite(finite), axis=0)
+    mean, std = np.full(len(grid), np.nan), np.full(len(grid), np.nan)
+    mean[n_finite > 0] = np.nanmean(finite[:, n_finite > 0], axis=0)
+    std[n_finite > 1] = np.nanstd(finite[:, n_finite > 1], axis=0, ddof=1)
     fig, ax = plt.subplots()
     line, = ax.plot(grid, mean, label=f"{name}: mean of {len(runs)} folds (AUC {np.mean(aucs):.4f} ± {np.std(aucs, ddof=1):.4f})")
     band = ax.fill_between(grid, np.clip(mean - std, 1.0, None), mean + std, alpha=0.3, color=line.get_color(),
@@ -622,7 +632,8 @@ def _folds_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     ax.legend()
     stem = item.stem
     files = d.finish(fig, stem, ax)
-    at = {f"{wp:g}": {"mean": float(np.interp(wp, grid, mean)), "std": float(np.interp(wp, grid, std))} for wp in wps}
+    at = {f"{wp:g}": {k: _finite_or_none(np.interp(wp, grid, v)) for k, v in (("mean", mean), ("std", std))}
+          for wp in wps}
     return ReportFigure(
         name=stem, section="performance", variant=name, result={"line": line, "band": band, "curves": curves},
         files=files, title=f"k-fold spread: {name}",

@@ -18,6 +18,7 @@ from .._version import __version__
 from ..config import variant
 from ..exceptions import ConfigError, InputDataError
 from ..training.baseline import BDT_DIR
+from ..training.kfold import is_kfold_run
 from ..training.rundir import RunDirectory
 from ..training.step import run_dirs
 from .report import make_report
@@ -71,7 +72,8 @@ def report_step(
     """
     out_dir = Path(out_dir)
     dirs = {name: path for name, path in run_dirs(analysis, out_dir).items()}
-    missing = [name for name, path in dirs.items() if not RunDirectory(path).is_trained()]
+    # a k-fold run has its models in folds/<k>/ (the report names a missing one)
+    missing = [name for name, path in dirs.items() if not (RunDirectory(path).is_trained() or is_kfold_run(path))]
     if missing:
         msg = f"[{analysis.name}] report: runs {missing} are not trained; run the train step first"
 

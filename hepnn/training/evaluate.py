@@ -34,7 +34,7 @@ from ..models.autoencoder import anomaly_score
 from ..models.inference import predict
 from ..preprocessing import Preprocessor
 from ..runs.spec import class_index, load_spec
-from .kfold import fold_data, fold_dirs, folds_of, is_kfold_run, summarise
+from .kfold import fold_data, fold_dirs, fold_position, folds_of, is_kfold_run, summarise
 from .rundir import RunDirectory, input_files, load_run_model, missing_preprocessing, read_json, write_json
 from .sculpting import run_sculpting
 from .splits import subset
@@ -203,23 +203,34 @@ def load_run_data(run_dir, config, analysis=None, cache: dict | None = None):
     With a ``cache`` dict, runs with the same ``data`` section and the same saved
     preprocessing (byte for byte: the variants of an analysis, fitted on one training
     split) share one read of the files.
+
+    The run of one fold of a k-fold run (``RUN/folds/<k>``) gets its own data as it
+    trained on them (:func:`hepnn.training.kfold.fold_data`): its test split is its fold,
+    whose jets it never trained on (the config's test split holds jets of the other folds,
+    which it did train on). Other data (``config.data`` not the run's) keep their splits.
     """
     check_analysis(run_dir, analysis)
     run = RunDirectory(run_dir)
+    position = fold_position(run.path)
+    if position is not None and to_dict(config.data) != to_dict(load_config(run.config).data):
+        position = None
     key = None
     if cache is not None:
         prep = run.preprocessing.read_bytes() if run.preprocessing.is_file() else b""
         key = (repr(to_dict(config.data)), id(analysis), hashlib.sha256(prep).hexdigest())
-        if key in cache:
-            return cache[key]
-    problem = missing_preprocessing(run, load_spec(run.path, config).preprocessing)
-    if problem:
-        raise InputDataError(problem)
-    data = load(config, analysis=analysis, standardize=False)
-    if run.preprocessing.is_file():
-        data = Preprocessor.load(run.preprocessing).transform(data)
-    if key is not None:
-        cache[key] = data
+    data = cache.get(key) if key is not None else None
+    if data is None:
+        problem = missing_preprocessing(run, load_spec(run.path, config).preprocessing)
+        if problem:
+            raise InputDataError(problem)
+        data = load(config, analysis=analysis, standardize=False)
+        if run.preprocessing.is_file():
+            data = Preprocessor.load(run.preprocessing).transform(data)
+        if key is not None:
+            cache[key] = data
+    if position is not None:  # the cache holds the data before the fold split: the folds share them
+        _, k, n_folds = position
+        data = fold_data(data, folds_of(data, n_folds), k)
     return data
 
 

@@ -20,14 +20,16 @@ import numpy as np
 from .._optional import require, require_keras
 from ..config import load_config
 from ..exceptions import HepnnError
+from ..io.split import event_salt
 from ..models import load_model
 from ..outdir import claim
 from ..preprocessing import Preprocessor
 from ..runs.spec import load_spec
 from .onnx_deploy import deploy_metadata, finish_export, first_test_jets
-from .rundir import RunDirectory, write_json
+from .kfold import fold_dirs, is_kfold_run
+from .rundir import RunDirectory, read_json, write_json
 
-__all__ = ["export_onnx", "verification_batch", "real_batch"]
+__all__ = ["export_onnx", "verification_batch", "real_batch", "fold_rule"]
 
 
 def verification_batch(model, n: int = 64, seed: int = 0, mask_value: float = 0.0) -> dict[str, np.ndarray]:
@@ -107,6 +109,8 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
     -------
     pathlib.Path
         ``OUT/model.onnx``; ``OUT/preprocessing.json`` and ``OUT/metadata.json`` beside it.
+        For a k-fold run, each fold model is exported into ``OUT/folds/<k>/`` and the path
+        returned is ``OUT/folds.json``: the models and how to pick a jet's (:func:`fold_rule`).
 
     Raises
     ------
@@ -126,12 +130,56 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
     require("tf2onnx")
     require_keras()
     run = RunDirectory(run_dir)
-    if not run.is_trained():
+    kfold = is_kfold_run(run.path)
+    if not kfold and not run.is_trained():
         msg = f"{run.model}: no trained model in {run_dir}; run `hepnn train` first"
         raise HepnnError(msg)
     out_dir = Path(out) if out is not None else run.path / "export"
     with claim(out_dir, "export", force=force):
+        if kfold:
+            return _export_folds(run, out_dir, ort, tolerance, data, with_preprocessing, opset)
         return _export(run, out_dir, ort, tolerance, data, with_preprocessing, opset)
+
+
+def _export_folds(run: RunDirectory, out_dir: Path, ort, tolerance: float, data: Mapping[str, np.ndarray] | None,
+                  with_preprocessing: bool, opset: int | None) -> Path:
+    """Every fold model of a k-fold run into ``OUT/folds/<k>/`` and ``OUT/folds.json``, how to pick one."""
+    folds = read_json(run.path / "folds.json")
+    n_folds = int(folds["n_folds"])
+    paths = fold_dirs(run.path, n_folds)
+    missing = [str(p) for p in paths if not RunDirectory(p).is_trained()]
+    if missing:
+        msg = f"{run.path}: k-fold run without the models of {', '.join(missing)}; finish it with `hepnn train` first"
+        raise HepnnError(msg)
+    models = []
+    for k, path in enumerate(paths):
+        target = out_dir / "folds" / str(k)
+        target.mkdir(parents=True, exist_ok=True)
+        models.append(_export(RunDirectory(path), target, ort, tolerance, data, with_preprocessing, opset)
+                      .relative_to(out_dir).as_posix())
+    config = load_config(run.config)
+    record = {"n_folds": n_folds, "models": models, "key": folds.get("key"), **fold_rule(config)}
+    write_json(out_dir / "folds.json", record)
+    return out_dir / "folds.json"
+
+
+def fold_rule(config) -> dict:
+    """How a deployment picks the fold model of a jet (``folds.json`` of a k-fold export).
+
+    With ``data.event_key``: ``fold = splitmix64(uint64(event) ^ event_salt) % n_folds``, the
+    same for every jet of an event (``splitmix64``: add 0x9E3779B97F4A7C15, then
+    ``x ^= x >> 30; x *= 0xBF58476D1CE4E5B9; x ^= x >> 27; x *= 0x94D049BB133111EB; x ^= x >> 31``,
+    all modulo 2**64). Without it the folds follow the file name and entry of the training
+    files: any fold model (or their mean) is unbiased for events that were not in them.
+    """
+    if config.data.event_key:
+        return {"event_branch": config.data.event_key, "event_salt": int(event_salt(config.data.split.seed)),
+                "fold": "splitmix64(uint64(event) ^ event_salt) % n_folds",
+                "splitmix64": ("x += 0x9E3779B97F4A7C15; x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9; "
+                               "x = (x ^ (x >> 27)) * 0x94D049BB133111EB; x ^= x >> 31 (uint64 arithmetic)")}
+    return {"event_branch": None,
+            "fold": ("hash of (training file name, entry, jet index): for events that were not in the training "
+                     "files any fold model, or the mean of all, is unbiased")}
 
 
 def _export(run: RunDirectory, out_dir: Path, ort, tolerance: float, data: Mapping[str, np.ndarray] | None,

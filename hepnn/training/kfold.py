@@ -36,8 +36,8 @@ from ..runs.spec import load_spec
 from .rundir import RunDirectory, read_json, write_json
 from .tagger import Tagger
 
-__all__ = ["KFoldTrainer", "KFoldTagger", "fold_dirs", "is_kfold_run", "fit_folds", "fold_data", "folds_of",
-           "load_kfold_tagger", "summarise"]
+__all__ = ["KFoldTrainer", "KFoldTagger", "fold_dirs", "is_kfold_run", "fold_position", "fit_folds", "fold_data",
+           "folds_of", "load_kfold_tagger", "summarise"]
 
 
 def fold_dirs(run_dir, n_folds: int) -> list[Path]:
@@ -46,6 +46,21 @@ def fold_dirs(run_dir, n_folds: int) -> list[Path]:
 
 def is_kfold_run(run_dir) -> bool:
     return (Path(run_dir) / "folds.json").is_file()
+
+
+def fold_position(run_dir) -> tuple[Path, int, int] | None:
+    """``(k-fold run, k, n_folds)`` when ``run_dir`` is fold ``k``'s run (``RUN/folds/<k>``), else None.
+
+    A fold run's own data are those of :func:`fold_data`: its test split is its fold, the
+    jets no other split of it trained on.
+    """
+    path = Path(run_dir)
+    parent = path.parent.parent
+    if path.parent.name != "folds" or not path.name.isdigit() or not is_kfold_run(parent):
+        return None
+    n_folds = int(read_json(parent / "folds.json")["n_folds"])
+    k = int(path.name)
+    return (parent, k, n_folds) if k < n_folds else None
 
 
 def fold_data(data: Mapping[str, np.ndarray], fold: np.ndarray, k: int):
