@@ -492,9 +492,23 @@ def confusion_matrix(
                    f"(e.g. {int(values[outside][0])}); pass n_classes (or class_names) for every class")
             raise ValueError(msg)
     sk = require("sklearn.metrics")
+    cm = np.asarray(sk.confusion_matrix(t, p, labels=np.arange(n), sample_weight=w), dtype=float)
+    if normalize is None:
+        return cm
+    # as scikit-learn normalises, but a row (column) whose signed weights sum to <= 0 is named: its
+    # fractions would come out sign-flipped, or as +-1.8e308 from 0/0
+    gross = cm if w is None else np.asarray(sk.confusion_matrix(t, p, labels=np.arange(n), sample_weight=np.abs(w)),
+                                            dtype=float)
+    axis = {"true": 1, "pred": 0, "all": None}[normalize]
+    total, weighted = cm.sum(axis=axis, keepdims=True), gross.sum(axis=axis, keepdims=True)
+    bad = np.flatnonzero((weighted > 0) & ~(total > 0))
+    if bad.size:
+        what = {"true": f"true class {int(bad[0])}", "pred": f"predicted class {int(bad[0])}", "all": "all jets"}[normalize]
+        msg = (f"confusion_matrix(normalize={normalize!r}): the weights of {what} sum to {float(total.flat[bad[0]]):g} "
+               "(negative weights outweigh the positive ones), so its fractions are undefined; check the weights")
+        raise ValueError(msg)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cm = sk.confusion_matrix(t, p, labels=np.arange(n), sample_weight=w, normalize=normalize)
-    return np.nan_to_num(np.asarray(cm, dtype=float))
+        return np.nan_to_num(cm / total)  # rows (columns) without jets: 0, as scikit-learn
 
 
 class KSResult(NamedTuple):

@@ -205,3 +205,27 @@ def test_binned_efficiency_with_negative_weights_keeps_the_value_and_gives_an_in
     np.testing.assert_allclose(e.eff, [2.0, 2.0 / 2.2])
     assert e.hi[0] == 1.0 and 0 < e.lo[0] < 1
     assert e.lo[1] < e.eff[1] < e.hi[1]
+
+
+def test_multiclass_metrics_keep_signed_weights_and_name_a_class_with_non_positive_total():
+    probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.2, 0.7], [0.1, 0.1, 0.8],
+                      [0.4, 0.5, 0.1]])
+    y = np.array([0, 1, 1, 2, 2, 0])
+    w = np.array([1.0, 2.0, -0.5, 1.0, 0.5, 1.0])
+    # correct: jets 0, 1, 3, 4 (weights 1 + 2 + 1 + 0.5 = 4.5) of a signed total 5
+    assert multiclass_metrics(probs, y, ["q", "W", "t"], [0.5], weights=w)["accuracy"] == pytest.approx(0.9)
+    w[4] = -1.5  # 't' jets: 1 - 1.5 = -0.5; was "efficiency_curve needs signal (label 1) ..."
+    with pytest.raises(ValueError, match=r"weights: the 2 't' jets' weights sum to -0.5 .*check the weights of this class"):
+        multiclass_metrics(probs, y, ["q", "W", "t"], [0.5], weights=w)
+
+
+def test_anomaly_accuracy_is_weighted_like_the_auc_beside_it():
+    from hepnn.training.evaluate import compute_metrics
+
+    errors = np.array([0.9, 0.8, 0.7, 0.2, 0.1, 0.3])
+    y = np.array([1, 0, 1, 0, 0, 0])  # 2 anomalous jets: the 2 highest errors (jets 0 and 1) are flagged
+    w = np.array([1.0, 2.0, 1.0, -0.5, 1.0, 1.0])
+    got = compute_metrics(errors, y, "autoencoder", ["qcd", "top"], [0.5], weights=w)
+    # correct: jets 0, 3, 4, 5 (1 - 0.5 + 1 + 1 = 2.5) of a signed total 5.5; unweighted 4 / 6 (was given)
+    assert got["accuracy"] == pytest.approx(2.5 / 5.5, abs=1e-6)
+    assert compute_metrics(errors, y, "autoencoder", ["qcd", "top"], [0.5])["accuracy"] == pytest.approx(4 / 6, abs=1e-6)

@@ -317,6 +317,23 @@ def test_cut_for_efficiency_needs_positive_total_weight():
         cut_for_efficiency([0.1, 0.2, 0.3], 0.5, [-1.0, -1.0, 0.5])
 
 
+def test_confusion_matrix_with_signed_weights_normalises_or_names_the_class():
+    from hepnn.metrics import confusion_matrix
+
+    t, p = [0, 0, 1, 1, 1], [0, 1, 1, 0, 1]
+    # true class 1: predicted 1 with 1 - 0.5, predicted 0 with 1: row [1, 0.5] / 1.5
+    cm = confusion_matrix(t, p, normalize="true", weights=[1, 1, 1, 1, -0.5])
+    np.testing.assert_allclose(cm, [[0.5, 0.5], [2 / 3, 1 / 3]])
+    # a row summing to 0 gave +-1.8e308 (0/0 through nan_to_num), one below 0 sign-flipped fractions
+    for w, normalize, where in (([1, 1, 1, 1, -2], "true", "true class 1"), ([1, 1, 1, -3, 1], "pred", "predicted class 0"),
+                                ([1, -3, 1, 0.5, 0.2], "all", "all jets")):
+        with pytest.raises(ValueError, match=f"weights of {where} sum to"):
+            confusion_matrix(t, p, normalize=normalize, weights=w)
+    assert confusion_matrix(t, p, weights=[1, 1, 1, 1, -2]).tolist() == [[1.0, 1.0], [1.0, -1.0]]  # counts: kept
+    # jets of weight 0 only: an empty row, 0 as scikit-learn gives
+    assert confusion_matrix(t, p, normalize="true", weights=[0, 0, 1, 1, 1])[0].tolist() == [0.0, 0.0]
+
+
 def test_confusion_matrix_refuses_nan_probabilities_and_unknown_classes():
     from hepnn.metrics import confusion_matrix
 

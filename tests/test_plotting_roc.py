@@ -151,3 +151,15 @@ def test_rejection_refuses_nan_scores_and_weights():
         plot_rejection({"a": np.array([0.1, np.nan, 0.3, 0.9])}, y)
     with pytest.raises(ValueError, match="non-finite"):
         plot_rejection({"a": np.array([0.1, 0.2, 0.3, 0.9])}, y, weights=np.array([1.0, np.nan, 1.0, 1.0]))
+
+
+def test_a_tagger_whose_signed_weights_leave_no_signal_is_named():
+    y = np.array([0, 0, 1, 1])
+    s = np.array([0.1, 0.4, 0.35, 0.8])
+    w = np.array([1.0, 1.0, 1.0, -2.0])  # NLO weights: the signal sums to -1, its efficiencies are undefined
+    with pytest.raises(ValueError, match=r"taggers\['nn'\]: efficiency_curve needs signal .* signal weight -1.0"):
+        plot_roc({"bdt": (s, y), "nn": (s, y, w)})
+    res = plot_roc({"nn": (s, y, np.array([1.0, -0.5, 1.0, 2.0]))})  # signed totals 0.5 and 3 are fine
+    # thresholds 0.8, 0.4, 0.35, 0.1: signal 2/3, 2/3, 1, 1; background 0, -1, -1, 1 (the -0.5 jet passes at 0.4)
+    np.testing.assert_allclose(res.curves["nn"][0], [0, 2 / 3, 2 / 3, 1, 1])
+    np.testing.assert_allclose(res.curves["nn"][1], [0, 0, -1, -1, 1])

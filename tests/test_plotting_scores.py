@@ -61,3 +61,30 @@ def test_weighted_overtraining_ks_per_class_matches_brute_force():
 def test_scores_refuse_nan():
     with pytest.raises(ValueError, match="train_scores.*non-finite"):
         plot_scores([0.1, 0.9], [0, 1], [0.1, np.nan], [0, 1])
+
+
+def test_signed_nlo_weights_are_drawn_normalised_by_the_signed_total():
+    """Signal bins hold +1.5 and -0.5 (total 1): unit area on 2 bins of width 0.5 gives 3 and -1."""
+    s = np.array([0.1, 0.2, 0.8, 0.1, 0.15, 0.85])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    w = np.array([1.0, 1.0, 1.0, 1.0, 0.5, -0.5])
+    res = plot_scores(s, y, test_weights=w, bins=2)
+    np.testing.assert_allclose(res.artists[("test", "signal")].stairs.get_data().values, [3.0, -1.0])
+    np.testing.assert_allclose(res.hists["test/signal"].values(), [1.5, -0.5])
+
+
+@pytest.mark.parametrize("with_train", [False, True])
+def test_a_class_with_non_positive_total_weight_is_refused_by_name(with_train):
+    """Signal bins +1.5 and -2 (total -0.5) were drawn at unit area as -4 and +6: the negative bin as the peak."""
+    s = np.array([0.1, 0.2, 0.8, 0.1, 0.15, 0.85])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    w = np.array([1.0, 1.0, 1.0, 1.0, 0.5, -2.0])
+    train = {"train_scores": s, "train_labels": y} if with_train else {}
+    with pytest.raises(ValueError, match=r"test_weights: the 3 'signal' jets' weights sum to -0.5 .*unit-area "
+                                         r"histogram is undefined.*density=False"):
+        plot_scores(s, y, test_weights=w, bins=2, **train)
+    # without normalisation the signed entries are drawn as they are; the KS test still needs a positive total
+    res = plot_scores(s, y, test_weights=w, bins=2, density=False)
+    np.testing.assert_allclose(res.artists[("test", "signal")].stairs.get_data().values, [1.5, -2.0])
+    with pytest.raises(ValueError, match=r"train_weights: the 3 'signal' jets' weights sum to -0.5 .*KS test"):
+        plot_scores(s, y, s, y, train_weights=w, bins=2, density=False)

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from hepnn.config import load_config
+from hepnn.exceptions import ConfigError, InputDataError
+from hepnn.training.splits import SPLITS
 from hepnn.training.trainer import Trainer, reweight_factors, sample_weights
 
 
@@ -198,6 +200,69 @@ def test_reweighting_follows_the_evaluation_classes():
     plain = sample_weights(load_config(toy_config(reweight={"variable": "jet_pt", "bins": 10})), data,
                            ["background", "signal"])
     assert np.all(plain[labels == 1] == 1.0) and not np.allclose(plain[labels == 0], 1.0)
+
+
+def test_balanced_class_weights_keep_signed_nlo_weights():
+    """Each class's signed weights scale to half of the signed total; a negative jet stays negative."""
+    data = {"label": np.array([0, 0, 0, 0, 1, 1], "int32"), "weight": np.array([1, 1, -1, 1, 2, -0.5], "float32")}
+    w = sample_weights(load_config(toy_config(class_weight="balanced")), data, ["background", "signal"])
+    # totals: background 2, signal 1.5, all 3.5 -> scales 3.5 / (2 * 2) and 3.5 / (2 * 1.5)
+    np.testing.assert_allclose(w, [0.875, 0.875, -0.875, 0.875, 7 / 3, -7 / 12], rtol=1e-6)
+
+
+@pytest.mark.parametrize("value", [-1.0, 0.0])
+def test_class_weight_must_be_positive(value):
+    """A class weight of -1 turned the class's gradient around and trained silently (0: the class was left out)."""
+    with pytest.raises(ConfigError, match=r"training.class_weight.signal: expected a positive class weight, received "
+                                          rf"{value}.*training.train_classes"):
+        load_config(toy_config(class_weight={"signal": value}))
+
+
+def test_reweighting_sums_signed_nlo_weights_per_bin():
+    """Bins of values [0.2, 1) and [1, 1.8]: background (+2, -1 | +1), signal (+1 | +4, -1)."""
+    v = np.array([0.2, 0.4, 1.5, 0.3, 1.2, 1.8])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    w = np.array([2.0, -1.0, 1.0, 1.0, 4.0, -1.0])
+    factors = reweight_factors(v, y, w, bins=2)
+    # background 1:1 -> shares 0.5, 0.5; signal 1:3 -> 0.25, 0.75; factors 0.5 and 1.5, signal untouched
+    np.testing.assert_allclose(factors, [0.5, 0.5, 1.5, 1, 1, 1])
+    np.testing.assert_allclose((w * factors)[:3], [1.0, -0.5, 1.5])  # a negative jet keeps its sign
+
+
+@pytest.mark.parametrize(("w", "match"), [
+    # background bin [0.1, 1): +1 -1 -1 = -1; was given factor 1, leaving a negative bin in the "matched" spectrum
+    ([1.0, -1.0, -1.0, 3.0, 1.0, 1.0, 1.0], r"bin \[0.1, 1\): the weights of its 3 label 0 jets sum to -1"),
+    # signal bin [1, 1.9]: +1 -2 = -1 (signal shares 1.5, -0.5); gave the positive background jet there factor -2
+    ([1.0, 1.0, 1.0, 1.0, 3.0, 1.0, -2.0], r"bin \[1, 1.9\]: the weights of its 2 label 1 jets sum to -1"),
+    # background bin [0.1, 1): +1 -1 = 0 (with a third jet of weight 0)
+    ([1.0, -1.0, 0.0, 1.0, 1.0, 1.0, 1.0], r"bin \[0.1, 1\): the weights of its 3 label 0 jets sum to 0"),
+])
+def test_reweighting_refuses_a_bin_whose_signed_weights_sum_to_at_most_zero(w, match):
+    v = np.array([0.1, 0.5, 0.9, 1.5, 0.2, 1.2, 1.9])
+    y = np.array([0, 0, 0, 0, 1, 1, 1])
+    with pytest.raises(ValueError, match=match + r".*use fewer, wider bins"):
+        reweight_factors(v, y, np.array(w), bins=2)
+
+
+def test_reweight_in_training_names_the_bin_and_the_class():
+    data = toy_data(n=400)
+    bkg = np.flatnonzero(data["label"] == 0)
+    low = bkg[data["spec_jet_pt"][bkg] < 520]
+    data["weight"][low] = -1.0  # every background jet below 520 GeV: the bin sums to < 0, the class does not
+    config = load_config(toy_config(reweight={"variable": "jet_pt", "bins": 10}))
+    with pytest.raises(InputDataError, match=r"training.reweight: jet_pt bin \[5\d\d(\.\d+)?, 5\d\d(\.\d+)?\): "
+                                             r"the weights of its \d+ 'background' jets sum to -\d+.*"
+                                             r"\(training.reweight.bins is 10\)"):
+        sample_weights(config, data, ["background", "signal"])
+    with pytest.raises(InputDataError, match=r"training.reweight, val split: jet_pt bin"):
+        sample_weights(config, data, ["background", "signal"], split="val")
+
+
+def test_a_class_summing_below_zero_in_the_validation_split_names_the_split(tmp_path):
+    data = toy_data(n=400)
+    data["weight"][(data["split"] == SPLITS["val"]) & (data["label"] == 1)] = -1.0
+    with pytest.raises(InputDataError, match=r"'weight' array, val split: the weights of the \d+ 'signal' jets sum to -\d+"):
+        Trainer(toy_config(), log=quiet).fit(tmp_path / "run", data=data)
 
 
 def test_reweight_needs_the_variable_as_spectator(tmp_path):

@@ -513,7 +513,11 @@ class EarlyStoppingConfig:
 
 @dataclass(frozen=True)
 class ReweightConfig:
-    """Reweight background jets so that a variable's spectrum matches the signal's."""
+    """Reweight background jets so that a variable's spectrum matches the signal's.
+
+    The spectra sum the jets' signed weights per bin (NLO weights are kept); a bin whose jets'
+    weights sum to <= 0 has no factor and is an error: use fewer bins.
+    """
 
     variable: str = field(metadata=_doc("jet-level variable (e.g. jet_pt)"))
     bins: int = field(default=20, metadata=_doc("histogram bins", positive))
@@ -603,6 +607,13 @@ class TrainingConfig:
         "log params, per-epoch metrics, test metrics and the report to MLflow"))
 
     def validate(self):
+        if isinstance(self.class_weight, dict):
+            for name, value in self.class_weight.items():
+                if not value > 0:  # a class weight multiplies every jet's loss term of the class
+                    yield f"class_weight.{name}", (
+                        f"expected a positive class weight, received {value!r}: a weight <= 0 leaves the class out "
+                        "of the loss or turns its gradient around (signed NLO weights belong in data.weight); "
+                        "to train without a class use training.train_classes")
         if self.stream_cache and not self.streaming:
             yield "stream_cache", "caches the streaming pipeline: set training.streaming: true as well (or drop it)"
         if self.augment is not None and self.streaming:

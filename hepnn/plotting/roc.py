@@ -55,7 +55,10 @@ class RocResult:
 def _curves(taggers: Any, labels: Any, weights: Any, signal: int) -> dict[str, tuple]:
     out = {}
     for name, (s, y, w) in taggers_from(taggers, labels, weights).items():
-        eff_s, eff_b, thr = efficiency_curve(y, s, w, signal=signal)
+        try:
+            eff_s, eff_b, thr = efficiency_curve(y, s, w, signal=signal)
+        except ValueError as err:  # which of several taggers (a class's signed weights summing to <= 0, NaN)
+            raise ValueError(f"taggers[{name!r}]: {err}") from err
         wb = np.ones(np.count_nonzero(y != signal)) if w is None else w[y != signal]
         out[name] = (eff_s, eff_b, thr, effective_count(wb))
     return out

@@ -14,6 +14,9 @@ from .common import PLOTS, as_1d, class_names_for, new_axes, upper_edge_inclusiv
 
 __all__ = ["ScoreResult", "plot_scores", "score_range"]
 
+UNIT_AREA_FIX = "check this class's weights, or pass density=False to draw the weighted entries"
+KS_FIX = "check this class's weights (or leave the training scores out)"
+
 
 @dataclass
 class ScoreResult:
@@ -52,6 +55,17 @@ def score_range(*arrays: np.ndarray) -> tuple[float, float]:
     return lo, hi
 
 
+def _check_total(weights: np.ndarray | None, sample: str, cname: str, what: str, fix: str) -> None:
+    """A unit-area histogram and the weighted KS test divide by the class's total weight."""
+    if weights is None:
+        return
+    total = float(np.sum(weights))
+    if not total > 0:
+        msg = (f"{sample}_weights: the {len(weights)} {cname!r} jets' weights sum to {total:g} (negative weights "
+               f"outweigh the positive ones), so {what} is undefined; {fix}")
+        raise ValueError(msg)
+
+
 def _hist(values: np.ndarray, weights: np.ndarray | None, bins: int, range: tuple[float, float], label: str) -> Any:
     hist = require("hist")
     h = hist.Hist.new.Reg(bins, *range, name="score", label=label).Weight()
@@ -88,6 +102,8 @@ def plot_scores(
     test_scores, test_labels : arrays of shape (n_jets,)
     train_scores, train_labels : arrays, optional
     test_weights, train_weights : arrays, optional
+        Signed (NLO) weights are drawn as they are; a class whose weights sum to <= 0 has no
+        unit-area histogram (``density``) and no KS test: ValueError naming it.
     bins : int
     range : (float, float), optional
         Histogram range; (0, 1) for probabilities, else the data range.
@@ -143,10 +159,17 @@ def plot_scores(
         wsel = None if w_te is None else w_te[sel]
         h = hists[f"test/{cname}"] = _hist(s_te[sel], wsel, bins, range, xlabel)
         test_label = f"{cname} (test)"
+        if density and np.any(sel):
+            _check_total(wsel, "test", cname, "its unit-area histogram", UNIT_AREA_FIX)
         if with_train:
             sel_tr = y_tr == cls
+            wsel_tr = None if w_tr is None else w_tr[sel_tr]
+            if density and np.any(sel_tr):
+                _check_total(wsel_tr, "train", cname, "its unit-area histogram", UNIT_AREA_FIX)
             if np.any(sel_tr) and np.any(sel):
-                ks[cname] = ks_test(s_te[sel], s_tr[sel_tr], wsel, None if w_tr is None else w_tr[sel_tr])
+                _check_total(wsel, "test", cname, "the train/test KS test", KS_FIX)
+                _check_total(wsel_tr, "train", cname, "the train/test KS test", KS_FIX)
+                ks[cname] = ks_test(s_te[sel], s_tr[sel_tr], wsel, wsel_tr)
         # a class without jets in a sample (a rare class in a small test split) is not drawn: an empty
         # histogram normalised to unit area is 0/0
         if np.any(sel):
@@ -154,9 +177,7 @@ def plot_scores(
                 h, ax=ax, density=density, histtype="fill", alpha=0.35, color=color, label=test_label, flow="none"
             )
         if with_train:
-            h_tr = hists[f"train/{cname}"] = _hist(
-                s_tr[sel_tr], None if w_tr is None else w_tr[sel_tr], bins, range, xlabel
-            )
+            h_tr = hists[f"train/{cname}"] = _hist(s_tr[sel_tr], wsel_tr, bins, range, xlabel)
             p = f", KS p = {ks[cname].pvalue:.3f}" if cname in ks else ""
             if np.any(sel_tr):
                 (artists[("train", cname)],) = mplhep.histplot(

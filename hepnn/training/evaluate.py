@@ -83,7 +83,27 @@ def _accuracy(correct: np.ndarray, weights: np.ndarray | None) -> float:
     if weights is None:
         return float(np.mean(correct))
     w = np.asarray(weights, dtype=np.float64)
-    return float(np.sum(w * correct) / np.sum(w)) if np.sum(w) != 0 else math.nan
+    total = np.sum(w)
+    if not total > 0:
+        msg = f"weights: the {len(w)} jets' weights sum to {total:g}, so the weighted accuracy is undefined"
+        raise ValueError(msg)
+    return float(np.sum(w * correct) / total)
+
+
+def _check_class_totals(labels: np.ndarray, classes: Sequence[str], weights: np.ndarray | None) -> None:
+    """Each class's efficiencies divide by its total weight: a class whose signed (NLO) weights sum to <= 0
+    is named (the one-vs-rest curve would otherwise call it "signal (label 1)")."""
+    if weights is None:
+        return
+    w = np.asarray(weights, dtype=np.float64)
+    for i, name in enumerate(classes):
+        chosen = labels == i
+        total = np.sum(w[chosen])
+        if chosen.any() and not total > 0:
+            msg = (f"weights: the {int(chosen.sum())} {name!r} jets' weights sum to {total:g} (negative weights "
+                   "outweigh the positive ones), so their efficiencies and metrics are undefined; check the "
+                   "weights of this class")
+            raise ValueError(msg)
 
 
 def _finite(value: float) -> float | None:
@@ -109,6 +129,7 @@ def multiclass_metrics(
 ) -> dict:
     """Per class (vs the rest) metrics, overall accuracy and flavour-tagging discriminants."""
     labels = np.asarray(labels)
+    _check_class_totals(labels, classes, weights)
     out: dict = {
         "accuracy": round(_accuracy(np.argmax(probs, axis=1) == labels, weights), 6),
         "n_test": int(len(labels)),
@@ -158,7 +179,7 @@ def compute_metrics(
         flagged = np.zeros(len(y), dtype=bool)
         if n_sig:
             flagged[np.argsort(-scores, kind="stable")[:n_sig]] = True
-        metrics["accuracy"] = round(float(np.mean(flagged == (y == 1))), 6)
+        metrics["accuracy"] = round(_accuracy(flagged == (y == 1), weights), 6)  # weighted as the AUC beside it
         metrics["accuracy_definition"] = "the n_signal jets with the highest anomaly score flagged as signal"
         return {"task": task, "score": "reconstruction_error", "background": classes[bkg], **metrics}
     msg = f"cannot evaluate task {task!r}"

@@ -98,12 +98,13 @@ def analysis_record(analysis: Any) -> dict | None:
             "data_hooks": [h for h in ("select", "labels") if callable(getattr(analysis, h, None))]}
 
 
-def sample_weights(config: Config, data: Mapping[str, np.ndarray], classes: list[str]) -> np.ndarray:
-    """Per-jet weights: input weights x class weights x kinematic reweighting."""
+def sample_weights(config: Config, data: Mapping[str, np.ndarray], classes: list[str],
+                   split: str | None = None) -> np.ndarray:
+    """Per-jet weights: input weights x class weights x kinematic reweighting (``split``: named in errors)."""
     labels = np.asarray(data["label"])
     weights = np.asarray(data.get("weight", np.ones(len(labels))), dtype=np.float64).copy()
     if "weight" in data:
-        _check_input_weights(config, weights, labels, classes)
+        _check_input_weights(config, weights, labels, classes, split)
     cw = config.training.class_weight
     if cw == "balanced":
         totals = np.array([weights[labels == i].sum() for i in range(len(classes))])
@@ -125,14 +126,21 @@ def sample_weights(config: Config, data: Mapping[str, np.ndarray], classes: list
         signal = class_index(classes, config.evaluation.signal, "evaluation.signal", len(classes) - 1)
         background = class_index(classes, config.evaluation.background, "evaluation.background",
                                  1 if signal == 0 else 0)
-        weights *= reweight_factors(np.asarray(data[key]), labels, weights, rw.bins, rw.target,
-                                    background=background, signal=signal)
+        try:
+            weights *= reweight_factors(np.asarray(data[key]), labels, weights, rw.bins, rw.target,
+                                        background=background, signal=signal, name=rw.variable, class_names=classes)
+        except ValueError as err:
+            where = "training.reweight" if split is None else f"training.reweight, {split} split"
+            raise InputDataError(f"{where}: {err} (training.reweight.bins is {rw.bins})") from err
     return weights.astype(np.float32)
 
 
-def _check_input_weights(config: Config, weights: np.ndarray, labels: np.ndarray, classes: list[str]) -> None:
+def _check_input_weights(config: Config, weights: np.ndarray, labels: np.ndarray, classes: list[str],
+                         split: str | None = None) -> None:
     """Weights a network cannot learn from (every weight of a class 0, NaN) are an error, not a loss of 0."""
     where = f"data.weight ({config.data.weight!r})" if config.data.weight else "the data's 'weight' array"
+    if split is not None:  # a class can sum to <= 0 in a small validation split only
+        where += f", {split} split"
     bad = ~np.isfinite(weights)
     if bad.any():
         msg = f"{where}: {int(bad.sum())} of {len(weights)} jets have a NaN or infinite weight; fix or drop them"
@@ -147,11 +155,13 @@ def _check_input_weights(config: Config, weights: np.ndarray, labels: np.ndarray
 
 
 def reweight_factors(values, labels, weights, bins: int, target: str = "signal", *, background: int = 0,
-                     signal: int | None = None) -> np.ndarray:
+                     signal: int | None = None, name: str = "values", class_names: list[str] | None = None) -> np.ndarray:
     """Factors that make the spectrum of ``values`` of the ``background`` class (label 0) match
     that of the ``signal`` class (default: the largest label), or a flat one.
 
-    Other jets keep factor 1. Returns ones where a bin has no background.
+    Other jets keep factor 1. Returns ones where a bin has no background. Signed (NLO) weights
+    are summed as they are; a bin whose background (or signal) jets carry weight that sums to
+    <= 0 has no spectrum to match and no factor: ValueError naming the bin (wider bins help).
 
     Examples
     --------
@@ -162,18 +172,41 @@ def reweight_factors(values, labels, weights, bins: int, target: str = "signal",
     edges = np.histogram_bin_edges(values, bins=bins)
     idx = np.clip(np.digitize(values, edges[1:-1]), 0, bins - 1)
     bkg = labels == background
-    h_bkg = np.bincount(idx[bkg], weights=weights[bkg], minlength=bins)
+    h_bkg = _spectrum(idx, weights, bkg, edges, name, _class_name(class_names, background))
     if target == "flat":
         h_target = np.where(h_bkg > 0, 1.0, 0.0)
     else:
-        sig = labels == (np.max(labels) if signal is None else signal)
-        h_target = np.bincount(idx[sig], weights=weights[sig], minlength=bins)
+        signal = np.max(labels) if signal is None else signal
+        h_target = _spectrum(idx, weights, labels == signal, edges, name, _class_name(class_names, signal))
     h_bkg_n = h_bkg / max(h_bkg.sum(), 1e-12)
     h_target_n = h_target / max(h_target.sum(), 1e-12)
     ratio = np.where(h_bkg_n > 0, h_target_n / np.maximum(h_bkg_n, 1e-300), 1.0)
     factors = np.ones(len(values))
     factors[bkg] = ratio[idx[bkg]]
     return factors
+
+
+def _class_name(class_names: list[str] | None, label: int) -> str:
+    return f"{class_names[label]!r}" if class_names is not None else f"label {label}"
+
+
+def _spectrum(idx: np.ndarray, weights: np.ndarray, chosen: np.ndarray, edges: np.ndarray, name: str,
+              what: str) -> np.ndarray:
+    """The weighted histogram of one class; a bin whose jets carry weight summing to <= 0 (negative
+    NLO weights outweighing the positive ones, or cancelling to rounding) is refused."""
+    bins = len(edges) - 1
+    h = np.bincount(idx[chosen], weights=weights[chosen], minlength=bins)
+    gross = np.bincount(idx[chosen], weights=np.abs(weights[chosen]), minlength=bins)
+    bad = np.flatnonzero((gross > 0) & (h <= 1e-9 * gross))
+    if bad.size:
+        b = int(bad[0])
+        n = int(np.count_nonzero(chosen & (idx == b)))
+        close = "]" if b == bins - 1 else ")"
+        msg = (f"{name} bin [{edges[b]:.6g}, {edges[b + 1]:.6g}{close}: the weights of its {n} {what} jets sum to "
+               f"{h[b]:.6g} ({bad.size} such bin(s)), so their spectrum there and the reweighting factor are "
+               "undefined; use fewer, wider bins")
+        raise ValueError(msg)
+    return h
 
 
 def _one_class_message(data_config: Any, classes: list[str]) -> str:
@@ -275,7 +308,7 @@ class Trainer:
             y = x[names[0]]
         else:
             y = np.asarray(part["label"], dtype=np.int32)
-        w = sample_weights(self.config, part, classes)
+        w = sample_weights(self.config, part, classes, split=split)
         if task == "autoencoder" and y.ndim > 2:
             # the reconstruction loss is per pixel / per slot: weights must broadcast over those axes
             w = w.reshape((-1,) + (1,) * (y.ndim - 2))
