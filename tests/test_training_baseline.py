@@ -38,6 +38,33 @@ def test_bdt_metrics_match_sklearn(tmp_path):
     np.testing.assert_array_equal(baselines["BDT"][0], scores["outputs"])
 
 
+def test_bdt_ignores_negative_weights_in_training(tmp_path, monkeypatch):
+    # signed (NLO) weights in gradient boosting: negative Hessian sums in the leaves
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    seen = {}
+    fit = HistGradientBoostingClassifier.fit
+
+    def spy(self, x, y, sample_weight=None):
+        seen["weight"] = None if sample_weight is None else np.array(sample_weight)
+        return fit(self, x, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(HistGradientBoostingClassifier, "fit", spy)
+    rng = np.random.default_rng(4)
+    n = 600
+    y = rng.integers(0, 2, n)
+    w = np.where(rng.random(n) < 0.2, -1.0, 1.5)
+    data = {"jet": rng.normal(size=(n, 2)) + y[:, None], "label": y, "weight": w, "split": np.zeros(n, int)}
+    data["split"][::3] = 2
+    metrics = train_bdt(data, ["jet"], tmp_path / "bdt", max_iter=5)
+    train = data["split"] == 0
+    np.testing.assert_array_equal(seen["weight"], np.clip(w[train], 0, None))
+    assert metrics["negative_weights_ignored"] == int(np.count_nonzero(w[train] < 0)) > 0
+    data["weight"] = np.abs(w)
+    assert "negative_weights_ignored" not in train_bdt(data, ["jet"], tmp_path / "bdt2", max_iter=5)
+    np.testing.assert_array_equal(seen["weight"], np.abs(w)[train])
+
+
 def test_autoencoder_metrics_have_the_binary_fields():
     from hepnn.training.evaluate import compute_metrics
 

@@ -67,6 +67,12 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
               **params) -> dict:
     """Train the BDT on the train split, score the test split, write ``OUT/metrics.json`` and scores.
 
+    Jets with a negative (NLO) weight count as 0 in the BDT's training, as TMVA's
+    ``IgnoreNegWeightsInTraining`` does: gradient boosting with signed weights fits leaves on
+    sums of Hessians that can be negative, and on a toy with 20 % weights of -1 it reached
+    AUC 0.706 against 0.720 with them ignored. ``metrics.json`` then says how many
+    (``negative_weights_ignored``).
+
     Returns the metrics (same layout as a network's ``metrics.json``).
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -78,7 +84,11 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
     x_test, _ = summary_features(test, names)
     options = {"max_iter": 200, "learning_rate": 0.1, "early_stopping": True, "random_state": seed, **params}
     bdt = HistGradientBoostingClassifier(**options)
-    bdt.fit(x_train, train["label"], sample_weight=train.get("weight"))
+    weight = train.get("weight")
+    negative = 0 if weight is None else int(np.count_nonzero(np.asarray(weight) < 0))
+    if negative:
+        weight = np.clip(np.asarray(weight, dtype=np.float64), 0.0, None)
+    bdt.fit(x_train, train["label"], sample_weight=weight)
     probs = bdt.predict_proba(x_test)
     n_classes = probs.shape[1]
     classes = list(classes) if classes else (["background", "signal"] if n_classes == 2 else [str(i) for i in range(n_classes)])
@@ -87,6 +97,8 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
     metrics = compute_metrics(outputs, test["label"], task, classes, working_points)
     metrics["model"] = "HistGradientBoostingClassifier"
     metrics["features"] = feature_names
+    if negative:
+        metrics["negative_weights_ignored"] = negative
     write_json(out / "metrics.json", metrics)
 
     with atomic_path(out / "scores.npz", suffix=".npz") as tmp:
