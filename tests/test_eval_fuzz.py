@@ -229,3 +229,40 @@ def test_anomaly_accuracy_is_weighted_like_the_auc_beside_it():
     # correct: jets 0, 3, 4, 5 (1 - 0.5 + 1 + 1 = 2.5) of a signed total 5.5; unweighted 4 / 6 (was given)
     assert got["accuracy"] == pytest.approx(2.5 / 5.5, abs=1e-6)
     assert compute_metrics(errors, y, "autoencoder", ["qcd", "top"], [0.5])["accuracy"] == pytest.approx(4 / 6, abs=1e-6)
+
+
+def test_evaluation_weighted_weights_metrics_and_report(tmp_path):
+    # QCD mixed from samples with cross-section weights: an unweighted rejection means nothing
+    import uproot
+    from sklearn.metrics import roc_auc_score
+
+    from hepnn.plotting.report import build_report
+    from hepnn.training.evaluate import predict_split
+
+    rng = np.random.default_rng(3)
+    for name, shift in (("sig", 1), ("bkg_lo", 0), ("bkg_hi", 0.6)):
+        with uproot.recreate(tmp_path / f"{name}.root") as f:
+            f["jets"] = {"jet_mass": rng.normal(100 + 40 * shift, 30, 200), "jet_tau21": rng.normal(0.6, 0.2, 200),
+                         "w": rng.uniform(0.5, 1.5, 200)}
+    files = [{"path": str(tmp_path / "sig.root"), "tree": "jets", "label": 1},
+             {"path": str(tmp_path / "bkg_lo.root"), "tree": "jets", "label": 0, "weight": 20.0},
+             {"path": str(tmp_path / "bkg_hi.root"), "tree": "jets", "label": 0, "weight": 0.5}]
+    cfg = {"data": {"files": files, "weight": "w", "spectators": ["jet_mass"],
+                    "inputs": {"jet": {"kind": "flat", "variables": ["jet_mass", "jet_tau21"]}}},
+           "model": {"name": "dense", "units": [4]}, "training": {"epochs": 2, "verbose": 0},
+           "evaluation": {"weighted": True}}
+    Trainer(cfg, log=lambda _: None).fit(tmp_path / "run")
+    metrics = evaluate_run(tmp_path / "run")
+    pred = predict_split(tmp_path / "run")
+    y, s, w = np.asarray(pred["label"]), np.asarray(pred["outputs"]).reshape(-1), np.asarray(pred["weight"], float)
+    assert w.max() >= 10 and w.min() <= 0.75  # the file groups' weights times the branch's
+    assert metrics["weighted"] is True
+    assert metrics["auc"] == pytest.approx(roc_auc_score(y, s, sample_weight=w), abs=1e-6)
+    assert abs(metrics["auc"] - roc_auc_score(y, s)) > 1e-3  # the weights matter here
+    cut = cut_for_efficiency(s[y == 1], 0.5, w[y == 1])
+    passing = (y == 0) & (s >= cut)
+    assert metrics["rejection"]["0.5"] == pytest.approx(w[y == 0].sum() / w[passing].sum(), rel=1e-3)
+    report = build_report(tmp_path / "run", out=tmp_path / "report", progress=False)
+    roc = report.figure("roc")
+    assert roc.summary["auc"]["run"] == pytest.approx(metrics["auc"], abs=1e-4)
+    assert "Weighted by the jets' weights" in roc.caption

@@ -632,6 +632,10 @@ class EvaluationConfig:
     signal: Optional[str] = field(default=None, metadata=_doc("signal class name (default: the last class)"))
     background: Optional[str] = field(default=None, metadata=_doc("background class (autoencoders)"))
     batch_size: int = field(default=1024, metadata=_doc("prediction batch size", positive))
+    weighted: bool = field(default=False, metadata=_doc(
+        "weight the test metrics (metrics.json) and the report's performance plots by the jets' weights (data.weight "
+        "times the file group's weight; not the training's class weights or reweighting): for samples mixed with "
+        "cross-section weights, or with NLO weights"))
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,8 @@ from ..metrics import efficiency_auc, efficiency_curve, rejection_at
 from ..outdir import claim
 from ..registry import Registry
 from ..runs.spec import class_index
-from ..training.evaluate import binary_metrics, evaluate_run, load_run_data, predict_split, prediction_key
+from ..training.evaluate import (binary_metrics, evaluate_run, evaluation_weights, load_run_data, predict_split,
+                                prediction_key)
 from ..training.kfold import fold_data, fold_dirs, is_kfold_run
 from ..training.rundir import RunDirectory, load_run_model, read_json, write_json
 from .anomaly import plot_latent, plot_reconstruction_error
@@ -193,6 +194,9 @@ class ReportRun:
     is_sig_test: np.ndarray = None
     score_train: np.ndarray = None
     key: str | None = None  # what the run's stored predictions and model views are valid for
+    #: the jets' weights when the run's ``evaluation.weighted`` says so, else None (unweighted figures)
+    weight_test: np.ndarray | None = None
+    weight_train: np.ndarray | None = None
 
 
 def find_spectator(data: Mapping[str, Any], quantity: str) -> str | None:
@@ -353,9 +357,20 @@ def _load_run(name: str, path: Path, data: Any, analysis: Any, cache: dict) -> R
     run = ReportRun(name=name, path=path, config=config, task=task, classes=classes, test=test, train=train,
                     metrics=metrics, signal=signal, key=key)
     run.score_test, run.is_sig_test = _scores(run, test)
+    run.weight_test = evaluation_weights(config, test)
     if train is not None and len(train["label"]):
         run.score_train = _scores(run, train)[0]
+        run.weight_train = evaluation_weights(config, train)
     return run
+
+
+def _weighting(*runs: ReportRun) -> str:
+    """The end of a caption: whether the figure's jets are weighted (``evaluation.weighted``)."""
+    if all(r.weight_test is not None for r in runs):
+        return " Weighted by the jets' weights (evaluation.weighted)."
+    if any(r.weight_test is not None for r in runs):
+        return " Weighted by the jets' weights for the runs with evaluation.weighted, unweighted for the others."
+    return " Unweighted."
 
 
 def _progress(iterable: Iterable, total: int, desc: str, progress: bool) -> Iterable:
@@ -581,7 +596,7 @@ def _rejection_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
         name=item.stem, section="performance", result=res, files=files,
         title="Background rejection against signal efficiency",
         caption=(f"Background rejection 1/eff_B (log scale) against signal efficiency on the test split for "
-                 f"{len(taggers)} tagger(s), bands: binomial standard error.{ratio} Unweighted."),
+                 f"{len(taggers)} tagger(s), bands: binomial standard error.{ratio}{_weighting(*d.runs)}"),
         summary={"curves": list(res.lines), "auc": res.auc,
                  "rejection": {k: {f"{wp:g}": v for wp, v in r.items()} for k, r in res.rejections.items()}},
     )
@@ -593,7 +608,8 @@ def _roc_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     files = d.finish(res.figure, item.stem, res.ax)
     return ReportFigure(
         name=item.stem, section="performance", result=res, files=files, title="ROC curve",
-        caption="Signal efficiency against background efficiency on the test split; AUC in the legend. Unweighted.",
+        caption=("Signal efficiency against background efficiency on the test split; AUC in the legend."
+                 + _weighting(*d.runs)),
         summary={"curves": list(res.lines), "auc": res.auc},
     )
 
@@ -612,7 +628,7 @@ def _folds_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     grid = np.linspace(0.1, 1.0, 181)
     curves, aucs = [], []
     for run in runs:
-        eff_s, eff_b, _ = efficiency_curve(run.is_sig_test.astype(int), run.score_test)
+        eff_s, eff_b, _ = efficiency_curve(run.is_sig_test.astype(int), run.score_test, run.weight_test)
         curves.append(rejection_at(eff_s, eff_b, grid))
         aucs.append(efficiency_auc(eff_s, eff_b))
     curves = np.asarray(curves, dtype=float)
@@ -654,7 +670,8 @@ def _scores_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     res = plot_scores(
         run.score_test, labels_te,
         run.score_train if train else None, np.asarray(run.train["label"], dtype=int) if train else None,
-        class_names=run.classes, xlabel=xlabel,
+        class_names=run.classes, xlabel=xlabel, test_weights=run.weight_test,
+        train_weights=run.weight_train if train else None,
     )
     files = d.finish(res.figure, stem, res.ax)
     files.append(d.hists(res.hists, stem))
@@ -664,7 +681,7 @@ def _scores_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     return ReportFigure(
         name=stem, section="overtraining", variant=run.name, result=res, files=files,
         title=f"Score distributions: {run.name}",
-        caption=f"{xlabel} per true class, test split filled, unit area.{check} Unweighted.",
+        caption=f"{xlabel} per true class, test split filled, unit area.{check}{_weighting(run)}",
         summary={"ks_pvalue": ks},
     )
 
@@ -712,9 +729,10 @@ def _efficiency_figure(d: ReportContext, item: FigureItem, *, flat: bool) -> Rep
     fig, (ax_e, ax_r) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"wspace": 0.3})
     y = run.is_sig_test.astype(int)
     xlabel = _SPECTATOR_LABELS[quantity]
-    res_e = plot_efficiency(x, run.score_test, y, edges, working_point=wp, flat=flat, xlabel=xlabel, ax=ax_e)
+    res_e = plot_efficiency(x, run.score_test, y, edges, working_point=wp, flat=flat, weights=run.weight_test,
+                            xlabel=xlabel, ax=ax_e)
     res_r = plot_efficiency(x, run.score_test, y, edges, quantity="rejection", working_point=wp, flat=flat,
-                            xlabel=xlabel, ax=ax_r)
+                            weights=run.weight_test, xlabel=xlabel, ax=ax_r)
     files = d.finish(fig, stem, ax_e)
     mode = ("flat signal efficiency: a cut per bin giving the working point in every bin" if flat
             else "fixed cut giving the working point over all test jets")
@@ -723,7 +741,7 @@ def _efficiency_figure(d: ReportContext, item: FigureItem, *, flat: bool) -> Rep
         title=f"Efficiency and rejection against {quantity} ({'flat' if flat else 'fixed cut'}): {run.name}",
         caption=(f"Left: signal and background efficiency, right: background rejection, in bins of {key} "
                  f"(quantile bins), test split, working point eff_S = {wp:g}, {mode}. "
-                 "Clopper-Pearson 68% intervals."),
+                 "Clopper-Pearson 68% intervals." + _weighting(run)),
         summary={"variable": key, "working_point": wp, "flat": flat, "eff_s": res_e.table.eff_s.tolist()},
     )
 
@@ -742,7 +760,8 @@ def _sculpting_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     if not run.is_sig_test.any() or run.is_sig_test.all():
         raise SkipFigure(f"{run.name}: no mass sculpting plot (the test split has one class only)")
     wps = tuple(sorted({float(wp), 0.3}, reverse=True))
-    res = plot_mass_sculpting(run.test["data"][key], run.score_test, run.is_sig_test.astype(int), working_points=wps)
+    res = plot_mass_sculpting(run.test["data"][key], run.score_test, run.is_sig_test.astype(int), working_points=wps,
+                              weights=run.weight_test)
     files = d.finish(res.figure, stem, res.ax)
     files.append(d.hists(res.hists, stem))
     return ReportFigure(
@@ -751,7 +770,7 @@ def _sculpting_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
         caption=(f"Background {key} distribution of the test split without a cut and after cuts at signal "
                  f"efficiencies {', '.join(f'{w:g}' for w in wps)} (unit area). Jensen-Shannon divergence to "
                  "the distribution before the cut: "
-                 + ", ".join(f"{w:g}: {v:.3g}" for w, v in res.jsd.items()) + "."),
+                 + ", ".join(f"{w:g}: {v:.3g}" for w, v in res.jsd.items()) + "." + _weighting(run)),
         summary={"variable": key, "jsd": {f"{w:g}": v for w, v in res.jsd.items()}},
     )
 
@@ -898,12 +917,14 @@ def _confusion_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     run, stem = item.run, item.stem
     probs = np.asarray(run.test["outputs"])
     # the probabilities themselves: confusion_matrix takes their argmax and refuses NaN (argmax made it a class)
-    res = plot_confusion_matrix(np.asarray(run.test["label"], dtype=int), probs, class_names=run.classes)
+    res = plot_confusion_matrix(np.asarray(run.test["label"], dtype=int), probs, class_names=run.classes,
+                                weights=run.weight_test)
     files = d.finish(res.figure, stem, None)
     return ReportFigure(
         name=stem, section="multiclass", variant=run.name, result=res, files=files,
         title=f"Confusion matrix: {run.name}",
-        caption="True against predicted class (highest probability) on the test split, normalised per true class.",
+        caption=("True against predicted class (highest probability) on the test split, normalised per true class."
+                 + _weighting(run)),
     )
 
 
@@ -921,7 +942,8 @@ def _reconstruction_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
         name=stem, section="anomaly", variant=run.name, result=res, files=files,
         title=f"Reconstruction error: {run.name}",
         caption=(f"Per-jet reconstruction error per class on the test split (background: "
-                 f"{run.classes[run.signal]}); its ROC as anomaly score is in the performance section."),
+                 f"{run.classes[run.signal]}); its ROC as anomaly score is in the performance section."
+                 + (" This plot is unweighted." if run.weight_test is not None else "")),
         summary={"auc": res.auc},
     )
 
@@ -1293,7 +1315,8 @@ def _build_report(runs_in: dict[str, Path], fold_groups, several: bool, out: Pat
     extra = taggers_from(dict(extra_scores)) if extra_scores else {}
     baselines = _baseline_metrics(extra, wps)
 
-    taggers: dict[str, tuple] = {r.name: (r.score_test, r.is_sig_test.astype(int)) for r in runs}
+    taggers: dict[str, tuple] = {r.name: (r.score_test, r.is_sig_test.astype(int)) if r.weight_test is None
+                                 else (r.score_test, r.is_sig_test.astype(int), r.weight_test) for r in runs}
     for name, (s, y, w) in extra.items():
         if name in taggers:
             msg = f"extra_scores: baseline {name!r} has the name of a run; rename it"

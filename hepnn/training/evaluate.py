@@ -40,7 +40,7 @@ from .sculpting import run_sculpting
 from .splits import subset
 
 __all__ = ["binary_metrics", "multiclass_metrics", "flavour_discriminant", "compute_metrics", "split_data", "predict_split",
-           "prediction_key", "evaluate_run", "evaluate_folds", "recorded_analysis", "check_analysis"]
+           "prediction_key", "evaluate_run", "evaluate_folds", "evaluation_weights", "recorded_analysis", "check_analysis"]
 
 #: c- and b-fractions in the b- and c-tagging discriminants
 F_C = 0.05
@@ -413,12 +413,23 @@ def evaluate_run(run_dir, data_config=None, analysis=None, data=None, cache: dic
     _check_two_classes(run_dir, pred, config.evaluation, data_config)
     metrics = compute_metrics(
         pred["outputs"], pred["label"], pred["task"], pred["classes"], config.evaluation.working_points,
-        weights=None, background=config.evaluation.background, signal=config.evaluation.signal,
+        weights=evaluation_weights(config, pred), background=config.evaluation.background,
+        signal=config.evaluation.signal,
     )
+    if config.evaluation.weighted:
+        metrics["weighted"] = True
     metrics.update(run_sculpting(config, pred))  # rejection vs 1/JSD of the mass at 50% signal efficiency
     target = RunDirectory(run_dir).metrics if data_config is None else other_metrics_path(run_dir, data_config)
     write_metrics(target, metrics)
     return metrics
+
+
+def evaluation_weights(config: Any, pred: Mapping) -> np.ndarray | None:
+    """The jets' weights of a split (:func:`split_data`) when ``evaluation.weighted``, else None."""
+    if not config.evaluation.weighted:
+        return None
+    weight = pred.get("weight")
+    return np.ones(len(pred["label"])) if weight is None else np.asarray(weight, dtype=np.float64)
 
 
 def _check_two_classes(run_dir, pred: Mapping, evaluation: Any, data_config: Any) -> None:
@@ -453,18 +464,22 @@ def evaluate_folds(run_dir, data: Mapping[str, np.ndarray] | None = None, analys
         source = load_config(data_config) if data_config is not None else config
         data = load(source, analysis=analysis)
     fold = folds_of(data, n_folds)
-    per_fold, outputs, labels, task, classes = [], [], [], None, None
+    per_fold, outputs, labels, weights, task, classes = [], [], [], [], None, None
     for k, path in enumerate(fold_dirs(run_dir, n_folds)):
         part = fold_data(data, fold, k)
         per_fold.append(evaluate_run(path, data=part))
         pred = predict_split(path, "test", data=part)
         outputs.append(np.asarray(pred["outputs"]))
         labels.append(np.asarray(pred["label"]))
+        weights.append(evaluation_weights(config, pred))
         task, classes = pred["task"], pred["classes"]
     metrics = compute_metrics(
         np.concatenate(outputs), np.concatenate(labels), task, classes, config.evaluation.working_points,
+        weights=None if weights[0] is None else np.concatenate(weights),
         background=config.evaluation.background, signal=config.evaluation.signal,
     )
+    if config.evaluation.weighted:
+        metrics["weighted"] = True
     metrics["scored_out_of_fold"] = True
     metrics["folds"] = {"n_folds": n_folds, **summarise(per_fold)}
     write_json(run.metrics if data_config is None else other_metrics_path(run_dir, data_config), metrics)

@@ -175,5 +175,6 @@ def run_sculpting(config: Any, pred: Mapping[str, Any], working_point: float = 0
     is_signal = np.asarray(pred["label"]) == signal
     if not is_signal.any() or is_signal.all():
         return {}
-    return {"sculpting": sculpting_metrics(data[key], scores, is_signal, working_point=working_point,
+    weights = pred.get("weight") if config.evaluation.weighted else None
+    return {"sculpting": sculpting_metrics(data[key], scores, is_signal, weights, working_point=working_point,
                                            name=key.removeprefix("spec_"))}
