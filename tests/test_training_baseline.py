@@ -65,6 +65,26 @@ def test_bdt_ignores_negative_weights_in_training(tmp_path, monkeypatch):
     np.testing.assert_array_equal(seen["weight"], np.abs(w)[train])
 
 
+def test_weighted_bdt_metrics_and_baseline_scores_carry_the_test_weights(tmp_path):
+    from hepnn.plotting.step import read_baselines
+
+    rng = np.random.default_rng(2)
+    n = 2000
+    y = rng.integers(0, 2, n)
+    w = np.where(y == 0, rng.choice([0.2, 30.0], n), 1.0)  # background mixed from two cross-sections
+    data = {"jet": rng.normal(size=(n, 2)) + 0.8 * y[:, None], "label": y, "weight": w,
+            "split": rng.choice([0, 2], n, p=[0.6, 0.4])}
+    metrics = train_bdt(data, ["jet"], tmp_path / "bdt", max_iter=20, weighted=True)
+    scores = np.load(tmp_path / "bdt" / "scores.npz", allow_pickle=False)
+    test_w = w[data["split"] == 2]
+    assert metrics["weighted"] is True
+    assert metrics["auc"] == pytest.approx(roc_auc_score(scores["label"], scores["outputs"], sample_weight=test_w),
+                                           abs=1e-5)
+    s, labels, weights = read_baselines(tmp_path / "baselines.npz")["BDT"]
+    np.testing.assert_array_equal(weights, test_w)
+    assert "weighted" not in train_bdt(data, ["jet"], tmp_path / "bdt2", max_iter=20)
+
+
 def test_autoencoder_metrics_have_the_binary_fields():
     from hepnn.training.evaluate import compute_metrics
 

@@ -1114,7 +1114,7 @@ def _hook_figures(paths: Iterable[Any], out: Path) -> list[ReportFigure]:
 
 
 def _baseline_metrics(extra: dict, wps: tuple) -> dict:
-    return {name: binary_metrics(s, y, wps) for name, (s, y, _w) in extra.items()}
+    return {name: binary_metrics(s, y, wps, w) for name, (s, y, w) in extra.items()}
 
 
 def _fmt(value: Any) -> str:

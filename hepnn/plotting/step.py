@@ -41,7 +41,8 @@ RESULTS_FILE = "results.md"
 
 
 def read_baselines(path: str | Path) -> dict[str, tuple]:
-    """Baseline scores from ``baselines.npz`` (``scores_<name>``, ``labels_<name>``) or ``baselines.json``.
+    """Baseline scores from ``baselines.npz`` (``scores_<name>``, ``labels_<name>``, optionally
+    ``weights_<name>``) or ``baselines.json``: ``{name: (scores, labels)}`` or ``(scores, labels, weights)``.
 
     The JSON form is ``{name: {"scores": [...], "labels": [...]}}``. A missing file gives ``{}``.
     """
@@ -53,7 +54,8 @@ def read_baselines(path: str | Path) -> dict[str, tuple]:
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as f:
             names = [k[len("scores_"):] for k in f.files if k.startswith("scores_")]
-            return {n: (f[f"scores_{n}"], f[f"labels_{n}"]) for n in names if f"labels_{n}" in f.files}
+            return {n: (f[f"scores_{n}"], f[f"labels_{n}"]) + ((f[f"weights_{n}"],) if f"weights_{n}" in f.files else ())
+                    for n in names if f"labels_{n}" in f.files}
     payload = json.loads(path.read_text())
     return {str(n): (np.asarray(v["scores"], float), np.asarray(v["labels"], int)) for n, v in payload.items()}
 

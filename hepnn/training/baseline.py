@@ -64,7 +64,7 @@ def summary_features(data: Mapping[str, np.ndarray], names: Sequence[str]) -> tu
 
 def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | Path, seed: int = 1,
               working_points: Sequence[float] = (0.3, 0.5, 0.6, 0.7, 0.77, 0.85), classes: Sequence[str] | None = None,
-              **params) -> dict:
+              weighted: bool = False, **params) -> dict:
     """Train the BDT on the train split, score the test split, write ``OUT/metrics.json`` and scores.
 
     Jets with a negative (NLO) weight count as 0 in the BDT's training, as TMVA's
@@ -72,6 +72,9 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
     sums of Hessians that can be negative, and on a toy with 20 % weights of -1 it reached
     AUC 0.706 against 0.720 with them ignored. ``metrics.json`` then says how many
     (``negative_weights_ignored``).
+
+    ``weighted`` (``evaluation.weighted``): the test metrics, and the scores the report draws
+    (``baselines.npz``), carry the test jets' weights, as the networks' do.
 
     Returns the metrics (same layout as a network's ``metrics.json``).
     """
@@ -94,7 +97,12 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
     classes = list(classes) if classes else (["background", "signal"] if n_classes == 2 else [str(i) for i in range(n_classes)])
     task = "binary" if n_classes == 2 else "multiclass"
     outputs = probs[:, 1] if task == "binary" else probs
-    metrics = compute_metrics(outputs, test["label"], task, classes, working_points)
+    test_weights = None
+    if weighted:
+        test_weights = np.asarray(test["weight"] if "weight" in test else np.ones(len(test["label"])), dtype=np.float64)
+    metrics = compute_metrics(outputs, test["label"], task, classes, working_points, weights=test_weights)
+    if weighted:
+        metrics["weighted"] = True
     metrics["model"] = "HistGradientBoostingClassifier"
     metrics["features"] = feature_names
     if negative:
@@ -106,5 +114,7 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
     (out / "options.json").write_text(json.dumps(options, indent=2) + "\n")
     if task == "binary":  # the report draws binary baselines beside the networks
         with atomic_path(out.parent / "baselines.npz", suffix=".npz") as tmp:
-            np.savez(tmp, scores_BDT=np.asarray(outputs, np.float32), labels_BDT=np.asarray(test["label"], np.int32))
+            extra = {} if test_weights is None else {"weights_BDT": test_weights}
+            np.savez(tmp, scores_BDT=np.asarray(outputs, np.float32), labels_BDT=np.asarray(test["label"], np.int32),
+                     **extra)
     return metrics

@@ -77,7 +77,8 @@ def _train_baseline(analysis, out_dir: Path, cache: dict, log) -> None:
                 params["max_depth"] = baseline.max_depth
             metrics = train_bdt(data, names, bdt_dir, seed=config.training.seed,
                                 working_points=config.evaluation.working_points,
-                                classes=getattr(data, "class_names", None), **params)
+                                classes=getattr(data, "class_names", None), weighted=config.evaluation.weighted,
+                                **params)
             log(f"[{analysis.name}] BDT baseline on {', '.join(names)}: {_summary(metrics)}")
 
 
