@@ -138,24 +138,16 @@ def explain_run(
     return expl
 
 
-def explain_folds(
-    run_dir: str | os.PathLike,
-    method: str,
-    n_jets: int | None = None,
-    split: str = "test",
-    data: Mapping | None = None,
-    options: Mapping[str, Any] | None = None,
-    plots: bool = True,
-    random_state: int = 0,
-    analysis: Any = None,
-) -> list[Explanation]:
+def explain_folds(run_dir: str | os.PathLike, method: str, data: Mapping | None = None, analysis: Any = None,
+                  **kwargs: Any) -> list[Explanation]:
     """:func:`explain_run` on each fold model of a k-fold run, on the jets of its own fold.
 
     Fold ``k``'s model is explained on the ``split`` of its data (the test split is its fold,
-    jets it never trained on; see :func:`hepnn.training.kfold.fold_data`), up to ``n_jets``
-    of them, and its explanation written to ``RUN_DIR/folds/<k>/explain/<method>/``.
-    ``data``: the k-fold run's data with its preprocessing applied (read once for all folds
-    when not given). Returns one :class:`Explanation` per fold.
+    jets it never trained on; see :func:`hepnn.training.kfold.fold_data`) and its explanation
+    written to ``RUN_DIR/folds/<k>/explain/<method>/``. ``data``: the k-fold run's data with
+    its preprocessing applied (read once for all folds when not given); ``kwargs`` go to
+    :func:`explain_run` (``n_jets`` per fold, ``split``, ``options``, ...). Returns one
+    :class:`Explanation` per fold.
 
     Examples
     --------
@@ -169,8 +161,7 @@ def explain_folds(
     if data is None:
         data = load_run_data(run.path, load_config(run.config), analysis)
     fold = folds_of(data, n_folds)
-    return [explain_run(path, method, n_jets=n_jets, split=split, data=fold_data(data, fold, k), options=options,
-                        plots=plots, random_state=random_state, analysis=analysis)
+    return [explain_run(path, method, data=fold_data(data, fold, k), analysis=analysis, **kwargs)
             for k, path in enumerate(fold_dirs(run.path, n_folds))]
 
 
