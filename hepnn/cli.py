@@ -28,6 +28,7 @@ from ._logs import quiet_tensorflow
 from ._redact import redact
 from .config import dump_config, load_config
 from .exceptions import ConfigError, HepnnError, OutputDirError, UnknownNameError
+from .outdir import MARKER, runs_instead
 from .plugins import find_analyses
 from .run import analysis_for_runs, run_analysis
 
@@ -256,6 +257,18 @@ def _silenced(quiet: bool):
             os.environ["TQDM_DISABLE"] = saved
 
 
+def _check_run_dirs(args) -> None:
+    """A tune study or an analysis output folder passed as RUN_DIR: name the runs it holds."""
+    given = getattr(args, "run_dirs", None) or ([args.run_dir] if getattr(args, "run_dir", None) else [])
+    for path in given:
+        if not os.path.isfile(os.path.join(path, MARKER)) or os.path.isfile(os.path.join(path, "config.yaml")):
+            continue
+        hint = runs_instead(path)
+        if hint:
+            msg = f"{path}: {hint}"
+            raise ConfigError(msg)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hepnn`` console script."""
     parser = build_parser()
@@ -269,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = bool(getattr(args, "_generic_quiet", False) and getattr(args, "quiet", False))
     try:
         with _silenced(quiet), _debug_env(bool(debug)), _plain_warnings(bool(debug)):
+            _check_run_dirs(args)
             code = args.func(args)
     except KeyboardInterrupt:
         print("hepnn: interrupted", file=sys.stderr)

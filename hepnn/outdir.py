@@ -35,7 +35,7 @@ from ._fileio import atomic_write_text, current_umask
 from ._version import __version__
 from .exceptions import OutputDirError
 
-__all__ = ["MARKER", "LOCK", "claim", "claim_directory", "claim_file", "lock_directory", "is_owned",
+__all__ = ["MARKER", "LOCK", "claim", "claim_directory", "claim_file", "lock_directory", "is_owned", "runs_instead",
            "make_directory", "foreign_files"]
 
 MARKER = ".hepnn"
@@ -57,6 +57,38 @@ _HELD: dict[Path, list] = {}  # directory -> [file object, count]: the locks thi
 def is_owned(path: str | os.PathLike) -> bool:
     """True when ``path`` carries hepnn's marker file."""
     return (Path(path) / MARKER).is_file()
+
+
+def runs_instead(path: str | os.PathLike) -> str | None:
+    """For a folder that holds run directories (a ``hepnn tune`` study, a ``hepnn run`` output
+    folder), the sentence naming the run directories to pass instead; else ``None``."""
+    path = Path(path)
+    try:
+        kind = json.loads((path / MARKER).read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if kind == "tune":
+        trials = []
+        for trial in sorted((path / "trials").glob("*/tune.json"), key=lambda p: int(p.parent.name)
+                            if p.parent.name.isdigit() else -1):
+            try:
+                info = json.loads(trial.read_text())
+            except (OSError, ValueError):
+                continue
+            if info.get("state") == "complete" and isinstance(info.get("value"), (int, float)):
+                trials.append((info["value"], info.get("objective", "val_loss"), trial.parent))
+        if not trials:
+            return (f"a `hepnn tune` study, not a run: its trials are the run directories {path / 'trials'}/<n> "
+                    "(none has completed yet)")
+        lowest = trials[0][1] == "val_loss"  # val_loss is minimised, auc and rejection maximised
+        value, objective, best = (min if lowest else max)(trials, key=lambda t: t[0])
+        return (f"a `hepnn tune` study, not a run: its trials are the run directories {path / 'trials'}/<n>; "
+                f"the best ({objective} {value:.6g}) is {best}, retrain its best_config.yaml for a final run")
+    if kind == "analysis":
+        runs = sorted(p.name for p in path.iterdir() if (p / "config.yaml").is_file() and (p / MARKER).is_file())
+        shown = ", ".join(str(path / name) for name in runs) or f"none yet ({path}/<variant>)"
+        return f"a `hepnn run` output folder, not a run: its run directories are {shown}"
+    return None
 
 
 def _foreign(path: Path) -> list[str]:

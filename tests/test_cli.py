@@ -93,3 +93,35 @@ def test_other_failures_exit_1(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli, "_cmd_list", boom)
     assert main(["list"]) == 1
     assert capsys.readouterr().err.strip() == "hepnn: error: RuntimeError: disk full (rerun with --debug for the traceback)"
+
+
+def _study_and_analysis_folders(tmp_path):
+    """A `hepnn tune` study (trial 1 the best by val_loss, trial 2 pruned) and a `hepnn run` output folder."""
+    import json
+
+    from hepnn.outdir import claim_directory
+
+    study = claim_directory(tmp_path / "study", "tune")
+    for n, record in enumerate([{"state": "complete", "value": 0.7}, {"state": "complete", "value": 0.6},
+                                {"state": "pruned", "epoch": 1}]):
+        trial = claim_directory(study / "trials" / str(n), "run")
+        (trial / "tune.json").write_text(json.dumps({"trial": n, "objective": "val_loss", "values": {}, **record}))
+    analysis = claim_directory(tmp_path / "analysis", "analysis")
+    for variant in ("dense", "gru"):
+        (claim_directory(analysis / variant, "run") / "config.yaml").write_text("{}\n")
+    return study, analysis
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["explain", "--method", "permutation"], ["export"], ["report"],
+                                     ["predict", "--out", "scores", "f.root"]])
+def test_a_tune_study_or_analysis_folder_as_run_dir_names_its_runs(command, tmp_path, capsys, monkeypatch):
+    # was "config file not found" or "train it with `hepnn train CONFIG --out STUDY`" (a folder hepnn
+    # would refuse to train into): the folders that hold runs now name them
+    monkeypatch.chdir(tmp_path)
+    study, analysis = _study_and_analysis_folders(tmp_path)
+    assert main([command[0], str(study), *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert "a `hepnn tune` study, not a run" in err and f"the best (val_loss 0.6) is {study / 'trials' / '1'}" in err
+    assert main([command[0], str(analysis), *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert f"its run directories are {analysis / 'dense'}, {analysis / 'gru'}" in err

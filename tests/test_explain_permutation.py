@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from hepnn.explain import explain
 from hepnn.models import MODELS
@@ -100,3 +101,30 @@ def test_multiclass_auc_drop_is_of_the_explained_class():
     # the last class, explained by default, has no jets here: no AUC to drop
     e = explain(Target(model, task="multiclass"), {"jet": x}, method="permutation", labels=labels, n_repeats=1)
     assert "auc_drop_jet" not in e.extra
+
+
+def test_autoencoder_auc_drop_counts_the_other_classes_as_anomalies():
+    """An autoencoder trained on class 1 (``evaluation.background`` naming the label-1 class) flags
+    the class-0 jets: the AUC drop is of class 0 against class 1, as `hepnn evaluate` counts it
+    (was: of the larger label, the trained-on class, so every drop had its sign turned round)."""
+    import keras
+
+    from hepnn.explain.target import Target
+
+    inp = keras.Input(shape=(4,), name="jet")
+    # reconstructs every feature but the third: the anomaly score is x[:, 2]**2 / 4
+    recon = keras.layers.Dense(4, use_bias=False, kernel_initializer=keras.initializers.Constant(
+        np.diag([1.0, 1.0, 0.0, 1.0])))(inp)
+    model = keras.Model({"jet": inp}, recon)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 4)).astype("float32")
+    labels = np.where(np.abs(x[:, 2]) < 0.7, 1, 0)  # the trained-on class 1: small |x2|, low score
+    e = explain(Target(model, task="autoencoder", background=1), {"jet": x}, method="permutation",
+                labels=labels, n_repeats=1)
+    score = x[:, 2].astype(np.float64) ** 2 / 4
+    np.testing.assert_allclose(e.outputs, score, rtol=1e-5, atol=1e-7)
+    anomalous = labels != 1
+    expected = roc_auc_score(anomalous, score) - roc_auc_score(anomalous, score - e.values["jet"][:, 2])
+    assert roc_auc_score(anomalous, score) == 1.0 and expected > 0.3
+    np.testing.assert_allclose(e.extra["auc_drop_jet"][2], expected, atol=1e-9)
+    np.testing.assert_array_equal(e.extra["auc_drop_jet"][[0, 1, 3]], 0.0)

@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from hepnn.cli import main
 from hepnn.explain import Explanation, explain_run
+from hepnn.explain.run import run_target
 from hepnn.training.trainer import Trainer
 from test_training_trainer import quiet, toy_config, toy_data
 
@@ -63,3 +65,19 @@ def test_cli_explain(run, capsys, monkeypatch):
     assert code == 2 and "did you mean 'saliency'" in capsys.readouterr().err
     code = main(["explain", str(run), "--method", "saliency", "--set", "explain.options.saliency.bogus=1"])
     assert code == 2 and "explain.options.saliency.bogus" in capsys.readouterr().err
+
+
+def test_autoencoder_auc_drop_has_the_background_evaluate_uses(tmp_path):
+    # an autoencoder trained on the label-1 class (evaluation.background: signal) flags the label-0
+    # jets; the permutation AUC drop took label 1 as the anomalies, so its sign was turned round
+    config = toy_config(epochs=1, train_classes=["signal"])
+    config["model"] = {"name": "autoencoder", "units": [4], "latent_dim": 2}
+    config["evaluation"] = {"background": "signal"}
+    Trainer(config, log=quiet).fit(tmp_path / "run", data=toy_data(n=400))
+    assert run_target(tmp_path / "run").background == 1
+    e = explain_run(tmp_path / "run", "permutation", n_jets=60, data=toy_data(n=400), options={"n_repeats": 1})
+    anomalous = e.labels != 1
+    base = roc_auc_score(anomalous, e.outputs)
+    # with one repeat a jet's value is its score minus its score with the feature shuffled
+    expected = [base - roc_auc_score(anomalous, e.outputs - e.values["jet"][:, f]) for f in range(4)]
+    np.testing.assert_allclose(e.extra["auc_drop_jet"], expected, atol=1e-6)

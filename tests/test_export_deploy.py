@@ -137,3 +137,32 @@ def test_embedded_image_standardisation_matches_the_preprocessor(tmp_path):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
     assert not np.allclose(got, np.asarray(model(images)), atol=1e-3), "the standardisation must change the scores"
     assert metadata(path)["classes"] == ["qcd", "top"]
+
+
+def test_autoencoder_metadata_says_how_to_score_its_reconstruction(tmp_path):
+    # the metadata said "model output": with --with-preprocessing the graph takes raw inputs but
+    # returns the reconstruction of the standardised ones, so (raw - output)**2 is not the anomaly score
+    from hepnn.preprocessing import Preprocessor
+    from hepnn.training.export import export_onnx
+
+    rng = np.random.default_rng(4)
+    for name, shift in (("sig", 2.0), ("bkg", 0.0)):
+        with uproot.recreate(tmp_path / f"{name}.root") as f:
+            f["jets"] = {"a": rng.normal(shift + 50, 10, 120).astype(np.float32),
+                         "b": rng.normal(0, 3, 120).astype(np.float32)}
+    config = load_config({
+        "data": {"directory": str(tmp_path), "files": [{"path": "sig.root", "tree": "jets", "label": 1},
+                                                      {"path": "bkg.root", "tree": "jets", "label": 0}],
+                 "inputs": {"jet": {"kind": "flat", "variables": ["a", "b"]}}},
+        "model": {"name": "autoencoder", "units": [4], "latent_dim": 2},
+        "training": {"epochs": 1, "verbose": 0, "train_classes": ["bkg"]}, "evaluation": {"background": "bkg"},
+    })
+    run = train(config, tmp_path / "run")
+    path = export_onnx(run, with_preprocessing=True)
+    assert "(standardised input - output)**2" in metadata(path)["output"]
+    raw = np.stack([uproot.open(tmp_path / "sig.root")["jets"][v].array(library="np") for v in ("a", "b")], axis=1)
+    out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"jet": raw})[0]
+    standardised = Preprocessor.load(run / "preprocessing.json").transform({"jet": raw})["jet"]
+    expected = hepnn.Tagger.load(run).predict_file(tmp_path / "sig.root")
+    np.testing.assert_allclose(np.mean((standardised - out) ** 2, axis=1), expected, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(np.mean((raw - out) ** 2, axis=1), expected, rtol=0.1)

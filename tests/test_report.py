@@ -401,3 +401,23 @@ def test_combined_report_notes_runs_with_another_signal(runs, combined, tmp_path
     note = next(n for n in report.notes if "define signal" in n)
     assert "dense: signal against background" in note and "swapped: background against signal" in note
     assert "define signal" in (report.path / "index.html").read_text()
+
+
+def test_mass_sculpting_plot_of_a_decorrelated_run_uses_its_variable(tmp_path):
+    # metrics.json checked the sculpting of training.decorrelate.variable, the report looked for a
+    # spectator named like *mass* only: "no mass sculpting plot (...; add it to data.spectators)" for a
+    # run decorrelated against a spectator that data.spectators lists
+    data = toy(spectators=False)
+    data["spec_m"] = (np.random.default_rng(5).uniform(50, 250, len(data["label"])) + 20 * data["label"]).astype("float32")
+    config = toy_config({"name": "dense", "units": [4], "inputs": ["jet"]})
+    config["data"]["spectators"] = ["m"]
+    config["training"]["decorrelate"] = {"method": "disco", "variable": "m"}
+    Trainer(config, log=quiet).fit(tmp_path / "disco", data=data)
+    report = build_report(tmp_path / "disco", out=tmp_path / "report", data=data, progress=False)
+    figure = report.figure("mass_sculpting")
+    assert figure.summary["variable"] == "spec_m"
+    assert not any("mass sculpting" in n for n in json.loads((report.path / "manifest.json").read_text())["notes"])
+    before = load_hists(report.path / "hists" / "mass_sculpting.json")["before"]
+    background = data["spec_m"][(data["split"] == 2) & (data["label"] == 0)]
+    expected, _ = np.histogram(background, before.axes[0].edges)
+    np.testing.assert_allclose(before.values(), expected)

@@ -339,3 +339,17 @@ def test_dict_columns_of_strings_none_or_ragged_objects(files, jet_run):
     ragged = np.empty(len(pt), dtype=object)
     ragged[:] = [np.asarray(v) for v in ak.to_list(events["part_px"])]
     np.testing.assert_array_equal(tagger.predict({**columns, "part_px": ragged, "jet_pt": pt.astype(object)}), expected)
+
+
+def test_load_of_a_tune_study_names_its_best_trial(tmp_path):
+    # a tune study was "not a trained run directory ...; train it with `hepnn train CONFIG --out STUDY`"
+    import json
+
+    from hepnn.outdir import claim_directory
+
+    study = claim_directory(tmp_path / "study", "tune")
+    for n, value in enumerate([0.8, 0.9]):
+        trial = claim_directory(study / "trials" / str(n), "run")
+        (trial / "tune.json").write_text(json.dumps({"trial": n, "objective": "auc", "state": "complete", "value": value}))
+    with pytest.raises(HepnnError, match=r"the best \(auc 0\.9\) is .*trials/1, .*Tagger\.load takes one of those"):
+        hepnn.Tagger.load(study)

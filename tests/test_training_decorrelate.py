@@ -347,7 +347,8 @@ def test_decorrelation_refuses_streaming_and_other_tasks(tmp_path):
     from hepnn.training.decorrelate import check
 
     config = load_config(toy_config({"method": "disco"}))
-    with pytest.raises(ConfigError, match="training.streaming: false"):
+    with pytest.raises(ConfigError, match="training.streaming: false") as err:
         check(config, "binary", streaming=True)
+    assert "hepnn convert" not in str(err.value)  # `hepnn train` cannot read a converted folder
     with pytest.raises(ConfigError, match="binary taggers"):
         check(config, "multiclass", streaming=False)

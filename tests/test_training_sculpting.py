@@ -169,3 +169,11 @@ def test_negative_weights_empty_a_bin_and_bad_weights_are_named():
         sculpting_metrics(mass, scores, is_sig, weights)
     with pytest.raises(ValueError, match="scores: received 1 non-finite"):
         sculpting_metrics(mass, np.r_[scores[:-1], np.inf], is_sig)
+
+
+def test_sculpting_variable_matches_mass_names_in_any_case():
+    # the report found spec_FatJet_Mass (its patterns are matched lower-cased), metrics.json did not
+    from hepnn.config import load_config
+
+    config = load_config({"data": {"spectators": ["FatJet_pt", "FatJet_Mass"]}})
+    assert sculpting_variable(config, {"spec_FatJet_pt": 0, "spec_FatJet_Mass": 0}) == "spec_FatJet_Mass"

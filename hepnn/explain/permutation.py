@@ -23,10 +23,14 @@ def _auc(scores, labels):
 def _explained_class(target, labels: np.ndarray) -> np.ndarray | None:
     """1 for the jets of the class whose output is explained, 0 for the others (the AUC's labels).
 
-    A multiclass target explains ``target.class_index``; a binary or anomaly output rises
-    with the larger of two labels (``None`` for more than two label values)."""
-    if getattr(target, "task", None) == "multiclass":
+    A multiclass target explains ``target.class_index``; an anomaly score rises for the jets
+    not of ``target.background`` (the trained-on class) when it is set; else a binary or
+    anomaly output rises with the larger of two labels (``None`` for more than two label values)."""
+    task = getattr(target, "task", None)
+    if task == "multiclass":
         return (labels == target.class_index).astype(int)
+    if task == "autoencoder" and getattr(target, "background", None) is not None:
+        return (labels != target.background).astype(int)
     values = np.unique(labels)
     return (labels == values[-1]).astype(int) if len(values) == 2 else None
 
@@ -57,7 +61,8 @@ def permutation(target, inputs, n_repeats: int = 5, random_state: int = 0, label
     random_state : int
     labels : array, optional
         Class labels for the AUC drop: of the explained class against the others for a
-        multiclass target, else of the larger of two labels against the smaller.
+        multiclass target, of the classes other than ``target.background`` for an autoencoder
+        that names it, else of the larger of two labels against the smaller.
     """
     raise_option_problems("permutation", _check({"n_repeats": n_repeats}))
     rng = np.random.default_rng(random_state)

@@ -22,7 +22,7 @@ from .._fileio import atomic_write_text
 from ..config import load_config
 from ..exceptions import ConfigError, InputDataError, UnknownNameError
 from ..plotting import plot_beeswarm, plot_heatmap, plot_importance, plot_position_importance, save_figure
-from ..runs.spec import load_spec
+from ..runs.spec import class_index, load_spec
 from ..training.evaluate import load_run_data, split_data
 from ..training.kfold import fold_data, fold_dirs, folds_of, is_kfold_run
 from ..training.rundir import RunDirectory, load_run_model, read_json, write_json
@@ -176,8 +176,10 @@ def run_target(run_dir: str | os.PathLike, split: Mapping | None = None) -> Targ
         spec = load_spec(run.path, config)
     else:
         config, spec = split["config"], split["spec"]
+    background = (class_index(list(spec.classes), config.evaluation.background, "evaluation.background", 0)
+                  if spec.task == "autoencoder" else None)  # the anomaly AUC's background, as evaluate's
     return Target(load_run_model(run.model), task=spec.task, mask_value=spec.mask_value,
-                  class_index=_class_index(list(spec.classes), spec.task, config))
+                  class_index=_class_index(list(spec.classes), spec.task, config), background=background)
 
 
 def _feature_names(spec, part) -> dict[str, list[str]]:

@@ -62,10 +62,13 @@ class Target:
         Value of padded sequence slots (default: found in the model's masking layers, else 0).
     batch_size : int
         Jets per model call.
+    background : int, optional
+        Autoencoder: the class index of the trained-on jets (``evaluation.background``); the
+        anomaly score rises for the jets of the other classes. Unset: the smaller of two labels.
     """
 
     def __init__(self, model, task: str | None = None, class_index: int | None = None,
-                 mask_value: float | None = None, batch_size: int = 512):
+                 mask_value: float | None = None, batch_size: int = 512, background: int | None = None):
         self.keras = require_keras()
         import tensorflow as tf
 
@@ -91,6 +94,7 @@ class Target:
             msg = f"class_index: expected 0 <= class_index < {n_out} (the model's outputs), received {class_index}"
             raise ValueError(msg)
         self.class_index = int(class_index)
+        self.background = None if background is None else int(background)
         self.mask_value = float(find_mask_value(model) if mask_value is None else mask_value)
         self.batch_size = int(batch_size)
         self._fn = compiled(self._call)

@@ -59,6 +59,7 @@ from ..training.evaluate import (binary_metrics, evaluate_run, evaluation_weight
                                 prediction_key)
 from ..training.kfold import fold_data, fold_dirs, is_kfold_run
 from ..training.rundir import RunDirectory, load_run_model, read_json, write_json
+from ..training.sculpting import sculpting_variable
 from .anomaly import plot_latent, plot_reconstruction_error
 from .common import PLOTS, pyplot, taggers_from
 from .confusion import plot_confusion_matrix
@@ -760,8 +761,9 @@ def _sculpting_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     if not run.is_sig_test.any() or run.is_sig_test.all():
         raise SkipFigure(f"{run.name}: no mass sculpting plot (the test split has one class only)")
     wps = tuple(sorted({float(wp), 0.3}, reverse=True))
+    xlabel = _SPECTATOR_LABELS["mass"] if "mass" in key.lower() else key.removeprefix("spec_")  # a decorrelate variable
     res = plot_mass_sculpting(run.test["data"][key], run.score_test, run.is_sig_test.astype(int), working_points=wps,
-                              weights=run.weight_test)
+                              weights=run.weight_test, xlabel=xlabel)
     files = d.finish(res.figure, stem, res.ax)
     files.append(d.hists(res.hists, stem))
     return ReportFigure(
@@ -1230,7 +1232,9 @@ def _draw(d: ReportContext, item: FigureItem) -> list[ReportFigure]:
     e, run = item.entry, item.run
     try:
         if e.spectator is not None and run is not None:
-            item.spectator = find_spectator(run.test["data"], e.spectator)
+            # the mass is the one metrics.json's sculpting uses: training.decorrelate.variable first
+            item.spectator = (sculpting_variable(run.config, run.test["data"]) if e.spectator == "mass"
+                              else find_spectator(run.test["data"], e.spectator))
             if item.spectator is None:
                 raise SkipFigure(f"{run.name}: no {e.description} (no spectator matching "
                                  f"{' or '.join(_SPECTATOR_PATTERNS[e.spectator])}; add it to data.spectators)")

@@ -177,7 +177,7 @@ def check(config: Any, task: str, streaming: bool) -> None:
         raise ConfigError(msg)
     if streaming:
         msg = ("training.decorrelate: the decorrelation variable reaches the batches of the in-memory feed only; "
-               "set training.streaming: false (or convert the data with `hepnn convert` first)")
+               "set training.streaming: false (the jets are then read into memory once)")
         raise ConfigError(msg)
     if tcfg.train_classes:
         msg = "training.decorrelate: cannot be combined with training.train_classes (it needs both classes)"

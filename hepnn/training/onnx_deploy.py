@@ -212,6 +212,12 @@ def finish_export(path: Any, config: Any, names: list[str], classes: list[str], 
     return {"test_data_raw": diff}
 
 
+#: an autoencoder's output, also with the preprocessing in the graph (which then standardises the raw inputs inside)
+AUTOENCODER_OUTPUT = ("reconstruction of the standardised inputs: the anomaly score is the mean over the features "
+                      "(and the real slots of a sequence) of (standardised input - output)**2, the inputs "
+                      "standardised with preprocessing.json, not the raw inputs")
+
+
 def deploy_metadata(config: Any, names: list[str], classes: list[str], task: str, shapes: Mapping[str, list],
                     with_preprocessing: bool) -> dict[str, Any]:
     """What a C++ caller needs to build the inputs and read the outputs (JSON-able)."""
@@ -240,7 +246,8 @@ def deploy_metadata(config: Any, names: list[str], classes: list[str], task: str
         "classes": list(classes),
         "task": task,
         "output": "sigmoid score of the last class" if task == "binary" else
-                  ("softmax probabilities in class order" if task == "multiclass" else "model output"),
+                  ("softmax probabilities in class order" if task == "multiclass" else
+                   AUTOENCODER_OUTPUT if task == "autoencoder" else "model output"),
         "preprocessing_in_graph": bool(with_preprocessing),
         "layout": config.data.layout,
         "jets": config.data.jets if config.data.layout == "per_event" else None,

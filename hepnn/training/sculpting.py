@@ -66,7 +66,7 @@ def sculpting_variable(config: Any, data: Mapping[str, Any]) -> str | None:
     if decor is not None and f"spec_{decor.variable}" in data:
         return f"spec_{decor.variable}"
     for pattern in MASS_PATTERNS:
-        found = sorted((k for k in data if fnmatch.fnmatch(k, pattern)), key=lambda k: (len(k), k))
+        found = sorted((k for k in data if fnmatch.fnmatchcase(str(k).lower(), pattern)), key=lambda k: (len(k), k))
         if found:
             return found[0]
     return None

@@ -52,6 +52,7 @@ from ..io.stream import read_ahead
 from ..models import load_model
 from ..models.autoencoder import anomaly_score
 from ..models.inference import check_batch_size, predict
+from ..outdir import runs_instead
 from ..preprocessing import Preprocessor
 from ..runs.spec import RunSpec, load_spec
 from .rundir import RunDirectory, missing_preprocessing
@@ -251,6 +252,10 @@ class Tagger:
             msg = f"{run.path}: {what}; Tagger.load takes a run directory written by `hepnn train CONFIG --out RUN_DIR`"
             raise HepnnError(msg)
         if not run.config.is_file() or not run.is_trained():
+            hint = runs_instead(run.path)
+            if hint:
+                msg = f"{run.path}: {hint}; Tagger.load takes one of those"
+                raise HepnnError(msg)
             have = sorted(p.name for p in run.path.iterdir()) if run.path.is_dir() else []
             msg = (
                 f"{run.path}: not a trained run directory (needs config.yaml and model.keras, "
