@@ -135,3 +135,28 @@ def test_plots_draw_history_and_importances():
     assert sorted(names) == ["x", "y"] and names[-1] == "x"  # x matters most: on top
     assert len(ax2.patches) == 2
     plt.close("all")
+
+
+def test_auc_objective_is_weighted_like_evaluate(toy):
+    # evaluation.weighted: the tuned AUC was the unweighted one while `hepnn evaluate` reported the weighted one
+    from sklearn.metrics import roc_auc_score
+
+    from hepnn.io import load
+    from hepnn.training.evaluate import predict_split
+    from hepnn.training.trainer import Trainer
+    from hepnn.tune.objective import TrainingObjective
+    from hepnn.tune.space import load_space
+
+    text = textwrap.dedent(CONFIG).replace("  layout: per_jet\n", "  layout: per_jet\n  weight: jet_tau21\n")
+    (toy / "weighted.yaml").write_text(text + "evaluation: {weighted: true}\n")
+    config = load_config(toy / "weighted.yaml")
+    data = load(config)
+    trainer = Trainer(config, log=lambda _: None)
+    trainer.fit(toy / "run", data=data)
+    space = load_space(toy / "space.yaml")
+    objective = TrainingObjective(toy / "weighted.yaml", space, toy / "study", objective="auc", data=data)
+    value = objective.evaluate(toy / "run", trainer.history_, data)
+    pred = predict_split(toy / "run", "val", data=data)
+    y, s, w = np.asarray(pred["label"]), np.asarray(pred["outputs"]).reshape(-1), np.asarray(pred["weight"], float)
+    assert value == pytest.approx(roc_auc_score(y, s, sample_weight=w), abs=1e-6)
+    assert abs(value - roc_auc_score(y, s)) > 1e-4  # the weights matter here

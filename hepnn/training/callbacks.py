@@ -308,7 +308,7 @@ class InputWaitWarning(keras.callbacks.Callback):
             warnings.warn(
                 f"epoch {epoch + 1}: {share:.0%} of the time was spent waiting for input: "
                 "training is input-bound (raise data.step_size or batch size; when streaming, set "
-                "training.stream_cache: true; or use `hepnn convert`)",
+                "training.stream_cache: true, or train in memory with training.streaming: false)",
                 InputBoundWarning, stacklevel=2,
             )
 

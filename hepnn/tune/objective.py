@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 from ..config import load_config
 from ..exceptions import ConfigError, suggest
 from ..io import load
-from ..training.evaluate import compute_metrics, predict_split
+from ..training.evaluate import compute_metrics, evaluation_weights, predict_split
 from ..training.rundir import write_json
 
 __all__ = ["OBJECTIVES", "parse_objective", "TrainingObjective"]
@@ -171,8 +171,8 @@ class TrainingObjective:
             raise ConfigError(msg)
         config = pred["config"]
         wps = [self.working_point] if self.working_point is not None else [0.5]
-        metrics = compute_metrics(
-            pred["outputs"], pred["label"], pred["task"], pred["classes"], wps,
+        metrics = compute_metrics(  # weighted as `hepnn evaluate` weighs them (evaluation.weighted)
+            pred["outputs"], pred["label"], pred["task"], pred["classes"], wps, weights=evaluation_weights(config, pred),
             background=config.evaluation.background, signal=config.evaluation.signal,
         )
         if "auc" not in metrics:
