@@ -266,3 +266,57 @@ def test_evaluation_weighted_weights_metrics_and_report(tmp_path):
     roc = report.figure("roc")
     assert roc.summary["auc"]["run"] == pytest.approx(metrics["auc"], abs=1e-4)
     assert "Weighted by the jets' weights" in roc.caption
+
+
+def test_kfold_evaluate_on_other_data_uses_the_runs_preprocessing_and_keeps_fold_metrics(tmp_path):
+    # `hepnn evaluate KFOLD_RUN --data OTHER.yaml` standardised OTHER's jets with a fit on OTHER's own
+    # training split (not the run's preprocessing.json): wrong scores and AUC; and it overwrote each
+    # fold's metrics.json (its own fold's metrics) with the metrics of the other data
+    import json
+
+    import uproot
+    from sklearn.metrics import roc_auc_score
+
+    import hepnn
+    from hepnn.io.split import assign_fold, fold_key
+    from hepnn.models import load_model
+
+    rng = np.random.default_rng(5)
+    for name, shift in (("sig", 1.0), ("bkg", -1.0), ("far", 4.0)):
+        with uproot.recreate(tmp_path / f"{name}.root") as f:
+            f["jets"] = {"a": rng.normal(shift, 1, 150).astype(np.float32), "b": rng.normal(0, 1, 150).astype(np.float32),
+                         "w": rng.uniform(0.5, 1.5, 150)}
+
+    def config(signal):
+        return {"data": {"directory": str(tmp_path), "weight": "w",
+                         "files": [{"path": signal, "tree": "jets", "label": 1},
+                                   {"path": "bkg.root", "tree": "jets", "label": 0, "weight": 5.0}],
+                         "inputs": {"jet": {"kind": "flat", "variables": ["a", "b"]}}, "split": {"seed": 11}},
+                "model": {"name": "dense", "units": [4]}, "evaluation": {"weighted": True},
+                "training": {"epochs": 1, "verbose": 0, "folds": 3}}
+
+    import yaml
+
+    Trainer(config("sig.root"), log=lambda _: None).fit(tmp_path / "run")
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(config("far.root")))
+    evaluate_run(tmp_path / "run")
+    own = [json.loads((tmp_path / "run" / "folds" / str(k) / "metrics.json").read_text()) for k in range(3)]
+    metrics = evaluate_run(tmp_path / "run", data_config=tmp_path / "other.yaml")
+
+    prep = hepnn.Tagger.load(tmp_path / "run").preprocessing
+    models = [load_model(tmp_path / "run" / "folds" / str(k) / "model.keras") for k in range(3)]
+    y, s, w = [], [], []
+    for name, label, weight in (("far.root", 1, 1.0), ("bkg.root", 0, 5.0)):
+        x = uproot.open(tmp_path / name)["jets"].arrays(["a", "b", "w"], library="np")
+        jet = prep.transform({"jet": np.stack([x["a"], x["b"]], axis=1)})["jet"]
+        fold = assign_fold(fold_key(name, np.arange(150), np.zeros(150, np.int64), 11), 3)
+        per_model = [m.predict({"jet": jet}, verbose=0).reshape(-1) for m in models]
+        y.append(np.full(150, label)), s.append(np.choose(fold, per_model)), w.append(x["w"] * weight)
+    y, s, w = np.concatenate(y), np.concatenate(s), np.concatenate(w)
+    assert metrics["n_test"] == 300
+    assert metrics["auc"] == pytest.approx(roc_auc_score(y, s, sample_weight=w), abs=1e-5)
+    assert json.loads((tmp_path / "run" / "metrics_other.json").read_text())["auc"] == metrics["auc"]
+    for k in range(3):
+        fold_dir = tmp_path / "run" / "folds" / str(k)
+        assert json.loads((fold_dir / "metrics.json").read_text()) == own[k]
+        assert (fold_dir / "metrics_other.json").is_file()

@@ -421,3 +421,23 @@ def test_mass_sculpting_plot_of_a_decorrelated_run_uses_its_variable(tmp_path):
     background = data["spec_m"][(data["split"] == 2) & (data["label"] == 0)]
     expected, _ = np.histogram(background, before.axes[0].edges)
     np.testing.assert_allclose(before.values(), expected)
+
+
+def test_kfold_spread_caption_says_whether_weighted(tmp_path):
+    # evaluation.weighted: the fold-spread figure's rejections were weighted, its caption did not say so
+    import uproot
+
+    rng = np.random.default_rng(2)
+    for name, shift in (("sig", 1.0), ("bkg", -1.0)):
+        with uproot.recreate(tmp_path / f"{name}.root") as f:
+            f["jets"] = {"a": rng.normal(shift, 1, 120).astype(np.float32), "b": rng.normal(0, 1, 120).astype(np.float32),
+                         "w": rng.uniform(0.5, 1.5, 120)}
+    cfg = {"data": {"directory": str(tmp_path), "weight": "w",
+                    "files": [{"path": "sig.root", "tree": "jets", "label": 1},
+                              {"path": "bkg.root", "tree": "jets", "label": 0, "weight": 3.0}],
+                    "inputs": {"jet": {"kind": "flat", "variables": ["a", "b"]}}},
+           "model": {"name": "dense", "units": [4]}, "training": {"epochs": 1, "verbose": 0, "folds": 3},
+           "evaluation": {"weighted": True}}
+    Trainer(cfg, log=lambda _: None).fit(tmp_path / "run")
+    report = build_report(tmp_path / "run", out=tmp_path / "report", progress=False)
+    assert report.figure("rejection_folds_run").caption.endswith("Weighted by the jets' weights (evaluation.weighted).")

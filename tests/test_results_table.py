@@ -71,6 +71,18 @@ def test_binary_table_rows_and_formatting():
     assert "- seed 1" in lines
 
 
+def test_table_says_when_numbers_are_weighted_or_out_of_fold():
+    # evaluation.weighted and k-fold runs gave the same table as unweighted test-split numbers
+    plain = _binary(0.9, 10.0, 5.0)
+    text = results_table({"dense": {"metrics": plain}}, WPS)
+    assert "Weighted" not in text and "k-fold" not in text
+    rows = {"dense": {"metrics": {**plain, "weighted": True}},
+            "kfold": {"metrics": {**plain, "weighted": True, "scored_out_of_fold": True, "n_test": 500}}}
+    text = results_table(rows, WPS)
+    assert "Weighted by the jets' weights (`evaluation.weighted`" in text
+    assert "k-fold (kfold): every jet scored by the fold model that did not train on it" in text
+
+
 def test_multiclass_table_shows_b_and_c_rejections():
     disc = {"b_vs_light": {"auc": 0.9, "rejection": {"0.3": 100.0, "0.5": 20.0}},
             "c_vs_light": {"auc": 0.7, "rejection": {"0.3": 8.0, "0.5": 3.0}}}

@@ -160,3 +160,28 @@ def test_auc_objective_is_weighted_like_evaluate(toy):
     y, s, w = np.asarray(pred["label"]), np.asarray(pred["outputs"]).reshape(-1), np.asarray(pred["weight"], float)
     assert value == pytest.approx(roc_auc_score(y, s, sample_weight=w), abs=1e-6)
     assert abs(value - roc_auc_score(y, s)) > 1e-4  # the weights matter here
+
+
+def test_auc_objective_of_kfold_trials(toy, capsys):
+    # training.folds: every trial failed after training ("model file not found: .../trials/0/model.keras"):
+    # the objective read the validation split of a run with no model of its own
+    from sklearn.metrics import roc_auc_score
+
+    from hepnn.io import load
+    from hepnn.io.split import assign_fold
+    from hepnn.training.evaluate import predict_split
+    from hepnn.training.kfold import fold_data
+
+    out = toy / "tune"
+    code = main(["tune", str(toy / "config.yaml"), "--space", str(toy / "space.yaml"), "--trials", "1",
+                 "--out", str(out), "--objective", "auc", "--set", "training.epochs=1", "--set", "training.folds=3"])
+    assert code == 0, capsys.readouterr().err
+    run = out / "trials" / "0"
+    value = float(next(csv.DictReader(open(out / "trials.csv")))["value"])
+    data = load(load_config(run / "config.yaml"))
+    fold = assign_fold(data["fold_key"], 3)
+    aucs = []
+    for k in range(3):
+        pred = predict_split(run / "folds" / str(k), "val", data=fold_data(data, fold, k))
+        aucs.append(roc_auc_score(np.asarray(pred["label"]), np.asarray(pred["outputs"]).reshape(-1)))
+    assert value == pytest.approx(np.mean(aucs), abs=1e-5)

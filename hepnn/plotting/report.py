@@ -655,7 +655,8 @@ def _folds_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
         name=stem, section="performance", variant=name, result={"line": line, "band": band, "curves": curves},
         files=files, title=f"k-fold spread: {name}",
         caption=(f"Background rejection of the {len(runs)} fold models of {name}, each on the jets of its own fold "
-                 "(never seen in its training): mean and a band of one standard deviation over the folds."),
+                 "(never seen in its training): mean and a band of one standard deviation over the folds."
+                 + _weighting(*runs)),
         summary={"folds": len(runs), "auc_mean": float(np.mean(aucs)), "auc_std": float(np.std(aucs, ddof=1)),
                  "rejection": at},
     )

@@ -233,6 +233,15 @@ def results_table(
         parts.append("AUC below 0.5: the signal jets are reconstructed better than the background jets the "
                      "autoencoder was trained on (the anomaly score points the wrong way).")
         parts.append("")
+    if any(r["metrics"].get("weighted") for r in rows.values()):
+        parts.append("Weighted by the jets' weights (`evaluation.weighted`: `data.weight` times each file "
+                     "group's `weight`).")
+        parts.append("")
+    folded = [name for name, r in rows.items() if r["metrics"].get("scored_out_of_fold")]
+    if folded:
+        parts.append(f"k-fold ({', '.join(folded)}): every jet scored by the fold model that did not train on it; "
+                     "its test jets are all jets.")
+        parts.append("")
     if not rows:
         parts.append("(no evaluated runs)")
         parts.append("")

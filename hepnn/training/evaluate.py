@@ -13,6 +13,7 @@ configured background class as background.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -460,14 +461,18 @@ def evaluate_folds(run_dir, data: Mapping[str, np.ndarray] | None = None, analys
     config = load_config(run.config)
     n_folds = read_json(run.path / "folds.json")["n_folds"]
     if data is None:
-        check_analysis(run_dir, analysis)
-        source = load_config(data_config) if data_config is not None else config
-        data = load(source, analysis=analysis)
+        source = config
+        if data_config is not None:  # other data, with the run's saved preprocessing (not refitted on them)
+            other = load_config(data_config).data
+            _check_other_data(config.data, other, load_spec(run.path, config), data_config)
+            source = dataclasses.replace(config, data=other)
+        data = load_run_data(run_dir, source, analysis)
     fold = folds_of(data, n_folds)
     per_fold, outputs, labels, weights, task, classes = [], [], [], [], None, None
     for k, path in enumerate(fold_dirs(run_dir, n_folds)):
         part = fold_data(data, fold, k)
-        per_fold.append(evaluate_run(path, data=part))
+        # other data: the folds' metrics go beside their own (RUN/folds/<k>/metrics_<stem>.json)
+        per_fold.append(evaluate_run(path, data_config=data_config, data=part))
         pred = predict_split(path, "test", data=part)
         outputs.append(np.asarray(pred["outputs"]))
         labels.append(np.asarray(pred["label"]))

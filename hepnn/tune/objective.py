@@ -21,11 +21,14 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+import numpy as np
+
 from ..config import load_config
 from ..exceptions import ConfigError, suggest
 from ..io import load
 from ..training.evaluate import compute_metrics, evaluation_weights, predict_split
-from ..training.rundir import write_json
+from ..training.kfold import fold_data, fold_dirs, folds_of, is_kfold_run
+from ..training.rundir import read_json, write_json
 
 __all__ = ["OBJECTIVES", "parse_objective", "TrainingObjective"]
 
@@ -164,7 +167,14 @@ class TrainingObjective:
                 msg = "--objective val_loss: the runs have no validation split; set data.split.val > 0"
                 raise ConfigError(msg)
             return float(min(losses))
+        if is_kfold_run(run_dir):  # no model of its own: the mean over the fold models, each on its validation jets
+            n_folds = read_json(Path(run_dir) / "folds.json")["n_folds"]
+            fold = folds_of(data, n_folds)
+            return float(np.mean([self._split_value(path, fold_data(data, fold, k))
+                                  for k, path in enumerate(fold_dirs(run_dir, n_folds))]))
+        return self._split_value(run_dir, data)
 
+    def _split_value(self, run_dir: Path, data: Mapping) -> float:
         pred = predict_split(run_dir, "val", data=data)
         if len(pred["label"]) == 0:
             msg = f"--objective {self.objective}: the validation split is empty; set data.split.val > 0"
