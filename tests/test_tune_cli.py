@@ -185,3 +185,16 @@ def test_auc_objective_of_kfold_trials(toy, capsys):
         pred = predict_split(run / "folds" / str(k), "val", data=fold_data(data, fold, k))
         aucs.append(roc_auc_score(np.asarray(pred["label"]), np.asarray(pred["outputs"]).reshape(-1)))
     assert value == pytest.approx(np.mean(aucs), abs=1e-5)
+
+
+def test_val_loss_objective_of_kfold_trials_averages_the_folds(toy, capsys):
+    # the objective took fold 0's history only (the trainer's history_ is fold 0's)
+    out = toy / "tune"
+    code = main(["tune", str(toy / "config.yaml"), "--space", str(toy / "space.yaml"), "--trials", "1",
+                 "--out", str(out), "--objective", "val_loss", "--set", "training.epochs=2",
+                 "--set", "training.folds=3"])
+    assert code == 0, capsys.readouterr().err
+    value = float(next(csv.DictReader(open(out / "trials.csv")))["value"])
+    best = [min(float(r["val_loss"]) for r in csv.DictReader(open(out / "trials" / "0" / "folds" / str(k) / "history.csv")))
+            for k in range(3)]
+    assert len(set(best)) == 3 and value == pytest.approx(np.mean(best), rel=1e-6)

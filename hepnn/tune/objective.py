@@ -28,7 +28,7 @@ from ..exceptions import ConfigError, suggest
 from ..io import load
 from ..training.evaluate import compute_metrics, evaluation_weights, predict_split
 from ..training.kfold import fold_data, fold_dirs, folds_of, is_kfold_run
-from ..training.rundir import read_json, write_json
+from ..training.rundir import RunDirectory, read_json, write_json
 
 __all__ = ["OBJECTIVES", "parse_objective", "TrainingObjective"]
 
@@ -162,11 +162,11 @@ class TrainingObjective:
     def evaluate(self, run_dir: Path, history: list[Mapping[str, float]], data: Mapping) -> float:
         """The objective value of a trained run directory."""
         if self.metric == "val_loss":
-            losses = [row["val_loss"] for row in history if isinstance(row.get("val_loss"), (int, float))]
-            if not losses:
-                msg = "--objective val_loss: the runs have no validation split; set data.split.val > 0"
-                raise ConfigError(msg)
-            return float(min(losses))
+            if is_kfold_run(run_dir):  # the mean of every fold model's best validation loss (history is fold 0's)
+                n_folds = read_json(Path(run_dir) / "folds.json")["n_folds"]
+                return float(np.mean([_best_val_loss(RunDirectory(path).read_history())
+                                      for path in fold_dirs(run_dir, n_folds)]))
+            return _best_val_loss(history)
         if is_kfold_run(run_dir):  # no model of its own: the mean over the fold models, each on its validation jets
             n_folds = read_json(Path(run_dir) / "folds.json")["n_folds"]
             fold = folds_of(data, n_folds)
@@ -175,6 +175,7 @@ class TrainingObjective:
         return self._split_value(run_dir, data)
 
     def _split_value(self, run_dir: Path, data: Mapping) -> float:
+        """The auc or rejection objective of one model on the validation jets of ``data``."""
         pred = predict_split(run_dir, "val", data=data)
         if len(pred["label"]) == 0:
             msg = f"--objective {self.objective}: the validation split is empty; set data.split.val > 0"
@@ -195,3 +196,12 @@ class TrainingObjective:
             return float(metrics["auc"])
         rejection = metrics["rejection"][f"{self.working_point:g}"]
         return math.inf if rejection is None else float(rejection)
+
+
+def _best_val_loss(history: Iterable[Mapping[str, Any]]) -> float:
+    """The lowest ``val_loss`` of a training history (one row per epoch)."""
+    losses = [row["val_loss"] for row in history if isinstance(row.get("val_loss"), (int, float))]
+    if not losses:
+        msg = "--objective val_loss: the runs have no validation split; set data.split.val > 0"
+        raise ConfigError(msg)
+    return float(min(losses))
