@@ -296,3 +296,13 @@ def test_killed_convert_subprocess_leaves_old_set(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert not (out / ".convert.part").exists()
     assert _tree(out)["train.npz"] != old["train.npz"]
+
+
+def test_fault_sleep_pauses_only_at_its_point(monkeypatch):
+    slept = []
+    monkeypatch.setattr(faults.time, "sleep", slept.append)
+    monkeypatch.setenv("HEPNN_FAULT_SLEEP", "epoch:1.5")
+    faults.fault("step")
+    faults.fault("epoch", {"epoch": 1})
+    faults.fault("epoch", {"epoch": 2})
+    assert slept == [1.5, 1.5]

@@ -195,7 +195,10 @@ def test_training_template_runs_and_matches_a_direct_run(train_job, direct):
 def test_usr1_and_requeue_resume_to_the_same_weights(data, direct):
     folder = data["folder"] / "job_requeue"
     run = folder / "run"
-    (script,) = write("slurm", folder, config=data["config"], out=str(run), setup=SETUP, time="00:10:00")
+    # a second per epoch: the signals must reach the job between epochs, before the tiny training ends
+    # (on a fast machine the restarted job finished before the requeue of step 2 arrived)
+    (script,) = write("slurm", folder, config=data["config"], out=str(run), setup=[*SETUP, "export HEPNN_FAULT_SLEEP=epoch:1"],
+                      time="00:10:00")
     job_id = sbatch(script)
     # 1. USR1 to the batch script (what --signal=B:USR1@300 sends before the time limit)
     wait_for(job_id, folder, lambda info: epochs_done(run) >= 2, what="at epoch 2")
