@@ -24,8 +24,8 @@ from ..exceptions import ConfigError, InputDataError, UnknownNameError
 from ..plotting import plot_beeswarm, plot_heatmap, plot_importance, plot_position_importance, save_figure
 from ..runs.spec import class_index, load_spec
 from ..training.evaluate import load_run_data, split_data
-from ..training.kfold import fold_data, fold_dirs, folds_of, is_kfold_run
-from ..training.rundir import RunDirectory, load_run_model, read_json, write_json
+from ..training.kfold import fold_parts, is_kfold_run
+from ..training.rundir import RunDirectory, load_run_model, write_json
 from ..training.splits import SPLITS
 from .explanation import Explanation, jsonable
 from .registry import EXPLAINERS, check_options, explain, positive_int_problem
@@ -157,12 +157,9 @@ def explain_folds(run_dir: str | os.PathLike, method: str, data: Mapping | None 
     if not is_kfold_run(run.path):
         msg = f"{run_dir} is not a k-fold run (no folds.json); explain it with explain_run()"
         raise ConfigError(msg)
-    n_folds = int(read_json(run.path / "folds.json")["n_folds"])
     if data is None:
         data = load_run_data(run.path, load_config(run.config), analysis)
-    fold = folds_of(data, n_folds)
-    return [explain_run(path, method, data=fold_data(data, fold, k), analysis=analysis, **kwargs)
-            for k, path in enumerate(fold_dirs(run.path, n_folds))]
+    return [explain_run(path, method, data=part, analysis=analysis, **kwargs) for path, part in fold_parts(run.path, data)]
 
 
 def run_target(run_dir: str | os.PathLike, split: Mapping | None = None) -> Target:

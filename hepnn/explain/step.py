@@ -8,8 +8,8 @@ from typing import Iterable
 from ..config import load_config
 from ..runs.spec import load_spec
 from ..training.evaluate import load_run_data, prediction_key, split_data
-from ..training.kfold import fold_dirs, is_kfold_run
-from ..training.rundir import RunDirectory, read_json
+from ..training.kfold import fold_runs, is_kfold_run
+from ..training.rundir import RunDirectory
 from ..training.step import run_dirs
 from . import run
 from .registry import applies
@@ -32,8 +32,7 @@ def explain_step(analysis, out_dir: Path, log=print,
     for name, run_dir in run_dirs(analysis, out_dir, variants).items():
         runs = {name: Path(run_dir)}
         if is_kfold_run(run_dir):  # each fold model on its own fold's jets (load_run_data gives a fold run those)
-            n_folds = read_json(Path(run_dir) / "folds.json")["n_folds"]
-            runs = {f"{name}/fold{k}": path for k, path in enumerate(fold_dirs(run_dir, n_folds))}
+            runs = {f"{name}/fold{k}": path for k, path in enumerate(fold_runs(run_dir))}
         for label, path in runs.items():
             written[label] = {m: path / "explain" / m for m in _explain_one(analysis, label, path, cache, log)}
     return written

@@ -35,7 +35,7 @@ from ..models.autoencoder import anomaly_score
 from ..models.inference import predict
 from ..preprocessing import Preprocessor
 from ..runs.spec import class_index, load_spec
-from .kfold import fold_data, fold_dirs, fold_position, folds_of, is_kfold_run, summarise
+from .kfold import fold_data, fold_dirs, fold_parts, fold_position, folds_of, is_kfold_run, summarise
 from .rundir import RunDirectory, input_files, load_run_model, missing_preprocessing, read_json, write_json
 from .sculpting import run_sculpting
 from .splits import subset
@@ -459,7 +459,6 @@ def evaluate_folds(run_dir, data: Mapping[str, np.ndarray] | None = None, analys
     """Out-of-fold metrics of a k-fold run and their spread; writes ``RUN_DIR/metrics.json``."""
     run = RunDirectory(run_dir)
     config = load_config(run.config)
-    n_folds = read_json(run.path / "folds.json")["n_folds"]
     if data is None:
         source = config
         if data_config is not None:  # other data, with the run's saved preprocessing (not refitted on them)
@@ -467,10 +466,8 @@ def evaluate_folds(run_dir, data: Mapping[str, np.ndarray] | None = None, analys
             _check_other_data(config.data, other, load_spec(run.path, config), data_config)
             source = dataclasses.replace(config, data=other)
         data = load_run_data(run_dir, source, analysis)
-    fold = folds_of(data, n_folds)
     per_fold, outputs, labels, weights, task, classes = [], [], [], [], None, None
-    for k, path in enumerate(fold_dirs(run_dir, n_folds)):
-        part = fold_data(data, fold, k)
+    for path, part in fold_parts(run_dir, data):
         # other data: the folds' metrics go beside their own (RUN/folds/<k>/metrics_<stem>.json)
         per_fold.append(evaluate_run(path, data_config=data_config, data=part))
         pred = predict_split(path, "test", data=part)
@@ -486,6 +483,6 @@ def evaluate_folds(run_dir, data: Mapping[str, np.ndarray] | None = None, analys
     if config.evaluation.weighted:
         metrics["weighted"] = True
     metrics["scored_out_of_fold"] = True
-    metrics["folds"] = {"n_folds": n_folds, **summarise(per_fold)}
+    metrics["folds"] = {"n_folds": len(per_fold), **summarise(per_fold)}
     write_json(run.metrics if data_config is None else other_metrics_path(run_dir, data_config), metrics)
     return metrics

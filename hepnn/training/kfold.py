@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -36,8 +36,8 @@ from ..runs.spec import load_spec
 from .rundir import RunDirectory, read_json, write_json
 from .tagger import Tagger
 
-__all__ = ["KFoldTrainer", "KFoldTagger", "fold_dirs", "is_kfold_run", "fold_position", "fit_folds", "fold_data",
-           "folds_of", "load_kfold_tagger", "summarise"]
+__all__ = ["KFoldTrainer", "KFoldTagger", "fold_dirs", "fold_runs", "fold_parts", "is_kfold_run", "fold_position",
+           "fit_folds", "fold_data", "folds_of", "load_kfold_tagger", "summarise"]
 
 
 def fold_dirs(run_dir, n_folds: int) -> list[Path]:
@@ -46,6 +46,19 @@ def fold_dirs(run_dir, n_folds: int) -> list[Path]:
 
 def is_kfold_run(run_dir) -> bool:
     return (Path(run_dir) / "folds.json").is_file()
+
+
+def fold_runs(run_dir) -> list[Path]:
+    """The fold runs of the k-fold run ``run_dir``, as many as its ``folds.json`` says."""
+    return fold_dirs(run_dir, int(read_json(Path(run_dir) / "folds.json")["n_folds"]))
+
+
+def fold_parts(run_dir, data: Mapping[str, np.ndarray]) -> Iterator[tuple[Path, Mapping[str, np.ndarray]]]:
+    """``(fold k's run, the data as model k sees them)`` for every fold of a k-fold run (:func:`fold_data`)."""
+    paths = fold_runs(run_dir)
+    fold = folds_of(data, len(paths))
+    for k, path in enumerate(paths):
+        yield path, fold_data(data, fold, k)
 
 
 def fold_position(run_dir) -> tuple[Path, int, int] | None:

@@ -27,8 +27,8 @@ from ..config import load_config
 from ..exceptions import ConfigError, suggest
 from ..io import load
 from ..training.evaluate import compute_metrics, evaluation_weights, predict_split
-from ..training.kfold import fold_data, fold_dirs, folds_of, is_kfold_run
-from ..training.rundir import RunDirectory, read_json, write_json
+from ..training.kfold import fold_parts, fold_runs, is_kfold_run
+from ..training.rundir import RunDirectory, write_json
 
 __all__ = ["OBJECTIVES", "parse_objective", "TrainingObjective"]
 
@@ -163,15 +163,10 @@ class TrainingObjective:
         """The objective value of a trained run directory."""
         if self.metric == "val_loss":
             if is_kfold_run(run_dir):  # the mean of every fold model's best validation loss (history is fold 0's)
-                n_folds = read_json(Path(run_dir) / "folds.json")["n_folds"]
-                return float(np.mean([_best_val_loss(RunDirectory(path).read_history())
-                                      for path in fold_dirs(run_dir, n_folds)]))
+                return float(np.mean([_best_val_loss(RunDirectory(path).read_history()) for path in fold_runs(run_dir)]))
             return _best_val_loss(history)
         if is_kfold_run(run_dir):  # no model of its own: the mean over the fold models, each on its validation jets
-            n_folds = read_json(Path(run_dir) / "folds.json")["n_folds"]
-            fold = folds_of(data, n_folds)
-            return float(np.mean([self._split_value(path, fold_data(data, fold, k))
-                                  for k, path in enumerate(fold_dirs(run_dir, n_folds))]))
+            return float(np.mean([self._split_value(path, part) for path, part in fold_parts(run_dir, data)]))
         return self._split_value(run_dir, data)
 
     def _split_value(self, run_dir: Path, data: Mapping) -> float:
