@@ -131,3 +131,33 @@ def test_every_tf_data_pipeline_hepnn_builds_has_no_autotuning_thread(tmp_path):
     assert stream.fit_args(1)["x"].options().autotune.enabled is False
     assert stream.cache().dataset(16, seed=1, passes=2).options().autotune.enabled is False
     assert isinstance(args["x"], tf.data.Dataset)
+
+
+def _weighted_pair(tmp_path, qcd_weight: float):
+    """top.root (jet_w 1) and qcd.root (jet_w ``qcd_weight``) and a per-jet config."""
+    from test_io_fixtures import per_jet_data, write_tree
+
+    config = make_per_jet(tmp_path, n=60)
+    for name, seed, w in (("top", 1, 1.0), ("qcd", 2, qcd_weight)):
+        write_tree(tmp_path / f"{name}.root", "jets", {**per_jet_data(60, seed=seed), "jet_w": np.full(60, w)})
+    return config
+
+
+def test_streamed_training_checks_the_class_weights_like_in_memory(tmp_path):
+    """The streamed pass that fits the preprocessing also checks what load + check do in memory:
+    a class whose (NLO) weights sum to <= 0 is refused before training."""
+    from hepnn.exceptions import InputDataError
+    from hepnn.training.trainer import Trainer
+
+    config = _weighted_pair(tmp_path, -0.5)
+    message = (r"data.weight \('jet_w'\), train split, streamed: the weights of the \d+ 'qcd' jets sum to -\d+.*"
+               "cannot learn from them")
+    overrides = ["model.name=dense", "model.units=[4]", "model.inputs=[highlevel]", "training.streaming=true",
+                 "training.epochs=1", "training.verbose=0", "data.weight=jet_w"]
+    cfg = hepnn.load_config(config, overrides)
+    with pytest.raises(InputDataError, match=message):
+        Trainer(cfg, log=lambda s: None).fit(tmp_path / "run")
+    assert not (tmp_path / "run" / "history.csv").exists()
+    in_memory = hepnn.load_config(config, [o for o in overrides if "streaming" not in o])
+    with pytest.raises(InputDataError, match=message.replace(", streamed", "")):
+        Trainer(in_memory, log=lambda s: None).fit(tmp_path / "memory")

@@ -26,7 +26,7 @@ from .._memory import tensor_allocator
 from .._optional import require_keras
 from ..config import Config, load_config, save_config
 from ..exceptions import ConfigError, HepnnError, InputDataError, OutputDirError, PluginError, suggest
-from ..io import fit_preprocessing, load
+from ..io import fit_preprocessing, iterate, load
 from ..io.stream import READER_WAIT
 from ..models import MODELS, load_model
 from ..models.heads import default_loss, default_metrics
@@ -138,20 +138,40 @@ def sample_weights(config: Config, data: Mapping[str, np.ndarray], classes: list
 def _check_input_weights(config: Config, weights: np.ndarray, labels: np.ndarray, classes: list[str],
                          split: str | None = None) -> None:
     """Weights a network cannot learn from (every weight of a class 0, NaN) are an error, not a loss of 0."""
-    where = f"data.weight ({config.data.weight!r})" if config.data.weight else "the data's 'weight' array"
-    if split is not None:  # a class can sum to <= 0 in a small validation split only
-        where += f", {split} split"
+    # a class can sum to <= 0 in a small validation split only
+    where = _weights_source(config, None if split is None else f"{split} split")
     bad = ~np.isfinite(weights)
     if bad.any():
         msg = f"{where}: {int(bad.sum())} of {len(weights)} jets have a NaN or infinite weight; fix or drop them"
         raise InputDataError(msg)
+    counts = np.array([int((labels == index).sum()) for index in range(len(classes))])
+    totals = np.array([weights[labels == index].sum() for index in range(len(classes))])
+    _check_class_totals(where, counts, totals, classes)
+
+
+def _weights_source(config: Config, split: str | None) -> str:
+    """Where the training weights come from, for error messages."""
+    where = f"data.weight ({config.data.weight!r})" if config.data.weight else "the data's 'weight' array"
+    return where if split is None else f"{where}, {split}"
+
+
+def _check_class_totals(where: str, counts: np.ndarray, totals: np.ndarray, classes: list[str]) -> None:
+    """Each class present must carry weight summing above 0, or the network cannot learn from it."""
     for index, name in enumerate(classes):
-        chosen = labels == index
-        total = weights[chosen].sum()
-        if chosen.any() and not total > 0:
-            msg = (f"{where}: the weights of the {int(chosen.sum())} {name!r} jets sum to {total:g}, so the network "
-                   "cannot learn from them; check the weight branch (or leave data.weight unset)")
+        if counts[index] and not totals[index] > 0:
+            msg = (f"{where}: the weights of the {int(counts[index])} {name!r} jets sum to {totals[index]:g}, so the "
+                   "network cannot learn from them; check the weight branch (or leave data.weight unset)")
             raise InputDataError(msg)
+
+
+def _check_two_classes(present, classes: list[str], how: str = "") -> None:
+    """A tagger needs jets of two classes at least in its training split."""
+    if len(present) < 2:
+        names = [classes[int(k)] if 0 <= int(k) < len(classes) else str(k) for k in present]
+        msg = (f"the training split{how} holds jets of {len(present)} class(es) only ({', '.join(names) or 'none'}) "
+               f"of {', '.join(classes)}; a tagger needs jets of two classes at least: check the labels "
+               "(data.files[].label, data.label) and the cuts")
+        raise InputDataError(msg)
 
 
 def reweight_factors(values, labels, weights, bins: int, target: str = "signal", *, background: int = 0,
@@ -442,13 +462,7 @@ class Trainer:
             check_training_arrays(data, names, None if spec.task == "autoencoder" else spec.classes,
                                   on_nan=cfg.data.on_nan)
         if spec.task != "autoencoder" and data is not None:
-            present = np.unique(np.asarray(subset(data, "train")["label"]))
-            if len(present) < 2:
-                names = [spec.classes[int(k)] if 0 <= int(k) < len(spec.classes) else str(k) for k in present]
-                msg = (f"the training split holds jets of {len(present)} class(es) only ({', '.join(names) or 'none'}) "
-                       f"of {', '.join(spec.classes)}; a tagger needs jets of two classes at least: check the labels "
-                       "(data.files[].label, data.label) and the cuts")
-                raise InputDataError(msg)
+            _check_two_classes(np.unique(np.asarray(subset(data, "train")["label"])), list(spec.classes))
         check_evaluation_classes(cfg, spec.classes)
         self.task_, self.classes_ = spec.task, list(spec.classes)
         return data, spec
@@ -456,13 +470,33 @@ class Trainer:
     def _preprocessing(self, run: RunDirectory, data):
         """The fitted preprocessing (saved into the run): the data's, or fitted on the stream."""
         if data is None:
-            prep = Preprocessor.load(run.preprocessing) if run.preprocessing.is_file() else fit_preprocessing(
-                self.config, self.analysis
-            )
+            prep = Preprocessor.load(run.preprocessing) if run.preprocessing.is_file() else self._fit_on_stream()
         else:
             prep = getattr(data, "preprocessing", None)
         if prep is not None and hasattr(prep, "save"):
             prep.save(run.preprocessing)
+        return prep
+
+    def _fit_on_stream(self) -> Preprocessor:
+        """The preprocessing fitted on the streamed training split; the same pass checks what the
+        in-memory path checks on its arrays: jets of two classes at least, and each class's
+        weights summing above 0 (a class of negative NLO weights would train the network away from it)."""
+        classes = list(self.classes_)
+        counts, totals = np.zeros(len(classes), np.int64), np.zeros(len(classes))
+
+        def watched():
+            nonlocal counts, totals
+            for chunk in iterate(self.config, self.analysis, split="train"):
+                labels = np.asarray(chunk["label"], dtype=np.int64)
+                counts = counts + np.bincount(labels, minlength=len(classes))[:len(classes)]
+                totals = totals + np.bincount(labels, weights=np.asarray(chunk["weight"], dtype=np.float64),
+                                              minlength=len(classes))[:len(classes)]
+                yield chunk
+
+        prep = fit_preprocessing(self.config, self.analysis, chunks=watched())
+        if self.task_ != "autoencoder":
+            _check_two_classes(np.flatnonzero(counts), classes, " (streamed)")
+            _check_class_totals(_weights_source(self.config, "train split, streamed"), counts, totals, classes)
         return prep
 
     def _set_seeds_and_precision(self) -> None:
