@@ -84,6 +84,22 @@ def test_out_of_fold_metrics_and_spread(kfold_run):
     assert spread["mean"] == pytest.approx(np.mean(per_fold), abs=1e-5)
 
 
+def test_out_of_fold_evaluation_scores_each_fold_model_once(kfold_run, monkeypatch):
+    """Each fold's own metrics and the out-of-fold scores come from one prediction per fold model."""
+    import hepnn.training.evaluate as evaluate
+
+    folder, config, data = kfold_run
+    calls, real = [], evaluate.predict
+
+    def counting(model, x, **kwargs):
+        calls.append(len(next(iter(x.values()))))
+        return real(model, x, **kwargs)
+
+    monkeypatch.setattr(evaluate, "predict", counting)
+    metrics = evaluate.evaluate_run(folder / "run", data=data)
+    assert len(calls) == 3 and sum(calls) == data.n_jets == metrics["n_test"]
+
+
 def test_tagger_uses_the_fold_model_of_each_jet(kfold_run):
     folder, config, data = kfold_run
     from hepnn.models import load_model

@@ -410,6 +410,12 @@ def evaluate_run(run_dir, data_config=None, analysis=None, data=None, cache: dic
                          key=key)
     if key:
         predict_split(run_dir, "train", analysis=analysis, cache=cache, key=key)
+    return _write_run_metrics(run_dir, pred, data_config)
+
+
+def _write_run_metrics(run_dir, pred: Mapping, data_config=None) -> dict:
+    """The metrics of one run's test-split prediction (:func:`predict_split`), written to its
+    ``metrics.json`` (with ``data_config``: beside it, named after the other data)."""
     config = pred["config"]
     _check_two_classes(run_dir, pred, config.evaluation, data_config)
     metrics = compute_metrics(
@@ -469,8 +475,8 @@ def evaluate_folds(run_dir, data: Mapping[str, np.ndarray] | None = None, analys
     per_fold, outputs, labels, weights, task, classes = [], [], [], [], None, None
     for path, part in fold_parts(run_dir, data):
         # other data: the folds' metrics go beside their own (RUN/folds/<k>/metrics_<stem>.json)
-        per_fold.append(evaluate_run(path, data_config=data_config, data=part))
-        pred = predict_split(path, "test", data=part)
+        pred = predict_split(path, "test", data_config=data_config, data=part)  # once per fold model
+        per_fold.append(_write_run_metrics(path, pred, data_config))
         outputs.append(np.asarray(pred["outputs"]))
         labels.append(np.asarray(pred["label"]))
         weights.append(evaluation_weights(config, pred))
