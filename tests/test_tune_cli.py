@@ -104,6 +104,37 @@ def test_pruned_trial_stops_training_early(toy):
     assert len(history) == 1
 
 
+def test_kfold_trials_report_their_first_fold_and_stop_when_pruned(toy):
+    # training.folds: the trainer dropped the epoch callback, so a k-fold trial was never
+    # reported or pruned (every trial trained all its folds to the end)
+    from hepnn.tune.objective import TrainingObjective
+    from hepnn.tune.space import load_space
+    from hepnn.tune.study import fill_queue, open_study, run_worker
+
+    class PruneAll(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return True
+
+    space = load_space(toy / "space.yaml")
+    for pruner, name in ((optuna.pruners.NopPruner(), "keep"), (PruneAll(), "prune")):
+        objective = TrainingObjective(toy / "config.yaml", space, toy / name, "val_loss",
+                                      overrides=["training.epochs=3", "training.folds=3", "training.early_stopping=null"],
+                                      log=lambda _: None)
+        study = open_study(name, None, "minimize", "random", 0, pruner=pruner)
+        fill_queue(study, 1, log=lambda _: None)
+        run_worker(study, objective, log=lambda _: None)
+        trial, run = study.trials[0], toy / name / "trials" / "0"
+        fold0 = [float(r["val_loss"]) for r in csv.DictReader(open(run / "folds" / "0" / "history.csv"))]
+        if name == "keep":  # one report per epoch, fold 0's values
+            assert trial.state == optuna.trial.TrialState.COMPLETE
+            assert [trial.intermediate_values[e] for e in (1, 2, 3)] == pytest.approx(fold0, rel=1e-6)
+            assert (run / "folds.json").is_file()
+        else:  # pruned after fold 0's first epoch; folds 1 and 2 never trained
+            assert trial.state == optuna.trial.TrialState.PRUNED
+            assert list(trial.intermediate_values) == [1] and len(fold0) == 1
+            assert not (run / "folds" / "1").exists() and not (run / "folds.json").exists()
+
+
 def _toy_study(n=12):
     from hepnn.tune.study import fill_queue, open_study, run_worker
 

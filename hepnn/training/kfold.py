@@ -107,20 +107,27 @@ class KFoldTrainer:
     def __init__(self, trainer):
         self.trainer = trainer
 
-    def fit_into(self, out, data: Mapping[str, np.ndarray] | None = None):
+    def fit_into(self, out, data: Mapping[str, np.ndarray] | None = None, epoch_callback=None):
         """Train every fold into ``out`` and return the trainer with ``folds_``, ``model_`` and
-        ``history_`` (those of fold 0) set."""
+        ``history_`` (those of fold 0) set; ``epoch_callback`` as in :func:`fit_folds`."""
         trainer = self.trainer
         if data is None:
             data = load(trainer.config, analysis=trainer.analysis)
-        trainer.folds_ = fit_folds(trainer, out, data)
+        trainer.folds_ = fit_folds(trainer, out, data, epoch_callback)
         trainer.model_ = trainer.folds_[0].model_
         trainer.history_ = trainer.folds_[0].history_
         return trainer
 
 
-def fit_folds(trainer, out, data: Mapping[str, np.ndarray]) -> list:
-    """Train the K fold models of ``trainer.config`` into ``out/folds/<k>``; returns the trainers."""
+def fit_folds(trainer, out, data: Mapping[str, np.ndarray], epoch_callback=None) -> list:
+    """Train the K fold models of ``trainer.config`` into ``out/folds/<k>``; returns the trainers.
+
+    ``epoch_callback(epoch, row)`` is called after every epoch of every fold, with the fold
+    (0-based) in ``row["fold"]``. When it returns True (``hepnn tune`` pruning a trial), that
+    fold stops and the later folds are not trained: ``folds.json`` is not written (the run is
+    not a complete k-fold run; training the same directory again trains the missing folds).
+    Stopping the last fold ends it early like a single run (the k-fold run is complete).
+    """
     cfg = trainer.config
     n_folds = cfg.training.folds
     if n_folds < 2:
@@ -136,11 +143,21 @@ def fit_folds(trainer, out, data: Mapping[str, np.ndarray]) -> list:
     if prep is not None and hasattr(prep, "save"):
         prep.save(run.preprocessing)
     single = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, folds=None))
-    trainers = []
+    trainers, stopped = [], []
     for k, path in enumerate(fold_dirs(out, n_folds)):
         trainer.log(f"fold {k + 1}/{n_folds}: training on {int((fold != k).sum())} jets, scoring {int((fold == k).sum())}")
         fold_trainer = type(trainer)(single, analysis=trainer.analysis, log=trainer.log)
-        trainers.append(fold_trainer.fit(path, data=fold_data(data, fold, k)))
+        hook = None
+        if epoch_callback is not None:
+            def hook(epoch, row, k=k):
+                if epoch_callback(epoch, {**row, "fold": k}):
+                    stopped.append(k)
+                    return True
+                return False
+        trainers.append(fold_trainer.fit(path, data=fold_data(data, fold, k), epoch_callback=hook))
+        if stopped and k + 1 < n_folds:
+            trainer.log(f"fold {k + 1}/{n_folds} stopped by the epoch callback: folds {k + 2}-{n_folds} not trained")
+            return trainers
     spec = getattr(trainers[0], "spec_", None)  # the folds share one spec (None: fold 0 had finished before)
     (spec if spec is not None else load_spec(fold_dirs(out, n_folds)[0])).save(run.path)
     write_json(run.path / "folds.json", {

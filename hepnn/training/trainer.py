@@ -350,6 +350,8 @@ class Trainer:
         epoch_callback : callable, optional
             Called after each epoch as ``epoch_callback(epoch, row)`` (1-based epoch, the
             history row); returning True stops training (used for pruning by ``hepnn tune``).
+            With ``training.folds`` it is called for every fold's epochs, the fold in
+            ``row["fold"]``, and True also skips the later folds (:func:`~hepnn.training.kfold.fit_folds`).
         force : bool
             Write into an existing directory that holds other files (``--force``).
 
@@ -407,7 +409,7 @@ class Trainer:
         source, run = self._directories(out)
         finished = self._check_finished(source)
         if self.config.training.folds:
-            return KFoldTrainer(self).fit_into(out, data)
+            return KFoldTrainer(self).fit_into(out, data, epoch_callback)
         data, spec = self._prepare_data(data)
         if finished and source.is_trained():
             self.log(f"{source.model} exists: training already finished, nothing to do")

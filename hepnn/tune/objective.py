@@ -11,7 +11,9 @@ trained with :class:`hepnn.training.Trainer` into ``OUT/trials/<number>``. The v
     the background rejection at signal efficiency ``eff`` on the validation split (maximised).
 
 Bad trials are pruned from per-epoch reports (``val_loss``, or ``val_auc`` for the
-physics metrics) through the trainer's ``epoch_callback`` hook.
+physics metrics) through the trainer's ``epoch_callback`` hook. A k-fold trial
+(``training.folds``) reports the epochs of its first fold, so trials are compared on the
+same fold; a trial pruned there does not train its other folds.
 """
 
 from __future__ import annotations
@@ -139,6 +141,8 @@ class TrainingObjective:
         pruned: dict[str, int] = {}
 
         def epoch_callback(epoch: int, row: Mapping[str, float]) -> bool:
+            if row.get("fold", 0):  # k-fold: the first fold's curve decides (one value per step)
+                return False
             value = row.get(self.report_key)
             if value is None or not math.isfinite(value):
                 return False
