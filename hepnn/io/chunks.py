@@ -16,6 +16,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from ..config import Config, DataConfig, JetAxisConfig, load_config
+from ..config.schema import step_size_problem
 from ..exceptions import ConfigError, InputDataError, suggest
 from .derived import DERIVED, Momenta
 from .labels import LabelCounts, check_class_indices, map_labels
@@ -97,6 +98,28 @@ def _guess(keys: set, prefix: str, options: tuple) -> str | None:
     return None
 
 
+def _collections(keys: set) -> list[str]:
+    """Names ``X`` of the per-event collections of a file: those with an ``X_pt``, ``X_eta`` or ``X_phi``
+    branch (or ``:``, ``.`` as separator)."""
+    found = set()
+    for key in keys:
+        for sep in ("_", ":", "."):
+            prefix, _, comp = key.rpartition(sep)
+            if prefix and comp in ("pt", "eta", "phi"):
+                found.add(prefix)
+    return sorted(found)
+
+
+def _no_collection(source: SourceFile, have: set, name: str, where: str) -> InputDataError | None:
+    """The error for a collection ``name`` no branch of the file belongs to (None: some branch does)."""
+    if any(k.startswith(f"{name}{sep}") for k in have for sep in ("_", ":", ".")):
+        return None
+    found = _collections(have)
+    msg = (f"{source.path}: tree {source.tree!r} has no branch of collection {name!r} (used by {where})"
+           f"{suggest(name, found)}; collections with pt, eta or phi branches: {', '.join(found) or '(none)'}")
+    return InputDataError(msg)
+
+
 def _momentum_of(constituents: Any) -> dict:
     if constituents is None:
         return {}
@@ -162,6 +185,11 @@ def make_plan(config: Any, keys: list[str], source: SourceFile) -> Plan:
         kind.plan(group, inp, resolve, where)
         if group.needs_momentum:
             needs_axis = True
+            if not momentum and per_event:
+                source_of = f"{where}.collection" if getattr(inp, "collection", None) else "data.constituents.collection"
+                err = _no_collection(source, have, group.collection, source_of)
+                if err is not None:
+                    raise err
             if not momentum:
                 msg = (
                     f"{where}: derived variables, images and dR association need the element four-momentum; "
@@ -174,6 +202,9 @@ def make_plan(config: Any, keys: list[str], source: SourceFile) -> Plan:
     axis = _jet_axis(config, have, per_event)
     if needs_axis or (per_event and not jet_where):
         if "pt" not in axis or "eta" not in axis or "phi" not in axis:
+            err = _no_collection(source, have, config.jets, "data.jets") if per_event and config.jet_axis is None else None
+            if err is not None:
+                raise err
             msg = (
                 f"{source.path}: cannot find the jet axis of collection {config.jets!r}; "
                 "set data.jet_axis: {pt: ..., eta: ..., phi: ...}"
@@ -478,20 +509,37 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
         events = _event_numbers(arrays[plan.event_branch], plan.event_branch, path, entry_start)
         out["fold_key"] = event_fold_key(events[entry[keep] - entry_start], s.seed)
     else:
-        out["fold_key"] = fold_key(os.path.basename(path), entry[keep], jet_idx[keep], s.seed)
+        # by event: one key per entry, so k-fold keeps an event's jets in one fold as the split does
+        out["fold_key"] = fold_key(os.path.basename(path), entry[keep], within[keep], s.seed)
     for var in config.spectators:
         out[f"spec_{var}"] = _finite(jets[var], var, "data.spectators", config, path).astype(np.float32)
     return out
 
 
+def _step_size(value: Any) -> Any:
+    """A ``step_size`` argument checked as ``data.step_size`` is (a bad one failed per file, as if the
+    file were truncated, or gave no chunks at all)."""
+    if isinstance(value, np.integer):
+        value = int(value)
+    problem = step_size_problem(value)
+    if problem:
+        raise ConfigError(f"step_size: {problem}")
+    return value
+
+
 def iterate_chunks(
     config: Any, analysis: Any = None, step_size: Any = None, files: list[SourceFile] | None = None,
-    summary: dict | None = None, split: int | None = None, pad: bool = True,
+    summary: dict | None = None, split: int | None = None, pad: bool = True, *, whole_files: bool = False,
 ) -> Iterator[dict]:
     """Yield processed chunks of every file in order (see :func:`hepnn.io.iterate`).
 
     ``split`` (0, 1, 2) keeps only that split's jets and ``pad=False`` leaves sequence inputs
     unpadded (see :func:`process_chunk`).
+    ``whole_files`` (for :func:`hepnn.io.load`): yield ``(file index, chunk)``, and ``(file index,
+    None)`` when ``data.skip_bad_files`` skips a file after some of its chunks were yielded, which
+    the caller then drops; the jet and label counts of the summary and of the checks are those
+    of the files read to the end. Without it, the chunks of a file that fails part-way through
+    have been yielded already, and they stay counted.
     A full pass over the config's files (``files`` not given) also fills ``summary["dropped_labels"]``
     (jets per label value not in ``data.label.classes``, logged too) and, for all or the training
     jets, raises ``ConfigError`` when a file group or a class has no jets.
@@ -505,8 +553,8 @@ def iterate_chunks(
     files = resolve_files(config) if files is None else files
     summary = {} if summary is None else summary
     summary.update(n_files=len(files), n_skipped=0, skipped=[], n_jets=0)
-    step = step_size if step_size is not None else config.step_size
-    for source in files:
+    step = _step_size(step_size) if step_size is not None else config.step_size
+    for index, source in enumerate(files):
         try:
             tree = open_tree(source)
         except InputDataError as err:
@@ -516,19 +564,30 @@ def iterate_chunks(
             summary["n_skipped"] = len(summary["skipped"])
             continue
         plan = make_plan(config, tree_keys(tree), source)
+        # whole_files: this file's counts join the pass's once the file is read to the end
+        file_counts, n_jets = (LabelCounts(), 0) if whole_files else (counts, None)
         try:
             for arrays, entry_start in iterate_tree(source, tree, plan.read_list(), step):
-                chunk = process_chunk(config, plan, source, arrays, entry_start, analysis, split, counts, pad)
+                chunk = process_chunk(config, plan, source, arrays, entry_start, analysis, split, file_counts, pad)
                 del arrays  # not alive while the consumer holds this chunk and the next one is read
-                summary["n_jets"] += len(chunk["label"])
-                counts.add(source.group, chunk["label"])
-                yield chunk
+                if n_jets is None:
+                    summary["n_jets"] += len(chunk["label"])
+                else:
+                    n_jets += len(chunk["label"])
+                file_counts.add(source.group, chunk["label"])
+                yield (index, chunk) if whole_files else chunk
                 del chunk
         except InputDataError as err:
             if err.__cause__ is None or not config.skip_bad_files:
                 raise
             skip_or_raise(err, True, summary["skipped"], source.path)
             summary["n_skipped"] = len(summary["skipped"])
+            if whole_files:
+                yield index, None  # the chunks of this file already yielded are dropped
+        else:
+            if whole_files:
+                counts.merge(file_counts)
+                summary["n_jets"] += n_jets
     if full_pass:
         summary["dropped_labels"] = counts.dropped()
         what = "jets" if split is None else f"{('training', 'validation', 'test')[split]} jets"

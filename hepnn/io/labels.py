@@ -107,8 +107,14 @@ def check_class_indices(label: np.ndarray, where: str) -> np.ndarray:
     return label.astype(np.int32, copy=False)
 
 
+#: the one NaN every NaN label value is counted under (NaN != NaN: each would be a key of its own)
+_NAN = float("nan")
+
+
 def _plain(value: Any) -> Any:
     value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float) and value != value:
+        return _NAN
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
@@ -136,6 +142,12 @@ class LabelCounts:
         self.per_group[group] += len(label)
         values, counts = np.unique(np.asarray(label), return_counts=True)
         self.per_class.update(dict(zip(values.tolist(), counts.tolist())))
+
+    def merge(self, other: "LabelCounts") -> None:
+        """Add the counts of ``other`` (one file's, once it is read to the end)."""
+        self.per_group.update(other.per_group)
+        self.per_class.update(other.per_class)
+        self._dropped.update(other._dropped)
 
     def add_dropped(self, values: np.ndarray) -> None:
         if len(values):

@@ -164,7 +164,7 @@ def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entr
     for name in names:
         column = arrays[name]
         if column.ndim != 2:
-            used = f", used by {used_by[name]}" if used_by and name in used_by else ""
+            used = f", used by {used_by[name]}" if used_by and name in used_by and used_by[name] not in what else ""
             msg = f"{path}: branch {name!r} ({what}{used}) should hold one list per entry, found type {column.type}"
             if column.ndim == 1:
                 msg += ("; it holds a single value per entry, where a list with one value per jet or element of "
@@ -185,6 +185,14 @@ def flatten_jagged(arrays: Any, names: Sequence[str], path: str, what: str, entr
                 f"{len(bad)} entries (first at entry {entry_start + int(bad[0])}: {int(counts[bad[0]])} vs "
                 f"{int(n[bad[0]])}); all branches of one collection must describe the same elements"
             )
+            uses = [f"{b!r} is used by {used_by[b]}" for b in (first, name)
+                    if used_by and b in used_by and used_by[b] not in what]
+            if uses:
+                msg += f" ({'; '.join(uses)})"
+            if what == "the jet collection":
+                msg += ("; jet-level settings (data.cuts, data.label, data.weight, data.spectators, flat inputs) take "
+                        "one value per jet of the jet collection, or one per event: values of another collection "
+                        "(tracks, constituents) belong in a sequence or image input")
             raise InputDataError(msg)
         out[name] = flat
     if counts is None:

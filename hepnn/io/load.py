@@ -51,7 +51,9 @@ def iterate(config: Any, analysis: Any = None, *, split: str | int | None = None
     step_size : int or str, optional
         Entries or bytes per chunk (overrides ``data.step_size``).
     summary : dict, optional
-        Filled with ``n_files``, ``n_skipped``, ``skipped`` and ``n_jets``.
+        Filled with ``n_files``, ``n_skipped``, ``skipped`` and ``n_jets``. A file that
+        ``data.skip_bad_files`` skips part-way through has had its first chunks yielded already
+        (:func:`load` drops them).
 
     Yields
     ------
@@ -117,10 +119,16 @@ def _assembled(chunks: list[dict], pre: Preprocessor, transform: bool) -> dict:
                 value.pad(out=view)
             out[key], out[f"{key}_mask"] = x, mask
             element_keys.add(key)
-        elif isinstance(first, DeferredRows):
-            x = np.empty((n_jets, *first.shape), dtype=first.dtype)
+        elif (deferred := next((c[key] for c in chunks if isinstance(c[key], DeferredRows)), None)) is not None:
+            # a kind may defer some chunks and build others (images: by the chunk's elements per jet,
+            # so a chunk without jets defers and the next may not): every chunk goes into the one array
+            x = np.empty((n_jets, *deferred.shape), dtype=deferred.dtype)
             for i, chunk in enumerate(chunks):
-                chunk.pop(key).fill(x[rows[i]:rows[i + 1]])
+                value = chunk.pop(key)
+                if isinstance(value, DeferredRows):
+                    value.fill(x[rows[i]:rows[i + 1]])
+                else:
+                    x[rows[i]:rows[i + 1]] = value
             out[key] = x
         else:
             parts = [chunk.pop(key) for chunk in chunks]
@@ -165,7 +173,16 @@ def load(config: Any, analysis: Any = None, *, standardize: bool = True, step_si
     bound_allocator()  # the same allocator whether or not the process streamed before
     summary: dict = {}
     # sequence inputs stay unpadded until fitted and standardised: those passes see the real elements only
-    chunks = list(iterate_chunks(config, analysis, step_size=step_size, summary=summary, pad=False))
+    # by file: the chunks read from a file that data.skip_bad_files skips part-way through are dropped
+    by_file: dict[int, list[dict]] = {}
+    for index, chunk in iterate_chunks(config, analysis, step_size=step_size, summary=summary, pad=False,
+                                       whole_files=True):
+        if chunk is None:
+            by_file.pop(index, None)
+        else:
+            by_file.setdefault(index, []).append(chunk)
+    chunks = [chunk for index in sorted(by_file) for chunk in by_file[index]]
+    del by_file
     if not chunks or sum(len(chunk["label"]) for chunk in chunks) == 0:
         msg = (
             f"no jets selected from {summary.get('n_files', 0)} file(s) "

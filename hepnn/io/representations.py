@@ -682,6 +682,11 @@ class ImageKind(InputKind):
     elements = True
 
     def plan(self, group: Any, inp: Any, resolve: Callable[[str, str], bool], where: str) -> None:
+        charged = [c for c in inp.channels if "charged" in c or "neutral" in c]
+        if charged and not inp.charge:
+            msg = (f"{where}.channels: channel {charged[0]!r} needs the constituent charge; set {where}.charge "
+                   "to the charge branch of the constituents (e.g. part_charge), or use the channels pt and multiplicity")
+            raise ConfigError(msg)
         group.charge = inp.charge
         group.needs_momentum = True
 

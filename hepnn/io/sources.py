@@ -59,11 +59,12 @@ def resolve_files(config) -> list[SourceFile]:
     InputDataError
         When a group matches no file.
     ConfigError
-        When one file (and tree) is matched by two groups.
+        When one file (and tree) is matched by two groups, or twice by one (under two names: a link).
     """
     base = _base_directory(config)
     out = []
     owner: dict[tuple[str, str], int] = {}
+    first_match: dict[tuple[str, str], str] = {}
     for i, group in enumerate(config.files):
         pattern = os.path.expanduser(group.path)
         if not os.path.isabs(pattern):
@@ -78,7 +79,16 @@ def resolve_files(config) -> list[SourceFile]:
                        "check the path, or set data.directory")
             raise InputDataError(msg)
         for m in matches:
-            j = owner.setdefault((os.path.realpath(m), group.tree), i)
+            key = (os.path.realpath(m), group.tree)
+            j = owner.setdefault(key, i)
+            seen = first_match.setdefault(key, m)
+            if j == i and seen != m:  # one file under two names (a link): its jets would be read twice
+                msg = (
+                    f"data.files[{i}] ({group.path!r}): {m} and {seen} are the same file ({key[0]}), so its jets "
+                    "would be read twice (in different splits: the split hash takes the file name); narrow "
+                    "the pattern or remove the link"
+                )
+                raise ConfigError(msg)
             if j != i:
                 other = config.files[j]
                 msg = (
