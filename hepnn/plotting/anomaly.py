@@ -33,7 +33,7 @@ def plot_reconstruction_error(
     errors: Any,
     labels: Any,
     *,
-    anomaly: int = 1,
+    anomaly: int | Sequence[int] = 1,
     class_names: Sequence[str] | Mapping[int, str] | None = None,
     bins: int = 50,
     log_x: bool = True,
@@ -51,8 +51,10 @@ def plot_reconstruction_error(
     errors : array of shape (n_jets,)
         Per-jet reconstruction error (e.g. mean squared error).
     labels : array of shape (n_jets,)
-    anomaly : int
-        Label of the anomalous class, for the AUC.
+    anomaly : int or sequence of int
+        Label(s) of the anomalous class(es), for the AUC: those jets against all others. With
+        several anomalous classes (every class but the trained-on background, as in ``metrics.json``)
+        pass them all; one label alone counts the other anomalous classes as background.
     class_names : sequence or mapping, optional
     bins : int
     log_x : bool
@@ -101,8 +103,9 @@ def plot_reconstruction_error(
         h.fill(upper_edge_inclusive(e[y == cls], lo, hi))
         (artists[name],) = mplhep.histplot(h, ax=ax, density=density, histtype="step", label=name, flow="none")
     value = None
-    if anomaly in names and len(names) > 1:
-        value = roc_auc(y, e, signal=anomaly)
+    anomalous = np.isin(y, np.atleast_1d(np.asarray(anomaly, dtype=int)))
+    if anomalous.any() and not anomalous.all():
+        value = roc_auc(anomalous.astype(int), e, signal=1)
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel("Reconstruction error")

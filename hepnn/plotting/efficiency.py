@@ -49,8 +49,9 @@ class EfficiencyTable:
 
     @property
     def rejection(self) -> np.ndarray:
+        """``1/eff_b``: inf where no background jet passes, nan in a bin without background jets."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.eff_b > 0, 1.0 / self.eff_b, np.inf)
+            return np.where(np.isnan(self.eff_b), np.nan, np.where(self.eff_b > 0, 1.0 / self.eff_b, np.inf))
 
     @property
     def rejection_lo(self) -> np.ndarray:
@@ -59,8 +60,8 @@ class EfficiencyTable:
 
     @property
     def rejection_hi(self) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return np.where(self.eff_b_lo > 0, 1.0 / self.eff_b_lo, np.inf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(np.isnan(self.eff_b_lo), np.nan, np.where(self.eff_b_lo > 0, 1.0 / self.eff_b_lo, np.inf))
 
 
 def binned_efficiency(
@@ -121,6 +122,10 @@ def binned_efficiency(
     edges = np.asarray(bins, dtype=float)
     if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
         msg = f"bins: expected increasing bin edges, received {edges.tolist()}"
+        raise ValueError(msg)
+    if not np.any(is_sig):  # the cut is set on signal jets: without any, every bin would be silently empty
+        msg = (f"binned_efficiency: received no signal jets (label {signal}) among the {len(is_sig)} jets, so the "
+               f"working point's cut cannot be set; pass labels that include signal jets, or the right signal=")
         raise ValueError(msg)
     idx = np.searchsorted(edges, x, side="right") - 1
     idx[x == edges[-1]] = len(edges) - 2
@@ -213,22 +218,43 @@ def plot_efficiency(
     mode = "flat" if flat else "fixed cut"
     artists = {}
     if quantity == "efficiency":
+        low, top = 0.0, 1.0
         for name, eff, lo, hi in [
             ("signal", table.eff_s, table.eff_s_lo, table.eff_s_hi),
             ("background", table.eff_b, table.eff_b_lo, table.eff_b_hi),
         ]:
-            yerr = np.vstack([eff - lo, hi - eff])
+            # with negative (NLO) weights a bin's efficiency may leave [0, 1] and its interval (that of the
+            # clipped efficiency): the bar then reaches from the interval to the point, never a negative length
+            with np.errstate(invalid="ignore"):
+                yerr = np.maximum(np.vstack([eff - lo, hi - eff]), 0.0)
             artists[name] = ax.errorbar(x, eff, xerr=xerr, yerr=yerr, fmt="o", label=f"{name} efficiency")
+            if np.any(np.isfinite(eff)):
+                low, top = min(low, float(np.nanmin(eff))), max(top, float(np.nanmax(eff)))
         ax.set_ylabel("Efficiency")
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(low - 0.05 * (top - low) if low < 0 else 0.0, 1.05 * top)
     else:
+        if not np.any(np.isfinite(table.eff_b)):
+            msg = ("plot_efficiency(quantity='rejection'): no background jets in any bin, so there is no rejection "
+                   "to draw; pass labels that include background jets, or quantity='efficiency'")
+            raise ValueError(msg)
         rej = table.rejection
         finite = np.isfinite(rej)
-        yerr = np.vstack([rej - table.rejection_lo, table.rejection_hi - rej])
+        with np.errstate(invalid="ignore"):
+            yerr = np.vstack([rej - table.rejection_lo, table.rejection_hi - rej])
         yerr[~np.isfinite(yerr)] = 0.0
+        yerr = np.maximum(yerr, 0.0)
         artists["rejection"] = ax.errorbar(
             x[finite], rej[finite], xerr=xerr[finite], yerr=yerr[:, finite], fmt="o", label="background rejection"
         )
+        # no background jet passes: the rejection is infinite and only its lower limit (1 / upper end of the
+        # background efficiency's interval) can be drawn on the log scale, as an arrow up
+        limit = np.isposinf(rej) & np.isfinite(table.rejection_lo)
+        if np.any(limit):
+            low = table.rejection_lo[limit]
+            artists["rejection_limit"] = ax.errorbar(
+                x[limit], low, xerr=xerr[limit], yerr=low, lolims=True, fmt="none",
+                color=artists["rejection"][0].get_color(), label="lower limit (no background jet passes)",
+            )
         ax.set_yscale("log")
         ax.set_ylabel("Background rejection $1/\\varepsilon_B$")
     ax.set_xlabel(xlabel)

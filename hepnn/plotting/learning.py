@@ -44,6 +44,7 @@ def read_history(source: Mapping[str, Sequence[float]] | str | os.PathLike) -> d
 
     The CSV has a header row (``epoch,loss,val_loss,auc,val_auc``, as written by
     ``keras.callbacks.CSVLogger``). Without an ``epoch`` column, epochs count from 1.
+    An empty cell (a column some epochs lack) is read as NaN.
 
     Examples
     --------
@@ -62,7 +63,10 @@ def read_history(source: Mapping[str, Sequence[float]] | str | os.PathLike) -> d
             msg = f"{str(path)!r}: expected a header and one row per epoch, found no rows"
             raise InputDataError(msg)
         try:
-            history = {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k}
+            # an empty cell (a column some epochs lack: a run resumed on a machine with a GPU, which adds
+            # gpu_peak_memory_mb) is a missing value, drawn as a gap; it does not make the whole file unreadable
+            history = {k: np.array([np.nan if r[k] in (None, "") else float(r[k]) for r in rows])
+                       for k in rows[0] if k}
         except (TypeError, ValueError) as err:
             msg = f"{str(path)!r}: every column of a history must be numeric ({err})"
             raise InputDataError(msg) from err

@@ -621,17 +621,35 @@ def _finite_or_none(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (nested in dicts, lists, arrays) as None, as in ``metrics.json``:
+    ``json.dumps`` would write ``NaN``/``Infinity``, which is not JSON (jq, JavaScript and strict parsers refuse it)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, (float, np.floating)):
+        return _finite_or_none(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 @report_figure("rejection_folds", section="performance", scope="kfold")
 def _folds_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     """Mean background rejection over the folds of a k-fold run with a band of +-1 standard deviation."""
     name, runs, wps = item.group, item.runs, d.working_points
     plt = d.pyplot()
     grid = np.linspace(0.1, 1.0, 181)
-    curves, aucs = [], []
+    curves, aucs, at_wps = [], [], []
     for run in runs:
         eff_s, eff_b, _ = efficiency_curve(run.is_sig_test.astype(int), run.score_test, run.weight_test)
         curves.append(rejection_at(eff_s, eff_b, grid))
         aucs.append(efficiency_auc(eff_s, eff_b))
+        # at the working points themselves: one below the drawn grid (< 0.1) is not the grid's first value
+        at_wps.append(np.atleast_1d(rejection_at(eff_s, eff_b, np.asarray(wps, dtype=float))) if len(wps) else [])
     curves = np.asarray(curves, dtype=float)
     finite = np.where(np.isfinite(curves), curves, np.nan)
     # where no fold keeps any background (small folds, low efficiency) the rejection is infinite: no mean there,
@@ -649,8 +667,14 @@ def _folds_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     ax.legend()
     stem = item.stem
     files = d.finish(fig, stem, ax)
-    at = {f"{wp:g}": {k: _finite_or_none(np.interp(wp, grid, v)) for k, v in (("mean", mean), ("std", std))}
-          for wp in wps}
+    at = {}
+    for i, wp in enumerate(wps):
+        folds = np.array([r[i] for r in at_wps], dtype=float)
+        finite_folds = folds[np.isfinite(folds)]  # as for the curve: folds without background left are left out
+        at[f"{wp:g}"] = {
+            "mean": _finite_or_none(np.mean(finite_folds)) if len(finite_folds) else None,
+            "std": _finite_or_none(np.std(finite_folds, ddof=1)) if len(finite_folds) > 1 else None,
+        }
     return ReportFigure(
         name=stem, section="performance", variant=name, result={"line": line, "band": band, "curves": curves},
         files=files, title=f"k-fold spread: {name}",
@@ -669,11 +693,18 @@ def _scores_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     train = run.score_train is not None
     xlabel = {"autoencoder": "Reconstruction error",
               "multiclass": f"p({run.classes[run.signal]})"}.get(run.task, "Tagger score")
+    value_range = None
+    if run.task == "autoencoder":  # errors are no probabilities: bins over their range, not (0, 1) (1e-4 errors)
+        values = np.concatenate([run.score_test] + ([run.score_train] if train else []))
+        values = values[np.isfinite(values)]
+        if len(values):
+            lo, hi = float(values.min()), float(values.max())
+            value_range = (lo, hi if hi > lo else lo + 1.0)
     res = plot_scores(
         run.score_test, labels_te,
         run.score_train if train else None, np.asarray(run.train["label"], dtype=int) if train else None,
         class_names=run.classes, xlabel=xlabel, test_weights=run.weight_test,
-        train_weights=run.weight_train if train else None,
+        train_weights=run.weight_train if train else None, range=value_range,
     )
     files = d.finish(res.figure, stem, res.ax)
     files.append(d.hists(res.hists, stem))
@@ -731,10 +762,14 @@ def _efficiency_figure(d: ReportContext, item: FigureItem, *, flat: bool) -> Rep
     fig, (ax_e, ax_r) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"wspace": 0.3})
     y = run.is_sig_test.astype(int)
     xlabel = _SPECTATOR_LABELS[quantity]
-    res_e = plot_efficiency(x, run.score_test, y, edges, working_point=wp, flat=flat, weights=run.weight_test,
-                            xlabel=xlabel, ax=ax_e)
-    res_r = plot_efficiency(x, run.score_test, y, edges, quantity="rejection", working_point=wp, flat=flat,
-                            weights=run.weight_test, xlabel=xlabel, ax=ax_r)
+    try:
+        res_e = plot_efficiency(x, run.score_test, y, edges, working_point=wp, flat=flat, weights=run.weight_test,
+                                xlabel=xlabel, ax=ax_e)
+        res_r = plot_efficiency(x, run.score_test, y, edges, quantity="rejection", working_point=wp, flat=flat,
+                                weights=run.weight_test, xlabel=xlabel, ax=ax_r)
+    except ValueError as err:  # e.g. no background jet with a value of the variable: nothing to draw
+        plt.close(fig)
+        raise SkipFigure(f"{run.name}: no efficiency against {quantity} ({err})") from None
     files = d.finish(fig, stem, ax_e)
     mode = ("flat signal efficiency: a cut per bin giving the working point in every bin" if flat
             else "fixed cut giving the working point over all test jets")
@@ -936,7 +971,8 @@ def _reconstruction_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     run, stem = item.run, item.stem
     errors = run.score_test
     labels = np.asarray(run.test["label"], dtype=int)
-    anomaly = next((c for c in np.unique(labels).tolist() if c != run.signal), run.signal)
+    # every class but the trained-on background is anomalous, as in metrics.json's AUC and the ROC plots
+    anomaly = [c for c in np.unique(labels).tolist() if c != run.signal]
     res = plot_reconstruction_error(errors, labels, anomaly=anomaly, class_names=run.classes,
                                     log_x=bool(np.all(errors > 0)))
     files = d.finish(res.figure, stem, res.ax)
@@ -1249,6 +1285,7 @@ def _draw(d: ReportContext, item: FigureItem) -> list[ReportFigure]:
     drawn = [result] if isinstance(result, ReportFigure) else list(result)
     for fig in drawn:
         fig.plots = fig.plots or list(e.plots)
+        fig.summary = _json_safe(fig.summary)  # written to manifest.json: an infinite rejection is null there
     return drawn
 
 
@@ -1296,6 +1333,11 @@ def _note_signal_definitions(d: ReportContext, runs: list[ReportRun]) -> None:
     different tasks: say so above the plots instead of letting them read as one comparison."""
     called = {}
     for run in runs:
+        if run.task == "autoencoder":  # run.signal is the trained-on background: every other class is the signal
+            background = run.classes[run.signal]
+            signal = " + ".join(c for c in run.classes if c != background) or "nothing"
+            called[run.name] = f"{signal} against {background}"
+            continue
         signal = run.classes[run.signal]
         called[run.name] = f"{signal} against {' + '.join(c for c in run.classes if c != signal) or 'nothing'}"
     if len(set(called.values())) > 1:

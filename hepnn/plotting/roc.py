@@ -168,9 +168,11 @@ def plot_rejection(
     if ax_ratio is not None:
         ref = on_grid[reference]
         for name, line in lines.items():
+            # no ratio where either rejection is infinite (no background passes): finite / inf is not a 0
+            defined = np.isfinite(on_grid[name]) & np.isfinite(ref) & (ref > 0)
             with np.errstate(divide="ignore", invalid="ignore"):
-                r = on_grid[name] / ref
-            (ratio_lines[name],) = ax_ratio.plot(grid, np.where(np.isfinite(r), r, np.nan), **styles[name])
+                r = np.where(defined, on_grid[name] / np.where(defined, ref, 1.0), np.nan)
+            (ratio_lines[name],) = ax_ratio.plot(grid, r, **styles[name])
         ax_ratio.set_xlabel("Signal efficiency $\\varepsilon_S$")
         ax_ratio.set_ylabel(f"Ratio to {reference}")
         ax_ratio.set_xlim(eff_min, 1.0)

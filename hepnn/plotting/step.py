@@ -44,7 +44,8 @@ def read_baselines(path: str | Path) -> dict[str, tuple]:
     """Baseline scores from ``baselines.npz`` (``scores_<name>``, ``labels_<name>``, optionally
     ``weights_<name>``) or ``baselines.json``: ``{name: (scores, labels)}`` or ``(scores, labels, weights)``.
 
-    The JSON form is ``{name: {"scores": [...], "labels": [...]}}``. A missing file gives ``{}``.
+    The JSON form is ``{name: {"scores": [...], "labels": [...]}}``, optionally with ``"weights": [...]``.
+    A missing file gives ``{}``.
     """
     import numpy as np
 
@@ -57,7 +58,10 @@ def read_baselines(path: str | Path) -> dict[str, tuple]:
             return {n: (f[f"scores_{n}"], f[f"labels_{n}"]) + ((f[f"weights_{n}"],) if f"weights_{n}" in f.files else ())
                     for n in names if f"labels_{n}" in f.files}
     payload = json.loads(path.read_text())
-    return {str(n): (np.asarray(v["scores"], float), np.asarray(v["labels"], int)) for n, v in payload.items()}
+    # weights, when given, as in the npz form (dropped, the baseline's curve would be unweighted beside weighted runs)
+    return {str(n): (np.asarray(v["scores"], float), np.asarray(v["labels"], int))
+            + ((np.asarray(v["weights"], float),) if v.get("weights") is not None else ())
+            for n, v in payload.items()}
 
 
 def report_step(
