@@ -129,6 +129,7 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
     ort = require("onnxruntime")
     require("tf2onnx")
     require_keras()
+    _check_opset(opset)
     run = RunDirectory(run_dir)
     kfold = is_kfold_run(run.path)
     if not kfold and not run.is_trained():
@@ -139,6 +140,24 @@ def export_onnx(run_dir, out=None, tolerance: float = 1e-5, data: Mapping[str, n
         if kfold:
             return _export_folds(run, out_dir, ort, tolerance, data, with_preprocessing, opset)
         return _export(run, out_dir, ort, tolerance, data, with_preprocessing, opset)
+
+
+def _check_opset(opset) -> None:
+    """``opset`` is None or an opset the installed converter writes; else ``HepnnError`` saying which it writes.
+
+    (The converter's own error came out as "a layer without an ONNX conversion makes the export fail".)
+    """
+    if opset is None:
+        return
+    import tf2onnx
+    from tf2onnx import constants
+
+    supported = sorted(constants.OPSET_TO_IR_VERSION)
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or int(opset) not in supported:
+        msg = (f"opset: received {opset!r}; the installed ONNX converter (tf2onnx {tf2onnx.__version__}) writes "
+               f"opsets {supported[0]} to {supported[-1]}: choose one of them (e.g. --opset {min(17, supported[-1])}), "
+               "or leave the option out for the converter's default")
+        raise HepnnError(msg)
 
 
 def _export_folds(run: RunDirectory, out_dir: Path, ort, tolerance: float, data: Mapping[str, np.ndarray] | None,

@@ -63,8 +63,11 @@ def _feature_params(preprocessing: Any, name: str, spec: Mapping, shape: tuple) 
     return params
 
 
-def _input_nodes(preprocessing: Any, name: str, spec: Mapping, shape: tuple, raw: str, out: str, opset: int):
-    """ONNX nodes and initialisers turning the raw input ``raw`` into the standardised ``out``."""
+def _input_nodes(preprocessing: Any, name: str, spec: Mapping, shape: tuple, raw: str, out: str, opset: int,
+                 nan_value: float | None = None):
+    """ONNX nodes and initialisers turning the raw input ``raw`` into the standardised ``out``
+    (``nan_value``: NaN and infinite raw values become it first, as the reader does under
+    ``data.on_nan: replace``)."""
     from onnx import helper
 
     p = _feature_params(preprocessing, name, spec, shape)
@@ -82,6 +85,9 @@ def _input_nodes(preprocessing: Any, name: str, spec: Mapping, shape: tuple, raw
 
     x = raw
     if spec.get("kind") != "image":
+        if nan_value is not None:  # not finite: NaN or |x| = inf (Abs, Less and Where exist in every opset hepnn writes)
+            finite = node("Less", [node("Abs", [x], "abs_raw"), c("inf", np.array(np.inf, np.float32))], "finite")
+            x = node("Where", [finite, x, c("nan_value", np.array(nan_value, np.float32))], "after_nan")
         if p["abs"].any():
             x = node("Where", [c("abs_mask", p["abs"]), node("Abs", [x], "abs"), x], "after_abs")
         if p["log"].any():
@@ -104,11 +110,14 @@ def _input_nodes(preprocessing: Any, name: str, spec: Mapping, shape: tuple, raw
     return nodes, inits
 
 
-def embed_preprocessing(model_proto: Any, preprocessing: Any, metadata: Mapping[str, Any] | None = None) -> Any:
+def embed_preprocessing(model_proto: Any, preprocessing: Any, metadata: Mapping[str, Any] | None = None,
+                        nan_value: float | None = None) -> Any:
     """Return ``model_proto`` with ``preprocessing`` as operators in front of it (and ``metadata``).
 
     The graph inputs keep their names and shapes; they now take raw (untransformed,
-    unstandardised) tensors.
+    unstandardised) tensors. ``nan_value`` (a run with ``data.on_nan: replace``): NaN and
+    infinite raw values of flat and sequence inputs are replaced by it first, as hepnn's
+    reader does.
     """
     import onnx
 
@@ -130,7 +139,7 @@ def embed_preprocessing(model_proto: Any, preprocessing: Any, metadata: Mapping[
             for i, value in enumerate(node.input):
                 if value == name:
                     node.input[i] = inner
-        nodes, inits = _input_nodes(preprocessing, name, spec, shape, name, inner, opset)
+        nodes, inits = _input_nodes(preprocessing, name, spec, shape, name, inner, opset, nan_value)
         new_nodes += nodes
         new_inits += inits
     all_nodes = new_nodes + list(graph.node)
@@ -195,7 +204,7 @@ def finish_export(path: Any, config: Any, names: list[str], classes: list[str], 
                "export without --with-preprocessing (the model then takes the inputs as they are)")
         raise HepnnError(msg)
     preprocessing = Preprocessor.load(run.preprocessing)
-    onnx.save(embed_preprocessing(proto, preprocessing, metadata), str(path))
+    onnx.save(embed_preprocessing(proto, preprocessing, metadata, nan_value=metadata["nan_value"]), str(path))
     raw = _raw_batch(config, names)
     if raw is None:
         return {}
@@ -208,8 +217,32 @@ def finish_export(path: Any, config: Any, names: list[str], classes: list[str], 
     if not diff <= tolerance:
         msg = (f"ONNX export with the preprocessing in the graph disagrees with Keras on raw test jets by {diff:.3g} "
                f"(> tolerance {tolerance:g}); no ONNX file written")
+        ambiguous = _real_elements_at_pad_value(config, names, raw)
+        if ambiguous:
+            msg += (f". The graph takes a slot whose every raw feature equals the input's pad_value for padding, and "
+                    f"the test jets have real elements like that ({ambiguous}), which hepnn's reader keeps: set "
+                    "data.inputs.<name>.pad_value to a value no real element takes in every feature (e.g. -999) "
+                    "and train again, or export without --with-preprocessing (the standardised inputs)")
         raise HepnnError(msg)
     return {"test_data_raw": diff}
+
+
+def _real_elements_at_pad_value(config: Any, names: list[str], raw: Mapping[str, np.ndarray]) -> str:
+    """Real sequence elements (the reader's mask) whose every raw feature equals the pad value, which
+    the graph cannot tell from padding, per input in words (``"input 'cands': 77 of 183 real elements
+    at pad_value 0 in every one of [...]"``); '' for none."""
+    found = []
+    for name in names:
+        inp = config.data.inputs.get(name)
+        mask = raw.get(f"{name}_mask")
+        if inp is None or getattr(inp, "kind", None) != "sequence" or mask is None:
+            continue
+        x = np.asarray(raw[name], dtype=np.float32)
+        at_pad = np.asarray(mask, dtype=bool) & np.all(x == np.float32(inp.pad_value), axis=-1)
+        if at_pad.any():
+            found.append(f"input {name!r}: {int(at_pad.sum())} of {int(np.sum(mask))} real elements at pad_value "
+                         f"{inp.pad_value:g} in every one of {list(inp.variables)}")
+    return "; ".join(found)
 
 
 #: an autoencoder's output, also with the preprocessing in the graph (which then standardises the raw inputs inside)
@@ -249,6 +282,9 @@ def deploy_metadata(config: Any, names: list[str], classes: list[str], task: str
                   ("softmax probabilities in class order" if task == "multiclass" else
                    AUTOENCODER_OUTPUT if task == "autoencoder" else "model output"),
         "preprocessing_in_graph": bool(with_preprocessing),
+        # data.on_nan: replace -> the graph with the preprocessing replaces NaN and inf inputs by this value
+        "nan_value": (float(config.data.nan_value)
+                      if with_preprocessing and getattr(config.data, "on_nan", "error") == "replace" else None),
         "layout": config.data.layout,
         "jets": config.data.jets if config.data.layout == "per_event" else None,
     }

@@ -34,8 +34,10 @@ In a coffea 2025 (dask) processor the same call is lazy:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import threading
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -104,6 +106,68 @@ def _ramp(total: int, first: int, block: int) -> list[int]:
         edges.pop()
     edges.append(total)
     return edges
+
+
+#: a preprocessing entry's fields as :class:`~hepnn.preprocessing.Preprocessor` reads them (default when absent)
+_SPEC_DEFAULTS = {"kind": "flat", "variables": [], "standardize": False, "pad_value": 0.0, "transforms": {}}
+_TRANSFORM_DEFAULTS = {"abs": False, "log": False, "log1p": False, "clip": None, "standardize": False}
+
+
+def _spec_values(spec: Mapping) -> dict:
+    """The fields of one preprocessing entry that decide its numbers, defaults filled in, JSON-normalised."""
+    import json
+
+    values = {k: spec.get(k, d) for k, d in _SPEC_DEFAULTS.items()}
+    values["standardize"] = bool(values["standardize"])
+    transforms = values["transforms"] or {}
+    values["transforms"] = {var: {k: (t or {}).get(k, d) for k, d in _TRANSFORM_DEFAULTS.items()}
+                            for var, t in transforms.items()
+                            if any((t or {}).get(k, d) not in (d, False, None) for k, d in _TRANSFORM_DEFAULTS.items())}
+    return json.loads(json.dumps(values, default=list))
+
+
+def _check_preprocessing(preprocessing: Any, data: Any, path: Path | None) -> None:
+    """``preprocessing`` must describe the run's inputs as its config does, and be fitted for them.
+
+    A ``preprocessing.json`` without an input the model takes, with other variables, transforms,
+    ``standardize`` or ``pad_value`` than ``config.yaml``, or without the fitted means of an input
+    it standardises would make :meth:`Tagger.predict` feed the model tensors other than those it was
+    trained on, with no error: the scores would be silently wrong.
+
+    Raises
+    ------
+    InputDataError
+        Naming the file, the input, the field and both values.
+    """
+    if not isinstance(preprocessing, Preprocessor):
+        return  # another object with a transform(): its own business
+    where = f"{path / 'preprocessing.json'}" if path is not None else "the preprocessing"
+    fix = ("config.yaml and preprocessing.json of a run are written together by `hepnn train`: restore the "
+           "run's original files, or train the run again")
+    expected = Preprocessor.from_config(data).inputs
+    saved = getattr(preprocessing, "inputs", {}) or {}
+    for name, spec in expected.items():
+        kind = spec.get("kind")
+        if kind not in ("flat", "sequence") and not (kind == "image" and spec.get("standardize")):
+            continue  # nothing of it is preprocessed
+        if name not in saved:
+            msg = (f"{where}: no entry for input {name!r} (it has {sorted(saved)}), but the model takes it and "
+                   f"config.yaml preprocesses it; its values would reach the model unstandardised. {fix}")
+            raise InputDataError(msg)
+        mine, theirs = _spec_values(spec), _spec_values(saved[name])
+        differ = [k for k in mine if mine[k] != theirs[k]]
+        if differ:
+            detail = "; ".join(f"{k}: {theirs[k]!r} there, {mine[k]!r} in config.yaml" for k in differ)
+            msg = f"{where}: input {name!r} is described differently from config.yaml ({detail}). {fix}"
+            raise InputDataError(msg)
+        standardised = kind == "image" or spec.get("standardize") or any(
+            t.get("standardize") for t in (spec.get("transforms") or {}).values())
+        fitted = getattr(preprocessing, "mean_", None)
+        if standardised and (fitted is None or name not in fitted or name not in getattr(preprocessing, "scale_", {})):
+            msg = (f"{where}: no fitted mean and scale for input {name!r} (mean_ has "
+                   f"{sorted(fitted) if fitted is not None else 'nothing'}), but config.yaml standardises it; "
+                   f"scores would use mean 0 and scale 1. {fix}")
+            raise InputDataError(msg)
 
 
 class _WholeBatches:
@@ -187,6 +251,8 @@ class Tagger:
     required_branches : list of str
         Branches the input must have (in per-event layout the jet axis and element
         momenta are given with their conventional names ``<collection>_pt/_eta/_phi``).
+        For a k-fold tagger with ``data.event_key`` the event-number branch too: without
+        it every jet gets the mean of the fold models, including those trained on its event.
     layout : str
         ``per_jet`` or ``per_event``.
     block_entries : int
@@ -218,8 +284,41 @@ class Tagger:
         # only the inputs the model takes are built (and only their branches are required)
         self._data = dataclasses.replace(data, inputs={n: data.inputs[n] for n in self.inputs if n in data.inputs})
         self.layout = self._data.layout
-        self.required_branches = required_branches(self._data)
+        self._required_branches = required_branches(self._data)
+        if preprocessing is not None:
+            _check_preprocessing(preprocessing, self._data, self.path)
         self._plans: dict = {}
+        self._lock = threading.RLock()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_lock", None)  # not picklable; a new one on unpickling
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    def _serial(self) -> Any:
+        """The lock around one call's plan and scoring, for taggers whose :meth:`_score` keeps
+        per-call state on the instance (a k-fold tagger sets which model and which keys to use in
+        :meth:`_plan` and :meth:`_score`): two threads, or a call made between two chunks of
+        :meth:`iter_file`, would otherwise score with each other's state. A plain tagger keeps no
+        such state: no lock, calls from several threads run at once."""
+        if type(self)._score is Tagger._score and type(self)._plan is Tagger._plan:
+            return contextlib.nullcontext()
+        return self._lock
+
+    @property
+    def required_branches(self) -> list[str]:
+        """The branches to read (see the class docstring): the inputs', plus the event-number
+        branch of a k-fold tagger keyed by ``data.event_key`` (it picks each jet's fold model)."""
+        # a property: KFoldTagger sets ``event_key`` after this class's __init__
+        names = list(self._required_branches)
+        key = getattr(self, "event_key", None)
+        if key and key not in names:
+            names.append(key)
+        return names
 
     # --- construction -------------------------------------------------------------
 
@@ -290,8 +389,9 @@ class Tagger:
             NanoEvents, or a plain ``var * record`` awkward array whose fields are the
             jet variables without the collection prefix (``pt`` for ``Jet_pt``); inputs
             from linked collections (``Track_*``) are taken from the NanoEvents parent
-            of an unselected collection (eager or dask). A ``dask_awkward.Array`` of any of these
-            gives a lazy result (see Returns).
+            of an unselected collection (eager or dask), and so is the event number of a
+            k-fold tagger keyed by it (``data.event_key``; without it, the mean of the
+            folds). A ``dask_awkward.Array`` of any of these gives a lazy result (see Returns).
             No cuts are applied and no label branch is needed.
         batch_size : int, optional
             Prediction batch size (default ``evaluation.batch_size`` of the config).
@@ -323,9 +423,10 @@ class Tagger:
         """
         if _is_dask(events):
             return self._predict_lazy(events, batch_size)
-        events = self._as_events(events)
-        columns = Columns(events)
-        return self._predict_columns(events, columns, self._plan(columns.keys(), "events"), "events", batch_size)
+        with self._serial():
+            events = self._as_events(events)
+            columns = Columns(events)
+            return self._predict_columns(events, columns, self._plan(columns.keys(), "events"), "events", batch_size)
 
     def predict_chunk(self, events: Any, path: str | os.PathLike, entry_start: int = 0, *,
                       batch_size: int | None = None) -> Any:
@@ -342,11 +443,12 @@ class Tagger:
         >>> for chunk, report in uproot.iterate("ttbar.root:Events", report=True):  # doctest: +SKIP
         ...     scores = tagger.predict_chunk(chunk, "ttbar.root", report.start)
         """
-        events = self._as_events(events)
-        columns = Columns(events)
-        path = os.fspath(path)
-        return self._predict_columns(events, columns, self._plan(columns.keys(), path), path, batch_size,
-                                     int(entry_start))
+        with self._serial():
+            events = self._as_events(events)
+            columns = Columns(events)
+            path = os.fspath(path)
+            return self._predict_columns(events, columns, self._plan(columns.keys(), path), path, batch_size,
+                                         int(entry_start))
 
     def _predict_columns(self, events: Any, columns: Any, plan: Any, path: str, batch_size: int | None,
                          entry_start: int = 0) -> Any:
@@ -401,8 +503,9 @@ class Tagger:
         """Events (or a dict of branches) for :meth:`predict`; a jet collection is mapped to branches.
 
         ``events.Jet`` becomes ``{"Jet_pt": events.Jet.pt, ...}`` (no copy). When the
-        tagger also needs linked collections, a NanoEvents collection that holds every
-        jet of its events is replaced by its parent events (same jets, same order).
+        tagger also needs linked collections, or is a k-fold tagger keyed by the event number
+        (``data.event_key``), a NanoEvents collection that holds every jet of its events is
+        replaced by its parent events (same jets, same order).
         """
         import awkward as ak
 
@@ -431,6 +534,11 @@ class Tagger:
                 )
                 raise InputDataError(msg) from None
             return parent
+        key = getattr(self, "event_key", None)  # a k-fold tagger keyed by the event number
+        if key and key not in branches:
+            parent = self._parent_events(events, name)
+            if parent is not None and key in parent.fields:
+                return parent  # its event numbers pick each jet's fold model (else: the mean of the folds)
         return branches
 
     @staticmethod
@@ -469,7 +577,9 @@ class Tagger:
             return events
         try:
             self._as_events(meta)
-            return events  # the collection's own fields are all the tagger reads
+            if not getattr(self, "event_key", None):
+                return events  # the collection's own fields are all the tagger reads
+            # a k-fold tagger keyed by the event number: the parent events carry it
         except InputDataError:
             pass
         parent = (getattr(events, "attrs", None) or {}).get("@original_array")
@@ -528,7 +638,8 @@ class Tagger:
                 f"(received keys: {sorted(arrays)})"
             )
             raise InputDataError(msg)
-        return self._score(self._checked_arrays(arrays), batch_size=batch_size, preprocessed=preprocessed)
+        with self._serial():
+            return self._score(self._checked_arrays(arrays), batch_size=batch_size, preprocessed=preprocessed)
 
     def _checked_arrays(self, arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """``predict_numpy``'s arrays as float32 (masks bool), checked against the run's inputs.
@@ -612,8 +723,9 @@ class Tagger:
         if _is_dask(events):
             msg = "Tagger.tensors: received a dask-awkward array; compute it first or use predict (lazy)"
             raise InputDataError(msg)
-        columns = Columns(self._as_events(events))
-        plan = self._plan(columns.keys(), "events")
+        with self._serial():  # _plan sets a k-fold tagger's per-call state
+            columns = Columns(self._as_events(events))
+            plan = self._plan(columns.keys(), "events")
         return self._tensors(represent(self._data, columns, "events", plan=plan))
 
     # --- file-level reading: hepnn.scale.files (kept here so old calls work) --------------
@@ -646,9 +758,16 @@ class Tagger:
         path = os.fspath(path)
         source = SourceFile(path, files.tree_name(self, path, tree), 0, 0, 1.0)
         handle = open_tree(source)
-        plan = self._plan(tree_keys(handle), path, source.tree)
-        for arrays, entry_start in iterate_tree(source, handle, plan.read_list(), step_size, align_clusters=True):
-            yield entry_start, self._predict_columns(arrays, Columns(arrays), plan, path, batch_size, entry_start)
+        keys = tree_keys(handle)
+        with self._serial():
+            read = self._plan(keys, path, source.tree).read_list()
+        for arrays, entry_start in iterate_tree(source, handle, read, step_size, align_clusters=True):
+            with self._serial():
+                # the plan again per chunk (cached): a k-fold tagger's per-call state, which a call
+                # made between two chunks (or from another thread) may have changed, is this file's
+                plan = self._plan(keys, path, source.tree)
+                scores = self._predict_columns(arrays, Columns(arrays), plan, path, batch_size, entry_start)
+            yield entry_start, scores
 
     def predict_dask(self, files: str | os.PathLike | Sequence[str | os.PathLike], *, tree: str | None = None,
                      step_size: Any = "100 MB", batch_size: int | None = None) -> Any:
@@ -771,24 +890,35 @@ class _PartitionScorer:
 
     On a typetracer partition (graph building, column projection) it touches exactly the
     branches the tagger reads and returns the output type; on real data it scores. Pickled
-    (distributed workers), it carries the run directory and loads the tagger once per process.
+    (distributed workers), it carries the run directory and the fingerprint of its files, and
+    loads the tagger once per process and version of the run: a run trained again in the same
+    directory is loaded again, not scored with the model a worker kept from before.
     """
 
     def __init__(self, tagger: Tagger, batch_size: int | None):
         self.tagger = tagger
         self.batch_size = batch_size
+        self.fingerprint = None
+        if tagger.path is not None:
+            # lazy: import cycle with hepnn.scale
+            from ..scale.files import run_fingerprint
+
+            self.fingerprint = run_fingerprint(tagger.path)
 
     def __getstate__(self) -> dict:
         if self.tagger.path is None:
             return dict(self.__dict__)
-        return {"path": os.path.abspath(self.tagger.path), "batch_size": self.batch_size}
+        return {"path": os.path.abspath(self.tagger.path), "fingerprint": self.fingerprint,
+                "batch_size": self.batch_size}
 
     def __setstate__(self, state: dict) -> None:
         if "path" in state:
-            path = state["path"]
-            if path not in _TAGGERS:
-                _TAGGERS[path] = Tagger.load(path)
-            state = {"tagger": _TAGGERS[path], "batch_size": state["batch_size"]}
+            key = (state["path"], state.get("fingerprint"))
+            if key not in _TAGGERS:
+                for old in [k for k in _TAGGERS if k[0] == key[0]]:
+                    del _TAGGERS[old]  # an older version of the run: free its model
+                _TAGGERS[key] = Tagger.load(key[0])
+            state = {"tagger": _TAGGERS[key], "fingerprint": key[1], "batch_size": state["batch_size"]}
         self.__dict__.update(state)
 
     def __call__(self, events: Any) -> Any:
@@ -796,8 +926,9 @@ class _PartitionScorer:
 
         tagger = self.tagger
         if ak.backend(events) == "typetracer":
-            columns = Columns(tagger._as_events(events))
-            plan = tagger._plan(columns.keys(), "<dask-awkward>")
+            with tagger._serial():  # _plan sets a k-fold tagger's per-call state
+                columns = Columns(tagger._as_events(events))
+                plan = tagger._plan(columns.keys(), "<dask-awkward>")
             for name in plan.read_list():
                 ak.typetracer.touch_data(columns[name])
             return ak.Array(tagger._empty_scores().layout.to_typetracer(forget_length=True))
