@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from . import exceptions
+from ._faults import fault
 from ._logs import quiet_tensorflow
 from ._spawn import main_module_hidden
 from ._threads import cpu_cores
@@ -240,13 +241,14 @@ def _run_in_workers(analysis, out_dir: Path, steps: list[str], variants: list[st
     workers = min(jobs, len(variants))
     threads = max(1, cpu_cores() // workers)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                               initargs=(lines, debug, threads))
+                               initargs=(lines, debug, threads, os.getpid()))
     try:
         with main_module_hidden():  # the workers do not run the user's script again (hepnn._spawn)
             futures = {pool.submit(_variant_job, recipe, name, tuple(steps)): name
                        for name in costliest_first(analysis.config, variants)}
         if "train" in steps:
             _load_step("train")(analysis, out_dir, log=log, variants=(), baseline=True)
+        fault("run-jobs", {"variants": list(variants)})  # the parent, while its workers run the variants
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
             if future in done and future.exception() is not None:
@@ -301,7 +303,14 @@ class _LineWriter(io.TextIOBase):
             self.write("\n")
 
 
-def _init_worker(lines, debug: bool, threads: int) -> None:
+def _init_worker(lines, debug: bool, threads: int, parent_pid: int | None = None) -> None:
+    # a worker ends with its parent, also one killed by SIGKILL: it would otherwise wait for work for ever
+    # or, holding a variant's lock, train it unsupervised while a rerun is refused that run folder
+    if parent_pid is not None:
+        # lazy: the same guard as `hepnn generate --jobs` workers
+        from .datasets.generator import _die_with_parent
+
+        _die_with_parent(parent_pid)
     # each worker's TensorFlow on its share of the cores: two processes whose thread pools each
     # span every core wait on each other (measured: 0.5-0.7x the throughput of each alone)
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))

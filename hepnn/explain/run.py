@@ -11,16 +11,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from .._fileio import atomic_write_text
+from .._faults import fault
+from .._fileio import atomic_write_text, dir_mode
 from ..config import load_config
 from ..exceptions import ConfigError, InputDataError, UnknownNameError
+from ..outdir import lock_directory
 from ..plotting import plot_beeswarm, plot_heatmap, plot_importance, plot_position_importance, save_figure
 from ..runs.spec import class_index, load_spec
 from ..training.evaluate import load_run_data, split_data
@@ -125,17 +129,94 @@ def explain_run(
     target.predict(x)
     predict_seconds = time.perf_counter() - start
     expl = explain(target, x, method, labels=labels, feature_names=feature_names, **options)
-    out_dir = Path(run_dir) / "explain" / method
-    out_dir.mkdir(parents=True, exist_ok=True)
-    expl.save(out_dir)
     summary = _summary(expl, options, predict_seconds, pred["classes"], part, pick)
-    rules = expl.extra.get("rules")
-    if isinstance(rules, str):
-        atomic_write_text(out_dir / "rules.txt", rules)
-    if plots:
-        summary["plots"] = [p.name for p in write_plots(expl, out_dir, class_names=pred["classes"])]
-    write_json(out_dir / "summary.json", summary)
+    _write_explanation(Path(run_dir) / "explain" / method, expl, summary, pred["classes"] if plots else None)
     return expl
+
+
+def _write_explanation(out_dir: Path, expl: Explanation, summary: dict, class_names: list[str] | None) -> None:
+    """Write ``out_dir`` (values, rules, plots when ``class_names`` is not None, summary) as one set.
+
+    The files are written into a hidden folder of the run, ``.explain-<method>.part``, which
+    replaces ``out_dir`` when complete: a kill leaves the previous explanation whole, never the
+    new ``values.npz`` beside the old ``summary.json`` and plots (or a ``values.npz`` without
+    them), which the report and :meth:`Explanation.load` would read as one explanation. Files in
+    ``out_dir`` that hepnn did not write are kept (hard-linked into the new set). Between the two
+    renames of the swap ``out_dir`` is briefly absent, never mixed; the next write completes a
+    swap that was killed and removes a killed write's staging folder. The run folder is locked
+    meanwhile (:func:`hepnn.outdir.lock_directory`).
+    """
+    run_dir = out_dir.parent.parent
+    stage, old = (run_dir / f".explain-{out_dir.name}.{what}" for what in ("part", "old"))
+    with lock_directory(run_dir):
+        _finish_swap(out_dir, stage, old)
+        stage.mkdir(mode=dir_mode())
+        try:
+            expl.save(stage)
+            fault("explain-write", {"method": expl.method, "dir": str(out_dir)})
+            rules = expl.extra.get("rules")
+            if isinstance(rules, str):
+                atomic_write_text(stage / "rules.txt", rules)
+            if class_names is not None:
+                summary["plots"] = [p.name for p in write_plots(expl, stage, class_names=class_names)]
+            write_json(stage / "summary.json", summary)
+            _keep_users_files(out_dir, stage)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        out_dir.parent.mkdir(mode=dir_mode(), exist_ok=True)
+        if out_dir.exists():
+            os.replace(out_dir, old)
+        fault("explain-swap", {"method": expl.method, "dir": str(out_dir)})
+        os.replace(stage, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _finish_swap(out_dir: Path, stage: Path, old: Path) -> None:
+    """What a killed :func:`_write_explanation` left: a swap killed between its renames (``old`` there,
+    ``out_dir`` not) is completed with the complete new set; a staging folder of a write killed before
+    its swap (hepnn's files and links to the others) is removed."""
+    if old.is_dir():
+        if not out_dir.exists():
+            os.replace(stage if stage.is_dir() else old, out_dir)
+        if old.is_dir():
+            shutil.rmtree(old)
+    if stage.is_dir():
+        shutil.rmtree(stage)
+
+
+#: the names of the files an explanation folder holds (and the stems of its plots)
+_OWN_FILES = ("values.npz", "summary.json", "rules.txt")
+_OWN_PLOTS = ("importance_", "beeswarm_", "positions_", "heatmap_", "feature_maps_", "filters")
+
+
+def _keep_users_files(out_dir: Path, stage: Path) -> None:
+    """Hard-link (copy where links fail) into ``stage`` the entries of ``out_dir`` hepnn did not write."""
+    if not out_dir.is_dir():
+        return
+    try:
+        listed = set(json.loads((out_dir / "summary.json").read_text()).get("plots", []))
+    except (OSError, ValueError, AttributeError, TypeError):
+        listed = set()
+    for entry in out_dir.iterdir():
+        name = entry.name
+        ours = (name in _OWN_FILES or name in listed or (name.startswith(".") and ".part" in name)
+                or (name.startswith(_OWN_PLOTS) and name.endswith((".png", ".pdf"))))
+        if ours or (stage / name).exists():
+            continue
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry), stage / name)
+        elif entry.is_dir():
+            shutil.copytree(entry, stage / name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, stage / name)
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def explain_folds(run_dir: str | os.PathLike, method: str, data: Mapping | None = None, analysis: Any = None,

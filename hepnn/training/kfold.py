@@ -27,13 +27,13 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from ..config import load_config, save_config
-from ..exceptions import ConfigError, HepnnError
+from ..exceptions import ConfigError, HepnnError, OutputDirError
 from ..io import load
 from ..io.split import assign_fold
 from ..models import load_model
 from ..preprocessing import Preprocessor
 from ..runs.spec import load_spec
-from .rundir import RunDirectory, read_json, write_json
+from .rundir import RunDirectory, config_differences, read_json, write_json
 from .tagger import Tagger
 
 __all__ = ["KFoldTrainer", "KFoldTagger", "fold_dirs", "fold_runs", "fold_parts", "is_kfold_run", "fold_position",
@@ -137,12 +137,13 @@ def fit_folds(trainer, out, data: Mapping[str, np.ndarray], epoch_callback=None)
         msg = "training.folds: k-fold training runs in memory; set training.streaming: false"
         raise ConfigError(msg)
     run = RunDirectory(out).create()
+    single = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, folds=None))
+    _check_finished_folds(run, single, n_folds)
     save_config(cfg, run.config)
     fold = folds_of(data, n_folds)
     prep = getattr(data, "preprocessing", None)
     if prep is not None and hasattr(prep, "save"):
         prep.save(run.preprocessing)
-    single = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, folds=None))
     trainers, stopped = [], []
     for k, path in enumerate(fold_dirs(out, n_folds)):
         trainer.log(f"fold {k + 1}/{n_folds}: training on {int((fold != k).sum())} jets, scoring {int((fold == k).sum())}")
@@ -167,6 +168,32 @@ def fit_folds(trainer, out, data: Mapping[str, np.ndarray], epoch_callback=None)
         "runs": [str(p.relative_to(run.path)) for p in fold_dirs(out, n_folds)],
     })
     return trainers
+
+
+def _check_finished_folds(run: RunDirectory, single, n_folds: int) -> None:
+    """Refuse, before anything is written, to go on with a k-fold run one of whose folds finished
+    with another config (``single``: the config each fold trains with).
+
+    The folds of one run share a config, so an interrupted k-fold run resumes with its own config
+    only, also ``training.epochs`` (which an interrupted single run may change: a finished fold
+    cannot). Before, the new config was written to the run's ``config.yaml`` and the error came
+    from the first finished fold, named as a run of its own.
+    """
+    for k, path in enumerate(fold_dirs(run.path, n_folds)):
+        fold = RunDirectory(path)
+        if not (fold.is_trained() and fold.config.is_file()):
+            continue
+        try:
+            diffs = config_differences(load_config(fold.config), single)
+        except Exception as err:  # noqa: BLE001 - an unreadable saved config is a difference too
+            diffs = [f"(unreadable: {err})"]
+        if diffs:
+            shown = "; ".join(diffs[:10]) + (f"; and {len(diffs) - 10} more" if len(diffs) > 10 else "")
+            msg = (f"{run.path} is an interrupted k-fold run whose fold {k} ({path}) finished with a different "
+                   f"config; differences (saved -> new): {shown}. The folds of one run share a config, so it "
+                   f"resumes only with the config it was started with ({run.config} is kept); to train this "
+                   "config, start a new run with another --out")
+            raise OutputDirError(msg)
 
 
 def summarise(per_fold: list[dict]) -> dict:

@@ -8,7 +8,14 @@ workers only ever take trials from that queue. Taking a waiting trial is an atom
 lost. Each running trial records a heartbeat; a worker that finds a trial whose
 heartbeat stopped (its worker was killed) marks it ``FAIL`` and puts a copy with the
 same parameters back in the queue, so the study still ends with ``n_trials`` trials
-that completed or were pruned.
+that completed or were pruned. A trial whose worker ran on this machine and is gone (the
+rerun of a killed ``hepnn tune``) is failed and re-queued at once, without waiting for
+its heartbeat to go stale.
+
+The sampler draws each trial's values from a generator seeded with ``(seed, trial number)``,
+so a study resumed after a kill (or with more ``--trials``) draws the values an uninterrupted
+run would have, instead of starting the sampler's sequence again (which repeated the values
+of the first trials).
 
 Storage: ``sqlite:///OUT/study.db`` by default (processes on one machine), or any
 SQLAlchemy database URL (``postgresql://...``, ``mysql://...``) for workers on several
@@ -26,6 +33,7 @@ import inspect
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -149,13 +157,15 @@ def make_sampler(name: str, seed: int | None = 0):
     parameters are fixed, so the sampler itself only has to accept them.
     """
     optuna = _optuna()
+    if name not in SAMPLERS:
+        msg = f"--sampler {name!r}: unknown sampler{suggest(name, SAMPLERS)}; valid: {', '.join(SAMPLERS)}"
+        raise ConfigError(msg)
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-    if name in ("random", "grid"):
-        return optuna.samplers.RandomSampler(seed=seed)
-
-    msg = f"--sampler {name!r}: unknown sampler{suggest(name, SAMPLERS)}; valid: {', '.join(SAMPLERS)}"
-    raise ConfigError(msg)
+        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    sampler._hepnn_seed = seed  # read by _seed_sampler before each trial
+    return sampler
 
 
 def open_study(name: str, storage, direction: str = "minimize", sampler: str = "tpe", seed: int | None = 0,
@@ -300,6 +310,88 @@ def _tell(study, trial, value: float | None = None, state=None) -> None:
     _retrying(study.tell, trial, value, state=state, skip_if_finished=True)
 
 
+def _seed_sampler(sampler, number: int) -> None:
+    """Seed the random generators of a sampler made by :func:`make_sampler` with ``(seed, number)``.
+
+    Optuna's samplers draw from one generator seeded once per process: a study resumed in a new
+    process (after a kill, or with more ``--trials``) started that sequence again, and its new
+    trials repeated the values of the first ones. Seeded per trial, trial ``n`` draws the values
+    it would have drawn in an uninterrupted run (for TPE, while its history of finished trials is
+    the same: always during its random start-up trials).
+    """
+    base = getattr(sampler, "_hepnn_seed", None)
+    if base is None:  # no seed asked for (or a sampler hepnn did not make): Optuna's own randomness
+        return
+    import numpy as np
+
+    state = int(np.random.SeedSequence([int(base) & 0xFFFFFFFF, int(number)]).generate_state(1)[0])
+    for part in (sampler, getattr(sampler, "_random_sampler", None)):
+        rng = getattr(part, "_rng", None)
+        if rng is not None and hasattr(rng, "rng"):
+            rng.rng.seed(state)
+
+
+def _this_process() -> dict[str, Any] | None:
+    """Who runs a trial, to tell later whether it is still alive: host, boot, pid namespace, pid and
+    start time (Linux ``/proc``); None where that cannot be known."""
+    pid = os.getpid()
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    status = _status(pid)
+    if status is None:
+        return None
+    return {"host": socket.gethostname(), "boot": boot, "ns": namespace, "pid": pid, "start": status[1]}
+
+
+def _status(pid: int) -> tuple[str, str] | None:
+    """``(state, start time)`` of process ``pid`` from ``/proc/<pid>/stat`` (readable for any user's
+    process); None when there is no such process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return fields[0], fields[19]  # fields 3 and 22: the state, the start time in clock ticks after boot
+
+
+def _worker_gone(worker: Any) -> bool:
+    """True when ``worker`` (a trial's ``hepnn_worker`` attribute) is a process of this machine that has
+    ended (no such pid, a zombie, or the pid of another process since); False when alive or unknown
+    (another machine or pid namespace: its heartbeat tells)."""
+    me = _this_process()
+    if me is None or not isinstance(worker, dict) or worker.get("host") != me["host"]:
+        return False
+    if worker.get("boot") != me["boot"]:
+        return True  # the machine was restarted since
+    if worker.get("ns") != me["ns"] or not isinstance(worker.get("pid"), int):
+        return False
+    status = _status(worker["pid"])
+    return status is None or status[0] in ("Z", "X") or status[1] != worker.get("start")
+
+
+def _fail_dead_local_trials(study) -> None:
+    """Fail and re-queue the running trials whose worker ran on this machine and has ended (killed).
+
+    Their heartbeat would go stale only after the grace period (60 s by default): a ``hepnn tune``
+    rerun at once after a kill otherwise left the killed trial RUNNING for ever and ended the study
+    a trial short, choosing ``best_config.yaml`` among the others.
+    """
+    optuna = _optuna()
+    storage, study_id = _storage_and_id(study)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if not _worker_gone(trial.system_attrs.get("hepnn_worker")):
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
+            if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+            continue
+        _requeue_stale_trial(study, trial)
+
+
 def _claim_waiting_trial(study) -> int | None:
     """Atomically move one waiting trial to RUNNING and return its id (None: queue empty)."""
     optuna = _optuna()
@@ -367,9 +459,15 @@ def run_worker(study, objective: Callable[[Any], float], log: Callable[[str], No
     n_run = 0
     while max_trials is None or n_run < max_trials:
         _retrying(_fail_stale_trials, study)
+        _retrying(_fail_dead_local_trials, study)
         trial_id = _retrying(_claim_waiting_trial, study)
         if trial_id is None:
             break
+        worker = _this_process()
+        if worker is not None:  # who runs it: a rerun after a kill fails and re-queues the trial at once
+            with contextlib.suppress(Exception):  # without it the heartbeat still tells, later
+                _retrying(storage.set_trial_system_attr, trial_id, "hepnn_worker", worker)
+        _seed_sampler(study.sampler, _retrying(storage.get_trial_number_from_id, trial_id))
         trial = optuna.Trial(study, trial_id)
         n_run += 1
         value, result, error = None, state.COMPLETE, None
