@@ -94,3 +94,29 @@ def test_autoencoder_metrics_have_the_binary_fields():
     assert {"auc", "accuracy", "rejection", "n_test"} <= set(m)
     assert m["accuracy"] == pytest.approx(3 / 5)
     assert m["background"] == "qcd" and m["n_test"] == 5
+
+
+def test_bdt_writes_metrics_last_so_a_kill_before_is_redone(tmp_path, monkeypatch):
+    # metrics.json is what `hepnn run` takes as "the baseline exists"; it was written first, so a
+    # kill before baselines.npz left a report without BDT curves on every rerun
+    import hepnn.training.baseline as baseline
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 600)
+    data = {"jet": rng.normal(size=(600, 2)) + y[:, None], "label": y, "weight": np.ones(600),
+            "split": rng.choice([0, 2], 600)}
+    real = baseline.write_json
+
+    def killed(path, obj):
+        if path.name == "options.json":
+            raise KeyboardInterrupt("killed")
+        return real(path, obj)
+
+    monkeypatch.setattr(baseline, "write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_bdt(data, ["jet"], tmp_path / "bdt", max_iter=5)
+    assert not (tmp_path / "bdt" / "metrics.json").exists()
+    monkeypatch.setattr(baseline, "write_json", real)
+    metrics = train_bdt(data, ["jet"], tmp_path / "bdt", max_iter=5)
+    assert json.loads((tmp_path / "bdt" / "metrics.json").read_text())["auc"] == pytest.approx(metrics["auc"])
+    assert (tmp_path / "baselines.npz").is_file()

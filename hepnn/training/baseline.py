@@ -8,7 +8,6 @@ plots as the networks'.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -107,14 +106,14 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
     metrics["features"] = feature_names
     if negative:
         metrics["negative_weights_ignored"] = negative
-    write_json(out / "metrics.json", metrics)
-
+    # metrics.json last: it is what a rerun takes as "the baseline exists" (a kill before it redoes all)
     with atomic_path(out / "scores.npz", suffix=".npz") as tmp:
         np.savez(tmp, outputs=np.asarray(outputs, np.float32), label=np.asarray(test["label"], np.int32))
-    (out / "options.json").write_text(json.dumps(options, indent=2) + "\n")
+    write_json(out / "options.json", options)
     if task == "binary":  # the report draws binary baselines beside the networks
         with atomic_path(out.parent / "baselines.npz", suffix=".npz") as tmp:
             extra = {} if test_weights is None else {"weights_BDT": test_weights}
             np.savez(tmp, scores_BDT=np.asarray(outputs, np.float32), labels_BDT=np.asarray(test["label"], np.int32),
                      **extra)
+    write_json(out / "metrics.json", metrics)
     return metrics
