@@ -261,8 +261,9 @@ class KFoldTagger(Tagger):
         return not self.event_key
 
     def predict_numpy(self, arrays, *, preprocessed: bool = False, batch_size=None):
-        self.key_valid_ = False
-        return super().predict_numpy(arrays, preprocessed=preprocessed, batch_size=batch_size)
+        with self._serial():  # key_valid_ is this call's state: not another thread's (re-entrant lock)
+            self.key_valid_ = False
+            return super().predict_numpy(arrays, preprocessed=preprocessed, batch_size=batch_size)
 
     def _score(self, tensors, *, batch_size=None, preprocessed: bool = False):
         keys = tensors.get("fold_key") if self.key_valid_ else None
