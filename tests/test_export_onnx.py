@@ -136,6 +136,33 @@ def test_disagreeing_export_raises_and_writes_nothing(runs, tmp_path, monkeypatc
     assert not (out / "model.onnx").exists() and not list(out.glob(".*part*"))
 
 
+def test_export_killed_before_its_metadata_leaves_none_that_describes_another_model(runs, tmp_path, monkeypatch):
+    # model.onnx was replaced before preprocessing.json and metadata.json were written: a kill in between
+    # left an earlier export's metadata (another model's inputs, preprocessing_in_graph) beside the new model
+    import json
+
+    from hepnn.training import export
+
+    out = tmp_path / "exported"
+    export.export_onnx(runs("dense"), out=out)
+    before = json.loads((out / "metadata.json").read_text())
+    real = export.write_json
+
+    def killed(path, obj):
+        if path.name == "metadata.json":
+            raise KeyboardInterrupt("killed")
+        return real(path, obj)
+
+    monkeypatch.setattr(export, "write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_onnx(runs("deepsets"), out=out)
+    assert not (out / "metadata.json").exists()  # no metadata: the folder is not taken for a finished export
+    monkeypatch.setattr(export, "write_json", real)
+    export.export_onnx(runs("deepsets"), out=out)
+    after = json.loads((out / "metadata.json").read_text())
+    assert after != before and not list(out.glob(".*part*"))
+
+
 def test_export_of_an_untrained_run_is_a_clear_error(tmp_path):
     from hepnn.training.export import export_onnx
 

@@ -17,6 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .._fileio import atomic_path
 from .._optional import require, require_keras
 from ..config import load_config
 from ..exceptions import HepnnError
@@ -249,11 +250,21 @@ def _export(run: RunDirectory, out_dir: Path, ort, tolerance: float, data: Mappi
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, target)
-    if run.preprocessing.is_file():
-        shutil.copyfile(run.preprocessing, out_dir / "preprocessing.json")
     record = _metadata(spec, config, shapes, bool(with_preprocessing), diffs, batches, tolerance)
     deployed = deploy_metadata(config, names, classes, spec.task, shapes, bool(with_preprocessing))
+    # metadata.json is the commit point, written last: a kill before it leaves no metadata beside a
+    # model it does not describe (an earlier export's), and each file is replaced whole
+    try:
+        (out_dir / "metadata.json").unlink(missing_ok=True)
+        if run.preprocessing.is_file():
+            with atomic_path(out_dir / "preprocessing.json") as part:
+                shutil.copyfile(run.preprocessing, part)
+        else:  # an earlier export's file would describe another model
+            (out_dir / "preprocessing.json").unlink(missing_ok=True)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
     # the model's own metadata too, but ``inputs`` stays the shapes (the full description is in the model)
     write_json(out_dir / "metadata.json", {**{k: v for k, v in deployed.items() if k != "inputs"}, **record})
     return target
