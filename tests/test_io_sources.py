@@ -213,3 +213,19 @@ def test_iterate_tree_in_threads_reads_every_page_once(tmp_path, monkeypatch):
         assert start1 == start3
         assert three.layout.form == one.layout.form
         assert three.to_list() == one.to_list()
+
+
+def test_a_double_star_glob_matches_files_in_every_subfolder(tmp_path):
+    # data/**/*.root matched one folder level only (glob without recursive=True)
+    from hepnn.config import load_config
+    from hepnn.io.sources import resolve_files
+    from hepnn.training.rundir import input_files
+
+    for sub in ("a", "a/b", "c/d/e"):
+        (tmp_path / "data" / sub).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / sub / "x.root").write_bytes(b"")
+    config = load_config({"data": {"directory": str(tmp_path), "files": [{"path": "data/**/*.root", "label": 0}],
+                                   "inputs": {"jet": {"kind": "flat", "variables": ["pt"]}}}})
+    expected = sorted(str(tmp_path / "data" / s / "x.root") for s in ("a", "a/b", "c/d/e"))
+    assert sorted(str(s.path) for s in resolve_files(config.data)) == expected
+    assert sorted(str(p) for p in input_files(config.data)) == expected

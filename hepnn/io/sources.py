@@ -69,7 +69,7 @@ def resolve_files(config) -> list[SourceFile]:
         pattern = os.path.expanduser(group.path)
         if not os.path.isabs(pattern):
             pattern = str(base / pattern)
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else ([pattern] if os.path.exists(pattern) else [])
+        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else ([pattern] if os.path.exists(pattern) else [])
         if not matches:
             if not os.path.isabs(os.path.expanduser(group.path)) and not base.is_dir():
                 msg = (f"data.files[{i}]: {group.path!r} is relative to data.directory, {base}, which does not exist; "

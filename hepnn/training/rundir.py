@@ -205,7 +205,7 @@ def input_files(data_config) -> list[Path]:
     files: list[Path] = []
     for group in data_config.files:
         pattern = group.path if os.path.isabs(group.path) else str(base / group.path)
-        files.extend(Path(p) for p in sorted(glob.glob(pattern)))
+        files.extend(Path(p) for p in sorted(glob.glob(pattern, recursive=True)))
     return files
 
 
