@@ -40,16 +40,7 @@ pytest.importorskip("pythia8mc")
 ak = pytest.importorskip("awkward")
 uproot = pytest.importorskip("uproot")
 
-
-def quiet(_):
-    pass
-
-
-def train(config, out):
-    from hepnn.training.trainer import Trainer
-
-    Trainer(config, log=quiet).fit(out, data=hepnn.io.load(config))
-    return out
+from test_tagger_collections import train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
