@@ -242,8 +242,11 @@ def claim_file(path: str | os.PathLike, what: str, written_by_hepnn: Callable[[P
 
 
 @contextlib.contextmanager
-def lock_directory(path: str | os.PathLike) -> Iterator[Path]:
+def lock_directory(path: str | os.PathLike, reader: str | None = None) -> Iterator[Path]:
     """Hold an exclusive ``flock`` on ``path/.hepnn.lock`` (re-entrant within one process).
+
+    ``reader``: the command that writes into a folder it was given as input (``"hepnn explain"``
+    into a run), named in the error instead of ``--out``.
 
     Raises
     ------
@@ -269,8 +272,12 @@ def lock_directory(path: str | os.PathLike) -> Iterator[Path]:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
-        msg = (f"--out {path}: another hepnn command (pid {holder}) is writing into this directory; wait for it "
-               "to finish, stop it, or choose another --out")
+        if reader:
+            msg = (f"{path}: another hepnn command (pid {holder}) is writing into this directory; wait for it "
+                   f"to finish or stop it, then run {reader} again")
+        else:
+            msg = (f"--out {path}: another hepnn command (pid {holder}) is writing into this directory; wait for it "
+                   "to finish, stop it, or choose another --out")
         raise OutputDirError(msg) from None
     try:
         handle.seek(0)

@@ -150,3 +150,22 @@ def test_stale_parts_are_removed_but_a_live_writers_file_is_kept(tmp_path):
     leftover.write_text("x")
     remove_stale_parts(out)
     assert not leftover.exists()
+
+
+def test_a_locked_run_names_the_reading_command_not_out(tmp_path):
+    # hepnn explain writes into the run it reads: its error said "--out RUN: ... choose another --out"
+    import fcntl
+
+    held = open(tmp_path / LOCK, "a+")  # noqa: SIM115 - another command's lock
+    fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    held.write("4242\n")
+    held.flush()
+    try:
+        with pytest.raises(OutputDirError) as err, lock_directory(tmp_path, reader="hepnn explain"):
+            pass
+        assert "pid 4242" in str(err.value) and "run hepnn explain again" in str(err.value)
+        assert "--out" not in str(err.value)
+        with pytest.raises(OutputDirError, match="choose another --out"), lock_directory(tmp_path):
+            pass
+    finally:
+        held.close()

@@ -148,7 +148,7 @@ def _write_explanation(out_dir: Path, expl: Explanation, summary: dict, class_na
     """
     run_dir = out_dir.parent.parent
     stage, old = (run_dir / f".explain-{out_dir.name}.{what}" for what in ("part", "old"))
-    with lock_directory(run_dir):
+    with lock_directory(run_dir, reader="hepnn explain"):
         _finish_swap(out_dir, stage, old)
         stage.mkdir(mode=dir_mode())
         try:
