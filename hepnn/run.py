@@ -308,9 +308,9 @@ def _init_worker(lines, debug: bool, threads: int, parent_pid: int | None = None
     # or, holding a variant's lock, train it unsupervised while a rerun is refused that run folder
     if parent_pid is not None:
         # lazy: the same guard as `hepnn generate --jobs` workers
-        from .datasets.generator import _die_with_parent
+        from .datasets.generator import die_with_parent
 
-        _die_with_parent(parent_pid)
+        die_with_parent(parent_pid)
     # each worker's TensorFlow on its share of the cores: two processes whose thread pools each
     # span every core wait on each other (measured: 0.5-0.7x the throughput of each alone)
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))

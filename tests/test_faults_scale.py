@@ -235,7 +235,7 @@ def test_worker_watchdog_ends_an_orphaned_worker(tmp_path):
         "    time.sleep(2); os._exit(0)  # the parent exits while its child keeps running\n"
         "parent = os.getppid()\n"
         "g.sys = type('S', (), {'platform': 'other'})  # no prctl: only the watchdog can end this process\n"
-        "g._die_with_parent(parent, interval=0.05)\n"
+        "g.die_with_parent(parent, interval=0.05)\n"
         f"open({str(marker)!r}, 'w').write(str(os.getpid()))\n"
         "time.sleep(60)\n"
     )

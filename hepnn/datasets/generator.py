@@ -190,7 +190,7 @@ def produce(defn: SampleDefinition, n_jets: int, seed: int, worker: int, jobs: i
             pending, n_pending = [], 0
 
 
-def _die_with_parent(parent_pid: int, interval: float = 0.5) -> None:
+def die_with_parent(parent_pid: int, interval: float = 0.5) -> None:
     """Make this worker process end when its parent does (even a parent killed by SIGKILL).
 
     On Linux the kernel sends SIGKILL to this process when the parent dies
@@ -226,7 +226,7 @@ def _worker_main(defn, n_jets, seed, worker, jobs, queue, parent_pid=None) -> No
     import traceback
 
     if parent_pid is not None:
-        _die_with_parent(parent_pid)
+        die_with_parent(parent_pid)
     try:
         fault("generate-worker", {"worker": worker})
         for chunk in produce(defn, n_jets, seed, worker, jobs):
