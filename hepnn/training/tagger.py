@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import threading
 from pathlib import Path
@@ -115,8 +116,6 @@ _TRANSFORM_DEFAULTS = {"abs": False, "log": False, "log1p": False, "clip": None,
 
 def _spec_values(spec: Mapping) -> dict:
     """The fields of one preprocessing entry that decide its numbers, defaults filled in, JSON-normalised."""
-    import json
-
     values = {k: spec.get(k, d) for k, d in _SPEC_DEFAULTS.items()}
     values["standardize"] = bool(values["standardize"])
     transforms = values["transforms"] or {}
