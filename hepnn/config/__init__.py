@@ -100,7 +100,12 @@ def load_config(
 
 
 def variant(config: Config, name: str | None) -> Config:
-    """The config of variant ``name`` (its overlay merged onto the base; ``None``: the base)."""
+    """The config of variant ``name`` (its overlay merged onto the base; ``None``: the base).
+
+    A variant that changes ``model.name`` starts from the new model's defaults: the base's
+    builder options (``units``, ``filters``, ...) belong to another model and are not inherited;
+    ``model.inputs`` is. An option the new model does not know is an error naming it.
+    """
     if name is None:
         return config
 

@@ -126,7 +126,8 @@ class FileGroup:
     label: Optional[int] = field(
         default=None, metadata=_doc("constant class index of every jet in these files (0, 1, ...)", non_negative)
     )
-    name: Optional[str] = field(default=None, metadata=_doc("class name of that label (default: the file name)"))
+    name: Optional[str] = field(default=None, metadata=_doc(
+        "class name of that label (default: the file name without .root and glob characters, or its folder's)"))
     weight: float = field(default=1.0, metadata=_doc("weight applied to every jet of the group", positive))
 
     __shorthand__ = staticmethod(_file_shorthand)
@@ -134,9 +135,17 @@ class FileGroup:
 
 @dataclass(frozen=True)
 class Cut:
-    """A jet selection on one variable: ``{variable: Jet_pt, min: 20}``."""
+    """A jet selection on one jet-level branch: ``{variable: Jet_pt, min: 20}``.
 
-    variable: str = field(metadata=_doc("jet-level branch or derived variable"))
+    A cut compares a branch with one value per jet (per_event layout: per jet of the collection, or
+    per event, given to each of its jets). The derived variables of :mod:`hepnn.io.derived` are
+    per constituent, so naming one here is an error that says so.
+    """
+
+    variable: str = field(metadata=_doc(
+        "jet-level branch (per_event layout: a branch of the jet collection or a per-event branch); the derived "
+        "variables (log_pt, delta_r, ...) are per constituent, not per jet, so they cannot be cut on: select on "
+        "them in an analysis plugin's select(jets) hook"))
     min: Optional[float] = field(default=None, metadata=_doc("keep jets with value >= min"))
     max: Optional[float] = field(default=None, metadata=_doc("keep jets with value < max"))
     abs_min: Optional[float] = field(default=None, metadata=_doc("keep jets with |value| >= abs_min"))
@@ -177,7 +186,12 @@ class JetAxisConfig:
 
 @dataclass(frozen=True)
 class ConstituentsConfig:
-    """Where the constituent four-momenta are: (px, py, pz, energy) or (pt, eta, phi, energy|mass)."""
+    """Where the constituent four-momenta are: (px, py, pz, energy) or (pt, eta, phi[, energy|mass]).
+
+    With pt, eta, phi the energy (or mass) branch is needed only by what uses the energy (the
+    derived variables energy, log_e and log_e_frac): jet images and the other derived variables
+    need pt, eta and phi alone. An input that needs the energy without one is an error naming it.
+    """
 
     collection: Optional[str] = field(default=None, metadata=_doc("per-event collection name (e.g. PFCand)"))
     link: Optional[str] = field(default=None, metadata=_doc("per-event branch with the index of the owning jet"))
@@ -199,11 +213,11 @@ class ConstituentsConfig:
         cartesian = (self.px, self.py, self.pz, self.energy)
         polar = (self.pt, self.eta, self.phi)
         track = (self.theta, self.qoverp, self.phi)
-        if all(cartesian) or (all(polar) and (self.energy or self.mass)) or all(track):
+        if all(cartesian) or all(polar) or all(track):
             return
         yield "", (
-            "constituents need either px, py, pz, energy or pt, eta, phi and energy or mass "
-            "(or, for tracks, theta, qoverp, phi)"
+            "constituents need px, py, pz, energy; or pt, eta, phi (plus energy or mass for the energy "
+            "variables energy, log_e, log_e_frac); or, for tracks, theta, qoverp, phi"
         )
 
 
@@ -278,7 +292,8 @@ class FlatInput:
     """Jet-level variables -> ``(n_jets, n_features)``."""
 
     kind: Literal["flat"] = "flat"
-    variables: tuple[str, ...] = field(default=(), metadata=_doc("jet-level branches or derived variables", non_empty))
+    variables: tuple[str, ...] = field(default=(), metadata=_doc(
+        "jet-level branches (the derived variables are per constituent: use them in a sequence input)", non_empty))
     transforms: dict[str, TransformConfig] = field(default_factory=dict, metadata=_doc(_INPUT_COMMON_DOC))
     standardize: bool = field(default=True, metadata=_doc("standardise every variable (fit on training split)"))
 
@@ -373,7 +388,8 @@ class DataConfig:
     directory: Optional[str] = field(default=None, metadata=_doc("base directory of relative file paths (default: the config's folder)"))
     jets: str = field(default="Jet", metadata=_doc("jet collection name in per_event layout"))
     cuts: tuple[Cut, ...] = field(default=(), metadata=_doc("jet selection"))
-    label: Optional[LabelConfig] = field(default=None, metadata=_doc("labels from a branch (else from file groups)"))
+    label: Optional[LabelConfig] = field(default=None, metadata=_doc(
+        "labels from a branch (else from file groups; giving both is an error)"))
     weight: Optional[str] = field(default=None, metadata=_doc(
         "per-jet weight branch (per_event layout: a per-event branch such as genWeight is given to each jet of the event)"))
     spectators: tuple[str, ...] = field(default=(), metadata=_doc("jet variables carried along for plots (pT, mass, ...)"))
@@ -383,7 +399,10 @@ class DataConfig:
     split: SplitConfig = field(default_factory=SplitConfig, metadata=_doc("train/val/test split"))
     step_size: Union[int, str] = field(default="100 MB", metadata=_doc("entries or bytes per chunk read"))
     shuffle_buffer: int = field(default=10000, metadata=_doc("jets in the tf.data shuffle buffer", positive))
-    on_nan: Literal["error", "replace"] = field(default="error", metadata=_doc("what to do with NaN/inf values"))
+    on_nan: Literal["error", "replace"] = field(default="error", metadata=_doc(
+        "what to do with NaN/inf values (error: stop, naming file and branch; replace: use nan_value). A NaN or "
+        "infinite label (data.label.branch) is an error under 'error', and under 'replace' its jet is dropped "
+        "like any value not in data.label.classes (counted in the dropped-labels warning)"))
     nan_value: float = field(default=0.0, metadata=_doc("replacement when on_nan is 'replace'"))
     skip_bad_files: bool = field(default=False, metadata=_doc("skip unreadable files with a warning"))
     event_key: Optional[str] = field(default=None, metadata=_doc("event-number branch (k-fold assignment)"))
@@ -412,9 +431,24 @@ class DataConfig:
                     f"data.files[{i}] with label {f.label}); a file gives each jet one label: keep one group"
                 )
 
+    def _check_one_label_source(self):
+        """Labels come from data.label or from the file groups, never both (one would be ignored)."""
+        if self.label is None:
+            return
+        for i, f in enumerate(self.files):
+            for key in ("label", "name"):
+                if getattr(f, key) is not None:
+                    yield f"files[{i}].{key}", (
+                        f"data.files[{i}].{key} ({getattr(f, key)!r}) and data.label (classes from branch "
+                        f"{self.label.branch!r}) both give the jets' classes, and only one can: remove the file "
+                        "groups' label and name to label jets by the branch, or remove data.label to label "
+                        "them by file group")
+                    return
+
     def validate(self):
         if self.files and self.label is None and any(f.label is None for f in self.files):
             yield "label", "give data.label (labels from a branch) or a label for every file group"
+        yield from self._check_one_label_source()
         yield from self._check_file_labels()
         problem = step_size_problem(self.step_size)
         if problem:
@@ -742,12 +776,39 @@ class GenerateConfig:
 # --- the whole config ---------------------------------------------------------------
 
 
+#: model keys an overlay that changes ``model.name`` keeps from the base (the rest are builder options)
+_MODEL_KEYS_KEPT = ("name", "inputs")
+
+
 def with_overlay(config: "Config", overlay: dict, path: str, clear: tuple[str, ...] = ("variants", "quick")) -> "Config":
-    """``config`` with ``overlay`` merged in (the ``clear`` sections emptied first), validated as ``path``."""
+    """``config`` with ``overlay`` merged in (the ``clear`` sections emptied first), validated as ``path``.
+
+    An overlay that changes ``model.name`` does not inherit the base's builder options (those of
+    another model): the new model starts from its defaults plus the overlay's options, and keeps
+    the base's ``model.inputs``.
+
+    Examples
+    --------
+    >>> from hepnn.config import load_config
+    >>> base = load_config({"model": {"name": "dense", "units": [8]}})
+    >>> with_overlay(base, {"model": {"name": "deepsets"}}, "variants.ds").model.params
+    {}
+    """
     base = to_dict(config)
     for key in clear:
         base[key] = {}
+    base["model"] = _model_base(base.get("model"), overlay.get("model"))
     return from_dict(Config, deep_merge(base, overlay), path)
+
+
+def _model_base(model: Any, overlay: Any) -> Any:
+    """The base's model section under an overlay: without its builder options when the overlay
+    switches to another model."""
+    if not isinstance(model, dict) or not isinstance(overlay, dict) or "name" not in overlay:
+        return model
+    if overlay["name"] == model.get("name"):
+        return model
+    return {k: v for k, v in model.items() if k in _MODEL_KEYS_KEPT}
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
@@ -783,7 +844,9 @@ class Config:
     baseline: Optional[BaselineConfig] = field(default=None, metadata=_doc("BDT baseline trained by `hepnn run`"))
     variants: dict[str, dict[str, Any]] = field(
         default_factory=dict,
-        metadata=_doc("named overlays (e.g. {cnn: {model: {name: cnn}}}) each trained as its own run by `hepnn run`"),
+        metadata=_doc("named overlays (e.g. {cnn: {model: {name: cnn}}}) each trained as its own run by `hepnn run`; "
+                      "a variant that changes model.name starts from that model's defaults (the base's model "
+                      "options are not inherited, model.inputs is)"),
     )
 
     quick: dict[str, Any] = field(

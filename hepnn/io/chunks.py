@@ -18,7 +18,7 @@ import numpy as np
 from ..config import Config, DataConfig, JetAxisConfig, load_config
 from ..config.schema import step_size_problem
 from ..exceptions import ConfigError, InputDataError, suggest
-from .derived import DERIVED, Momenta
+from .derived import DERIVED, Momenta, compute_derived
 from .labels import LabelCounts, check_class_indices, map_labels
 from .layouts import (Elements, associate_by_dr, flatten_jagged, group_by_jet, link_to_jets, scalar_branches,
                       whole_numbers)
@@ -79,6 +79,9 @@ class Plan:
     groups: dict  # input name -> Group
     element_where: dict  # branch -> where
     event_branch: str | None = None  # data.event_key: one value per entry
+    #: branches found by their conventional names (no data.jet_axis / data.constituents for them):
+    #: what they are used as (``data.jet_axis.energy``) -> branch, None where the file has none
+    guessed: dict = field(default_factory=dict)
 
     def read_list(self) -> list[str]:
         names = list(self.jet_branches)
@@ -141,6 +144,7 @@ def make_plan(config: Any, keys: list[str], source: SourceFile) -> Plan:
         jet_where.setdefault(var, "data.spectators")
     groups: dict[str, Group] = {}
     element_where: dict[str, str] = {}
+    guessed: dict[str, str | None] = {}
     needs_axis = False
     cons = config.constituents
     def resolve(var: str, where: str) -> bool:
@@ -154,6 +158,7 @@ def make_plan(config: Any, keys: list[str], source: SourceFile) -> Plan:
         if not kind.elements:
             continue
         group = Group(name, inp.kind)
+        group_guess: dict[str, str | None] = {}
         if per_event:
             group.collection = getattr(inp, "collection", None) or (cons.collection if cons else None)
             same = cons is not None and (cons.collection is None or cons.collection == group.collection)
@@ -174,11 +179,8 @@ def make_plan(config: Any, keys: list[str], source: SourceFile) -> Plan:
                 raise ConfigError(msg)
             momentum = _momentum_of(cons) if same else {}
             if not momentum:
-                for comp, options in (("pt", ("pt",)), ("eta", ("eta",)), ("phi", ("phi",)),
-                                      ("energy", ("energy", "e", "E")), ("mass", ("mass", "m"))):
-                    guess = _guess(have, group.collection, options)
-                    if guess:
-                        momentum[comp] = guess
+                momentum = _guess_components(have, group.collection, ("energy", "e", "E"))
+                group_guess = {f"{where} ({group.collection}) {comp}": momentum.get(comp) for comp in _GUESSED}
         else:
             momentum = _momentum_of(cons)
         group.momentum = momentum
@@ -193,9 +195,11 @@ def make_plan(config: Any, keys: list[str], source: SourceFile) -> Plan:
             if not momentum:
                 msg = (
                     f"{where}: derived variables, images and dR association need the element four-momentum; "
-                    "set data.constituents (px, py, pz, energy or pt, eta, phi, energy/mass or theta, qoverp, phi)"
+                    "set data.constituents (px, py, pz, energy or pt, eta, phi[, energy or mass] or theta, qoverp, phi)"
                 )
                 raise ConfigError(msg)
+        if group.needs_momentum:
+            guessed.update(group_guess)
         for b in group.branches():
             element_where.setdefault(b, where)
         groups[name] = group
@@ -212,14 +216,19 @@ def make_plan(config: Any, keys: list[str], source: SourceFile) -> Plan:
             raise InputDataError(msg)
         for comp, b in axis.items():
             jet_where.setdefault(b, f"data.jet_axis.{comp}")
+        if per_event and config.jet_axis is None:
+            guessed.update({f"data.jet_axis.{comp} ({config.jets})": axis.get(comp) for comp in _GUESSED})
     else:
         axis = {}
+    for name, group in groups.items():
+        _check_energy_needs(group, axis, f"data.inputs.{name}")
+    _check_not_derived(source, have, jet_where)
     check_names(source, have, jet_where)
     check_names(source, have, element_where)
     event_branch = getattr(config, "event_key", None)
     if event_branch:
         check_names(source, have, {event_branch: "data.event_key"})
-    return Plan(config.layout, jet_where, axis, groups, element_where, event_branch)
+    return Plan(config.layout, jet_where, axis, groups, element_where, event_branch, guessed)
 
 
 def _jet_axis(config: Any, have: set, per_event: bool) -> dict:
@@ -227,12 +236,90 @@ def _jet_axis(config: Any, have: set, per_event: bool) -> dict:
     if ax is not None or not per_event:
         ax = ax or JetAxisConfig()
         return {k: getattr(ax, k) for k in ("pt", "eta", "phi", "energy", "mass") if getattr(ax, k)}
+    return _guess_components(have, config.jets, ("energy", "e"))
+
+
+#: the four-momentum components whose branches are guessed from a collection's name
+_GUESSED = ("pt", "eta", "phi", "energy", "mass")
+
+
+def _guess_components(have: set, collection: str, energy_names: tuple) -> dict:
+    """``{component: branch}`` of the components of ``collection`` found by their conventional names."""
     out = {}
-    for comp, options in (("pt", ("pt",)), ("eta", ("eta",)), ("phi", ("phi",)), ("energy", ("energy", "e")), ("mass", ("mass", "m"))):
-        guess = _guess(have, config.jets, options)
+    for comp, options in (("pt", ("pt",)), ("eta", ("eta",)), ("phi", ("phi",)), ("energy", energy_names),
+                          ("mass", ("mass", "m"))):
+        guess = _guess(have, collection, options)
         if guess:
             out[comp] = guess
     return out
+
+
+def _check_same_guesses(first: tuple[SourceFile, Plan], source: SourceFile, plan: Plan) -> None:
+    """The branches guessed from conventional names (per_event layout without data.jet_axis or
+    data.constituents) are the ones guessed in the dataset's first file: otherwise two files of one
+    dataset would silently compute the energy (log_e_frac, ...) from different branches.
+
+    Raises
+    ------
+    InputDataError
+        Naming both files, what differs, and the config key that fixes the choice.
+    """
+    first_source, first_plan = first
+    for what in sorted(set(first_plan.guessed) | set(plan.guessed)):
+        a, b = first_plan.guessed.get(what), plan.guessed.get(what)
+        if a != b:
+            key = what.split(" ", 1)[0].rsplit(".", 1)[0] if what.startswith("data.jet_axis") else "data.constituents"
+            msg = (
+                f"{source.path}: {what} would be read from {b or 'no branch'}, while the dataset's first file "
+                f"{first_source.path} gives {a or 'no branch'}: the files of a dataset must have the same branches "
+                f"for it; set {key} explicitly (the same branch names in every file), or make the files alike"
+            )
+            raise InputDataError(msg)
+
+
+def _check_energy_needs(group: Group, axis: Mapping[str, str], where: str) -> None:
+    """Constituents as pt, eta, phi without energy or mass serve images and most derived variables;
+    one that uses the energy (energy, log_e, log_e_frac) is named here, before any file is read.
+
+    Each derived variable is tried on zero elements: one that asks for the missing energy raises
+    ``ConfigError`` naming it; anything else it raises is left for the reading to report.
+    """
+    if not group.needs_momentum or not group.momentum or {"energy", "mass", "px"} & set(group.momentum):
+        return
+    probe = Momenta({k: np.zeros(0) for k in group.momentum}, where=where)
+    jet = ("pt", "eta", "phi", "energy") if {"energy", "mass"} & set(axis) else ("pt", "eta", "phi")
+    probe.set_jet_axis({k: np.zeros(0) for k in jet}, np.zeros(0, dtype=np.int64))
+    names = [(f"{where}.variables[{j}]", var) for j, (var, is_branch) in enumerate(group.variables) if not is_branch]
+    if group.sort is not None and not group.sort[1]:
+        names.append((f"{where}.sort_by", group.sort[0]))
+    for key, var in names:
+        try:
+            compute_derived(var, probe, 0, where)
+        except ConfigError as err:
+            if "energy" not in str(err):
+                continue  # another missing piece: the reading names it
+            given = ", ".join(f"{k}: {b}" for k, b in group.momentum.items())
+            msg = (f"{key}: {var!r} needs the constituent energy, and the constituents have no energy or mass "
+                   f"branch ({given}); set data.constituents.energy or data.constituents.mass, or remove {var!r} "
+                   "(jet images and the other derived variables need pt, eta and phi only)")
+            raise ConfigError(msg) from None
+        except Exception:  # noqa: BLE001, S112 - not about the energy: the reading reports it with the data
+            continue
+
+
+def _check_not_derived(source: SourceFile, have: set, jet_where: Mapping[str, str]) -> None:
+    """A jet-level name (cut, flat variable, spectator) that is no branch but a derived variable: those are
+    per constituent, so the name cannot be read per jet (``ConfigError`` saying what to use)."""
+    for name, where in jet_where.items():
+        if name in have or name not in DERIVED:
+            continue
+        msg = (
+            f"{where}: {name!r} is a derived variable, computed per constituent, and {where} takes jet-level "
+            f"branches only ({source.path}, tree {source.tree!r}, has no branch {name!r}"
+            f"{suggest(name, sorted(have))}); name a jet-level branch, use {name!r} in a sequence input, or "
+            "select jets on it in an analysis plugin's select(jets) hook"
+        )
+        raise ConfigError(msg)
 
 
 def _resolve(var: str, have: set, source: SourceFile, where: str) -> bool:
@@ -306,6 +393,22 @@ def _cut_columns(jets: Mapping[str, np.ndarray], config: Any, path: str) -> Mapp
         out = dict(out) if out is jets else out
         out[cut.variable] = np.where(nan, config.nan_value, x)
     return out
+
+
+def _check_label_values(values: Any, selected: np.ndarray, config: Any, path: str) -> None:
+    """NaN or infinite labels of the jets that pass data.cuts are an error under ``data.on_nan: error``
+    (under ``replace`` they are dropped as values not in data.label.classes, and counted)."""
+    values = np.asarray(values)
+    if config.on_nan != "error" or values.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(values) & selected
+    if bad.any():
+        msg = (
+            f"{path}: label branch {config.label.branch!r} (data.label.branch) has {int(bad.sum())} NaN or infinite "
+            f"value(s) among the jets that pass data.cuts, which belong to no class; fix the input, cut those jets "
+            "away, or set data.on_nan: replace to drop them (they are counted in the dropped-labels warning)"
+        )
+        raise InputDataError(msg)
 
 
 def _check_dr_inputs(values: Mapping[str, np.ndarray], on_nan: str, path: str, where: str) -> None:
@@ -468,6 +571,8 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
     within = jet_idx if s.by == "jet" else np.zeros_like(jet_idx)  # by event: one draw per entry
     split_code = assign_split(os.path.basename(path), entry, within, (s.train, s.val, s.test), s.seed)
     keep = apply_cuts(_cut_columns(jets, config, path), config.cuts, n_jets)
+    if config.label is not None:
+        _check_label_values(jets[config.label.branch], keep, config, path)
     if split is not None:
         keep &= split_code == split
     mask = analysis_mask(analysis, jets, n_jets, path)
@@ -527,6 +632,20 @@ def _step_size(value: Any) -> Any:
     return value
 
 
+def _first_plan(config: Any, source: SourceFile, plan: Plan, full_pass: bool) -> tuple[SourceFile, Plan]:
+    """The dataset's first file and its plan: ``source`` on a full pass (the first file read), else
+    (a subset of the files, e.g. one file of the streaming pipeline) the first file of data.files."""
+    if full_pass:
+        return source, plan
+    try:
+        reference = resolve_files(config)[0]
+        if os.path.abspath(reference.path) == os.path.abspath(source.path):
+            return source, plan
+        return reference, make_plan(config, tree_keys(open_tree(reference)), reference)
+    except InputDataError:  # unreadable (skipped) first file: this file is the reference
+        return source, plan
+
+
 def iterate_chunks(
     config: Any, analysis: Any = None, step_size: Any = None, files: list[SourceFile] | None = None,
     summary: dict | None = None, split: int | None = None, pad: bool = True, *, whole_files: bool = False,
@@ -554,6 +673,7 @@ def iterate_chunks(
     summary = {} if summary is None else summary
     summary.update(n_files=len(files), n_skipped=0, skipped=[], n_jets=0)
     step = _step_size(step_size) if step_size is not None else config.step_size
+    first: tuple[SourceFile, Plan] | None = None  # the file whose guessed branches every file must have
     for index, source in enumerate(files):
         try:
             tree = open_tree(source)
@@ -564,6 +684,9 @@ def iterate_chunks(
             summary["n_skipped"] = len(summary["skipped"])
             continue
         plan = make_plan(config, tree_keys(tree), source)
+        if plan.guessed:
+            first = first or _first_plan(config, source, plan, full_pass)
+            _check_same_guesses(first, source, plan)
         # whole_files: this file's counts join the pass's once the file is read to the end
         file_counts, n_jets = (LabelCounts(), 0) if whole_files else (counts, None)
         try:

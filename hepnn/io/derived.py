@@ -3,8 +3,8 @@
 A sequence input may list, besides branch names, the names of functions registered
 in :data:`DERIVED`. Each function receives a :class:`Momenta` view of the input's
 elements (constituents or tracks) and returns one value per element. The element
-four-momentum comes from ``data.constituents``: (px, py, pz, energy), (pt, eta, phi,
-energy or mass) or, for tracks, (theta, qoverp, phi); the jet axis from
+four-momentum comes from ``data.constituents``: (px, py, pz, energy), (pt, eta, phi[,
+energy or mass]: the energy only for ``energy``, ``log_e`` and ``log_e_frac``) or, for tracks, (theta, qoverp, phi); the jet axis from
 ``data.jet_axis``. A branch of the same name always wins over a derived variable.
 
 Examples

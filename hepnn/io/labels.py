@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
@@ -26,7 +27,7 @@ import numpy as np
 from ..exceptions import ConfigError, InputDataError
 from .layouts import whole_numbers
 
-__all__ = ["map_labels", "class_names", "check_class_indices", "LabelCounts"]
+__all__ = ["map_labels", "class_names", "name_from_path", "check_class_indices", "LabelCounts"]
 
 logger = logging.getLogger("hepnn.io")
 
@@ -45,7 +46,8 @@ def class_names(config: Any, labels: np.ndarray | None = None) -> list[str]:
 
     The keys of ``data.label.classes``; else, with constant labels per file group, class
     ``k`` is named by the ``name`` of the groups labelled ``k``, or after their file
-    names (without extension and wildcards). Class indices present in ``labels`` (e.g.
+    names (:func:`name_from_path`: without the ``.root`` suffix and without glob
+    characters). Class indices present in ``labels`` (e.g.
     from an analysis' ``labels`` hook) beyond those are named ``class<k>``; with no
     names at all, two classes are ``background`` and ``signal``.
 
@@ -68,13 +70,39 @@ def class_names(config: Any, labels: np.ndarray | None = None) -> list[str]:
         stems = []
         for g in config.files:
             if g.label == k:
-                stem = getattr(g, "name", None) or (
-                    os.path.basename(g.path).split(".")[0].replace("*", "").strip("_-") or f"class{k}"
-                )
+                stem = getattr(g, "name", None) or name_from_path(g.path) or f"class{k}"
                 if stem not in stems:
                     stems.append(stem)
         names.append("+".join(stems) if stems else f"class{k}")
     return names
+
+
+#: glob pieces left out of a class name taken from a file pattern: ``[...]`` sets, ``*`` and ``?``
+_GLOB_PIECES = re.compile(r"\[[^\]]*\]|[*?]")
+
+
+def name_from_path(path: str) -> str:
+    """A class name from a file group's path: the file name without ``.root`` and without glob
+    characters; the nearest folder's name when nothing is left (``top/*.root``); ``""`` when none.
+
+    Only the ``.root`` suffix is removed (``ttbar_v1.2.root`` is ``ttbar_v1.2``); where glob
+    pieces are removed, the separators they leave behind at the ends, or doubled, go too.
+
+    Examples
+    --------
+    >>> name_from_path("ttbar_v1.2.root"), name_from_path("qcd_?.root"), name_from_path("w_[0-9]*.root")
+    ('ttbar_v1.2', 'qcd', 'w')
+    >>> name_from_path("samples/top/**/*.root"), name_from_path("*.root")
+    ('top', '')
+    """
+    parts = [p for p in re.split(r"[/\\]", path) if p not in ("", ".", "..")]
+    for i, part in enumerate(reversed(parts)):
+        stem = part[: -len(".root")] if i == 0 and part.lower().endswith(".root") else part
+        if _GLOB_PIECES.search(stem):
+            stem = re.sub(r"([_\-. ])[_\-. ]+", r"\1", _GLOB_PIECES.sub("", stem)).strip("_-. ")
+        if stem:
+            return stem
+    return ""
 
 
 def check_class_indices(label: np.ndarray, where: str) -> np.ndarray:

@@ -51,6 +51,26 @@ def _base_directory(config) -> Path:
     return Path(config.directory) if config.directory else Path.cwd()
 
 
+def _file_identity(path: str) -> tuple:
+    """What makes two names one file: its device and inode (symbolic and hard links alike), or,
+    where the file system gives none, its real path."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("path", os.path.realpath(path))
+    if st.st_ino == 0:  # file systems without inode numbers
+        return ("path", os.path.realpath(path))
+    return ("inode", st.st_dev, st.st_ino)
+
+
+def _same_file(path: str, other: str) -> str:
+    """Why ``path`` and ``other`` are one file, for an error message."""
+    real = os.path.realpath(path)
+    if real == os.path.realpath(other):
+        return real
+    return "hard links: the same device and inode"
+
+
 def resolve_files(config) -> list[SourceFile]:
     """Expand the globs of ``data.files`` into files, in group order then sorted by name.
 
@@ -59,7 +79,8 @@ def resolve_files(config) -> list[SourceFile]:
     InputDataError
         When a group matches no file.
     ConfigError
-        When one file (and tree) is matched by two groups, or twice by one (under two names: a link).
+        When one file (and tree) is matched by two groups, or twice by one (under two names: a
+        symbolic or hard link, told by the file's device and inode).
     """
     base = _base_directory(config)
     out = []
@@ -79,22 +100,23 @@ def resolve_files(config) -> list[SourceFile]:
                        "check the path, or set data.directory")
             raise InputDataError(msg)
         for m in matches:
-            key = (os.path.realpath(m), group.tree)
+            key = (_file_identity(m), group.tree)
             j = owner.setdefault(key, i)
             seen = first_match.setdefault(key, m)
             if j == i and seen != m:  # one file under two names (a link): its jets would be read twice
                 msg = (
-                    f"data.files[{i}] ({group.path!r}): {m} and {seen} are the same file ({key[0]}), so its jets "
-                    "would be read twice (in different splits: the split hash takes the file name); narrow "
-                    "the pattern or remove the link"
+                    f"data.files[{i}] ({group.path!r}): {m} and {seen} are the same file ({_same_file(m, seen)}), "
+                    "so its jets would be read twice (in different splits: the split hash takes the file name); "
+                    "narrow the pattern or remove the link"
                 )
                 raise ConfigError(msg)
             if j != i:
                 other = config.files[j]
+                also = "" if seen == m else f" (as {seen}, the same file: {_same_file(m, seen)})"
                 msg = (
-                    f"{m} (tree {group.tree!r}): matched by data.files[{j}] ({other.path!r}, label {other.label}) and by "
-                    f"data.files[{i}] ({group.path!r}, label {group.label}); each file belongs to one group "
-                    "(one label): narrow one of the patterns"
+                    f"{m} (tree {group.tree!r}): matched by data.files[{j}] ({other.path!r}, label {other.label}){also} "
+                    f"and by data.files[{i}] ({group.path!r}, label {group.label}); each file belongs to one group "
+                    "(one label): narrow one of the patterns" + (" or remove the link" if also else "")
                 )
                 raise ConfigError(msg)
         out.extend(SourceFile(m, group.tree, i, group.label, group.weight) for m in matches)
