@@ -37,7 +37,7 @@ def test_conv_filters_sums_input_channels():
     assert res.indices == [0, 1, 2] and len(res.images) == 3
     for i in range(3):
         np.testing.assert_allclose(res.values[i], kernels[..., i].sum(axis=-1))
-        np.testing.assert_allclose(res.images[i].get_array(), kernels[..., i].sum(axis=-1))
+        np.testing.assert_allclose(res.images[i].get_array(), kernels[..., i].sum(axis=-1).T)  # eta along x
         lo, hi = res.images[i].get_clim()
         assert lo == -hi  # symmetric colour scale: white is zero
     with pytest.raises(ValueError, match="kernel_h, kernel_w, in_channels, out_channels"):
@@ -49,9 +49,11 @@ def test_feature_maps_rows_and_channels():
     maps = {"mean qcd": rng.random((6, 6, 4)), "mean top": rng.random((6, 6, 4))}
     res = plot_feature_maps(maps, channels=[3, 1])
     assert res.indices == [3, 1, 3, 1] and len(res.images) == 4
-    np.testing.assert_allclose(res.images[1].get_array(), maps["mean qcd"][..., 1])
-    np.testing.assert_allclose(res.images[2].get_array(), maps["mean top"][..., 3])
-    assert res.axes[0].get_ylabel() == "mean qcd" and res.axes[2].get_ylabel() == "mean top"
+    # drawn transposed: eta (the first image axis) along x, as every jet image
+    np.testing.assert_allclose(res.images[1].get_array(), maps["mean qcd"][..., 1].T)
+    np.testing.assert_allclose(res.images[2].get_array(), maps["mean top"][..., 3].T)
+    assert res.axes[0].get_ylabel().splitlines()[0] == "mean qcd"
+    assert res.axes[2].get_ylabel().splitlines()[0] == "mean top"
     assert res.axes[0].get_title() == "channel 3"
     with pytest.raises(ValueError, match="out of range"):
         plot_feature_maps(maps, channels=[7])

@@ -16,7 +16,7 @@ def test_from_csv(tmp_path):
         assert ax.get_xlabel() == "Epoch"
     assert res.axes[0].get_yscale() == "log" and res.axes[1].get_yscale() == "linear"
     assert list(res.lines["auc"]["validation"].get_ydata()) == [0.58, 0.78, 0.8]
-    assert list(res.lines["loss"]["train"].get_xdata()) == [0, 1, 2]
+    assert list(res.lines["loss"]["train"].get_xdata()) == [1, 2, 3]  # CSVLogger's epochs 0.. drawn from 1
 
 
 def test_from_dict_without_validation():
@@ -40,6 +40,6 @@ def test_plotted_values_are_the_history_values(tmp_path):
     path.write_text("epoch,loss,val_loss\n" + "".join(f"{i},{a!r},{b!r}\n" for i, (a, b) in enumerate(zip(loss, val))))
     res = plot_learning_curves(path)
     x, yv = res.lines["loss"]["train"].get_data()
-    assert list(x) == [0, 1, 2] and list(yv) == loss  # exact, epochs as written by CSVLogger
+    assert list(x) == [1, 2, 3] and list(yv) == loss  # exact; CSVLogger's epochs 0.. counted from 1 as in hepnn
     np.testing.assert_array_equal(res.lines["loss"]["validation"].get_data()[1], val)
     assert read_history({"loss": loss})["epoch"].tolist() == [1, 2, 3]

@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._optional import require
-from ..metrics import roc_auc
+from ..metrics import WEIGHTS_HINT, check_finite, roc_auc
 from .common import PLOTS, as_1d, class_names_for, new_axes, upper_edge_inclusive
 
 __all__ = ["LatentResult", "ReconstructionResult", "plot_latent", "plot_reconstruction_error"]
@@ -38,6 +38,7 @@ def plot_reconstruction_error(
     bins: int = 50,
     log_x: bool = True,
     density: bool = True,
+    weights: Any = None,
     ax: Any = None,
 ) -> ReconstructionResult:
     """Reconstruction-error distribution of every class (log-spaced bins by default).
@@ -60,6 +61,8 @@ def plot_reconstruction_error(
     log_x : bool
         Logarithmic error axis and bins (errors must be positive).
     density : bool
+    weights : array of shape (n_jets,), optional
+        Per-jet (event) weights: the histograms and the AUC are weighted, as in every score plot.
     ax : Axes, optional
 
     Returns
@@ -81,6 +84,10 @@ def plot_reconstruction_error(
     if len(e) != len(y):
         msg = f"errors has {len(e)} entries but labels has {len(y)}"
         raise ValueError(msg)
+    w = np.ones(len(e)) if weights is None else check_finite(as_1d(weights, "weights"), "weights", WEIGHTS_HINT)
+    if len(w) != len(e):
+        msg = f"weights has {len(w)} entries but there are {len(e)} jets; pass one weight per jet"
+        raise ValueError(msg)
     if not np.all(np.isfinite(e)):
         msg = f"errors: received {np.count_nonzero(~np.isfinite(e))} non-finite values (NaN or inf); remove them first"
         raise ValueError(msg)
@@ -100,12 +107,12 @@ def plot_reconstruction_error(
     artists, hists = {}, {}
     for cls, name in names.items():
         h = hists[name] = hist.Hist(axis, storage=hist.storage.Weight())
-        h.fill(upper_edge_inclusive(e[y == cls], lo, hi))
+        h.fill(upper_edge_inclusive(e[y == cls], lo, hi), weight=w[y == cls])
         (artists[name],) = mplhep.histplot(h, ax=ax, density=density, histtype="step", label=name, flow="none")
     value = None
     anomalous = np.isin(y, np.atleast_1d(np.asarray(anomaly, dtype=int)))
     if anomalous.any() and not anomalous.all():
-        value = roc_auc(anomalous.astype(int), e, signal=1)
+        value = roc_auc(anomalous.astype(int), e, None if weights is None else w, signal=1)
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel("Reconstruction error")
@@ -143,6 +150,7 @@ def plot_latent(
     Parameters
     ----------
     latent : array of shape (n_jets, n_latent)
+        With more than two latent dimensions, at least 2 jets (for the PCA).
     labels : array of shape (n_jets,)
     class_names : sequence or mapping, optional
     max_points : int or None
@@ -172,6 +180,10 @@ def plot_latent(
         msg = f"latent has {len(z)} jets but labels has {len(y)}"
         raise ValueError(msg)
     explained = None
+    if z.shape[1] > 2 and len(z) < 2:
+        msg = (f"latent: projecting a {z.shape[1]}-dimensional latent space on its first two principal components "
+               f"needs at least 2 jets, received {len(z)}; pass more jets")
+        raise ValueError(msg)
     if z.shape[1] > 2:
         decomposition = require("sklearn.decomposition")
         pca = decomposition.PCA(n_components=2, random_state=random_state)

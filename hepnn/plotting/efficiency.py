@@ -268,7 +268,9 @@ class MassSculptingResult:
 
     ``hists``: ``"before"`` and ``"eff_s=<wp>"`` background mass histograms;
     ``cuts``: score threshold per working point; ``jsd``: Jensen–Shannon
-    divergence (base 2, 0 = same shape) of each cut distribution to the one before.
+    divergence (base 2, 0 = same shape) of each cut distribution to the one before;
+    ``empty``: the working points at which no background jet passes the cut (nothing drawn
+    for them, JSD NaN).
     """
 
     ax: Any
@@ -276,6 +278,7 @@ class MassSculptingResult:
     hists: dict[str, Any]
     cuts: dict[float, float] = field(default_factory=dict)
     jsd: dict[float, float] = field(default_factory=dict)
+    empty: list[float] = field(default_factory=list)
 
     @property
     def figure(self) -> Any:
@@ -315,6 +318,9 @@ def plot_mass_sculpting(
     Returns
     -------
     MassSculptingResult
+        A working point at which no background jet (with a mass in the range) passes the cut
+        has an empty histogram in ``hists``, is listed in ``empty``, is not drawn and is named in
+        the legend as "no background jet passes".
 
     Examples
     --------
@@ -364,7 +370,7 @@ def plot_mass_sculpting(
         hists["before"], ax=ax, density=density, histtype="fill", alpha=0.3, color="grey", label="background, no cut",
         flow="none",
     )
-    cuts, jsd = {}, {}
+    cuts, jsd, empty = {}, {}, []
     before = np.maximum(hists["before"].values(), 0.0)  # negative weights (NLO): a bin below zero is empty
     for wp in working_points:
         wp = float(wp)
@@ -372,13 +378,16 @@ def plot_mass_sculpting(
         key = f"eff_s={wp:g}"
         h = hists[key] = make(bkg & (s >= cut))
         after = np.maximum(h.values(), 0.0)
-        jsd[wp] = (
-            float(distance.jensenshannon(before, after, base=2) ** 2) if after.sum() > 0 and before.sum() > 0 else np.nan
-        )
+        if after.sum() <= 0:  # no background jet passes: an empty (unit-area: NaN) histogram says nothing
+            empty.append(wp)
+            jsd[wp] = np.nan
+            ax.plot([], [], linestyle="none", label=f"$\\varepsilon_S$ = {wp:g}: no background jet passes")
+            continue
+        jsd[wp] = float(distance.jensenshannon(before, after, base=2) ** 2) if before.sum() > 0 else np.nan
         (artists[key],) = mplhep.histplot(
             h, ax=ax, density=density, histtype="step", label=f"background, $\\varepsilon_S$ = {wp:g}", flow="none"
         )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Normalised entries" if density else "Entries")
     ax.legend()
-    return MassSculptingResult(ax=ax, artists=artists, hists=hists, cuts=cuts, jsd=jsd)
+    return MassSculptingResult(ax=ax, artists=artists, hists=hists, cuts=cuts, jsd=jsd, empty=empty)

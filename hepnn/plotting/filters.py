@@ -122,7 +122,9 @@ def plot_conv_filters(kernels: Any, *, n_filters: int = 16, n_cols: int | None =
     Parameters
     ----------
     kernels : array ``(kernel_h, kernel_w, in_channels, out_channels)``
-        The layer's kernel (input channels are summed for the picture).
+        The layer's kernel (input channels are summed for the picture); ``kernel_h`` runs along
+        η and ``kernel_w`` along φ, as the jet images, and each kernel is drawn like a jet image:
+        Δη on the x axis, Δφ on the y axis (labelled on the first panel).
     n_filters : int
         Panels drawn (the first filters).
     n_cols : int, optional
@@ -131,7 +133,7 @@ def plot_conv_filters(kernels: Any, *, n_filters: int = 16, n_cols: int | None =
     Returns
     -------
     FiltersResult
-        ``values[i]`` is the ``(kernel_h, kernel_w)`` array drawn for filter ``indices[i]``.
+        ``values[i]`` is the ``(kernel_h, kernel_w)`` array of filter ``indices[i]`` (drawn transposed).
 
     Examples
     --------
@@ -150,10 +152,13 @@ def plot_conv_filters(kernels: Any, *, n_filters: int = 16, n_cols: int | None =
     for i, ax in enumerate(panels):
         v = k[..., i].sum(axis=-1)
         bound = float(np.max(np.abs(v))) or 1.0
-        im = ax.imshow(v, origin="lower", cmap="RdBu_r", vmin=-bound, vmax=bound)
+        im = ax.imshow(v.T, origin="lower", cmap="RdBu_r", vmin=-bound, vmax=bound)  # eta along x
         ax.set_title(f"filter {i}", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
+        if i == 0:
+            ax.set_xlabel("$\\Delta\\eta$", fontsize=8)
+            ax.set_ylabel("$\\Delta\\phi$", fontsize=8)
         images.append(im)
         drawn.append(v)
     return FiltersResult(axes=panels, images=images, values=drawn, indices=list(range(n)))
@@ -169,10 +174,15 @@ def plot_feature_maps(
 ) -> FiltersResult:
     """Draw feature maps of one layer: one row per entry (a class average or a jet), one column per channel.
 
+    The maps keep the layout of the jet images they come from (``[i, j]``: pixel ``i`` in η,
+    ``j`` in φ) and are drawn like :func:`~hepnn.plotting.plot_heatmap` and
+    :func:`~hepnn.plotting.plot_average_images` draw images: Δη on the x axis, Δφ on the y axis.
+
     Parameters
     ----------
     maps : dict of str to array ``(h, w, n_channels)``
-        Row label -> feature maps, e.g. ``{"qcd": mean over QCD jets, "top": mean over top jets}``.
+        Row label -> feature maps, e.g. ``{"qcd": mean over QCD jets, "top": mean over top jets}``;
+        ``h`` along η, ``w`` along φ (as the image input).
     n_maps : int
         Channels drawn (the first ones unless ``channels`` is given).
     channels : list of int, optional
@@ -182,7 +192,9 @@ def plot_feature_maps(
     Returns
     -------
     FiltersResult
-        ``values`` row by row; ``indices`` the channel of each panel.
+        ``values`` row by row (each ``(h, w)``, as given; drawn transposed, η along x);
+        ``indices`` the channel of each panel. The first panel of a row has the row label and
+        Δφ as y label, the panels of the last row Δη as x label.
 
     Examples
     --------
@@ -217,13 +229,16 @@ def plot_feature_maps(
         for c, channel in enumerate(chosen):
             ax = grid[r, c]
             m = v[..., channel]
-            im = ax.imshow(m, origin="lower", cmap="magma")
+            # rows of the array are eta: transposed so that eta runs along x, as every jet image is drawn
+            im = ax.imshow(m.T, origin="lower", cmap="magma")
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(f"channel {channel}", fontsize=8)
             if c == 0:
-                ax.set_ylabel(key, fontsize=9)
+                ax.set_ylabel(f"{key}\n$\\Delta\\phi$", fontsize=9)
+            if r == n_rows - 1:
+                ax.set_xlabel("$\\Delta\\eta$", fontsize=9)
             images.append(im)
             drawn.append(m)
             indices.append(channel)

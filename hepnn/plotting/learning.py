@@ -43,12 +43,18 @@ def read_history(source: Mapping[str, Sequence[float]] | str | os.PathLike) -> d
     """A training history as ``{column: array}``, from a dict or a ``history.csv``.
 
     The CSV has a header row (``epoch,loss,val_loss,auc,val_auc``, as written by
-    ``keras.callbacks.CSVLogger``). Without an ``epoch`` column, epochs count from 1.
-    An empty cell (a column some epochs lack) is read as NaN.
+    ``keras.callbacks.CSVLogger``). Epochs count from 1, as in hepnn's own ``history.csv``:
+    without an ``epoch`` column the rows are epochs 1, 2, ...; an ``epoch`` column that starts
+    at 0 (Keras' ``CSVLogger`` counts from 0) is shifted by one, so a Keras log and a hepnn
+    history of the same training read the same (a ``CSVLogger`` log of a resumed Keras training,
+    starting at its ``initial_epoch``, cannot be told apart and is read as written). An empty
+    cell (a column some epochs lack) is read as NaN.
 
     Examples
     --------
     >>> read_history({"loss": [0.7, 0.5]})["epoch"].tolist()
+    [1, 2]
+    >>> read_history({"epoch": [0, 1], "loss": [0.7, 0.5]})["epoch"].tolist()  # a Keras CSVLogger log
     [1, 2]
     """
     if isinstance(source, (str, os.PathLike)):
@@ -81,6 +87,8 @@ def read_history(source: Mapping[str, Sequence[float]] | str | os.PathLike) -> d
         history["epoch"] = np.arange(1, n + 1)
     else:
         history["epoch"] = history["epoch"].astype(int)
+        if n and history["epoch"][0] == 0:  # Keras' CSVLogger counts epochs from 0, hepnn from 1
+            history["epoch"] = history["epoch"] + 1
     return history
 
 

@@ -10,9 +10,20 @@
       hists/NAME.json     histograms (``hist.Hist``, UHI JSON) to merge across batch jobs and replot
       explain/...         PNGs copied from ``RUN_DIR/explain/<method>/``
 
+A report written into a folder that holds an earlier report replaces it: ``index.html``,
+``manifest.json`` and ``metrics.json`` are removed before anything is drawn and written last
+(atomically, ``index.html`` the very last), so a report killed part-way leaves a folder without
+a page rather than the old page beside new plots. When the new report is complete, the files
+an earlier report listed in its manifest that the new one does not list are removed (a figure
+it no longer draws); files the reports did not write are never touched. Until then the earlier
+listing, with the files of the new report drawn so far, is kept in ``.hepnn-report-files.json``,
+so the report run after a kill still prunes them.
+
 The report reads no file outside a run directory: a run file (``config.yaml``,
 ``model.keras``, ``metrics.json``, ...) that is a symlink leading out of the run directory
-is an error; such an explanation file is ignored, with a note in the report.
+is an error; such an explanation file is ignored, with a note in the report. Hidden folders of
+``RUN_DIR/explain/`` (a name starting with a dot: a staged ``.tmp``/``.old`` copy of an
+explanation) are no explanations and are left out.
 
 The figures are entries of :data:`REPORT_FIGURES`, each registered with
 :func:`report_figure` together with what it needs (tasks, input kind, spectator, model,
@@ -651,36 +662,56 @@ def _folds_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
         # at the working points themselves: one below the drawn grid (< 0.1) is not the grid's first value
         at_wps.append(np.atleast_1d(rejection_at(eff_s, eff_b, np.asarray(wps, dtype=float))) if len(wps) else [])
     curves = np.asarray(curves, dtype=float)
-    finite = np.where(np.isfinite(curves), curves, np.nan)
-    # where no fold keeps any background (small folds, low efficiency) the rejection is infinite: no mean there,
-    # and no standard deviation where fewer than two folds have a finite rejection
-    n_finite = np.count_nonzero(np.isfinite(finite), axis=0)
+    # where a fold keeps no background (small folds, low efficiency) its rejection is infinite, and so is the mean:
+    # the curve is drawn only where every fold is finite, never as a mean over the other folds
+    all_finite = np.all(np.isfinite(curves), axis=0)
     mean, std = np.full(len(grid), np.nan), np.full(len(grid), np.nan)
-    mean[n_finite > 0] = np.nanmean(finite[:, n_finite > 0], axis=0)
-    std[n_finite > 1] = np.nanstd(finite[:, n_finite > 1], axis=0, ddof=1)
+    mean[all_finite] = np.mean(curves[:, all_finite], axis=0)
+    if len(runs) > 1:
+        std[all_finite] = np.std(curves[:, all_finite], axis=0, ddof=1)
     fig, ax = plt.subplots()
     line, = ax.plot(grid, mean, label=f"{name}: mean of {len(runs)} folds (AUC {np.mean(aucs):.4f} ± {np.std(aucs, ddof=1):.4f})")
     band = ax.fill_between(grid, np.clip(mean - std, 1.0, None), mean + std, alpha=0.3, color=line.get_color(),
                            label="± 1 standard deviation over folds")
     ax.set_yscale("log")
+    drawn = mean[np.isfinite(mean)]
+    if not len(drawn) or np.ptp(drawn) == 0:  # one value left (or none): a log axis needs a range around it
+        centre = float(drawn[0]) if len(drawn) and drawn[0] > 0 else 1.0
+        ax.set_ylim(centre / 2, centre * 10)
     ax.set(xlabel="Signal efficiency $\\varepsilon_S$", ylabel="Background rejection $1/\\varepsilon_B$")
     ax.legend()
     stem = item.stem
     files = d.finish(fig, stem, ax)
+    infinite_note = ""
+    if not all_finite.all():
+        top = float(grid[~all_finite].max())
+        n_max = int(np.max(np.count_nonzero(~np.isfinite(curves), axis=0)))
+        infinite_note = (f" Up to {n_max} of the {len(runs)} folds keep no background jet at signal efficiencies up to "
+                         f"{top:.3g}: their rejection, and so the mean, is infinite there and not drawn.")
     at = {}
     for i, wp in enumerate(wps):
         folds = np.array([r[i] for r in at_wps], dtype=float)
-        finite_folds = folds[np.isfinite(folds)]  # as for the curve: folds without background left are left out
+        n_infinite = int(np.count_nonzero(~np.isfinite(folds)))
+        finite_folds = folds[np.isfinite(folds)]
         at[f"{wp:g}"] = {
-            "mean": _finite_or_none(np.mean(finite_folds)) if len(finite_folds) else None,
-            "std": _finite_or_none(np.std(finite_folds, ddof=1)) if len(finite_folds) > 1 else None,
+            # infinite (null in manifest.json) when a fold's is: a mean over the other folds would be too low
+            "mean": float(np.mean(folds)) if not n_infinite else float("inf"),
+            "std": float(np.std(folds, ddof=1)) if not n_infinite and len(folds) > 1 else None,
+            "n_infinite": n_infinite,
+            "mean_of_finite_folds": _finite_or_none(np.mean(finite_folds)) if len(finite_folds) else None,
         }
+        if n_infinite:
+            d.note(f"{name}: k-fold rejection at eff_S = {wp:g}: {n_infinite} of {len(runs)} folds have infinite "
+                   f"rejection (no background jet of their test fold passes the cut), so the mean is infinite; the "
+                   f"mean of the {len(finite_folds)} other folds is "
+                   + (f"{np.mean(finite_folds):.4g}" if len(finite_folds) else "undefined")
+                   + " (use more jets per fold or a higher working point)")
     return ReportFigure(
         name=stem, section="performance", variant=name, result={"line": line, "band": band, "curves": curves},
         files=files, title=f"k-fold spread: {name}",
         caption=(f"Background rejection of the {len(runs)} fold models of {name}, each on the jets of its own fold "
                  "(never seen in its training): mean and a band of one standard deviation over the folds."
-                 + _weighting(*runs)),
+                 + infinite_note + _weighting(*runs)),
         summary={"folds": len(runs), "auc_mean": float(np.mean(aucs)), "auc_std": float(np.std(aucs, ddof=1)),
                  "rejection": at},
     )
@@ -800,16 +831,23 @@ def _sculpting_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     xlabel = _SPECTATOR_LABELS["mass"] if "mass" in key.lower() else key.removeprefix("spec_")  # a decorrelate variable
     res = plot_mass_sculpting(run.test["data"][key], run.score_test, run.is_sig_test.astype(int), working_points=wps,
                               weights=run.weight_test, xlabel=xlabel)
+    empty = ", ".join(f"eff_S = {w:g}" for w in res.empty)
+    if res.empty:  # every background jet scores below the cut: nothing to compare there (no empty histogram drawn)
+        d.note(f"{run.name}: mass sculpting plot: no background jet of the test split passes the cut at {empty}, "
+               "so the sculpting cannot be shown there (not drawn); use more test jets or a higher working point")
     files = d.finish(res.figure, stem, res.ax)
     files.append(d.hists(res.hists, stem))
+    divergences = ", ".join(f"{w:g}: {v:.3g}" for w, v in res.jsd.items() if w not in res.empty)
+    divergences = f" Jensen-Shannon divergence to the distribution before the cut: {divergences}." if divergences else ""
+    missing = f" No background jet passes the cut at {empty}: not drawn." if res.empty else ""
     return ReportFigure(
         name=stem, section="sculpting", variant=run.name, result=res, files=files,
         title=f"Background mass before and after the cut: {run.name}",
         caption=(f"Background {key} distribution of the test split without a cut and after cuts at signal "
-                 f"efficiencies {', '.join(f'{w:g}' for w in wps)} (unit area). Jensen-Shannon divergence to "
-                 "the distribution before the cut: "
-                 + ", ".join(f"{w:g}: {v:.3g}" for w, v in res.jsd.items()) + "." + _weighting(run)),
-        summary={"variable": key, "jsd": {f"{w:g}": v for w, v in res.jsd.items()}},
+                 f"efficiencies {', '.join(f'{w:g}' for w in wps)} (unit area).{divergences}{missing}"
+                 + _weighting(run)),
+        summary={"variable": key, "jsd": {f"{w:g}": v for w, v in res.jsd.items()},
+                 "no_background_passes": [f"{w:g}" for w in res.empty]},
     )
 
 
@@ -945,7 +983,8 @@ def _feature_maps_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
         name=stem, section="explain", variant=run.name, result=res, files=files,
         title=f"Feature maps of {layers[i]}: {run.name}",
         caption=(f"Activations of the first channels of '{layers[i]}' averaged over the test-split jets of each "
-                 f"class ({int(maps['n_jets'])} jets): which parts of the jet image each learned feature responds to."),
+                 f"class ({int(maps['n_jets'])} jets): which parts of the jet image each learned feature responds to "
+                 "(Δη along x, Δφ along y, as the jet images)."),
         summary={"layer": layers[i], "classes": [run.classes[c] for c in classes if c < len(run.classes)]},
     )
 
@@ -974,7 +1013,7 @@ def _reconstruction_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     # every class but the trained-on background is anomalous, as in metrics.json's AUC and the ROC plots
     anomaly = [c for c in np.unique(labels).tolist() if c != run.signal]
     res = plot_reconstruction_error(errors, labels, anomaly=anomaly, class_names=run.classes,
-                                    log_x=bool(np.all(errors > 0)))
+                                    log_x=bool(np.all(errors > 0)), weights=run.weight_test)
     files = d.finish(res.figure, stem, res.ax)
     files.append(d.hists(res.hists, stem))
     return ReportFigure(
@@ -982,7 +1021,7 @@ def _reconstruction_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
         title=f"Reconstruction error: {run.name}",
         caption=(f"Per-jet reconstruction error per class on the test split (background: "
                  f"{run.classes[run.signal]}); its ROC as anomaly score is in the performance section."
-                 + (" This plot is unweighted." if run.weight_test is not None else "")),
+                 + _weighting(run)),
         summary={"auc": res.auc},
     )
 
@@ -991,6 +1030,9 @@ def _reconstruction_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
 def _latent_figure(d: ReportContext, item: FigureItem) -> ReportFigure:
     run, stem = item.run, item.stem
     latent = _view(d, run, "latent", "latent-space plot")["latent"]
+    if np.ndim(latent) == 2 and np.shape(latent)[1] > 2 and len(latent) < 2:
+        raise SkipFigure(f"{run.name}: no latent-space plot: its PCA projection needs at least 2 test jets, "
+                         f"the test split has {len(latent)}")
     res = plot_latent(latent, np.asarray(run.test["label"], dtype=int), class_names=run.classes)
     files = d.finish(res.figure, stem, res.ax)
     return ReportFigure(
@@ -1058,7 +1100,8 @@ def _explanation_tasks(d: ReportContext, run: ReportRun, out: Path) -> list[tupl
         tasks.append((f"ignored {file.name}", note))
         return True
 
-    for method_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    # a hidden folder (a staged .tmp/.old copy of an explanation) is no explainer's output
+    for method_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if outside(method_dir):
             continue
         method = method_dir.name
@@ -1164,12 +1207,25 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _multiclass_accuracy(run: ReportRun) -> float | str:
+    """The run's overall accuracy: from ``metrics.json``, else from its test predictions (weighted as the metrics)."""
+    if "accuracy" in run.metrics:
+        return run.metrics["accuracy"]
+    correct = np.argmax(np.asarray(run.test["outputs"]), axis=1) == np.asarray(run.test["label"])
+    weights = np.ones(len(correct)) if run.weight_test is None else np.asarray(run.weight_test, dtype=float)
+    total = float(np.sum(weights))
+    return round(float(np.sum(weights * correct)) / total, 6) if total > 0 else ""
+
+
 def _metric_rows(runs: list[ReportRun], baselines: dict) -> list[tuple[str, dict]]:
     rows = []
     for run in runs:
         m = run.metrics
         if "auc" in m:
             rows.append((run.name, m))
+        elif run.task == "multiclass":  # the overall accuracy (the class of highest probability is the true one)
+            rows.append((f"{run.name}: all classes (highest probability)",
+                         {"accuracy": _multiclass_accuracy(run), "n_test": m.get("n_test", len(run.test["label"]))}))
         for cname, cm in (m.get("classes") or {}).items():
             rows.append((f"{run.name}: {cname} vs rest", cm))
         for dname, dm in (m.get("discriminants") or {}).items():
@@ -1325,7 +1381,97 @@ def build_report(
         first = next(iter(runs_in.values()))
         out = (first.parent / "report") if several else (first / "report")
     with claim(Path(out), "report", force=force) as out:
-        return _build_report(runs_in, fold_groups, several, out, data, extra_scores, analysis, hook, progress)
+        written = _retire_earlier_report(out)
+        report = _build_report(runs_in, fold_groups, several, out, data, extra_scores, analysis, hook, progress,
+                               written)
+        _prune_earlier_files(out, written.files, report)
+        return report
+
+
+#: what a report writes last (``index.html``) and the listing of its files (``manifest.json``): removed first on a
+#: re-run, so a folder killed part-way never shows an old page beside new plots
+_COMPLETION_FILES = ("index.html", "manifest.json", "metrics.json")
+#: the files earlier reports of the folder wrote (their manifests' lists, and the figures of a re-run so far), kept
+#: until a complete report has pruned them: a re-run killed before the end still knows them
+_EARLIER_FILES = ".hepnn-report-files.json"
+
+
+class _WrittenFiles:
+    """The files reports wrote into ``out`` (relative paths), kept in ``out/.hepnn-report-files.json``."""
+
+    def __init__(self, out: Path, files: set[str]):
+        self.path = out / _EARLIER_FILES
+        self.files = set(files)
+        if self.files:
+            write_json(self.path, sorted(self.files))
+
+    def add(self, figures: Iterable[ReportFigure]) -> None:
+        """Record the files of ``figures`` (as they are drawn: a report killed later still knows them)."""
+        new = {f for fig in figures for f in fig.files} - self.files
+        if new:
+            self.files |= new
+            write_json(self.path, sorted(self.files))
+
+
+def _manifest_files(path: Path) -> set[str]:
+    """The files (relative paths) the report manifest ``path`` lists; empty when missing or unreadable."""
+    try:
+        manifest = read_json(path)
+    except (OSError, ValueError):
+        return set()
+    figures = manifest.get("figures") if isinstance(manifest, dict) else None
+    files = set()
+    for figure in figures if isinstance(figures, list) else []:
+        listed = figure.get("files") if isinstance(figure, dict) else None
+        files.update(f for f in (listed if isinstance(listed, list) else []) if isinstance(f, str))
+    return files
+
+
+def _earlier_listing(out: Path) -> set[str]:
+    """The files earlier reports in ``out`` wrote: its manifest's list, and that of a re-run killed before the end."""
+    files = _manifest_files(out / "manifest.json")
+    try:
+        kept = read_json(out / _EARLIER_FILES)
+    except (OSError, ValueError):
+        kept = []
+    files.update(f for f in (kept if isinstance(kept, list) else []) if isinstance(f, str))
+    return files
+
+
+def _retire_earlier_report(out: Path) -> _WrittenFiles:
+    """Before drawing: remember the files of an earlier report in ``out``, then remove its page and manifest.
+
+    Until the new ``index.html`` is written the folder has none, so a report killed part-way is
+    seen as incomplete instead of showing the old page beside new plots.
+    """
+    written = _WrittenFiles(out, _earlier_listing(out))
+    for name in _COMPLETION_FILES:
+        (out / name).unlink(missing_ok=True)
+    return written
+
+
+def _prune_earlier_files(out: Path, earlier: set[str], report: Report) -> None:
+    """After the new page: remove the files earlier reports wrote that this one does not list.
+
+    Only files an earlier report's manifest listed are removed (never the user's own files),
+    and only inside ``out``; folders left empty by the removal go too.
+    """
+    listed = {f for fig in report.figures for f in fig.files}
+    root = Path(os.path.realpath(out))
+    for rel in sorted(earlier - listed):
+        file = out / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not _inside(out, file.parent):
+            continue
+        if file.is_file() or file.is_symlink():
+            file.unlink()
+        parent = Path(os.path.realpath(file.parent))
+        while parent != root and root in parent.parents:
+            try:
+                parent.rmdir()  # only when empty
+            except OSError:
+                break
+            parent = parent.parent
+    (out / _EARLIER_FILES).unlink(missing_ok=True)
 
 
 def _note_signal_definitions(d: ReportContext, runs: list[ReportRun]) -> None:
@@ -1347,7 +1493,7 @@ def _note_signal_definitions(d: ReportContext, runs: list[ReportRun]) -> None:
 
 
 def _build_report(runs_in: dict[str, Path], fold_groups, several: bool, out: Path, data, extra_scores, analysis,
-                  hook, progress: bool) -> Report:
+                  hook, progress: bool, written: _WrittenFiles) -> Report:
     """:func:`build_report` into the claimed folder ``out``."""
     cache: dict = {}
     fold_data_of = _fold_datasets(fold_groups, data, analysis, cache) if fold_groups else {}
@@ -1379,7 +1525,9 @@ def _build_report(runs_in: dict[str, Path], fold_groups, several: bool, out: Pat
     writer = FigureWriter(start_after=0 if len(items) > 16 else 16)
     with use_style(plots_cfg.style), writer as d.writer:
         for item in _progress(items, len(items), "report: plots", progress):
-            figures.extend(_draw(d, item))
+            drawn = _draw(d, item)
+            figures.extend(drawn)
+            written.add(drawn)
     notes = d.notes
 
     if several:
@@ -1389,7 +1537,9 @@ def _build_report(runs_in: dict[str, Path], fold_groups, several: bool, out: Pat
     write_json(out / "metrics.json", metrics)
     if hook is not None:
         results = {r.name: {"run_dir": r.path, "metrics": r.metrics, "test": r.test, "train": r.train} for r in runs}
-        figures.extend(_hook_figures(_call_plots_hook(hook, out, results), out))
+        hooked = _hook_figures(_call_plots_hook(hook, out, results), out)
+        figures.extend(hooked)
+        written.add(hooked)
 
     report = Report(path=out, figures=figures, metrics=metrics, notes=notes)
     manifest = {
@@ -1446,6 +1596,9 @@ def make_report(
     force : bool
         Write into an existing ``out`` that holds files hepnn did not write. ``out`` is
         claimed for hepnn and locked while the report is written (see :mod:`hepnn.outdir`).
+        An earlier report in ``out`` is replaced: its ``index.html``/``manifest.json`` are
+        removed first and written again last, and the files it listed that the new report
+        does not draw are removed at the end (see the module docstring).
 
     Returns
     -------
