@@ -367,3 +367,18 @@ def test_keras_csvlogger_history_is_drawn_from_epoch_one_like_hepnns(tmp_path):
     hepnn_history = tmp_path / "history.csv"  # hepnn's own history.csv counts from 1: unchanged
     hepnn_history.write_text("epoch,loss,val_loss\n1,0.7,0.8\n2,0.5,0.6\n")
     assert read_history(hepnn_history)["epoch"].tolist() == [1, 2]
+
+
+def test_a_null_metric_is_a_dash_and_only_a_null_rejection_is_infinite():
+    """metrics.json writes NaN and infinite values as null; the table showed every null as infinity,
+    so an AUC that could not be computed (one class in the test split) read as an infinite AUC."""
+    from types import SimpleNamespace
+
+    from hepnn.plotting.report import _metrics_table
+
+    run = SimpleNamespace(name="dense", task="binary", metrics={
+        "auc": None, "accuracy": 0.5, "rejection": {"0.5": None, "0.8": 12.5}, "n_test": 40})
+    table = _metrics_table([run], {})
+    row = next(line for line in table.splitlines() if line.startswith("<tr><td>dense"))
+    cells = [c.split("</td>")[0] for c in row.split("<td>")[1:]]
+    assert cells == ["dense", "&ndash;", "0.5", "&infin;", "12.5", "40"]

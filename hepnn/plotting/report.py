@@ -1199,9 +1199,10 @@ def _baseline_metrics(extra: dict, wps: tuple) -> dict:
     return {name: binary_metrics(s, y, wps, w) for name, (s, y, w) in extra.items()}
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, none: str = "&ndash;") -> str:
+    """A table cell: ``none`` for a missing (``null``) value, which is infinite only for a rejection."""
     if value is None:
-        return "&infin;"
+        return none
     if isinstance(value, float):
         return f"{value:.4g}"
     return html.escape(str(value))
@@ -1259,7 +1260,7 @@ def _metrics_table(runs: list[ReportRun], baselines: dict) -> str:
     body = []
     for name, m in rows:
         rej = m.get("rejection") or {}
-        cells = "".join(f"<td>{_fmt(rej.get(wp, '')) if wp in rej else ''}</td>" for wp in wps)
+        cells = "".join(f"<td>{_fmt(rej.get(wp, ''), '&infin;') if wp in rej else ''}</td>" for wp in wps)
         body.append(_ROW.substitute(name=esc(name), auc=_fmt(m.get("auc", "")), accuracy=_fmt(m.get("accuracy", "")),
                                     cells=cells, n_test=_fmt(m.get("n_test", ""))))
     head = "".join(_WP_HEAD.substitute(wp=esc(wp)) for wp in wps)
