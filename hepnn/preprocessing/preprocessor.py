@@ -87,9 +87,11 @@ class Preprocessor:
     Attributes
     ----------
     mean_, scale_ : dict of lists
-        Per input, one value per variable (after abs/log/clip); only the variables with
-        standardisation switched on are shifted and scaled. Images: one value per pixel
-        and channel, in ``reshape(n_jets, -1)`` order.
+        Per input, one value per variable (after abs/log/clip): the unweighted mean and
+        standard deviation (``ddof=0``) over the jets, or the real elements of a sequence;
+        only the variables with standardisation switched on are shifted and scaled. A
+        constant variable (or image pixel) gets scale 1: it is only shifted, to 0. Images:
+        one value per pixel and channel, in ``reshape(n_jets, -1)`` order.
     n_samples_ : dict of int
         Values (jets or real sequence elements) seen by the fit, per input.
     """

@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .._fileio import atomic_path
+from ..runs.spec import class_index
 from .evaluate import compute_metrics
 from .rundir import write_json
 from .splits import subset
@@ -63,7 +64,7 @@ def summary_features(data: Mapping[str, np.ndarray], names: Sequence[str]) -> tu
 
 def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | Path, seed: int = 1,
               working_points: Sequence[float] = (0.3, 0.5, 0.6, 0.7, 0.77, 0.85), classes: Sequence[str] | None = None,
-              weighted: bool = False, **params) -> dict:
+              weighted: bool = False, signal: str | None = None, **params) -> dict:
     """Train the BDT on the train split, score the test split, write ``OUT/metrics.json`` and scores.
 
     Jets with a negative (NLO) weight count as 0 in the BDT's training, as TMVA's
@@ -74,6 +75,11 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
 
     ``weighted`` (``evaluation.weighted``): the test metrics, and the scores the report draws
     (``baselines.npz``), carry the test jets' weights, as the networks' do.
+
+    ``signal`` (``evaluation.signal``, a class name; default: the class with label 1): the signal
+    class of a binary BDT's metrics, as for the networks. ``baselines.npz`` holds the probability of
+    that class and labels 1 for its jets, 0 for the others (what the report's baselines expect);
+    ``scores.npz`` holds the probability of label 1 and the labels as they are.
 
     Returns the metrics (same layout as a network's ``metrics.json``).
     """
@@ -99,7 +105,8 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
     test_weights = None
     if weighted:
         test_weights = np.asarray(test["weight"] if "weight" in test else np.ones(len(test["label"])), dtype=np.float64)
-    metrics = compute_metrics(outputs, test["label"], task, classes, working_points, weights=test_weights)
+    metrics = compute_metrics(outputs, test["label"], task, classes, working_points, weights=test_weights,
+                              signal=signal)
     if weighted:
         metrics["weighted"] = True
     metrics["model"] = "HistGradientBoostingClassifier"
@@ -111,9 +118,17 @@ def train_bdt(data: Mapping[str, np.ndarray], names: Sequence[str], out: str | P
         np.savez(tmp, outputs=np.asarray(outputs, np.float32), label=np.asarray(test["label"], np.int32))
     write_json(out / "options.json", options)
     if task == "binary":  # the report draws binary baselines beside the networks
-        with atomic_path(out.parent / "baselines.npz", suffix=".npz") as tmp:
-            extra = {} if test_weights is None else {"weights_BDT": test_weights}
-            np.savez(tmp, scores_BDT=np.asarray(outputs, np.float32), labels_BDT=np.asarray(test["label"], np.int32),
-                     **extra)
+        _write_baselines(out.parent / "baselines.npz", probs, test["label"], classes, signal, test_weights)
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _write_baselines(path: Path, probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], signal: str | None,
+                     weights: np.ndarray | None) -> None:
+    """``baselines.npz`` of a binary BDT: the probability of the signal class and labels 1 for signal
+    jets, 0 for background (the report's baselines), with the signal of ``evaluation.signal``."""
+    sig = class_index(classes, signal, "evaluation.signal", 1)
+    with atomic_path(path, suffix=".npz") as tmp:
+        extra = {} if weights is None else {"weights_BDT": weights}
+        np.savez(tmp, scores_BDT=np.asarray(probs[:, sig], np.float32),
+                 labels_BDT=(np.asarray(labels) == sig).astype(np.int32), **extra)

@@ -212,7 +212,7 @@ class StepCheckpoint(keras.callbacks.Callback):
 
     def on_step(self, steps_done: int, loss_sums: list | None = None) -> None:
         """Called after each step by loops without a begin hook (1-based count since the epoch (re)started;
-        ``loss_sums``: the loop's ``[loss sum, steps]`` of the epoch, saved as ``loop_loss``)."""
+        ``loss_sums``: the loop's ``[weighted loss sum, loss terms]`` of the epoch, saved as ``loop_loss``)."""
         step = self.offset + steps_done
         if self.every and step % self.every == 0 and step != self.steps_per_epoch:
             self._save(step, loss_sums)
@@ -223,7 +223,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         partial = dict(self.run.state, epoch=self.epoch, step=step)
         partial["metric_states"] = [np.asarray(v.numpy()).tolist() for v in metric_variables(self.model)]
         if loss_sums is not None:  # the custom loop's running loss (it keeps no Keras metrics)
-            partial["loop_loss"] = [float(loss_sums[0]), int(loss_sums[1])]
+            partial["loop_loss"] = [float(loss_sums[0]), int(loss_sums[1])]  # the epoch's loss: their ratio
         self.save(partial)
 
 

@@ -2,7 +2,10 @@
 
 A tagger that learns the jet mass sculpts the background mass spectrum (a cut on
 its score turns a falling QCD spectrum into a peak), which ruins a bump hunt. Two
-remedies, both applied to background jets (label 0) by default:
+remedies, both applied to the background jets by default (``background_only``): the
+class ``evaluation.background`` names, else the class that is not ``evaluation.signal``
+(label 0 unless ``evaluation.signal`` names class 0), the background of the run's
+metrics, sculpting numbers and reweighting:
 
 - **DisCo** (arXiv:2001.05310): the loss gains ``strength * dCorr^2(score, mass)``,
   the squared distance correlation of score and mass over the background jets of
@@ -36,9 +39,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..exceptions import ConfigError
+from ..io.labels import class_names
+from ..runs.spec import class_index
 from .splits import subset
 
 __all__ = [
+    "background_label",
     "distance_correlation",
     "distance_correlation_numpy",
     "attach",
@@ -190,7 +196,9 @@ def check(config: Any, task: str, streaming: bool) -> None:
 def attach(feed: Any, config: Any, data: Mapping[str, Any]) -> None:
     """Add the variable, label and weight of each training and validation jet to the feed's inputs.
 
-    The feed's ``input_shapes`` (what the classifier is built for) stay unchanged.
+    The feed's ``input_shapes`` (what the classifier is built for) stay unchanged; it gets
+    ``decorrelate_label_`` (the background label, :func:`background_label`) and
+    ``decorrelate_background_`` (the variable's values of the training background jets).
     """
     decor = config.training.decorrelate
     _layers()  # registered before a checkpoint of the wrapper is loaded
@@ -210,11 +218,35 @@ def attach(feed: Any, config: Any, data: Mapping[str, Any]) -> None:
         x[INPUT_VARIABLE] = values.reshape(-1, 1)
         x[INPUT_LABEL] = np.asarray(y, dtype=np.float32).reshape(-1, 1)
         x[INPUT_WEIGHT] = np.asarray(w, dtype=np.float32).reshape(-1, 1)
-    bkg = feed.y_train == 0
+    background = background_label(config, data)
+    bkg = feed.y_train == background
     if not np.any(bkg):
-        msg = "training.decorrelate: the training split has no background jets (label 0) to decorrelate on"
+        msg = (f"training.decorrelate: the training split has no background jets (label {background}) to "
+               "decorrelate on")
         raise ConfigError(msg)
+    feed.decorrelate_label_ = background
     feed.decorrelate_background_ = feed.x_train[INPUT_VARIABLE][bkg, 0]
+
+
+def background_label(config: Any, data: Mapping[str, Any]) -> int:
+    """The label of the background jets the penalty acts on: ``evaluation.background``, else the class
+    that is not ``evaluation.signal`` (default signal: label 1), as for the metrics and reweighting.
+
+    Class names as the run spec takes them: the data's (``JetData.class_names``), else those of
+    the data config.
+
+    Examples
+    --------
+    >>> from hepnn.config import load_config
+    >>> config = load_config({"evaluation": {"signal": "background"}})
+    >>> background_label(config, {"label": np.array([0, 1])}), background_label(load_config({}), {})
+    (1, 0)
+    """
+    classes = getattr(data, "class_names", None) or None
+    if not classes:
+        classes = class_names(config.data, labels=np.asarray(data["label"]) if "label" in data else None)
+    signal = class_index(classes, config.evaluation.signal, "evaluation.signal", 1)
+    return class_index(classes, config.evaluation.background, "evaluation.background", 1 if signal == 0 else 0)
 
 
 def is_wrapped(model: Any) -> bool:
@@ -249,13 +281,15 @@ def prepare(model: Any, config: Any, feed: Any, compile_fn) -> Any:
 
     layers = _layers()
     decor = config.training.decorrelate
+    label_of_background = int(getattr(feed, "decorrelate_label_", 0))
     inputs = _input_dict(model)
     score = model(inputs)
     variable = keras.Input(shape=(1,), name=INPUT_VARIABLE)
     label = keras.Input(shape=(1,), name=INPUT_LABEL)
     weight = keras.Input(shape=(1,), name=INPUT_WEIGHT)
     if decor.method == "disco":
-        out = layers["DiscoPenalty"](decor.strength, decor.background_only, name="disco")([score, variable, label, weight])
+        out = layers["DiscoPenalty"](decor.strength, decor.background_only, background=label_of_background,
+                                     name="disco")([score, variable, label, weight])
     else:
         background = feed.decorrelate_background_
         edges = np.quantile(background, np.linspace(0, 1, decor.bins + 1)[1:-1])
@@ -264,7 +298,8 @@ def prepare(model: Any, config: Any, feed: Any, compile_fn) -> Any:
         for i in range(decor.adversary_layers):
             h = keras.layers.Dense(decor.adversary_units, activation="relu", name=f"adversary_dense_{i}")(h)
         probs = keras.layers.Dense(decor.bins, activation="softmax", name="adversary_output")(h)
-        out = layers["AdversaryLoss"](edges.tolist(), decor.background_only, start, name="adversary")(
+        out = layers["AdversaryLoss"](edges.tolist(), decor.background_only, start,
+                                      background=label_of_background, name="adversary")(
             [score, probs, variable, label, weight]
         )
     wrapper = keras.Model({**inputs, INPUT_VARIABLE: variable, INPUT_LABEL: label, INPUT_WEIGHT: weight}, out,

@@ -14,8 +14,9 @@ from .decorrelate import distance_correlation
 __all__ = ["DiscoPenalty", "GradientReversal", "AdversaryLoss"]
 
 
-def penalty_weights(label, weight, background_only):
-    """Per-jet weights of the penalty: the jet weights, zero for signal jets when ``background_only``.
+def penalty_weights(label, weight, background_only, background: int = 0):
+    """Per-jet weights of the penalty: the jet weights, zero for the jets whose label is not
+    ``background`` when ``background_only``.
 
     Negative weights (NLO event weights) count as zero here: a distance correlation or an
     adversary's cross-entropy over signed weights is not defined (a batch whose weights sum
@@ -23,7 +24,7 @@ def penalty_weights(label, weight, background_only):
     """
     w = ops.maximum(ops.reshape(ops.cast(weight, "float32"), (-1,)), 0.0)
     if background_only:
-        w = w * ops.cast(ops.equal(ops.reshape(label, (-1,)), 0), "float32")
+        w = w * ops.cast(ops.equal(ops.reshape(ops.cast(label, "float32"), (-1,)), float(background)), "float32")
     return w
 
 
@@ -31,16 +32,18 @@ def penalty_weights(label, weight, background_only):
 class DiscoPenalty(keras.layers.Layer):
     """Pass the score through and add ``strength * dCorr^2(score, variable)`` to the loss.
 
-    Inputs ``[score (n, 1), variable (n, 1), label (n, 1), weight (n, 1)]``.
+    Inputs ``[score (n, 1), variable (n, 1), label (n, 1), weight (n, 1)]``; with
+    ``background_only``, only the jets labelled ``background`` count.
     """
 
-    def __init__(self, strength: float = 1.0, background_only: bool = True, **kwargs):
+    def __init__(self, strength: float = 1.0, background_only: bool = True, background: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.strength, self.background_only = float(strength), bool(background_only)
+        self.background = int(background)
 
     def call(self, inputs):
         score, variable, label, weight = inputs
-        w = penalty_weights(label, weight, self.background_only)
+        w = penalty_weights(label, weight, self.background_only, self.background)
         self.add_loss(self.strength * distance_correlation(score[:, 0], variable, w))
         return score
 
@@ -48,7 +51,8 @@ class DiscoPenalty(keras.layers.Layer):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "strength": self.strength, "background_only": self.background_only}
+        return {**super().get_config(), "strength": self.strength, "background_only": self.background_only,
+                "background": self.background}
 
 
 @keras.saving.register_keras_serializable(package="hepnn")
@@ -88,10 +92,10 @@ class AdversaryLoss(keras.layers.Layer):
     objective ``L_clf - factor * L_adv`` that early stopping should watch.
     """
 
-    def __init__(self, edges=(), background_only: bool = True, factor: float = 1.0, **kwargs):
+    def __init__(self, edges=(), background_only: bool = True, factor: float = 1.0, background: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.edges = [float(e) for e in edges]
-        self.background_only = bool(background_only)
+        self.background_only, self.background = bool(background_only), int(background)
         self.initial_factor = float(factor)
 
     def build(self, input_shape):
@@ -101,7 +105,7 @@ class AdversaryLoss(keras.layers.Layer):
 
     def call(self, inputs):
         score, probs, variable, label, weight = inputs
-        w = penalty_weights(label, weight, self.background_only)
+        w = penalty_weights(label, weight, self.background_only, self.background)
         v = ops.reshape(ops.cast(variable, "float32"), (-1,))
         edges = ops.convert_to_tensor(np.asarray(self.edges, dtype="float32"))
         index = ops.sum(ops.cast(v[:, None] >= edges[None, :], "int32"), axis=1)
@@ -116,4 +120,4 @@ class AdversaryLoss(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "edges": list(self.edges), "background_only": self.background_only,
-                "factor": self.initial_factor}
+                "factor": self.initial_factor, "background": self.background}

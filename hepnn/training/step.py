@@ -13,6 +13,7 @@ from typing import Iterable
 from ..config import to_dict, variant
 from ..exceptions import UnknownNameError
 from ..io import load
+from ..io.labels import class_names
 from .baseline import BDT_DIR, train_bdt
 from .evaluate import evaluate_run
 
@@ -77,8 +78,8 @@ def _train_baseline(analysis, out_dir: Path, cache: dict, log) -> None:
                 params["max_depth"] = baseline.max_depth
             metrics = train_bdt(data, names, bdt_dir, seed=config.training.seed,
                                 working_points=config.evaluation.working_points,
-                                classes=getattr(data, "class_names", None), weighted=config.evaluation.weighted,
-                                **params)
+                                classes=getattr(data, "class_names", None) or class_names(config.data, data["label"]),
+                                weighted=config.evaluation.weighted, signal=config.evaluation.signal, **params)
             log(f"[{analysis.name}] BDT baseline on {', '.join(names)}: {_summary(metrics)}")
 
 
