@@ -384,3 +384,41 @@ def test_multi_worker_loop_counts_the_jets_of_a_short_last_batch():
     logs, timer = loop.run_epoch(tf.data.Dataset.from_tensor_slices((x, y, w)).batch(32))
     assert timer.n_samples == 70
     assert logs["loss"] == pytest.approx(bce(model.predict(x, verbose=0), y, w), rel=1e-5)
+
+
+def test_balanced_classes_keep_their_balance_under_a_signal_reweight_with_signal_only_bins(caplog):
+    """training.reweight towards the signal spectrum with signal jets in pT bins that hold no
+    background: the target weight there was normalised in, then dropped, so the background total
+    shrank (520 against 1000 on this toy) and the balanced classes were no longer balanced."""
+    from types import SimpleNamespace
+
+    from hepnn.training.trainer import sample_weights
+
+    rng = np.random.default_rng(1)
+    pt_bkg = rng.uniform(0, 100, 600)
+    pt_sig = np.concatenate([rng.uniform(0, 100, 200), rng.uniform(150, 200, 200)])  # half beyond every background jet
+    data = {"label": np.r_[np.zeros(600, int), np.ones(400, int)], "spec_jet_pt": np.r_[pt_bkg, pt_sig]}
+    training = SimpleNamespace(class_weight="balanced",
+                               reweight=SimpleNamespace(variable="jet_pt", bins=4, target="signal"))
+    config = SimpleNamespace(training=training, evaluation=SimpleNamespace(signal=None, background=None),
+                             data=SimpleNamespace(weight=None))
+    with caplog.at_level("WARNING", logger="hepnn.training"):
+        w = sample_weights(config, data, ["qcd", "top"]).astype(np.float64)
+    labels = data["label"]
+    np.testing.assert_allclose(w[labels == 0].sum(), w[labels == 1].sum(), rtol=1e-5)
+    np.testing.assert_allclose(w.sum(), 1000, rtol=1e-5)
+    assert any("without 'qcd' jets" in r.getMessage() and "50.0%" in r.getMessage() for r in caplog.records)
+
+
+def test_balanced_class_weights_share_the_total_among_the_classes_present():
+    """class_weight: balanced divided the total by the number of class names, so a class without
+    jets (an autoencoder's untrained class, a class absent from a small split) shrank every weight."""
+    from types import SimpleNamespace
+
+    from hepnn.training.trainer import sample_weights
+
+    data = {"label": np.r_[np.zeros(30, int), np.ones(10, int)]}
+    config = SimpleNamespace(training=SimpleNamespace(class_weight="balanced", reweight=None),
+                             evaluation=SimpleNamespace(signal=None, background=None), data=SimpleNamespace(weight=None))
+    w = sample_weights(config, data, ["qcd", "top", "w"])
+    assert w[:30].sum() == pytest.approx(20) and w[30:].sum() == pytest.approx(20)

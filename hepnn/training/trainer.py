@@ -108,7 +108,10 @@ def sample_weights(config: Config, data: Mapping[str, np.ndarray], classes: list
     cw = config.training.class_weight
     if cw == "balanced":
         totals = np.array([weights[labels == i].sum() for i in range(len(classes))])
-        scale = np.where(totals > 0, weights.sum() / (len(classes) * np.maximum(totals, 1e-12)), 0.0)
+        # each class present gets an equal share of the total (a class without jets, e.g. one an
+        # autoencoder does not train on, takes no share: the weights keep their sum)
+        n_present = max(int(np.count_nonzero(totals > 0)), 1)
+        scale = np.where(totals > 0, weights.sum() / (n_present * np.maximum(totals, 1e-12)), 0.0)
         weights *= scale[labels]
     elif isinstance(cw, dict):
         for name, value in cw.items():
@@ -179,7 +182,9 @@ def reweight_factors(values, labels, weights, bins: int, target: str = "signal",
     """Factors that make the spectrum of ``values`` of the ``background`` class (label 0) match
     that of the ``signal`` class (default: the largest label), or a flat one.
 
-    Other jets keep factor 1. Returns ones where a bin has no background. Signed (NLO) weights
+    Other jets keep factor 1. Returns ones where a bin has no background; the target jets in such
+    bins cannot be matched and are left out of the target spectrum (a warning gives their share),
+    so the background keeps its total weight (and a ``balanced`` class weight its balance). Signed (NLO) weights
     are summed as they are; a bin whose background (or signal) jets carry weight that sums to
     <= 0 has no spectrum to match and no factor: ValueError naming the bin (wider bins help).
 
@@ -198,6 +203,12 @@ def reweight_factors(values, labels, weights, bins: int, target: str = "signal",
     else:
         signal = np.max(labels) if signal is None else signal
         h_target = _spectrum(idx, weights, labels == signal, edges, name, _class_name(class_names, signal))
+        unmatched = float(h_target[h_bkg <= 0].sum()) / max(float(h_target.sum()), 1e-300)
+        if unmatched > 0:
+            logger.warning("training.reweight: %.1f%% of the weight of the %s jets lies in %s bins without %s jets; "
+                           "it is left out of the target spectrum (fewer, wider bins keep it)", 100 * unmatched,
+                           _class_name(class_names, signal), name, _class_name(class_names, background))
+        h_target = np.where(h_bkg > 0, h_target, 0.0)
     h_bkg_n = h_bkg / max(h_bkg.sum(), 1e-12)
     h_target_n = h_target / max(h_target.sum(), 1e-12)
     ratio = np.where(h_bkg_n > 0, h_target_n / np.maximum(h_bkg_n, 1e-300), 1.0)
