@@ -422,3 +422,20 @@ def test_balanced_class_weights_share_the_total_among_the_classes_present():
                              evaluation=SimpleNamespace(signal=None, background=None), data=SimpleNamespace(weight=None))
     w = sample_weights(config, data, ["qcd", "top", "w"])
     assert w[:30].sum() == pytest.approx(20) and w[30:].sum() == pytest.approx(20)
+
+
+def test_k_fold_summary_counts_infinite_rejections_instead_of_dropping_them():
+    """A fold with no background jet passing the cut has rejection null in metrics.json; the k-fold
+    summary dropped that working point from metrics.json's "folds" without a word."""
+    from hepnn.training.evaluate import compute_metrics
+    from hepnn.training.kfold import summarise
+
+    y = np.r_[np.zeros(50), np.ones(50)].astype(int)
+    perfect = compute_metrics(y.astype(float), y, "binary", ["b", "s"], (0.5,))
+    assert perfect["rejection"]["0.5"] is None  # infinite
+    scores = np.random.default_rng(0).uniform(size=100)
+    other = compute_metrics(scores, y, "binary", ["b", "s"], (0.5,))
+    summary = summarise([perfect, other])
+    assert summary["rejection"]["0.5"] == {"mean": None, "std": None, "n_infinite": 1,
+                                           "mean_of_finite_folds": round(other["rejection"]["0.5"], 6)}
+    assert summary["auc"]["mean"] == pytest.approx((1.0 + other["auc"]) / 2, abs=1e-6)

@@ -596,7 +596,7 @@ class DecorrelateConfig:
     method: Literal["disco", "adversary"] = field(metadata=_doc("disco (distance-correlation penalty) or adversary"))
     variable: str = field(metadata=_doc("jet variable to decorrelate from: one of data.spectators (e.g. jet_mass)"))
     strength: float = field(default=1.0, metadata=_doc("lambda: weight of the penalty (disco) or of the adversary loss", non_negative))
-    background_only: bool = field(default=True, metadata=_doc("decorrelate on background jets (label 0) only, as DisCo does"))
+    background_only: bool = field(default=True, metadata=_doc("decorrelate on background jets only (evaluation.background, else the class that is not evaluation.signal), as DisCo does"))
     adversary_units: int = field(default=32, metadata=_doc("adversary: units per hidden layer", positive))
     adversary_layers: int = field(default=2, metadata=_doc("adversary: hidden layers", positive))
     bins: int = field(default=10, metadata=_doc("adversary: the variable is predicted as one of this many quantile bins", positive))

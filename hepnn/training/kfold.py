@@ -197,19 +197,41 @@ def _check_finished_folds(run: RunDirectory, single, n_folds: int) -> None:
 
 
 def summarise(per_fold: list[dict]) -> dict:
-    """Mean and standard deviation of every number the fold metrics share."""
+    """Mean and standard deviation of every number the fold metrics share.
 
-    def walk(items: list):
+    A value that is ``None`` in some folds (``metrics.json``'s null: an infinite rejection where
+    no background jet of the fold passes the cut, an undefined metric) makes the mean and the
+    standard deviation ``None`` too, never a mean over the other folds alone; the summary then
+    says how many folds (``n_infinite`` under ``rejection``, else ``n_undefined``) and gives
+    ``mean_of_finite_folds``.
+
+    Examples
+    --------
+    >>> summarise([{"rejection": {"0.5": 10.0}}, {"rejection": {"0.5": None}}])
+    {'rejection': {'0.5': {'mean': None, 'std': None, 'n_infinite': 1, 'mean_of_finite_folds': 10.0}}}
+    """
+
+    def number(i) -> bool:
+        return isinstance(i, (int, float)) and not isinstance(i, bool)
+
+    def walk(items: list, path: tuple):
         first = items[0]
         if isinstance(first, dict):
             keys = [k for k in first if all(isinstance(i, dict) and k in i for i in items)]
-            return {k: walk([i[k] for i in items]) for k in keys if walk([i[k] for i in items]) is not None}
-        if all(isinstance(i, (int, float)) and not isinstance(i, bool) and i is not None for i in items):
-            values = np.asarray(items, dtype=float)
-            return {"mean": round(float(values.mean()), 6), "std": round(float(values.std(ddof=1)) if len(values) > 1 else 0.0, 6)}
-        return None
+            out = {k: walk([i[k] for i in items], (*path, k)) for k in keys}
+            return {k: v for k, v in out.items() if v is not None}
+        if not all(number(i) or i is None for i in items):
+            return None
+        values = np.asarray([np.nan if i is None else i for i in items], dtype=float)
+        finite = values[np.isfinite(values)]
+        if len(finite) == len(values):
+            return {"mean": round(float(values.mean()), 6),
+                    "std": round(float(values.std(ddof=1)) if len(values) > 1 else 0.0, 6)}
+        count = "n_infinite" if "rejection" in path else "n_undefined"
+        return {"mean": None, "std": None, count: int(len(values) - len(finite)),
+                "mean_of_finite_folds": round(float(finite.mean()), 6) if len(finite) else None}
 
-    return walk(per_fold) or {}
+    return walk(per_fold, ()) or {}
 
 
 class KFoldTagger(Tagger):
