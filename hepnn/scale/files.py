@@ -126,7 +126,8 @@ def predict_file(tagger: Any, paths: str | os.PathLike | Sequence[str | os.PathL
     -------
     numpy.ndarray or awkward.Array, or a list of them
         For one path, what :meth:`hepnn.Tagger.predict` returns for the whole file; for a
-        list of paths, a list with one result per file.
+        list of paths, a list with one result per path as listed (a file listed twice is scored
+        twice), as :func:`predict_dask` concatenates them.
     """
     single = isinstance(paths, (str, os.PathLike))
     results = []
@@ -211,7 +212,9 @@ def predict_dask(tagger: Any, files: str | os.PathLike | Sequence[str | os.PathL
     partition per chunk) and each partition is scored by a function that loads the run's
     tagger once per Dask worker process. ``.compute()`` gives what
     :meth:`hepnn.Tagger.predict_file` gives for the files concatenated in order (per-jet
-    multiclass: records with one field per class). A k-fold tagger keyed by file position
+    multiclass: records with one field per class): one row per entry of every file in the
+    list as given, so a file listed twice is scored twice and every row lines up with the
+    concatenated input (``predict_file`` returns one result per listed file, also twice). A k-fold tagger keyed by file position
     (``keyed_by_position``) scores each partition knowing its file and first entry
     (:meth:`hepnn.Tagger.predict_chunk`), so every jet gets its own fold's model. To write one friend file per input
     instead, use :func:`hepnn.scale.predict_files` or ``hepnn predict``.
@@ -233,8 +236,10 @@ def predict_dask(tagger: Any, files: str | os.PathLike | Sequence[str | os.PathL
     if not paths:
         msg = "predict_dask: no input files given"
         raise ValueError(msg)
-    sources = {p: tree_name(tagger, p, tree) for p in paths}
-    events = uproot.dask(sources, filter_name=list(tagger.required_branches), step_size=step_size)
+    trees = {p: tree_name(tagger, p, tree) for p in dict.fromkeys(paths)}
+    sources = [(p, trees[p]) for p in paths]  # a file given twice is read (and scored) twice, as predict_file does
+    events = uproot.dask([{p: t} for p, t in sources], filter_name=list(tagger.required_branches),
+                         step_size=step_size)
     run_dir = os.path.abspath(tagger.path)
     scorer = _PartitionScorer(run_dir, run_fingerprint(run_dir), tagger.layout, list(tagger.classes),
                               tagger.task == "multiclass", batch_size, _loader(tagger))
@@ -247,8 +252,9 @@ def predict_dask(tagger: Any, files: str | os.PathLike | Sequence[str | os.PathL
     return dak.map_partitions(scorer, events, positions, meta=scorer.meta(), label="hepnn-scores")
 
 
-def _partition_starts(sources: dict[str, str], divisions: tuple | None) -> list[tuple[str, int]] | None:
-    """``(file, first entry in that file)`` of each partition ``uproot.dask(sources)`` made.
+def _partition_starts(sources: list[tuple[str, str]], divisions: tuple | None) -> list[tuple[str, int]] | None:
+    """``(file, first entry in that file)`` of each partition ``uproot.dask`` made of ``sources``
+    (``(path, tree)`` in order, a file given twice listed twice).
 
     ``divisions`` count entries over all files in order (a partition never spans two
     files); None when they are unknown.
@@ -257,12 +263,14 @@ def _partition_starts(sources: dict[str, str], divisions: tuple | None) -> list[
 
     if not divisions or any(d is None for d in divisions):
         return None
-    firsts, total = [], 0
-    for path, tree in sources.items():
+    firsts, total, entries = [], 0, {}
+    for source in sources:
         firsts.append(total)
-        with uproot.open(path) as handle:
-            total += int(handle[tree].num_entries)
-    paths = list(sources)
+        if source not in entries:
+            with uproot.open(source[0]) as handle:
+                entries[source] = int(handle[source[1]].num_entries)
+        total += entries[source]
+    paths = [path for path, _ in sources]
     out = []
     for start in divisions[:-1]:
         k = bisect.bisect_right(firsts, int(start)) - 1  # files without entries have no partition

@@ -32,9 +32,10 @@ from .._optional import require
 from .._version import __version__
 from ..exceptions import HepnnError, InputDataError
 from ..io import iterate
+from ..models.autoencoder import anomaly_score
 from ..preprocessing import Preprocessor
 
-__all__ = ["embed_preprocessing", "deploy_metadata", "add_metadata", "finish_export"]
+__all__ = ["embed_preprocessing", "deploy_metadata", "add_metadata", "add_anomaly_score", "finish_export"]
 
 
 def _const(name: str, value: np.ndarray):
@@ -186,28 +187,100 @@ def _raw_batch(config: Any, names: list[str], n: int = 256) -> dict[str, np.ndar
     return {k: np.asarray(chunk[k]) for k in keys}
 
 
+#: the second output of an autoencoder's export: what :meth:`hepnn.Tagger.predict` returns for it
+ANOMALY_OUTPUT = "anomaly_score"
+
+
+def _reduce(op: str, inputs: list[str], axes: list[int], opset: int, c: Any, node: Any, key: str) -> str:
+    """``op`` (``ReduceMean``, ``ReduceSum``, ``ReduceMax``) over ``axes``, dropping them (axes an
+    attribute before opset 18, an input from 18; ReduceSum's from 13)."""
+    as_input = opset >= 18 or (op == "ReduceSum" and opset >= 13)
+    if as_input:
+        return node(op, [*inputs, c(f"{key}_axes", np.array(axes, np.int64))], key, keepdims=0)
+    return node(op, inputs, key, keepdims=0, axes=axes)
+
+
+def add_anomaly_score(model_proto: Any, model: Any, name: str) -> Any:
+    """Add the output ``anomaly_score`` (shape ``(n_jets,)``) to an autoencoder's ONNX graph.
+
+    The score :func:`hepnn.models.autoencoder.anomaly_score` computes (what :meth:`hepnn.Tagger.predict`
+    returns): the mean of ``(standardised input - reconstruction)**2`` over the features, for a
+    masked sequence over the real slots only (0 for a jet without any). The standardised input is
+    the one inside the graph when the preprocessing is embedded, so a deployment needs neither
+    ``preprocessing.json`` nor its own formula.
+    """
+    from onnx import helper
+
+    graph = model_proto.graph
+    opset = max((o.version for o in model_proto.opset_import if o.domain in ("", "ai.onnx")), default=13)
+    inner = f"hepnn_pre/{name}/standardised_input"
+    x = inner if any(inner in n.output for n in graph.node) else name
+    rank = len(next(i for i in graph.input if i.name == name).type.tensor_type.shape.dim)
+    nodes, inits = [], []
+
+    def c(key: str, value: np.ndarray) -> str:
+        const = f"hepnn_score/{key}"
+        inits.append(_const(const, value))
+        return const
+
+    def node(op: str, inputs: list[str], key: str, **attrs) -> str:
+        output = f"hepnn_score/{key}"
+        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    diff = node("Sub", [x, graph.output[0].name], "diff")
+    error = node("Mul", [diff, diff], "error")
+    masks = [layer for layer in model.layers if type(layer).__name__ == "ApplyMask"]
+    if masks and rank == 3:
+        per_slot = _reduce("ReduceMean", [error], [-1], opset, c, node, "per_slot")
+        at_pad = node("Equal", [x, c("mask_value", np.array(masks[0].mask_value, np.float32))], "at_pad")
+        real_f = node("Cast", [node("Not", [at_pad], "not_pad")], "not_pad_f", to=1)
+        real = _reduce("ReduceMax", [real_f], [-1], opset, c, node, "real")
+        total = _reduce("ReduceSum", [node("Mul", [per_slot, real], "real_error")], [1], opset, c, node, "total")
+        n_real = _reduce("ReduceSum", [real], [1], opset, c, node, "n_real")
+        score = node("Div", [total, node("Max", [n_real, c("one", np.array(1.0, np.float32))], "n_real_1")], "score")
+    else:
+        score = _reduce("ReduceMean", [error], list(range(1, rank)), opset, c, node, "score")
+    nodes.append(helper.make_node("Identity", [score], [ANOMALY_OUTPUT], name=f"hepnn_score/{ANOMALY_OUTPUT}"))
+    graph.node.extend(nodes)
+    graph.initializer.extend(inits)
+    graph.output.append(helper.make_tensor_value_info(ANOMALY_OUTPUT, 1, ["n_jets"]))
+    return model_proto
+
+
 def finish_export(path: Any, config: Any, names: list[str], classes: list[str], task: str, shapes: Mapping[str, list],
                   run: Any, with_preprocessing: bool, tolerance: float, model: Any) -> dict[str, float]:
-    """Add the metadata (and the preprocessing) to the ONNX file at ``path``; verify the raw-input graph.
+    """Add the metadata (and the preprocessing; an autoencoder's ``anomaly_score`` output) to the ONNX
+    file at ``path``; verify the raw-input graph, and an autoencoder's score against the Tagger's.
 
-    Returns the measured differences (``{"test_data_raw": ...}`` when verified).
+    Returns the measured differences (``{"test_data_raw": ...}`` when verified; ``"anomaly_score"``
+    for an autoencoder whose test jets are readable).
     """
     import onnx
 
     proto = onnx.load(str(path))
     metadata = deploy_metadata(config, names, classes, task, shapes, with_preprocessing)
-    if not with_preprocessing:
-        onnx.save(add_metadata(proto, metadata), str(path))
-        return {}
-    if not run.preprocessing.is_file():
-        msg = (f"{run.preprocessing}: the run has no preprocessing to put in the graph; "
-               "export without --with-preprocessing (the model then takes the inputs as they are)")
-        raise HepnnError(msg)
-    preprocessing = Preprocessor.load(run.preprocessing)
-    onnx.save(embed_preprocessing(proto, preprocessing, metadata, nan_value=metadata["nan_value"]), str(path))
+    preprocessing = None
+    if with_preprocessing:
+        if not run.preprocessing.is_file():
+            msg = (f"{run.preprocessing}: the run has no preprocessing to put in the graph; "
+                   "export without --with-preprocessing (the model then takes the inputs as they are)")
+            raise HepnnError(msg)
+        preprocessing = Preprocessor.load(run.preprocessing)
+        embed_preprocessing(proto, preprocessing, nan_value=metadata["nan_value"])
+    if task == "autoencoder":
+        add_anomaly_score(proto, model, names[0])
+    add_metadata(proto, metadata)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
     raw = _raw_batch(config, names)
     if raw is None:
         return {}
+    diffs = {}
+    if task == "autoencoder":
+        diffs["anomaly_score"] = _check_anomaly_score(path, model, names[0], raw, run, preprocessing, tolerance)
+    if not with_preprocessing:
+        return diffs
     ort = require("onnxruntime")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = preprocessing.transform(raw)
@@ -224,7 +297,29 @@ def finish_export(path: Any, config: Any, names: list[str], classes: list[str], 
                     "data.inputs.<name>.pad_value to a value no real element takes in every feature (e.g. -999) "
                     "and train again, or export without --with-preprocessing (the standardised inputs)")
         raise HepnnError(msg)
-    return {"test_data_raw": diff}
+    return {**diffs, "test_data_raw": diff}
+
+
+def _check_anomaly_score(path: Any, model: Any, name: str, raw: Mapping[str, np.ndarray], run: Any,
+                         preprocessing: Any, tolerance: float) -> float:
+    """Largest relative difference between the graph's ``anomaly_score`` and the Tagger's on raw test
+    jets (fed raw with the preprocessing in the graph, standardised with ``preprocessing.json`` without);
+    ``HepnnError`` above ``tolerance``."""
+    ort = require("onnxruntime")
+    prep = preprocessing
+    if prep is None and run.preprocessing.is_file():
+        prep = Preprocessor.load(run.preprocessing)
+    x = np.asarray((prep.transform(dict(raw)) if prep is not None else raw)[name], np.float32)
+    expected = np.asarray(anomaly_score(model, {name: x}), np.float64)
+    feed = np.asarray(raw[name], np.float32) if preprocessing is not None else x
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = np.asarray(session.run([ANOMALY_OUTPUT], {name: feed})[0], np.float64).reshape(-1)
+    diff = float(np.max(np.abs(got - expected) / np.maximum(np.abs(expected), 1.0))) if expected.size else 0.0
+    if not diff <= tolerance:
+        msg = (f"ONNX export of {run.model}: its anomaly_score output disagrees with the Tagger's score on raw test "
+               f"jets by {diff:.3g} (relative, > tolerance {tolerance:g}); no ONNX file written")
+        raise HepnnError(msg)
+    return diff
 
 
 def _real_elements_at_pad_value(config: Any, names: list[str], raw: Mapping[str, np.ndarray]) -> str:
@@ -245,10 +340,11 @@ def _real_elements_at_pad_value(config: Any, names: list[str], raw: Mapping[str,
     return "; ".join(found)
 
 
-#: an autoencoder's output, also with the preprocessing in the graph (which then standardises the raw inputs inside)
-AUTOENCODER_OUTPUT = ("reconstruction of the standardised inputs: the anomaly score is the mean over the features "
-                      "(and the real slots of a sequence) of (standardised input - output)**2, the inputs "
-                      "standardised with preprocessing.json, not the raw inputs")
+#: an autoencoder's outputs, also with the preprocessing in the graph (which then standardises the raw inputs inside)
+AUTOENCODER_OUTPUT = ("output 0: reconstruction of the standardised inputs; output 'anomaly_score': the anomaly "
+                      "score hepnn.Tagger gives, the mean over the features (and the real slots of a sequence) of "
+                      "(standardised input - output)**2, the inputs standardised with preprocessing.json (inside "
+                      "the graph with --with-preprocessing), not the raw inputs")
 
 
 def deploy_metadata(config: Any, names: list[str], classes: list[str], task: str, shapes: Mapping[str, list],

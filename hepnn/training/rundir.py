@@ -38,9 +38,10 @@ from typing import Any, Iterable, Mapping
 from .._fileio import atomic_path, atomic_write_text
 from .._redact import redact_args
 from .._threads import cpu_cores
-from ..config import Config, to_dict
+from ..config import Config, load_config, to_dict
 from ..exceptions import InputDataError
 from ..models import load_model
+from ..preprocessing import Preprocessor
 
 __all__ = ["RunDirectory", "write_json", "read_json", "file_checksum", "provenance", "config_differences",
            "load_run_model", "clear_model_cache"]
@@ -126,14 +127,58 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def missing_preprocessing(run: "RunDirectory", recorded: str | None) -> str | None:
-    """Why ``run`` cannot be scored: its spec records the preprocessing file it was trained with
-    (``recorded``, :attr:`RunSpec.preprocessing`) and that file is gone (scores without it would be
-    silently wrong); else None."""
-    if not recorded or run.preprocessing.is_file():
+def missing_preprocessing(run: "RunDirectory", recorded: str | None, config: Config | None = None) -> str | None:
+    """Why ``run`` cannot be scored: it was trained with a ``preprocessing.json`` that is gone; else None.
+
+    Scores without the file's transforms and standardisation would be silently wrong. The run
+    records that it was trained with one in ``spec.json`` (``recorded``, :attr:`RunSpec.preprocessing`).
+    A run copied without ``spec.json`` too is judged by ``provenance.json``: its data came through
+    hepnn's reader (``streaming``, or ``dropped_labels`` counted by :func:`hepnn.io.load`; for a k-fold
+    run, fold 0's), which always fits and saves the preprocessing, and ``config`` (default: the run's
+    ``config.yaml``) transforms or standardises an input. A run trained on hand-built arrays, or
+    written by an hepnn older than those records, legitimately has no ``preprocessing.json``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> missing_preprocessing(RunDirectory(tempfile.mkdtemp()), None) is None
+    True
+    """
+    if run.preprocessing.is_file():
         return None
-    return (f"{run.preprocessing}: missing, but the run was trained with it (spec.json); scores without its "
-            "transforms and standardisation would be wrong. Restore the file, or train the run again")
+    if not recorded and (run.spec.is_file() or not _read_by_hepnn(run) or not _preprocesses(run, config)):
+        return None
+    gone = " and ".join(p.name for p in (run.preprocessing, run.spec) if not p.is_file())
+    if recorded:
+        why = "spec.json says so" if run.spec.is_file() else "its spec says so"
+    else:
+        why = ("provenance.json says its data came through hepnn's reader, which always saves it, and config.yaml "
+               "transforms or standardises an input; spec.json, which records it, is missing too")
+    return (f"{run.preprocessing}: missing, but the run was trained with it ({why}); scores without its transforms "
+            f"and standardisation would be wrong. Copy {gone} from the run's original folder into {run.path}, "
+            "or train the run again")
+
+
+def _read_by_hepnn(run: "RunDirectory") -> bool:
+    """``provenance.json`` (a k-fold run: fold 0's) says the training data came through hepnn's reader."""
+    for path in (run.provenance, run.path / "folds" / "0" / "provenance.json"):
+        if path.is_file():
+            try:
+                record = json.loads(path.read_text())
+            except ValueError:
+                return False
+            return isinstance(record, dict) and (record.get("streaming") is True
+                                                 or isinstance(record.get("dropped_labels"), dict))
+    return False
+
+
+def _preprocesses(run: "RunDirectory", config: Config | None) -> bool:
+    """``config`` (default: the run's ``config.yaml``) transforms or standardises one of its inputs."""
+    if config is None:
+        if not run.config.is_file():
+            return False
+        config = load_config(run.config)
+    return not Preprocessor.from_config(config.data).is_identity()
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -169,6 +169,25 @@ def _check_preprocessing(preprocessing: Any, data: Any, path: Path | None) -> No
             raise InputDataError(msg)
 
 
+#: the files :meth:`Tagger.load` reads from a run directory (a k-fold run: ``folds.json`` and ``folds/<k>/`` too)
+RUN_FILES = ("config.yaml", "model.keras", "spec.json", "preprocessing.json")
+
+
+def _check_preprocessing_file(run: RunDirectory, config: Any) -> RunSpec:
+    """The run's spec, after checking that a run trained with ``preprocessing.json`` still has it.
+
+    Raises
+    ------
+    InputDataError
+        Naming the missing files (``preprocessing.json``, ``spec.json``) and saying to copy them.
+    """
+    spec = load_spec(run.path, config)
+    problem = missing_preprocessing(run, spec.preprocessing, config)
+    if problem:
+        raise InputDataError(problem)
+    return spec
+
+
 class _WholeBatches:
     """Scores blocks of jets (dicts of input arrays) in whole batches, in order.
 
@@ -328,7 +347,16 @@ class Tagger:
         Raises
         ------
         HepnnError
-            When the run directory has no trained model or config.
+            When the run directory has no trained model or config (the message lists the files a
+            run directory holds).
+        InputDataError
+            When the run was trained with a ``preprocessing.json`` that is missing (a run folder
+            copied without it): scoring without it would give wrong scores silently. The run
+            records it in ``spec.json``; when ``spec.json`` is missing too, ``provenance.json``
+            (data read by hepnn's reader, which always saves the preprocessing) and a
+            ``config.yaml`` that transforms or standardises an input tell. The message names the
+            missing files: copy them from the original run folder. A run trained on hand-built
+            arrays has no ``preprocessing.json`` and loads (its inputs are fed raw).
         ValueError
             From Keras safe mode, when the model file would execute code (``Lambda`` layers).
 
@@ -341,9 +369,10 @@ class Tagger:
         # lazy: import cycle with hepnn.training.kfold
         from .kfold import KFoldTagger, is_kfold_run  # kfold builds on this module: imported on use
 
-        if is_kfold_run(run_dir):
-            return KFoldTagger.load(run_dir)
         run = RunDirectory(run_dir)
+        if is_kfold_run(run_dir):
+            _check_preprocessing_file(run, load_config(run.config))
+            return KFoldTagger.load(run_dir)
         if not run.path.is_dir():
             what = "is a file (a config? load the run directory it was trained into)" if run.path.is_file() else (
                 "does not exist")
@@ -355,16 +384,16 @@ class Tagger:
                 msg = f"{run.path}: {hint}; Tagger.load takes one of those"
                 raise HepnnError(msg)
             have = sorted(p.name for p in run.path.iterdir()) if run.path.is_dir() else []
+            missing = [name for name in ("config.yaml", "model.keras") if not (run.path / name).exists()]
             msg = (
-                f"{run.path}: not a trained run directory (needs config.yaml and model.keras, "
-                f"found: {', '.join(have) or 'nothing'}); train it with `hepnn train CONFIG --out {run.path}`"
+                f"{run.path}: not a trained run directory ({' and '.join(missing)} missing; found: "
+                f"{', '.join(have) or 'nothing'}). A run directory holds {', '.join(RUN_FILES)} as `hepnn train` "
+                f"writes them (preprocessing.json unless trained on hand-built arrays): copy the whole folder, "
+                f"or train it with `hepnn train CONFIG --out {run.path}`"
             )
             raise HepnnError(msg)
         config = load_config(run.config)
-        spec = load_spec(run.path, config)
-        problem = missing_preprocessing(run, spec.preprocessing)
-        if problem:
-            raise InputDataError(problem)
+        spec = _check_preprocessing_file(run, config)
         model = load_model(run.model)
         preprocessing = Preprocessor.load(run.preprocessing) if run.preprocessing.is_file() else None
         return cls(config, model, preprocessing, path=run.path, spec=spec)

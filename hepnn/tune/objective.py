@@ -14,20 +14,27 @@ Bad trials are pruned from per-epoch reports (``val_loss``, or ``val_auc`` for t
 physics metrics) through the trainer's ``epoch_callback`` hook. A k-fold trial
 (``training.folds``) reports the epochs of its first fold, so trials are compared on the
 same fold; a trial pruned there does not train its other folds.
+
+A trial whose worker died is re-queued by :mod:`hepnn.tune.study` as a new trial with the same
+values (``retry_of``). That trial takes over the killed trial's folder: moved to
+``OUT/trials/<new number>`` and resumed from its last checkpoint when it has one, removed when it
+has none, so no folder of a killed trial is left behind and no finished epoch is trained twice.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from ..config import load_config
-from ..exceptions import ConfigError, suggest
+from ..exceptions import ConfigError, OutputDirError, suggest
 from ..io import load
+from ..outdir import lock_directory
 from ..training.evaluate import compute_metrics, evaluation_weights, predict_split
 from ..training.kfold import fold_parts, fold_runs, is_kfold_run
 from ..training.rundir import RunDirectory, write_json
@@ -136,6 +143,7 @@ class TrainingObjective:
         values = self.space.suggest(trial)
         config = self.trial_config(values)
         run_dir = self.run_dir(trial.number)
+        self._take_over_killed_run(trial, run_dir)
         trial.set_user_attr("run_dir", str(run_dir))
         data = self._data(config)
         pruned: dict[str, int] = {}
@@ -162,6 +170,30 @@ class TrainingObjective:
         value = self.evaluate(run_dir, trainer.history_, data)
         write_json(run_dir / "tune.json", {**record, "state": "complete", "value": value})
         return value
+
+    def _take_over_killed_run(self, trial, run_dir: Path) -> None:
+        """A retried trial (``retry_of``: the trial whose worker died, re-queued with its values) takes
+        over the killed trial's run folder: moved to ``run_dir`` when it has a checkpoint (or a finished
+        model), so the trainer resumes it instead of training again from scratch; removed when it has
+        none (nothing to resume). A folder another process still writes into (its lock is held) is left
+        alone and the trial trains anew."""
+        previous = trial.user_attrs.get("retry_of")
+        if previous is None or run_dir.exists():
+            return
+        old = self.run_dir(int(previous))
+        if not old.is_dir():
+            return
+        try:
+            with lock_directory(old):
+                if _resumable(old):
+                    run_dir.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(old, run_dir)  # the lock file moves with it; the flock is on the open file
+                    self.log(f"trial {trial.number}: resuming the run of killed trial {previous} ({old} -> {run_dir})")
+                    return
+                shutil.rmtree(old)
+                self.log(f"trial {trial.number}: removed {old} of killed trial {previous} (no checkpoint to resume)")
+        except OutputDirError as err:
+            self.log(f"trial {trial.number}: {old} of killed trial {previous} left as it is ({err}); training anew")
 
     def evaluate(self, run_dir: Path, history: list[Mapping[str, float]], data: Mapping) -> float:
         """The objective value of a trained run directory."""
@@ -195,6 +227,12 @@ class TrainingObjective:
             return float(metrics["auc"])
         rejection = metrics["rejection"][f"{self.working_point:g}"]
         return math.inf if rejection is None else float(rejection)
+
+
+def _resumable(run_dir: Path) -> bool:
+    """``run_dir`` has something to resume from: a checkpoint or a finished model (a k-fold run: in a fold)."""
+    patterns = ("checkpoints/state.json", "model.keras", "folds/*/checkpoints/state.json", "folds/*/model.keras")
+    return any(next(iter(run_dir.glob(pattern)), None) is not None for pattern in patterns)
 
 
 def _best_val_loss(history: Iterable[Mapping[str, Any]]) -> float:

@@ -356,11 +356,16 @@ def _status(pid: int) -> tuple[str, str] | None:
     return fields[0], fields[19]  # fields 3 and 22: the state, the start time in clock ticks after boot
 
 
-def _worker_gone(worker: Any) -> bool:
+_READ = object()  # _worker_gone's default: read _this_process() itself
+
+
+def _worker_gone(worker: Any, me: Any = _READ) -> bool:
     """True when ``worker`` (a trial's ``hepnn_worker`` attribute) is a process of this machine that has
     ended (no such pid, a zombie, or the pid of another process since); False when alive or unknown
-    (another machine or pid namespace: its heartbeat tells)."""
-    me = _this_process()
+    (another machine or pid namespace: its heartbeat tells). ``me``: :func:`_this_process` of the
+    caller, read once per pass over the running trials (default: read here)."""
+    if me is _READ:
+        me = _this_process()
     if me is None or not isinstance(worker, dict) or worker.get("host") != me["host"]:
         return False
     if worker.get("boot") != me["boot"]:
@@ -380,8 +385,10 @@ def _fail_dead_local_trials(study) -> None:
     """
     optuna = _optuna()
     storage, study_id = _storage_and_id(study)
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if not _worker_gone(trial.system_attrs.get("hepnn_worker")):
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    me = _this_process() if running else None  # two /proc reads: once per pass, not once per trial
+    for trial in running:
+        if not _worker_gone(trial.system_attrs.get("hepnn_worker"), me):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         try:
