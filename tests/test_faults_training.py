@@ -306,3 +306,31 @@ def test_fault_sleep_pauses_only_at_its_point(monkeypatch):
     faults.fault("epoch", {"epoch": 1})
     faults.fault("epoch", {"epoch": 2})
     assert slept == [1.5, 1.5]
+
+
+def test_a_kill_before_the_epochs_commit_never_restores_that_epochs_best_weights(tmp_path, monkeypatch):
+    """restore_best_weights: the improving epoch wrote best.weights.npz before its checkpoint committed
+    the state; killed in between, the resumed run kept an old ``best`` in state.json beside the weights
+    of the lost epoch, and restored those at the end if the rerun epoch (not bit-exact: a GPU) did not
+    improve again. The best weights now go to a file named after the epoch that the commit names."""
+    config = {**CONFIG, "training": {**CONFIG["training"], "checkpoint_every_n_steps": None,
+                                     "early_stopping": {"monitor": "val_loss", "patience": 5,
+                                                        "restore_best_weights": True}}}
+    data = toy_data()
+    monkeypatch.setattr(faults, "HOOK", kill_at("checkpoint", lambda i: (i["epoch"], i["step"]) == (2, 0)))
+    with pytest.raises(Killed):
+        Trainer(config, log=lambda s: None).fit(tmp_path / "run", data=data)
+    monkeypatch.setattr(faults, "HOOK", None)
+    ckpt = tmp_path / "run" / "checkpoints"
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["epoch"] == 1
+    with np.load(ckpt / state.get("best_weights", "best.weights.npz")) as best, np.load(ckpt / state["model"]) as last:
+        model_keys = [k for k in best.files if k.startswith("model")]
+        assert model_keys
+        for key in model_keys:  # the best weights the state names are epoch 1's, the committed epoch
+            np.testing.assert_array_equal(best[key], last[key])
+    resumed = Trainer(config, log=lambda s: None).fit(tmp_path / "run", data=data)
+    final = json.loads((ckpt / "state.json").read_text())
+    assert sorted(p.name for p in ckpt.glob("best*")) == [final["best_weights"]]
+    best_epoch = 1 + int(np.argmin([row["val_loss"] for row in resumed.history_]))
+    assert final["best_weights"] == f"best-{best_epoch:06d}.weights.npz"

@@ -113,8 +113,9 @@ def test_checkpoints_are_arrays_and_a_resume_with_another_model_is_refused(tmp_p
     monkeypatch.setattr(faults, "HOOK", None)
     ckpt = tmp_path / "run" / "checkpoints"
     state = json.loads((ckpt / "state.json").read_text())
+    assert state["best_weights"] in ("best-000001.weights.npz", "best-000002.weights.npz")
     assert state["model"] == "last-000002.npz" and sorted(p.name for p in ckpt.iterdir()) == [
-        "best.weights.npz", "last-000002.npz", "state.json"]
+        state["best_weights"], "last-000002.npz", "state.json"]
     other = {**CONFIG, "model": {**CONFIG["model"], "units": [16]}}
     with pytest.raises(OutputDirError, match=r"interrupted run trained with a different config .*model.units: \[8\] -> \[16\]"):
         Trainer(other, log=lambda s: None).fit(tmp_path / "run", data=data)

@@ -333,9 +333,24 @@ def monitor_mode(monitor: str, mode: str = "auto") -> str:
     return "max" if any(word in name for word in HIGHER_IS_BETTER) else "min"
 
 
+def best_weights_name(epoch: int) -> str:
+    """The file of the best weights found at ``epoch`` (1-based), named in ``state["best_weights"]``.
+
+    Examples
+    --------
+    >>> best_weights_name(7)
+    'best-000007.weights.npz'
+    """
+    return f"best-{epoch:06d}.weights.npz"
+
+
 class BestWeights(keras.callbacks.Callback):
     """Track the best value of ``monitor`` (``state["best"]``, ``state["wait"]``: epochs without
-    improvement) and, with ``restore_best_weights``, save those weights to ``path``.
+    improvement) and, with ``restore_best_weights``, save those weights into the folder ``path``.
+
+    The weights go to a file named after the epoch (:func:`best_weights_name`), which
+    ``state["best_weights"]`` names: the epoch's checkpoint commits both at once, so a run killed
+    before that commit never restores the weights of an epoch its history does not record.
 
     ``mode`` says which way is better (see :func:`monitor_mode`). A ``monitor`` that the epoch's
     logs lack is an error at the end of the first epoch, naming the logged quantities.
@@ -365,8 +380,9 @@ class BestWeights(keras.callbacks.Callback):
         if self.improved(current, state["best"]):
             state["best"], state["wait"] = current, 0
             if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                save_variables(self.path, self.model, optimizer=False)
+                self.path.mkdir(parents=True, exist_ok=True)
+                state["best_weights"] = best_weights_name(epoch + 1)
+                save_variables(self.path / state["best_weights"], self.model, optimizer=False)
         else:
             state["wait"] += 1
 

@@ -11,7 +11,7 @@
       metrics.json         test-split metrics (``hepnn evaluate``)
       provenance.json      versions, git commit, seeds, input checksums, split, host and devices
       checkpoints/         state.json naming the variables it goes with (last-NNNNNN.npz), for resuming a
-                           killed run; best.weights.npz with early_stopping.restore_best_weights
+                           killed run; best-NNNNNN.weights.npz (named there too) with restore_best_weights
       tensorboard/         TensorBoard logs
       .hepnn               marker: the directory belongs to hepnn (written first, see hepnn.outdir)
       .hepnn.lock          flock held while a command writes into the run

@@ -55,7 +55,8 @@ logger = logging.getLogger("hepnn.training")
 #: the model file of a checkpoint: the variables as arrays (:mod:`hepnn.training.checkpoint`);
 #: ``".keras"`` writes whole Keras models, as hepnn did before (slower; kept for the tests of old runs)
 CHECKPOINT_SUFFIX = SUFFIX
-#: the weights of the best epoch so far (``early_stopping.restore_best_weights``)
+#: the weights of the best epoch so far (``early_stopping.restore_best_weights``) as an hepnn before
+#: ``best-NNNNNN.weights.npz`` (named in ``state.json``) wrote them: still restored when a run resumes
 BEST_WEIGHTS = "best.weights.npz"
 #: the config keys an interrupted run may resume with changed (to train for more epochs, or fewer);
 #: any other difference from the run's config.yaml is refused
@@ -598,7 +599,7 @@ class Trainer:
         policy += [cb.EpochHistory(session, timing, tcfg.epochs, self.log, tracker),
                    cb.InputWaitWarning(session, feed.n_train, tcfg.batch_size),
                    cb.BestWeights(session, monitor, es.min_delta if es else 0.0,
-                                  run.checkpoints / BEST_WEIGHTS if es and es.restore_best_weights else None,
+                                  run.checkpoints if es and es.restore_best_weights else None,
                                   mode=es.mode if es else "auto")]
         if schedule is not None and schedule.name == "plateau":
             policy.append(cb.PlateauDecay(session, schedule))
@@ -667,8 +668,11 @@ class Trainer:
 
         es = self.config.training.early_stopping
         if es is not None and es.restore_best_weights:
-            # best.weights.h5: written by an earlier hepnn before this run was resumed (if still the best)
-            for best in (run.checkpoints / BEST_WEIGHTS, run.checkpoints / "best.weights.h5"):
+            # the file the last committed checkpoint names; best.weights.npz/.h5: written by an earlier
+            # hepnn before this run was resumed (if still the best)
+            named = session.state.get("best_weights")
+            for best in ([run.checkpoints / named] if named else []) + [run.checkpoints / BEST_WEIGHTS,
+                                                                         run.checkpoints / "best.weights.h5"]:
                 if best.is_file():
                     if best.suffix == ".h5":
                         model.load_weights(best)
@@ -726,6 +730,8 @@ class Trainer:
         for other in _checkpoint_files(ckpt) if clean else ():  # models of checkpoints never committed
             if other.name != name:
                 other.unlink(missing_ok=True)
+        if clean:
+            _prune_best_weights(ckpt, state)
         return state
 
     def _save_state(self, run: RunDirectory, model, state: dict) -> None:
@@ -745,6 +751,19 @@ class Trainer:
         for other in _checkpoint_files(run.checkpoints):
             if other.name != name:
                 other.unlink(missing_ok=True)
+        _prune_best_weights(run.checkpoints, state)
+
+
+def _prune_best_weights(folder: Path, state: Mapping) -> None:
+    """Remove the best-weights files the committed ``state`` does not name: an earlier best, or that
+    of an epoch killed before its checkpoint (its weights must never be restored). The file of an
+    earlier hepnn (``best.weights.npz``) goes once the state names a newer one."""
+    named = state.get("best_weights")
+    for other in folder.glob("best-*.weights.npz"):
+        if other.name != named:
+            other.unlink(missing_ok=True)
+    if named:
+        (folder / BEST_WEIGHTS).unlink(missing_ok=True)
 
 
 def _checkpoint_files(folder: Path) -> list[Path]:
