@@ -56,8 +56,9 @@ def build_autoencoder(
     ``dense``: the input (flattened when it is a sequence or an image) goes through
     the encoder ``units``, the bottleneck ``Dense(latent_dim, name="latent")``, the
     mirrored decoder and a linear layer back to the input's shape. For sequences
-    the padded slots of the reconstruction are set to ``mask_value`` exactly, so they
-    cost no loss. ``conv`` (images): stride-2 convolutions (``filters``), a dense
+    the padded slots enter the encoder as zeros (so the reconstruction does not depend
+    on the pad value) and the padded slots of the reconstruction are set to
+    ``mask_value`` exactly, so they cost no loss. ``conv`` (images): stride-2 convolutions (``filters``), a dense
     bottleneck, and transposed convolutions back to the image size.
 
     Parameters
@@ -123,7 +124,11 @@ def build_autoencoder(
     init = blocks.kernel_initializer(initializer, activation)
 
     if architecture == "dense":
-        x = keras.layers.Flatten(name="flatten")(x_in) if kind != "flat" else x_in
+        x = x_in
+        if kind == "sequence":
+            mask = blocks.padding_mask(x_in, mask_value, name="padding_mask")
+            x = blocks.zero_padding(x, mask, name="zero_padding")  # the encoder never sees the pad value
+        x = keras.layers.Flatten(name="flatten")(x) if kind != "flat" else x
         x = blocks.dense_stack(x, tuple(units), name="encoder", **dense_kwargs)
         latent = keras.layers.Dense(latent_dim, kernel_regularizer=blocks.regularizer(l1, l2), name="latent")(x)
         x = blocks.dense_stack(latent, tuple(reversed(opt.as_units(units))), name="decoder", **dense_kwargs)
@@ -135,7 +140,6 @@ def build_autoencoder(
             # lazy: needs Keras; `import hepnn.models` stays free of it
             from .layers import ApplyMask
 
-            mask = blocks.padding_mask(x_in, mask_value, name="padding_mask")
             x = ApplyMask(mask_value, dtype="float32", name="reconstruction")([x, mask])  # float32 under mixed precision
     else:
         x = x_in

@@ -37,6 +37,7 @@ __all__ = [
     "regularizer",
     "dense_stack",
     "padding_mask",
+    "zero_padding",
     "deepsets_branch",
     "conv_branch",
     "side_branch",
@@ -189,6 +190,18 @@ def padding_mask(x, mask_value: float, name: str):
     return PaddingMask(mask_value, name=name)(x)
 
 
+def zero_padding(x, mask, name: str):
+    """``x`` with its padded slots (``mask`` 0) set to 0 (:class:`~hepnn.models.layers.ZeroPadded`).
+
+    For layers that see every slot (``Flatten``): the pad value, which may be any
+    number (e.g. -999), then never reaches them.
+    """
+    # lazy: needs Keras; `import hepnn.models` stays free of it
+    from .layers import ZeroPadded
+
+    return ZeroPadded(name=name)([x, mask])
+
+
 def deepsets_branch(
     x,
     units: int | Sequence[int],
@@ -203,15 +216,17 @@ def deepsets_branch(
 ):
     """Per-element dense layers (Phi) then a masked pooling over the real slots.
 
-    Padded slots (every feature == ``mask_value``) are excluded exactly; a jet
+    Padded slots (every feature == ``mask_value``) enter Phi as zeros and are
+    excluded from the pooling exactly, so no pad value can reach the output; a jet
     without real elements pools to zeros. Output ``(batch, units[-1])``.
     """
     # lazy: needs Keras; `import hepnn.models` stays free of it
     from .layers import MaskedPooling
 
     mask = padding_mask(x, mask_value, name=f"{name}_mask")
+    h = zero_padding(x, mask, name=f"{name}_zero_padding")  # Phi never sees the pad value: it cannot overflow
     h = dense_stack(
-        x, units, activation=activation, initializer=initializer, l1=l1, l2=l2, name=f"{name}_phi"
+        h, units, activation=activation, initializer=initializer, l1=l1, l2=l2, name=f"{name}_phi"
     )
     return MaskedPooling(pooling, name=f"{name}_pool")([h, mask])
 

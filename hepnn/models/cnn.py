@@ -92,7 +92,9 @@ def build_cnn(
     strides : int
         Stride of the first convolution of each block.
     padding : {"same", "valid"}
-        Convolution padding.
+        Convolution padding; with ``valid`` every convolution shrinks the image by
+        ``kernel_size - 1`` pixels, and a ``ValueError`` naming the block says when it
+        no longer fits.
     pooling : {"max", "average", "none"}
         Pooling after each block.
     pool_size : int
@@ -137,6 +139,7 @@ def build_cnn(
         for b, n_filters in enumerate(opt.as_units(filters)):
             for c in range(convs_per_block):
                 prefix = f"{name}_block{b}_"
+                _check_room(x, name, b, c, kernel_size, padding)
                 x = blocks.conv_layer(
                     n_filters,
                     kernel_size,
@@ -159,6 +162,19 @@ def build_cnn(
                                n_outputs=n_outputs, branch_units=branch_units, mask_value=mask_value,
                                activation=activation, initializer=initializer,
                                dropout=dropout, l1=l1, l2=l2)
+
+
+def _check_room(x, name: str, block: int, conv: int, kernel_size: int, padding: str) -> None:
+    """Raise ``ValueError`` when a ``valid`` convolution no longer fits the (shrunken) image."""
+    height, width = x.shape[1], x.shape[2]
+    if padding != "valid" or all(d is None or d >= kernel_size for d in (height, width)):
+        return
+    msg = (
+        f"model.padding: with 'valid' convolutions the image {name!r} has shrunk to {height}x{width} pixels "
+        f"before convolution {conv} of block {block}, smaller than kernel_size={kernel_size}; "
+        "use padding 'same', fewer filters (blocks), fewer convs_per_block or a smaller kernel_size"
+    )
+    raise ValueError(msg)
 
 
 @register_model("resnet", check=_check_resnet, cost=12, requires="image")

@@ -76,7 +76,7 @@ def build_dense(
         widths differ).
     flatten_sequences : bool
         Flatten sequence and image inputs into the MLP input instead of giving them
-        side branches.
+        side branches; padded sequence slots enter as zeros, whatever ``mask_value``.
     branch_units : int
         Width of the side branches.
 
@@ -103,6 +103,9 @@ def build_dense(
         if kind == "flat":
             features.append(tensor)
         elif flatten_sequences:
+            if kind == "sequence":  # padded slots enter as zeros, whatever the pad value
+                mask = blocks.padding_mask(tensor, mask_value, name=f"{name}_mask")
+                tensor = blocks.zero_padding(tensor, mask, name=f"{name}_zero_padding")
             features.append(keras.layers.Flatten(name=f"{name}_flatten")(tensor))
         else:
             features.append(

@@ -132,6 +132,7 @@ def build_efn(
         z_value = None if z is None else [z]
         (z_column,) = resolve_features("z", z_value, name, n_features, feature_names, [Z_NAMES], fallback=[2])
         mask = blocks.padding_mask(x, mask_value, name=f"{name}_mask")
+        x = blocks.zero_padding(x, mask, name=f"{name}_zero_padding")  # Phi never sees the pad value
         h = SelectFeatures(angles, name=f"{name}_angles")(x)
         weight = SelectFeatures([z_column], name=f"{name}_z")(x)
         h = blocks.dense_stack(h, phi_units, activation=activation, initializer=initializer, l1=l1, l2=l2,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["PaddingMask", "MaskedPooling", "ApplyMask"]
+__all__ = ["PaddingMask", "MaskedPooling", "ApplyMask", "ZeroPadded"]
 
 
 @keras.saving.register_keras_serializable(package="hepnn")
@@ -121,3 +121,34 @@ class ApplyMask(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mask_value": self.mask_value}
+
+
+@keras.saving.register_keras_serializable(package="hepnn")
+class ZeroPadded(keras.layers.Layer):
+    """Set the padded slots of a sequence to 0: ``[x (B, L, F), mask (B, L)] -> (B, L, F)``.
+
+    For the layers that see every slot (the per-element networks of Deep Sets / PFN /
+    EFN, ``Flatten`` in the TopoDNN-style dense network and the dense autoencoder):
+    whatever the (finite) pad value (0, -999, 1e30...), they see zeros, so nothing
+    computed from a padded slot can overflow.
+    It has no ``mask_value`` (unlike :class:`ApplyMask`), so code that reads a model's
+    pad value from its layers never mistakes this 0 for it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[[1.0, 2.0], [999.0, 999.0]]], dtype="float32")
+    >>> np.asarray(ZeroPadded()([x, np.array([[1.0, 0.0]], dtype="float32")])).tolist()
+    [[[1.0, 2.0], [0.0, 0.0]]]
+    """
+
+    def call(self, inputs):
+        x, mask = inputs
+        # a product, not `where`, so that shap's DeepExplainer handles it; exact for any finite pad value
+        return x * ops.expand_dims(ops.cast(mask, x.dtype), -1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def compute_mask(self, inputs, mask=None):
+        return None

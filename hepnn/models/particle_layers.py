@@ -77,6 +77,23 @@ def _gather_points(values, index):
     return ops.reshape(ops.take(flat_values, flat_index, axis=0), (-1, n_points, k, n_features))
 
 
+def _squared_distances(coords, mask):
+    """Squared distances ``(B, P, P)`` between the points of each jet, in a frame centred on its real points.
+
+    ``|a - b|² = |a|² + |b|² - 2 a·b`` cancels when the points lie far from the origin
+    compared with their spread (later EdgeConv blocks: non-negative learned features);
+    centring on the mean of the jet's real points first removes that offset, and padded
+    points (set to the centre) cannot overflow.
+    """
+    real = ops.expand_dims(mask, -1) > 0
+    coords = ops.where(real, coords, ops.zeros_like(coords))
+    count = ops.maximum(ops.sum(ops.cast(real, coords.dtype), axis=1, keepdims=True), 1.0)
+    coords = ops.where(real, coords - ops.sum(coords, axis=1, keepdims=True) / count, ops.zeros_like(coords))
+    sq = ops.sum(coords * coords, axis=-1)
+    dist = ops.expand_dims(sq, 2) + ops.expand_dims(sq, 1) - 2.0 * ops.matmul(coords, ops.transpose(coords, (0, 2, 1)))
+    return ops.maximum(dist, 0.0)
+
+
 @keras.saving.register_keras_serializable(package="hepnn")
 class KNNEdges(keras.layers.Layer):
     """EdgeConv inputs on the dynamic k-nearest-neighbour graph (ParticleNet, arXiv:1902.08570).
@@ -86,7 +103,10 @@ class KNNEdges(keras.layers.Layer):
     padded slots excluded) and returns ``[edges (B, P, k, 2F), edge_mask (B, P, k)]``
     with edge features ``(x_i, x_j - x_i)``. An edge is valid (mask 1.0) when both
     ends are real and ``j != i``; jets with at most ``k`` real particles get fewer
-    valid edges (the rest are masked, never used).
+    valid edges (the rest are masked, never used). Padded points and the point itself
+    are infinitely far, so the neighbours are the brute-force nearest real points at
+    any scale of the coordinates (e.g. momenta in MeV), and distances are taken in a
+    frame centred on the jet's real points (no float32 cancellation far from the origin).
     """
 
     def __init__(self, k: int = 16, **kwargs):
@@ -102,12 +122,11 @@ class KNNEdges(keras.layers.Layer):
         mask = ops.cast(mask, coords.dtype)
         n_points = coords.shape[1]
         k = self._k(n_points)
-        sq = ops.sum(coords * coords, axis=-1)
-        dist = ops.expand_dims(sq, 2) + ops.expand_dims(sq, 1) - 2.0 * ops.matmul(coords, ops.transpose(coords, (0, 2, 1)))
-        big = ops.cast(1e9, coords.dtype)
-        eye = ops.cast(ops.eye(n_points), coords.dtype)
-        # padded points and the point itself are pushed far away (and masked below)
-        dist = dist + big * ops.expand_dims(1.0 - mask, 1) + big * ops.expand_dims(eye, 0)
+        dist = _squared_distances(coords, mask)
+        # only real points other than the point itself are candidates; the others are
+        # infinitely far, whatever the scale of the coordinates (masked below)
+        real_pair = ops.expand_dims(mask, 1) * ops.expand_dims(1.0 - ops.eye(n_points, dtype=coords.dtype), 0)
+        dist = ops.where(real_pair > 0, dist, ops.cast(float("inf"), coords.dtype))
         _, index = ops.top_k(-dist, k=k, sorted=False)
         neighbours = _gather_points(features, index)
         centre = ops.repeat(ops.expand_dims(features, 2), k, axis=2)
@@ -183,7 +202,8 @@ class PairFeatures(keras.layers.Layer):
     ``ln Δ, ln kT, ln z, ln m²`` with ``Δ = sqrt(Δy² + Δφ²)`` (rapidity y),
     ``kT = min(pT_a, pT_b) Δ``, ``z = min(pT_a, pT_b) / (pT_a + pT_b)``,
     ``m² = (E_a + E_b)² - |p_a + p_b|²``; every argument is floored at ``eps`` before
-    the logarithm. Pairs with a padded slot are 0.
+    the logarithm. Pairs with a padded slot are 0, and nothing is computed from the
+    padded slots' values (any pad value, however large, gives the same, finite features).
 
     The features are computed in forms without cancellation, so that float32 resolves
     them for nearly collinear pairs and for a particle paired with itself (``Δ = 0``
@@ -206,6 +226,9 @@ class PairFeatures(keras.layers.Layer):
 
     def call(self, inputs):
         p4, mask = inputs
+        mask = ops.cast(mask, p4.dtype)
+        # padded slots hold the pad value (any number): zero them, so nothing computed from them can overflow
+        p4 = ops.where(ops.expand_dims(mask, -1) > 0, p4, ops.zeros_like(p4))
         eps = ops.cast(self.eps, p4.dtype)
         px, py, pz, energy = (p4[..., i] for i in range(4))
         pt2 = px * px + py * py
@@ -232,9 +255,8 @@ class PairFeatures(keras.layers.Layer):
         m2 = ma2 + mb2 + 2.0 * masses + 4.0 * mt_ab * sinh_dy * sinh_dy + 4.0 * pt_ab * sin_dphi * sin_dphi
         ln_m2 = ops.log(ops.maximum(m2, eps))
         out = ops.stack([ln_delta, ln_kt, ln_z, ln_m2], axis=-1)
-        mask = ops.cast(mask, p4.dtype)
         pair_mask = ops.expand_dims(a(mask) * b(mask), -1)
-        return out * pair_mask
+        return ops.where(pair_mask > 0, out, ops.zeros_like(out))
 
     def compute_output_shape(self, input_shape):
         shape = input_shape[0]
