@@ -2,10 +2,13 @@
 
 Work is split statically: worker ``k`` of ``J`` makes ``N // J`` (+1) jets from its
 own Pythia seed (derived from ``(seed, k)`` with :class:`numpy.random.SeedSequence`),
-and the main process writes the workers' chunks round-robin. The file's content (every
-branch and the provenance record) therefore depends only on ``(sample, options, N, seed,
-jobs, layout)``; its bytes do not repeat, as the ROOT headers hold write times and a UUID.
-Memory is bounded by a few chunks per worker; the file is written under a temporary name
+and the main process writes the workers' jets round-robin, in blocks of whole events of at
+least :data:`INTERLEAVE_JETS` jets (worker 0's first block, worker 1's first block, ...). Every
+branch (values and order of the jets) therefore depends only on ``(sample, options, N, seed,
+jobs, layout)``, and not on the performance options ``chunk_jets`` and ``events_per_batch``
+(which the provenance record lists with the other options); the bytes of the file do not
+repeat, as the ROOT headers hold write times and a UUID. Memory is bounded by a few chunks per
+worker and the block being gathered; the file is written under a temporary name
 and renamed at the end, so an interrupted run leaves nothing under the final name, and the
 next run removes the temporary file a killed run left behind. Worker processes end with their parent, also
 when the parent is killed with SIGKILL (``PR_SET_PDEATHSIG`` on Linux, plus a watchdog
@@ -36,12 +39,16 @@ from .substructure import substructure
 from .tracks import PIXEL_R_MAX, PIXEL_Z_MAX, impact_parameters, track_selection
 from .writer import ChunkWriter, read_provenance
 
-__all__ = ["generate", "LAYOUTS", "MAX_EVENTS_WITHOUT_JETS", "worker_seeds", "produce", "process_batch"]
+__all__ = ["generate", "LAYOUTS", "MAX_EVENTS_WITHOUT_JETS", "INTERLEAVE_JETS", "worker_seeds", "produce",
+           "process_batch"]
 
 LAYOUTS = ("per_jet", "per_event")
 _PYTHIA_SEED_MAX = 900_000_000
 #: a worker whose first this-many events give no selected jet stops with an error (empty selection)
 MAX_EVENTS_WITHOUT_JETS = 50_000
+#: with several workers, the file holds blocks of whole events of at least this many jets of one worker,
+#: worker after worker: a fixed size, so that the order of jets does not depend on ``chunk_jets``
+INTERLEAVE_JETS = 2000
 
 
 def worker_seeds(seed: int, jobs: int) -> list[int]:
@@ -120,16 +127,43 @@ def process_batch(defn: SampleDefinition, pythia, batch, rng: np.random.Generato
     return chunk
 
 
-def _slice_chunk(chunk: dict, n: int) -> dict:
-    """The first ``n`` jets of a chunk."""
-    out = {"jet": {k: v[:n] for k, v in chunk["jet"].items()}, "event_number": chunk["event_number"][:n]}
+def _slice_chunk(chunk: dict, n: int, start: int = 0) -> dict:
+    """Jets ``start`` to ``n`` (exclusive) of a chunk (no ``timing``)."""
+    out = {"jet": {k: v[start:n] for k, v in chunk["jet"].items()}, "event_number": chunk["event_number"][start:n]}
     for coll in ("part", "track"):
         if coll in chunk:
-            counts = chunk[f"{coll}_counts"][:n]
-            stop = int(counts.sum())
-            out[coll] = {k: v[:stop] for k, v in chunk[coll].items()}
-            out[f"{coll}_counts"] = counts
+            all_counts = chunk[f"{coll}_counts"]
+            first, stop = int(all_counts[:start].sum()), int(all_counts[:n].sum())
+            out[coll] = {k: v[first:stop] for k, v in chunk[coll].items()}
+            out[f"{coll}_counts"] = all_counts[start:n]
     return out
+
+
+def _blocks(chunks: Iterator[dict], size: int) -> Iterator[dict]:
+    """Regroup one worker's chunks into blocks of whole events holding at least ``size`` jets (the last
+    block: the rest). The blocks depend on the jets only, not on how the worker cut its chunks."""
+    block: list[dict] = []
+    n_block = 0
+    for chunk in chunks:
+        start = 0
+        n_chunk = len(chunk["event_number"])
+        events = chunk["event_number"]
+        # a chunk ends with a whole event (or the worker's last jet)
+        bounds = np.r_[np.flatnonzero(events[1:] != events[:-1]) + 1, n_chunk]
+        while start < n_chunk:
+            ends = bounds[bounds >= start + size - n_block]
+            stop = int(ends[0]) if len(ends) else n_chunk
+            piece = _slice_chunk(chunk, stop, start)
+            # the chunk's time is counted once, with its first piece
+            piece["timing"] = chunk["timing"] if start == 0 else dict.fromkeys(chunk["timing"], 0)
+            block.append(piece)
+            n_block += stop - start
+            start = stop
+            if n_block >= size:
+                yield _concat(block)
+                block, n_block = [], 0
+    if block:
+        yield _concat(block)
 
 
 def _concat(chunks: list[dict]) -> dict:
@@ -237,7 +271,8 @@ def _worker_main(defn, n_jets, seed, worker, jobs, queue, parent_pid=None) -> No
 
 
 def _round_robin(defn, n_per_worker, seed, jobs) -> Iterator[dict]:
-    """Chunks of all workers, in a fixed order (worker 0, 1, ..., 0, 1, ...)."""
+    """Chunks of all workers, in a fixed order: blocks of :data:`INTERLEAVE_JETS` (whole events) of
+    worker 0, 1, ..., 0, 1, ... (one worker: its chunks as they come)."""
     if jobs == 1:
         yield from produce(defn, n_per_worker[0], seed, 0, 1)
         return
@@ -250,22 +285,32 @@ def _round_robin(defn, n_per_worker, seed, jobs) -> Iterator[dict]:
     for p in procs:
         p.start()
     try:
+        blocks = [_blocks(_worker_chunks(queues[k], procs[k], k), INTERLEAVE_JETS) for k in range(jobs)]
         active = list(range(jobs))
         while active:
             for k in list(active):
-                kind, payload = _next_message(queues[k], procs[k], k)
-                if kind == "chunk":
-                    yield payload
-                elif kind == "done":
+                block = next(blocks[k], None)
+                if block is None:
                     active.remove(k)
                 else:
-                    msg = f"generator worker {k} failed: {payload}"
-                    raise HepnnError(msg)
+                    yield block
     finally:
         for p in procs:
             if p.is_alive():
                 p.terminate()
             p.join(timeout=5)
+
+
+def _worker_chunks(q, proc, k: int) -> Iterator[dict]:
+    """The chunks worker ``k`` sends, until it says it is done; its error is raised here."""
+    while True:
+        kind, payload = _next_message(q, proc, k)
+        if kind == "done":
+            return
+        if kind != "chunk":
+            msg = f"generator worker {k} failed: {payload}"
+            raise HepnnError(msg)
+        yield payload
 
 
 def _next_message(q, proc, k: int, poll: float = 1.0) -> tuple[str, Any]:
@@ -375,7 +420,10 @@ def generate(sample: str | SampleDefinition, n_jets: int, seed: int = 1, out: st
         replaced only when hepnn generated it as the same sample (its ``provenance`` record
         says so: a rerun), or with ``force``.
     jobs : int
-        Worker processes. The output is reproducible for a fixed ``(sample, n_jets, seed, jobs)``.
+        Worker processes. The output is reproducible for a fixed ``(sample, n_jets, seed, jobs)``;
+        with several workers the file holds blocks of at least :data:`INTERLEAVE_JETS` jets (whole
+        events) of worker 0, 1, ..., 0, 1, ... The options ``chunk_jets`` and ``events_per_batch``
+        change speed and memory only, never the jets written.
     layout : {"per_jet", "per_event"}
         ``per_jet``: tree ``jets``; ``per_event``: NanoAOD-like tree ``Events``.
     options : mapping, optional

@@ -48,9 +48,9 @@ OPTIONS: dict[str, str] = {
     "mpi": "multi-parton interactions on/off",
     "pthat_min": "PhaseSpace:pTHatMin [GeV]",
     "pthat_max": "PhaseSpace:pTHatMax [GeV] (None: no limit)",
-    "track_pt_min": "track pT threshold [GeV] (ttbar)",
-    "events_per_batch": "events per Pythia.nextBatch call",
-    "chunk_jets": "jets per written chunk (memory bound)",
+    "track_pt_min": "track pT threshold [GeV] (ttbar track_* branches, and part_istrack/part_d0/... of every sample)",
+    "events_per_batch": "events per Pythia.nextBatch call (speed only: the jets written do not depend on it)",
+    "chunk_jets": "jets per written chunk (memory bound only: the jets written do not depend on it)",
 }
 
 

@@ -10,7 +10,8 @@ Impact parameters of a straight line from the production vertex (the field bends
 * ``z0`` (longitudinal): z of that point.
 
 Resolution (smearing, Gaussian, then the sign is taken): ``sigma(d0) = 10 um (+) 50 um GeV / pT``,
-``sigma(z0) = 20 um (+) 80 um GeV / pT`` (``(+)``: sum in quadrature).
+``sigma(z0) = 20 um (+) 80 um GeV / pT`` (``(+)``: sum in quadrature). The random draws go
+track after track, so the smeared values do not depend on the ``events_per_batch`` option.
 Lifetime sign with respect to the jet: ``d0`` is positive when the point of closest
 approach lies on the jet side of the beam line (``sign(d0_geo * sin(phi_trk - phi_jet))``);
 ``z0`` takes ``sign((eta_jet - eta_trk) * z0)``. Significances are ``d0 / sigma(d0)``
@@ -51,7 +52,9 @@ def track_selection(charge, pt, vx, vy, vz, pt_min: float = 1.0):
 def impact_parameters(px, py, pz, vx, vy, vz, jet_phi, jet_eta, rng: np.random.Generator):
     """Smeared, lifetime-signed ``d0, z0, d0sig, z0sig`` (mm, mm, 1, 1) of tracks.
 
-    ``jet_phi``/``jet_eta`` are those of each track's jet (same length as ``px``).
+    ``jet_phi``/``jet_eta`` are those of each track's jet (same length as ``px``). ``rng`` gives
+    two standard normal draws per track (d0 first, then z0), track after track, so smearing the
+    tracks in one call or in consecutive calls with the same generator gives the same values.
     """
     pt = np.hypot(px, py)
     ux, uy = px / pt, py / pt
@@ -59,8 +62,10 @@ def impact_parameters(px, py, pz, vx, vy, vz, jet_phi, jet_eta, rng: np.random.G
     along = vx * ux + vy * uy
     z0_geo = vz - along * pz / pt
     s_d0, s_z0 = sigma_d0(pt), sigma_z0(pt)
-    d0_meas = d0_geo + rng.normal(size=len(pt)) * s_d0
-    z0_meas = z0_geo + rng.normal(size=len(pt)) * s_z0
+    # two draws per track, track after track: the values do not depend on how tracks are batched
+    noise = rng.normal(size=(len(pt), 2))
+    d0_meas = d0_geo + noise[:, 0] * s_d0
+    z0_meas = z0_geo + noise[:, 1] * s_z0
     phi = np.arctan2(py, px)
     eta = np.arcsinh(pz / pt)
     sign_d0 = np.where(d0_meas * np.sin(phi - jet_phi) >= 0, 1.0, -1.0)
