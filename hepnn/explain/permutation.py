@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..exceptions import InputDataError
 from ..metrics import roc_auc
 from .registry import positive_int_problem, raise_option_problems, register_explainer
 
@@ -16,8 +17,21 @@ def _applies(target):
     return None
 
 
-def _auc(scores, labels):
-    return roc_auc(labels, scores)
+def _auc(scores, labels, weights=None):
+    return roc_auc(labels, scores, weights)
+
+
+def _checked_weights(weights, n: int) -> np.ndarray | None:
+    """``weights`` as float64, one per jet and summing to more than 0, or ``InputDataError``."""
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or w.sum() <= 0:
+        msg = (f"weights: expected one finite weight per jet ({n}) summing to more than 0, received shape "
+               f"{w.shape}" + (f" summing to {w.sum():g}" if w.shape == (n,) else "")
+               + "; pass the explained jets' weights (or none)")
+        raise InputDataError(msg)
+    return w
 
 
 def _explained_class(target, labels: np.ndarray) -> np.ndarray | None:
@@ -42,7 +56,7 @@ def _check(options):
 
 
 @register_explainer("permutation", applies=_applies, check=_check)
-def permutation(target, inputs, n_repeats: int = 5, random_state: int = 0, labels=None) -> dict:
+def permutation(target, inputs, n_repeats: int = 5, random_state: int = 0, labels=None, weights=None) -> dict:
     """Shuffle one feature across jets at a time and measure how the output changes.
 
     Per jet, ``values[name][i, ..., f]`` is the mean over repeats of
@@ -52,7 +66,8 @@ def permutation(target, inputs, n_repeats: int = 5, random_state: int = 0, label
 
     Global importances go to ``extra``: ``importance_<input>`` (mean ``|change|``,
     averaged over repeats) with its spread ``importance_std_<input>`` over repeats, and
-    with binary labels ``auc_drop_<input>`` / ``auc_drop_std_<input>``.
+    with binary labels ``auc_drop_<input>`` / ``auc_drop_std_<input>``. With ``weights``
+    the mean ``|change|`` and the AUCs are weighted (the per-jet values are not).
 
     Parameters
     ----------
@@ -63,14 +78,18 @@ def permutation(target, inputs, n_repeats: int = 5, random_state: int = 0, label
         Class labels for the AUC drop: of the explained class against the others for a
         multiclass target, of the classes other than ``target.background`` for an autoencoder
         that names it, else of the larger of two labels against the smaller.
+    weights : array, optional
+        Per-jet weights (Python API; ``explain_run`` passes the run's evaluation weights
+        when ``evaluation.weighted``), so that the base AUC is the weighted one of the evaluation.
     """
     raise_option_problems("permutation", _check({"n_repeats": n_repeats}))
     rng = np.random.default_rng(random_state)
     reference = target.predict(inputs)
     n = len(reference)
+    w = _checked_weights(weights, n)
     is_signal = None if labels is None else _explained_class(target, np.asarray(labels))
     use_auc = is_signal is not None and 0 < is_signal.sum() < len(is_signal)
-    base_auc = _auc(reference, is_signal) if use_auc else None
+    base_auc = _auc(reference, is_signal, w) if use_auc else None
     real = target.real_slots(inputs)
     values = {k: np.zeros(v.shape, dtype=np.float64) for k, v in inputs.items()}
     extra: dict = {"n_repeats": n_repeats}
@@ -100,9 +119,9 @@ def permutation(target, inputs, n_repeats: int = 5, random_state: int = 0, label
         for (f, r), out in target.predict_each(permuted()):
             delta = reference - out
             deltas[f] += delta / n_repeats
-            importance[r, f] = np.mean(np.abs(delta))
+            importance[r, f] = np.average(np.abs(delta), weights=w)
             if use_auc:
-                auc_drop[r, f] = base_auc - _auc(out, is_signal)
+                auc_drop[r, f] = base_auc - _auc(out, is_signal, w)
         for f in range(n_feat):
             if kind == "flat":
                 values[name][:, f] = deltas[f]

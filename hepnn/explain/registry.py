@@ -4,7 +4,9 @@ An explainer is a function ``fn(target, inputs, **options) -> dict`` registered 
 :func:`register_explainer`; ``target`` is a :class:`~hepnn.explain.target.Target`
 and ``inputs`` a dict of numpy arrays keyed by input name. The dict it returns has
 ``values`` (input name -> array shaped like the input) and optionally
-``base_values`` and ``extra``. Its keyword arguments are the options a config's
+``base_values``, ``outputs`` and ``extra``; an explainer whose rows are not the
+explained jets (activation maximisation: one per unit) returns their ``inputs``
+too, and its Explanation gets no ``labels``. Its keyword arguments are the options a config's
 ``explain.options.<method>`` may set.
 """
 
@@ -22,7 +24,7 @@ from .explanation import Explanation
 from .target import Target
 
 __all__ = ["EXPLAINERS", "register_explainer", "explain", "check_options", "applies", "raise_option_problems",
-           "positive_int_problem", "check_inputs"]
+           "positive_int_problem", "check_inputs", "option_names"]
 
 EXPLAINERS = Registry("explainer")
 
@@ -64,6 +66,7 @@ def register_explainer(name: str | None = None, applies: Callable | None = None,
 
 
 def option_names(fn: Callable) -> list[str]:
+    """The options (keyword arguments after ``target, inputs``) explainer ``fn`` takes."""
     params = list(inspect.signature(fn).parameters.values())[2:]
     return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
@@ -213,8 +216,8 @@ def explain(
     if outputs is None:
         outputs = target.predict(x)
     base = result.get("base_values")
-    if labels is not None and len(np.asarray(labels)) != len(np.asarray(outputs)):
-        labels = None  # rows are not the jets (activation maximisation: one row per unit)
+    if labels is not None and ("inputs" in result or len(np.asarray(labels)) != len(np.asarray(outputs))):
+        labels = None  # rows are not the jets (activation maximisation: one row per unit), also when as many
     return Explanation(
         method=name, values=values, inputs=result.get("inputs", x), feature_names=names,
         base_values=None if base is None else np.asarray(base, dtype=np.float64),

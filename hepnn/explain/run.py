@@ -27,12 +27,12 @@ from ..exceptions import ConfigError, InputDataError, UnknownNameError
 from ..outdir import lock_directory
 from ..plotting import plot_beeswarm, plot_heatmap, plot_importance, plot_position_importance, save_figure
 from ..runs.spec import class_index, load_spec
-from ..training.evaluate import load_run_data, split_data
+from ..training.evaluate import evaluation_weights, load_run_data, split_data
 from ..training.kfold import fold_parts, is_kfold_run
 from ..training.rundir import RunDirectory, load_run_model, write_json
 from ..training.splits import SPLITS
 from .explanation import Explanation, jsonable
-from .registry import EXPLAINERS, check_options, explain, positive_int_problem
+from .registry import EXPLAINERS, check_options, explain, option_names, positive_int_problem
 from .target import Target
 
 __all__ = ["explain_run", "explain_folds", "run_target", "write_plots"]
@@ -66,7 +66,8 @@ def explain_run(
         Preprocessed data (as given to the trainer) instead of reading the config's files.
     options : mapping, optional
         Explainer options; default ``config.explain.options[method]`` (``shap`` also gets
-        ``background_size`` from ``config.explain.background_size``).
+        ``background_size`` from ``config.explain.background_size``). An explainer with a
+        ``weights`` option (``permutation``) gets the jets' weights when ``evaluation.weighted``.
     plots : bool
         Write the PNG plots beside ``values.npz``.
     target : Target, optional
@@ -122,13 +123,17 @@ def explain_run(
     x = {n: np.asarray(part[n], dtype=np.float32)[pick] for n in names}
     labels = np.asarray(part["label"])[pick]
     feature_names = _feature_names(spec, part)
+    weights = evaluation_weights(config, pred)
+    # the evaluation's weights (evaluation.weighted) go to an explainer that takes them, not into summary.json
+    takes_weights = "weights" in option_names(EXPLAINERS.get(method)) and "weights" not in options
+    weighted = {"weights": weights[pick]} if weights is not None and takes_weights else {}
 
     if target is None:
         target = run_target(run_dir, pred)
     start = time.perf_counter()
     target.predict(x)
     predict_seconds = time.perf_counter() - start
-    expl = explain(target, x, method, labels=labels, feature_names=feature_names, **options)
+    expl = explain(target, x, method, labels=labels, feature_names=feature_names, **options, **weighted)
     summary = _summary(expl, options, predict_seconds, pred["classes"], part, pick)
     _write_explanation(Path(run_dir) / "explain" / method, expl, summary, pred["classes"] if plots else None)
     return expl
@@ -290,8 +295,9 @@ def _summary(expl: Explanation, options, predict_seconds, classes, part, pick) -
             for c, sub in expl.by_class().items()
         }
     pt = next((k for k in ("spec_jet_pt", "spec_pt") if k in part), None)
-    # rows are jets (not activation maximisation's one row per unit)
-    if pt is not None and n == len(pick) and n:
+    # rows are jets (not activation maximisation's one row per unit): explain_run passes the jets'
+    # labels, and explain() keeps them only then (also when there are as many units as jets)
+    if pt is not None and expl.labels is not None and n == len(pick) and n:
         values = np.asarray(part[pt])[pick]
         edges = np.unique(np.quantile(values, [0, 0.25, 0.5, 0.75, 1.0]))
         if len(edges) >= 2:

@@ -19,8 +19,8 @@ from typing import Iterator
 import numpy as np
 
 from .._optional import require
-from ..exceptions import ConfigError, suggest
-from .registry import register_explainer
+from ..exceptions import InputDataError, suggest
+from .registry import positive_int_problem, raise_option_problems, register_explainer
 
 __all__ = ["shap_explainer", "tf_gradients_guard", "deep_supported"]
 
@@ -136,7 +136,34 @@ def _squeeze_output(arr, shape):
     return arr
 
 
-@register_explainer("shap")
+def _check(options):
+    """The options' problems: an unknown algorithm, a background or sample count below 1."""
+    algorithm = options["algorithm"]
+    if algorithm not in ALGORITHMS:
+        yield "algorithm", f"unknown algorithm {algorithm!r}{suggest(str(algorithm), ALGORITHMS)}; valid: {', '.join(ALGORITHMS)}"
+    for key in ("background_size", "n_samples"):
+        problem = positive_int_problem(options[key])
+        if problem:
+            yield key, problem
+
+
+def _background_arrays(target, background) -> dict[str, np.ndarray]:
+    """``background`` as float32 arrays of at least one jet shaped as the model's inputs, or ``InputDataError``."""
+    missing = [n for n in target.names if n not in background]
+    if missing:
+        msg = (f"background: the model needs {', '.join(target.names)}; missing {', '.join(missing)} "
+               f"(received {', '.join(map(str, background)) or 'none'})")
+        raise InputDataError(msg)
+    arrays = {n: np.asarray(background[n], dtype=np.float32) for n in target.names}
+    for n, x in arrays.items():
+        if x.ndim != len(target.shapes[n]) + 1 or tuple(x.shape[1:]) != target.shapes[n] or not len(x):
+            msg = (f"background[{n!r}]: expected an array of shape (n_jets >= 1, "
+                   f"{', '.join(map(str, target.shapes[n]))}), received shape {x.shape}")
+            raise InputDataError(msg)
+    return arrays
+
+
+@register_explainer("shap", check=_check)
 def shap_explainer(target, inputs, algorithm: str = "auto", background_size: int = 40, n_samples: int = 50,
                    random_state: int = 0, background=None) -> dict:
     """SHAP values of the explained output (score, class probability or anomaly score).
@@ -148,9 +175,10 @@ def shap_explainer(target, inputs, algorithm: str = "auto", background_size: int
         Sets), ``gradient`` otherwise; if ``deep`` fails, ``auto`` retries with
         ``gradient`` (``extra["fallback"]`` says why).
     background_size : int
-        Jets integrated over (drawn from ``background`` or from the explained jets).
+        Jets integrated over (drawn from ``background`` or from the explained jets); at least 1
+        (0 made the ``deep`` values NaN).
     n_samples : int
-        Samples per jet of ``gradient`` (expected gradients) and ``kernel``; the
+        At least 1. Samples per jet of ``gradient`` (expected gradients) and ``kernel``; the
         ``permutation`` explainer uses ``max(2 * n_features + 1, 10 * n_samples)`` evaluations.
     random_state : int
     background : dict of str to array, optional
@@ -166,12 +194,11 @@ def shap_explainer(target, inputs, algorithm: str = "auto", background_size: int
     additivity error, measured on the values returned, shows it.
     """
     shap = require("shap")
-    if algorithm not in ALGORITHMS:
-        msg = f"explain.options.shap.algorithm: unknown algorithm {algorithm!r}{suggest(algorithm, ALGORITHMS)}; valid: {', '.join(ALGORITHMS)}"
-        raise ConfigError(msg)
+    raise_option_problems("shap", _check({"algorithm": algorithm, "background_size": background_size,
+                                          "n_samples": n_samples}))
     names = list(target.names)
     rng = np.random.default_rng(random_state)
-    source = inputs if background is None else {n: np.asarray(background[n], dtype=np.float32) for n in names}
+    source = inputs if background is None else _background_arrays(target, background)
     n_bg = len(source[names[0]])
     pick = rng.choice(n_bg, size=min(background_size, n_bg), replace=False)
     bg = [source[n][pick] for n in names]

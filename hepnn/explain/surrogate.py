@@ -62,6 +62,13 @@ def _contributions(tree, X):
     return contrib, float(value[0])
 
 
+def _held_out(n: int, test_fraction: float) -> int:
+    """Jets held out for the fidelity: ``round(test_fraction * n)`` when that leaves at least 2 of
+    them (an R^2 needs two) and 2 to fit, else 0 (the fidelity is then measured on the fitted jets)."""
+    n_test = int(round(test_fraction * n))
+    return n_test if n_test >= 2 and n - n_test >= 2 else 0
+
+
 def _check(options):
     problem = None if options["max_depth"] is None else positive_int_problem(options["max_depth"])
     if problem:
@@ -77,7 +84,10 @@ def surrogate(target, inputs, max_depth: int = 3, test_fraction: float = 0.3, ra
     """Fit a ``DecisionTreeRegressor`` to the network's output on summary features.
 
     Fidelity on held-out jets goes to ``extra``: ``fidelity_r2`` (R^2 of the tree vs the
-    network) and, for binary taggers, ``fidelity_agreement`` (same side of 0.5). The
+    network) and, for binary taggers, ``fidelity_agreement`` (same side of 0.5), with
+    ``n_test`` (the held-out jets) and ``fidelity_on``: ``"held-out"``, or ``"training"``
+    when ``test_fraction`` leaves fewer than 2 jets to hold out (or to fit): the fidelity is
+    then that of the jets the tree was fitted on (``n_test`` 0), an optimistic figure. The
     tree's rules (``sklearn.tree.export_text``) are ``extra["rules"]``. Per jet, each
     summary feature gets the change of the tree's value at the splits on it (the values
     sum to ``tree prediction - base value``); a sequence summary is shared by the
@@ -102,7 +112,7 @@ def surrogate(target, inputs, max_depth: int = 3, test_fraction: float = 0.3, ra
     n = len(y)
     rng = np.random.default_rng(random_state)
     order = rng.permutation(n)
-    n_test = int(round(test_fraction * n)) if n >= 10 else 0
+    n_test = _held_out(n, test_fraction)
     test, train = order[:n_test], order[n_test:]
     tree = DecisionTreeRegressor(max_depth=max_depth, random_state=random_state).fit(X[train], y[train])
     eval_idx = test if n_test else train
@@ -111,7 +121,7 @@ def surrogate(target, inputs, max_depth: int = 3, test_fraction: float = 0.3, ra
     r2 = float(r2_score(truth, pred)) if len(truth) > 1 and np.var(truth) > 0 else float("nan")
     extra = {"fidelity_r2": r2, "rules": export_text(tree, feature_names=names, decimals=3),
              "summary_feature_names": names, "max_depth": max_depth, "n_fit": int(len(train)),
-             "n_test": int(len(eval_idx))}
+             "n_test": int(n_test), "fidelity_on": "held-out" if n_test else "training"}
     if target.task == "binary":
         extra["fidelity_agreement"] = float(np.mean((pred >= 0.5) == (truth >= 0.5)))
     contrib, root = _contributions(tree, X)
