@@ -126,6 +126,11 @@ def test_kfold_run_copied_without_preprocessing_is_refused(kfold_run, tmp_path):
         hepnn.Tagger.load(_copy(kfold_run, tmp_path, "preprocessing.json"))
     with pytest.raises(InputDataError, match="Copy preprocessing.json and spec.json"):
         hepnn.Tagger.load(_copy(kfold_run, tmp_path / "b", "preprocessing.json", "spec.json"))
+    # KFoldTagger.load itself (Dask workers rebuild k-fold taggers with it) checks too
+    from hepnn.training.kfold import KFoldTagger
+
+    with pytest.raises(InputDataError, match="preprocessing.json: missing"):
+        KFoldTagger.load(_copy(kfold_run, tmp_path / "c", "preprocessing.json"))
 
 
 def test_run_trained_on_hand_built_arrays_legitimately_has_no_preprocessing(run, folder, tmp_path):

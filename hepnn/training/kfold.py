@@ -27,13 +27,13 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from ..config import load_config, save_config
-from ..exceptions import ConfigError, HepnnError, OutputDirError
+from ..exceptions import ConfigError, HepnnError, InputDataError, OutputDirError
 from ..io import load
 from ..io.split import assign_fold
 from ..models import load_model
 from ..preprocessing import Preprocessor
 from ..runs.spec import load_spec
-from .rundir import RunDirectory, config_differences, read_json, write_json
+from .rundir import RunDirectory, config_differences, missing_preprocessing, read_json, write_json
 from .tagger import Tagger
 
 __all__ = ["KFoldTrainer", "KFoldTagger", "fold_dirs", "fold_runs", "fold_parts", "is_kfold_run", "fold_position",
@@ -255,6 +255,10 @@ class KFoldTagger(Tagger):
         """The tagger of the k-fold run in ``run_dir`` (``folds.json`` and ``folds/<k>/model.keras``)."""
         run = RunDirectory(run_dir)
         config = load_config(run.config)
+        # before any model loads, also where Dask workers rebuild the tagger with this method
+        problem = missing_preprocessing(run, load_spec(run.path, config).preprocessing, config)
+        if problem:
+            raise InputDataError(problem)
         folds = read_json(run.path / "folds.json")
         models = []
         for path in fold_dirs(run_dir, folds["n_folds"]):

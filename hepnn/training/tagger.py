@@ -371,8 +371,7 @@ class Tagger:
 
         run = RunDirectory(run_dir)
         if is_kfold_run(run_dir):
-            _check_preprocessing_file(run, load_config(run.config))
-            return KFoldTagger.load(run_dir)
+            return KFoldTagger.load(run_dir)  # checks preprocessing.json as below
         if not run.path.is_dir():
             what = "is a file (a config? load the run directory it was trained into)" if run.path.is_file() else (
                 "does not exist")
