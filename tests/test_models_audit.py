@@ -312,3 +312,30 @@ def test_valid_convolutions_that_no_longer_fit_the_image_name_the_option():
         MODELS.get("cnn")({"image": (8, 8, 1)}, filters=[4, 4], padding="valid", dense_units=[8])
     model = MODELS.get("cnn")({"image": (16, 16, 1)}, filters=[4, 4], padding="valid", dense_units=[8])
     assert model.get_layer("image_block1_conv1").output.shape[1:3] == (2, 2)  # 16-2-2=12, /2=6, -2-2=2
+
+
+@pytest.fixture
+def mixed_precision():
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy(previous)
+
+
+def test_padding_mask_compares_in_float32_under_mixed_precision(mixed_precision):
+    """Under mixed_float16 the padding mask compared float16 copies of the inputs, so a real slot
+    whose features round to the pad value in float16 (1e-8 against 0) counted as padding."""
+    from hepnn.models.layers import PaddingMask
+
+    x = np.array([[[1e-8, 2e-8], [0.0, 0.0], [3.0, 0.0]]], dtype="float32")
+    assert np.asarray(PaddingMask()(x)).tolist() == [[1.0, 0.0, 1.0]]
+
+
+@pytest.mark.parametrize("key", ["deepsets_sum", "efn", "particlenet", "transformer", "dense_fusion"])
+def test_set_models_build_and_score_under_mixed_precision(mixed_precision, key):
+    x, n_real = jets()
+    y = scores(build(key), x).astype("float64")
+    assert np.all(np.isfinite(y))
+    # a jet's padded slots still change nothing (the float32 mask meets float16 features)
+    x_more = repad(x, n_real, 16, 0.0)
+    np.testing.assert_allclose(scores(build(key, max_length=16), x_more).astype("float64")[1:], y[1:], atol=2e-2)

@@ -32,6 +32,9 @@ class PaddingMask(keras.layers.Layer):
     """
 
     def __init__(self, mask_value: float = 0.0, **kwargs):
+        # compared in float32, also under mixed precision: a real slot whose features round to
+        # mask_value in float16 (1e-8, say, for a pad value of 0) would count as padding
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.mask_value = float(mask_value)
 
