@@ -491,3 +491,23 @@ def test_activation_maximization_of_a_per_element_layer_averages_the_real_elemen
     # each step of 0.1 along the unit's gradient (w[:, unit] / 2 per real slot) raises it by 0.1 |w[:, unit]| / sqrt(2)
     rise = e.extra["activation_end"] - e.extra["activation_start"]
     np.testing.assert_allclose(rise, 0.4 * np.linalg.norm(w, axis=0) / np.sqrt(2), rtol=1e-4)
+
+
+def test_a_class_index_beyond_the_outputs_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"class_index: expected 0 <= class_index < 3 .* received 3"):
+        Target(image_model(), class_index=3)
+
+
+def test_gradcam_on_a_model_with_its_convolutions_nested_says_why_it_does_not_apply():
+    """A Conv2D inside a nested sub-model is not reached; the message said only 'no Conv2D layer'."""
+    import keras
+
+    inner = keras.Sequential([keras.Input((5, 6, 2)), keras.layers.Conv2D(2, 3, name="c1"),
+                              keras.layers.GlobalAveragePooling2D()], name="tower")
+    inp = keras.Input((5, 6, 2), name="img")
+    model = keras.Model({"img": inp}, keras.layers.Dense(1, activation="sigmoid")(inner(inp)))
+    x = np.random.default_rng(0).normal(size=(4, 5, 6, 2)).astype("float32")
+    from hepnn.explain.registry import NotApplicableError
+
+    with pytest.raises(NotApplicableError, match=r"no Conv2D layer at its top level .*nested model\(s\) \[.tower.\]"):
+        explain(Target(model), {"img": x}, method="gradcam")

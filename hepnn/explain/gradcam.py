@@ -55,7 +55,10 @@ def _applies(target):
     if not target.of_kind("image"):
         return "it needs an image input (pixels, pixels, channels)"
     if not conv_layers(target.model):
-        return "the model has no Conv2D layer"
+        nested = [layer.name for layer in target.model.layers if getattr(layer, "layers", None)]
+        return ("the model has no Conv2D layer at its top level" + (
+            f" (one inside the nested model(s) {nested} is not reached: build the model with its "
+            "layers at the top level)" if nested else ""))
     return None
 
 

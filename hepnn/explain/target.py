@@ -92,7 +92,7 @@ class Target:
             class_index = n_out - 1 if self.task == "multiclass" else 0
         if not 0 <= class_index < max(n_out, 1):
             msg = f"class_index: expected 0 <= class_index < {n_out} (the model's outputs), received {class_index}"
-            raise ValueError(msg)
+            raise ConfigError(msg)  # a ValueError too
         self.class_index = int(class_index)
         self.background = None if background is None else int(background)
         self.mask_value = float(find_mask_value(model) if mask_value is None else mask_value)
