@@ -259,4 +259,5 @@ def test_a_generator_worker_that_dies_is_an_error_not_a_wait_for_ever(tmp_path):
                           timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "generator worker 0 ended without finishing (exit code 137" in proc.stderr
+    assert "if __name__ == \"__main__\"" in proc.stderr  # the usual cause in a script: spawn re-imports it
     assert not out.exists() and not list(out.parent.glob(".qcd.root.*.part*")), "nothing left behind"

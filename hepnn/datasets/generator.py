@@ -326,13 +326,16 @@ def _next_message(q, proc, k: int, poll: float = 1.0) -> tuple[str, Any]:
             return q.get(timeout=poll)
         except queue_module.Empty:
             msg = (f"generator worker {k} ended without finishing (exit code {proc.exitcode}: killed, out of "
-                   "memory or crashed); run again (with --jobs 1 to see its error)")
+                   "memory or crashed); run again (with --jobs 1 to see its error). From a script, call "
+                   "generate(..., jobs > 1) under `if __name__ == \"__main__\":` (the workers are started "
+                   "with 'spawn' and import the script again)")
             raise HepnnError(msg) from None
 
 
 def _check_args(sample, n_jets, seed, jobs, layout):
     if isinstance(sample, str) and sample not in SAMPLES:
-        msg = f"sample: unknown sample {sample!r}{suggest(sample, SAMPLES.names())}; valid samples: {', '.join(SAMPLES.names())}"
+        msg = (f"sample: unknown sample {sample!r}{suggest(sample, SAMPLES.names())}; "
+               f"valid samples: {', '.join(SAMPLES.names())}")
         raise ConfigError(msg)
     if isinstance(n_jets, bool) or not isinstance(n_jets, (int, np.integer)) or n_jets < 1:
         msg = f"n_jets: expected a positive int, received {n_jets!r}"
