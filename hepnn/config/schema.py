@@ -595,7 +595,7 @@ class DecorrelateConfig:
 
     method: Literal["disco", "adversary"] = field(metadata=_doc("disco (distance-correlation penalty) or adversary"))
     variable: str = field(metadata=_doc("jet variable to decorrelate from: one of data.spectators (e.g. jet_mass)"))
-    strength: float = field(default=1.0, metadata=_doc("lambda: weight of the penalty (disco) or of the adversary loss", non_negative))
+    strength: float = field(default=1.0, metadata=_doc("lambda: weight of the penalty (disco) or of the adversary loss; the penalty normalises the jets' weights itself while the classification loss is sum(w * loss) / n_jets, so with weights far from 1 (cross sections) scale lambda by their mean", non_negative))
     background_only: bool = field(default=True, metadata=_doc("decorrelate on background jets only (evaluation.background, else the class that is not evaluation.signal), as DisCo does"))
     adversary_units: int = field(default=32, metadata=_doc("adversary: units per hidden layer", positive))
     adversary_layers: int = field(default=2, metadata=_doc("adversary: hidden layers", positive))
@@ -617,7 +617,7 @@ class TrainingConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: Optional[ScheduleConfig] = field(default=None, metadata=_doc("learning-rate schedule"))
     early_stopping: Optional[EarlyStoppingConfig] = field(default_factory=EarlyStoppingConfig)
-    loss: Optional[str] = field(default=None, metadata=_doc("loss (default from the task)"))
+    loss: Optional[str] = field(default=None, metadata=_doc("loss (default from the task): per batch sum(weight * loss) / n_jets (not a weighted mean), logged as the mean over the epoch's batches"))
     class_weight: Union[Literal["balanced"], dict[str, float], None] = field(default=None, metadata=_doc("'balanced' or class -> weight"))
     reweight: Optional[ReweightConfig] = field(default=None, metadata=_doc("kinematic reweighting"))
     augment: Optional[AugmentConfig] = field(default=None, metadata=_doc("data augmentation of image inputs"))
