@@ -323,6 +323,16 @@ def test_retried_tune_trial_resumes_the_killed_trials_run(run, monkeypatch, tmp_
     history = (tmp_path / "trials" / "1" / "history.csv").read_text().splitlines()
     assert history[:3] == first.splitlines() and len(history) == 4
     assert any("resuming the run of killed trial 0" in line for line in lines)
+    # trials.csv shows the killed trial's folder where it is now (the retry's)
+    from hepnn.tune.study import write_results
+
+    write_results(study, tmp_path / "results", plots=False, log=quiet)
+    import csv
+
+    with open(tmp_path / "results" / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["number"], r["state"], r["retry_of"]) for r in rows] == [("0", "FAIL", ""), ("1", "COMPLETE", "0")]
+    assert rows[0]["run_dir"] == rows[1]["run_dir"] and rows[1]["run_dir"].endswith(str(Path("trials", "1")))
 
 
 def test_killed_trial_without_a_checkpoint_leaves_no_folder(tmp_path):

@@ -527,14 +527,19 @@ def spawn_workers(n_workers: int, argv: list[str], log: Callable[[str], None] = 
 
 
 def _trial_rows(study) -> list[dict[str, Any]]:
+    trials = study.get_trials(deepcopy=False)
+    # a killed trial's folder moved to the trial that retried it (optuna cannot change a finished
+    # trial's attributes): its row shows where the folder is now
+    moved = {t.user_attrs["retry_of"]: t.user_attrs.get("run_dir", "") for t in trials
+             if t.user_attrs.get("retry_of", "") != "" and t.user_attrs.get("run_dir")}
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         rows.append({
             "number": t.number,
             "state": t.state.name,
             "value": "" if t.value is None else repr(float(t.value)),
             "params": json.dumps(t.params, sort_keys=True),
-            "run_dir": t.user_attrs.get("run_dir", ""),
+            "run_dir": moved.get(t.number, t.user_attrs.get("run_dir", "")),
             "duration_s": "" if t.duration is None else f"{t.duration.total_seconds():.3f}",
             "retry_of": t.user_attrs.get("retry_of", ""),
         })
