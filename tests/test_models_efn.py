@@ -166,3 +166,18 @@ def test_report_of_an_efn_run_shows_its_filters(tmp_path_factory):
     grid = efn_filters(load_model(run / "model.keras"), extent=extent, n_grid=65)
     first = figure.result.indices[0]
     np.testing.assert_allclose(figure.result.values[0], grid["filters"][first], rtol=1e-5, atol=1e-6)
+
+
+def test_efn_filters_take_only_their_own_inputs_layers():
+    """The filter grid of input 'parts' took every layer whose name starts with 'parts_phi_', so
+    a second input named 'parts_phi' had its layers applied too (or broke the grid)."""
+    from hepnn.models.efn import efn_filters
+
+    model = MODELS.get("efn")({"parts": (10, 4), "parts_phi": (10, 4)}, **TINY)
+    grid = efn_filters(model, input_name="parts", extent=0.5, n_grid=5)
+    probe = np.array([[0.25, -0.5]], "float32")
+    h = probe
+    for layer in model.layers:
+        if layer.name.startswith(("parts_phi_dense", "parts_phi_act", "parts_phi_bn")):
+            h = layer(h)
+    np.testing.assert_allclose(grid["filters"][:, 0, 3], np.asarray(h)[0], rtol=1e-5, atol=1e-6)

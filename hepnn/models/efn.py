@@ -19,6 +19,7 @@ z must reach the model in physical units (not standardised): give the sequence i
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -260,8 +261,9 @@ def efn_filters(model, extent: float = 0.8, n_grid: int = 65, input_name: str | 
     elif input_name not in candidates:
         msg = f"efn_filters: input {input_name!r} has no EFN branch; choose one of {', '.join(candidates)}"
         raise ValueError(msg)
-    prefix = f"{input_name}_phi_"
-    phi_layers = [layer for layer in model.layers if layer.name.startswith(prefix)]
+    # {input}_phi_dense0, _bn0, _act0, ...: not the layers of another input named "{input}_phi"
+    own = re.compile(rf"{re.escape(input_name)}_phi_[a-z]+\d+")
+    phi_layers = [layer for layer in model.layers if own.fullmatch(layer.name)]
     axis = np.linspace(-extent, extent, int(n_grid), dtype="float32")
     eta, phi = np.meshgrid(axis, axis)  # [i_phi, i_eta]
     h = np.stack([eta.ravel(), phi.ravel()], axis=-1)
