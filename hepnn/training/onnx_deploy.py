@@ -44,6 +44,26 @@ def _const(name: str, value: np.ndarray):
     return numpy_helper.from_array(np.asarray(value), name=name)
 
 
+class _Nodes:
+    """ONNX nodes and initialisers added under one name prefix: ``c`` a constant, ``node`` an
+    operation; both return the name of what they add."""
+
+    def __init__(self, prefix: str):
+        self.prefix, self.nodes, self.inits = prefix, [], []
+
+    def c(self, key: str, value: np.ndarray) -> str:
+        const = f"{self.prefix}/{key}"
+        self.inits.append(_const(const, value))
+        return const
+
+    def node(self, op: str, inputs: list[str], key: str, **attrs) -> str:
+        from onnx import helper
+
+        output = f"{self.prefix}/{key}"
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+
 def _feature_params(preprocessing: Any, name: str, spec: Mapping, shape: tuple) -> dict[str, np.ndarray]:
     """Per-feature constants (broadcastable to the input's trailing shape) of one input."""
     variables = list(spec.get("variables", []))
@@ -72,17 +92,8 @@ def _input_nodes(preprocessing: Any, name: str, spec: Mapping, shape: tuple, raw
     from onnx import helper
 
     p = _feature_params(preprocessing, name, spec, shape)
-    nodes, inits = [], []
-
-    def c(key: str, value: np.ndarray) -> str:
-        const = f"hepnn_pre/{name}/{key}"
-        inits.append(_const(const, value))
-        return const
-
-    def node(op: str, inputs: list[str], key: str, **attrs) -> str:
-        output = f"hepnn_pre/{name}/{key}"
-        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
-        return output
+    built = _Nodes(f"hepnn_pre/{name}")
+    nodes, inits, c, node = built.nodes, built.inits, built.c, built.node
 
     x = raw
     if spec.get("kind") != "image":
@@ -216,17 +227,8 @@ def add_anomaly_score(model_proto: Any, model: Any, name: str) -> Any:
     inner = f"hepnn_pre/{name}/standardised_input"
     x = inner if any(inner in n.output for n in graph.node) else name
     rank = len(next(i for i in graph.input if i.name == name).type.tensor_type.shape.dim)
-    nodes, inits = [], []
-
-    def c(key: str, value: np.ndarray) -> str:
-        const = f"hepnn_score/{key}"
-        inits.append(_const(const, value))
-        return const
-
-    def node(op: str, inputs: list[str], key: str, **attrs) -> str:
-        output = f"hepnn_score/{key}"
-        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
-        return output
+    built = _Nodes("hepnn_score")
+    nodes, inits, c, node = built.nodes, built.inits, built.c, built.node
 
     diff = node("Sub", [x, graph.output[0].name], "diff")
     error = node("Mul", [diff, diff], "error")
