@@ -12,7 +12,10 @@ aligned). The arrays' names, dtypes and per-jet shapes are in ``complete.json``;
 file's jet count is its size divided by the bytes per jet. TensorFlow reads this with
 its own ops (``tf.io.read_file``, ``tf.io.decode_raw``): :meth:`ChunkCache.dataset`
 is a pure ``tf.data`` pipeline, with no Python thread competing with training, and
-:meth:`ChunkCache.read` gives the same chunks as numpy arrays.
+:meth:`ChunkCache.read` gives the same chunks as numpy arrays. ``complete.json`` also
+records the pass's number of input files, so :func:`hepnn.io.stream.batches` replays
+the files' seeded order from the cache: a cached pass gives the batches of the uncached
+pass with the same seed.
 
 A cache is valid only for what wrote it: its ``fingerprint`` (data config, split,
 preprocessing parameters, chunk size, the input files with their sizes and modification
@@ -103,10 +106,13 @@ class ChunkCache:
         return info if isinstance(info, dict) else {}
 
     def is_complete(self) -> bool:
-        """True when a full pass with this fingerprint (and this format) has been written."""
+        """True when a full pass with this fingerprint (and this format) has been written, and its
+        chunk files are all there with the sizes written (a truncated or missing one: False)."""
         info = self._read_marker()
-        return (info.get("fingerprint") == self.fingerprint and info.get("format") == FORMAT
-                and len(self.paths()) == info.get("n_chunks"))
+        if info.get("fingerprint") != self.fingerprint or info.get("format") != FORMAT:
+            return False
+        paths = self.paths()
+        return len(paths) == info.get("n_chunks") and sum(p.stat().st_size for p in paths) == info.get("bytes")
 
     def info(self) -> dict:
         """``complete.json``: format, fingerprint, n_chunks, n_jets, bytes, fields (empty when incomplete)."""
@@ -148,12 +154,16 @@ class ChunkCache:
         self._written += 1
         self._jets += n
 
-    def finish(self) -> None:
-        """Mark the pass complete (the marker is written last, atomically)."""
+    def finish(self, n_files: int | None = None) -> None:
+        """Mark the pass complete (the marker is written last, atomically).
+
+        ``n_files``: the number of input files of the pass (files without chunks included),
+        kept so that :meth:`by_file` readers can replay the pass's file order.
+        """
         size = sum(p.stat().st_size for p in self.paths())
         atomic_write_text(self._marker, json.dumps({
             "format": FORMAT, "fingerprint": self.fingerprint, "n_chunks": self._written, "n_jets": self._jets,
-            "bytes": size, "fields": self._fields or [],
+            "bytes": size, "fields": self._fields or [], "n_files": n_files,
         }))
 
     def clear(self) -> None:
@@ -174,19 +184,35 @@ class ChunkCache:
         paths = self.paths()
         return paths if rng is None else [paths[i] for i in rng.permutation(len(paths))]
 
+    def by_file(self) -> dict[int, list[Path]]:
+        """The chunk files of each input file (by file index), each file's in chunk order."""
+        out: dict[int, list[Path]] = {}
+        for path in self.paths():
+            out.setdefault(int(path.stem.split("-")[0]), []).append(path)
+        return out
+
     def read(self, rng: np.random.Generator | None = None) -> Iterator[dict]:
         """Yield the cached chunks one at a time as numpy arrays: in canonical order, or permuted by ``rng``."""
+        return self.read_paths(self.order(rng))
+
+    def read_paths(self, paths: Sequence[Path]) -> Iterator[dict]:
+        """Yield the chunks of ``paths`` (files of this cache) one at a time as numpy arrays, in that order."""
         fields = self._complete_info()["fields"]
+        for path in paths:
+            yield self.read_chunk(path, fields)
+
+    @staticmethod
+    def read_chunk(path: Path, fields: Sequence) -> dict:
+        """One chunk file as numpy arrays; ``fields`` from :meth:`info` (checked complete by the caller)."""
         row = sum(_jet_bytes(f) for f in fields)
-        for path in self.order(rng):
-            raw = np.fromfile(path, dtype=np.uint8)
-            n = raw.size // row if row else 0
-            out, offset = {}, 0
-            for name, dtype, shape in fields:
-                size = n * _jet_bytes([name, dtype, shape])
-                out[name] = raw[offset:offset + size].view(np.dtype(dtype)).reshape(n, *shape)
-                offset += size
-            yield out
+        raw = np.fromfile(path, dtype=np.uint8)
+        n = raw.size // row if row else 0
+        out, offset = {}, 0
+        for name, dtype, shape in fields:
+            size = n * _jet_bytes([name, dtype, shape])
+            out[name] = raw[offset:offset + size].view(np.dtype(dtype)).reshape(n, *shape)
+            offset += size
+        return out
 
     def dataset(self, batch_size: int, keys: Sequence[str] | None = None, seed: int | None = None,
                 shuffle_buffer: int = 0, passes: int | None = 1, parallel_reads: int = 2):

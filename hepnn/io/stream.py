@@ -15,10 +15,15 @@ Examples
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 import os
 import queue
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -125,9 +130,11 @@ def chunk_cache(cache_dir: Any, config: Any, split: str | int | None = "train", 
     """The chunk cache of a streamed pass (None without ``cache_dir``).
 
     Its fingerprint is everything the processed chunks depend on: data config, split,
-    preprocessing, chunk size, the arrays kept, the analysis plugin, and the input files
-    the config's patterns match with their sizes and modification times (a file written
-    again, or one more file matching a glob, is read again instead of served stale). The
+    preprocessing, chunk size, the arrays kept, the analysis plugin (its class and the
+    source of the module defining it, so a cache written before a ``select`` or ``labels``
+    hook was edited is not served), and the input files the config's patterns match with
+    their sizes and modification times (a file written again, or one more file matching a
+    glob, is read again instead of served stale). The
     training feed calls this too, so the cache the reader writes in epoch 0 is the one
     read afterwards; it passes ``files``, the :func:`file_stamps` taken when training
     started, so that later epochs read the cache even where the files are gone.
@@ -137,9 +144,37 @@ def chunk_cache(cache_dir: Any, config: Any, split: str | int | None = "train", 
     config = data_config(config)
     code = None if split is None else split_code(split)
     keys = _array_keys(config)
-    plugin = type(analysis).__qualname__ if analysis is not None else None
+    plugin = _plugin_key(analysis)
     files = file_stamps(config) if files is None else files
     return ChunkCache(cache_dir, fingerprint(config, code, preprocessing, step_size, keys, plugin, files))
+
+
+def _plugin_key(analysis: Any) -> tuple | None:
+    """The analysis plugin as the cache sees it: its class name and a hash of the source of the
+    module defining it (the ``select``/``labels`` hooks and what they call), so editing a hook
+    invalidates a cache written with the old one."""
+    return None if analysis is None else _class_key(type(analysis))
+
+
+@functools.lru_cache(maxsize=None)
+def _class_key(cls: type) -> tuple:
+    """:func:`_plugin_key` of a class, read once per process (the code that runs is the code imported):
+    the source file of its module, and the source (else the byte code) of the methods it and its
+    bases outside hepnn define (which covers a class whose module file cannot be found)."""
+    digest = hashlib.sha256()
+    own = [k for k in cls.__mro__ if k.__module__ != "hepnn" and not k.__module__.startswith("hepnn.")]
+    functions = [v for k in own for _, v in sorted(vars(k).items()) if hasattr(v, "__code__")]
+    for function in functions:
+        try:
+            digest.update(inspect.getsource(function).encode())
+        except (OSError, TypeError):
+            digest.update(function.__code__.co_code)
+    path = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    try:
+        digest.update(Path(path).read_bytes() if path else b"")
+    except OSError:
+        pass
+    return f"{cls.__module__}.{cls.__qualname__}", digest.hexdigest()
 
 
 def file_stamps(config: Any) -> list[tuple[str, int | None, int | None]]:
@@ -168,14 +203,16 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
     rng = np.random.default_rng(seed)
     keys = _array_keys(config)
     cache = chunk_cache(cache_dir, config, split, preprocessing, step_size, analysis)
-    if cache is not None and cache.is_complete():
-        # later passes: the processed chunks from disk, in a new order every pass
-        chunks = cache.read(rng if shuffle else None)
+    if cache is not None and cache.is_complete() and (not shuffle or cache.info().get("n_files") is not None):
+        # later passes: the processed chunks from disk, in the order the files would give them
+        # (a cache that does not record its number of files, from an older hepnn, is written again)
+        chunks = _cached_chunks(cache, rng, cycle_length) if shuffle else cache.read()
     else:
         files = list(enumerate(resolve_files(config)))
         if shuffle:
             files = [files[i] for i in rng.permutation(len(files))]
         groups = [files[i:i + cycle_length] for i in range(0, len(files), cycle_length)] if shuffle else [files]
+        n_files = len(files)
 
         def file_chunks(index: int, source: Any) -> Iterator[tuple[tuple[int, int], dict]]:
             its = iterate_chunks(config, analysis, step_size=step_size, files=[source], split=code)
@@ -195,7 +232,7 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
                         cache.add(key, chunk)
                     yield chunk
             if cache is not None:
-                cache.finish()
+                cache.finish(n_files)
 
         chunks = read_files()
 
@@ -228,6 +265,25 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
     if buffer is not None and len(buffer["label"]) and not drop_remainder:
         n = len(buffer["label"])
         yield _run(buffer, keys, 0, n, n)
+
+
+def _cached_chunks(cache: ChunkCache, rng: np.random.Generator, cycle_length: int) -> Iterator[dict]:
+    """A shuffled pass's chunks from a complete ``cache`` in the order reading the files gives them:
+    the files permuted by ``rng`` (drawn now, before the shuffle buffer's draws), interleaved
+    ``cycle_length`` at a time. The batches then equal those of the uncached pass with the same seed."""
+    info, by_file = cache.info(), cache.by_file()
+    order = rng.permutation(info["n_files"]).tolist()
+    groups = [order[i:i + cycle_length] for i in range(0, len(order), cycle_length)]
+
+    def one_file(index: int) -> Iterator[dict]:
+        for path in by_file.get(index, []):
+            yield cache.read_chunk(path, info["fields"])
+
+    def chunks() -> Iterator[dict]:
+        for group in groups:
+            yield from _interleave([one_file(i) for i in group])
+
+    return chunks()
 
 
 class ShuffleBuffer:
@@ -383,7 +439,8 @@ def make_dataset(config: Any, split: str | int | None = "train", batch_size: int
         Keep the first complete pass's processed chunks in this folder (local disk) and
         read later passes from there instead of the ROOT files (see
         :mod:`hepnn.io.cache`): the same jets, shuffled anew every pass, at a fraction
-        of the CPU cost. Disk use: the pass's tensors, float32.
+        of the CPU cost. A pass read from the cache gives the same batches, in the same
+        order, as reading the files with the same seed. Disk use: the pass's tensors, float32.
 
     Returns
     -------
