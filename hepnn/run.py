@@ -3,7 +3,10 @@
 Steps run in order ``generate -> train -> evaluate -> explain -> report``; each
 is provided by its stage as a function ``step(analysis, out_dir) -> None`` and is
 skipped when the stage is not installed or the analysis does not need it.
-Steps are resumable: each one skips work whose outputs already exist.
+Steps are resumable: each one skips work whose outputs already exist, so ``hepnn run`` again
+after a kill (in a step or between two: the fault point ``"run-step"``) ends with the numbers of
+an uninterrupted run. A variant whose finished run was trained with another config is refused,
+naming the changed keys (its files are kept; use another ``--out``); the other variants are kept.
 
 With ``jobs`` > 1 (``hepnn run --jobs N``) the per-run steps (``train``, ``evaluate``,
 ``explain``) of an analysis' variants run in ``N`` worker processes, a variant per
@@ -20,6 +23,7 @@ import importlib
 import io
 import multiprocessing
 import os
+import shlex
 import sys
 import threading
 import traceback
@@ -37,10 +41,11 @@ from .config import quick as quick_config
 from .config import variant
 from .exceptions import ConfigError, HepnnError, TrainingError, suggest
 from .outdir import claim, foreign_files
-from .plugins import load_analysis
+from .plugins import load_analysis, portable_target
 from .training.tracking import log_results
 
-__all__ = ["STEPS", "PER_RUN_STEPS", "run_analysis", "available_steps", "resolve_jobs", "analysis_for_runs"]
+__all__ = ["STEPS", "PER_RUN_STEPS", "run_analysis", "available_steps", "resolve_jobs", "analysis_for_runs",
+           "reproducing_command"]
 
 # step name -> (module, function)
 STEPS: dict[str, tuple[str, str]] = {
@@ -94,6 +99,9 @@ def run_analysis(
     :mod:`hepnn.outdir`): an existing folder holding other files is refused unless
     ``force``, and a second ``hepnn run`` on the same folder fails at once.
 
+    ``steps`` (a list or a comma-separated string) selects a subset of :data:`STEPS`, which run
+    in the workflow's order whatever order they are given in.
+
     ``jobs`` (an integer or ``"auto"``: the CPU cores this process may use) runs the
     ``train``, ``evaluate`` and ``explain`` steps of the variants in that many worker
     processes (see the module docstring); 1 runs everything in this process.
@@ -105,11 +113,13 @@ def run_analysis(
     analysis, out_dir = recipe.analysis()
     if isinstance(steps, str):
         steps = [s.strip() for s in steps.split(",") if s.strip()]
-    wanted = list(steps) if steps is not None else list(STEPS)
-    for name in wanted:
+    asked = list(steps) if steps is not None else list(STEPS)
+    for name in asked:
         if name not in STEPS:
             msg = f"--steps: unknown step {name!r}{suggest(name, list(STEPS))}; valid steps: {', '.join(STEPS)}"
             raise ConfigError(msg)
+    # a subset, run in the workflow's order (`--steps report,train` trains first), each step once
+    wanted = [name for name in STEPS if name in asked]
 
     with claim(out_dir, "analysis", force=force):
         _check_variant_folders(analysis, out_dir)
@@ -159,9 +169,21 @@ def resolve_jobs(jobs: int | str | None) -> int:
 
 
 def _portable(target: str | os.PathLike) -> str:
-    """``target`` as a worker process finds it: an existing path made absolute, else the name as given."""
-    path = Path(target)
-    return str(path.resolve()) if path.exists() else str(target)
+    """``target`` as a worker process finds it: an analysis path made absolute, else the installed name as given."""
+    return portable_target(target)
+
+
+def reproducing_command(target: str, quick: bool, overrides: Iterable[str]) -> str:
+    """The ``hepnn run`` command line of a run, quoted for a POSIX shell (a ``--set`` value with spaces
+    or braces pastes back as one argument).
+
+    Examples
+    --------
+    >>> print(reproducing_command("analyses/top_tagging", True, ["training.epochs=3", "data.cuts=[{a: 1}]"]))
+    hepnn run analyses/top_tagging --quick --set training.epochs=3 --set 'data.cuts=[{a: 1}]'
+    """
+    words = [target, *(["--quick"] if quick else []), *(w for o in overrides for w in ("--set", o))]
+    return " ".join(["hepnn run", *(shlex.quote(str(w)) for w in words)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,10 +202,7 @@ class _Recipe:
             analysis.config = quick_config(analysis.config)
         # the command that reproduces the run (shown in OUT/results.md); --out and --steps change nothing in
         # the numbers, --jobs only TensorFlow's thread count, which results.md names
-        analysis.command = " ".join(
-            ["hepnn run", self.shown or self.target, *(["--quick"] if self.quick else []),
-             *(f"--set {o}" for o in self.overrides)]
-        )
+        analysis.command = reproducing_command(self.shown or self.target, self.quick, self.overrides)
         out_dir = Path(self.out) if self.out is not None else Path("runs") / str(analysis.name)
         if analysis.config.generate is not None:
             data = dataclasses.replace(analysis.config.data, directory=str((out_dir / "data").resolve()))
@@ -218,6 +237,7 @@ def _run_steps(analysis, out_dir: Path, wanted: list[str], log: Callable[[str], 
         if step is None:
             log(f"[{analysis.name}] step {name}: not available in this version, skipped")
             continue
+        fault("run-step", {"step": name})  # between two steps: a rerun resumes with this one
         log(f"[{analysis.name}] step {name} ...")
         step(analysis, out_dir)
 
