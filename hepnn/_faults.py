@@ -4,7 +4,8 @@ Code that must survive a kill calls :func:`fault` at its dangerous points, e.g.
 ``"step"``, ``"checkpoint"`` and ``"epoch"`` in training, ``"convert-staged"`` and
 ``"convert-swap"`` in ``hepnn convert``, ``"explain-write"`` (after ``values.npz``) and
 ``"explain-swap"`` (between the renames) in ``hepnn explain``, ``"run-jobs"`` in the parent of
-``hepnn run --jobs`` while its workers run. A test either sets :data:`HOOK` (called as
+``hepnn run --jobs`` while its workers run, ``"run-step"`` before each one-process step of
+``hepnn run``. A test either sets :data:`HOOK` (called as
 ``HOOK(point, info)``; it may raise to simulate a crash) or, in a subprocess, sets the
 environment variable ``HEPNN_FAULT_AT=POINT:N``, which ends the process with
 ``os._exit(137)`` (like SIGKILL: no cleanup, no ``finally``) the N-th time POINT is reached.

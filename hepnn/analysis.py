@@ -76,7 +76,11 @@ class Analysis:
     # --- hooks: override in subclasses -------------------------------------------
 
     def select(self, jets: Mapping[str, Any]) -> Any:
-        """Return a boolean mask of jets to keep (``None``: keep all), after config cuts."""
+        """Return a boolean mask of jets to keep (``None``: keep all), after config cuts.
+
+        ``jets`` holds the jet-level branches the config reads (inputs, cuts, label, weight,
+        ``data.spectators``): list a branch only this hook needs in ``data.spectators``.
+        """
         return None
 
     def labels(self, jets: Mapping[str, Any]) -> Any:
@@ -88,7 +92,11 @@ class Analysis:
         return None
 
     def plots(self, run_dir: Path, results: Mapping[str, Any]) -> list:
-        """Draw extra plots into ``run_dir``; return the written paths."""
+        """Draw extra plots into the report folder ``run_dir`` (``OUT/report`` under ``hepnn run``);
+        return the written paths (a path, a list of paths, or None).
+
+        ``results`` maps each variant to ``{"run_dir", "metrics", "test", "train"}``.
+        """
         return []
 
     def record(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ __all__ = [
     "OutputDirError",
     "TrainingError",
     "PluginError",
+    "PluginOutputError",
     "suggest",
 ]
 
@@ -74,6 +75,12 @@ class TrainingError(HepnnError):
 class PluginError(HepnnError):
     """An analysis plugin could not be loaded, or one of its hooks (``select``, ``labels``, a derived
     variable, ...) failed or returned the wrong thing; the message names plugin and hook."""
+
+
+class PluginOutputError(PluginError, InputDataError):
+    """A plugin hook returned values of the wrong shape or type (e.g. ``select`` no boolean mask,
+    ``labels`` no class indices): a :class:`PluginError` naming plugin and hook, and an
+    :class:`InputDataError` as such errors were before."""
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str:

@@ -362,3 +362,39 @@ def test_generate_option_alias_bomb_is_refused(tmp_path, capsys):
     line = _one_error_line(err)
     assert "--option pt_min" in line and "nested aliases" in line
     assert len(line) < 700
+
+
+@pytest.mark.parametrize("hook, returned, message", [
+    ("select", lambda jets: np.ones(len(jets["jet_mass"]), dtype=np.int8), r"its select\(jets\) hook must return a boolean mask"),
+    ("labels", lambda jets: np.zeros(3, dtype=int), r"its labels\(jets\) hook must return \(\d+,\) ints"),
+    ("labels", lambda jets: jets["jet_mass"] / 1000.0, r"class indices must be whole numbers.*its labels\(jets\) hook"),
+])
+def test_a_hook_returning_the_wrong_thing_is_a_plugin_error_naming_the_hook(tmp_path, hook, returned, message):
+    """select/labels hooks of the wrong shape or type were InputDataErrors naming only the class; the
+    docs promise a PluginError naming plugin and hook (still an InputDataError, as before)."""
+    from hepnn.exceptions import PluginError
+
+    _per_jet_files(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(textwrap.dedent(FLAT_YAML))
+    analysis = type("Tagging", (), {hook: staticmethod(returned)})()
+    with pytest.raises(PluginError, match=r"top\.root: .*" + message) as err:
+        hepnn.io.load(config, analysis)
+    assert isinstance(err.value, InputDataError)
+    assert "analysis plugin Tagging" in str(err.value)
+
+
+def test_a_hook_reading_a_branch_the_config_does_not_read_says_to_list_it(tmp_path):
+    from hepnn.exceptions import PluginError
+
+    _per_jet_files(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(textwrap.dedent(FLAT_YAML))
+
+    class Tagging:
+        def select(self, jets):
+            return jets["no_such_branch"] > 0
+
+    with pytest.raises(PluginError, match=r"its select\(jets\) hook raised KeyError.*list a branch the hook needs in "
+                                          r"data\.spectators"):
+        hepnn.io.load(config, Tagging())

@@ -148,3 +148,16 @@ def test_a_build_model_hook_that_fails_is_named(tmp_path):
         Trainer(config, analysis=Broken(), log=lambda _: None).fit(tmp_path / "a", data=data)
     with pytest.raises(PluginError, match="Wrong: its build_model.* returned str, not a keras.Model"):
         Trainer(config, analysis=Wrong(), log=lambda _: None).fit(tmp_path / "b", data=data)
+
+
+@pytest.mark.parametrize("returned", [5, [1, 2]])
+def test_a_plots_hook_returning_no_paths_is_named(tmp_path, trained, returned):
+    """A plots hook returning 5 crashed the report with "'int' object is not iterable"."""
+    _, run = trained
+
+    def hook(report_dir, results):
+        return returned
+
+    with pytest.raises(PluginError, match=r"hook test_a_plots_hook_returning_no_paths_is_named.<locals>.hook: its "
+                                          r"plots\(report_dir, results\) hook returned int.*return a path or a list"):
+        build_report(run, out=tmp_path / "report", hook=hook, progress=False)

@@ -17,13 +17,13 @@ import numpy as np
 
 from ..config import Config, DataConfig, JetAxisConfig, load_config
 from ..config.schema import step_size_problem
-from ..exceptions import ConfigError, InputDataError, suggest
+from ..exceptions import ConfigError, InputDataError, PluginOutputError, suggest
 from .derived import DERIVED, Momenta, compute_derived
 from .labels import LabelCounts, check_class_indices, map_labels
 from .layouts import (Elements, associate_by_dr, flatten_jagged, group_by_jet, link_to_jets, scalar_branches,
                       whole_numbers)
 from .representations import input_kind
-from .selection import analysis_mask, apply_cuts, call_hook
+from .selection import analysis_mask, apply_cuts, call_hook, plugin_name
 from .sources import SourceFile, check_names, iterate_tree, open_tree, resolve_files, skip_or_raise, tree_keys
 from .split import assign_split, event_fold_key, fold_key
 
@@ -581,10 +581,14 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
     custom = call_hook(analysis, "labels", jets, path) if analysis is not None and hasattr(analysis, "labels") else None
     if custom is not None:
         label = np.asarray(custom)
+        who = f"{path}: analysis plugin {plugin_name(analysis)}: its labels(jets) hook"
         if label.shape != (n_jets,):
-            msg = f"{path}: {type(analysis).__name__}.labels must return ({n_jets},) ints, received shape {label.shape}"
-            raise InputDataError(msg)
-        check_class_indices(label[keep], f"{path}: {type(analysis).__name__}.labels")
+            msg = f"{who} must return ({n_jets},) ints, received shape {label.shape}"
+            raise PluginOutputError(msg)
+        try:
+            check_class_indices(label[keep], f"{path}: {type(analysis).__name__}.labels")
+        except InputDataError as err:
+            raise PluginOutputError(f"{err} (analysis plugin {plugin_name(analysis)}: its labels(jets) hook)") from None
         label = label.astype(np.int32)
     elif config.label is not None:
         values = np.asarray(jets[config.label.branch])

@@ -16,9 +16,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..exceptions import HepnnError, InputDataError, PluginError
+from ..exceptions import HepnnError, PluginError, PluginOutputError
 
-__all__ = ["apply_cuts", "analysis_mask", "call_hook"]
+__all__ = ["apply_cuts", "analysis_mask", "call_hook", "plugin_name"]
 
 
 def apply_cuts(jets: Mapping[str, np.ndarray], cuts: Sequence[Any], n_jets: int | None = None) -> np.ndarray:
@@ -54,10 +54,10 @@ def analysis_mask(analysis: Any, jets: Mapping[str, np.ndarray], n_jets: int, wh
     mask = np.asarray(mask)
     if mask.shape != (n_jets,) or mask.dtype != bool:
         msg = (
-            f"{where}: {type(analysis).__name__}.select must return a boolean mask of shape ({n_jets},) "
-            f"or None, received dtype {mask.dtype} and shape {mask.shape}"
+            f"{where}: analysis plugin {plugin_name(analysis)}: its select(jets) hook must return a boolean mask "
+            f"of shape ({n_jets},) or None, received dtype {mask.dtype} and shape {mask.shape}"
         )
-        raise InputDataError(msg)
+        raise PluginOutputError(msg)
     return mask
 
 
@@ -68,12 +68,15 @@ def call_hook(analysis: Any, hook: str, jets: Mapping[str, np.ndarray], where: s
     except HepnnError:
         raise
     except Exception as err:
-        msg = (f"{where}: analysis plugin {_plugin_name(analysis)}: its {hook}(jets) hook raised "
-               f"{type(err).__name__}: {err}")
+        hint = ("; jets holds the jet-level branches the config reads only: list a branch the hook needs in "
+                "data.spectators") if isinstance(err, KeyError) else ""
+        msg = (f"{where}: analysis plugin {plugin_name(analysis)}: its {hook}(jets) hook raised "
+               f"{type(err).__name__}: {err}{hint}")
         raise PluginError(msg) from err
 
 
-def _plugin_name(analysis: Any) -> str:
+def plugin_name(analysis: Any) -> str:
+    """How errors name an analysis plugin: its ``name`` and class, or the class alone."""
     name = getattr(analysis, "name", None)
     cls = type(analysis).__name__
     return f"{name!r} ({cls})" if name and name != cls else cls

@@ -1154,6 +1154,12 @@ def _explanation_figures(d: ReportContext, item: FigureItem) -> list[ReportFigur
     return figures
 
 
+def _hook_owner(hook: Callable) -> str:
+    """How errors name a plots hook: its analysis plugin, or the function."""
+    owner = getattr(hook, "__self__", None)
+    return f"analysis plugin {type(owner).__name__}" if owner is not None else f"hook {getattr(hook, '__qualname__', hook)}"
+
+
 def _call_plots_hook(hook: Callable[[Path, dict], Iterable[Any]], out: Path, results: dict) -> Iterable[Any]:
     """``hook(out, results)`` as a list of paths; an exception it raises becomes a :class:`PluginError` naming plugin and hook."""
     try:
@@ -1161,11 +1167,25 @@ def _call_plots_hook(hook: Callable[[Path, dict], Iterable[Any]], out: Path, res
     except HepnnError:
         raise
     except Exception as err:
-        owner = getattr(hook, "__self__", None)
-        who = f"analysis plugin {type(owner).__name__}" if owner is not None else f"hook {getattr(hook, '__qualname__', hook)}"
+        who = _hook_owner(hook)
         msg = f"report {out}: {who}: its plots(report_dir, results) hook raised {type(err).__name__}: {err}"
         raise PluginError(msg) from err
-    return [paths] if isinstance(paths, (str, os.PathLike)) else paths  # one path, not its characters
+    if paths is None or isinstance(paths, (str, os.PathLike)):
+        return [] if paths is None else [paths]  # one path, not its characters
+    try:
+        paths = list(paths)
+    except TypeError:
+        who = _hook_owner(hook)
+        msg = (f"report {out}: {who}: its plots(report_dir, results) hook returned {type(paths).__name__}; "
+               "return a path or a list of paths (or None)")
+        raise PluginError(msg) from None
+    bad = [p for p in paths if not isinstance(p, (str, os.PathLike))]
+    if bad:
+        who = _hook_owner(hook)
+        msg = (f"report {out}: {who}: its plots(report_dir, results) hook returned {type(bad[0]).__name__} "
+               f"{bad[0]!r} among its paths; return a path or a list of paths (or None)")
+        raise PluginError(msg)
+    return paths
 
 
 def _hook_figures(paths: Iterable[Any], out: Path) -> list[ReportFigure]:
