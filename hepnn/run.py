@@ -114,6 +114,9 @@ def run_analysis(
     if isinstance(steps, str):
         steps = [s.strip() for s in steps.split(",") if s.strip()]
     asked = list(steps) if steps is not None else list(STEPS)
+    if not asked:  # `--steps ""` or `--steps ,`: nothing would run, yet the run would say it finished
+        msg = f"--steps: no step given; name one or more of {', '.join(STEPS)} (comma-separated), or leave --steps out"
+        raise ConfigError(msg)
     for name in asked:
         if name not in STEPS:
             msg = f"--steps: unknown step {name!r}{suggest(name, list(STEPS))}; valid steps: {', '.join(STEPS)}"

@@ -84,6 +84,15 @@ def test_run_unknown_step_exits_2(tmp_path, capsys):
     assert "unknown step 'trian'; did you mean 'train'?" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("steps", ["", ","])
+def test_run_with_no_step_exits_2(tmp_path, capsys, steps):
+    """`--steps ""` ran nothing and still reported the run finished."""
+    (tmp_path / "ana").mkdir()
+    (tmp_path / "ana" / "config.yaml").write_text("{}\n")
+    assert main(["run", str(tmp_path / "ana"), "--out", str(tmp_path / "out"), "--steps", steps]) == 2
+    assert "--steps: no step given" in capsys.readouterr().err
+
+
 def test_other_failures_exit_1(tmp_path, capsys, monkeypatch):
     import hepnn.cli as cli
 
