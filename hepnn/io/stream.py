@@ -138,6 +138,10 @@ def chunk_cache(cache_dir: Any, config: Any, split: str | int | None = "train", 
     training feed calls this too, so the cache the reader writes in epoch 0 is the one
     read afterwards; it passes ``files``, the :func:`file_stamps` taken when training
     started, so that later epochs read the cache even where the files are gone.
+
+    Not in the key: the sizes and times of remote files (``root://``, ``https://``: only their
+    names), and an analysis plugin's instance settings (attributes set from outside its class).
+    After rewriting a remote file or changing such a setting, remove ``cache_dir``.
     """
     if cache_dir is None:
         return None
@@ -196,7 +200,12 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
                drop_remainder: bool = False, step_size: Any = None, read_ahead_chunks: int = 2,
                cache_dir: Any = None) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
     """Like :func:`batches`, but consecutive batches of equal size come stacked as
-    ``(n_batches, batch_size, ...)`` arrays: one hand-over per chunk instead of per batch."""
+    ``(n_batches, batch_size, ...)`` arrays: one hand-over per chunk instead of per batch.
+
+    With ``data.skip_bad_files``, a file that fails part-way through has had its first chunks
+    in the pass already (and in the cache): a stream cannot take them back, while
+    :func:`hepnn.io.load` drops the whole file; the skipped file is logged either way.
+    """
     bound_allocator()
     config = data_config(config)
     code = None if split is None else split_code(split)
