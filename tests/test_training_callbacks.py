@@ -137,3 +137,18 @@ def test_streamed_runs_also_write_one_tensorboard_log(tmp_path):
                 if v.tag == "epoch_loss":
                     values.append((event.step, float(tf.make_ndarray(v.tensor))))
         assert values == [(0, scale), (1, scale / 2), (2, pytest.approx(scale / 3))]
+
+
+@pytest.mark.parametrize("n_train, expected", [(240, 240), (256, 256)])
+def test_timing_counts_the_jets_of_the_short_last_batch(n_train, expected):
+    """samples_per_s counted batch_size jets for the epoch's short last batch too (240 jets in
+    batches of 32 were counted as 256)."""
+    run = types.SimpleNamespace(timer=None)
+    steps = -(-n_train // 32)
+    timing = cb.Timing(run, 32, n_train=n_train, steps_per_epoch=steps)
+    timing.on_epoch_begin(0)
+    for b in range(steps):
+        timing.on_train_batch_begin(b)
+        timing.on_train_batch_end(b)
+    timing.on_epoch_end(0)
+    assert run.timer.n_samples == expected

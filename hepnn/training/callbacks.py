@@ -74,11 +74,19 @@ class LearningRate(keras.callbacks.Callback):
 
 
 class Timing(keras.callbacks.Callback):
-    """Time between steps counts as waiting for input, time inside a step as compute."""
+    """Time between steps counts as waiting for input, time inside a step as compute.
 
-    def __init__(self, run: RunState, batch_size: int, reader_wait: Callable[[], float] | None = None):
+    Each step counts ``batch_size`` jets; with ``n_train`` and ``steps_per_epoch`` known (in
+    memory) the epoch's last, short batch counts the jets it has (``samples_per_s``).
+    """
+
+    def __init__(self, run: RunState, batch_size: int, reader_wait: Callable[[], float] | None = None,
+                 n_train: int | None = None, steps_per_epoch: int | None = None):
         super().__init__()
         self.run, self.batch_size, self.reader_wait = run, batch_size, reader_wait
+        self.short = 0  # jets the epoch's last batch lacks
+        if n_train and steps_per_epoch:
+            self.short = max(steps_per_epoch * batch_size - n_train, 0) % batch_size
         self._last = self._begin = 0.0
         self._reader_start = 0.0
 
@@ -102,6 +110,11 @@ class Timing(keras.callbacks.Callback):
         now = time.perf_counter()
         self.run.timer.add_compute(now - self._begin, self.batch_size)
         self._last = now
+
+    def on_epoch_end(self, epoch, logs=None):
+        # the epoch ends after its last batch (a stop takes effect at the epoch's end), which was short
+        if self.short and self.run.timer.n_samples >= self.batch_size:
+            self.run.timer.n_samples -= self.short
 
     def reader_wait_s(self) -> float | None:
         """Seconds the streaming input pipeline waited for the file reader this epoch (None in memory)."""

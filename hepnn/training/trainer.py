@@ -587,7 +587,8 @@ class Trainer:
         def save(state: dict) -> None:
             self._save_state(run, model, state)
 
-        timing = cb.Timing(session, tcfg.batch_size, _reader_wait if feed.streaming else None)
+        timing = cb.Timing(session, tcfg.batch_size, _reader_wait if feed.streaming else None,
+                           n_train=feed.n_train, steps_per_epoch=feed.steps_per_epoch())
         guard = cb.FiniteLoss(tcfg.optimizer.learning_rate, run.checkpoints)
         steps = cb.StepCheckpoint(session, save, tcfg.checkpoint_every_n_steps, guard, feed.steps_per_epoch())
         # per batch: the finite-loss check comes before the step checkpoint (a NaN model is never saved);
