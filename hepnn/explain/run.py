@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._faults import fault
-from .._fileio import atomic_write_text, dir_mode
+from .._fileio import atomic_write_text, dir_mode, durable_replace, flush_to_disk
 from ..config import load_config
 from ..exceptions import ConfigError, InputDataError, UnknownNameError
 from ..outdir import lock_directory
@@ -170,10 +170,11 @@ def _write_explanation(out_dir: Path, expl: Explanation, summary: dict, class_na
             shutil.rmtree(stage, ignore_errors=True)
             raise
         out_dir.parent.mkdir(mode=dir_mode(), exist_ok=True)
+        flush_to_disk(stage)  # the new set on disk before the old one moves aside
         if out_dir.exists():
             os.replace(out_dir, old)
         fault("explain-swap", {"method": expl.method, "dir": str(out_dir)})
-        os.replace(stage, out_dir)
+        durable_replace(stage, out_dir)  # (already flushed: only the rename is synced)
         shutil.rmtree(old, ignore_errors=True)
 
 

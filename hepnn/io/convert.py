@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._faults import fault
-from .._fileio import atomic_path
+from .._fileio import atomic_path, flush_to_disk
 from ..config import Config, load_config, save_config
 from ..outdir import claim
 from .load import load
@@ -66,9 +66,9 @@ def convert(config: Any, out: str | os.PathLike, analysis: Any = None, force: bo
             fault("convert-split", {"split": name})
         data.preprocessing.save(staging / "preprocessing.json")
         save_config(full, staging / "config.yaml")
-        _fsync_dir(staging)
+        flush_to_disk(staging)
         (staging / STAGED).write_text("complete\n")
-        _fsync_dir(staging)
+        flush_to_disk(staging)
         fault("convert-staged", {})
         _swap(out)
     return counts
@@ -96,21 +96,8 @@ def _swap(out: Path) -> None:
         if (staging / name).is_file():
             os.replace(staging / name, out / name)
             fault("convert-swap", {"file": name})
-    _fsync_dir(out)
+    flush_to_disk(out)  # the renames (and the staged files' data, already flushed)
     shutil.rmtree(staging)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_npz(path: str | os.PathLike) -> dict:

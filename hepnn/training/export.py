@@ -17,7 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .._fileio import atomic_path
+from .._fileio import atomic_path, durable_replace
 from .._optional import require, require_keras
 from ..config import load_config
 from ..exceptions import HepnnError
@@ -264,7 +264,7 @@ def _export(run: RunDirectory, out_dir: Path, ort, tolerance: float, data: Mappi
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, target)
+    durable_replace(tmp, target)
     # the model's own metadata too, but ``inputs`` stays the shapes (the full description is in the model)
     write_json(out_dir / "metadata.json", {**{k: v for k, v in deployed.items() if k != "inputs"}, **record})
     return target
