@@ -58,8 +58,11 @@ def build_autoencoder(
     mirrored decoder and a linear layer back to the input's shape. For sequences
     the padded slots enter the encoder as zeros (so the reconstruction does not depend
     on the pad value) and the padded slots of the reconstruction are set to
-    ``mask_value`` exactly, so they cost no loss. ``conv`` (images): stride-2 convolutions (``filters``), a dense
-    bottleneck, and transposed convolutions back to the image size.
+    ``mask_value`` exactly, so they cost no loss. The training loss (``training.loss``, ``mse`` by
+    default) still averages over every slot of the batch, real or padded, so each real element
+    counts the same and a jet weighs by its number of real elements;
+    :func:`anomaly_score` averages each jet over its own real slots. ``conv`` (images): stride-2
+    convolutions (``filters``), a dense bottleneck, and transposed convolutions back to the image size.
 
     Parameters
     ----------
