@@ -17,19 +17,85 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import inspect
+import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import load_config
+from .config import load_config, to_dict
 from .exceptions import ConfigError
 
-__all__ = ["Analysis", "DATA_HOOKS"]
+__all__ = ["Analysis", "DATA_HOOKS", "instance_settings", "overridden_data_hooks"]
 
 #: hooks that decide which jets a run sees and their labels: a run trained with them records them
 #: (``provenance.json`` ``analysis``), and its test split is only read again with the analysis
 DATA_HOOKS = ("select", "labels")
+
+
+def overridden_data_hooks(analysis: Any) -> list[str]:
+    """The :data:`DATA_HOOKS` ``analysis`` defines: those an :class:`Analysis` subclass overrides, or,
+    for another object, those it has.
+
+    Examples
+    --------
+    >>> class HighPt(Analysis):
+    ...     def select(self, jets):
+    ...         return jets["jet_pt"] > 600
+    >>> overridden_data_hooks(HighPt(config={}))
+    ['select']
+    """
+    if isinstance(analysis, Analysis):
+        return [h for h in DATA_HOOKS if getattr(type(analysis), h, None) is not getattr(Analysis, h)]
+    return [h for h in DATA_HOOKS if callable(getattr(analysis, h, None))]
+
+
+def _plain_setting(value: Any) -> Any:
+    """``value`` as JSON data (paths as text, numpy values as lists, config objects as dicts), or raise
+    ``TypeError`` when it is not plain data."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain_setting(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((_plain_setting(v) for v in value), key=repr)
+    if isinstance(value, Mapping):
+        return {str(k): _plain_setting(v) for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain_setting(to_dict(value))
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return _plain_setting(value.tolist())
+    msg = f"a {type(value).__module__}.{type(value).__qualname__} is not plain data"
+    raise TypeError(msg)
+
+
+def instance_settings(analysis: Any) -> tuple[dict[str, Any], list[str]]:
+    """The public instance attributes of ``analysis`` (``vars``, names without a leading ``_``) as plain
+    JSON data, and the names of those that are not plain data (objects, functions, models).
+
+    Examples
+    --------
+    >>> class Cut(Analysis):
+    ...     def __init__(self, threshold, **kw):
+    ...         super().__init__(**kw)
+    ...         self.threshold = threshold
+    >>> settings, odd = instance_settings(Cut(600.0, config={}))
+    >>> settings["threshold"], odd
+    (600.0, [])
+    """
+    settings, odd = {}, []
+    for name, value in sorted(getattr(analysis, "__dict__", {}).items()):
+        if name.startswith("_"):
+            continue
+        try:
+            settings[name] = _plain_setting(value)
+        except TypeError:
+            odd.append(name)
+    return settings, odd
 
 
 class Analysis:
@@ -116,9 +182,44 @@ class Analysis:
         ['select']
         """
         target = getattr(self, "target", None) or (str(self.directory) if self.directory is not None else None)
-        hooks = [h for h in DATA_HOOKS if getattr(type(self), h, None) is not getattr(Analysis, h)]
+        hooks = overridden_data_hooks(self)
         return {"name": self.name, "class": f"{type(self).__module__}.{type(self).__qualname__}",
                 "target": target, "data_hooks": hooks}
+
+    def cache_key(self) -> str | None:
+        """What the jets this analysis selects and labels depend on besides its code, for the stream
+        cache (``make_dataset(cache_dir=...)``, ``training.stream_cache``); ``None``: unknown.
+
+        The stream cache key holds the plugin's class and the source of its module, and this key:
+        two instances of one class with different settings (a cut threshold given to ``__init__``)
+        get different caches. The default is a fingerprint of the public instance attributes
+        (:func:`instance_settings`: ``vars(self)`` without names starting with ``_``, which count
+        as internal state), the config and folder included, when all are plain data (numbers,
+        text, paths, lists, dicts, numpy values, config objects). When one is not (a model, a
+        function, an open file), it returns ``None``, and the cache then serves only this very
+        instance in this process (epoch 0 still feeds the later epochs of a run), with a warning
+        in the log. Override it to return a text (or JSON data) that changes whenever a setting
+        that changes ``select`` or ``labels`` changes, so that a cache is shared across processes;
+        settings kept in ``_`` attributes must enter it there.
+
+        Examples
+        --------
+        >>> class Cut(Analysis):
+        ...     def __init__(self, threshold, **kw):
+        ...         super().__init__(**kw)
+        ...         self.threshold = threshold
+        ...     def select(self, jets):
+        ...         return jets["jet_pt"] > self.threshold
+        >>> Cut(500.0, config={}).cache_key() == Cut(600.0, config={}).cache_key()
+        False
+        >>> Cut(500.0, config={}).cache_key() == Cut(500.0, config={}).cache_key()
+        True
+        """
+        settings, odd = instance_settings(self)
+        if odd:
+            return None
+        text = json.dumps(settings, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} at {self.directory}>"

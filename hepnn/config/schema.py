@@ -404,7 +404,9 @@ class DataConfig:
         "infinite label (data.label.branch) is an error under 'error', and under 'replace' its jet is dropped "
         "like any value not in data.label.classes (counted in the dropped-labels warning)"))
     nan_value: float = field(default=0.0, metadata=_doc("replacement when on_nan is 'replace'"))
-    skip_bad_files: bool = field(default=False, metadata=_doc("skip unreadable files with a warning"))
+    skip_bad_files: bool = field(default=False, metadata=_doc(
+        "skip unreadable files with a warning; a file that fails part-way through is skipped whole (none of its "
+        "jets), also when streaming, which then holds each file's chunks until the file is read to the end"))
     event_key: Optional[str] = field(default=None, metadata=_doc("event-number branch (k-fold assignment)"))
 
     def _check_file_labels(self):

@@ -19,8 +19,12 @@ pass with the same seed.
 
 A cache is valid only for what wrote it: its ``fingerprint`` (data config, split,
 preprocessing parameters, chunk size, the input files with their sizes and modification
-times) and the format are stored in ``complete.json``,
-written last and atomically. A pass that stops early, a crash, or a different
+times, the analysis plugin's code and its settings from
+:meth:`hepnn.analysis.Analysis.cache_key`; see :func:`hepnn.io.stream.chunk_cache` for
+what is not in it: files that cannot be stat-ed enter by name only) and the format are
+stored in ``complete.json``, written last and atomically.
+With ``data.skip_bad_files`` a file that fails part-way through the pass is skipped whole,
+so none of its chunks are in the cache. A pass that stops early, a crash, or a different
 fingerprint leaves no ``complete.json`` that matches, and the next pass reads the files
 again and rewrites the cache.
 

@@ -10,6 +10,7 @@ keys of :func:`hepnn.io.load` (before standardisation): ``<input>``, ``<input>_m
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
@@ -27,7 +28,7 @@ from .selection import analysis_mask, apply_cuts, call_hook, plugin_name
 from .sources import SourceFile, check_names, iterate_tree, open_tree, resolve_files, skip_or_raise, tree_keys
 from .split import assign_split, event_fold_key, fold_key
 
-__all__ = ["data_config", "iterate_chunks", "Plan", "make_plan", "ChunkInputs"]
+__all__ = ["data_config", "iterate_chunks", "Plan", "make_plan", "ChunkInputs", "ReferencePlan"]
 
 _MOMENTUM_KEYS = ("px", "py", "pz", "energy", "pt", "eta", "phi", "mass", "theta", "qoverp")
 
@@ -636,33 +637,88 @@ def _step_size(value: Any) -> Any:
     return value
 
 
-def _first_plan(config: Any, source: SourceFile, plan: Plan, full_pass: bool) -> tuple[SourceFile, Plan]:
+class ReferencePlan:
+    """The dataset's first file (of ``data.files``, in config order) and its plan, found once.
+
+    Every file whose branches are guessed from conventional names must guess the first file's
+    (:func:`_check_same_guesses`). A pass that reads one file per :func:`iterate_chunks` call (the
+    streaming pipeline) shares one ``ReferencePlan``: the files are globbed and the first file's
+    header is opened once per pass, not once per file (which made a pass's cost grow with the
+    square of the number of files).
+
+    Parameters
+    ----------
+    config : DataConfig (or anything :func:`data_config` takes)
+    first : SourceFile, optional
+        The first file, when the caller has resolved the files already (else globbed when needed).
+    """
+
+    def __init__(self, config: Any, first: SourceFile | None = None):
+        self.config = data_config(config)
+        self.first = first
+        self._globbed = first is not None
+        self._plan: Plan | None = None
+        self._planned = False
+
+    def _first_file(self) -> SourceFile | None:
+        if not self._globbed:
+            self._globbed = True
+            try:
+                self.first = resolve_files(self.config)[0]
+            except InputDataError:  # no file to compare with: each file is its own reference
+                self.first = None
+        return self.first
+
+    def get(self, source: SourceFile, plan: Plan) -> tuple[SourceFile, Plan]:
+        """The first file and its plan; ``(source, plan)`` when ``source`` is that file or it cannot be read."""
+        first = self._first_file()
+        if first is None:
+            return source, plan
+        if os.path.abspath(first.path) == os.path.abspath(source.path):
+            if not self._planned:  # the first file itself: its plan serves the files read after it
+                self._plan, self._planned = plan, True
+            return source, plan
+        if not self._planned:
+            self._planned = True
+            try:
+                self._plan = make_plan(self.config, tree_keys(open_tree(first)), first)
+            except InputDataError:  # unreadable (skipped) first file: each file is its own reference
+                self._plan = None
+        return (source, plan) if self._plan is None else (first, self._plan)
+
+
+def _first_plan(config: Any, source: SourceFile, plan: Plan, full_pass: bool,
+                reference: ReferencePlan | None = None) -> tuple[SourceFile, Plan]:
     """The dataset's first file and its plan: ``source`` on a full pass (the first file read), else
-    (a subset of the files, e.g. one file of the streaming pipeline) the first file of data.files."""
+    (a subset of the files, e.g. one file of the streaming pipeline) the first file of data.files,
+    from ``reference`` when the caller shares one across calls."""
     if full_pass:
         return source, plan
-    try:
-        reference = resolve_files(config)[0]
-        if os.path.abspath(reference.path) == os.path.abspath(source.path):
-            return source, plan
-        return reference, make_plan(config, tree_keys(open_tree(reference)), reference)
-    except InputDataError:  # unreadable (skipped) first file: this file is the reference
-        return source, plan
+    return (reference or ReferencePlan(config)).get(source, plan)
 
 
 def iterate_chunks(
     config: Any, analysis: Any = None, step_size: Any = None, files: list[SourceFile] | None = None,
     summary: dict | None = None, split: int | None = None, pad: bool = True, *, whole_files: bool = False,
+    reference: ReferencePlan | None = None,
 ) -> Iterator[dict]:
     """Yield processed chunks of every file in order (see :func:`hepnn.io.iterate`).
 
     ``split`` (0, 1, 2) keeps only that split's jets and ``pad=False`` leaves sequence inputs
     unpadded (see :func:`process_chunk`).
-    ``whole_files`` (for :func:`hepnn.io.load`): yield ``(file index, chunk)``, and ``(file index,
-    None)`` when ``data.skip_bad_files`` skips a file after some of its chunks were yielded, which
-    the caller then drops; the jet and label counts of the summary and of the checks are those
-    of the files read to the end. Without it, the chunks of a file that fails part-way through
-    have been yielded already, and they stay counted.
+
+    With ``data.skip_bad_files``, a file's jets are all in or all out, as in :func:`hepnn.io.load`:
+    a file that fails part-way through (a corrupt basket after some chunks were read) is skipped
+    whole. Without ``whole_files`` this holds a file's processed chunks back until the file has
+    been read to the end, so memory grows by one file's chunks (the split's jets, as arrays)
+    while that option is on; without the option chunks are yielded as they are read.
+    ``whole_files`` (for :func:`hepnn.io.load`, which keeps every chunk anyway): yield ``(file
+    index, chunk)`` as read, and ``(file index, None)`` when ``data.skip_bad_files`` skips a file
+    after some of its chunks were yielded, which the caller then drops. Either way the jet and
+    label counts of the summary and of the checks are those of the files read to the end.
+
+    ``reference``: a :class:`ReferencePlan` shared by the calls of one pass that read a subset
+    of the files each (``files``), so that the dataset's first file is found once per pass.
     A full pass over the config's files (``files`` not given) also fills ``summary["dropped_labels"]``
     (jets per label value not in ``data.label.classes``, logged too) and, for all or the training
     jets, raises ``ConfigError`` when a file group or a class has no jets.
@@ -678,43 +734,25 @@ def iterate_chunks(
     summary.update(n_files=len(files), n_skipped=0, skipped=[], n_jets=0)
     step = _step_size(step_size) if step_size is not None else config.step_size
     first: tuple[SourceFile, Plan] | None = None  # the file whose guessed branches every file must have
+    reading = _FileReading(config, analysis, step, split, pad, counts, summary)
     for index, source in enumerate(files):
         try:
             tree = open_tree(source)
         except InputDataError as err:
             if "no tree or RNTuple" in str(err):
                 raise
-            skip_or_raise(err, config.skip_bad_files, summary["skipped"], source.path)
-            summary["n_skipped"] = len(summary["skipped"])
+            reading.skip(err, source)
             continue
         plan = make_plan(config, tree_keys(tree), source)
         if plan.guessed:
-            first = first or _first_plan(config, source, plan, full_pass)
+            first = first or _first_plan(config, source, plan, full_pass, reference)
             _check_same_guesses(first, source, plan)
-        # whole_files: this file's counts join the pass's once the file is read to the end
-        file_counts, n_jets = (LabelCounts(), 0) if whole_files else (counts, None)
-        try:
-            for arrays, entry_start in iterate_tree(source, tree, plan.read_list(), step):
-                chunk = process_chunk(config, plan, source, arrays, entry_start, analysis, split, file_counts, pad)
-                del arrays  # not alive while the consumer holds this chunk and the next one is read
-                if n_jets is None:
-                    summary["n_jets"] += len(chunk["label"])
-                else:
-                    n_jets += len(chunk["label"])
-                file_counts.add(source.group, chunk["label"])
-                yield (index, chunk) if whole_files else chunk
-                del chunk
-        except InputDataError as err:
-            if err.__cause__ is None or not config.skip_bad_files:
-                raise
-            skip_or_raise(err, True, summary["skipped"], source.path)
-            summary["n_skipped"] = len(summary["skipped"])
-            if whole_files:
-                yield index, None  # the chunks of this file already yielded are dropped
+        if whole_files:
+            yield from reading.as_read(index, source, tree, plan)
+        elif config.skip_bad_files:
+            yield from reading.held_back(source, tree, plan)
         else:
-            if whole_files:
-                counts.merge(file_counts)
-                summary["n_jets"] += n_jets
+            yield from reading.streamed(source, tree, plan)
     if full_pass:
         summary["dropped_labels"] = counts.dropped()
         what = "jets" if split is None else f"{('training', 'validation', 'test')[split]} jets"
@@ -722,3 +760,76 @@ def iterate_chunks(
         if split in (None, 0) and summary["n_jets"]:
             custom = analysis is not None and hasattr(analysis, "labels")
             counts.check(config, files, summary["skipped"], what, classes=not custom)
+
+
+@dataclass
+class _FileReading:
+    """The chunks of one file at a time for :func:`iterate_chunks`, and the pass's counts."""
+
+    config: Any
+    analysis: Any
+    step: Any
+    split: int | None
+    pad: bool
+    counts: LabelCounts  # the pass's label counts
+    summary: dict
+
+    def skip(self, err: InputDataError, source: SourceFile) -> None:
+        """Skip ``source`` (``data.skip_bad_files``) or raise ``err``."""
+        skip_or_raise(err, self.config.skip_bad_files, self.summary["skipped"], source.path)
+        self.summary["n_skipped"] = len(self.summary["skipped"])
+
+    def _chunks(self, source: SourceFile, tree: Any, plan: Plan, counts: LabelCounts) -> Iterator[dict]:
+        for arrays, entry_start in iterate_tree(source, tree, plan.read_list(), self.step):
+            chunk = process_chunk(self.config, plan, source, arrays, entry_start, self.analysis, self.split,
+                                  counts, self.pad)
+            del arrays  # not alive while the consumer holds this chunk and the next one is read
+            counts.add(source.group, chunk["label"])
+            yield chunk
+            del chunk
+
+    def _failed(self, err: InputDataError, source: SourceFile) -> None:
+        """A read error part-way through: the file is skipped (``data.skip_bad_files``) or ``err`` raised."""
+        if err.__cause__ is None or not self.config.skip_bad_files:
+            raise err
+        self.skip(err, source)
+
+    def _read_to_the_end(self, counts: LabelCounts, n_jets: int) -> None:
+        self.counts.merge(counts)
+        self.summary["n_jets"] += n_jets
+
+    def streamed(self, source: SourceFile, tree: Any, plan: Plan) -> Iterator[dict]:
+        """The file's chunks as they are read (``data.skip_bad_files`` off: a read error is raised)."""
+        for chunk in self._chunks(source, tree, plan, self.counts):
+            self.summary["n_jets"] += len(chunk["label"])
+            yield chunk
+
+    def held_back(self, source: SourceFile, tree: Any, plan: Plan) -> Iterator[dict]:
+        """The file's chunks once the whole file has been read; none when it fails part-way through."""
+        counts, held, n_jets = LabelCounts(), deque(), 0
+        try:
+            for chunk in self._chunks(source, tree, plan, counts):
+                held.append(chunk)
+                n_jets += len(chunk["label"])
+                del chunk
+        except InputDataError as err:
+            held.clear()
+            self._failed(err, source)
+            return
+        self._read_to_the_end(counts, n_jets)
+        while held:
+            yield held.popleft()  # let go of each chunk as it is handed over
+
+    def as_read(self, index: int, source: SourceFile, tree: Any, plan: Plan) -> Iterator[tuple]:
+        """``(index, chunk)`` as read, then ``(index, None)`` when the file fails part-way through."""
+        counts, n_jets = LabelCounts(), 0
+        try:
+            for chunk in self._chunks(source, tree, plan, counts):
+                n_jets += len(chunk["label"])
+                yield index, chunk
+                del chunk
+        except InputDataError as err:
+            self._failed(err, source)
+            yield index, None  # the chunks of this file already yielded are dropped
+            return
+        self._read_to_the_end(counts, n_jets)

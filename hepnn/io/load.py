@@ -52,8 +52,9 @@ def iterate(config: Any, analysis: Any = None, *, split: str | int | None = None
         Entries or bytes per chunk (overrides ``data.step_size``).
     summary : dict, optional
         Filled with ``n_files``, ``n_skipped``, ``skipped`` and ``n_jets``. A file that
-        ``data.skip_bad_files`` skips part-way through has had its first chunks yielded already
-        (:func:`load` drops them).
+        ``data.skip_bad_files`` skips part-way through gives none of its jets, as in
+        :func:`load`: with that option each file's chunks are held back until the file has been
+        read to the end (memory: one file's chunks).
 
     Yields
     ------

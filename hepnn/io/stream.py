@@ -18,27 +18,36 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import json
+import logging
 import os
 import queue
 import sys
 import threading
 import time
+import uuid
+import weakref
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from ..analysis import instance_settings, overridden_data_hooks
+from ..exceptions import HepnnError, PluginError, PluginOutputError
 from .._optional import require
 from .._tfdata import without_autotune
 from .cache import ChunkCache, fingerprint
-from .chunks import data_config, iterate_chunks
+from .chunks import ReferencePlan, data_config, iterate_chunks
 from .load import fit_preprocessing
 from .._memory import bound_allocator
 from .representations import input_kind
 from .sources import resolve_files
+from .selection import plugin_name
 from .split import split_code
 
-__all__ = ["make_dataset", "batches", "batch_runs", "read_ahead"]
+__all__ = ["make_dataset", "batches", "batch_runs", "read_ahead", "settings_key"]
+
+logger = logging.getLogger("hepnn.io")
 
 
 def _interleave(iterators: list[Iterator[dict]]) -> Iterator[dict]:
@@ -139,9 +148,20 @@ def chunk_cache(cache_dir: Any, config: Any, split: str | int | None = "train", 
     read afterwards; it passes ``files``, the :func:`file_stamps` taken when training
     started, so that later epochs read the cache even where the files are gone.
 
-    Not in the key: the sizes and times of remote files (``root://``, ``https://``: only their
-    names), and an analysis plugin's instance settings (attributes set from outside its class).
-    After rewriting a remote file or changing such a setting, remove ``cache_dir``.
+    The analysis plugin's instance settings enter the key through its
+    :meth:`~hepnn.analysis.Analysis.cache_key` (default: a fingerprint of its public attributes,
+    e.g. a cut threshold given to ``__init__``), when it has ``select`` or ``labels`` hooks: two
+    instances of one class with different settings never share a cache. A plugin whose settings
+    cannot be fingerprinted (``cache_key()`` gives None: an attribute that is an object, a model,
+    a function) gets a cache for that instance only, in this process, and a warning in the log.
+
+    Not in the key: the size and time of a file that cannot be stat-ed, which enters by name
+    only (:func:`file_stamps`). ``data.files`` takes local paths today (a ``root://`` or
+    ``https://`` URL matches no file); files given by URL, on a remote file system without
+    modification times, or passed in ``files`` by a caller, enter by name only, so one
+    rewritten under the same name is served stale. Nor are settings an analysis plugin keeps
+    in ``_``-prefixed attributes or outside the instance (unless its ``cache_key()`` covers
+    them). After rewriting such a file or changing such a setting, remove ``cache_dir``.
     """
     if cache_dir is None:
         return None
@@ -156,8 +176,83 @@ def chunk_cache(cache_dir: Any, config: Any, split: str | int | None = "train", 
 def _plugin_key(analysis: Any) -> tuple | None:
     """The analysis plugin as the cache sees it: its class name and a hash of the source of the
     module defining it (the ``select``/``labels`` hooks and what they call), so editing a hook
-    invalidates a cache written with the old one."""
-    return None if analysis is None else _class_key(type(analysis))
+    invalidates a cache written with the old one; and, when it has data hooks, its settings
+    (:func:`settings_key`)."""
+    if analysis is None:
+        return None
+    return (*_class_key(type(analysis)), settings_key(analysis))
+
+
+#: analysis plugin instance -> the token that stands for settings its cache_key() cannot fingerprint
+_UNKNOWN_SETTINGS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+#: the same for plugin objects that cannot be weakly referenced: id -> (the object, kept alive, token)
+_UNKNOWN_BY_ID: dict[int, tuple[Any, str]] = {}
+
+
+def settings_key(analysis: Any) -> Any:
+    """The part of the stream cache key that an analysis plugin instance's settings give.
+
+    ``None`` for a plugin without ``select``/``labels`` hooks (its settings change no jet);
+    else its :meth:`~hepnn.analysis.Analysis.cache_key` (for an object that is no
+    :class:`~hepnn.analysis.Analysis`: a fingerprint of its public attributes, when plain data).
+    When that is ``None`` (unknown), a token drawn once for this instance in this process: its
+    cache serves this instance only, and a warning is logged naming the plugin.
+
+    Raises
+    ------
+    PluginOutputError
+        When ``cache_key()`` returns something that is not text or JSON data.
+    PluginError
+        When ``cache_key()`` raises.
+    """
+    if not overridden_data_hooks(analysis):
+        return None
+    hook = getattr(analysis, "cache_key", None)
+    try:
+        key = hook() if callable(hook) else _attribute_key(analysis)
+    except HepnnError:
+        raise
+    except Exception as err:
+        msg = f"analysis plugin {plugin_name(analysis)}: its cache_key() hook raised {type(err).__name__}: {err}"
+        raise PluginError(msg) from err
+    if key is None:
+        return ["unknown settings", _instance_token(analysis)]
+    try:
+        json.dumps(key, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        msg = (f"analysis plugin {plugin_name(analysis)}: its cache_key() must return text or JSON data (or None), "
+               f"received a {type(key).__name__} ({err})")
+        raise PluginOutputError(msg) from None
+    return key
+
+
+def _attribute_key(analysis: Any) -> str | None:
+    """:meth:`Analysis.cache_key`'s default for a plugin object of another class."""
+    settings, odd = instance_settings(analysis)
+    return None if odd else fingerprint(json.dumps(settings, sort_keys=True))
+
+
+def _instance_token(analysis: Any) -> str:
+    """A random token that stays the same for ``analysis`` as long as it lives (logged once)."""
+    try:
+        token = _UNKNOWN_SETTINGS.get(analysis)
+    except TypeError:  # not weakly referable, or unhashable: kept by id (and alive, so the id is not reused)
+        token = _UNKNOWN_BY_ID.get(id(analysis), (None, None))[1]
+    if token is not None:
+        return token
+    token = uuid.uuid4().hex
+    _, odd = instance_settings(analysis)
+    names = ", ".join(map(repr, odd))
+    why = (f"its attribute {names} is not plain data" if len(odd) == 1 else
+           f"its attributes {names} are not plain data" if odd else "its cache_key() returned None")
+    logger.warning("stream cache: analysis plugin %s: %s, so its settings are not in the cache key; the cache "
+                   "serves this instance only (define cache_key() returning text that changes with every setting "
+                   "its select/labels hooks use, to share a cache across runs)", plugin_name(analysis), why)
+    try:
+        _UNKNOWN_SETTINGS[analysis] = token
+    except TypeError:
+        _UNKNOWN_BY_ID[id(analysis)] = (analysis, token)
+    return token
 
 
 @functools.lru_cache(maxsize=None)
@@ -202,9 +297,11 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
     """Like :func:`batches`, but consecutive batches of equal size come stacked as
     ``(n_batches, batch_size, ...)`` arrays: one hand-over per chunk instead of per batch.
 
-    With ``data.skip_bad_files``, a file that fails part-way through has had its first chunks
-    in the pass already (and in the cache): a stream cannot take them back, while
-    :func:`hepnn.io.load` drops the whole file; the skipped file is logged either way.
+    With ``data.skip_bad_files``, a file that fails part-way through (a corrupt basket after
+    its first chunks) is skipped whole, as :func:`hepnn.io.load` skips it: none of its jets
+    enter the pass or the cache. For that, each file's chunks are held back until the file
+    has been read to the end, so memory grows by the chunks of up to ``cycle_length`` files
+    (the files read interleaved) while the option is on; without it, chunks flow as read.
     """
     bound_allocator()
     config = data_config(config)
@@ -218,13 +315,16 @@ def batch_runs(config: Any, split: str | int | None = "train", batch_size: int =
         chunks = _cached_chunks(cache, rng, cycle_length) if shuffle else cache.read()
     else:
         files = list(enumerate(resolve_files(config)))
+        # the dataset's first file, for files whose branches are guessed: found once per pass, not per file
+        reference = ReferencePlan(config, files[0][1] if files else None)
         if shuffle:
             files = [files[i] for i in rng.permutation(len(files))]
         groups = [files[i:i + cycle_length] for i in range(0, len(files), cycle_length)] if shuffle else [files]
         n_files = len(files)
 
         def file_chunks(index: int, source: Any) -> Iterator[tuple[tuple[int, int], dict]]:
-            its = iterate_chunks(config, analysis, step_size=step_size, files=[source], split=code)
+            its = iterate_chunks(config, analysis, step_size=step_size, files=[source], split=code,
+                                 reference=reference)
             for j, chunk in enumerate(its):
                 yield (index, j), chunk
 
@@ -450,6 +550,9 @@ def make_dataset(config: Any, split: str | int | None = "train", batch_size: int
         :mod:`hepnn.io.cache`): the same jets, shuffled anew every pass, at a fraction
         of the CPU cost. A pass read from the cache gives the same batches, in the same
         order, as reading the files with the same seed. Disk use: the pass's tensors, float32.
+        A cache is reused only for the same data config, split, preprocessing, input files
+        (sizes and times) and analysis plugin (code and settings, see
+        :meth:`hepnn.analysis.Analysis.cache_key` and :func:`chunk_cache`).
 
     Returns
     -------
