@@ -121,7 +121,10 @@ def _file_shorthand(value: Any, path: str) -> Any:
 class FileGroup:
     """A group of files (glob) with one tree and optionally a constant label."""
 
-    path: str = field(metadata=_doc("file name or glob ('**' matches any depth of folders); relative paths resolve against data.directory"))
+    path: str = field(metadata=_doc(
+        "file name or glob ('**' matches any depth of folders); relative paths resolve against data.directory. "
+        "Or one remote file's URL, read by uproot as written (root://host//eos/.../f.root needs fsspec-xrootd, "
+        "https://... aiohttp; no globs: list the files)"))
     tree: str = field(default="Events", metadata=_doc("TTree or RNTuple name inside the files"))
     label: Optional[int] = field(
         default=None, metadata=_doc("constant class index of every jet in these files (0, 1, ...)", non_negative)

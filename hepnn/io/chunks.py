@@ -25,7 +25,7 @@ from .layouts import (Elements, associate_by_dr, flatten_jagged, group_by_jet, l
                       whole_numbers)
 from .representations import input_kind
 from .selection import analysis_mask, apply_cuts, call_hook, plugin_name
-from .sources import SourceFile, check_names, iterate_tree, open_tree, resolve_files, skip_or_raise, tree_keys
+from .sources import SourceFile, check_names, is_url, iterate_tree, open_tree, resolve_files, skip_or_raise, tree_keys
 from .split import assign_split, event_fold_key, fold_key
 
 __all__ = ["data_config", "iterate_chunks", "Plan", "make_plan", "ChunkInputs", "ReferencePlan"]
@@ -570,7 +570,7 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
     jets, n_jets, entry, jet_idx, groups = _jets_and_groups(plan, arrays, source, entry_start, config.on_nan)
     s = config.split
     within = jet_idx if s.by == "jet" else np.zeros_like(jet_idx)  # by event: one draw per entry
-    split_code = assign_split(os.path.basename(path), entry, within, (s.train, s.val, s.test), s.seed)
+    split_code = assign_split(path, entry, within, (s.train, s.val, s.test), s.seed)
     keep = apply_cuts(_cut_columns(jets, config, path), config.cuts, n_jets)
     if config.label is not None:
         _check_label_values(jets[config.label.branch], keep, config, path)
@@ -620,7 +620,7 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
         out["fold_key"] = event_fold_key(events[entry[keep] - entry_start], s.seed)
     else:
         # by event: one key per entry, so k-fold keeps an event's jets in one fold as the split does
-        out["fold_key"] = fold_key(os.path.basename(path), entry[keep], within[keep], s.seed)
+        out["fold_key"] = fold_key(path, entry[keep], within[keep], s.seed)
     for var in config.spectators:
         out[f"spec_{var}"] = _finite(jets[var], var, "data.spectators", config, path).astype(np.float32)
     return out
@@ -674,7 +674,7 @@ class ReferencePlan:
         first = self._first_file()
         if first is None:
             return source, plan
-        if os.path.abspath(first.path) == os.path.abspath(source.path):
+        if _same_path(first.path, source.path):
             if not self._planned:  # the first file itself: its plan serves the files read after it
                 self._plan, self._planned = plan, True
             return source, plan
@@ -685,6 +685,13 @@ class ReferencePlan:
             except InputDataError:  # unreadable (skipped) first file: each file is its own reference
                 self._plan = None
         return (source, plan) if self._plan is None else (first, self._plan)
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Whether two data file names are one file: URLs as written (``//`` matters there), paths absolute."""
+    if is_url(a) or is_url(b):
+        return a == b
+    return os.path.abspath(a) == os.path.abspath(b)
 
 
 def _first_plan(config: Any, source: SourceFile, plan: Plan, full_pass: bool,

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..exceptions import ConfigError, InputDataError
 from .layouts import whole_numbers
+from .sources import is_url, url_file_name
 
 __all__ = ["map_labels", "class_names", "name_from_path", "check_class_indices", "LabelCounts"]
 
@@ -94,7 +95,11 @@ def name_from_path(path: str) -> str:
     ('ttbar_v1.2', 'qcd', 'w')
     >>> name_from_path("samples/top/**/*.root"), name_from_path("*.root")
     ('top', '')
+    >>> name_from_path("https://host/data/top.root?token=abc/def")   # a URL: its file name only
+    'top'
     """
+    if is_url(path):
+        path = url_file_name(path)
     parts = [p for p in re.split(r"[/\\]", path) if p not in ("", ".", "..")]
     for i, part in enumerate(reversed(parts)):
         stem = part[: -len(".root")] if i == 0 and part.lower().endswith(".root") else part

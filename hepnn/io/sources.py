@@ -3,6 +3,12 @@
 Every failure names the file and what was wrong: a glob that matches nothing, a file
 that cannot be opened, a tree or branch that is missing (with the nearest names).
 
+A file group's path may also be a URL (``root://eosuser.cern.ch//eos/user/j/jdoe/top.root``,
+``https://host/top.root``, ``s3://``, ``file://``, any scheme uproot opens through fsspec):
+it is passed to uproot as written, never joined onto ``data.directory`` nor globbed
+(:func:`is_url`). ``root://`` needs the package ``fsspec-xrootd``, ``http(s)://`` needs
+``aiohttp``; a missing one is named in the error.
+
 Examples
 --------
 >>> from hepnn.io.sources import resolve_files
@@ -18,18 +24,29 @@ from __future__ import annotations
 import bisect
 import glob
 import os
+import re
 import warnings
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit
 
+from .._redact import redact
 from ..exceptions import ConfigError, InputDataError, suggest
 from .rntuple import ParallelFields
 from .threads import reader_threads
 
 __all__ = ["SourceFile", "resolve_files", "open_tree", "check_names", "entries_per_step", "iterate_tree", "BadFileWarning",
-           "BoundaryClusterCache"]
+           "BoundaryClusterCache", "is_url", "url_file_name", "URL_PACKAGES"]
+
+#: ``scheme://``: a URL. The scheme has two characters at least, so a Windows drive (``C://data``) is a path.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+://")
+
+#: the package that lets uproot (fsspec) read a URL scheme, named when it is missing
+URL_PACKAGES = {"root": "fsspec-xrootd", "http": "aiohttp", "https": "aiohttp", "s3": "s3fs", "gs": "gcsfs",
+                "gcs": "gcsfs", "abfs": "adlfs", "abfss": "adlfs", "az": "adlfs", "sftp": "paramiko",
+                "ssh": "paramiko"}
 
 
 class BadFileWarning(UserWarning):
@@ -47,13 +64,41 @@ class SourceFile:
     weight: float
 
 
+def is_url(path: Any) -> bool:
+    """Whether a ``data.files`` path is a URL (``scheme://...``), which uproot opens through fsspec.
+
+    Examples
+    --------
+    >>> is_url("root://eosuser.cern.ch//eos/user/j/jdoe/top.root"), is_url("https://host/top.root")
+    (True, True)
+    >>> is_url("/data/top.root"), is_url("top_*.root"), is_url("C://data/top.root")
+    (False, False, False)
+    """
+    return isinstance(path, str) and _URL.match(path) is not None
+
+
+def url_file_name(url: str) -> str:
+    """The file name of a URL: the last part of its path, without ``?query`` or ``#fragment``.
+
+    Examples
+    --------
+    >>> url_file_name("root://eosuser.cern.ch//eos/user/j/jdoe/top.root")
+    'top.root'
+    >>> url_file_name("https://host/data/top.root?X-Amz-Signature=abc/def")
+    'top.root'
+    """
+    return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+
+
 def _base_directory(config) -> Path:
     return Path(config.directory) if config.directory else Path.cwd()
 
 
 def _file_identity(path: str) -> tuple:
     """What makes two names one file: its device and inode (symbolic and hard links alike), or,
-    where the file system gives none, its real path."""
+    where the file system gives none, its real path; a URL is its string."""
+    if is_url(path):
+        return ("url", path)
     try:
         st = os.stat(path)
     except OSError:
@@ -65,6 +110,8 @@ def _file_identity(path: str) -> tuple:
 
 def _same_file(path: str, other: str) -> str:
     """Why ``path`` and ``other`` are one file, for an error message."""
+    if is_url(path):
+        return path
     real = os.path.realpath(path)
     if real == os.path.realpath(other):
         return real
@@ -74,31 +121,28 @@ def _same_file(path: str, other: str) -> str:
 def resolve_files(config) -> list[SourceFile]:
     """Expand the globs of ``data.files`` into files, in group order then sorted by name.
 
+    A path that is a URL (:func:`is_url`: ``root://``, ``http(s)://``, ``s3://``, ``file://``, ...)
+    is one file, passed to uproot as written: it is not joined onto ``data.directory``, ``~`` is
+    not expanded, and nothing is asked of the server here (a missing remote file is reported when
+    it is opened). Remote globs are not supported: list the files, one group each (give the groups
+    of one class the same ``label`` and ``name``). In a URL, ``?`` starts the query, so only
+    ``*`` and ``[`` in its path are glob characters. Two groups name one remote file when their
+    URLs are the same string.
+
     Raises
     ------
     InputDataError
         When a group matches no file.
     ConfigError
         When one file (and tree) is matched by two groups, or twice by one (under two names: a
-        symbolic or hard link, told by the file's device and inode).
+        symbolic or hard link, told by the file's device and inode); for a URL with glob characters
+        in its path, or a relative path with a URL as ``data.directory``.
     """
-    base = _base_directory(config)
     out = []
     owner: dict[tuple[str, str], int] = {}
     first_match: dict[tuple[str, str], str] = {}
     for i, group in enumerate(config.files):
-        pattern = os.path.expanduser(group.path)
-        if not os.path.isabs(pattern):
-            pattern = str(base / pattern)
-        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else ([pattern] if os.path.exists(pattern) else [])
-        if not matches:
-            if not os.path.isabs(os.path.expanduser(group.path)) and not base.is_dir():
-                msg = (f"data.files[{i}]: {group.path!r} is relative to data.directory, {base}, which does not exist; "
-                       "fix data.directory (relative paths resolve against it)")
-            else:
-                msg = (f"data.files[{i}]: no file matches {group.path!r} (looked in {base}); "
-                       "check the path, or set data.directory")
-            raise InputDataError(msg)
+        matches = _remote_match(i, group.path) if is_url(group.path) else _local_matches(config, i, group.path)
         for m in matches:
             key = (_file_identity(m), group.tree)
             j = owner.setdefault(key, i)
@@ -126,8 +170,67 @@ def resolve_files(config) -> list[SourceFile]:
     return out
 
 
+def _remote_match(i: int, url: str) -> list[str]:
+    """A URL of ``data.files[i].path`` as the one file it names; an error for a remote glob."""
+    path = urlsplit(url).path
+    if glob.has_magic(path):
+        chars = "".join(sorted({c for c in path if c in "*?["}))
+        msg = (f"data.files[{i}].path: {redact(url)!r} is a URL with glob characters ({chars}), and hepnn does not "
+               "expand globs on remote storage; list the files instead, one data.files entry per URL with the same "
+               "label and name (e.g. from `xrdfs <host> ls <folder>` for root://)")
+        raise ConfigError(msg)
+    return [url]
+
+
+def _local_matches(config, i: int, path: str) -> list[str]:
+    """The local files ``data.files[i].path`` matches (relative to ``data.directory``), sorted by name."""
+    pattern = os.path.expanduser(path)
+    relative = not os.path.isabs(pattern)
+    if relative and is_url(config.directory):
+        msg = (f"data.files[{i}].path: {path!r} is relative, and data.directory ({config.directory!r}) is a URL: "
+               f"relative paths are only joined onto a local folder; give the file's full URL in data.files[{i}].path")
+        raise ConfigError(msg)
+    base = _base_directory(config)
+    if relative:
+        pattern = str(base / pattern)
+    matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else ([pattern] if os.path.exists(pattern) else [])
+    if not matches:
+        if relative and not base.is_dir():
+            msg = (f"data.files[{i}]: {path!r} is relative to data.directory, {base}, which does not exist; "
+                   "fix data.directory (relative paths resolve against it)")
+        else:
+            msg = (f"data.files[{i}]: no file matches {path!r} (looked in {base}); "
+                   "check the path, or set data.directory")
+        raise InputDataError(msg)
+    return matches
+
+
+def _open_error(path: str, err: Exception) -> str:
+    """Why uproot could not open ``path``, for an ``InputDataError`` (a URL's secrets masked)."""
+    if not is_url(path):
+        if isinstance(err, FileNotFoundError):
+            return f"{path}: file not found"
+        return f"{path}: cannot read the file ({type(err).__name__}: {err}); is it a complete ROOT file?"
+    scheme = urlsplit(path).scheme.lower()
+    shown, why = redact(path), f"{type(err).__name__}: {redact(str(err))}"
+    if isinstance(err, ImportError):
+        package = URL_PACKAGES.get(scheme)
+        fix = (f"pip install {package}" if package else
+               f"install the fsspec implementation of {scheme}:// (see fsspec's list of known implementations)")
+        return f"{shown}: reading {scheme}:// URLs needs a package that is not installed ({why}); run `{fix}`"
+    if isinstance(err, FileNotFoundError):
+        return f"{shown}: no such remote file (the server answered: not found); check the URL"
+    return (f"{shown}: cannot open the remote file ({why}); check the URL, the network and your credentials "
+            "(a grid proxy or Kerberos token for root://), or whether it is a ROOT file")
+
+
 def open_tree(source: SourceFile) -> Any:
     """Open ``source.tree`` in ``source.path`` (TTree or RNTuple).
+
+    ``source.path`` may be a URL (:func:`is_url`), which uproot reads through fsspec: a missing
+    package (``fsspec-xrootd`` for ``root://``, ``aiohttp`` for ``http(s)://``) is named with its
+    ``pip install`` line, and an unreachable or missing remote file with the URL and the error
+    (passwords and tokens in the URL masked).
 
     Raises
     ------
@@ -141,12 +244,8 @@ def open_tree(source: SourceFile) -> Any:
     options = {"decompression_executor": uproot.source.futures.ThreadPoolExecutor(threads)} if threads > 1 else {}
     try:
         file = uproot.open(source.path, **options)
-    except FileNotFoundError:
-        msg = f"{source.path}: file not found"
-        raise InputDataError(msg) from None
     except Exception as err:  # noqa: BLE001 - uproot raises many kinds for corrupt files
-        msg = f"{source.path}: cannot read the file ({type(err).__name__}: {err}); is it a complete ROOT file?"
-        raise InputDataError(msg) from None
+        raise InputDataError(_open_error(source.path, err)) from None
     try:
         keys = file.keys(cycle=False)
         classes = file.classnames(cycle=False)
@@ -423,7 +522,11 @@ def iterate_tree(source: SourceFile, tree: Any, branches: list[str], step_size: 
     except InputDataError:
         raise
     except Exception as err:  # noqa: BLE001 - truncated or corrupt baskets
-        msg = f"{source.path}: cannot read tree {source.tree!r} ({type(err).__name__}: {err}); the file may be truncated"
+        if is_url(source.path):
+            msg = (f"{redact(source.path)}: cannot read tree {source.tree!r} ({type(err).__name__}: {redact(str(err))}); "
+                   "the file may be truncated, or the connection to the server failed (try again, or copy it locally)")
+        else:
+            msg = f"{source.path}: cannot read tree {source.tree!r} ({type(err).__name__}: {err}); the file may be truncated"
         raise InputDataError(msg) from err
 
 

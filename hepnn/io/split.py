@@ -2,6 +2,9 @@
 
 The assignment of a jet depends only on the base name of its file, its entry number,
 its index within the entry and the seed: not on chunking, file order or the folder.
+For a file read by URL (``root://host//eos/.../top.root``, ``https://host/top.root?token=...``)
+the base name is the last part of the URL's path, without query or fragment, so a file
+gets the same split read locally or remotely (and whatever token a signed URL carries).
 
 Examples
 --------
@@ -22,9 +25,10 @@ import os
 import numpy as np
 
 from ..exceptions import ConfigError, suggest
+from .sources import is_url, url_file_name
 
 __all__ = ["assign_split", "SPLITS", "split_code", "hash_uniform", "fold_key", "event_fold_key", "event_salt",
-           "assign_fold"]
+           "assign_fold", "file_base_name"]
 
 #: split names in code order (0 train, 1 val, 2 test)
 SPLITS = ("train", "val", "test")
@@ -42,9 +46,26 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
+def file_base_name(path: str) -> str:
+    """The file name the split hash takes: the base name of a path, or of a URL's path (no query).
+
+    Examples
+    --------
+    >>> file_base_name("/data/top.root"), file_base_name("root://eosuser.cern.ch//eos/user/j/jdoe/top.root")
+    ('top.root', 'top.root')
+    >>> file_base_name("https://host/top.root?token=abc")
+    'top.root'
+    """
+    path = str(path)
+    return url_file_name(path) if is_url(path) else os.path.basename(path)
+
+
 def hash_uniform(file_name: str, entry: np.ndarray, jet: np.ndarray, seed: int) -> np.ndarray:
-    """Uniform numbers in [0, 1) from (base name of file, entry, jet index, seed)."""
-    base = os.path.basename(str(file_name))
+    """Uniform numbers in [0, 1) from (base name of file, entry, jet index, seed).
+
+    ``file_name``: a path or URL; only :func:`file_base_name` of it is used.
+    """
+    base = file_base_name(file_name)
     digest = hashlib.blake2b(f"{base}|{int(seed)}".encode(), digest_size=8).digest()
     key = np.uint64(int.from_bytes(digest, "little"))
     entry = np.asarray(entry, dtype=np.int64).astype(np.uint64)
@@ -60,7 +81,7 @@ def assign_split(file_name: str, entry: np.ndarray, jet: np.ndarray, fractions, 
     Parameters
     ----------
     file_name : str
-        File path; only its base name is used.
+        File path or URL; only its base name is used (:func:`file_base_name`).
     entry, jet : array of int
         Entry number in the file and index of the jet within the entry.
     fractions : (train, val, test)

@@ -41,7 +41,7 @@ from .chunks import ReferencePlan, data_config, iterate_chunks
 from .load import fit_preprocessing
 from .._memory import bound_allocator
 from .representations import input_kind
-from .sources import resolve_files
+from .sources import is_url, resolve_files
 from .selection import plugin_name
 from .split import split_code
 
@@ -156,10 +156,10 @@ def chunk_cache(cache_dir: Any, config: Any, split: str | int | None = "train", 
     a function) gets a cache for that instance only, in this process, and a warning in the log.
 
     Not in the key: the size and time of a file that cannot be stat-ed, which enters by name
-    only (:func:`file_stamps`). ``data.files`` takes local paths today (a ``root://`` or
-    ``https://`` URL matches no file); files given by URL, on a remote file system without
-    modification times, or passed in ``files`` by a caller, enter by name only, so one
-    rewritten under the same name is served stale. Nor are settings an analysis plugin keeps
+    only (:func:`file_stamps`). Files given by URL in ``data.files`` (``root://``, ``https://``,
+    ...) enter by their URL string only (the server is not asked), as do files on a remote file
+    system without modification times, or passed in ``files`` by a caller: one rewritten under
+    the same name or URL is served stale. Nor are settings an analysis plugin keeps
     in ``_``-prefixed attributes or outside the instance (unless its ``cache_key()`` covers
     them). After rewriting such a file or changing such a setting, remove ``cache_dir``.
     """
@@ -277,17 +277,32 @@ def _class_key(cls: type) -> tuple:
 
 
 def file_stamps(config: Any) -> list[tuple[str, int | None, int | None]]:
-    """``(path, size, mtime_ns)`` of every input file of ``config`` (``None`` where it cannot be stat-ed)."""
+    """``(path, size, mtime_ns)`` of every input file of ``config`` (``None`` where it cannot be stat-ed).
+
+    A local file enters by its real path; a URL (``root://``, ``https://``, ``file://``, ...:
+    :func:`~hepnn.io.sources.is_url`) by its string as written, with size and time ``None``:
+    the server is not asked, so a remote file rewritten in place under the same URL is not
+    detected and the chunk cache must be removed by hand (delete ``cache_dir``).
+
+    Examples
+    --------
+    >>> url = "root://eosuser.cern.ch//eos/user/j/jdoe/top.root"
+    >>> file_stamps({"data": {"files": [{"path": url, "label": 0}, {"path": "https://host/b.root", "label": 1}]}})
+    [('root://eosuser.cern.ch//eos/user/j/jdoe/top.root', None, None), ('https://host/b.root', None, None)]
+    """
     config = data_config(config)
-    stamps = []
-    for source in resolve_files(config):
-        try:
-            st = os.stat(source.path)
-        except OSError:
-            stamps.append((os.path.realpath(source.path), None, None))
-        else:
-            stamps.append((os.path.realpath(source.path), st.st_size, st.st_mtime_ns))
-    return stamps
+    return [file_stamp(source.path) for source in resolve_files(config)]
+
+
+def file_stamp(path: str) -> tuple[str, int | None, int | None]:
+    """``(name, size, mtime_ns)`` of one input file: see :func:`file_stamps`."""
+    if is_url(path):
+        return (path, None, None)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (os.path.realpath(path), None, None)
+    return (os.path.realpath(path), st.st_size, st.st_mtime_ns)
 
 
 def batch_runs(config: Any, split: str | int | None = "train", batch_size: int = 256, preprocessing: Any = None,

@@ -352,6 +352,9 @@ def prediction_key(run_dir, config, analysis: Any = None) -> str | None:
     stamps = []
     try:
         for path in input_files(config.data):
+            if isinstance(path, str):  # a remote file: by its URL (a file rewritten under it is not seen)
+                stamps.append([path])
+                continue
             st = os.stat(path)
             stamps.append([str(path), st.st_size, st.st_mtime_ns])
     except OSError:  # a missing input file: nothing to reuse (reading the data says what is wrong)

@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .._fileio import atomic_path, atomic_write_text
-from .._redact import redact_args
+from .._redact import redact, redact_args
 from .._threads import cpu_cores
 from ..config import Config, load_config, to_dict
 from ..exceptions import InputDataError
+from ..io.sources import is_url
 from ..models import load_model
 from ..preprocessing import Preprocessor
 
@@ -244,14 +245,25 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def input_files(data_config) -> list[Path]:
-    """The files a data config reads (globs expanded, relative to ``data.directory``)."""
+def input_files(data_config) -> list[Path | str]:
+    """The files a data config reads (globs expanded, relative to ``data.directory``); a remote
+    file (``root://``, ``https://``...) as its URL, a string as written."""
     base = Path(data_config.directory) if data_config.directory else Path.cwd()
-    files: list[Path] = []
+    files: list[Path | str] = []
     for group in data_config.files:
+        if is_url(group.path):
+            files.append(group.path)
+            continue
         pattern = group.path if os.path.isabs(group.path) else str(base / group.path)
         files.extend(Path(p) for p in sorted(glob.glob(pattern, recursive=True)))
     return files
+
+
+def _input_record(path: Path | str) -> dict[str, Any]:
+    """Provenance of one input file: path, checksum and size; a remote file's URL only (tokens masked)."""
+    if isinstance(path, str):
+        return {"path": redact(path)}
+    return {"path": str(path), "checksum": file_checksum(path), "bytes": path.stat().st_size}
 
 
 def _devices() -> list[str]:
@@ -290,7 +302,7 @@ def provenance(config, seeds: Mapping[str, int], extra: Mapping[str, Any] | None
         "command": " ".join(redact_args(sys.argv)),  # no passwords or tokens (hepnn._redact)
         "seeds": dict(seeds),
         "split": asdict(config.data.split),
-        "inputs": [{"path": str(f), "checksum": file_checksum(f), "bytes": f.stat().st_size} for f in files],
+        "inputs": [_input_record(f) for f in files],
         "host": {"name": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count(),
                  "tensorflow_threads": _tensorflow_threads()},
         "devices": _devices(),
