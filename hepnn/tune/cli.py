@@ -11,10 +11,11 @@ def _cmd_tune(args) -> int:
     if args.trials is not None and args.trials < 1:
         msg = f"--trials: expected a positive number, received {args.trials}"
         raise ConfigError(msg)
-    seed = args.seed + (args.worker_seed or 0)
+    # every worker uses the study's seed: trial n draws from (seed, n) (hepnn.tune.study), so its values do not
+    # depend on which worker runs it; seed + worker made a study with --workers 2 differ from run to run
     study = tune(
         args.config, args.space, args.out, n_trials=args.trials, objective=args.objective, sampler=args.sampler,
-        seed=seed, storage=args.storage, workers=args.workers, overrides=args.overrides,
+        seed=args.seed, storage=args.storage, workers=args.workers, overrides=args.overrides,
         study_name=args.study_name, prune=not args.no_prune, heartbeat_interval=args.heartbeat, join=args.join,
         force=args.force,
     )
@@ -48,6 +49,6 @@ def add_commands(subparsers) -> None:
                    help="only run queued trials of an existing study (an extra worker, e.g. on another machine)")
     p.add_argument("--force", action="store_true",
                    help="write into an existing folder that holds files hepnn did not write")
-    p.add_argument("--worker-seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--worker-seed", type=int, default=0, help=argparse.SUPPRESS)  # the worker's index (not its seed)
     add_set_option(p)
     p.set_defaults(func=_cmd_tune)

@@ -4,16 +4,22 @@ A trial is the base config plus the sampled values (applied as ``--set`` overrid
 trained with :class:`hepnn.training.Trainer` into ``OUT/trials/<number>``. The value is
 
 ``val_loss``
-    the lowest validation loss over the epochs (minimised);
+    the lowest validation loss over the epochs (minimised; epochs with a NaN loss are skipped);
 ``auc``
     the ROC AUC on the **validation** split (maximised), so the test split stays unbiased;
 ``rejection@<eff>``
-    the background rejection at signal efficiency ``eff`` on the validation split (maximised).
+    the background rejection at signal efficiency ``eff`` on the validation split (maximised);
+    when no background jet passes the cut, the number of background validation jets (the
+    rejection one passing jet would give, a lower bound), not an infinite value.
 
 Bad trials are pruned from per-epoch reports (``val_loss``, or ``val_auc`` for the
 physics metrics) through the trainer's ``epoch_callback`` hook. A k-fold trial
 (``training.folds``) reports the epochs of its first fold, so trials are compared on the
 same fold; a trial pruned there does not train its other folds.
+
+Each trial's ``tune.json`` (in its run directory) records its state as ``trials.csv`` does:
+``complete`` with the value, ``pruned`` with the epoch, or ``fail`` with the error (an exception
+in training or evaluation, or a NaN value); a failed trial is never the best one.
 
 A trial whose worker died is re-queued by :mod:`hepnn.tune.study` as a new trial with the same
 values (``retry_of``). That trial takes over the killed trial's folder: moved to
@@ -32,7 +38,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from ..config import load_config
-from ..exceptions import ConfigError, OutputDirError, suggest
+from ..exceptions import ConfigError, HepnnError, OutputDirError, suggest
 from ..io import load
 from ..outdir import lock_directory
 from ..training.evaluate import compute_metrics, evaluation_weights, predict_split
@@ -162,13 +168,27 @@ class TrainingObjective:
 
         self.log(f"trial {trial.number}: {', '.join(f'{k}={v!r}' for k, v in values.items())} -> {run_dir}")
         trainer = Trainer(config, log=lambda line: self.log(f"trial {trial.number}: {line}"))
-        trainer.fit(run_dir, data=data, epoch_callback=epoch_callback)
         record = {"trial": trial.number, "objective": self.objective, "values": values}
+        try:
+            trainer.fit(run_dir, data=data, epoch_callback=epoch_callback)
+            value = None if pruned else self._checked_value(run_dir, trainer.history_, data)
+        except Exception as err:  # noqa: BLE001 - recorded in the run, then raised: the worker fails the trial
+            if run_dir.is_dir():
+                write_json(run_dir / "tune.json", {**record, "state": "fail", "error": f"{type(err).__name__}: {err}"})
+            raise
         if pruned:
             write_json(run_dir / "tune.json", {**record, "state": "pruned", "epoch": pruned["epoch"]})
             raise optuna.TrialPruned(f"pruned after epoch {pruned['epoch']}")
-        value = self.evaluate(run_dir, trainer.history_, data)
         write_json(run_dir / "tune.json", {**record, "state": "complete", "value": value})
+        return value
+
+    def _checked_value(self, run_dir: Path, history: list[Mapping[str, float]], data: Mapping) -> float:
+        """:meth:`evaluate`, with a NaN value an error (the study fails such a trial; never its best)."""
+        value = self.evaluate(run_dir, history, data)
+        if math.isnan(value):
+            msg = (f"{run_dir}: --objective {self.objective} is NaN (a NaN validation loss or score); the trial "
+                   "failed: lower training.optimizer.learning_rate or check the inputs for NaN")
+            raise HepnnError(msg)
         return value
 
     def _take_over_killed_run(self, trial, run_dir: Path) -> None:
@@ -226,7 +246,12 @@ class TrainingObjective:
         if self.metric == "auc":
             return float(metrics["auc"])
         rejection = metrics["rejection"][f"{self.working_point:g}"]
-        return math.inf if rejection is None else float(rejection)
+        if rejection is None:
+            # no background jet passes the cut: the rejection is at least what one passing jet gives, the
+            # number of background jets; that bound ranks the trial first without an infinite value
+            # that would win every comparison and break trials.csv and tune.json
+            return float(metrics["n_background"])
+        return float(rejection)
 
 
 def _resumable(run_dir: Path) -> bool:
@@ -236,9 +261,11 @@ def _resumable(run_dir: Path) -> bool:
 
 
 def _best_val_loss(history: Iterable[Mapping[str, Any]]) -> float:
-    """The lowest ``val_loss`` of a training history (one row per epoch)."""
-    losses = [row["val_loss"] for row in history if isinstance(row.get("val_loss"), (int, float))]
+    """The lowest ``val_loss`` of a training history (one row per epoch); NaN epochs are skipped (NaN when
+    every epoch is NaN). Python's ``min`` is not: ``min([nan, 0.5])`` is NaN, ``min([0.5, nan])`` 0.5."""
+    losses = [float(row["val_loss"]) for row in history if isinstance(row.get("val_loss"), (int, float))]
     if not losses:
         msg = "--objective val_loss: the runs have no validation split; set data.split.val > 0"
         raise ConfigError(msg)
-    return float(min(losses))
+    numbers = [loss for loss in losses if not math.isnan(loss)]
+    return min(numbers) if numbers else math.nan

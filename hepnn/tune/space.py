@@ -42,7 +42,7 @@ class Dimension:
         Dotted config path, e.g. ``training.optimizer.learning_rate``.
     kind : {"int", "float", "categorical"}
     low, high : number, optional
-        Inclusive range of ``int`` and ``float`` dimensions.
+        Inclusive, finite range of ``int`` and ``float`` dimensions (``nan`` and ``inf`` are refused).
     log : bool
         Sample the range uniformly in log space.
     step : number, optional
@@ -224,6 +224,9 @@ def _parse_dimension(key: str, spec: Any, source: str) -> Dimension:
         msg = f"{where}: expected {kind}: [low, high] with two {kind} values, received {bounds!r}"
         raise ConfigError(msg)
     low, high = bounds
+    if not all(math.isfinite(b) for b in bounds):
+        msg = f"{where}: expected finite bounds, received {bounds!r}; give numbers such as {kind}: [1, 100]"
+        raise ConfigError(msg)
     if low > high:
         msg = f"{where}: low {low} is above high {high}"
         raise ConfigError(msg)
@@ -236,7 +239,7 @@ def _parse_dimension(key: str, spec: Any, source: str) -> Dimension:
         raise ConfigError(msg)
     step = spec.get("step")
     if step is not None:
-        if not isinstance(step, number) or isinstance(step, bool) or step <= 0:
+        if not isinstance(step, number) or isinstance(step, bool) or not 0 < step < math.inf:
             msg = f"{where}.step: expected a positive {kind}, received {step!r}"
             raise ConfigError(msg)
         if log and not (kind == "int" and step == 1):

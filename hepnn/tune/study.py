@@ -95,8 +95,13 @@ def storage_url(out: str | os.PathLike, storage: str | None = None) -> str:
 
 
 def _requeue_stale_trial(study, trial) -> None:
-    """Put a copy of a trial whose worker died back in the queue (same parameters)."""
-    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+    """Put a copy of a trial whose worker died back in the queue (same parameters).
+
+    The parameters are the ones it was queued with (a grid point's ``fixed_params``) and those it drew:
+    a grid trial killed before it drew its values keeps its grid point instead of a random one.
+    """
+    params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+    study.enqueue_trial(params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
 
 
 def make_storage(url: str, heartbeat_interval: int | None = HEARTBEAT_INTERVAL, grace_period: int | None = None):
@@ -248,12 +253,17 @@ def fill_queue(study, n_trials: int | None, space: SearchSpace | None = None, sa
     return added
 
 
-def _check_same_search(study, base: Any, space: SearchSpace, url: str = "") -> None:
-    """Record the base config and search space of a new study; refuse to resume one started with others.
+def _check_same_search(study, base: Any, space: SearchSpace, url: str = "", objective: str | None = None) -> None:
+    """Record the base config, search space and objective of a new study; refuse to resume one started
+    with others.
 
     Trials of another base config are not comparable, and ``best_config.yaml`` is the current base
-    config plus the best trial's values: it would not train to the number reported.
+    config plus the best trial's values: it would not train to the number reported. Values of another
+    objective of the same direction (``auc`` and ``rejection@0.5``, or two working points) would be
+    ranked together, and the best trial chosen between an AUC and a rejection. The objective's name is
+    kept in the study's ``objective`` user attribute (the y label of the history plot).
     """
+    _check_same_objective(study, objective, url)
     search = {"space": hashlib.sha256(_space_yaml(space).encode()).hexdigest()}
     if base is not None:  # where the data lie may differ between the machines of --join workers
         local = dataclasses.replace(base, data=dataclasses.replace(base.data, directory=None))
@@ -269,6 +279,22 @@ def _check_same_search(study, base: Any, space: SearchSpace, url: str = "") -> N
                 f"compare with new ones: rerun with the same {what}, or use another --out, --storage or --study-name"
             )
             raise ConfigError(msg)
+
+
+def _check_same_objective(study, objective: str | None, url: str) -> None:
+    """Record a named objective in a new study; refuse another one in a study that has one."""
+    if objective is None:  # a Python callable: no name to compare
+        return
+    have = study.user_attrs.get("objective")
+    if have is None:
+        study.set_user_attr("objective", objective)
+    elif have != objective:
+        msg = (
+            f"study {study.study_name!r} in {redact(url)} was started with --objective {have}, not {objective}; "
+            f"its trial values would be ranked with the new ones: rerun with --objective {have}, or use another "
+            "--out, --storage or --study-name"
+        )
+        raise ConfigError(msg)
 
 
 def _params_key(params: Mapping[str, Any]) -> str:
@@ -532,12 +558,15 @@ def _trial_rows(study) -> list[dict[str, Any]]:
     # trial's attributes): its row shows where the folder is now
     moved = {t.user_attrs["retry_of"]: t.user_attrs.get("run_dir", "") for t in trials
              if t.user_attrs.get("retry_of", "") != "" and t.user_attrs.get("run_dir")}
+    complete = _optuna().trial.TrialState.COMPLETE
     rows = []
     for t in trials:
         rows.append({
             "number": t.number,
             "state": t.state.name,
-            "value": "" if t.value is None else repr(float(t.value)),
+            # Optuna gives a pruned trial its last per-epoch report as value (val_auc for a rejection
+            # objective, one epoch's val_loss): not the objective, so it is left out as for failed trials
+            "value": "" if t.value is None or t.state != complete else repr(float(t.value)),
             "params": json.dumps(t.params, sort_keys=True),
             "run_dir": moved.get(t.number, t.user_attrs.get("run_dir", "")),
             "duration_s": "" if t.duration is None else f"{t.duration.total_seconds():.3f}",
@@ -548,7 +577,13 @@ def _trial_rows(study) -> list[dict[str, Any]]:
 
 def write_results(study, out: str | os.PathLike, space: SearchSpace | None = None, base_config: Any = None,
                   plots: bool = True, log: Callable[[str], None] = print) -> dict[str, Path]:
-    """Write ``trials.csv``, ``best_config.yaml`` (when a trial completed) and the plots into ``out``."""
+    """Write ``trials.csv``, ``best_config.yaml`` (when a trial completed) and the plots into ``out``.
+
+    ``trials.csv`` has one row per trial: ``number, state, value, params, run_dir, duration_s, retry_of``.
+    ``value`` is the objective value of a ``COMPLETE`` trial and empty for the others (a pruned trial's
+    per-epoch reports are in the study, ``trial.intermediate_values``); ``params`` are Optuna's
+    parameters (a list or mapping choice as its JSON string).
+    """
     out = Path(out)
     written: dict[str, Path] = {}
     rows = _trial_rows(study)
@@ -612,10 +647,13 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
         Trials in total over all workers (a grid search defaults to the whole grid).
     objective : str or callable
         ``val_loss``, ``auc``, ``rejection@<eff>``, or a callable ``f(trial) -> float`` (minimised;
-        for tests and custom studies).
+        for tests and custom studies). A named objective is recorded in the study: resuming or
+        joining it with another one is a ``ConfigError``.
     sampler : {"tpe", "random", "grid"}
     seed : int
-        Sampler seed (worker ``i`` uses ``seed + i``).
+        Sampler seed, the same in every worker: trial ``n`` draws its values from ``(seed, n)``,
+        so a random or grid search gives the same trials whatever the number of workers
+        (a TPE trial also depends on the trials finished before it).
     storage : str, optional
         Database URL shared by workers (default: the environment variable
         ``HEPNN_TUNE_STORAGE``, else ``sqlite:///OUT/study.db``). A password in it is
@@ -647,8 +685,10 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
         raise ConfigError(msg)
     if callable(objective):
         direction, fn, base = "minimize", objective, (load_config(config, overrides) if config is not None else None)
+        name_of_objective = None  # a Python function: nothing to compare with a resumed study
     else:
-        direction = parse_objective(objective)[1]
+        metric, direction, working_point = parse_objective(objective)
+        name_of_objective = metric if working_point is None else f"{metric}@{working_point:g}"
         space.validate(config, overrides)
         fn = TrainingObjective(config, space, out, objective, overrides=overrides, data=data, prune=prune, log=log)
         base = fn.base
@@ -656,7 +696,7 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
     claim_directory(out, "tune", force=force)
     url = storage_url(out, storage or os.environ.get(STORAGE_ENV) or None)
     study = open_study(name.replace("/", "-"), make_storage(url, heartbeat_interval), direction, sampler, seed)
-    _check_same_search(study, base, space, url)
+    _check_same_search(study, base, space, url, name_of_objective)
     if join:
         run_worker(study, fn, log=log)
         return study
@@ -673,7 +713,8 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
         save_config(base, out / "base_config.yaml")
         atomic_write_text(out / "space.yaml", _space_yaml(space))
         argv = ["tune", str(out / "base_config.yaml"), "--space", str(out / "space.yaml"), "--out", str(out),
-                "--objective", str(objective), "--sampler", sampler, "--seed", str(seed), "--join"]
+                "--objective", str(objective), "--sampler", sampler, "--seed", str(seed),
+                "--study-name", study.study_name, "--join"]  # the workers join this study, whatever its name
         if heartbeat_interval is not None:
             argv += ["--heartbeat", str(heartbeat_interval)]
         if not prune:
