@@ -37,6 +37,7 @@ from ._faults import fault
 from ._logs import quiet_tensorflow
 from ._spawn import main_module_hidden
 from ._threads import cpu_cores
+from .config import load_config, parse_override
 from .config import quick as quick_config
 from .config import variant
 from .exceptions import ConfigError, HepnnError, TrainingError, suggest
@@ -202,7 +203,11 @@ class _Recipe:
     def analysis(self):
         analysis = load_analysis(self.target, list(self.overrides))
         if self.quick:
-            analysis.config = quick_config(analysis.config)
+            # --set wins over the quick overlay: applied before it (the plugin is built with them), a key
+            # both set kept the overlay's value, so they are applied again after it (not those that edit
+            # the overlay itself, which is spent)
+            after = [o for o in self.overrides if parse_override(o)[0].split(".")[0] != "quick"]
+            analysis.config = load_config(quick_config(analysis.config), after)
         # the command that reproduces the run (shown in OUT/results.md); --out and --steps change nothing in
         # the numbers, --jobs only TensorFlow's thread count, which results.md names
         analysis.command = reproducing_command(self.shown or self.target, self.quick, self.overrides)

@@ -247,3 +247,22 @@ def test_steps_given_out_of_order_run_in_the_workflow_order(small_analysis, refe
     started = [line.split()[2] for line in lines if line.startswith("[resume_demo] step ")]
     assert started == ["train", "evaluate", "explain"]
     assert _numbers(out) == reference["numbers"]
+
+
+def test_set_overrides_win_over_the_quick_overlay(tmp_path):
+    # --quick --set training.epochs=7 trained the overlay's 15 epochs: the overrides were applied before the
+    # overlay, so a key both set silently kept the overlay's value (make demo DEMO_ARGS=..., results.md)
+    import hepnn.run as run_module
+
+    top = str(Path(__file__).resolve().parents[1] / "analyses" / "top_tagging")
+    recipe = run_module._Recipe(target=top, overrides=("training.epochs=7", "quick.training.batch_size=64",
+                                                        "data.inputs.particles.max_length=12"),
+                                quick=True, out=str(tmp_path / "out"))
+    config = recipe.analysis()[0].config
+    assert config.training.epochs == 7  # the override, not the overlay's 15
+    assert config.training.batch_size == 64  # an override of the overlay itself still reaches it
+    assert config.data.inputs["particles"].max_length == 12  # not the overlay's 30
+    assert config.training.optimizer.learning_rate == pytest.approx(0.002)  # the rest of the overlay applies
+    assert not config.quick  # spent
+    plain = run_module._Recipe(target=top, overrides=("training.epochs=7",), quick=False, out=str(tmp_path / "o2"))
+    assert plain.analysis()[0].config.training.epochs == 7
