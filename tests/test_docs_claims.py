@@ -376,7 +376,7 @@ def _n_jets(config) -> dict[str, int]:
 
 @pytest.mark.parametrize(("name", "claim", "n_jets", "epochs"), [
     ("anomaly_detection", "--quick --out /tmp/anomaly_detection    # 1500 + 1500 jets, 3 epochs", [1500, 1500], 3),
-    ("flavour_tagging", "--quick --out /tmp/flavour_tagging   # 2000 jets, 3 epochs", [2000], 3),
+    ("flavour_tagging", "--quick --out /tmp/flavour_tagging   # 2000 jets, 15 epochs", [2000], 15),
     ("top_tagging", "--quick --out /tmp/top_tagging   # 2000 + 2000 jets", [2000, 2000], None),
 ])
 def test_quick_sizes_in_the_analysis_readmes_are_those_of_the_quick_overlay(name, claim, n_jets, epochs):
