@@ -53,6 +53,11 @@ def check_03(r):
     assert all(v is not None and v < 0.7 for v in r["final_val_loss"].values())
     assert r["schedule_auc"]["cosine"] > 0.7
     assert r["lr_cosine_last"] < 1e-3
+    assert set(r["loss_auc"]) == {"binary_crossentropy", "binary_focal_crossentropy"}
+    assert min(r["loss_auc"].values()) > 0.7
+    # the focal loss down-weights the jets already classified well: smaller than the cross-entropy
+    first = r["loss_first_epoch"]
+    assert first["binary_focal_crossentropy"] < first["binary_crossentropy"]
 
 
 def check_04(r):

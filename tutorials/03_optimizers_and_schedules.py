@@ -14,6 +14,10 @@ What you will learn
 * **Schedules** lower the learning rate during training: ``step`` (halve every N epochs),
   ``exponential``, ``cosine`` (smoothly to a floor) and ``plateau`` (halve when the
   validation loss stops improving).
+* **The loss** is what the optimiser minimises (``training.loss``): binary cross-entropy
+  ``-[y log p + (1 - y) log(1 - p)]`` for a tagger by default; the *focal* cross-entropy
+  ``binary_focal_crossentropy`` multiplies it by ``(1 - p_t)^gamma``, so jets already classified
+  well weigh less and the hard ones more.
 
 Every one of these is a key of the ``training`` section, e.g.::
 
@@ -131,5 +135,24 @@ for name, schedule in SCHEDULED.items():
     rates = [r["learning_rate"] for r in trainer.history_]
     print(f"  SGD + momentum, {name}: learning rates {[f'{r:.3g}' for r in rates][:6]}, test AUC {schedule_aucs[name]:.3f}")
 
+# %% [markdown]
+# ## 3. The loss: cross-entropy and focal cross-entropy
+# ``training.loss`` names the function the optimiser minimises; every task has a default and a
+# few alternatives (``hepnn.models.heads.LOSSES``). Same network and optimiser (Adam), two losses.
+# The focal loss is smaller for the same predictions (well-classified jets are down-weighted), so
+# compare the test AUCs, not the loss values.
+
+# %%
+tut.section("losses")
+LOSSES = ["binary_crossentropy", "binary_focal_crossentropy"]
+loss_aucs, loss_first = {}, {}
+for loss in LOSSES:
+    cfg = dict(base, training={**base["training"], "epochs": EPOCHS, "batch_size": 32, "early_stopping": None,
+                               "optimizer": OPTIMIZERS["Adam"], "loss": loss})
+    trainer = tut.train(cfg, args.out / f"run_loss_{loss}", data=data)
+    loss_aucs[loss], loss_first[loss] = trainer.metrics_["auc"], trainer.history_[0]["loss"]
+    print(f"  {loss:26s} training loss epoch 1 {loss_first[loss]:.4f}, test AUC {loss_aucs[loss]:.3f}")
+
 tut.result(auc=aucs, final_val_loss=final_val_loss, schedule_auc=schedule_aucs,
-           lr_cosine_last=learning_rate_at(n_epochs - 1, 0.01, schedules["cosine"]))
+           lr_cosine_last=learning_rate_at(n_epochs - 1, 0.01, schedules["cosine"]),
+           loss_auc=loss_aucs, loss_first_epoch=loss_first)

@@ -8,6 +8,9 @@ What you will learn
 
   - **L1 / L2 penalties** (``model.l1``, ``model.l2``) add ``lambda sum |w|`` or
     ``lambda sum w^2`` to the loss: small weights, smoother functions (L1 also zeroes weights).
+  - **Weight decay** (``training.optimizer.weight_decay``, AdamW's by default with ``adamw``)
+    shrinks every weight by a fraction of itself at each step, outside the loss (decoupled from
+    Adam's adaptive step sizes, unlike an L2 penalty passed through them).
   - **Dropout** (``model.dropout``) drops a random fraction of the hidden units at each
     training step, so no unit can rely on another; at inference every unit is used.
   - **Early stopping** (``training.early_stopping: {patience: 3}``) stops when the
@@ -77,6 +80,8 @@ if not args.quick:  # one remedy at a time
         "L1": ({**BIG, "dropout": 0.0, "l1": 1e-4}, {"early_stopping": None}),
         "dropout 0.5": ({**BIG, "dropout": 0.5}, {"early_stopping": None}),
         "early stopping": ({**BIG, "dropout": 0.0}, {"early_stopping": {"patience": 3}}),
+        "weight decay (AdamW)": ({**BIG, "dropout": 0.0}, {"early_stopping": None, "optimizer": {
+            **base["training"].get("optimizer", {}), "name": "adamw", "weight_decay": 0.05}}),
     })
 
 
