@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from .._redact import redact
-from ..cli import positive_int
+from ..cli import UsageError, positive_int
 from ..config.schema import step_size_problem
-from .jobs import TEMPLATES, check, render, write
+from .jobs import OPTIONS, TEMPLATES, check, render, unused_options, write
 from .predict import predict_files
 
 
@@ -26,6 +26,15 @@ def _cmd_predict(args) -> int:
     return 1 if result.failed else 0
 
 
+def _retries(text: str) -> int:
+    """argparse type of ``--retries``: an integer >= 0."""
+    value = int(text) if text.strip().isdigit() else -1
+    if value < 0:
+        msg = f"expected an integer >= 0 (0: no reruns), received {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _step_size(text: str):
     value = int(text) if text.strip().isdigit() else text
     problem = step_size_problem(value)
@@ -39,8 +48,26 @@ _JOB_VALUES = ("config", "out", "run_dir", "files", "nodes", "tasks_per_node", "
                "workers", "partition", "account", "constraint", "extra", "setup")
 
 
+def _option(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _check_options(template: str, values: dict) -> None:
+    """Refuse options that ``template`` would ignore (``--nodes`` for ``slurm``, ``--partition`` for ``htcondor``)."""
+    unused = unused_options(template, values)
+    if not unused:
+        return
+    elsewhere = {key: sorted(name for name, keys in OPTIONS.items() if key in keys) for key in unused}
+    where = "; ".join(f"{_option(k)} is for {', '.join(names)}" for k, names in elsewhere.items())
+    hint = " (HTCondor: write the submit command with --extra)" if template == "htcondor" else ""
+    msg = (f"hepnn jobs {template}: {', '.join(_option(k) for k in unused)} not used by this template ({where}){hint}; "
+           f"its options: {', '.join(_option(k) for k in OPTIONS[template])}")
+    raise UsageError(msg)
+
+
 def _cmd_jobs(args) -> int:
     values = {k: v for k, v in vars(args).items() if k in _JOB_VALUES and v is not None}
+    _check_options(args.template, values)
     if args.check:
         if args.template == "htcondor":
             print("hepnn: --check reads SLURM's sinfo; for HTCondor compare with `condor_status -af Cpus Memory GPUs`",
@@ -53,7 +80,7 @@ def _cmd_jobs(args) -> int:
             return 1
         print(f"hepnn: {args.template}: the requested resources fit the nodes sinfo reports", file=sys.stderr)
     if args.write:
-        for path in write(args.template, args.write, **values):
+        for path in write(args.template, args.write, force=args.force, **values):
             print(f"wrote {path}")
     elif not args.check:
         sys.stdout.write(render(args.template, **values))
@@ -67,7 +94,7 @@ def add_commands(subparsers) -> None:
                     "same tree name, entries and order) plus a JSON sidecar. Rerun the same command to resume: files "
                     "already done are skipped. Exit code 0: all done; 1: some files failed; 2: usage.")
     p.add_argument("run_dir", help="trained run directory")
-    p.add_argument("files", nargs="+", help="input ROOT files")
+    p.add_argument("files", nargs="+", help="input ROOT files (a file named twice is scored once)")
     p.add_argument("--out", required=True, help="output folder for the friend files")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=positive_int, default=None, metavar="N",
@@ -76,10 +103,11 @@ def add_commands(subparsers) -> None:
                        help="use a running Dask scheduler (tcp://host:8786 or a scheduler JSON file)")
     p.add_argument("--tree", default=None, help="input tree name (default: the config's, or the only tree)")
     p.add_argument("--step-size", type=_step_size, default="100 MB", help="entries or bytes per chunk (default 100 MB)")
-    p.add_argument("--retries", type=int, default=2, help="reruns of a file whose task raised (default 2)")
+    p.add_argument("--retries", type=_retries, default=2, help="reruns of a file whose task raised, 0 or more (default 2)")
     p.add_argument("--no-resume", action="store_true", help="redo files already done")
     p.add_argument("--force", action="store_true",
-                   help="replace existing files with the output names that hepnn did not write")
+                   help="replace existing files with the output names that hepnn did not write, and the scores "
+                        "of another run (by default both are an error, before anything is written)")
     p.add_argument("--quiet", "-q", action="store_true", help="only the summary line")
     p.set_defaults(func=_cmd_predict)
 
@@ -112,5 +140,8 @@ def add_commands(subparsers) -> None:
                    help="compare the requested CPUs, memory, GPUs, nodes and constraint with the nodes sinfo "
                         "reports (exit 1 with what does not fit)")
     p.add_argument("--write", default=None, metavar="DIR",
-                   help="write the script (and the HTCondor wrapper) into DIR instead of printing it")
+                   help="write the script (and the HTCondor wrapper) into DIR instead of printing it; a file "
+                        "there that was edited since (or not written by hepnn jobs) is kept unless --force")
+    p.add_argument("--force", action="store_true",
+                   help="with --write: replace job files that were edited or not written by hepnn jobs")
     p.set_defaults(func=_cmd_jobs)

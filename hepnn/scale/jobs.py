@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -30,9 +31,9 @@ from importlib import resources
 from pathlib import Path
 
 from .._fileio import atomic_write_text
-from ..exceptions import ConfigError, HepnnError, UnknownNameError
+from ..exceptions import ConfigError, HepnnError, OutputDirError, UnknownNameError
 
-__all__ = ["TEMPLATES", "render", "write", "check", "read_sinfo"]
+__all__ = ["TEMPLATES", "OPTIONS", "render", "write", "check", "read_sinfo", "unused_options"]
 
 #: template name -> (main file, extra files written beside it)
 TEMPLATES = {
@@ -45,7 +46,15 @@ TEMPLATES = {
 _DEFAULTS = {
     "config": "config.yaml", "out": "runs/my_run", "run_dir": "runs/my_run", "files": "data/*.root",
     "nodes": 2, "tasks_per_node": 1, "gpus": 0, "cpus": None, "mem": None, "workers": 1, "time": "04:00:00",
-    "partition": None, "account": None, "constraint": None, "extra": (), "setup": "",
+    "partition": None, "account": None, "constraint": None, "extra": (), "setup": "", "workdir": None,
+}
+_SITE = ("cpus", "mem", "gpus", "time", "extra", "setup")
+#: template name -> the values it uses (the others are ignored by :func:`render`, refused by ``hepnn jobs``)
+OPTIONS = {
+    "slurm": ("config", "out", *_SITE, "partition", "account", "constraint"),
+    "slurm-multinode": ("config", "out", "nodes", "tasks_per_node", *_SITE, "partition", "account", "constraint"),
+    "htcondor": ("config", "out", *_SITE),
+    "slurm-predict": ("run_dir", "files", "out", "workers", *_SITE, "partition", "account", "constraint"),
 }
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _UNQUOTED = {"files", "sbatch_lines", "condor_lines", "setup", "script", "seconds", "signal_seconds", "nodes",
@@ -133,6 +142,25 @@ def _shell_path(path) -> str:
                    for part in _GLOB.split(str(path)) if part) or "''"
 
 
+def _one_line(key: str, value, why: str) -> str:
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        msg = f"{key}: a line break in {text!r}; {why}: rename the path, or link it from a path without one"
+        raise ConfigError(msg)
+    return text
+
+
+def _one_word(key: str, value) -> str:
+    """A SLURM ``--partition`` / ``--account`` / ``--constraint`` value: one word on one ``#SBATCH`` line."""
+    text = str(value).strip()
+    if not text or any(c.isspace() for c in text):
+        example = {"partition": "gpu,gpu-long", "account": "cms-ml", "constraint": "a100&ib"}[key]
+        msg = (f"{key}: expected one word without spaces or line breaks (it becomes `#SBATCH --{key}=...`), "
+               f"received {value!r}; several are written without spaces, e.g. {example}")
+        raise ConfigError(msg)
+    return text
+
+
 def _values(name: str, values: dict) -> dict:
     unknown = sorted(set(values) - set(_DEFAULTS))
     if unknown:
@@ -154,12 +182,17 @@ def _values(name: str, values: dict) -> dict:
         merged["mem"] = f"{2 * merged['workers']}G"
     if merged["mem"] is not None:
         memory_mb(merged["mem"])  # checked here, written as given (SLURM) or in MB (HTCondor)
+    # the job runs in the folder it is submitted from (`cd jobs && sbatch ...`): relative paths are
+    # those of the folder hepnn jobs ran in
+    merged["workdir"] = os.path.abspath(merged["workdir"] if merged["workdir"] is not None else os.getcwd())
     merged["seconds"] = _seconds(merged["time"])
     # USR1 comes this long before the time limit (a quarter of short jobs)
     merged["signal_seconds"] = max(1, min(120 if predict else 300, merged["seconds"] // 4))
     merged["script"] = TEMPLATES[name][0]
     setup = _lines(merged["setup"])
-    merged["setup"] = "\n".join(["# environment set-up", *setup]) + "\n" if setup else ""
+    # without `set -u`: conda's and some module systems' scripts read variables that may be unset
+    merged["setup"] = "\n".join(["# environment set-up (without set -u)", "set +u", *setup, "set -u"]) + "\n" \
+        if setup else ""
     extra = _lines(merged["extra"])
 
     sbatch = []
@@ -169,10 +202,13 @@ def _values(name: str, values: dict) -> dict:
         sbatch.append(f"#SBATCH --mem={_slurm_memory(merged['mem'])}")
     for key in ("partition", "account", "constraint"):
         if merged[key]:
-            sbatch.append(f"#SBATCH --{key}={merged[key]}")
+            sbatch.append(f"#SBATCH --{key}={_one_word(key, merged[key])}")
     sbatch += [line if line.startswith("#SBATCH") else f"#SBATCH {line}" for line in extra]
     merged["sbatch_lines"] = "\n".join(sbatch)
 
+    if name == "htcondor":
+        for key in ("config", "out"):
+            _one_line(key, merged[key], "an HTCondor submit file cannot hold it")
     # HTCondor's new argument syntax: each argument in single quotes, ' and " doubled inside
     merged["condor_arguments"] = " ".join(
         "'" + str(merged[key]).replace("'", "''").replace('"', '""') + "'" for key in ("config", "out"))
@@ -184,6 +220,19 @@ def _values(name: str, values: dict) -> dict:
     condor += extra
     merged["condor_lines"] = "\n".join(condor)
     return merged
+
+
+def unused_options(name: str, values: dict) -> list[str]:
+    """The keys of ``values`` (not None) that template ``name`` does not use (see :data:`OPTIONS`).
+
+    Examples
+    --------
+    >>> unused_options("slurm", {"nodes": 4, "cpus": 8, "files": None})
+    ['nodes']
+    """
+    if name not in TEMPLATES:
+        raise UnknownNameError(name, "job template", TEMPLATES)
+    return [key for key, value in values.items() if value is not None and key not in OPTIONS[name]]
 
 
 def _fill(text: str, values: dict, shell: bool) -> str:
@@ -220,7 +269,20 @@ def render(name: str, **values) -> str:
         ``D-HH:MM:SS``). Site: ``partition``, ``account``, ``constraint`` (SLURM),
         ``extra`` (lines added as they are: ``#SBATCH`` options, or submit commands for
         HTCondor), ``setup`` (shell lines run before hepnn: ``source venv/bin/activate``,
-        ``module load ...``).
+        ``module load ...``; run with ``set +u``, as conda's and some module systems' scripts
+        read unset variables). ``workdir`` (default: the current folder, made absolute): the
+        script enters it first, so relative paths and set-up lines mean what they meant where the
+        job was written, wherever it is submitted from (HTCondor: only when the node sees it, so a
+        job with file transfer stays in its scratch folder).
+
+    Values a template does not use (:data:`OPTIONS`) are ignored here; ``hepnn jobs`` refuses
+    them. ``partition``, ``account`` and ``constraint`` must be one word (no spaces or line
+    breaks: each is one ``#SBATCH`` line), and the HTCondor ``config`` and ``out`` one line.
+
+    Raises
+    ------
+    ConfigError
+        A value that cannot be written as asked, naming it and what to give instead.
 
     Examples
     --------
@@ -237,17 +299,58 @@ def render(name: str, **values) -> str:
     return _fill(_template_text(main), _values(name, values), shell=main.endswith(".sh"))
 
 
-def write(name: str, directory: str | os.PathLike, **values) -> list[Path]:
-    """Write template ``name`` (and its wrapper, for ``htcondor``) into ``directory``; shell scripts executable."""
+_STAMP = "# written by `hepnn jobs`, sha256 {digest}: a rerun replaces this file only while it is unedited\n"
+_STAMPED = re.compile(r"\A(.*)# written by `hepnn jobs`, sha256 ([0-9a-f]{64}):[^\n]*\n\Z", re.DOTALL)
+
+
+def _stamped(text: str) -> str:
+    """``text`` with a last line holding its checksum (so a rerun knows it was not edited since)."""
+    return text + _STAMP.format(digest=hashlib.sha256(text.encode()).hexdigest())
+
+
+def _unedited(path: Path) -> bool:
+    """True when ``path`` is a file :func:`write` wrote and nobody edited since (its checksum line matches)."""
+    try:
+        match = _STAMPED.match(path.read_text())
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(match) and hashlib.sha256(match.group(1).encode()).hexdigest() == match.group(2)
+
+
+def _claim(path: Path, force: bool) -> None:
+    if path.is_dir():
+        msg = f"{path}: is a directory, expected the job file {path.name}; choose another --write folder"
+        raise OutputDirError(msg)
+    if path.exists() and not force and not _unedited(path):
+        msg = (f"{path}: exists and was edited since `hepnn jobs` wrote it (or hepnn did not write it); hepnn would "
+               "replace it. Choose another --write folder, move the file away, or pass --force to replace it")
+        raise OutputDirError(msg)
+
+
+def write(name: str, directory: str | os.PathLike, *, force: bool = False, **values) -> list[Path]:
+    """Write template ``name`` (and its wrapper, for ``htcondor``) into ``directory``; shell scripts executable.
+
+    Each file ends with a comment holding its checksum: a rerun replaces a file it wrote that
+    nobody edited since, and refuses (:class:`~hepnn.exceptions.OutputDirError`, before
+    anything is written) to replace one that was edited or that hepnn did not write, unless
+    ``force``.
+    """
     if name not in TEMPLATES:
         raise UnknownNameError(name, "job template", TEMPLATES)
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    if directory.exists() and not directory.is_dir():
+        msg = f"--write {directory}: exists and is not a directory; choose another folder"
+        raise OutputDirError(msg)
     merged = _values(name, values)
     main, extra = TEMPLATES[name]
+    texts = {filename: _stamped(_fill(_template_text(filename), merged, filename.endswith(".sh")))
+             for filename in (main, *extra)}
+    for filename in texts:
+        _claim(directory / filename, force)
+    directory.mkdir(parents=True, exist_ok=True)
     out = []
-    for filename in (main, *extra):
-        path = atomic_write_text(directory / filename, _fill(_template_text(filename), merged, filename.endswith(".sh")))
+    for filename, text in texts.items():
+        path = atomic_write_text(directory / filename, text)
         if filename.endswith(".sh"):
             path.chmod(0o755)
         out.append(path)

@@ -31,10 +31,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .._faults import fault
 from .._fileio import atomic_path, atomic_write_text, remove_stale_parts
 from .._optional import require, require_keras
 from .._redact import redact
-from ..exceptions import HepnnError, InputDataError
+from .._threads import cpu_cores
+from ..exceptions import HepnnError, InputDataError, OutputDirError
 from ..outdir import claim_file, make_directory
 from ..training.kfold import is_kfold_run
 from ..training.tagger import Tagger
@@ -44,6 +46,7 @@ from .files import LOAD_COUNTS, cached_tagger, run_fingerprint
 __all__ = ["PredictResult", "predict_files", "output_names", "run_fingerprint", "write_friend"]
 
 SIDECAR_VERSION = 1
+_GLOB_CHARS = frozenset("*?[")
 #: seconds to wait for a Dask scheduler (``scheduler=``) before giving up
 CONNECT_TIMEOUT = 10.0
 
@@ -188,8 +191,9 @@ def _sidecar(out_path: Path) -> Path:
     return out_path.with_suffix(".json")
 
 
-def is_done(path: str, out_path: Path, fingerprint: str) -> bool:
-    """True when ``out_path`` and its sidecar exist and match the input and the run."""
+def is_done(path: str, out_path: Path, fingerprint: str, tree: str | None = None) -> bool:
+    """True when ``out_path`` and its sidecar exist and match the input, the run and ``tree``
+    (the ``tree=`` / ``--tree`` asked for, None for the default: the scores of another tree are not done)."""
     sidecar = _sidecar(out_path)
     if not out_path.is_file() or not sidecar.is_file():
         return False
@@ -200,7 +204,8 @@ def is_done(path: str, out_path: Path, fingerprint: str) -> bool:
         return False
     return (record.get("version") == SIDECAR_VERSION and record.get("run_fingerprint") == fingerprint
             and record.get("input_size") == stat["size"] and record.get("input_mtime_ns") == stat["mtime_ns"]
-            and record.get("output_size") == out_path.stat().st_size)
+            and record.get("output_size") == out_path.stat().st_size
+            and record.get("tree_requested") == tree)
 
 
 # --- the per-file task ----------------------------------------------------------------
@@ -221,6 +226,19 @@ def _limit_tf_threads(n: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(n)
     except RuntimeError:  # TensorFlow already initialised in this process
         pass
+
+
+def local_tf_threads(workers: int) -> int:
+    """TensorFlow threads per worker of a local cluster of ``workers``: the CPU cores this process
+    may run on (its affinity mask: a SLURM job's ``--cpus-per-task``, not the node's cores) over
+    ``workers``, at least 1.
+
+    Examples
+    --------
+    >>> local_tf_threads(10**6)
+    1
+    """
+    return max(1, cpu_cores() // max(1, int(workers)))
 
 
 def load_counts() -> dict[str, int]:
@@ -285,6 +303,7 @@ def write_friend(tagger: Any, path: str | os.PathLike, out_path: str | os.PathLi
                 writable.extend(columns)
                 n_entries += len(scores)
                 n_jets += int(ak.sum(ak.num(scores))) if tagger.layout == "per_event" else len(scores)
+                fault("predict-chunk", {"input": path, "n_entries": n_entries})
             if writable is None:  # no entries: an empty tree of the right types
                 if tagger.layout == "per_event":
                     empty = ak.unflatten(np.zeros(0, np.float32), np.zeros(0, np.int64))
@@ -312,17 +331,18 @@ def score_file(run_dir: str, path: str, out_path: str, fingerprint: str, *, tree
     """
     start = time.perf_counter()
     out = Path(out_path)
-    if skip_done and is_done(path, out, fingerprint):
+    if skip_done and is_done(path, out, fingerprint, tree):
         return {"status": "skipped", "input": path, "output": str(out), "pid": os.getpid(), "seconds": 0.0}
     tagger = get_tagger(run_dir, fingerprint, tf_threads)
     remove_stale_parts(out)
     remove_stale_parts(_sidecar(out))
     stat = _input_stat(path)
     info = write_friend(tagger, path, out, tree=tree, step_size=step_size, batch_size=batch_size)
+    fault("predict-output", {"input": path, "output": str(out)})  # the friend file is in place, its sidecar not yet
     record = {
         "version": SIDECAR_VERSION, "input": os.path.abspath(path), "input_size": stat["size"],
         "input_mtime_ns": stat["mtime_ns"], "run_dir": os.path.abspath(run_dir), "run_fingerprint": fingerprint,
-        "output": out.name, "output_size": out.stat().st_size, **info,
+        "output": out.name, "output_size": out.stat().st_size, "tree_requested": tree, **info,
     }
     atomic_write_text(_sidecar(out), json.dumps(record, indent=2) + "\n")
     return {"status": "written", "input": path, "output": str(out), "pid": os.getpid(),
@@ -344,8 +364,10 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
     ----------
     run_dir : path
         A trained run directory (``hepnn train``).
-    files : paths
-        Input ROOT files (the layout the tagger was trained on).
+    files : path or paths
+        Input ROOT files (the layout the tagger was trained on): one path, or several; a file
+        given twice (also as ``./a.root`` and ``a.root``) is scored once. Globs are not
+        expanded here (the shell expands them for ``hepnn predict``).
     out_dir : path
         Where ``<stem>_scores.root`` and ``<stem>_scores.json`` go (created).
     workers : int, optional
@@ -370,19 +392,24 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
         (default); ``False``: report them in ``result.failed``.
     tf_threads : int, optional
         TensorFlow threads per worker process, set before the model is loaded (default:
-        CPU cores / ``workers`` for a local cluster, TensorFlow's default otherwise).
+        the CPU cores this process may run on / ``workers`` for a local cluster, so a SLURM
+        job's ``--cpus-per-task``, not the node's cores; TensorFlow's default otherwise).
     connect_timeout : float, optional
         Seconds to wait for the scheduler of ``scheduler=`` before giving up with an
         error naming it (default :data:`CONNECT_TIMEOUT`, 10 s).
     force : bool
-        Replace files with the output names that hepnn did not write (by default an
-        error, raised before anything is written; hepnn's own outputs are always redone
-        or skipped as ``resume`` says).
+        Replace files with the output names that hepnn did not write, and the scores of
+        another run (another run directory with another checksum, as their sidecars say);
+        by default both are an error, raised before anything is written. The outputs of
+        this run are redone or skipped as ``resume`` says (redone when the run was retrained,
+        or when ``tree`` differs from the one they were scored with).
 
     Input paths and ``out_dir`` are made absolute here, in the client, before any task is
     sent, so a worker whose working directory differs reads and writes the files meant.
     An output path that is an input file (also through a symlink or hard link) or the
-    output of another input is an error, raised before anything is written.
+    output of another input is an error, raised before anything is written. In process
+    (no Dask), a run directory the tagger cannot be loaded from is one error, raised
+    before any input is read.
 
     Returns
     -------
@@ -406,14 +433,13 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
     if not (Path(run_dir) / "model.keras").is_file() and not is_kfold_run(run_dir):  # k-fold: folds/<k>/model.keras
         msg = f"{run_dir}: not a trained run directory (no model.keras); train it with `hepnn train CONFIG --out {run_dir}`"
         raise HepnnError(msg)
-    paths = list(dict.fromkeys(os.fspath(f) for f in files))
+    paths = input_paths(files)
     if not paths:
         msg = "predict_files: no input files given"
         raise ValueError(msg)
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
-        msg = f"input file(s) not found: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
-        raise InputDataError(msg)
+        raise InputDataError(missing_inputs_message(missing))
     # absolute on the client: a worker's working directory may be anywhere
     absolute = {p: os.path.abspath(p) for p in paths}
     out = Path(os.path.abspath(out_dir))
@@ -423,14 +449,17 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
     for p in paths:
         for target in (out / names[p], _sidecar(out / names[p])):
             claim_file(target, "friend file or sidecar written by hepnn predict", _written_by_predict, force=force)
-    make_directory(out)
     fingerprint = run_fingerprint(run_dir)
+    if not force:
+        for p in paths:
+            check_same_run(out / names[p], run_dir, fingerprint)
+    make_directory(out)
     log = log or (lambda _msg: None)
     result = PredictResult()
     todo = []
     for p in paths:
         target = out / names[p]
-        if resume and is_done(absolute[p], target, fingerprint):
+        if resume and is_done(absolute[p], target, fingerprint, tree):
             result.skipped[p] = target
         else:
             todo.append(p)
@@ -450,11 +479,81 @@ def predict_files(run_dir: str | os.PathLike, files: Iterable[str | os.PathLike]
     return result
 
 
+def input_paths(files: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+    """The input files as given, each once: one path (a string is a file name, not a list of
+    letters) or several; a file given twice (also spelled differently: ``a.root``, ``./a.root``,
+    its absolute path) is kept once, under its first spelling.
+
+    Examples
+    --------
+    >>> input_paths("a.root")
+    ['a.root']
+    >>> input_paths(["a.root", "./a.root", "b.root", "a.root"])
+    ['a.root', 'b.root']
+    """
+    if isinstance(files, (str, os.PathLike)):
+        files = [files]
+    first: dict[str, str] = {}
+    for f in files:
+        first.setdefault(os.path.abspath(os.fspath(f)), os.fspath(f))
+    return list(first.values())
+
+
+def missing_inputs_message(missing: Sequence[str]) -> str:
+    """Why the input paths ``missing`` cannot be read, and what to do.
+
+    Examples
+    --------
+    >>> missing_inputs_message(["nowhere/*.root"])  # doctest: +ELLIPSIS
+    'input file(s) not found: nowhere/*.root (a pattern that matched no file reaches hepnn as written: ...'
+    """
+    shown = ", ".join(missing[:5]) + (f" ... ({len(missing)} in all)" if len(missing) > 5 else "")
+    folders = [p for p in missing if os.path.isdir(p)]
+    hints = []
+    if folders:
+        hints.append(f"{folders[0]} is a folder: give the files in it, e.g. {os.path.join(folders[0], '*.root')}")
+    if any(_GLOB_CHARS.intersection(p) for p in missing):
+        hints.append("a pattern that matched no file reaches hepnn as written: check the folder and the pattern")
+    hints.append("check the paths (relative ones are read from " + os.getcwd() + ")")
+    return f"input file(s) not found: {shown} ({'; '.join(hints)})"
+
+
+def check_same_run(out_path: Path, run_dir: str, fingerprint: str) -> None:
+    """Refuse to replace ``out_path`` when its sidecar says another run wrote it.
+
+    Scores of this run directory (retrained: another checksum) are redone, and a copy of the
+    same run (same checksum, another folder) counts as this run; the scores of another run
+    (another folder and another checksum) are kept unless ``force`` (checked by the caller).
+
+    Raises
+    ------
+    OutputDirError
+        Naming the file, the run that wrote it and how to go on.
+    """
+    try:
+        record = json.loads(_sidecar(out_path).read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(record, dict):
+        return
+    other = record.get("run_dir")
+    if not isinstance(other, str) or record.get("run_fingerprint") == fingerprint:
+        return
+    if os.path.realpath(other) == os.path.realpath(run_dir):  # this run, retrained (also through a link)
+        return
+    msg = (f"{out_path}: holds the scores of another run, {other} (its sidecar {_sidecar(out_path).name} says "
+           f"so); scoring {run_dir} would replace them. Use another --out for this run, or pass --force to "
+           "replace them")
+    raise OutputDirError(msg)
+
+
 def _error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}" if not isinstance(err, HepnnError) else str(err)
 
 
 def _run_local(run_dir, todo, absolute, out, names, fingerprint, options, result, log) -> None:
+    # the run's problems (files missing, model unreadable) are one error, not one failure per input
+    get_tagger(run_dir, fingerprint, options["tf_threads"])
     for p in todo:
         try:
             info = score_file(run_dir, absolute[p], str(out / names[p]), fingerprint, **options)
@@ -464,6 +563,13 @@ def _run_local(run_dir, todo, absolute, out, names, fingerprint, options, result
             continue
         result.written[p] = Path(info["output"])
         log(f"wrote {info['output']}")
+
+
+def local_worker_env() -> dict[str, str]:
+    """Environment of the worker processes of ``workers=N``: they share this machine's GPUs, so each
+    TensorFlow takes GPU memory as it needs it (``TF_FORCE_GPU_ALLOW_GROWTH=true`` unless set),
+    instead of the first worker taking it all, as ``hepnn run --jobs`` does."""
+    return {"TF_FORCE_GPU_ALLOW_GROWTH": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH", "true")}
 
 
 def _is_scheduler_file(scheduler: str) -> bool:
@@ -484,7 +590,8 @@ def _connect(workers, scheduler, client, timeout=None):
 
     # the dashboard (a web server showing task names, file paths and logs) on this machine only
     cluster = distributed.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                                       silence_logs=logging.ERROR, dashboard_address="127.0.0.1:0")
+                                       silence_logs=logging.ERROR, dashboard_address="127.0.0.1:0",
+                                       env=local_worker_env())
     c = distributed.Client(cluster)
 
     def close():
@@ -528,7 +635,7 @@ def _run_dask(run_dir, todo, absolute, out, names, fingerprint, options, result,
         from distributed import as_completed
 
         if workers is not None and options["tf_threads"] is None:
-            options = {**options, "tf_threads": max(1, (os.cpu_count() or 1) // int(workers))}
+            options = {**options, "tf_threads": local_tf_threads(int(workers))}
         token = hashlib.sha1(f"{run_dir}{time.time_ns()}".encode()).hexdigest()[:8]
         futures = {}
         for p in todo:

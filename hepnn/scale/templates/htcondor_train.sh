@@ -3,9 +3,13 @@
 # from RUN_DIR/checkpoints when they exist) and turns SIGTERM (eviction) into the
 # checkpoint exit code 85, so HTCondor reruns the same command.
 set -uo pipefail
-{{setup}}
 CONFIG="$1"
 RUN_DIR="$2"
+# relative paths (config, run directory, set-up lines) are those of the folder `hepnn jobs` ran in, when
+# this node sees it (a shared filesystem); with file transfer the job stays in its scratch folder
+WORKDIR={{workdir}}
+if [ -d "$WORKDIR" ]; then cd "$WORKDIR"; fi
+{{setup}}
 CHECKPOINT_EXIT_CODE=85
 
 stop() {

@@ -15,6 +15,9 @@
 #SBATCH --output=hepnn-predict-%j.log
 {{sbatch_lines}}
 set -uo pipefail
+# relative paths (config, run directory, files, set-up lines) are those of the folder `hepnn jobs` ran in
+WORKDIR={{workdir}}
+cd "$WORKDIR" || { echo "hepnn: cannot enter $WORKDIR, the folder hepnn jobs ran in; write the job there again from a folder this node sees" >&2; exit 1; }
 {{setup}}
 RUN_DIR={{run_dir}}
 OUT={{out}}
