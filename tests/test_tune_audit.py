@@ -429,3 +429,37 @@ def test_rejection_objective_with_no_background_passing_is_the_background_count_
     assert value == 10.0 and math.isfinite(value)
     outputs[np.flatnonzero(labels == 0)[:2]] = 0.95  # two background jets pass: the measured rejection, 10 / 2
     assert objective._split_value(toy / "run", {}) == pytest.approx(5.0)
+
+
+def test_physics_objective_on_a_multiclass_config_is_refused_before_training(toy, monkeypatch):
+    # the first trial of a 3-class config trained in full before --objective auc failed
+    import shutil
+
+    shutil.copy(toy / "qcd.root", toy / "w.root")
+    text = (toy / "config.yaml").read_text().replace(
+        "    - {path: qcd.root, tree: jets, label: 0}\n",
+        "    - {path: qcd.root, tree: jets, label: 0}\n    - {path: w.root, tree: jets, label: 2}\n")
+    (toy / "config.yaml").write_text(text)
+    trained = []
+    monkeypatch.setattr("hepnn.training.trainer.Trainer.fit", lambda self, *a, **k: trained.append(1))
+    objective = objective_module.TrainingObjective(toy / "config.yaml", load_space(SPACE), toy / "tune",
+                                                   objective="auc", log=quiet)
+
+    class Trial:  # what __call__ uses of an Optuna trial
+        number, user_attrs = 0, {}
+
+        def suggest_categorical(self, name, choices):
+            return choices[0]
+
+        def suggest_float(self, name, low, high, log=False, step=None):
+            return low
+
+        def set_user_attr(self, key, value):
+            self.user_attrs[key] = value
+
+    with pytest.raises(ConfigError, match=r"--objective auc: needs a binary tagger .*multiclass model \(3 classes"):
+        objective(Trial())
+    assert trained == []
+    val_loss = objective_module.TrainingObjective(toy / "config.yaml", load_space(SPACE), toy / "tune2",
+                                                  objective="val_loss", log=quiet)
+    val_loss._check_task(load_config(toy / "config.yaml"), val_loss._data(load_config(toy / "config.yaml")))  # fine

@@ -41,6 +41,7 @@ from ..config import load_config
 from ..exceptions import ConfigError, HepnnError, OutputDirError, suggest
 from ..io import load
 from ..outdir import lock_directory
+from ..runs import RunSpec
 from ..training.evaluate import compute_metrics, evaluation_weights, predict_split
 from ..training.kfold import fold_parts, fold_runs, is_kfold_run
 from ..training.rundir import RunDirectory, write_json
@@ -152,6 +153,7 @@ class TrainingObjective:
         self._take_over_killed_run(trial, run_dir)
         trial.set_user_attr("run_dir", str(run_dir))
         data = self._data(config)
+        self._check_task(config, data)
         pruned: dict[str, int] = {}
 
         def epoch_callback(epoch: int, row: Mapping[str, float]) -> bool:
@@ -181,6 +183,17 @@ class TrainingObjective:
             raise optuna.TrialPruned(f"pruned after epoch {pruned['epoch']}")
         write_json(run_dir / "tune.json", {**record, "state": "complete", "value": value})
         return value
+
+    def _check_task(self, config, data) -> None:
+        """``auc`` and ``rejection@x`` need a binary tagger or an autoencoder: a multiclass config is refused
+        before the trial trains (its first trial used to train in full, then fail)."""
+        if self.metric == "val_loss":
+            return
+        spec = RunSpec.from_config(config, data)
+        if spec.task not in ("binary", "autoencoder"):
+            msg = (f"--objective {self.objective}: needs a binary tagger or an autoencoder, and this config trains a "
+                   f"{spec.task} model ({len(spec.classes)} classes: {', '.join(spec.classes)}); use --objective val_loss")
+            raise ConfigError(msg)
 
     def _checked_value(self, run_dir: Path, history: list[Mapping[str, float]], data: Mapping) -> float:
         """:meth:`evaluate`, with a NaN value an error (the study fails such a trial; never its best)."""
