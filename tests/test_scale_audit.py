@@ -24,29 +24,16 @@ import hepnn  # noqa: E402
 import hepnn.io  # noqa: E402
 from hepnn import _faults  # noqa: E402
 from hepnn.cli import main  # noqa: E402
-from hepnn.config import load_config  # noqa: E402
 from hepnn.exceptions import HepnnError, OutputDirError  # noqa: E402
 from hepnn.scale import output_names, predict_files  # noqa: E402
 from hepnn.scale import predict as scale_predict  # noqa: E402
+from test_faults_scale import toy_config  # noqa: E402  (the same toy run: dense on four jet variables)
 from test_io_fixtures import per_jet_data, write_top_qcd, write_tree  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: entries per input: empty files, one entry, a few, and files 100x bigger than others
 SIZES = (0, 1, 7, 600, 0, 133)
 STEP = 50
-
-
-def toy_config(top, qcd):
-    return load_config({
-        "name": "scale-audit",
-        "data": {
-            "layout": "per_jet",
-            "files": [{"path": str(top), "tree": "jets", "label": 1}, {"path": str(qcd), "tree": "jets", "label": 0}],
-            "inputs": {"jet": {"kind": "flat", "variables": ["jet_mass", "jet_tau21", "jet_tau32", "jet_nparticles"]}},
-        },
-        "model": {"name": "dense", "units": [8]},
-        "training": {"epochs": 1, "batch_size": 64, "verbose": 0, "early_stopping": None},
-    })
 
 
 @pytest.fixture(scope="module")
