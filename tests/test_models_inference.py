@@ -76,17 +76,37 @@ def test_every_batch_has_the_full_shape(n):
     ("particlenet", {"trk": (9, 4)}, {"k": 3, "channels": [[8, 8]], "dense_units": [8]}),
 ])
 def test_scores_are_bit_identical_whatever_the_chunking(name, shapes, options):
-    """Scoring in one piece or in chunks of any size gives the same bits (docs/reliability.md)."""
+    """Scoring in one piece or in chunks of any size gives the same bits (docs/reliability.md).
+
+    A CNN on a CPU runs TensorFlow's graph (not XLA), whose convolution kernels split a batch
+    among the threads by thread count: with 4 or 8 intra-op threads a jet's score also depends
+    on its position in the batch, by a float32 ulp (1, 2, 3 and 16 threads give the same bits).
+    There, and only there, the documented promise is 1e-6."""
     rng = np.random.default_rng(3)
     model = MODELS.get(name)(shapes, **options)
     n = 150
     x = {k: rng.normal(size=(n, *s)).astype("float32") for k, s in shapes.items()}
     whole = predict(model, x, batch_size=64)
+    exact = uses_xla(model) or _intra_op_threads() <= 3
     for trial in range(4):
         cuts = np.sort(rng.choice(np.arange(1, n), size=trial * 3 + 1, replace=False))
         parts = [predict(model, {k: v[a:b] for k, v in x.items()}, batch_size=64)
                  for a, b in zip([0, *cuts], [*cuts, n])]
-        np.testing.assert_array_equal(np.concatenate(parts), whole)
+        if exact:
+            np.testing.assert_array_equal(np.concatenate(parts), whole)
+        else:
+            np.testing.assert_allclose(np.concatenate(parts), whole, rtol=0, atol=1e-6)
+
+
+def _intra_op_threads() -> int:
+    """TensorFlow's intra-op thread count in this process (0 in its settings: one per usable core)."""
+    import os
+
+    import tensorflow as tf
+
+    setting = tf.config.threading.get_intra_op_parallelism_threads() or int(os.environ.get("TF_NUM_INTRAOP_THREADS", 0))
+    return setting or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
 
 
 @pytest.mark.parametrize("name, shapes, options", [

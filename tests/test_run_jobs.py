@@ -60,7 +60,10 @@ def analysis_dir(tmp_path_factory) -> Path:
 
 
 def _hepnn_run(folder: Path, out: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg", **(env or {})}
+    # hepnn run --jobs gives each worker its share of the cores unless the thread counts are exported:
+    # a CI that exports them would set the workers' counts instead
+    inherited = {k: v for k, v in os.environ.items() if k not in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+    env = {**inherited, "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg", **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "hepnn", "run", str(folder), "--out", str(out), "--steps", "train,evaluate,explain",
          *args], env=env, capture_output=True, text=True, timeout=900,

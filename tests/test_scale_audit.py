@@ -229,6 +229,25 @@ def test_unloadable_run_is_one_error_before_any_input(toy, tmp_path, capsys):
     assert not list(tmp_path.glob("out*/*.root"))
 
 
+def test_unloadable_run_is_one_error_with_dask_workers_too(toy, tmp_path, monkeypatch):
+    # with --workers / --scheduler every file's task failed with the same load error, once per input
+    distributed = pytest.importorskip("distributed")
+    broken = tmp_path / "broken"
+    shutil.copytree(toy["run"], broken)
+    (broken / "config.yaml").unlink()
+    scored = []
+    client = distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
+    try:
+        monkeypatch.setattr(scale_predict, "_connect", lambda *a, **k: (client, lambda: None))
+        monkeypatch.setattr(scale_predict, "score_file", lambda *a, **k: scored.append(a))
+        with pytest.raises(HepnnError, match=r"broken: not a trained run directory \(config.yaml missing"):
+            predict_files(broken, [toy["inputs"][k] for k in (1, 2, 5)], tmp_path / "out", workers=1,
+                          raise_on_error=False)
+    finally:
+        client.close()
+    assert scored == [] and not list(tmp_path.glob("out/*.root"))
+
+
 def test_local_cluster_threads_follow_the_cpus_of_the_job(toy, tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
     def fake_score_file(run_dir, path, out_path, fingerprint, **options):
@@ -239,6 +258,7 @@ def test_local_cluster_threads_follow_the_cpus_of_the_job(toy, tmp_path, monkeyp
     try:
         monkeypatch.setattr(scale_predict, "_connect", lambda *a, **k: (client, lambda: None))
         monkeypatch.setattr(scale_predict, "score_file", fake_score_file)
+        monkeypatch.setattr(scale_predict, "tagger_loads", lambda *a, **k: True)
         monkeypatch.setattr(os, "cpu_count", lambda: 64)               # the node
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)  # the job
         predict_files(toy["run"], toy["inputs"][:2], tmp_path, workers=2)

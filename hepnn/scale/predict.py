@@ -217,6 +217,12 @@ def get_tagger(run_dir: str, fingerprint: str | None = None, tf_threads: int | N
                          before_load=(lambda: _limit_tf_threads(tf_threads)) if tf_threads else None)
 
 
+def tagger_loads(run_dir: str, fingerprint: str | None = None, tf_threads: int | None = None) -> bool:
+    """Load the tagger of ``run_dir`` in this process (a Dask worker keeps it); True, or the load's error."""
+    get_tagger(run_dir, fingerprint, tf_threads)
+    return True
+
+
 def _limit_tf_threads(n: int) -> None:
     require_keras()
     import tensorflow as tf
@@ -637,6 +643,14 @@ def _run_dask(run_dir, todo, absolute, out, names, fingerprint, options, result,
         if workers is not None and options["tf_threads"] is None:
             options = {**options, "tf_threads": local_tf_threads(int(workers))}
         token = hashlib.sha1(f"{run_dir}{time.time_ns()}".encode()).hexdigest()[:8]
+        # the run's problems (files missing, model unreadable) are one error, not one failure per input:
+        # one worker loads the tagger first (it keeps it for its files)
+        probe = c.submit(tagger_loads, run_dir, fingerprint, options["tf_threads"], key=f"hepnn-predict-load-{token}",
+                         pure=False)
+        try:
+            probe.result()
+        except Exception as err:  # noqa: BLE001 - one error for the whole run
+            raise HepnnError(_error_text(err)) from None
         futures = {}
         for p in todo:
             key = f"hepnn-predict-{Path(p).stem}-{_path_hash(p)}-{token}"
