@@ -17,7 +17,6 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import inspect
 import json
@@ -25,78 +24,11 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import load_config, to_dict
+from ._plugin_settings import DATA_HOOKS, default_hook, instance_settings, overridden_data_hooks
+from .config import load_config
 from .exceptions import ConfigError
 
 __all__ = ["Analysis", "DATA_HOOKS", "instance_settings", "overridden_data_hooks"]
-
-#: hooks that decide which jets a run sees and their labels: a run trained with them records them
-#: (``provenance.json`` ``analysis``), and its test split is only read again with the analysis
-DATA_HOOKS = ("select", "labels")
-
-
-def overridden_data_hooks(analysis: Any) -> list[str]:
-    """The :data:`DATA_HOOKS` ``analysis`` defines: those an :class:`Analysis` subclass overrides, or,
-    for another object, those it has.
-
-    Examples
-    --------
-    >>> class HighPt(Analysis):
-    ...     def select(self, jets):
-    ...         return jets["jet_pt"] > 600
-    >>> overridden_data_hooks(HighPt(config={}))
-    ['select']
-    """
-    if isinstance(analysis, Analysis):
-        return [h for h in DATA_HOOKS if getattr(type(analysis), h, None) is not getattr(Analysis, h)]
-    return [h for h in DATA_HOOKS if callable(getattr(analysis, h, None))]
-
-
-def _plain_setting(value: Any) -> Any:
-    """``value`` as JSON data (paths as text, numpy values as lists, config objects as dicts), or raise
-    ``TypeError`` when it is not plain data."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, (list, tuple)):
-        return [_plain_setting(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((_plain_setting(v) for v in value), key=repr)
-    if isinstance(value, Mapping):
-        return {str(k): _plain_setting(v) for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain_setting(to_dict(value))
-    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        return _plain_setting(value.tolist())
-    msg = f"a {type(value).__module__}.{type(value).__qualname__} is not plain data"
-    raise TypeError(msg)
-
-
-def instance_settings(analysis: Any) -> tuple[dict[str, Any], list[str]]:
-    """The public instance attributes of ``analysis`` (``vars``, names without a leading ``_``) as plain
-    JSON data, and the names of those that are not plain data (objects, functions, models).
-
-    Examples
-    --------
-    >>> class Cut(Analysis):
-    ...     def __init__(self, threshold, **kw):
-    ...         super().__init__(**kw)
-    ...         self.threshold = threshold
-    >>> settings, odd = instance_settings(Cut(600.0, config={}))
-    >>> settings["threshold"], odd
-    (600.0, [])
-    """
-    settings, odd = {}, []
-    for name, value in sorted(getattr(analysis, "__dict__", {}).items()):
-        if name.startswith("_"):
-            continue
-        try:
-            settings[name] = _plain_setting(value)
-        except TypeError:
-            odd.append(name)
-    return settings, odd
-
 
 class Analysis:
     """An analysis: its configuration and the hooks that customise each step.
@@ -141,6 +73,7 @@ class Analysis:
 
     # --- hooks: override in subclasses -------------------------------------------
 
+    @default_hook
     def select(self, jets: Mapping[str, Any]) -> Any:
         """Return a boolean mask of jets to keep (``None``: keep all), after config cuts.
 
@@ -149,6 +82,7 @@ class Analysis:
         """
         return None
 
+    @default_hook
     def labels(self, jets: Mapping[str, Any]) -> Any:
         """Return integer labels per jet (``None``: use the config's label rule)."""
         return None

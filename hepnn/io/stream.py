@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..analysis import instance_settings, overridden_data_hooks
+from .._plugin_settings import instance_settings, overridden_data_hooks
 from ..exceptions import HepnnError, PluginError, PluginOutputError
 from .._optional import require
 from .._tfdata import without_autotune
