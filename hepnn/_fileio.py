@@ -29,7 +29,7 @@ except ImportError:  # Windows: no advisory locks; a concurrent writer's tempora
     fcntl = None
 
 __all__ = ["atomic_path", "atomic_write_text", "atomic_dir", "current_umask", "file_mode", "dir_mode", "sync_enabled",
-           "flush_to_disk", "durable_replace"]
+           "flush_to_disk", "flush_folder", "durable_replace"]
 
 
 def sync_enabled() -> bool:
@@ -58,13 +58,18 @@ def flush_to_disk(path: str | os.PathLike) -> None:
         _fsync_tree(Path(path))
 
 
+def flush_folder(path: str | os.PathLike) -> None:
+    """Flush the entries of folder ``path`` (the renames into it) to disk, unless ``HEPNN_FSYNC=0``."""
+    if sync_enabled():
+        _fsync(path)
+
+
 def durable_replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """``os.replace(src, dst)`` with ``src``'s contents flushed first and the rename after
     (unless ``HEPNN_FSYNC=0``): a crash leaves ``dst`` old or complete."""
     flush_to_disk(src)
     os.replace(src, dst)
-    if sync_enabled():
-        _fsync(Path(dst).parent)
+    flush_folder(Path(dst).parent)
 
 
 def _fsync_tree(path: Path) -> None:
@@ -143,12 +148,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     try:
         yield tmp_path
         _chmod_tree(tmp_path)  # mkstemp creates 0600
-        sync = sync_enabled()
-        if sync:  # the data on disk before the name points at it
-            _fsync_tree(tmp_path)
-        os.replace(tmp_path, path)
-        if sync:  # and the rename itself
-            _fsync(path.parent)
+        durable_replace(tmp_path, path)  # the data on disk before the name points at it, then the rename
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -171,17 +171,14 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         _chmod_tree(tmp)
-        sync = sync_enabled()
-        if sync:
-            _fsync_tree(tmp)
+        flush_to_disk(tmp)
         old = None
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.rmdir(old)
             os.replace(path, old)
         os.replace(tmp, path)
-        if sync:
-            _fsync(path.parent)
+        flush_folder(path.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

@@ -19,12 +19,14 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from typing import Any, Callable, Mapping
 
 from .config import to_dict
 
-__all__ = ["DATA_HOOKS", "default_hook", "overridden_data_hooks", "instance_settings"]
+__all__ = ["DATA_HOOKS", "default_hook", "overridden_data_hooks", "instance_settings", "settings_fingerprint"]
 
 #: hooks that decide which jets a run sees and their labels: a run trained with them records them
 #: (``provenance.json`` ``analysis``), and its test split is only read again with the analysis
@@ -83,3 +85,13 @@ def instance_settings(analysis: Any) -> tuple[dict[str, Any], list[str]]:
         except TypeError:
             odd.append(name)
     return settings, odd
+
+
+def settings_fingerprint(analysis: Any) -> str | None:
+    """A hash of :func:`instance_settings`, or ``None`` when one of them is not plain data (the
+    default of :meth:`hepnn.analysis.Analysis.cache_key`, and the stream cache's key for a plugin
+    object of another class)."""
+    settings, odd = instance_settings(analysis)
+    if odd:
+        return None
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]

@@ -17,14 +17,12 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from ._plugin_settings import DATA_HOOKS, default_hook, instance_settings, overridden_data_hooks
+from ._plugin_settings import DATA_HOOKS, default_hook, instance_settings, overridden_data_hooks, settings_fingerprint
 from .config import load_config
 from .exceptions import ConfigError
 
@@ -149,11 +147,7 @@ class Analysis:
         >>> Cut(500.0, config={}).cache_key() == Cut(500.0, config={}).cache_key()
         True
         """
-        settings, odd = instance_settings(self)
-        if odd:
-            return None
-        text = json.dumps(settings, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:20]
+        return settings_fingerprint(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} at {self.directory}>"

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._faults import fault
-from .._fileio import atomic_write_text, dir_mode, durable_replace, flush_to_disk
+from .._fileio import atomic_write_text, dir_mode, flush_folder, flush_to_disk
 from ..config import load_config
 from ..exceptions import ConfigError, InputDataError, UnknownNameError
 from ..outdir import lock_directory
@@ -174,7 +174,8 @@ def _write_explanation(out_dir: Path, expl: Explanation, summary: dict, class_na
         if out_dir.exists():
             os.replace(out_dir, old)
         fault("explain-swap", {"method": expl.method, "dir": str(out_dir)})
-        durable_replace(stage, out_dir)  # (already flushed: only the rename is synced)
+        os.replace(stage, out_dir)
+        flush_folder(out_dir.parent)
         shutil.rmtree(old, ignore_errors=True)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._faults import fault
-from .._fileio import atomic_path, flush_to_disk
+from .._fileio import atomic_path, flush_folder
 from ..config import Config, load_config, save_config
 from ..outdir import claim
 from .load import load
@@ -66,9 +66,9 @@ def convert(config: Any, out: str | os.PathLike, analysis: Any = None, force: bo
             fault("convert-split", {"split": name})
         data.preprocessing.save(staging / "preprocessing.json")
         save_config(full, staging / "config.yaml")
-        flush_to_disk(staging)
+        flush_folder(staging)  # the staged files' names (their data flushed as each was written)
         (staging / STAGED).write_text("complete\n")
-        flush_to_disk(staging)
+        flush_folder(staging)  # the staged files' names (their data flushed as each was written)
         fault("convert-staged", {})
         _swap(out)
     return counts
@@ -96,7 +96,7 @@ def _swap(out: Path) -> None:
         if (staging / name).is_file():
             os.replace(staging / name, out / name)
             fault("convert-swap", {"file": name})
-    flush_to_disk(out)  # the renames (and the staged files' data, already flushed)
+    flush_folder(out)  # the renames
     shutil.rmtree(staging)
 
 

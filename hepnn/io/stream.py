@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .._plugin_settings import instance_settings, overridden_data_hooks
+from .._plugin_settings import instance_settings, overridden_data_hooks, settings_fingerprint
 from ..exceptions import HepnnError, PluginError, PluginOutputError
 from .._optional import require
 from .._tfdata import without_autotune
@@ -209,7 +209,7 @@ def settings_key(analysis: Any) -> Any:
         return None
     hook = getattr(analysis, "cache_key", None)
     try:
-        key = hook() if callable(hook) else _attribute_key(analysis)
+        key = hook() if callable(hook) else settings_fingerprint(analysis)
     except HepnnError:
         raise
     except Exception as err:
@@ -224,12 +224,6 @@ def settings_key(analysis: Any) -> Any:
                f"received a {type(key).__name__} ({err})")
         raise PluginOutputError(msg) from None
     return key
-
-
-def _attribute_key(analysis: Any) -> str | None:
-    """:meth:`Analysis.cache_key`'s default for a plugin object of another class."""
-    settings, odd = instance_settings(analysis)
-    return None if odd else fingerprint(json.dumps(settings, sort_keys=True))
 
 
 def _instance_token(analysis: Any) -> str:
