@@ -26,7 +26,10 @@ stable one); then plain uproot and ``load`` each run after themselves (``*_after
 memory each touches was freed by its own previous run a moment before, see ``bench/README.md``):
 ``load`` = ``hepnn.io.load(config)`` (read, cuts, link, sort, pad, labels, split, preprocessing fit
 and transform) against ``uproot.open(path)[tree].arrays(filter_name=<the branches hepnn reads>)``
-for every file (both open the file cold); ``iterate`` = a full pass of ``hepnn.io.iterate(config)``.
+for every file (both open the file cold; plain uproot inflates ZLIB with Python's ``zlib``, hepnn
+with libdeflate, see ``hepnn.io.decompression``; ``uproot_libdeflate`` is plain uproot with
+libdeflate too, so ``load_over_uproot_libdeflate`` is hepnn's own work); ``iterate`` = a full pass
+of ``hepnn.io.iterate(config)``.
 ``--parts breakdown`` times the stages of one ``load`` in CPU seconds with one thread (functions
 wrapped with timers, each stage's own time: uproot read and decompression, linking, derived variables,
 sorting, padding, images, the rest of the chunk work, writing the chunks into one array, fit, transform). ``--parts scale`` gives the time per jet of ``load`` and
@@ -196,16 +199,28 @@ def _resolved(config: dict):
     return cfg, reads
 
 
-def _uproot(reads: list, threads: int = 1) -> int:
+def _uproot(reads: list, threads: int = 1, libdeflate: bool = False) -> int:
     """Plain uproot: ``arrays`` of the branches hepnn reads, each file opened cold (``threads`` > 1:
-    with a decompression thread pool, as hepnn opens files)."""
+    with a decompression thread pool, as hepnn opens files), inflating ZLIB with uproot's own
+    ``zlib`` (``libdeflate``: with libdeflate, as hepnn's reader does, see
+    :mod:`hepnn.io.decompression`). hepnn's default decompression is restored afterwards."""
     import uproot
 
-    n = 0
-    for path, tree, branches in reads:
-        options = {"decompression_executor": uproot.source.futures.ThreadPoolExecutor(threads)} if threads > 1 else {}
-        n += len(uproot.open(path, **options)[tree].arrays(filter_name=branches))
-    return n
+    try:
+        from hepnn.io.decompression import use_libdeflate
+    except ImportError:  # hepnn before it used libdeflate (PYTHONPATH of an older checkout)
+        use_libdeflate = None
+    if use_libdeflate is not None:
+        use_libdeflate(libdeflate)
+    try:
+        n = 0
+        for path, tree, branches in reads:
+            options = {"decompression_executor": uproot.source.futures.ThreadPoolExecutor(threads)} if threads > 1 else {}
+            n += len(uproot.open(path, **options)[tree].arrays(filter_name=branches))
+        return n
+    finally:
+        if use_libdeflate is not None:
+            use_libdeflate(None)
 
 
 def bench_ratio(name: str, config: dict, repeats: int) -> dict:
@@ -222,6 +237,7 @@ def bench_ratio(name: str, config: dict, repeats: int) -> dict:
     contenders = {
         "uproot": lambda: _uproot(reads),
         "uproot_threads": lambda: _uproot(reads, threads),
+        "uproot_libdeflate": lambda: _uproot(reads, libdeflate=True),
         "load": lambda: hepnn.io.load(cfg).n_jets,
         "iterate": lambda: sum(len(c["label"]) for c in hepnn.io.iterate(cfg)),
     }
@@ -257,6 +273,9 @@ def bench_ratio(name: str, config: dict, repeats: int) -> dict:
         "uproot_threads_s": round(best["uproot_threads"], 3), "threads": threads,
         "load_over_uproot": round(best["load"] / best["uproot"], 2),
         "load_over_uproot_threads": round(best["load"] / best["uproot_threads"], 2),
+        # the same decompression library as hepnn's reader: what remains is hepnn's own work
+        "uproot_libdeflate_s": round(best["uproot_libdeflate"], 3),
+        "load_over_uproot_libdeflate": round(best["load"] / best["uproot_libdeflate"], 2),
         "iterate_over_load": round(best["iterate"] / best["load"], 2),
         "load_us_per_jet": round(1e6 * best["load"] / n_jets["load"], 2),
         "load_seconds_all": [round(t, 3) for t in times["load"]], "uproot_seconds_all": [round(t, 3) for t in times["uproot"]],

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from .._redact import redact
 from ..exceptions import ConfigError, InputDataError, suggest
+from .decompression import install_default
 from .rntuple import ParallelFields
 from .threads import reader_threads
 
@@ -239,6 +240,7 @@ def open_tree(source: SourceFile) -> Any:
     """
     import uproot
 
+    install_default()  # ZLIB baskets and pages inflated by libdeflate (hepnn.io.decompression)
     threads = reader_threads()
     # baskets are decompressed in threads (the compression libraries release the GIL)
     options = {"decompression_executor": uproot.source.futures.ThreadPoolExecutor(threads)} if threads > 1 else {}
