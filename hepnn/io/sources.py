@@ -143,7 +143,7 @@ def resolve_files(config) -> list[SourceFile]:
     owner: dict[tuple[str, str], int] = {}
     first_match: dict[tuple[str, str], str] = {}
     for i, group in enumerate(config.files):
-        matches = _remote_match(i, group.path) if is_url(group.path) else _local_matches(config, i, group.path)
+        matches = group_files(config, i)
         for m in matches:
             key = (_file_identity(m), group.tree)
             j = owner.setdefault(key, i)
@@ -169,6 +169,22 @@ def resolve_files(config) -> list[SourceFile]:
         msg = "data.files is empty: give at least one file group, e.g. files: [{path: top.root, tree: jets, label: 1}]"
         raise InputDataError(msg)
     return out
+
+
+def group_files(config, i: int) -> list[str]:
+    """The files ``data.files[i]`` names, as :func:`resolve_files` finds them (``~`` expanded, relative
+    to ``data.directory``, globs sorted by name, a URL as written), without its checks across
+    groups. For records of what a run read (provenance, the key of stored predictions).
+
+    Raises
+    ------
+    InputDataError
+        When the group matches no file.
+    ConfigError
+        For a URL with glob characters, or a relative path with a URL as ``data.directory``.
+    """
+    path = config.files[i].path
+    return _remote_match(i, path) if is_url(path) else _local_matches(config, i, path)
 
 
 def _remote_match(i: int, url: str) -> list[str]:

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import csv
-import glob
 import hashlib
 import io
 import json
@@ -39,8 +38,8 @@ from .._fileio import atomic_path, atomic_write_text
 from .._redact import redact, redact_args
 from .._threads import cpu_cores
 from ..config import Config, load_config, to_dict
-from ..exceptions import InputDataError
-from ..io.sources import is_url
+from ..exceptions import ConfigError, InputDataError
+from ..io.sources import group_files, is_url
 from ..models import load_model
 from ..preprocessing import Preprocessor
 
@@ -246,16 +245,17 @@ def _versions() -> dict[str, str]:
 
 
 def input_files(data_config) -> list[Path | str]:
-    """The files a data config reads (globs expanded, relative to ``data.directory``); a remote
-    file (``root://``, ``https://``...) as its URL, a string as written."""
-    base = Path(data_config.directory) if data_config.directory else Path.cwd()
+    """The files a data config reads, found as the reader finds them (:func:`hepnn.io.sources.group_files`:
+    ``~`` expanded, relative to ``data.directory``, globs sorted by name); a remote file (``root://``,
+    ``https://``...) as its URL, a string as written. A group that matches no file (a run trained on
+    in-memory data, files moved since) adds none: reading the data is what reports it."""
     files: list[Path | str] = []
-    for group in data_config.files:
-        if is_url(group.path):
-            files.append(group.path)
+    for i in range(len(data_config.files)):
+        try:
+            matches = group_files(data_config, i)
+        except (InputDataError, ConfigError):
             continue
-        pattern = group.path if os.path.isabs(group.path) else str(base / group.path)
-        files.extend(Path(p) for p in sorted(glob.glob(pattern, recursive=True)))
+        files.extend(m if is_url(m) else Path(m) for m in matches)
     return files
 
 
