@@ -148,9 +148,9 @@ def test_slurm_predict_script_quotes_each_file_and_keeps_globs(tmp_path, capsys)
     # what bash passes to hepnn (the glob expanded in the job's folder, `$b` not expanded)
     shown = subprocess.run(["bash", "-c", f"RUN_DIR=run; OUT=scores; set -- {command}; printf '%s\\n' \"$@\""], cwd=tmp_path,
                            capture_output=True, text=True, check=True).stdout.splitlines()
-    assert shown == ["hepnn", "predict", "run", "my data/x.root", "my data/x.root", "my data/y.root", "a$b.root",
-                     "--out", "scores", "--workers", "1"]
-    assert shlex.split(command)[3] == "my data/x.root"
+    assert shown == ["hepnn", "predict", "--out=scores", "--workers=1", "--", "run", "my data/x.root", "my data/x.root",
+                     "my data/y.root", "a$b.root"]
+    assert shlex.split(command)[6] == "my data/x.root"
 
 
 def test_hepnn_run_of_a_kfold_analysis_explains_and_reports_each_fold(kfold_run, tmp_path):

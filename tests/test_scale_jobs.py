@@ -89,7 +89,7 @@ def test_htcondor_uses_the_checkpoint_exit_code(tmp_path):
     sub, wrapper = write("htcondor", tmp_path, config="top.yaml", out="runs/top", time="02:00:00",
                          setup="source venv/bin/activate")
     text = sub.read_text()
-    assert "checkpoint_exit_code    = 85" in text and "executable              = htcondor_train.sh" in text
+    assert "checkpoint_exit_code    = 85" in text and f"executable              = {wrapper}\n" in text
     assert "arguments               = \"'top.yaml' 'runs/top'\"" in text and "+MaxRuntime             = 7200" in text
     assert "request_cpus            = 1" in text and "request_gpus" not in text and "request_memory" not in text
     script = wrapper.read_text()
@@ -106,7 +106,7 @@ def test_htcondor_submit_file_parses_with_the_bindings(tmp_path):
     assert values["request_cpus"] == "4" and values["request_memory"] == "16384" and values["request_gpus"] == "1"
     assert values["MY.MaxRuntime"] == "86400" and values["MY.JobFlavour"] == '"workday"'
     assert values["requirements"] == "(OpSysMajorVer == 9)" and values["checkpoint_exit_code"] == "85"
-    assert values["executable"] == "htcondor_train.sh" and values["should_transfer_files"] == "NO"
+    assert values["executable"] == str(tmp_path / "htcondor_train.sh") and values["should_transfer_files"] == "NO"
     # new-style arguments: quotes doubled inside single-quoted words
     assert values["arguments"] == """"'it''s a ""cfg"".yaml' 'runs/top dir'\""""
     # the defaults: no GPU or memory request, one CPU
@@ -118,7 +118,7 @@ def test_htcondor_submit_file_parses_with_the_bindings(tmp_path):
 
 def test_predict_template_resumes_with_hepnn_predict():
     text = render("slurm-predict", run_dir="runs/top", files="data/a.root data/b*.root", out="scores", workers=8)
-    assert 'hepnn predict "$RUN_DIR" data/a.root data/b*.root --out "$OUT" --workers 8' in text
+    assert 'hepnn predict --out="$OUT" --workers=8 -- "$RUN_DIR" data/a.root data/b*.root &' in text
     assert "#SBATCH --cpus-per-task=8" in text and "#SBATCH --requeue" in text
     assert "#SBATCH --cpus-per-task=2" in render("slurm-predict", workers=8, cpus=2)
     assert "#SBATCH --mem=16G" in text and "#SBATCH --mem=3G" in render("slurm-predict", workers=8, mem="3G")

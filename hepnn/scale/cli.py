@@ -123,10 +123,10 @@ def add_commands(subparsers) -> None:
                    help="workers per node (slurm-multinode, default 1: one per node, all its GPUs)")
     p.add_argument("--cpus", type=int, default=None,
                    help="CPUs per task (default 1; slurm-predict: --workers)")
-    p.add_argument("--mem", default=None, help="memory per node, e.g. 8G (default: the site's; slurm-predict: 2G per worker)")
+    p.add_argument("--mem", default=None, help="memory per node above zero, e.g. 8G (default: the site's; slurm-predict: 2G per worker)")
     p.add_argument("--gpus", type=int, default=None, help="GPUs per node (default 0: no GPU line)")
     p.add_argument("--workers", type=positive_int, default=None, help="Dask workers (slurm-predict, default 1)")
-    p.add_argument("--time", default=None, help="wall time, e.g. 04:00:00 or 1-00:00:00 (default 04:00:00)")
+    p.add_argument("--time", default=None, help="wall time above zero, e.g. 04:00:00 or 1-00:00:00 (default 04:00:00)")
     p.add_argument("--partition", default=None, help="SLURM partition")
     p.add_argument("--account", default=None, help="SLURM account")
     p.add_argument("--constraint", default=None, help="SLURM node features, e.g. a100")

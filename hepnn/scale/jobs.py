@@ -69,7 +69,7 @@ def _template_text(filename: str) -> str:
 
 
 def _seconds(wall: str) -> int:
-    """SLURM wall time (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) in seconds."""
+    """SLURM wall time (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) in seconds, at least 1."""
     match = _TIME.match(str(wall).strip())
     if not match:
         msg = f"time: expected a SLURM wall time such as 04:00:00 or 1-00:00:00, received {wall!r}"
@@ -78,12 +78,19 @@ def _seconds(wall: str) -> int:
     fields = [int(x) for x in (a, b, c) if x is not None]
     if days is not None:  # D-HH, D-HH:MM, D-HH:MM:SS
         fields += [0] * (3 - len(fields))
-        return int(days) * 86400 + fields[0] * 3600 + fields[1] * 60 + fields[2]
-    if len(fields) == 1:  # minutes
-        return fields[0] * 60
-    if len(fields) == 2:  # minutes:seconds
-        return fields[0] * 60 + fields[1]
-    return fields[0] * 3600 + fields[1] * 60 + fields[2]
+        seconds = int(days) * 86400 + fields[0] * 3600 + fields[1] * 60 + fields[2]
+    elif len(fields) == 1:  # minutes
+        seconds = fields[0] * 60
+    elif len(fields) == 2:  # minutes:seconds
+        seconds = fields[0] * 60 + fields[1]
+    else:
+        seconds = fields[0] * 3600 + fields[1] * 60 + fields[2]
+    if seconds <= 0:
+        # SLURM reads --time=0 as "no limit"; HTCondor's +MaxRuntime = 0 ends the job at once or never
+        msg = (f"time: a wall time of zero seconds, received {wall!r}; give how long the job may run, "
+               "e.g. --time 04:00:00 (4 hours) or --time 1-00:00:00 (1 day)")
+        raise ConfigError(msg)
+    return seconds
 
 
 def memory_mb(value) -> int:
@@ -99,6 +106,10 @@ def memory_mb(value) -> int:
         msg = f"mem: expected a size such as 4G, 4000M or 16GB, received {value!r}"
         raise ConfigError(msg)
     number, unit = float(match.group(1)), match.group(2).upper()
+    if number == 0:  # SLURM reads --mem=0 as "all of the node's memory", HTCondor got request_memory = 1 (MB)
+        msg = (f"mem: a memory request of zero, received {value!r}; give the memory per node, e.g. --mem 8G, "
+               "or leave --mem out for the site's default")
+        raise ConfigError(msg)
     factor = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[unit]
     return max(1, round(number * factor))
 
@@ -150,6 +161,45 @@ def _one_line(key: str, value, why: str) -> str:
     return text
 
 
+def _not_an_option(value) -> str:
+    """A path as one argument that no parser reads as an option: ``-x.yaml`` -> ``./-x.yaml`` (the same file).
+
+    ``~`` is expanded here: the script quotes the path, so the job's shell would not.
+
+    Examples
+    --------
+    >>> _not_an_option("-top.yaml"), _not_an_option("runs/top")
+    ('./-top.yaml', 'runs/top')
+    """
+    text = os.path.expanduser(str(value))
+    return "./" + text if text.startswith("-") else text
+
+
+def _condor_literal(key: str, value) -> str:
+    """``value`` as HTCondor reads it back: each ``$`` written ``$(DOLLAR)`` (``$(Process)`` is a macro there).
+
+    Examples
+    --------
+    >>> _condor_literal("out", "runs/$(Process)")
+    'runs/$(DOLLAR)(Process)'
+    """
+    text = str(value)
+    if "$$" in text:  # $(DOLLAR)$(DOLLAR) reads back as $$(DOLLAR), a macro of the machine the job matches
+        msg = (f"{key}: '$$' in {text!r}, which an HTCondor submit file cannot hold ($$(...) is a macro there); "
+               "rename the path, or link it from a path without '$$'")
+        raise ConfigError(msg)
+    return text.replace("$", "$(DOLLAR)")
+
+
+def _condor_arguments(merged: dict) -> str:
+    """``config`` and ``out`` in HTCondor's new argument syntax: each in single quotes, ' and " doubled inside."""
+    words = []
+    for key in ("config", "out"):
+        text = _condor_literal(key, _one_line(key, merged[key], "an HTCondor submit file cannot hold it"))
+        words.append("'" + text.replace("'", "''").replace('"', '""') + "'")
+    return " ".join(words)
+
+
 def _one_word(key: str, value) -> str:
     """A SLURM ``--partition`` / ``--account`` / ``--constraint`` value: one word on one ``#SBATCH`` line."""
     text = str(value).strip()
@@ -161,6 +211,21 @@ def _one_word(key: str, value) -> str:
     return text
 
 
+def _files(files, required: bool) -> str:
+    """The input files as shell words: a list of paths or globs, each quoted but for its glob characters
+    (``~`` expanded here, as the shell does not expand it in quotes), or one string written as it is.
+    """
+    if isinstance(files, str) and ("\n" in files or "\r" in files):
+        msg = (f"files: a line break in {files!r}, which is written into the `hepnn predict` line as it is; "
+               "give the paths as a list (each quoted for the shell), e.g. files=['data/a.root', 'data/b*.root']")
+        raise ConfigError(msg)
+    words = files if isinstance(files, str) else " ".join(_shell_path(os.path.expanduser(str(f))) for f in files)
+    if required and not words.strip():
+        msg = "files: no input file given; give paths or globs, e.g. --files 'data/*.root'"
+        raise ConfigError(msg)
+    return words
+
+
 def _values(name: str, values: dict) -> dict:
     unknown = sorted(set(values) - set(_DEFAULTS))
     if unknown:
@@ -169,8 +234,9 @@ def _values(name: str, values: dict) -> dict:
     predict = name == "slurm-predict"
     defaults = {**_DEFAULTS, "out": "scores"} if predict else _DEFAULTS
     merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
-    if not isinstance(merged["files"], str):  # a list of paths or globs: one shell word each
-        merged["files"] = " ".join(_shell_path(f) for f in merged["files"])
+    for key in ("config", "out", "run_dir"):  # `hepnn train -top.yaml` would read an option
+        merged[key] = _not_an_option(merged[key])
+    merged["files"] = _files(merged["files"], required=predict)
     merged["workers"] = _count("workers", merged["workers"], 1)
     if merged["cpus"] is None:
         merged["cpus"] = merged["workers"] if predict else 1
@@ -186,9 +252,12 @@ def _values(name: str, values: dict) -> dict:
     # those of the folder hepnn jobs ran in
     merged["workdir"] = os.path.abspath(merged["workdir"] if merged["workdir"] is not None else os.getcwd())
     merged["seconds"] = _seconds(merged["time"])
+    merged["time"] = str(merged["time"]).strip()
     # USR1 comes this long before the time limit (a quarter of short jobs)
     merged["signal_seconds"] = max(1, min(120 if predict else 300, merged["seconds"] // 4))
     merged["script"] = TEMPLATES[name][0]
+    # HTCondor reads a relative executable from the folder condor_submit runs in: write() makes it absolute
+    merged["executable"] = "htcondor_train.sh"
     setup = _lines(merged["setup"])
     # without `set -u`: conda's and some module systems' scripts read variables that may be unset
     merged["setup"] = "\n".join(["# environment set-up (without set -u)", "set +u", *setup, "set -u"]) + "\n" \
@@ -206,12 +275,7 @@ def _values(name: str, values: dict) -> dict:
     sbatch += [line if line.startswith("#SBATCH") else f"#SBATCH {line}" for line in extra]
     merged["sbatch_lines"] = "\n".join(sbatch)
 
-    if name == "htcondor":
-        for key in ("config", "out"):
-            _one_line(key, merged[key], "an HTCondor submit file cannot hold it")
-    # HTCondor's new argument syntax: each argument in single quotes, ' and " doubled inside
-    merged["condor_arguments"] = " ".join(
-        "'" + str(merged[key]).replace("'", "''").replace('"', '""') + "'" for key in ("config", "out"))
+    merged["condor_arguments"] = _condor_arguments(merged) if name == "htcondor" else ""
     condor = []
     if merged["gpus"]:
         condor.append(f"request_gpus            = {merged['gpus']}")
@@ -260,13 +324,17 @@ def render(name: str, **values) -> str:
         ``slurm``, ``slurm-multinode``, ``htcondor`` (the ``.sub`` file; its wrapper
         ``htcondor_train.sh`` is written by :func:`write`) or ``slurm-predict``.
     **values
-        Paths: ``config``, ``out``, ``run_dir``, ``files`` (a list of paths or globs, each quoted for the
-        shell but for its glob characters; or one string written as it is: space-separated, globs allowed).
+        Paths: ``config``, ``out``, ``run_dir`` (one starting with ``-`` is written ``./-name``, so
+        that hepnn does not read it as an option), ``files`` (a list of paths or globs, each quoted for the
+        shell but for its glob characters; or one string on one line written as it is: space-separated,
+        globs allowed; at least one; ``slurm-predict`` passes them after ``--``, so a name starting with
+        ``-`` is a file). A leading ``~`` in these paths (list entries for ``files``) is expanded here.
         Resources: ``cpus`` (per task; default 1, ``workers`` for ``slurm-predict``),
-        ``mem`` (per node, e.g. ``"8G"``; default: the site's), ``gpus`` (per node, default
+        ``mem`` (per node, e.g. ``"8G"``, above zero; default: the site's), ``gpus`` (per node, default
         0: no GPU line), ``nodes`` and ``tasks_per_node`` (``slurm-multinode``, default 2
         and 1), ``workers`` (Dask workers, ``slurm-predict``), ``time`` (``HH:MM:SS`` or
-        ``D-HH:MM:SS``). Site: ``partition``, ``account``, ``constraint`` (SLURM),
+        ``D-HH:MM:SS``, above zero seconds: SLURM reads 0 as no limit). Site: ``partition``,
+        ``account``, ``constraint`` (SLURM),
         ``extra`` (lines added as they are: ``#SBATCH`` options, or submit commands for
         HTCondor), ``setup`` (shell lines run before hepnn: ``source venv/bin/activate``,
         ``module load ...``; run with ``set +u``, as conda's and some module systems' scripts
@@ -330,6 +398,8 @@ def _claim(path: Path, force: bool) -> None:
 def write(name: str, directory: str | os.PathLike, *, force: bool = False, **values) -> list[Path]:
     """Write template ``name`` (and its wrapper, for ``htcondor``) into ``directory``; shell scripts executable.
 
+    The HTCondor submit file names its wrapper by its absolute path (``executable``), so
+    ``condor_submit`` finds it from any folder (:func:`render` alone writes ``htcondor_train.sh``).
     Each file ends with a comment holding its checksum: a rerun replaces a file it wrote that
     nobody edited since, and refuses (:class:`~hepnn.exceptions.OutputDirError`, before
     anything is written) to replace one that was edited or that hepnn did not write, unless
@@ -343,6 +413,10 @@ def write(name: str, directory: str | os.PathLike, *, force: bool = False, **val
         raise OutputDirError(msg)
     merged = _values(name, values)
     main, extra = TEMPLATES[name]
+    if name == "htcondor":  # condor_submit from any folder finds the wrapper written beside the .sub
+        wrapper = _one_line("--write", os.path.join(os.path.abspath(directory), extra[0]),
+                            "an HTCondor submit file cannot hold it")
+        merged["executable"] = _condor_literal("--write", wrapper)
     texts = {filename: _stamped(_fill(_template_text(filename), merged, filename.endswith(".sh")))
              for filename in (main, *extra)}
     for filename in texts:

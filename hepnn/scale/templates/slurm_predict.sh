@@ -3,7 +3,7 @@
 # Dask cluster; requeued on preemption, and resumed (files already scored are skipped).
 # Rendered by `hepnn jobs slurm-predict`. Submit with: sbatch {{script}}
 # For a cluster spanning many jobs use dask-jobqueue (SLURMCluster) and pass its
-# scheduler address: `hepnn predict RUN_DIR FILES... --out DIR --scheduler tcp://HOST:8786`.
+# scheduler address: `hepnn predict --out DIR --scheduler tcp://HOST:8786 -- RUN_DIR FILES...`.
 #SBATCH --job-name=hepnn-predict
 #SBATCH --nodes=1
 #SBATCH --ntasks=1
@@ -37,8 +37,9 @@ stop() {
 trap requeue USR1
 trap stop TERM
 
-# rerunning the same command resumes: outputs are written atomically with a sidecar
-hepnn predict "$RUN_DIR" {{files}} --out "$OUT" --workers {{workers}} &
+# rerunning the same command resumes: outputs are written atomically with a sidecar.
+# Options first, then `--`: a file name starting with - (from a glob too) is read as a file, not an option.
+hepnn predict --out="$OUT" --workers={{workers}} -- "$RUN_DIR" {{files}} &
 pid=$!
 status=0
 wait "$pid" || status=$?
