@@ -42,7 +42,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--workers", type=int, default=1, help="local worker processes sharing the storage")
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.add_argument("--study-name", default=None, help="study name (default: the config's name)")
-    p.add_argument("--no-prune", action="store_true", help="do not prune trials from per-epoch reports")
+    p.add_argument("--no-prune", action="store_true", help="do not prune trials (by default a trial worse than the median of the completed ones "
+                   "at the same epoch is stopped, from epoch 2 on, once 3 trials completed)")
     p.add_argument("--heartbeat", type=int, default=30,
                    help="seconds between heartbeats; a trial silent for twice this is failed and re-queued")
     p.add_argument("--join", action="store_true",

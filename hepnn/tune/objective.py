@@ -13,7 +13,10 @@ trained with :class:`hepnn.training.Trainer` into ``OUT/trials/<number>``. The v
     rejection one passing jet would give, a lower bound), not an infinite value.
 
 Bad trials are pruned from per-epoch reports (``val_loss``, or ``val_auc`` for the
-physics metrics) through the trainer's ``epoch_callback`` hook. A k-fold trial
+physics metrics) through the trainer's ``epoch_callback`` hook, reported as Optuna steps
+numbered like the epochs, from 1. The default pruner (:func:`hepnn.tune.study.make_pruner`)
+stops a trial worse than the median of the completed trials at the same epoch, once 3 trials
+have completed, and never on its first epoch: the earliest is after epoch 2. A k-fold trial
 (``training.folds``) reports the epochs of its first fold, so trials are compared on the
 same fold; a trial pruned there does not train its other folds.
 

@@ -7,9 +7,33 @@
     model.cell: [lstm, gru]                              # categorical choices
     model.params_list: [[16, 16], [64, 64]]              # choices may be lists or mappings
 
-Every key is checked against the base config before any trial runs, by loading the
-config with each end of the range (or each choice) as a ``--set`` override, so a typo
-fails at once with the config loader's message and suggestion.
+Ranges are inclusive and every trial draws a value inside them:
+
+- ``int: [low, high]`` draws Python ``int`` values, ``low <= value <= high`` (both ends included);
+  the bounds must be integers. ``step: s`` (a positive integer) draws ``low, low + s, ..., high``,
+  so ``high - low`` must be a multiple of ``s`` (a range that would never reach ``high`` is refused,
+  with the nearest valid ends). ``log: true`` samples uniformly in log space and needs ``low >= 1``;
+  it cannot be combined with a step other than 1.
+- ``float: [low, high]`` draws Python ``float`` values; ``log: true`` needs ``low > 0`` and no step;
+  ``step`` follows the ``int`` rules.
+- A list of choices draws one of them, stored in the study exactly as trained. Choices must be
+  distinct Python values: ``[1, true]``, ``[0, false]`` and ``[1, 1.0]`` are refused, since Python
+  (and so Optuna) takes ``true == 1`` and ``1 == 1.0``, and a trial that trained with ``true`` was
+  recorded (in ``trials.csv`` and ``best_config.yaml``) as ``1``. Quote one of them (``"1"``) if
+  a string is meant.
+
+Each key is searched once: a key inside another searched key (``training.optimizer`` and
+``training.optimizer.learning_rate``) is refused, since one drawn value would overwrite the other
+and the study would record a value its trial did not train with. So is a ``--set`` override of a
+searched key (or of a key inside one), which every trial would replace.
+
+These rules hold for a :class:`Dimension` built in Python as for a ``SPACE.yaml`` file: an invalid
+one is a :class:`~hepnn.exceptions.ConfigError` naming the key and value before any trial runs.
+
+Every key is also checked against the base config before any trial runs, by loading the
+config with values the sampler can draw as ``--set`` overrides (both ends of a range, a
+non-integral inner value of a ``float`` range, each choice), so a typo fails at once with the
+config loader's message and suggestion, and so does a ``float`` range on an integer key.
 """
 
 from __future__ import annotations
@@ -19,17 +43,22 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..config import load_config
-from ..config.loader import safe_load_yaml
+from ..config.loader import parse_override, safe_load_yaml
 from ..exceptions import ConfigError, suggest
 
 __all__ = ["Dimension", "SearchSpace", "load_space"]
 
 _RANGE_KEYS = {"int": {"int", "log", "step"}, "float": {"float", "log", "step"}}
 _SCALARS = (bool, int, float, str, type(None))
+_KINDS = ("int", "float", "categorical")
+#: where inside a continuous float range an inner value is checked against the config: the golden
+#: section, integral only by accident (unlike the middle or a quarter of a range such as [1, 3])
+_INNER = (3 - math.sqrt(5)) / 2
 
 
 @dataclass(frozen=True)
@@ -48,7 +77,17 @@ class Dimension:
     step : number, optional
         Step of a discrete range.
     choices : tuple, optional
-        The values of a categorical dimension (scalars, lists or mappings).
+        The values of a categorical dimension (scalars, lists or mappings), distinct as Python
+        values (``1``, ``True`` and ``1.0`` are equal in Python, so two of them are refused).
+
+    Raises
+    ------
+    ConfigError
+        When the dimension breaks a rule of :mod:`hepnn.tune.space` (checked here, so a space built
+        in Python is refused before any trial as a ``SPACE.yaml`` file is): ``int`` bounds and step
+        that are not integers, ``low > high``, a log range with ``low < 1`` (int) or ``low <= 0``
+        (float), a log range with a step, a step that does not reach ``high``, or choices that
+        Python considers equal.
 
     Examples
     --------
@@ -63,6 +102,9 @@ class Dimension:
     log: bool = False
     step: float | int | None = None
     choices: tuple = field(default=())
+
+    def __post_init__(self) -> None:
+        _check_dimension(self)
 
     @property
     def encoded(self) -> bool:
@@ -85,8 +127,34 @@ class Dimension:
         return json.loads(value) if self.encoded and isinstance(value, str) else value
 
     def edges(self) -> list:
-        """The values checked against the config: both ends of a range, every choice."""
-        return [self.low, self.high] if self.kind in ("int", "float") else list(self.choices)
+        """The values checked against the config, as the sampler draws them: every choice, both ends of
+        an ``int`` range, and of a ``float`` range both ends as floats plus a non-integral inner value
+        when it has one (an integer config key accepts ``3.0`` but not the ``2.37`` a trial draws).
+
+        Examples
+        --------
+        >>> Dimension("x", "float", 0, 1, step=0.25).edges()
+        [0.0, 1.0, 0.25]
+        """
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.kind == "int":
+            return [self.low, self.high]
+        inner = self._inner_float()
+        return [float(self.low), float(self.high)] + ([] if inner is None else [inner])
+
+    def _inner_float(self) -> float | None:
+        """A non-integral value the sampler can draw strictly inside a float range, or None."""
+        low, high = float(self.low), float(self.high)
+        if self.step is None:
+            return low + (high - low) * _INNER if low < high else None
+        for k in range(1, 5):  # the first steps: one of them is non-integral when any value is
+            value = round(low + k * self.step, 12)
+            if value >= high:
+                return None
+            if not value.is_integer():
+                return value
+        return None
 
     def grid(self) -> list:
         """Every value of a discrete dimension (Optuna parameter values)."""
@@ -121,6 +189,9 @@ class SearchSpace:
 
     dimensions: tuple[Dimension, ...]
 
+    def __post_init__(self) -> None:
+        _check_keys([d.key for d in self.dimensions])
+
     def __iter__(self):
         return iter(self.dimensions)
 
@@ -139,7 +210,11 @@ class SearchSpace:
                 f"{{model.units: {{int: [16, 256], log: true}}}}, received {data!r}"
             )
             raise ConfigError(msg)
-        return cls(tuple(_parse_dimension(str(k), v, source) for k, v in data.items()))
+        dimensions = tuple(_parse_dimension(str(k), v, source) for k, v in data.items())
+        try:
+            return cls(dimensions)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
 
     def suggest(self, trial) -> dict[str, Any]:
         """Config values of every dimension drawn from ``trial``, keyed by dotted path."""
@@ -164,9 +239,14 @@ class SearchSpace:
         return any(k.split(".")[0] == "data" for k in self.keys)
 
     def validate(self, config: Any, overrides: Iterable[str] = ()) -> None:
-        """Load ``config`` with every edge value of every dimension; raise ConfigError naming the key."""
+        """Load ``config`` with every edge value of every dimension; raise ConfigError naming the key.
+
+        A ``--set`` override of a searched key (or of a key inside one) is refused too: every trial's
+        drawn value replaces it, so it would be silently ignored.
+        """
         _register_models()
         overrides = list(overrides)
+        self._check_overrides(overrides)
         for dim in self.dimensions:
             for value in dim.edges():
                 try:
@@ -174,6 +254,32 @@ class SearchSpace:
                 except ConfigError as err:
                     msg = f"search space key {dim.key!r} (value {value!r}) is not valid for the config: {err}"
                     raise ConfigError(msg) from None
+
+    def _check_overrides(self, overrides: list[str]) -> None:
+        for text in overrides:
+            key = parse_override(text)[0]
+            searched = next((k for k in self.keys if key == k or key.startswith(f"{k}.")), None)
+            if searched is not None:
+                msg = (f"--set {text}: the search space varies {searched!r}, so every trial replaces this value "
+                       f"and it would be ignored; remove the --set, or {searched!r} from the search space")
+                raise ConfigError(msg)
+
+
+def _check_keys(keys: list[str]) -> None:
+    """Refuse a key given twice, or a key inside another searched key (``training.optimizer`` and
+    ``training.optimizer.learning_rate``): the later override replaces the earlier one's value, so the
+    study would record a value the trial did not train with."""
+    for i, key in enumerate(keys):
+        for other in keys[i + 1:]:
+            if key == other:
+                msg = f"{key}: searched twice; keep one entry"
+                raise ConfigError(msg)
+            outer, inner = (key, other) if other.startswith(f"{key}.") else (other, key)
+            if inner.startswith(f"{outer}."):
+                msg = (f"{inner} is inside {outer}, also searched: the value drawn for one would overwrite the "
+                       f"other's, and the study would record a value its trial did not train with; search only one "
+                       f"of them (e.g. list whole {outer} values as choices)")
+                raise ConfigError(msg)
 
 
 def _register_models() -> None:
@@ -191,14 +297,7 @@ def _parse_dimension(key: str, spec: Any, source: str) -> Dimension:
         msg = f"{where}: expected a dotted config path such as training.optimizer.learning_rate"
         raise ConfigError(msg)
     if isinstance(spec, list):
-        if not spec:
-            msg = f"{where}: empty list of choices; list at least one value"
-            raise ConfigError(msg)
-        encoded = [json.dumps(c, sort_keys=True) for c in spec]
-        if len(set(encoded)) != len(encoded):
-            msg = f"{where}: duplicate choices in {spec!r}"
-            raise ConfigError(msg)
-        return Dimension(key, "categorical", choices=tuple(spec))
+        return _dimension(source, key=key, kind="categorical", choices=tuple(spec))
     if not isinstance(spec, Mapping):
         msg = (
             f"{where}: expected a list of choices, {{int: [lo, hi]}} or {{float: [lo, hi]}}, "
@@ -216,36 +315,96 @@ def _parse_dimension(key: str, spec: Any, source: str) -> Dimension:
         msg = f"{where}: unknown key {name!r}{suggest(name, _RANGE_KEYS[kind])}; valid keys: {', '.join(sorted(_RANGE_KEYS[kind]))}"
         raise ConfigError(msg)
     bounds = spec[kind]
-    number = int if kind == "int" else (int, float)
-    if (
-        not isinstance(bounds, list) or len(bounds) != 2
-        or not all(isinstance(b, number) and not isinstance(b, bool) for b in bounds)
-    ):
+    if not isinstance(bounds, list) or len(bounds) != 2:
         msg = f"{where}: expected {kind}: [low, high] with two {kind} values, received {bounds!r}"
         raise ConfigError(msg)
-    low, high = bounds
-    if not all(math.isfinite(b) for b in bounds):
-        msg = f"{where}: expected finite bounds, received {bounds!r}; give numbers such as {kind}: [1, 100]"
+    return _dimension(source, key=key, kind=kind, low=bounds[0], high=bounds[1], log=spec.get("log", False),
+                      step=spec.get("step"))
+
+
+def _dimension(source: str, **fields: Any) -> Dimension:
+    """``Dimension(**fields)``, its error prefixed with the space file."""
+    try:
+        return Dimension(**fields)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def _check_dimension(dim: Dimension) -> None:
+    """Raise ConfigError naming the key when ``dim`` breaks a rule of this module's docstring."""
+    if dim.kind not in _KINDS:
+        msg = f"{dim.key}: unknown kind {dim.kind!r}{suggest(dim.kind, _KINDS)}; valid: {', '.join(_KINDS)}"
+        raise ConfigError(msg)
+    if dim.kind == "categorical":
+        _check_choices(dim.key, list(dim.choices))
+        return
+    _check_bounds(dim)
+    if dim.step is not None:
+        _check_step(dim)
+
+
+def _check_bounds(dim: Dimension) -> None:
+    key, kind, low, high = dim.key, dim.kind, dim.low, dim.high
+    number = int if kind == "int" else (int, float)
+    if not all(isinstance(b, number) and not isinstance(b, bool) for b in (low, high)):
+        msg = (f"{key}: expected {kind}: [low, high] with two {kind} values, received {[low, high]!r}"
+               + ("; write whole numbers such as int: [16, 256], or use float:" if kind == "int" else ""))
+        raise ConfigError(msg)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        msg = f"{key}: expected finite bounds, received {[low, high]!r}; give numbers such as {kind}: [1, 100]"
         raise ConfigError(msg)
     if low > high:
-        msg = f"{where}: low {low} is above high {high}"
+        msg = f"{key}: low {low} is above high {high}"
         raise ConfigError(msg)
-    log = spec.get("log", False)
-    if not isinstance(log, bool):
-        msg = f"{where}.log: expected true or false, received {log!r}"
+    if not isinstance(dim.log, bool):
+        msg = f"{key}.log: expected true or false, received {dim.log!r}"
         raise ConfigError(msg)
-    if log and low <= 0:
-        msg = f"{where}: a log range needs low > 0, received {low}"
+    if dim.log and kind == "int" and low < 1:
+        msg = (f"{key}: an int log range needs low >= 1 (log(0) is undefined), received {low}; "
+               f"use int: [1, {high}], or drop log: true")
         raise ConfigError(msg)
-    step = spec.get("step")
-    if step is not None:
-        if not isinstance(step, number) or isinstance(step, bool) or not 0 < step < math.inf:
-            msg = f"{where}.step: expected a positive {kind}, received {step!r}"
-            raise ConfigError(msg)
-        if log and not (kind == "int" and step == 1):
-            msg = f"{where}: log and step cannot be combined (Optuna samples a log range continuously)"
-            raise ConfigError(msg)
-    return Dimension(key, kind, low=low, high=high, log=log, step=step)
+    if dim.log and low <= 0:
+        msg = f"{key}: a log range needs low > 0, received {low}"
+        raise ConfigError(msg)
+
+
+def _check_step(dim: Dimension) -> None:
+    key, kind, step = dim.key, dim.kind, dim.step
+    number = int if kind == "int" else (int, float)
+    if not isinstance(step, number) or isinstance(step, bool) or not 0 < step < math.inf:
+        msg = f"{key}.step: expected a positive {kind}, received {step!r}"
+        raise ConfigError(msg)
+    if dim.log and not (kind == "int" and step == 1):
+        msg = f"{key}: log and step cannot be combined (Optuna samples a log range continuously); drop one of them"
+        raise ConfigError(msg)
+    low, span, size = Decimal(str(dim.low)), Decimal(str(dim.high)) - Decimal(str(dim.low)), Decimal(str(step))
+    if span % size:  # Optuna would cut the range to its last step, with a warning: high never drawn
+        last = low + (span // size) * size
+        cast = int if kind == "int" else float
+        msg = (f"{key}: the range [{dim.low}, {dim.high}] with step {step} ends at {cast(last)} and never draws "
+               f"{dim.high}; use high {cast(last)} or {cast(last + size)}, or a step that divides high - low")
+        raise ConfigError(msg)
+
+
+def _check_choices(key: str, choices: list) -> None:
+    if not choices:
+        msg = f"{key}: empty list of choices; list at least one value"
+        raise ConfigError(msg)
+    try:
+        encoded = [json.dumps(c, sort_keys=True) for c in choices]
+    except (TypeError, ValueError) as err:
+        msg = f"{key}: choices must be YAML values (numbers, strings, booleans, null, lists, mappings): {err}"
+        raise ConfigError(msg) from None
+    if len(set(encoded)) != len(encoded):
+        msg = f"{key}: duplicate choices in {choices!r}"
+        raise ConfigError(msg)
+    for i, a in enumerate(choices):
+        for j in range(i + 1, len(choices)):
+            if a == choices[j]:  # True == 1 == 1.0: one Optuna choice, recorded as the first of them
+                msg = (f"{key}: choices {encoded[i]} and {encoded[j]} are equal in Python (true == 1, false == 0, "
+                       "1 == 1.0), so Optuna cannot tell them apart and would record a trial trained with one as the "
+                       "other; keep one of them, or quote one to make it a string")
+                raise ConfigError(msg)
 
 
 def load_space(source: str | os.PathLike | Mapping) -> SearchSpace:

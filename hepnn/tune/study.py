@@ -58,6 +58,7 @@ __all__ = [
     "storage_url",
     "make_storage",
     "make_sampler",
+    "make_pruner",
     "open_study",
     "fill_queue",
     "run_worker",
@@ -70,6 +71,10 @@ SAMPLERS = ("tpe", "random", "grid")
 
 #: seconds between heartbeats of a running trial; a trial is stale after ``2 x`` this
 HEARTBEAT_INTERVAL = 30
+
+#: the first epoch at which the default pruner may stop a trial: never on its first epoch (epochs are
+#: reported 1-based, see :class:`hepnn.tune.objective.TrainingObjective`)
+FIRST_PRUNABLE_EPOCH = 2
 
 
 def _optuna():
@@ -173,12 +178,32 @@ def make_sampler(name: str, seed: int | None = 0):
     return sampler
 
 
+def make_pruner():
+    """The default pruner of ``hepnn tune``: Optuna's median pruner, with hepnn's epoch numbers.
+
+    A trial is stopped after an epoch when its reported value (``val_loss``, or ``val_auc`` for
+    the physics objectives) is worse than the median of the completed trials at the same epoch,
+    once 3 trials have completed, and never on its first epoch: from epoch
+    :data:`FIRST_PRUNABLE_EPOCH` (2) on. hepnn reports epochs 1-based and Optuna prunes from step
+    ``n_warmup_steps`` on (it skips ``step < n_warmup_steps``), so ``n_warmup_steps=1`` allowed
+    pruning at epoch 1, on a single noisy epoch.
+
+    Examples
+    --------
+    >>> type(make_pruner()).__name__  # doctest: +SKIP
+    'MedianPruner'
+    """
+    optuna = _optuna()
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=FIRST_PRUNABLE_EPOCH)
+
+
 def open_study(name: str, storage, direction: str = "minimize", sampler: str = "tpe", seed: int | None = 0,
                pruner=None):
     """Create the study ``name`` in ``storage`` or load it; the direction must match.
 
     ``storage``: a storage object (:func:`make_storage`), a database URL, or ``None``
-    (in memory). :func:`run_worker` claims trials through the same storage.
+    (in memory). :func:`run_worker` claims trials through the same storage. ``pruner``:
+    default :func:`make_pruner` (never on a trial's first epoch).
     """
     optuna = _optuna()
     if storage is None:
@@ -186,7 +211,7 @@ def open_study(name: str, storage, direction: str = "minimize", sampler: str = "
     elif isinstance(storage, str):
         storage = make_storage(storage)
     if pruner is None:
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        pruner = make_pruner()
     study = optuna.create_study(
         study_name=name, storage=storage, direction=direction, sampler=make_sampler(sampler, seed),
         pruner=pruner, load_if_exists=True,
