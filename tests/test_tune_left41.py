@@ -266,3 +266,15 @@ def test_a_bad_trial_of_a_study_is_pruned_after_its_second_epoch_not_its_first(t
     assert study.trials[3].intermediate_values == {1: 50.0, 2: 40.0}  # epoch 1 reported, not pruned on it
     assert json.loads((tmp_path / "trials" / "3" / "tune.json").read_text())["epoch"] == 2
     assert study.trials[4].intermediate_values == {1: 0.8, 2: 0.7, 3: 0.6} and study.trials[4].value == 0.6
+
+
+def test_a_training_objective_built_directly_checks_the_space_and_overrides(tmp_path):
+    # only tune() validated: TrainingObjective (what run_worker and user code build) failed in its first trial
+    from hepnn.tune.objective import TrainingObjective
+
+    with pytest.raises(ConfigError, match=r"search space key 'training.epochs'"):
+        TrainingObjective(BASE, load_space({"training.epochs": {"float": [1, 3]}}), tmp_path / "t")
+    space = load_space({"training.optimizer.learning_rate": {"float": [1e-3, 1e-2]}})
+    with pytest.raises(ConfigError, match=r"--set training.optimizer.learning_rate=0.1: the search space varies"):
+        TrainingObjective(BASE, space, tmp_path / "t", overrides=["training.optimizer.learning_rate=0.1"])
+    assert TrainingObjective(BASE, space, tmp_path / "t", overrides=["training.epochs=2"]).base.training.epochs == 2

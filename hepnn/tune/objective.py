@@ -120,7 +120,9 @@ class TrainingObjective:
         self.objective = objective
         self.space = space
         self.out = Path(out)
-        self.base = load_config(config, list(overrides))
+        overrides = list(overrides)
+        space.validate(config, overrides)  # a bad space or --set fails here, not in the first trial
+        self.base = load_config(config, overrides)
         self.data = data
         self.prune = prune
         self.log = log

@@ -714,7 +714,6 @@ def tune(config: Any, space: Any, out: str | os.PathLike, n_trials: int | None =
     else:
         metric, direction, working_point = parse_objective(objective)
         name_of_objective = metric if working_point is None else f"{metric}@{working_point:g}"
-        space.validate(config, overrides)
         fn = TrainingObjective(config, space, out, objective, overrides=overrides, data=data, prune=prune, log=log)
         base = fn.base
     name = study_name or (base.name if base is not None and base.name else "hepnn-tune")
