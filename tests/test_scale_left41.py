@@ -274,3 +274,24 @@ def test_dollar_in_htcondor_paths_is_not_a_macro(tmp_path):
         render("htcondor", out="runs/$$(x)")
     assert "'runs/$$(x)'" in render("slurm", out="runs/$$(x)")  # a shell script holds it, quoted
     assert _condor_arguments(render("htcondor", config="it's $HOME.yaml")) == ["it's $(DOLLAR)HOME.yaml", "runs/my_run"]
+
+
+def test_an_extra_queue_line_for_htcondor_is_refused():
+    # the submit file ends with `queue`: `--extra "queue 10"` submitted 11 jobs
+    from hepnn.exceptions import ConfigError
+    from hepnn.scale.jobs import render
+
+    for line in ("queue 10", "Queue", "  queue  from list.txt"):
+        with pytest.raises(ConfigError, match=r"--extra .*already ends with `queue`"):
+            render("htcondor", extra=[line])
+    assert "+JobFlavour" in render("htcondor", extra=['+JobFlavour = "workday"', "queue_notes = x"])
+    assert "#SBATCH queue" not in render("slurm", extra=["--qos=queue"])  # SLURM lines are not submit commands
+
+
+def test_write_expands_a_home_folder_given_from_python(tmp_path, monkeypatch):
+    from hepnn.scale.jobs import write
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    paths = write("slurm", "~/jobs", config="top.yaml", out="runs/top")
+    assert paths[0].parent == tmp_path / "home" / "jobs" and not (tmp_path / "~").exists()

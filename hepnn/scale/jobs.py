@@ -281,6 +281,12 @@ def _values(name: str, values: dict) -> dict:
         condor.append(f"request_gpus            = {merged['gpus']}")
     if merged["mem"] is not None:
         condor.append(f"request_memory          = {memory_mb(merged['mem'])}")
+    if name == "htcondor":
+        queued = [line for line in extra if (line.split() or [""])[0].lower() == "queue"]
+        if queued:  # the submit file ends with its own `queue`: one more would submit more jobs
+            msg = (f"--extra {queued[0]!r}: the submit file already ends with `queue` (one job); give one "
+                   "`hepnn jobs htcondor` file per job instead of an extra queue line")
+            raise ConfigError(msg)
     condor += extra
     merged["condor_lines"] = "\n".join(condor)
     return merged
@@ -407,7 +413,7 @@ def write(name: str, directory: str | os.PathLike, *, force: bool = False, **val
     """
     if name not in TEMPLATES:
         raise UnknownNameError(name, "job template", TEMPLATES)
-    directory = Path(directory)
+    directory = Path(directory).expanduser()  # "~/jobs" from Python as from the shell
     if directory.exists() and not directory.is_dir():
         msg = f"--write {directory}: exists and is not a directory; choose another folder"
         raise OutputDirError(msg)
