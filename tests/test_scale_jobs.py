@@ -160,16 +160,16 @@ def test_check_names_what_does_not_fit():
 
 
 def test_read_sinfo_parses_nodes_and_gpus(monkeypatch):
-    output = ("g1|gpu|64|512000|gpu:a100:4(S:0-1)|a100,ib|idle\n"
-              "c1|cpu*|2|4000|(null)|(null)|mix\n")
+    output = ("g1|gpu|64|512000|gpu:a100:4(S:0-1)|a100,ib|idle|1-00:00:00\n"
+              "c1|cpu*|2|4000|(null)|(null)|mix|infinite\n")
     monkeypatch.setattr(jobs.shutil, "which", lambda tool: "/usr/bin/" + tool)
     monkeypatch.setattr(jobs.subprocess, "run",
                         lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=output, stderr=""))
     (cpu,) = jobs.read_sinfo()
     assert cpu == {"name": "c1", "partition": "cpu", "default": True, "cpus": 2, "memory_mb": 4000, "gpus": 0,
-                   "features": [], "state": "mix"}
+                   "features": [], "state": "mix", "time_limit_s": None}
     (gpu,) = jobs.read_sinfo("gpu")
-    assert gpu["gpus"] == 4 and gpu["features"] == ["a100", "ib"] and gpu["cpus"] == 64
+    assert gpu["gpus"] == 4 and gpu["features"] == ["a100", "ib"] and gpu["cpus"] == 64 and gpu["time_limit_s"] == 86400
     assert check("slurm", partition="gpu", gpus=4, cpus=16, mem="100G", constraint="a100") == []
 
 

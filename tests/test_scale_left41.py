@@ -295,3 +295,30 @@ def test_write_expands_a_home_folder_given_from_python(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     paths = write("slurm", "~/jobs", config="top.yaml", out="runs/top")
     assert paths[0].parent == tmp_path / "home" / "jobs" and not (tmp_path / "~").exists()
+
+
+def test_check_compares_the_wall_time_with_the_partitions_limit():
+    # before: --check said nothing, and sbatch refused the job (or it stayed pending for ever)
+    from hepnn.scale.jobs import check
+
+    node = {"name": "n1", "partition": "short", "cpus": 4, "memory_mb": 8000, "gpus": 0, "features": [],
+            "state": "idle", "time_limit_s": 2 * 3600}
+    problems = check("slurm", available=[node], time="04:00:00")
+    assert problems == ["time=04:00:00: partition short allows at most 02:00:00; ask for --time 02:00:00 or less "
+                        "(the job resumes from its checkpoint when requeued) or another partition"]
+    assert check("slurm", available=[node], time="01:30:00") == []
+    assert check("slurm", available=[dict(node, time_limit_s=None)], time="30-00:00:00") == []  # infinite
+    assert check("slurm", available=[{k: v for k, v in node.items() if k != "time_limit_s"}], time="9-00:00:00") == []
+
+
+def test_read_sinfo_reads_the_time_limit(tmp_path, monkeypatch):
+    from hepnn.scale.jobs import read_sinfo
+
+    fake = tmp_path / "sinfo"
+    fake.write_text("#!/bin/sh\nprintf 'n1|short*|4|8000|(null)|(null)|idle|2:00:00\\nn2|long|8|16000|gpu:a100:2|a100|idle|infinite\\n'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    short, = read_sinfo()
+    assert short["time_limit_s"] == 7200 and short["partition"] == "short"
+    long, = read_sinfo("long")
+    assert long["time_limit_s"] is None and long["gpus"] == 2

@@ -442,13 +442,14 @@ def write(name: str, directory: str | os.PathLike, *, force: bool = False, **val
 def read_sinfo(partition: str | None = None) -> list[dict]:
     """The nodes ``sinfo`` reports (of ``partition``, else of the default partition).
 
-    Each node is ``{"name", "partition", "cpus", "memory_mb", "gpus", "features", "state"}``.
+    Each node is ``{"name", "partition", "cpus", "memory_mb", "gpus", "features", "state",
+    "time_limit_s"}`` (the partition's time limit in seconds, None when unlimited).
     Raises :class:`~hepnn.exceptions.HepnnError` when ``sinfo`` is missing or fails.
     """
     if not shutil.which("sinfo"):
         msg = "sinfo not found: --check reads the nodes from SLURM; run it on a login node of the cluster"
         raise HepnnError(msg)
-    command = ["sinfo", "-h", "-N", "-o", "%N|%P|%c|%m|%G|%f|%t"]
+    command = ["sinfo", "-h", "-N", "-o", "%N|%P|%c|%m|%G|%f|%t|%l"]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
     except subprocess.TimeoutExpired:
@@ -460,13 +461,14 @@ def read_sinfo(partition: str | None = None) -> list[dict]:
     nodes = []
     for line in result.stdout.splitlines():
         fields = line.strip().split("|")
-        if len(fields) != 7:
+        if len(fields) != 8:
             continue
-        name, part, cpus, mem, gres, features, state = fields
+        name, part, cpus, mem, gres, features, state, limit = fields
         gpus = sum(int(m.group(1)) for m in re.finditer(r"gpu(?::[^:(,]+)?:(\d+)", gres))
         nodes.append({"name": name, "partition": part, "default": part.endswith("*"), "cpus": int(cpus),
                       "memory_mb": int(re.sub(r"\D.*", "", mem) or 0), "gpus": gpus,
-                      "features": [] if features in ("(null)", "") else features.split(","), "state": state})
+                      "features": [] if features in ("(null)", "") else features.split(","), "state": state,
+                      "time_limit_s": _time_limit(limit)})
     for node in nodes:
         node["partition"] = node["partition"].rstrip("*")
     if partition:
@@ -475,12 +477,21 @@ def read_sinfo(partition: str | None = None) -> list[dict]:
     return default or nodes
 
 
+def _time_limit(text: str) -> int | None:
+    """A partition's time limit from ``sinfo %l`` in seconds (None: ``infinite`` or unreadable)."""
+    try:
+        return _seconds(text)
+    except ConfigError:
+        return None
+
+
 def check(name: str, available: list[dict] | None = None, **values) -> list[str]:
     """What job ``name`` with ``values`` asks for that the nodes cannot give (empty: it fits).
 
     ``available`` is :func:`read_sinfo`'s list (read when not given). Checked: the partition
     exists, CPUs per node (``cpus`` x tasks per node), memory per node, GPUs per node,
-    the number of nodes, and the constraint (a node feature).
+    the number of nodes, the constraint (a node feature) and the wall time (the partition's time
+    limit, where ``sinfo`` gives one).
 
     Examples
     --------
@@ -532,4 +543,11 @@ def check(name: str, available: list[dict] | None = None, **values) -> list[str]
                             f"{missing}; features there: {features or '(none)'}")
     if n_nodes > len(nodes):
         problems.append(f"nodes={n_nodes}: partition {partition} has {len(nodes)} node(s) ({names})")
+    limits = [n.get("time_limit_s") for n in nodes]
+    if limits and None not in limits and merged["seconds"] > max(limits):
+        most = max(limits)
+        hours, rest = divmod(most, 3600)
+        problems.append(f"time={merged['time']}: partition {partition} allows at most {hours:02d}:{rest // 60:02d}:"
+                        f"{rest % 60:02d}; ask for --time {hours:02d}:{rest // 60:02d}:{rest % 60:02d} or less "
+                        "(the job resumes from its checkpoint when requeued) or another partition")
     return problems
