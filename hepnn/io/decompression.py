@@ -28,6 +28,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import types
@@ -43,8 +44,9 @@ _LOCK = threading.RLock()
 _STATE = {"decided": False}  # True once installed by default or chosen by a call of use_libdeflate
 
 
+@functools.lru_cache(maxsize=1)
 def _libdeflate() -> Any:
-    """The ``deflate`` module, or None where it cannot be imported."""
+    """The ``deflate`` module, or None where it cannot be imported (looked up once, not per basket)."""
     try:
         # lazy: only readers of ZLIB-compressed files need it; a missing wheel means zlib
         import deflate

@@ -545,9 +545,8 @@ def check(name: str, available: list[dict] | None = None, **values) -> list[str]
         problems.append(f"nodes={n_nodes}: partition {partition} has {len(nodes)} node(s) ({names})")
     limits = [n.get("time_limit_s") for n in nodes]
     if limits and None not in limits and merged["seconds"] > max(limits):
-        most = max(limits)
-        hours, rest = divmod(most, 3600)
-        problems.append(f"time={merged['time']}: partition {partition} allows at most {hours:02d}:{rest // 60:02d}:"
-                        f"{rest % 60:02d}; ask for --time {hours:02d}:{rest // 60:02d}:{rest % 60:02d} or less "
-                        "(the job resumes from its checkpoint when requeued) or another partition")
+        hours, rest = divmod(max(limits), 3600)
+        most = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+        problems.append(f"time={merged['time']}: partition {partition} allows at most {most}; ask for --time {most} "
+                        "or less (the job resumes from its checkpoint when requeued) or another partition")
     return problems
