@@ -147,3 +147,79 @@ def test_save_figure_parses_the_math_text_of_a_figure_once_with_the_same_pixels(
         shared = plt.imread(tmp_path / f"shared{seed}.png")
         assert plain.shape == shared.shape and plain.shape[0] > 300
         np.testing.assert_array_equal(plain, shared)
+
+
+def _styled_figure(kind):
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(1)
+    layout = "constrained" if kind == "constrained" else None
+    fig, axes = plt.subplots(1, 2 if kind == "two panels" else 1, layout=layout, squeeze=False)
+    ax = axes[0, 0]
+    if kind == "image":
+        ax.imshow(rng.random((25, 25)))
+    elif kind == "offset":
+        ax.plot(np.arange(10), 1e6 + rng.random(10))  # the y axis shows an offset text
+    elif kind == "power":
+        ax.plot(np.arange(10), 3e7 * rng.random(10))  # ... a power of ten
+    elif kind == "log":
+        ax.hist(rng.exponential(size=500), bins=20, log=True)
+    else:
+        ax.hist(rng.normal(size=500), bins=20)
+    return fig, ax
+
+
+def _pixels(fig):
+    import matplotlib.pyplot as plt
+
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba()).copy()
+    plt.close(fig)
+    return pixels
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("CMS", "hist"), ("CMS", "offset"), ("CMS", "constrained"), ("ATLAS", "power"), ("ATLAS", "image"),
+    ("LHCb", "log"), ("LHCb", "offset"), ("ALICE", "two panels"), ("plain", "hist"), ("plain", "power")])
+def test_label_without_mplheps_extra_draws_lands_where_mplhep_puts_it(name, kind):
+    """``label`` leaves out mplhep's full drawings of the figure (none to place a text after
+    another without a layout engine; none to measure an offset text that is not there): the
+    pixels equal those of mplhep's own call, with and without an offset text."""
+    import matplotlib
+    import mplhep
+
+    from hepnn.plotting import style
+
+    matplotlib.use("Agg")
+    loc = 0 if name == "plain" and kind != "hist" else None  # plain at loc 0 with options goes through mplhep
+    options = {"fontsize": 11} if name == "plain" else {}
+    with use_style(name):
+        fig, ax = _styled_figure(kind)
+        label(ax, experiment=name, text="Work in progress", energy=13.6, loc=loc, **options)
+        ours = _pixels(fig)
+        fig, ax = _styled_figure(kind)
+        if name == "plain":
+            mplhep.label.exp_label(exp="", llabel="Work in progress", com="13.6", loc=loc, ax=ax, **options)
+        else:
+            getattr(mplhep, style._LABEL_MODULE[name]).label(text="Work in progress", data=True, com="13.6",
+                                                             loc=loc, ax=ax)
+        theirs = _pixels(fig)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_label_leaves_out_mplheps_drawings_and_restores_the_canvas(monkeypatch):
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    draws = []
+    original = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: (draws.append(1), original(self, renderer))[1])
+    with use_style("CMS"):
+        fig, ax = _styled_figure("hist")
+        label(ax, experiment="CMS", text="Work in progress", energy=13.6)
+        assert draws == []  # mplhep drew the figure twice
+        assert "draw" not in vars(fig.canvas)
+        fig, ax = _styled_figure("offset")
+        label(ax, experiment="CMS", text="Work in progress", energy=13.6)
+        assert len(draws) == 1  # the offset text is measured on a drawn figure, as mplhep does
+    plt.close("all")

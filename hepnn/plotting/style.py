@@ -6,7 +6,8 @@ Importing :mod:`hepnn.plotting` never touches ``matplotlib.rcParams``;
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from .._optional import require
 from ..exceptions import UnknownNameError
@@ -120,12 +121,58 @@ def label(
     if experiment == "plain" and loc in (None, 0) and not kwargs:
         return _plain_label(ax, text, com)
     mplhep = require("mplhep")
-    if experiment == "plain":
-        texts = mplhep.label.exp_label(exp="", llabel=text, com=com, loc=loc, ax=ax, **kwargs)
-    else:
-        module = getattr(mplhep, _LABEL_MODULE[experiment])
-        texts = module.label(text=text, data=True, com=com, loc=loc, ax=ax, **kwargs)
+    kwargs = {"scilocator_adjust": _offset_text_shown(ax), **kwargs} if loc in (None, 0, 3) else kwargs
+    with _no_layout_draws(ax.figure):
+        if experiment == "plain":
+            texts = mplhep.label.exp_label(exp="", llabel=text, com=com, loc=loc, ax=ax, **kwargs)
+        else:
+            module = getattr(mplhep, _LABEL_MODULE[experiment])
+            texts = module.label(text=text, data=True, com=com, loc=loc, ax=ax, **kwargs)
     return [t for t in texts if t is not None and t.get_text()]
+
+
+def _offset_text_shown(ax: Any) -> bool:
+    """Whether the y axis shows an offset or a power of ten above its ticks (``1e6``), found as
+    matplotlib's draw finds it: the formatter given the tick locations.
+
+    mplhep moves a label at the top left out of that text's way (``scilocator_adjust``), and draws
+    the whole figure to measure it even when there is none; with none it moves nothing, so telling
+    it so gives the same figure.
+    """
+    formatter = ax.yaxis.get_major_formatter()
+    if not (hasattr(formatter, "get_useOffset") and formatter.get_useOffset()):
+        return False  # mplhep does not look either
+    try:
+        formatter.set_locs(ax.yaxis.get_majorticklocs())
+        return bool(formatter.get_offset())
+    except Exception:  # noqa: BLE001 - an unusual formatter: let mplhep measure it
+        return True
+
+
+@contextmanager
+def _no_layout_draws(fig: Any) -> Iterator[None]:
+    """Skip the full drawings of ``fig`` that mplhep makes to place one text after another.
+
+    mplhep draws the figure before it measures a text so that a layout engine (constrained or
+    tight layout) has placed the axes; a text's size does not depend on the drawing, and without a
+    layout engine the axes stay where they are (their aspect is applied when their position is
+    read). So, for figures without one, the drawing (a quarter of a report's time with an
+    experiment style) is left out and the texts land where they did
+    (``tests/test_plotting_style.py`` compares the pixels).
+    """
+    canvas = getattr(fig, "canvas", None)
+    if canvas is None or fig.get_layout_engine() is not None or "draw" in vars(canvas):
+        yield
+        return
+    canvas.draw = _no_draw
+    try:
+        yield
+    finally:
+        del canvas.draw
+
+
+def _no_draw(*args: Any, **kwargs: Any) -> None:
+    return None
 
 
 def _plain_label(ax: Any, text: str, com: str | None) -> list[Any]:
