@@ -69,7 +69,20 @@ def test_predict_script_passes_files_starting_with_a_dash_as_files(tmp_path, mon
     assert argv[0] == "predict"
     args = build_parser().parse_args(argv)  # exited 2 before: "-a.root" was read as an option
     assert args.run_dir == "./-run" and args.out == "./-scores" and args.workers == 3
-    assert args.files == ["-a.root", "my data/b c.root", "it's $HOME \"q\".root", "--out", "-g1.root", "-g2.root"]
+    assert args.files == ["./-a.root", "my data/b c.root", "it's $HOME \"q\".root", "./--out", "./-g1.root",
+                          "./-g2.root"]
+
+
+def test_predict_script_keeps_a_file_named_double_dash(tmp_path, monkeypatch):
+    """Python's argparse (3.11) drops every ``--`` of the command line, also after the first, so
+    a file named ``--`` (given or matched by a glob) is written ``./--``."""
+    project = _project(tmp_path, monkeypatch)
+    (project / "--").write_bytes(b"")
+    (project / "-x").write_bytes(b"")
+    (script,) = write("slurm-predict", "jobs", run_dir="run", files=["--", "-*", "a.root"], out="scores",
+                      setup=['export PATH="$PWD/bin:$PATH"'])
+    args = build_parser().parse_args(_run(script, [], tmp_path))
+    assert args.files == ["./--", "./--", "./-x", "a.root"]  # before: ["--", "-x", "a.root"]: one file dropped
 
 
 def test_predict_command_has_its_options_before_the_files():

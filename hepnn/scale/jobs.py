@@ -213,13 +213,15 @@ def _one_word(key: str, value) -> str:
 
 def _files(files, required: bool) -> str:
     """The input files as shell words: a list of paths or globs, each quoted but for its glob characters
-    (``~`` expanded here, as the shell does not expand it in quotes), or one string written as it is.
+    (``~`` expanded here, as the shell does not expand it in quotes; one starting with ``-`` written
+    ``./-...``, so that a file named ``--``, which Python's argparse drops even after ``--``, stays a
+    file), or one string written as it is.
     """
     if isinstance(files, str) and ("\n" in files or "\r" in files):
         msg = (f"files: a line break in {files!r}, which is written into the `hepnn predict` line as it is; "
                "give the paths as a list (each quoted for the shell), e.g. files=['data/a.root', 'data/b*.root']")
         raise ConfigError(msg)
-    words = files if isinstance(files, str) else " ".join(_shell_path(os.path.expanduser(str(f))) for f in files)
+    words = files if isinstance(files, str) else " ".join(_shell_path(_not_an_option(f)) for f in files)
     if required and not words.strip():
         msg = "files: no input file given; give paths or globs, e.g. --files 'data/*.root'"
         raise ConfigError(msg)
