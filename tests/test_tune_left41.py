@@ -278,3 +278,20 @@ def test_a_training_objective_built_directly_checks_the_space_and_overrides(tmp_
     with pytest.raises(ConfigError, match=r"--set training.optimizer.learning_rate=0.1: the search space varies"):
         TrainingObjective(BASE, space, tmp_path / "t", overrides=["training.optimizer.learning_rate=0.1"])
     assert TrainingObjective(BASE, space, tmp_path / "t", overrides=["training.epochs=2"]).base.training.epochs == 2
+
+
+def test_numpy_numbers_as_dimension_bounds_are_python_numbers():
+    """Bounds computed with numpy (``np.int64(16)``, ``np.float32(0.5)``) were refused as "not int"."""
+    import numpy as np
+
+    from hepnn.tune.space import Dimension
+
+    dim = Dimension("model.units", "int", low=np.int64(16), high=np.int32(256), step=np.int64(16))
+    assert (dim.low, dim.high, dim.step) == (16, 256, 16)
+    assert all(type(v) is int for v in (dim.low, dim.high, dim.step))
+    rate = Dimension("training.optimizer.learning_rate", "float", low=np.float32(1e-4), high=np.float64(0.1), log=True)
+    assert type(rate.low) is float and type(rate.high) is float and rate.high == 0.1
+    with pytest.raises(ConfigError, match="int"):
+        Dimension("model.units", "int", low=np.float64(1.5), high=8)
+    with pytest.raises(ConfigError):
+        Dimension("model.units", "int", low=np.bool_(True), high=8)

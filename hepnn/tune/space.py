@@ -41,6 +41,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -104,6 +105,8 @@ class Dimension:
     choices: tuple = field(default=())
 
     def __post_init__(self) -> None:
+        for name in ("low", "high", "step"):  # numpy numbers (np.int64(16), np.float32(0.1)) as Python's
+            object.__setattr__(self, name, _plain_number(getattr(self, name)))
         _check_dimension(self)
 
     @property
@@ -341,6 +344,21 @@ def _check_dimension(dim: Dimension) -> None:
     _check_bounds(dim)
     if dim.step is not None:
         _check_step(dim)
+
+
+def _plain_number(value: Any) -> Any:
+    """A numpy integer or float as a Python ``int`` or ``float`` (Optuna stores and compares those);
+    anything else (``bool``, ``numpy.bool_``, strings, None) as it is, for the checks to name.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> _plain_number(np.int64(16)), _plain_number(np.float32(0.5)), _plain_number(True)
+    (16, 0.5, True)
+    """
+    if type(value) in (bool, int, float) or not isinstance(value, numbers.Real):
+        return value
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def _check_bounds(dim: Dimension) -> None:
