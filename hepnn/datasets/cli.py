@@ -30,6 +30,19 @@ def _parse_option(text: str) -> tuple[str, object]:
     return key.strip(), safe_load_yaml(f"--option {key.strip()}", text=value)
 
 
+def _parse_options(texts: list[str]) -> dict[str, object]:
+    """The ``--option`` values as a dict; a key given twice is an error (which one would win is a guess)."""
+    options: dict[str, object] = {}
+    for text in texts:
+        key, value = _parse_option(text)
+        if key in options:
+            msg = (f"--option {key}: given twice ({short_repr(options[key])} and {short_repr(value)}); "
+                   "pass each option once")
+            raise ConfigError(msg)
+        options[key] = value
+    return options
+
+
 def _cmd_generate(args) -> int:
     if args.n_jets < 1:
         msg = f"--n-jets: expected a positive int, received {args.n_jets}"
@@ -40,7 +53,7 @@ def _cmd_generate(args) -> int:
     if args.jobs < 1:
         msg = f"--jobs: expected a positive int, received {args.jobs}"
         raise ConfigError(msg)
-    options = dict(_parse_option(o) for o in args.options)
+    options = _parse_options(args.options)
     out = generate(args.sample, n_jets=args.n_jets, seed=args.seed, out=args.out, jobs=args.jobs,
                    layout=args.layout, options=options, progress=not args.quiet, force=args.force)
     print(f"wrote {args.n_jets} {args.sample} jets to {out}")
@@ -62,7 +75,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--force", action="store_true",
                    help="replace an existing --out file that is not a hepnn-generated sample of the same name")
     p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
-                   help="generator option, e.g. --option mpi=true --option pt_min=500 (repeatable)")
+                   help="generator option, e.g. --option mpi=true --option pt_min=500 (repeatable, each key once)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_generate)
 

@@ -40,7 +40,7 @@ from .tracks import PIXEL_R_MAX, PIXEL_Z_MAX, impact_parameters, track_selection
 from .writer import ChunkWriter, read_provenance
 
 __all__ = ["generate", "LAYOUTS", "MAX_EVENTS_WITHOUT_JETS", "INTERLEAVE_JETS", "worker_seeds", "produce",
-           "process_batch"]
+           "process_batch", "WorkerTraceback"]
 
 LAYOUTS = ("per_jet", "per_event")
 _PYTHIA_SEED_MAX = 900_000_000
@@ -266,27 +266,31 @@ def _worker_main(defn, n_jets, seed, worker, jobs, queue, parent_pid=None) -> No
         for chunk in produce(defn, n_jets, seed, worker, jobs):
             queue.put(("chunk", chunk))
         queue.put(("done", None))
-    except BaseException as err:  # noqa: BLE001 - reported to the parent
-        queue.put(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
+    except HepnnError as err:  # a hepnn message says what is wrong and how to fix it: no traceback
+        queue.put(("error", (f"{type(err).__name__}: {err}", None)))
+    except BaseException as err:  # noqa: BLE001 - unexpected: reported to the parent with its traceback
+        queue.put(("error", (f"{type(err).__name__}: {err}", traceback.format_exc())))
 
 
 def _round_robin(defn, n_per_worker, seed, jobs) -> Iterator[dict]:
     """Chunks of all workers, in a fixed order: blocks of :data:`INTERLEAVE_JETS` (whole events) of
-    worker 0, 1, ..., 0, 1, ... (one worker: its chunks as they come)."""
-    if jobs == 1:
-        yield from produce(defn, n_per_worker[0], seed, 0, 1)
+    worker 0, 1, ..., 0, 1, ... (one worker: its chunks as they come, in this process). Workers
+    with no jets to make (``jobs`` above ``n_jets``) are not started: they would write nothing."""
+    workers = [k for k in range(jobs) if n_per_worker[k] > 0]
+    if len(workers) == 1:
+        yield from produce(defn, n_per_worker[workers[0]], seed, workers[0], jobs)
         return
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    queues = [ctx.Queue(maxsize=2) for _ in range(jobs)]
-    procs = [ctx.Process(target=_worker_main, args=(defn, n_per_worker[k], seed, k, jobs, queues[k], os.getpid()),
-                         daemon=True, name=f"hepnn-generate-worker-{k}") for k in range(jobs)]
-    for p in procs:
+    queues = {k: ctx.Queue(maxsize=2) for k in workers}
+    procs = {k: ctx.Process(target=_worker_main, args=(defn, n_per_worker[k], seed, k, jobs, queues[k], os.getpid()),
+                            daemon=True, name=f"hepnn-generate-worker-{k}") for k in workers}
+    for p in procs.values():
         p.start()
     try:
-        blocks = [_blocks(_worker_chunks(queues[k], procs[k], k), INTERLEAVE_JETS) for k in range(jobs)]
-        active = list(range(jobs))
+        blocks = {k: _blocks(_worker_chunks(queues[k], procs[k], k), INTERLEAVE_JETS) for k in workers}
+        active = list(workers)
         while active:
             for k in list(active):
                 block = next(blocks[k], None)
@@ -295,21 +299,29 @@ def _round_robin(defn, n_per_worker, seed, jobs) -> Iterator[dict]:
                 else:
                     yield block
     finally:
-        for p in procs:
+        for p in procs.values():
             if p.is_alive():
                 p.terminate()
             p.join(timeout=5)
 
 
+class WorkerTraceback(Exception):
+    """The traceback of an unexpected error in a generator worker, as text: the ``__cause__`` of the
+    :class:`HepnnError` raised in the parent (shown by Python and by ``hepnn --debug``, not in the
+    one-line message)."""
+
+
 def _worker_chunks(q, proc, k: int) -> Iterator[dict]:
-    """The chunks worker ``k`` sends, until it says it is done; its error is raised here."""
+    """The chunks worker ``k`` sends, until it says it is done; its error is raised here: one line
+    (the worker's exception), with the worker's traceback chained when the error was not hepnn's."""
     while True:
         kind, payload = _next_message(q, proc, k)
         if kind == "done":
             return
         if kind != "chunk":
-            msg = f"generator worker {k} failed: {payload}"
-            raise HepnnError(msg)
+            summary, remote = payload
+            msg = f"generator worker {k} failed: {summary}"
+            raise HepnnError(msg) from (WorkerTraceback(f"in generator worker {k}:\n{remote}") if remote else None)
         yield payload
 
 
@@ -415,7 +427,7 @@ def generate(sample: str | SampleDefinition, n_jets: int, seed: int = 1, out: st
     sample : {"top", "qcd", "w", "ttbar"} or SampleDefinition
         The sample (see :data:`hepnn.datasets.SAMPLES`).
     n_jets : int
-        Number of jets written (the last event may contribute only some of its jets).
+        Number of jets written (the last event of each worker may contribute only some of its jets).
     seed : int
         Base seed; worker ``k`` uses a Pythia seed derived from ``(seed, k)``.
     out : path, optional
@@ -423,7 +435,9 @@ def generate(sample: str | SampleDefinition, n_jets: int, seed: int = 1, out: st
         replaced only when hepnn generated it as the same sample (its ``provenance`` record
         says so: a rerun), or with ``force``.
     jobs : int
-        Worker processes. The output is reproducible for a fixed ``(sample, n_jets, seed, jobs)``;
+        Worker processes (at most ``n_jets`` are started: a larger ``jobs`` gives the same file,
+        without the workers that would make no jet). The output is reproducible for a fixed
+        ``(sample, n_jets, seed, jobs)``;
         with several workers the file holds blocks of at least :data:`INTERLEAVE_JETS` jets (whole
         events) of worker 0, 1, ..., 0, 1, ... The options ``chunk_jets`` and ``events_per_batch``
         change speed and memory only, never the jets written.
@@ -432,7 +446,8 @@ def generate(sample: str | SampleDefinition, n_jets: int, seed: int = 1, out: st
     options : mapping, optional
         Generator options: ``pt_min``, ``pt_max``, ``eta_max``, ``jet_r``, ``n_leading``, ``mpi``,
         ``pthat_min``, ``pthat_max``, ``track_pt_min``, ``events_per_batch``, ``chunk_jets``
-        (see :data:`hepnn.datasets.OPTIONS`).
+        (see :data:`hepnn.datasets.OPTIONS`). Numbers must be finite (``None`` means no limit for
+        ``pt_max``, ``pthat_min``, ``pthat_max``); ``pt_min`` and ``pthat_min`` lie below 7000 GeV.
     progress : bool
         Show a tqdm progress bar (jets/s) on stderr.
     stats : dict, optional
@@ -448,7 +463,11 @@ def generate(sample: str | SampleDefinition, n_jets: int, seed: int = 1, out: st
     Raises
     ------
     ConfigError
-        For a bad argument (the message names it and the valid values).
+        For a bad argument (the message names it and the valid values), checked before any
+        worker starts.
+    HepnnError
+        A worker failed (its hepnn message, without the worker's traceback), e.g. Pythia refused a
+        setting of a custom :class:`SampleDefinition`.
     OutputDirError
         ``out`` is a directory, or an existing file that is not a sample of the same name
         generated by hepnn (unless ``force``).

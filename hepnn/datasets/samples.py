@@ -15,15 +15,25 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import numpy as np
+
+from ..config.loader import short_repr
 from ..exceptions import ConfigError, suggest
 from ..registry import Registry
 
-__all__ = ["SampleDefinition", "SAMPLES", "OPTIONS", "resolve_options"]
+__all__ = ["SampleDefinition", "SAMPLES", "OPTIONS", "E_CM", "resolve_options"]
 
 SAMPLES = Registry("sample")
+
+#: proton-proton centre-of-mass energy of every sample [GeV]
+E_CM = 14000.0
+#: no jet (and no 2 -> 2 scattering) has a pT above half the centre-of-mass energy [GeV]
+_PT_REACH = E_CM / 2
 
 _QUIET = (
     "Next:numberCount = 0",
@@ -40,13 +50,13 @@ _HADRONIC_W = ("24:onMode = off", "24:onIfAny = 1 2 3 4 5")
 
 #: generator options a sample accepts, with their meaning
 OPTIONS: dict[str, str] = {
-    "pt_min": "lower jet pT cut [GeV]",
+    "pt_min": "lower jet pT cut [GeV] (below 7000: half the collision energy)",
     "pt_max": "upper jet pT cut [GeV] (None: no upper cut)",
     "eta_max": "|eta| cut on jets",
     "jet_r": "anti-kT radius",
     "n_leading": "keep at most this many leading jets per event (None: all)",
     "mpi": "multi-parton interactions on/off",
-    "pthat_min": "PhaseSpace:pTHatMin [GeV]",
+    "pthat_min": "PhaseSpace:pTHatMin [GeV] (below 7000; None: 0)",
     "pthat_max": "PhaseSpace:pTHatMax [GeV] (None: no limit)",
     "track_pt_min": "track pT threshold [GeV] (ttbar track_* branches, and part_istrack/part_d0/... of every sample)",
     "events_per_batch": "events per Pythia.nextBatch call (speed only: the jets written do not depend on it)",
@@ -102,7 +112,7 @@ class SampleDefinition:
         >>> "HardQCD:all = on" in s and "Random:seed = 7" in s
         True
         """
-        out = ["Beams:eCM = 14000", *self.processes, *_QUIET]
+        out = [f"Beams:eCM = {E_CM:g}", *self.processes, *_QUIET]
         if self.pthat_min is not None:
             out.append(f"PhaseSpace:pTHatMin = {self.pthat_min:g}")
         if self.pthat_max is not None:
@@ -134,7 +144,12 @@ def resolve_options(sample: str | SampleDefinition, options: Mapping[str, Any] |
     Raises
     ------
     ConfigError
-        For an unknown sample or option, or a bad value.
+        For an unknown sample or option, ``options`` that is not a mapping, or a bad value, also
+        in the fields of a custom ``SampleDefinition`` (named ``SampleDefinition '<name>'.<field>``).
+        Every number must be finite (``null``, not ``.inf``, means "no limit" for ``pt_max``,
+        ``pthat_min`` and ``pthat_max``), and ``pt_min`` and ``pthat_min`` must lie below half the
+        collision energy (7000 GeV), above which no jet can pass. numpy scalars are accepted like
+        Python numbers.
 
     Examples
     --------
@@ -147,6 +162,15 @@ def resolve_options(sample: str | SampleDefinition, options: Mapping[str, Any] |
                    f"valid samples: {', '.join(SAMPLES.names())}")
             raise ConfigError(msg)
         sample = SAMPLES.get(sample)
+    if not isinstance(sample, SampleDefinition):
+        msg = (f"sample: expected a sample name ({', '.join(SAMPLES.names())}) or a SampleDefinition, "
+               f"received {type(sample).__name__} {short_repr(sample)}")
+        raise ConfigError(msg)
+    if options is not None and not isinstance(options, Mapping):
+        msg = (f"{where}: expected a mapping of option name to value, e.g. {{'pt_min': 500}}, "
+               f"received {type(options).__name__} {short_repr(options)}")
+        raise ConfigError(msg)
+    _check_definition(sample)
     changes: dict[str, Any] = {}
     for key, value in dict(options or {}).items():
         if key not in OPTIONS:
@@ -167,27 +191,59 @@ def resolve_options(sample: str | SampleDefinition, options: Mapping[str, Any] |
     return out
 
 
+def _check_definition(defn: SampleDefinition) -> None:
+    """Check the fields of a (custom) definition as its options are checked: a bad ``kind`` would
+    otherwise label every jet 0, and ``events_per_batch=0`` fail deep inside awkward in the workers."""
+    where = f"SampleDefinition {defn.name!r}"
+    if defn.kind not in ("boosted", "flavour"):
+        msg = f"{where}.kind: expected 'boosted' or 'flavour', received {short_repr(defn.kind)}"
+        raise ConfigError(msg)
+    if not all(isinstance(line, str) for line in defn.processes):
+        msg = f"{where}.processes: expected Pythia setting strings, received {short_repr(defn.processes)}"
+        raise ConfigError(msg)
+    for key in OPTIONS:
+        _check_value(key, getattr(defn, key), where)
+
+
 def _check_value(key: str, value: Any, where: str) -> Any:
     if key == "mpi":
-        if not isinstance(value, bool):
+        if not isinstance(value, (bool, np.bool_)):
             msg = f"{where}.mpi: expected true or false, received {value!r}"
             raise ConfigError(msg)
-        return value
+        return bool(value)
     if value is None and key in ("pt_max", "n_leading", "pthat_min", "pthat_max"):
         return None
     if key in ("n_leading", "events_per_batch", "chunk_jets"):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not _is_int(value) or value < 1:
             msg = f"{where}.{key}: expected a positive int, received {value!r}"
             raise ConfigError(msg)
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return int(value)
+    return _check_number(key, value, where)
+
+
+def _is_int(value: Any) -> bool:
+    """An int (Python or numpy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_number(key: str, value: Any, where: str) -> float:
+    """A finite, non-negative float option (cuts, radii, pT-hat limits), checked against the physics reach."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or value < 0:
         msg = f"{where}.{key}: expected a non-negative number, received {value!r}"
+        raise ConfigError(msg)
+    if not math.isfinite(value):
+        hint = "; use null for no limit" if key in ("pt_max", "pthat_min", "pthat_max") else ""
+        msg = f"{where}.{key}: expected a finite number, received {value!r}{hint}"
         raise ConfigError(msg)
     if key == "eta_max" and value == 0:
         msg = f"{where}.eta_max: expected a positive number (jets need |eta| < eta_max), received {value!r}"
         raise ConfigError(msg)
     if key == "jet_r" and not 0 < value <= 2.0:
         msg = f"{where}.jet_r: expected 0 < jet_r <= 2, received {value!r}"
+        raise ConfigError(msg)
+    if key in ("pt_min", "pthat_min") and value >= _PT_REACH:
+        msg = (f"{where}.{key}: expected a value below {_PT_REACH:g} GeV (half the {E_CM:g} GeV collision energy: "
+               f"no jet or scattering has more pT), received {value!r}")
         raise ConfigError(msg)
     return float(value)
 
