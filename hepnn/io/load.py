@@ -91,6 +91,11 @@ def _fit_rows(config: Any, chunk: dict, pre: Preprocessor) -> dict:
     return out
 
 
+def _kept(chunks: list[dict], key: str) -> int:
+    """The real (kept) elements of input ``key`` over ``chunks``."""
+    return sum(int(np.minimum(c[key].counts, c[key].max_length).sum()) for c in chunks)
+
+
 def _assembled(chunks: list[dict], pre: Preprocessor, transform: bool) -> dict:
     """The arrays of ``chunks`` (unpadded, from the reader) as one array per key for all their jets,
     keys in the reader's order: every sequence input (``ElementRows``) padded, transformed first
@@ -108,7 +113,8 @@ def _assembled(chunks: list[dict], pre: Preprocessor, transform: bool) -> dict:
             n_features = first.features.shape[-1] if first.features.ndim == 2 else 1
             x = np.empty((n_jets, first.max_length, n_features), dtype=np.float32)
             mask = np.empty((n_jets, first.max_length), dtype=bool)
-            affine = pre.affine(key, n_features) if transform else None
+            # (a standardised input whose fit saw none of its elements is an error when these jets have some)
+            affine = pre.affine(key, n_features, n_values=lambda: _kept(chunks, key)) if transform else None
             for i, chunk in enumerate(chunks):
                 value, view = chunk.pop(key), (x[rows[i]:rows[i + 1]], mask[rows[i]:rows[i + 1]])
                 if affine is not None:  # standardised while padded, in one pass
