@@ -30,10 +30,28 @@ INTEGRATION_FILES = frozenset({
 })
 
 
+#: the files that take longest (seconds of a 2-core run, 2026-12-03), longest first. ``make test``
+#: hands whole files to two workers (``--dist loadfile``) in collection order
+#: (``--no-loadscope-reorder``: pytest-xdist would otherwise hand out the files with the most tests
+#: first, so these long files with few tests came last and one worker finished minutes before the
+#: other); the other files follow in their usual order and fill the gaps.
+LONG_FILES = (
+    "test_tutorials.py",  # 220-300 s
+    "test_scale_slurm.py",  # 150-180 s with a local Slurm
+    "test_report.py",  # ~100 s
+    "test_scale_dask.py", "test_faults_commands.py", "test_run_jobs.py", "test_models_contract.py",
+    "test_training_gpu_paths.py", "test_analyses.py", "test_training_cli.py",  # 45-65 s each
+    "test_bad_inputs_scale.py", "test_faults_training.py", "test_faults_scale.py", "test_tune_study.py",
+    "test_datasets_generate.py",  # 30-40 s each
+)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in INTEGRATION_FILES:
             item.add_marker(pytest.mark.integration)
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable: a file's tests keep their order
 
 
 class _SeedKerasOnImport(importlib.abc.MetaPathFinder):

@@ -7,10 +7,11 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import INTEGRATION_FILES
+from conftest import INTEGRATION_FILES, LONG_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,8 @@ def test_make_test_leaves_out_slow_tests_and_test_all_runs_everything():
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
-@pytest.mark.parametrize(("workers", "expected"), [(None, "-n 2 --dist loadfile"), ("3", "-n 3 --dist loadfile"), ("0", "")])
+@pytest.mark.parametrize(("workers", "expected"), [(None, "-n 2 --dist loadfile --no-loadscope-reorder"),
+                                                     ("3", "-n 3 --dist loadfile --no-loadscope-reorder"), ("0", "")])
 def test_make_test_runs_the_suite_in_worker_processes_a_file_each(workers, expected):
     # loadfile: a file's tests share one process, so its module and session fixtures (the
     # tutorials' sample cache, the Slurm and Dask clusters) are made once and never in parallel
@@ -43,3 +45,16 @@ def test_make_test_runs_the_suite_in_worker_processes_a_file_each(workers, expec
     printed = subprocess.run(args, capture_output=True, text=True, check=True, env=env).stdout
     line = next(line for line in printed.splitlines() if "-m pytest" in line)
     assert shlex.split(line.split("-m pytest", 1)[1].split(";")[0]) == ["-m", "not slow", *expected.split(), "--co"]
+
+
+def test_the_long_files_are_collected_first_and_exist():
+    """``make test`` hands files out in collection order: the longest first (``LONG_FILES``), so
+    no worker is left alone with a long file at the end; a renamed file would silently drop out."""
+
+    tests = Path(__file__).parent
+    assert all((tests / name).is_file() for name in LONG_FILES)
+    printed = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                              "-m", "not slow", str(tests / "test_test_tiers.py"), str(tests / "test_tutorials.py")],
+                             capture_output=True, text=True, check=True, cwd=tests.parent).stdout
+    files = [line.split("::")[0] for line in printed.splitlines() if "::" in line]
+    assert files and files[0].endswith("test_tutorials.py") and files[-1].endswith("test_test_tiers.py")
