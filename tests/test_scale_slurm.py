@@ -223,6 +223,10 @@ def test_usr1_and_requeue_resume_to_the_same_weights(data, direct):
         np.testing.assert_array_equal(a, b)
 
 
+# slow (40-70 s on 2 cores: two TensorFlow workers and the direct run share the cores): `make test-slow`;
+# `make test` keeps the two-worker synchronisation (tests/test_training_distributed.py) and the
+# template's rendering (tests/test_scale_jobs.py)
+@pytest.mark.slow
 def test_multinode_template_trains_two_workers_in_sync(data, direct):
     import json
 
@@ -243,6 +247,10 @@ def test_multinode_template_trains_two_workers_in_sync(data, direct):
     assert curve[-1] < curve[0]
 
 
+# slow (26-37 s: a Dask cluster inside a Slurm job): `make test-slow`; `make test` keeps the Dask
+# scoring (tests/test_scale_dask.py) and the rendered script run with any file names
+# (tests/test_scale_left41.py)
+@pytest.mark.slow
 def test_predict_template_scores_files_like_hepnn_predict(data, direct):
     import uproot
 
