@@ -16,6 +16,9 @@ PYTEST_ARGS ?=
 # (tests/conftest.py, LONG_FILES). PYTEST_WORKERS=0 runs everything in one process.
 PYTEST_WORKERS ?= 2
 PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+# hepnn's own modules compiled once before the tests: with PYTHONDONTWRITEBYTECODE set (some CI
+# machines) each of the suite's ~150 Python subprocesses would compile them again
+PRECOMPILE = $(BIN)/python -m compileall -q hepnn analyses > /dev/null || true
 
 .PHONY: demo test lint test-fast test-slow test-all bench clean venv default-config notebooks docs
 
@@ -26,8 +29,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# pip byte-compiles the ~18k modules of the dependencies one by one (about a minute); compileall
+# does it on every core (the .pyc files are needed: with PYTHONDONTWRITEBYTECODE set, as on some
+# CI machines, every process would otherwise compile TensorFlow's modules again; a file pip would
+# not compile either, e.g. a Python 2 example in a package, is no error)
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[generate,test]'
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[generate,test]'
+	$(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c 'import sysconfig as s; print(*{s.get_path("purelib"), s.get_path("platlib")})') > /dev/null || true
 	@touch $@
 
 demo: $(STAMP)
@@ -37,14 +45,17 @@ demo: $(STAMP)
 # strategy and kill variants a cheaper test already covers) run in `make test-slow`/`make bench`:
 # the suite stays within its time budget on 2 cores (CONTRIBUTING.md)
 test: $(STAMP) lint
+	@$(PRECOMPILE)
 	@$(BIN)/python -m pytest -m "not slow" $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
 test-slow: $(STAMP)
+	@$(PRECOMPILE)
 	@$(BIN)/python -m pytest -m slow $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
 test-all: $(STAMP) lint
+	@$(PRECOMPILE)
 	@$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
@@ -54,6 +65,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test-fast: $(STAMP)
+	@$(PRECOMPILE)
 	@$(BIN)/python -m pytest -m "not slow and not integration" $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 

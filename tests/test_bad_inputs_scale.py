@@ -264,6 +264,7 @@ def test_unreachable_storage_error_has_no_password(tmp_path, capsys):
     assert checksums(tmp_path, skip=(tmp_path / "tune",)) == before
 
 
+@pytest.mark.slow  # 15-25 s (a real tune); the URL's way to the workers and the error messages are checked above
 def test_storage_secret_is_in_no_written_file_nor_output(tmp_path):
     """A real `hepnn tune` (subprocess: its sys.argv holds the URL) with a token in the storage URL."""
     pytest.importorskip("optuna")

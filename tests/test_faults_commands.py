@@ -83,6 +83,7 @@ def _rows(out: Path) -> list[dict]:
 # --- hepnn tune ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 17-30 s; tests/test_tune_audit.py resumes a killed study and redraws its values in CI
 def test_tune_killed_in_a_trial_and_rerun_at_once_ends_as_an_uninterrupted_study(project, tmp_path):
     """``hepnn tune --trials 3`` killed in trial 1's training and rerun at once: the killed trial is
     failed and re-queued with its values, and the study ends with the trials, values and

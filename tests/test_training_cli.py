@@ -58,6 +58,7 @@ def weights_of(run: Path) -> list[np.ndarray]:
     return load_model(run / "model.keras").get_weights()
 
 
+@pytest.mark.slow  # 20-35 s; tests/test_faults_training.py kills training in a subprocess too (os._exit)
 @pytest.mark.parametrize("layout", ["per_jet"])
 def test_sigkill_and_rerun_gives_identical_weights(tmp_path, layout):
     config = make_per_jet(tmp_path, n=150)
