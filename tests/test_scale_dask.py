@@ -81,7 +81,6 @@ def test_predict_dask_is_lazy_and_exact(client, scale_files, event_run):
     assert ak.to_list(scores) == ak.to_list(expected)
 
 
-@pytest.mark.slow  # 25-40 s (a worker restarts); tests/test_faults_scale.py kills hepnn predict itself
 def test_a_killed_worker_loses_no_file(client, many_files, event_run, tmp_path):
     pids = client.run(os.getpid)
     killed = {}
