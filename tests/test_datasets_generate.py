@@ -252,7 +252,9 @@ def test_step_generates_and_resumes(tmp_path):
     analysis = _analysis({"q.root": GenerateSample(sample="qcd", n_jets=5, options={"pt_min": 500}),
                           "w.root": GenerateSample(sample="w", n_jets=4, seed=9, layout="per_event")})
     paths = generate_step(analysis, tmp_path, log=lambda _: None)
-    assert [p.name for p in paths] == ["q.root", "w.root"]
+    assert paths == [tmp_path / "data" / "q.root", tmp_path / "data" / "w.root"]
+    assert all(p.is_file() for p in paths)
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["q.root", "w.root"]  # no leftover parts
     assert read_provenance(paths[0])["seed"] == 3 and read_provenance(paths[0])["options"]["pt_min"] == 500
     assert read_provenance(paths[1])["seed"] == 9
     mtime = paths[0].stat().st_mtime_ns

@@ -561,6 +561,9 @@ class Preprocessor:
         An input with nothing to do (no transform, nothing standardised, float32, padded slots
         already at ``pad_value``) is passed through as it is, without a copy.
 
+        A sequence input is padded where ``data["{name}_mask"]`` is False; without that mask
+        every slot counts as a real element (transformed, checked and standardised).
+
         Raises ``InputDataError`` naming the input and variable where a transformed or standardised
         value of a real element is NaN or infinite (in the input, or beyond float32's range).
         """
