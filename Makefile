@@ -16,11 +16,8 @@ PYTEST_ARGS ?=
 # (tests/conftest.py, LONG_FILES). PYTEST_WORKERS=0 runs everything in one process.
 PYTEST_WORKERS ?= 2
 PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder)
-# hepnn's own modules compiled once before the tests: with PYTHONDONTWRITEBYTECODE set (some CI
-# machines) each of the suite's ~150 Python subprocesses would compile them again
-PRECOMPILE = $(BIN)/python -m compileall -q hepnn analyses > /dev/null || true
 
-.PHONY: demo test lint test-fast test-slow test-all bench clean venv default-config notebooks docs
+.PHONY: demo test lint precompile test-fast test-slow test-all bench clean venv default-config notebooks docs
 
 venv: $(STAMP)
 
@@ -44,28 +41,29 @@ demo: $(STAMP)
 # `slow` tests (quick runs of the benchmarks, second end-to-end runs of a model family, the
 # strategy and kill variants a cheaper test already covers) run in `make test-slow`/`make bench`:
 # the suite stays within its time budget on 2 cores (CONTRIBUTING.md)
-test: $(STAMP) lint
-	@$(PRECOMPILE)
+test: $(STAMP) lint precompile
 	@$(BIN)/python -m pytest -m "not slow" $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
-test-slow: $(STAMP)
-	@$(PRECOMPILE)
+test-slow: $(STAMP) precompile
 	@$(BIN)/python -m pytest -m slow $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
-test-all: $(STAMP) lint
-	@$(PRECOMPILE)
+test-all: $(STAMP) lint precompile
 	@$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+
+# hepnn's own modules compiled once before the tests: with PYTHONDONTWRITEBYTECODE set (some CI
+# machines) each of the suite's ~150 Python subprocesses would compile them again
+precompile: $(STAMP)
+	@$(BIN)/python -m compileall -q hepnn analyses > /dev/null || true
 
 # ruff (ruff.toml) and the layer contract of the package (import-linter, [importlinter] in setup.cfg)
 lint: $(STAMP)
 	$(BIN)/ruff check hepnn tests bench tutorials analyses docs
 	$(BIN)/lint-imports
 
-test-fast: $(STAMP)
-	@$(PRECOMPILE)
+test-fast: $(STAMP) precompile
 	@$(BIN)/python -m pytest -m "not slow and not integration" $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 

@@ -37,7 +37,7 @@ INTEGRATION_FILES = frozenset({
 #: other); the other files follow in their usual order and fill the gaps.
 LONG_FILES = (
     "test_tutorials.py",  # 220-300 s
-    "test_scale_slurm.py",  # 150-180 s with a local Slurm
+    "test_scale_slurm.py",  # 70-100 s with a local Slurm (two of its tests are slow)
     "test_report.py",  # ~100 s
     "test_scale_dask.py", "test_faults_commands.py", "test_run_jobs.py", "test_models_contract.py",
     "test_training_gpu_paths.py", "test_analyses.py", "test_training_cli.py",  # 45-65 s each
