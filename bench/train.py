@@ -82,6 +82,22 @@ def config(folder: Path, model: dict, streaming: bool, epochs: int, stream_cache
     }
 
 
+def copy_sample(folder: Path, sample: str, copies: int) -> None:
+    """``{sample}_copy1.root`` ... beside ``{sample}.root`` in ``folder``: ``copies`` files in all, each a real copy.
+
+    The reader refuses one file matched by two entries of ``data.files`` (it compares device and
+    inode), so neither a hard link nor a symlink would do; links left by older runs of this script
+    are replaced by copies.
+    """
+    original = folder / f"{sample}.root"
+    for i in range(1, copies):
+        copy = folder / f"{sample}_copy{i}.root"
+        if copy.is_symlink() or (copy.exists() and os.path.samefile(copy, original)):
+            copy.unlink()
+        if not copy.exists():
+            shutil.copyfile(original, copy)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n-jets", type=int, default=3000, help="jets per sample (top and qcd)")
@@ -92,7 +108,7 @@ def main() -> None:
                              "$HEPNN_BENCH_DATA or the temp folder, /hepnn_bench/train_<n-jets>)")
     parser.add_argument("--rounds", type=int, default=2, help="times each feed trains (taking turns)")
     parser.add_argument("--copies", type=int, default=1,
-                        help="read each file this many times (hard links with other names: other split hashes), "
+                        help="read each file this many times (copies with other names: other split hashes), "
                              "for longer epochs without generating more")
     args = parser.parse_args()
 
@@ -107,15 +123,7 @@ def main() -> None:
     for sample in ("top", "qcd"):
         if not (folder / f"{sample}.root").is_file():
             generate(sample, args.n_jets, seed=7, out=folder / f"{sample}.root", jobs=2, progress=False)
-        for i in range(1, args.copies):
-            link = folder / f"{sample}_copy{i}.root"
-            if link.is_symlink():  # older runs made symlinks; the reader now sees through them
-                link.unlink()
-            if not link.exists():
-                try:  # a hard link: another path for the same bytes (the reader resolves symlinks)
-                    os.link(folder / f"{sample}.root", link)
-                except OSError:
-                    shutil.copyfile(folder / f"{sample}.root", link)
+        copy_sample(folder, sample, args.copies)
     results = {}
     print(f"load average before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores", flush=True)
     for family in args.families.split(","):
