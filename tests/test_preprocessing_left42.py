@@ -392,3 +392,19 @@ def test_load_refuses_elements_of_an_input_whose_fit_saw_none():
         _assembled(chunks([2, 3]), pre, True)
     out = _assembled(chunks([0, 0]), pre, True)  # nothing to standardise: passes
     assert not out["trk_mask"].any() and (out["trk"] == 0).all()
+
+
+def test_transforms_entries_with_every_setting_off_need_no_fit():
+    """A config writes every key of a transforms entry; all off, the input has nothing to fit
+    (it was fitted: a float64 copy of every value, for mean 0 and scale 1)."""
+    off = {"abs": False, "log": False, "log1p": False, "clip": None, "standardize": False}
+    spec = {"s": {"kind": "sequence", "variables": ["e", "d"], "standardize": False, "transforms": {"e": off, "d": off}}}
+    pre = Preprocessor(spec)
+    assert not pre.fits("s")
+    for key, value in (("log", True), ("abs", True), ("log1p", True), ("clip", [0.0, 1.0]), ("standardize", True)):
+        on = dict(spec["s"], transforms={"e": off, "d": dict(off, **{key: value})})
+        assert Preprocessor({"s": on}).fits("s"), key
+    x = np.arange(24, dtype=np.float32).reshape(2, 6, 2)
+    pre.fit({"s": x, "s_mask": np.ones((2, 6), bool)})
+    assert pre.is_identity()
+    np.testing.assert_array_equal(pre.transform({"s": x, "s_mask": np.ones((2, 6), bool)})["s"], x)

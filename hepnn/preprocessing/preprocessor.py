@@ -287,13 +287,19 @@ class Preprocessor:
         ...                   "t": {"kind": "sequence", "variables": ["d0"], "standardize": False}})
         >>> p.fits("j"), p.fits("t")
         (True, False)
+
+        A transforms entry whose settings are all off (as the config writes every key) asks for nothing:
+
+        >>> off = {"abs": False, "log": False, "log1p": False, "clip": None, "standardize": False}
+        >>> Preprocessor({"t": {"kind": "sequence", "variables": ["d0"], "transforms": {"d0": off}}}).fits("t")
+        False
         """
         spec = self.inputs.get(name)
         if spec is None or spec.get("kind", "flat") not in ("flat", "sequence", "image"):
             return False
         if spec.get("kind") == "image":
             return bool(spec.get("standardize"))
-        return bool(self._standardised(spec).any()) or any(spec.get("transforms", {}).values())
+        return bool(self._standardised(spec).any()) or self._has_transforms(spec)
 
     @staticmethod
     def _array(data: Mapping, name: str, spec: Mapping) -> np.ndarray:
