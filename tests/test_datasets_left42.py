@@ -258,6 +258,9 @@ def test_hepnn_worker_error_has_no_chained_traceback():
     ({"pt_min": math.nan}, r"SampleDefinition 'qcd'\.pt_min: expected a finite number"),
     ({"kind": "boost"}, r"SampleDefinition 'qcd'\.kind: expected 'boosted' or 'flavour', received 'boost'"),
     ({"processes": ("HardQCD:all = on", 5)}, r"SampleDefinition 'qcd'\.processes: expected Pythia setting strings"),
+    ({"extra": {"xsec_pb": np.float32(1.5)}}, r"SampleDefinition 'qcd'\.extra: the notes must be JSON values"),
+    ({"extra": {"xsec_pb": math.inf}}, r"SampleDefinition 'qcd'\.extra: the notes must be JSON values"),
+    ({"extra": ["a note"]}, r"SampleDefinition 'qcd'\.extra: expected a mapping of notes"),
 ])
 def test_custom_definitions_are_checked_like_options(change, match, tmp_path):
     # before: events_per_batch=0 ended in awkward's "AttributeError: no field named 'p'", pt_min=nan ran
@@ -308,3 +311,13 @@ def test_more_jobs_than_jets_starts_only_the_workers_with_jets(n_jets, jobs, sta
     np.testing.assert_array_equal(pt, np.array([e[0] for e in expected], dtype=np.float32))
     np.testing.assert_array_equal(events, [e[1] for e in expected])
     assert list(events % jobs) == list(range(n_jets))  # event numbers of a run of `jobs` workers
+
+
+def test_a_custom_definitions_notes_travel_in_the_provenance(tmp_path):
+    # before: SampleDefinition.extra was accepted and dropped (neither used nor recorded)
+    notes = {"xsec_pb": 812.5, "reference": "arXiv:1902.09914", "tags": ["truth", "no MPI"]}
+    custom = dataclasses.replace(SAMPLES.get("qcd"), extra=notes)
+    path = generate(custom, 3, seed=5, out=tmp_path / "c.root", progress=False)
+    assert read_provenance(path)["extra"] == notes
+    plain = generate("qcd", 3, seed=5, out=tmp_path / "q.root", progress=False)
+    assert "extra" not in read_provenance(plain)  # the registered samples' provenance as before

@@ -404,6 +404,8 @@ def _provenance(defn: SampleDefinition, n_jets, seed, jobs, layout) -> dict:
         },
         "units": "GeV, mm",
     }
+    if defn.extra:
+        prov["extra"] = dict(defn.extra)  # a plugin's notes (checked to be JSON by resolve_options)
     if defn.kind == "flavour":
         prov["labels"] = ("hadron flavour: 5 if a weakly decaying B hadron with pT > 5 GeV is within dR < 0.3, "
                           "else 4 for a C hadron, else 0")

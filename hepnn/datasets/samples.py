@@ -15,6 +15,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -83,6 +84,11 @@ class SampleDefinition:
         PDG id of the resonance a signal jet must contain (6: top, 24: W), with its decay quarks.
     pt_min, pt_max, eta_max, jet_r, n_leading, mpi, pthat_min, pthat_max, track_pt_min
         Defaults of the generator options (see :data:`OPTIONS`).
+    extra : mapping
+        Notes of a plugin's sample that the generator does not use (a cross-section, a
+        reference, a tune's name): written into the file's provenance under ``extra``, so they
+        travel with the sample. JSON values only (str, number, bool, null, lists and mappings
+        with string keys).
     """
 
     name: str
@@ -203,6 +209,15 @@ def _check_definition(defn: SampleDefinition) -> None:
         raise ConfigError(msg)
     for key in OPTIONS:
         _check_value(key, getattr(defn, key), where)
+    if not isinstance(defn.extra, Mapping):
+        msg = f"{where}.extra: expected a mapping of notes, received {short_repr(defn.extra)}"
+        raise ConfigError(msg)
+    try:  # the provenance is JSON: refused now, not after the generation
+        json.dumps(dict(defn.extra), allow_nan=False)
+    except (TypeError, ValueError) as err:
+        msg = (f"{where}.extra: the notes must be JSON values (str, number, bool, null, lists, mappings "
+               f"with string keys): {err}")
+        raise ConfigError(msg) from None
 
 
 def _check_value(key: str, value: Any, where: str) -> Any:
