@@ -87,15 +87,19 @@ def copy_sample(folder: Path, sample: str, copies: int) -> None:
 
     The reader refuses one file matched by two entries of ``data.files`` (it compares device and
     inode), so neither a hard link nor a symlink would do; links left by older runs of this script
-    are replaced by copies.
+    are replaced by copies. Each copy is written atomically: a run killed while copying leaves no
+    truncated copy that the next run would keep.
     """
+    from hepnn._fileio import atomic_path
+
     original = folder / f"{sample}.root"
     for i in range(1, copies):
         copy = folder / f"{sample}_copy{i}.root"
         if copy.is_symlink() or (copy.exists() and os.path.samefile(copy, original)):
             copy.unlink()
         if not copy.exists():
-            shutil.copyfile(original, copy)
+            with atomic_path(copy) as part:
+                shutil.copyfile(original, part)
 
 
 def main() -> None:
