@@ -4,7 +4,9 @@
 elements of each jet (optionally standardised as ``(x - mean) / scale`` in float64, as
 :meth:`hepnn.preprocessing.Preprocessor.transform_elements` does) and ``pad_value`` in
 the rest, rounded to float32 like numpy's assignment. ``tests/test_io_element_kernels.py``
-compares it with the numpy padding and transform bit for bit.
+compares it with the numpy padding and transform bit for bit. ``standardise_slots`` standardises the real
+slots of a padded array in place with the same arithmetic (what :func:`hepnn.io.load` does
+to a sequence input whose features were padded as computed).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 
 from .._numba import jit
 
-__all__ = ["pad_rows"]
+__all__ = ["pad_rows", "standardise_slots"]
 
 
 @jit
@@ -34,3 +36,24 @@ def pad_rows(features, offsets, max_length, pad_value, mean, scale, standardise,
         for k in range(n, max_length):
             for q in range(n_features):
                 out[j, k, q] = pad
+
+
+@jit
+def standardise_slots(x, mask, mean, scale, first, last):  # pragma: no cover - compiled
+    """``x[j, k] = (x[j, k] - mean) / scale`` in float64, rounded to float32, for the slots of jets
+    ``first:last`` where ``mask`` is True. ``x`` is the float32 padded array as ``(n_jets,
+    max_length * n_features)`` rows, ``mean`` and ``scale`` repeated for every slot
+    (``max_length * n_features``): the real slots a jet starts with are one contiguous run,
+    which the compiler vectorises; any real slot after its first padded one is done alone."""
+    max_length = mask.shape[1]
+    n_features = x.shape[1] // max_length
+    for j in range(first, last):
+        n = 0
+        while n < max_length and mask[j, n]:
+            n += 1
+        for i in range(n * n_features):
+            x[j, i] = np.float32((np.float64(x[j, i]) - mean[i]) / scale[i])
+        for k in range(n, max_length):
+            if mask[j, k]:
+                for i in range(k * n_features, (k + 1) * n_features):
+                    x[j, i] = np.float32((np.float64(x[j, i]) - mean[i]) / scale[i])

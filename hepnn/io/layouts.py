@@ -81,8 +81,10 @@ class Elements:
         return np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
 
     def jet_index(self) -> np.ndarray:
-        """Index of the owning jet for every element."""
-        return np.repeat(np.arange(len(self.counts), dtype=np.int64), self.counts)
+        """Index of the owning jet for every element (int32 where it fits: an array as long as the
+        elements, half the fresh memory of int64)."""
+        dtype = np.int32 if len(self.counts) < 2**31 else np.int64
+        return np.repeat(np.arange(len(self.counts), dtype=dtype), self.counts)
 
     def take(self, index: np.ndarray, counts: np.ndarray) -> "Elements":
         """The elements at ``index`` (into this object's elements), grouped by ``counts``."""

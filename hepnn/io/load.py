@@ -18,7 +18,7 @@ import numpy as np
 
 from .chunks import data_config, iterate_chunks
 from .jetdata import JetData
-from .representations import DeferredRows, ElementRows, input_kind
+from .representations import DeferredElements, DeferredRows, ElementRows, input_kind, standardise_padded
 from .labels import class_names
 from .split import split_code
 from ..exceptions import InputDataError
@@ -96,19 +96,65 @@ def _kept(chunks: list[dict], key: str) -> int:
     return sum(int(np.minimum(c[key].counts, c[key].max_length).sum()) for c in chunks)
 
 
-def _assembled(chunks: list[dict], pre: Preprocessor, transform: bool) -> dict:
+def _padded_first(chunks: list[dict], pre: Preprocessor, transform: bool) -> dict:
+    """Pad the sequence inputs the reader deferred (``DeferredElements``: features element by
+    element, computed straight into their rows) into one array each, before the fit: input key
+    -> ``(x, mask)``. Each chunk then holds its rows of them as a padded chunk does (the fit
+    selects the real slots of its training jets). An input with abs/log/clip transforms to apply
+    stays unpadded (its elements computed, :func:`_assembled` transforms them before padding)."""
+    out = {}
+    for key in list(chunks[0]):
+        if not any(isinstance(chunk[key], DeferredElements) for chunk in chunks):
+            continue
+        if transform and pre.has_transforms(key):
+            for chunk in chunks:
+                if isinstance(chunk[key], DeferredElements):
+                    chunk[key] = chunk[key].rows()
+            continue
+        sizes = [len(chunk[key]) for chunk in chunks]
+        rows, first = np.cumsum([0, *sizes]).tolist(), chunks[0][key]
+        n_features = first.n_features if isinstance(first, DeferredElements) else (
+            first.features.shape[-1] if first.features.ndim == 2 else 1)
+        x = np.empty((rows[-1], first.max_length, n_features), dtype=np.float32)
+        mask = np.empty((rows[-1], first.max_length), dtype=bool)
+        for i, chunk in enumerate(chunks):
+            value, view = chunk[key], (x[rows[i]:rows[i + 1]], mask[rows[i]:rows[i + 1]])
+            if isinstance(value, DeferredElements):
+                value.fill(view)
+            else:  # a chunk the reader did not defer (jets out of order): its elements padded
+                value.pad(out=view)
+            chunk[key], chunk[f"{key}_mask"] = view
+        out[key] = x, mask
+    return out
+
+
+def _assembled(chunks: list[dict], pre: Preprocessor, transform: bool, padded: dict | None = None) -> dict:
     """The arrays of ``chunks`` (unpadded, from the reader) as one array per key for all their jets,
     keys in the reader's order: every sequence input (``ElementRows``) padded, transformed first
     with ``transform``, and every deferred input (``DeferredRows``) built, chunk by chunk straight
     into its rows of the one array (no array per chunk, no concatenation: fewer fresh pages,
     which cost more than the arithmetic); the other arrays concatenated and, with ``transform``,
-    transformed. Each chunk's arrays are let go once written."""
+    transformed. Each chunk's arrays are let go once written. ``padded`` (from
+    :func:`_padded_first`): inputs already in one array, standardised here in place."""
     sizes = [len(chunk["label"]) for chunk in chunks]
     n_jets, rows = sum(sizes), np.cumsum([0, *sizes]).tolist()
     out: dict = {}
     element_keys = set()
+    padded = padded or {}
+    masks = {f"{key}_mask" for key in padded}
     for key in list(chunks[0]):
+        if key in masks:  # written with its input
+            continue
         first = chunks[0][key]
+        if key in padded:
+            x, mask = out[key], out[f"{key}_mask"] = padded[key]
+            affine = pre.affine(key, x.shape[-1], n_values=lambda: int(np.count_nonzero(mask))) if transform else None
+            if affine is not None and (affine[0].any() or (affine[1] != 1).any()):
+                standardise_padded(x, mask, *affine)  # (x - mean) / scale in float64, as when padded
+            element_keys.add(key)
+            for chunk in chunks:
+                del chunk[key], chunk[f"{key}_mask"]
+            continue
         if isinstance(first, ElementRows):
             n_features = first.features.shape[-1] if first.features.ndim == 2 else 1
             x = np.empty((n_jets, first.max_length, n_features), dtype=np.float32)
@@ -197,10 +243,11 @@ def load(config: Any, analysis: Any = None, *, standardize: bool = True, step_si
         )
         raise InputDataError(msg)
     pre = Preprocessor.from_config(config)
+    transform = standardize and not pre.is_identity()  # the reader's arrays are already what an identity gives
+    padded = _padded_first(chunks, pre, transform)
     # fitted on the chunks as on their concatenation, to the last bit
     pre.fit_parts([_fit_rows(config, chunk, pre) for chunk in chunks])
-    # the reader's arrays are already what an identity gives
-    arrays = _assembled(chunks, pre, standardize and not pre.is_identity())
+    arrays = _assembled(chunks, pre, transform, padded)
     del chunks
     return JetData(arrays, preprocessing=pre, feature_names=feature_names(config),
                    class_names=class_names(config, labels=arrays["label"]), summary=summary)

@@ -35,7 +35,7 @@ from .threads import in_threads, reader_threads
 __all__ = [
     "REPRESENTATIONS", "InputKind", "register_input_kind", "input_kind", "mask_value", "flat_features", "pad_sequences",
     "jet_images", "sort_within_jets", "order_within_jets", "ElementRows",
-    "DeferredRows",
+    "DeferredElements", "DeferredRows", "standardise_padded",
 ]
 
 #: registry of input kinds: ``kind`` of a ``data.inputs`` entry -> :class:`InputKind` subclass
@@ -179,6 +179,30 @@ _FEATURE_BLOCK = 65_536
 def _threads(n_elements: int) -> int:
     """Threads for computing the features of ``n_elements`` (see :mod:`hepnn.io.threads`)."""
     return reader_threads(n_elements, _MIN_ELEMENTS_PER_THREAD)
+
+
+def _features(n: int, n_features: int, compute: Callable, blocked: bool, values_of: Callable, group: Any,
+              chunk: Any, where: str) -> np.ndarray:
+    """The ``(n, n_features)`` float32 features of a chunk's elements in their order.
+
+    ``blocked`` (every variable element by element): ``compute(lo, hi, out)`` on blocks of
+    ``_FEATURE_BLOCK`` elements in threads (numpy releases the GIL), so every float64
+    temporary is small (reused memory, in cache, not a fresh array per variable); else, and
+    when a block finds a bad value, variable by variable over all elements
+    (``values_of(var, is_branch)``), the pass whose error counts them all.
+    """
+    features = np.empty((n, n_features), dtype=np.float32)
+    if blocked:
+        starts = list(range(0, n, _FEATURE_BLOCK))
+        try:
+            in_threads(lambda lo, hi: compute(lo, hi, features[lo:hi]), starts,
+                       [min(lo + _FEATURE_BLOCK, n) for lo in starts], threads=_threads(n))
+            return features
+        except InputDataError:
+            pass
+    for j, (var, is_branch) in enumerate(group.variables):
+        features[:, j] = chunk.finite(values_of(var, is_branch), var, where, keep_float32=True)
+    return features
 
 
 #: below this many elements the sort key is computed at once (one array, no threads)
@@ -411,6 +435,106 @@ class ElementRows:
         first = parts[0]
         return ElementRows(np.concatenate([p.features for p in parts]), np.concatenate([p.counts for p in parts]),
                            first.max_length, first.pad_value)
+
+
+def standardise_padded(x: np.ndarray, mask: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> None:
+    """Standardise the real slots (``mask``) of the padded float32 ``x`` in place: ``(x - mean) /
+    scale`` in float64, rounded to float32 (the values :meth:`ElementRows.pad` gives with ``mean``
+    and ``scale``); padded slots keep their value. Large arrays by a compiled loop, jet blocks in
+    threads.
+
+    Examples
+    --------
+    >>> x = np.array([[[1.0], [3.0], [-1.0]]], np.float32)
+    >>> standardise_padded(x, np.array([[True, True, False]]), np.array([2.0]), np.array([0.5]))
+    >>> x[..., 0].tolist()
+    [[-2.0, 2.0, -1.0]]
+    """
+    mean = np.ascontiguousarray(mean, dtype=np.float64)
+    scale = np.ascontiguousarray(scale, dtype=np.float64)
+    if x.size < _COMPILED_PAD_VALUES:
+        with np.errstate(over="ignore", invalid="ignore"):
+            x[mask] = (x[mask].astype(np.float64) - mean) / scale
+        return
+    kernel = _element_kernels().standardise_slots
+    threads = min(_threads(x.shape[0] * x.shape[1]), max(len(x), 1))
+    bounds = np.linspace(0, len(x), threads + 1).astype(np.int64).tolist()
+    rows = x.reshape(len(x), -1)  # a view: every slot's features one after the other
+    mean, scale = np.tile(mean, x.shape[1]), np.tile(scale, x.shape[1])
+    in_threads(lambda first, last: kernel(rows, mask, mean, scale, first, last), bounds[:-1], bounds[1:], threads=threads)
+
+
+class DeferredElements:
+    """The elements of a sequence input whose features are not computed yet: what a sequence
+    kind gives :func:`hepnn.io.load` (``chunk.pad`` False) when its features are element by
+    element and already in order, so that :meth:`fill` writes them block by block straight into
+    their padded rows of load's one array (no array of every element's features).
+
+    ``compute(lo, hi, out)`` writes the float32 features of elements ``lo:hi`` (jet by jet, in
+    their final order) into ``out``; ``rows()`` gives them all as :class:`ElementRows` (the same
+    values; its pass over all elements raises the error of a bad value). ``counts`` and
+    ``max_length`` are as in :class:`ElementRows`; rows past ``max_length`` are dropped.
+
+    Examples
+    --------
+    >>> values = np.arange(5, dtype=np.float32)[:, None]
+    >>> def compute(lo, hi, out):
+    ...     out[:] = values[lo:hi]
+    >>> rows = DeferredElements(np.array([3, 0, 2]), 1, 2, -1.0, compute,
+    ...                         lambda: ElementRows(values, np.array([3, 0, 2]), 2, -1.0))
+    >>> x, mask = np.empty((3, 2, 1), np.float32), np.empty((3, 2), bool)
+    >>> rows.fill((x, mask))
+    >>> x[..., 0].tolist(), mask.tolist()
+    ([[0.0, 1.0], [-1.0, -1.0], [3.0, 4.0]], [[True, True], [False, False], [True, True]])
+    """
+
+    def __init__(self, counts: np.ndarray, n_features: int, max_length: int, pad_value: float,
+                 compute: Callable[[int, int, np.ndarray], None], rows: Callable[[], ElementRows]):
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.n_features, self.max_length, self.pad_value = int(n_features), int(max_length), float(pad_value)
+        self._compute, self._rows = compute, rows
+
+    def __len__(self) -> int:  # jets, as the padded array
+        return len(self.counts)
+
+    def rows(self) -> ElementRows:
+        """Every element's features (one array), as the reader gives them without deferring."""
+        return self._rows()
+
+    def fill(self, out: tuple[np.ndarray, np.ndarray]) -> None:
+        """Write the padded ``(x, mask)`` into ``out`` (C-contiguous, shapes ``(n_jets, max_length,
+        n_features)`` and ``(n_jets, max_length)``): the same arrays as ``rows().pad()``.
+
+        Jets in blocks of about ``_FEATURE_BLOCK`` elements, in threads: each block's features
+        into a small array (reused heap memory), then padded into its jets' rows by the compiled
+        loop. A bad value found by a block: ``rows()`` raises the error over all elements."""
+        counts, max_length, n_jets = self.counts, self.max_length, len(self.counts)
+        x, mask = out
+        if n_jets * max_length * self.n_features < _COMPILED_PAD_VALUES:
+            self.rows().pad(out=out)  # small: numpy, no numba import
+            return
+        offsets = np.zeros(n_jets + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        n = int(offsets[-1])
+        # a block starts at the jet holding each _FEATURE_BLOCK-th element (whole jets per block)
+        firsts = np.searchsorted(offsets, np.arange(0, n, _FEATURE_BLOCK), side="right") - 1
+        bounds = np.unique(np.concatenate([[0], firsts, [n_jets]])).tolist()
+        kernel, zeros, ones = _element_kernels().pad_rows, np.zeros(self.n_features), np.ones(self.n_features)
+
+        def block(first: int, last: int) -> None:
+            lo, hi = int(offsets[first]), int(offsets[last])
+            features = np.empty((hi - lo, self.n_features), dtype=np.float32)
+            if hi > lo:
+                self._compute(lo, hi, features)
+            kernel(features, offsets[first:last + 1] - lo, max_length, self.pad_value, zeros, ones, False,
+                   x[first:last], 0, last - first)
+
+        try:
+            in_threads(block, bounds[:-1], bounds[1:], threads=min(_threads(n), len(bounds) - 1))
+        except InputDataError:
+            self.rows().pad(out=out)  # raises, counting over all elements
+            return
+        np.less(np.arange(max_length)[None, :], np.minimum(counts, max_length)[:, None], out=mask)
 
 
 class DeferredRows:
@@ -672,30 +796,27 @@ class SequenceKind(InputKind):
             derived = {k: v[kept] for k, v in derived.items() if k in ELEMENTWISE}
             order = None
         # float32 from the start: the padded tensor is float32 and every value is rounded once either way
-        n = int(elements.counts.sum())
-        features = np.empty((n, len(group.variables)), dtype=np.float32)
+        n, n_features = int(elements.counts.sum()), len(group.variables)
 
-        def fill(lo: int, hi: int) -> None:  # elements lo:hi, on their own view of the momenta
+        def compute(lo: int, hi: int, out: np.ndarray) -> None:  # elements lo:hi into out, on their own momenta
             part = m.take(slice(lo, hi)) if m is not None else None
             for j, (var, is_branch) in enumerate(group.variables):
                 values = (elements.arrays[var] if is_branch else derived[var] if var in derived else None)
                 values = compute_derived(var, part, hi - lo, where) if values is None else values[lo:hi]
-                features[lo:hi, j] = chunk.finite(values, var, where, keep_float32=True)
+                out[:, j] = chunk.finite(values, var, where, keep_float32=True)
 
         blocked = elementwise and m is not None
-        if blocked:
-            # element-wise functions give the same values on slices of the elements: blocks of
-            # _FEATURE_BLOCK keep every float64 temporary small (reused memory, in cache, not a
-            # fresh array per variable), in threads (numpy releases the GIL); an error is raised
-            # again by the pass over all elements, which counts them all
-            starts = list(range(0, n, _FEATURE_BLOCK))
-            try:
-                in_threads(fill, starts, [min(lo + _FEATURE_BLOCK, n) for lo in starts], threads=_threads(n))
-            except InputDataError:
-                blocked = False
-        if not blocked:
-            for j, (var, is_branch) in enumerate(group.variables):
-                features[:, j] = chunk.finite(values_of(var, is_branch), var, where, keep_float32=True)
+        if (blocked and order is None and not getattr(chunk, "pad", True)
+                and not getattr(chunk.config, "skip_bad_files", False)):
+            # load pads every chunk into one array: the features go block by block straight into
+            # their padded rows (no array of every element's features: fresh memory, which costs
+            # more than the arithmetic); an error is raised when load fills them (a file that
+            # skip_bad_files may skip is built here, so that its error comes while it is read)
+            return {name: DeferredElements(elements.counts, n_features, inp.max_length, inp.pad_value, compute,
+                                           lambda: ElementRows(_features(n, n_features, compute, blocked, values_of, group,
+                                                                         chunk, where),
+                                                               elements.counts, inp.max_length, inp.pad_value))}
+        features = _features(n, n_features, compute, blocked, values_of, group, chunk, where)
         if order is not None:  # jets out of order, none truncated: one gather puts every jet in order
             features = features[order]
         if not getattr(chunk, "pad", True):  # the elements themselves (load pads after standardising)
@@ -720,8 +841,9 @@ class SequenceKind(InputKind):
             return {name: value.features[:, None, :], f"{name}_mask": value.row_selection(train)[:, None]}
         x, mask = chunk[name], chunk.get(f"{name}_mask")
         mask = np.ones(x.shape[:2], dtype=bool) if mask is None else mask
-        rows = x[mask & train[:, None]]
-        return {name: rows[:, None, :], f"{name}_mask": np.ones((len(rows), 1), dtype=bool)}
+        # the padded array with the real slots of training jets as its mask: the fit selects the
+        # same rows in the same order as from the elements (no gathered copy)
+        return {name: x, f"{name}_mask": mask & train[:, None]}
 
 
 @register_input_kind("image")

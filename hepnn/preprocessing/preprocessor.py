@@ -259,6 +259,17 @@ class Preprocessor:
             for var in spec.get("variables", [])
         )
 
+    def has_transforms(self, name: str) -> bool:
+        """True when input ``name`` has abs, log, log1p or clip transforms (more than ``(x - mean) / scale``).
+
+        Examples
+        --------
+        >>> p = Preprocessor({"c": {"kind": "sequence", "variables": ["pt", "eta"], "transforms": {"pt": {"log": True}}}})
+        >>> p.has_transforms("c")
+        True
+        """
+        return self._has_transforms(self.inputs[name])
+
     def _rows(self, spec: Mapping, x: np.ndarray, real: np.ndarray | None) -> np.ndarray:
         """The values of the real elements as ``(n_values, n_columns)`` rows, in order (no copy
         where nothing is left out)."""
