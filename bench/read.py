@@ -359,6 +359,9 @@ def _timers(totals: dict):
     if hasattr(Preprocessor, "transform_elements"):  # load standardises sequence elements before padding
         timed(Preprocessor, "transform_elements", "preprocessing transform")
         timed(reps.ElementRows, "pad", "_padding in load")
+    if hasattr(reps, "DeferredElements"):  # load pads in-order elements as their features are computed
+        timed(reps.DeferredElements, "fill", "_padding in load")  # with the features' NaN checks
+        timed(load_mod, "standardise_padded", "preprocessing transform")
     items = DERIVED._items  # the registry's functions, wrapped in place for the run
     saved = dict(items)
 
