@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import uproot
 
-from hepnn.io.sources import entries_per_step
+from hepnn.io.sources import _decompression_options, entries_per_step
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +229,23 @@ def test_a_double_star_glob_matches_files_in_every_subfolder(tmp_path):
     expected = sorted(str(tmp_path / "data" / s / "x.root") for s in ("a", "a/b", "c/d/e"))
     assert sorted(str(s.path) for s in resolve_files(config.data)) == expected
     assert sorted(str(p) for p in input_files(config.data)) == expected
+
+
+def test_small_baskets_are_inflated_in_the_reading_thread(tmp_path):
+    # a thread pool's hand-offs cost more than inflating small baskets: those read without it
+    rng = np.random.default_rng(0)
+    with uproot.recreate(tmp_path / "small.root") as f:
+        f.mktree("t", {"x": "float64"})
+        for _ in range(20):
+            f["t"].extend({"x": rng.normal(size=100)})  # one basket per extend: ~800 bytes
+    with uproot.recreate(tmp_path / "large.root") as f:
+        f["t"] = {"x": rng.normal(size=200_000)}  # one basket of 1.6 MB
+    pool = uproot.source.futures.ThreadPoolExecutor(2)
+    small = uproot.open(tmp_path / "small.root", decompression_executor=pool)["t"]
+    large = uproot.open(tmp_path / "large.root", decompression_executor=pool)["t"]
+    options = _decompression_options(small, ["x"])
+    assert isinstance(options["decompression_executor"], uproot.source.futures.TrivialExecutor)
+    assert _decompression_options(large, ["x"]) == {}  # the file's pool
+    assert _decompression_options(small, ["no_such_branch"]) == {}
+    values = np.concatenate([np.asarray(a["x"]) for a in small.iterate(filter_name=["x"], library="ak", **options)])
+    assert len(values) == 2000 and np.array_equal(values, small["x"].array(library="np"))

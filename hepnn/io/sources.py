@@ -493,6 +493,28 @@ def _flat_fields(arrays: Any, branches: Iterable[str], source: SourceFile) -> An
     return ak.zip(columns, depth_limit=1)
 
 
+#: mean compressed bytes per basket of the branches read below which a TTree's baskets are inflated in
+#: the reading thread: the pool's hand-offs (futures, the GIL going back and forth) cost more than
+#: inflating a small basket (the per-event file of ``bench/read.py``: 29 kB per basket, ``load`` 25 %
+#: slower with two threads than with one; its per-jet files: 205-254 kB, 1.6x faster with two)
+_MIN_THREADED_BASKET = 100_000
+
+
+def _decompression_options(tree: Any, branches: list[str]) -> dict:
+    """uproot's ``decompression_executor`` for reading ``branches`` of a TTree: none (the file's pool)
+    unless their baskets are small on average, then inflation in the calling thread."""
+    import uproot
+
+    try:
+        n_baskets = sum(int(tree[b].num_baskets) for b in branches)
+        size = sum(int(tree[b].compressed_bytes) for b in branches)
+    except Exception:  # noqa: BLE001 - a name uproot resolves only through filter_name: the file's pool
+        return {}
+    if n_baskets and size < _MIN_THREADED_BASKET * n_baskets:
+        return {"decompression_executor": uproot.source.futures.TrivialExecutor()}
+    return {}
+
+
 def iterate_tree(source: SourceFile, tree: Any, branches: list[str], step_size: Any, *,
                  align_clusters: bool = False) -> Iterator[tuple[Any, int]]:
     """Yield ``(awkward record array, first entry)`` chunks of ``branches``.
@@ -534,7 +556,7 @@ def iterate_tree(source: SourceFile, tree: Any, branches: list[str], step_size: 
                         parallel.close()
                 return
         iterator = tree.iterate(filter_name=list(branches), step_size=step_size if step is None else step,
-                                report=True, library="ak")
+                                report=True, library="ak", **_decompression_options(tree, branches))
         for arrays, report in iterator:
             yield _flat_fields(arrays, branches, source), int(report.tree_entry_start)
     except InputDataError:
