@@ -535,7 +535,8 @@ class ChunkInputs:
     jets: Mapping[str, np.ndarray]  # jet-level columns of the selected jets
     groups: Mapping[str, Elements]  # input name -> its elements, jet by jet
     #: False (for :func:`hepnn.io.load`): a kind may give its array unbuilt, a sequence kind its elements
-    #: unpadded (an ``ElementRows``), an image kind a ``DeferredRows`` that load builds into one array
+    #: unpadded (an ``ElementRows``, or a ``DeferredElements`` whose features load computes into its
+    #: padded rows), an image kind a ``DeferredRows`` that load builds into one array
     pad: bool = True
 
     def group(self, name: str) -> Group:
@@ -563,7 +564,8 @@ def process_chunk(config: Any, plan: Plan, source: SourceFile, arrays: Any, entr
     dropped before their sequences and images are built. ``counts`` collects the label
     values of selected jets dropped because they are not in ``data.label.classes``.
     ``pad=False`` lets sequence inputs give their real elements as
-    :class:`~hepnn.io.representations.ElementRows` instead of padded arrays and masks, and other
+    :class:`~hepnn.io.representations.ElementRows` (or, not computed yet,
+    :class:`~hepnn.io.representations.DeferredElements`) instead of padded arrays and masks, and other
     kinds (images) a :class:`~hepnn.io.representations.DeferredRows` instead of their array.
     """
     path = source.path
