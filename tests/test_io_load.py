@@ -153,6 +153,18 @@ def _old_load(config, standardize):
     return (pre.transform(arrays) if standardize else arrays), pre
 
 
+def assert_same_as_streamed(data, config, standardize: bool) -> None:
+    """``data`` (from load) has the keys, dtypes, shapes and bytes of the streamed chunks
+    concatenated and transformed, and the same fitted preprocessing."""
+    old, pre = _old_load(config, standardize)
+    assert list(data) == list(old)
+    for key in old:
+        assert data[key].dtype == old[key].dtype and data[key].shape == old[key].shape, key
+        np.testing.assert_array_equal(np.ascontiguousarray(data[key]).view(np.uint8),
+                                      np.ascontiguousarray(old[key]).view(np.uint8), err_msg=key)
+    assert data.preprocessing.to_dict() == pre.to_dict()
+
+
 def _compiled_everywhere(monkeypatch):
     """The compiled fit (over every chunk) and padding (into each chunk's rows) even for tiny inputs."""
     from hepnn.io import representations
@@ -176,13 +188,7 @@ def test_load_standardises_elements_before_padding_bit_identically(tmp_path, mon
     ] + ([] if sort else ["data.inputs.particles.sort_by=null"]) + (["data.inputs.image.intensity_power=0.5"] if compiled else []))
     for standardize in (True, False):
         data = hepnn.io.load(config, standardize=standardize)
-        old, pre = _old_load(config, standardize)
-        assert list(data) == list(old)
-        for key in old:
-            assert data[key].dtype == old[key].dtype and data[key].shape == old[key].shape, key
-            np.testing.assert_array_equal(np.ascontiguousarray(data[key]).view(np.uint8),
-                                          np.ascontiguousarray(old[key]).view(np.uint8), err_msg=key)
-        assert data.preprocessing.to_dict() == pre.to_dict()
+        assert_same_as_streamed(data, config, standardize)
     x, mask = data["particles"], data["particles_mask"]  # standardised: some jets truncated, padding at -1
     assert mask.all(axis=1).mean() > 0.3 and not mask.all() and (x[~mask] == -1).all()
     assert data.preprocessing.n_samples_["particles"] == int(mask[data["split"] == 0].sum())
