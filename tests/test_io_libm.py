@@ -37,7 +37,7 @@ def _values(rng, n: int) -> np.ndarray:
     return np.concatenate([wide, near, edges, -edges, SPECIAL])
 
 
-@pytest.mark.parametrize("name", ["log", "asinh"])
+@pytest.mark.parametrize("name", ["log", "asinh", "exp", "cosh", "sinh"])
 def test_compiled_loop_and_numpy_formulation_agree_bit_for_bit(name):
     x = _values(np.random.default_rng(1), 200_000)
     numpy = getattr(L, f"_{name}_numpy")(x.copy())
@@ -156,3 +156,59 @@ def test_atan2_of_huge_and_tiny_inputs_is_within_one_and_a_half_ulps():
         y, x = rng.normal(size=(2, 100_000)) * scale
         errors = _ulps(L.atan2(y, x), np.arctan2(y.astype(np.longdouble), x.astype(np.longdouble)))
         assert errors.max() < 1.5, scale
+
+
+HYPERBOLIC_EDGES = np.array([0.34657359027997264, 1.0, 22.0, 709.782712893384, 710.4758600739439, 745.1332191019411,
+                             2.0**-28, 2.0**-1022, 0.5])
+
+
+@pytest.mark.parametrize("name", ["exp", "cosh", "sinh"])
+def test_exponentials_agree_bit_for_bit_at_their_interval_bounds(name):
+    edges = np.concatenate([np.nextafter(HYPERBOLIC_EDGES, -np.inf), HYPERBOLIC_EDGES, np.nextafter(HYPERBOLIC_EDGES, np.inf)])
+    x = np.concatenate([edges, -edges, np.random.default_rng(6).uniform(-800, 800, 100_000), SPECIAL])
+    compiled = np.empty_like(x)
+    getattr(K, f"{name}_into")(x, compiled)
+    assert np.array_equal(_bits(getattr(L, f"_{name}_numpy")(x)), _bits(compiled))
+
+
+def test_exponentials_special_values_are_the_c_library_s():
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 800.0, -800.0, 1e308, -1e308])
+    with np.errstate(all="ignore"):
+        for name, reference in (("exp", np.exp), ("cosh", np.cosh), ("sinh", np.sinh)):
+            assert np.array_equal(_bits(getattr(L, name)(x)), _bits(reference(x))), name
+    assert np.signbit(L.sinh(np.array([-0.0]))[0]) and L.exp(np.array([-745.2]))[0] == 0.0
+
+
+@pytest.mark.skipif(not EXTENDED, reason="needs an extended-precision long double for the reference")
+@pytest.mark.parametrize(("name", "limit"), [("exp", 0.9), ("cosh", 1.6), ("sinh", 1.6)])
+def test_exponentials_within_their_ulps_of_the_exact_value(name, limit):
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.uniform(-745, 710, 300_000), rng.uniform(-25, 25, 300_000), rng.uniform(-2, 2, 100_000),
+                        rng.normal(0, 1e-3, 10_000)])
+    if name != "exp":
+        x = x[np.abs(x) <= 710.47]
+    got = getattr(L, name)(x)
+    with np.errstate(all="ignore"):
+        exact = {"exp": np.exp, "cosh": np.cosh, "sinh": np.sinh}[name](x.astype(np.longdouble))
+    rounded = np.abs(exact.astype(np.float64))
+    normal = (rounded >= 2.0**-1022) & (rounded < np.inf)  # subnormal results: an ulp is absolute
+    errors = _ulps(got[normal], exact[normal])
+    # cosh and sinh in the last 0.7 before their overflow, exp(|x| / 2)^2 / 2: two roundings more
+    band = np.abs(x[normal]) > 709.78
+    assert errors[~band].max() < limit and (not band.any() or errors[band].max() < 2.1)
+    assert np.mean(errors > 0.5) < 0.2
+    tiny = rounded < 2.0**-1022
+    assert not tiny.any() or np.abs(got[tiny] - exact[tiny].astype(np.float64)).max() <= 5e-324
+    assert np.array_equal(got[rounded == np.inf], exact.astype(np.float64)[rounded == np.inf])  # overflow: inf
+    # the pT-eta uses: a momentum and pz from pT and eta
+    eta = rng.uniform(-5, 5, 1000)
+    np.testing.assert_allclose(L.cosh(eta), np.cosh(eta), rtol=5e-16)
+    np.testing.assert_allclose(L.sinh(eta), np.sinh(eta), rtol=5e-16, atol=1e-300)
+
+
+def test_exponentials_do_not_depend_on_the_size_of_their_array():
+    x = _values(np.random.default_rng(8), 100_000)
+    for name in ("exp", "cosh", "sinh"):
+        whole = getattr(L, name)(x)  # compiled
+        for lo, hi in [(0, 7), (100, 4096), (len(x) - 33, len(x))]:
+            assert np.array_equal(_bits(getattr(L, f"_{name}_numpy")(x[lo:hi])), _bits(whole[lo:hi])), name

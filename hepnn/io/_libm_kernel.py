@@ -12,6 +12,36 @@ import numpy as np
 
 from .._numba import jit
 from .libm import (
+    C2,
+    C4,
+    C6,
+    C8,
+    C10,
+    C12,
+    COSH_SMALL,
+    EXP_OVERFLOW,
+    EXP_REDUCED,
+    EXP_UNDERFLOW,
+    HYP_LARGE,
+    HYP_OVERFLOW,
+    INV_LN2,
+    P1,
+    P2,
+    P3,
+    P4,
+    P5,
+    ROUND_MAGIC,
+    ROUND_MAGIC_BITS,
+    TWO_M1000,
+    S3,
+    S5,
+    S7,
+    S9,
+    S11,
+    S13,
+    S15,
+    S17,
+    SINH_SMALL,
     AT0,
     AT1,
     AT2,
@@ -51,7 +81,10 @@ from .libm import (
     TWO54,
 )
 
-__all__ = ["asinh_inplace", "asinh_into", "atan2_into", "log_inplace", "log_into"]
+__all__ = [
+    "asinh_inplace", "asinh_into", "atan2_into", "cosh_inplace", "cosh_into", "exp_inplace", "exp_into", "log_inplace",
+    "log_into", "sinh_inplace", "sinh_into",
+]
 
 
 #: exponent and integer tricks without a branch or an int64 -> float64 conversion (AVX2 has none):
@@ -205,3 +238,91 @@ def atan2_into(y, x, out):  # pragma: no cover - compiled
         mag = PI_MINUS_HI4 if xi == 0.0 else mag
         mag = pi_or_0 if yi == 0.0 else mag
         out[i] = math.nan if (xi != xi or yi != yi) else math.copysign(mag, yi)
+
+
+@jit
+def _exp(x):  # pragma: no cover - compiled
+    v = x if abs(x) < EXP_REDUCED else 0.0  # NaN too: replaced below
+    rounded = v * INV_LN2 + ROUND_MAGIC
+    kf = rounded - ROUND_MAGIC
+    k = np.float64(rounded).view(np.int64) - ROUND_MAGIC_BITS
+    hi = v - kf * LN2_HI
+    lo = kf * LN2_LO
+    r = hi - lo
+    t = r * r
+    c = r - t * (P1 + t * (P2 + t * (P3 + t * (P4 + t * P5))))
+    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+    low = k < -1021
+    shift = (k + 1000 if low else k) << 52
+    out = np.int64(np.float64(y).view(np.int64) + shift).view(np.float64) * (TWO_M1000 if low else 1.0)
+    out = math.inf if x > EXP_OVERFLOW else (0.0 if x < EXP_UNDERFLOW else out)
+    return x if x != x else out
+
+
+@jit
+def _cosh(x):  # pragma: no cover - compiled
+    a = abs(x)
+    z = a * a
+    small = 1.0 + z * (C2 + z * (C4 + z * (C6 + z * (C8 + z * (C10 + z * C12)))))
+    below = a <= EXP_OVERFLOW
+    e = _exp(a if below else 0.5 * a)  # beyond exp's overflow: exp(a / 2)^2 / 2
+    out = 0.5 * e if below else ((0.5 * e) * e if a <= HYP_OVERFLOW else math.inf)
+    out = 0.5 * e + 0.5 / e if a < HYP_LARGE else out
+    out = small if a < COSH_SMALL else out
+    return x if x != x else out
+
+
+@jit
+def _sinh(x):  # pragma: no cover - compiled
+    a = abs(x)
+    z = a * a
+    small = a + a * (z * (S3 + z * (S5 + z * (S7 + z * (S9 + z * (S11 + z * (S13 + z * (S15 + z * S17))))))))
+    below = a <= EXP_OVERFLOW
+    e = _exp(a if below else 0.5 * a)
+    out = 0.5 * e if below else ((0.5 * e) * e if a <= HYP_OVERFLOW else math.inf)
+    out = 0.5 * e - 0.5 / e if a < HYP_LARGE else out
+    out = small if a < SINH_SMALL else out
+    out = math.copysign(out, x)
+    return x if x != x else out
+
+
+@jit
+def exp_into(x, out):  # pragma: no cover - compiled
+    """``out[i] = exp(x[i])`` (float64, 1-d)."""
+    for i in range(x.shape[0]):
+        out[i] = _exp(x[i])
+
+
+@jit
+def exp_inplace(x):  # pragma: no cover - compiled
+    """``x[i] = exp(x[i])``."""
+    for i in range(x.shape[0]):
+        x[i] = _exp(x[i])
+
+
+@jit
+def cosh_into(x, out):  # pragma: no cover - compiled
+    """``out[i] = cosh(x[i])`` (float64, 1-d)."""
+    for i in range(x.shape[0]):
+        out[i] = _cosh(x[i])
+
+
+@jit
+def cosh_inplace(x):  # pragma: no cover - compiled
+    """``x[i] = cosh(x[i])``."""
+    for i in range(x.shape[0]):
+        x[i] = _cosh(x[i])
+
+
+@jit
+def sinh_into(x, out):  # pragma: no cover - compiled
+    """``out[i] = sinh(x[i])`` (float64, 1-d)."""
+    for i in range(x.shape[0]):
+        out[i] = _sinh(x[i])
+
+
+@jit
+def sinh_inplace(x):  # pragma: no cover - compiled
+    """``x[i] = sinh(x[i])``."""
+    for i in range(x.shape[0]):
+        x[i] = _sinh(x[i])

@@ -19,6 +19,7 @@ import numpy as np
 from ..config import Config, DataConfig, JetAxisConfig, load_config
 from ..config.schema import step_size_problem
 from ..exceptions import ConfigError, InputDataError, PluginOutputError, suggest
+from . import libm
 from .derived import DERIVED, Momenta, compute_derived
 from .labels import LabelCounts, check_class_indices, map_labels
 from .layouts import (Elements, associate_by_dr, flatten_jagged, group_by_jet, link_to_jets, scalar_branches,
@@ -514,7 +515,7 @@ def _momenta(plan: Plan, group: Group, elements: Elements, jets: Mapping, name: 
     if "energy" in plan.axis:
         axis["energy"] = np.asarray(jets[plan.axis["energy"]], dtype=np.float64)
     elif "mass" in plan.axis:
-        p = axis["pt"] * np.cosh(axis["eta"])
+        p = axis["pt"] * libm.cosh(axis["eta"])  # the same bits on every CPU
         axis["energy"] = np.sqrt(p**2 + np.asarray(jets[plan.axis["mass"]], dtype=np.float64) ** 2)
     else:
         try:

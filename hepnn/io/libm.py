@@ -1,7 +1,9 @@
-"""``log``, ``asinh`` and ``atan2`` in float64 with the same bits on every machine (within 1 ulp; asinh 2).
+"""``log``, ``asinh``, ``atan2``, ``exp``, ``cosh`` and ``sinh`` in float64 with the same bits on every machine
+(within 1 ulp; asinh 2; cosh and sinh 1.6, 2.03 in the last 0.7 before their overflow).
 
-numpy's ``np.log``, ``np.arcsinh`` and ``np.arctan2`` are the C library's functions on most
-CPUs and Intel's SVML on CPUs with AVX-512, so their last bit depends on the machine; where the
+numpy's ``np.log``, ``np.arcsinh``, ``np.arctan2``, ``np.exp``, ``np.cosh`` and ``np.sinh`` are
+the C library's functions on most CPUs and Intel's SVML on CPUs with AVX-512 (numpy 2.4 dispatches
+them to its ``X86_V4`` loops there), so their last bit depends on the machine; where the
 C library's are used they cost 4-8, 22-30 and 29 ns per value (glibc 2.36 on an AVX2-only AMD EPYC):
 with a constituent's eta (``asinh(pz / pt)``), phi (``atan2(py, px)``) and four logarithms,
 three quarters of the time of the top-tagging inputs' seven derived variables.
@@ -17,6 +19,14 @@ The algorithms are the classic ones of Sun's fdlibm (also behind glibc's ``log1p
 * **asinh**: ``x`` below 2^-28 in magnitude; ``log1p(|x| + x^2 / (1 + sqrt(1 + x^2)))`` up to 2;
   ``log(2|x| + 1 / (sqrt(x^2 + 1) + |x|))`` up to 2^28; ``log(2|x|)`` beyond (2 enters the
   exponent, so nothing overflows); the sign of x.
+* **exp**: x = k ln 2 + r with k the integer nearest x / ln 2 and r = hi - lo (k ln 2 in two
+  parts, the high part exact), then exp(r) = 1 - ((lo - r c / (2 - c)) - hi) with c = r - r^2
+  P(r^2), fdlibm's degree-5 polynomial P, scaled by 2^k as fdlibm does (k added to the exponent;
+  below 2^-1021 in two steps, one rounding).
+* **cosh**, **sinh**: for small |x| (cosh below ln(2) / 2, sinh below 1) their Taylor series
+  (to x^12 and x^17, the next term below 1/30 ulp); up to 22 (exp(a) + -exp(-a)) / 2 with
+  a = |x|; up to exp's overflow exp(a) / 2 (exp(-a) is below half an ulp); then exp(a / 2)^2 / 2
+  up to their own overflow, so nothing overflows early.
 * **atan2**: t = |y / x| reduced to one of five intervals around 0, 1/2, 1, 3/2 and infinity
   (fdlibm's ``atan``), the odd polynomial of degree 23, and the constant of the interval added as
   two parts. Two refinements make it more accurate than fdlibm's: the rounding error of y / x is
@@ -53,7 +63,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["asinh", "atan2", "log"]
+__all__ = ["asinh", "atan2", "cosh", "exp", "log", "sinh"]
 
 #: log(2) in two parts: the high part has 32 bits, so k * LN2_HI is exact for |k| < 2^20
 LN2_HI = 6.93147180369123816490e-01  # 0x3FE62E42FEE00000
@@ -103,6 +113,32 @@ SPLIT = 134217729.0
 #: or underflow in the exact product); outside, atan2 is fdlibm's (below 1.5 ulp)
 EXACT_LO = 2.0 ** -250
 EXACT_HI = 2.0 ** 250
+
+#: exp: fdlibm's polynomial, 1 / ln 2, the overflow (above: inf) and underflow (below: 0) thresholds
+P1 = 1.66666666666666019037e-01
+P2 = -2.77777777770155933842e-03
+P3 = 6.61375632143793436117e-05
+P4 = -1.65339022054652515390e-06
+P5 = 4.13813679705723846039e-08
+INV_LN2 = 1.44269504088896338700e00
+EXP_OVERFLOW = 7.09782712893383973096e02
+EXP_UNDERFLOW = -7.45133219101941108420e02
+#: |x| beyond which exp's argument reduction is skipped (the result is inf or 0 anyway)
+EXP_REDUCED = 800.0
+#: t + 1.5 * 2^52 - 1.5 * 2^52 rounds t to the nearest integer (|t| < 2^51), whose int64 is the
+#: sum's bits minus these (no float -> int conversion, which AVX2 has not)
+ROUND_MAGIC = 6755399441055744.0
+ROUND_MAGIC_BITS = 0x4338000000000000
+#: 2^k below 2^-1021 is applied as 2^(k + 1000) (exact) times this (one rounding, as ``ldexp``)
+TWO_M1000 = 2.0 ** -1000
+#: cosh and sinh: Taylor series below these, exp(a) / 2 from HYP_LARGE, inf beyond HYP_OVERFLOW
+COSH_SMALL = 0.34657359027997264  # ln(2) / 2
+SINH_SMALL = 1.0
+HYP_LARGE = 22.0
+HYP_OVERFLOW = 710.4758600739439
+C2, C4, C6, C8, C10, C12 = 1 / 2, 1 / 24, 1 / 720, 1 / 40320, 1 / 3628800, 1 / 479001600
+S3, S5, S7, S9 = 1 / 6, 1 / 120, 1 / 5040, 1 / 362880
+S11, S13, S15, S17 = 1 / 39916800, 1 / 6227020800, 1 / 1307674368000, 1 / 355687428096000
 
 #: from this many values on, the compiled loop (numba's import costs half a second once)
 _COMPILED_VALUES = 65_536
@@ -207,6 +243,52 @@ def _atan2_numpy(y: np.ndarray, x: np.ndarray) -> np.ndarray:
         return np.where(np.isnan(x) | np.isnan(y), np.nan, np.copysign(mag, y))
 
 
+def _exp_numpy(x: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        v = np.where(np.abs(x) < EXP_REDUCED, x, 0.0)  # NaN too: replaced below
+        rounded = v * INV_LN2 + ROUND_MAGIC
+        kf = rounded - ROUND_MAGIC  # the integer nearest x / ln 2
+        k = rounded.view(np.int64) - ROUND_MAGIC_BITS
+        hi = v - kf * LN2_HI  # exact: LN2_HI has 32 bits
+        lo = kf * LN2_LO
+        r = hi - lo
+        t = r * r
+        c = r - t * (P1 + t * (P2 + t * (P3 + t * (P4 + t * P5))))
+        y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+        # times 2^k: k added to y's exponent (exact), below 2^-1021 in two steps (one rounding)
+        low = k < -1021
+        out = (y.view(np.int64) + (np.where(low, k + 1000, k) << 52)).view(np.float64) * np.where(low, TWO_M1000, 1.0)
+        out = np.where(x > EXP_OVERFLOW, np.inf, np.where(x < EXP_UNDERFLOW, 0.0, out))
+        return np.where(np.isnan(x), x, out)
+
+
+def _hyperbolic_numpy(x: np.ndarray, odd: bool) -> np.ndarray:
+    """cosh (``odd`` False) or sinh of ``x``."""
+    with np.errstate(all="ignore"):
+        a = np.abs(x)
+        z = a * a
+        if odd:
+            small = a + a * (z * (S3 + z * (S5 + z * (S7 + z * (S9 + z * (S11 + z * (S13 + z * (S15 + z * S17))))))))
+        else:
+            small = 1.0 + z * (C2 + z * (C4 + z * (C6 + z * (C8 + z * (C10 + z * C12)))))
+        # exp(a), or exp(a / 2) beyond exp's overflow: exp(a / 2)^2 / 2
+        e = _exp_numpy(np.where(a <= EXP_OVERFLOW, a, 0.5 * a))
+        out = np.where(a <= EXP_OVERFLOW, 0.5 * e, np.where(a <= HYP_OVERFLOW, (0.5 * e) * e, np.inf))
+        out = np.where(a < HYP_LARGE, 0.5 * e - 0.5 / e if odd else 0.5 * e + 0.5 / e, out)
+        out = np.where(a < (SINH_SMALL if odd else COSH_SMALL), small, out)
+        if odd:
+            out = np.copysign(out, x)
+        return np.where(np.isnan(x), x, out)
+
+
+def _cosh_numpy(x: np.ndarray) -> np.ndarray:
+    return _hyperbolic_numpy(x, False)
+
+
+def _sinh_numpy(x: np.ndarray) -> np.ndarray:
+    return _hyperbolic_numpy(x, True)
+
+
 def _as_float64(x) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float64)
 
@@ -257,3 +339,18 @@ def atan2(y, x) -> np.ndarray:
         _kernel().atan2_into(y, x, out)
         return out.reshape(shape)
     return _atan2_numpy(_as_float64(y).reshape(-1), _as_float64(x).reshape(-1)).reshape(shape)
+
+
+def exp(x, out: np.ndarray | None = None) -> np.ndarray:
+    """Exponential in float64 (inf beyond 709.78, 0 below -745.13); ``out`` may be ``x`` itself."""
+    return _unary(x, out, _exp_numpy, "exp")
+
+
+def cosh(x, out: np.ndarray | None = None) -> np.ndarray:
+    """Hyperbolic cosine in float64 (a momentum from pT and eta: pT cosh(eta)); ``out`` may be ``x``."""
+    return _unary(x, out, _cosh_numpy, "cosh")
+
+
+def sinh(x, out: np.ndarray | None = None) -> np.ndarray:
+    """Hyperbolic sine in float64 (pz from pT and eta: pT sinh(eta)); ``out`` may be ``x``."""
+    return _unary(x, out, _sinh_numpy, "sinh")
