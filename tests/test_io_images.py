@@ -8,7 +8,7 @@ reference every image ever written by hepnn was made with.
 import numpy as np
 import pytest
 
-from hepnn.io import _image_kernels
+from hepnn.io import _image_kernels, libm
 from hepnn.io.images import CHANNELS, image_coordinates, jet_images
 
 
@@ -47,8 +47,9 @@ def _numpy_coordinates(counts, rel_eta, rel_phi, pt, preprocess, center):
             mx, my = _centroid(jet, x, y, w, n)
             dx, dy = x - mx[jet], y - my[jet]
             sxx, syy, sxy = _sum(jet, w * dx * dx, n), _sum(jet, w * dy * dy, n), _sum(jet, w * dx * dy, n)
-            turn = np.pi / 2 - 0.5 * np.arctan2(2 * sxy, sxx - syy)
-            c, s = np.cos(turn)[jet], np.sin(turn)[jet]
+            # hepnn's atan2, cos and sin (the same bits on every CPU, unlike numpy's)
+            turn = np.pi / 2 - 0.5 * libm.atan2(2 * sxy, sxx - syy)
+            c, s = libm.cos(turn)[jet], libm.sin(turn)[jet]
             x, y = c * x - s * y, s * x + c * y
         elif step == "flip":
             for coord in (x, y):

@@ -212,3 +212,45 @@ def test_exponentials_do_not_depend_on_the_size_of_their_array():
         whole = getattr(L, name)(x)  # compiled
         for lo, hi in [(0, 7), (100, 4096), (len(x) - 33, len(x))]:
             assert np.array_equal(_bits(getattr(L, f"_{name}_numpy")(x[lo:hi])), _bits(whole[lo:hi])), name
+
+
+TRIG_EDGES = np.array([0.3, 0.78125, np.pi / 4, np.pi / 2, np.pi, 3 * np.pi / 2, 2 * np.pi, 355.0, 103993.0,
+                       L.TRIG_REDUCED])
+
+
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_sin_cos_compiled_and_numpy_agree_bit_for_bit_below_their_reduction_limit(name):
+    rng = np.random.default_rng(9)
+    edges = np.concatenate([np.nextafter(TRIG_EDGES, -np.inf), TRIG_EDGES, np.nextafter(TRIG_EDGES, np.inf)])
+    x = np.concatenate([rng.uniform(-4, 4, 100_000), rng.uniform(-1e6, 1e6, 50_000),
+                        np.exp2(rng.uniform(-1074, 19, 50_000)), edges, -edges, SPECIAL])
+    compiled = np.empty_like(x)
+    getattr(K, f"{name}_into")(x, compiled)
+    numpy = getattr(L, f"_{name}_numpy")(x)
+    near = ~(np.abs(x) >= L.TRIG_REDUCED)  # NaN included
+    assert np.array_equal(_bits(numpy[near]), _bits(compiled[near]))
+    public = getattr(L, name)(x)  # beyond the limit: numpy's, in both forms
+    reference = getattr(np, name)(x[~near & np.isfinite(x)])
+    assert np.array_equal(_bits(public[~near & np.isfinite(x)]), _bits(reference))
+    assert np.array_equal(_bits(public), _bits(numpy))
+
+
+def test_sin_cos_special_values():
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan])
+    with np.errstate(invalid="ignore"):
+        assert np.array_equal(_bits(L.sin(x)), _bits(np.sin(x)))
+        assert np.array_equal(_bits(L.cos(x)), _bits(np.cos(x)))
+    assert np.signbit(L.sin(np.array([-0.0]))[0])
+
+
+@pytest.mark.skipif(not EXTENDED, reason="needs an extended-precision long double for the reference")
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_sin_cos_within_an_ulp(name):
+    rng = np.random.default_rng(10)
+    x = np.concatenate([rng.uniform(-np.pi, np.pi, 300_000), rng.uniform(-8e5, 8e5, 100_000),
+                        rng.uniform(-0.3, 0.3, 50_000)])
+    got = getattr(L, name)(x)
+    exact = getattr(np, name)(x.astype(np.longdouble))
+    errors = _ulps(got, exact)
+    assert errors.max() < 0.9  # fdlibm's bound: below 1 ulp
+    assert np.mean(errors > 0.5) < 0.06

@@ -25,6 +25,28 @@ from .libm import (
     HYP_LARGE,
     HYP_OVERFLOW,
     INV_LN2,
+    INV_PIO2,
+    HIGH_WORD,
+    KC1,
+    KC2,
+    KC3,
+    KC4,
+    KC5,
+    KC6,
+    KS1,
+    KS2,
+    KS3,
+    KS4,
+    KS5,
+    KS6,
+    PIO2_1,
+    PIO2_1T,
+    PIO2_2,
+    PIO2_2T,
+    PIO2_3,
+    PIO2_3T,
+    QX_SHIFT,
+    TRIG_REDUCED,
     P1,
     P2,
     P3,
@@ -83,7 +105,7 @@ from .libm import (
 
 __all__ = [
     "asinh_inplace", "asinh_into", "atan2_into", "cosh_inplace", "cosh_into", "exp_inplace", "exp_into", "log_inplace",
-    "log_into", "sinh_inplace", "sinh_into",
+    "log_into", "sinh_inplace", "sinh_into", "sin_into", "sin_inplace", "cos_into", "cos_inplace",
 ]
 
 
@@ -326,3 +348,75 @@ def sinh_inplace(x):  # pragma: no cover - compiled
     """``x[i] = sinh(x[i])``."""
     for i in range(x.shape[0]):
         x[i] = _sinh(x[i])
+
+
+@jit
+def _exponent(v):  # pragma: no cover - compiled
+    return (np.float64(v).view(np.int64) >> 52) & 0x7FF
+
+
+@jit
+def _trig(x, shift):  # pragma: no cover - compiled
+    """sin (``shift`` 0) or cos (1) of x, |x| < TRIG_REDUCED (else NaN: the caller uses numpy's)."""
+    reduced = abs(x) < TRIG_REDUCED
+    v = x if reduced else 0.0
+    rounded = v * INV_PIO2 + ROUND_MAGIC
+    n = rounded - ROUND_MAGIC
+    quadrant = ((np.float64(rounded).view(np.int64) - ROUND_MAGIC_BITS) + shift) & 3
+    exponent = _exponent(v)
+    r1 = v - n * PIO2_1
+    w1 = n * PIO2_1T
+    y01 = r1 - w1
+    w = n * PIO2_2
+    r2 = r1 - w
+    w2 = n * PIO2_2T - ((r1 - r2) - w)
+    y02 = r2 - w2
+    w = n * PIO2_3
+    r3 = r2 - w
+    w3 = n * PIO2_3T - ((r2 - r3) - w)
+    y03 = r3 - w3
+    second = exponent - _exponent(y01) > 16
+    third = second and (exponent - _exponent(y02) > 49)
+    r = r3 if third else (r2 if second else r1)
+    w = w3 if third else (w2 if second else w1)
+    y0 = y03 if third else (y02 if second else y01)
+    y1 = (r - y0) - w
+    z = y0 * y0
+    vs = z * y0
+    rs = KS2 + z * (KS3 + z * (KS4 + z * (KS5 + z * KS6)))
+    sin_r = y0 - ((z * (0.5 * y1 - vs * rs) - y1) - vs * KS1)
+    rc = z * (KC1 + z * (KC2 + z * (KC3 + z * (KC4 + z * (KC5 + z * KC6)))))
+    ay = abs(y0)
+    qx = 0.28125 if ay > 0.78125 else np.int64((np.float64(ay).view(np.int64) - QX_SHIFT) & HIGH_WORD).view(np.float64)
+    qx = 0.0 if ay < 0.3 else qx
+    cos_r = (1.0 - qx) - ((0.5 * z - qx) - (z * rc - y0 * y1))
+    out = sin_r if quadrant == 0 else (cos_r if quadrant == 1 else (-sin_r if quadrant == 2 else -cos_r))
+    return out if (reduced and math.isfinite(x)) else math.nan
+
+
+@jit
+def sin_into(x, out):  # pragma: no cover - compiled
+    """``out[i] = sin(x[i])`` (float64, 1-d; NaN beyond 2^19 pi / 2, see :func:`hepnn.io.libm.sin`)."""
+    for i in range(x.shape[0]):
+        out[i] = _trig(x[i], 0)
+
+
+@jit
+def sin_inplace(x):  # pragma: no cover - compiled
+    """``x[i] = sin(x[i])``."""
+    for i in range(x.shape[0]):
+        x[i] = _trig(x[i], 0)
+
+
+@jit
+def cos_into(x, out):  # pragma: no cover - compiled
+    """``out[i] = cos(x[i])`` (float64, 1-d; NaN beyond 2^19 pi / 2)."""
+    for i in range(x.shape[0]):
+        out[i] = _trig(x[i], 1)
+
+
+@jit
+def cos_inplace(x):  # pragma: no cover - compiled
+    """``x[i] = cos(x[i])``."""
+    for i in range(x.shape[0]):
+        x[i] = _trig(x[i], 1)

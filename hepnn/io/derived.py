@@ -190,11 +190,11 @@ class Momenta:
 
     @cached_property
     def px(self) -> np.ndarray:
-        return self._get("px") if self._has("px") else self.pt * np.cos(self.phi)
+        return self._get("px") if self._has("px") else self.pt * libm.cos(self.phi)
 
     @cached_property
     def py(self) -> np.ndarray:
-        return self._get("py") if self._has("py") else self.pt * np.sin(self.phi)
+        return self._get("py") if self._has("py") else self.pt * libm.sin(self.phi)
 
     @cached_property
     def pz(self) -> np.ndarray:

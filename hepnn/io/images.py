@@ -33,6 +33,8 @@ from typing import Sequence
 
 import numpy as np
 
+from . import libm
+
 __all__ = ["jet_images", "CHANNELS", "image_coordinates"]
 
 #: image channels and what each element contributes
@@ -96,9 +98,10 @@ def image_coordinates(
         elif step == "rotate":
             mx, my = k.centroids(offsets, x, y, w)
             sxx, syy, sxy = k.second_moments(offsets, x, y, w, mx, my)
-            axis = 0.5 * np.arctan2(2 * sxy, sxx - syy)  # principal axis angle from +eta
+            # principal axis angle from +eta (hepnn's atan2, cos, sin: the same bits on every CPU)
+            axis = 0.5 * libm.atan2(2 * sxy, sxx - syy)
             turn = np.pi / 2 - axis
-            k.rotate(offsets, x, y, np.cos(turn), np.sin(turn))
+            k.rotate(offsets, x, y, libm.cos(turn), libm.sin(turn))
         elif step == "flip":
             k.flip(offsets, x, w)
             k.flip(offsets, y, w)
