@@ -34,6 +34,12 @@ def test_track_kinematics_from_theta_qoverp():
     np.testing.assert_allclose(DERIVED.get("track_pt")(m), np.sin(theta) / np.abs(qoverp))
     np.testing.assert_allclose(DERIVED.get("track_eta")(m), -np.log(np.tan(theta / 2)))
     np.testing.assert_allclose(m.eta, DERIVED.get("track_eta")(m))
+    # the whole range, forward tracks included: within a few ulps of numpy's, +inf along the beam
+    theta = np.concatenate([np.linspace(1e-6, np.pi - 1e-6, 10_001), [0.0]])
+    m = Momenta({"theta": theta, "qoverp": np.full(len(theta), 1e-3), "phi": np.zeros(len(theta))})
+    eta = DERIVED.get("track_eta")(m)
+    np.testing.assert_allclose(eta[:-1], -np.log(np.tan(theta[:-1] / 2)), rtol=1e-13, atol=1e-15)
+    assert eta[-1] == np.inf and np.all(np.diff(eta[:-1]) < 0)
 
 
 def test_missing_component_is_config_error():

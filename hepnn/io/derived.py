@@ -342,16 +342,20 @@ def log_e_frac(m: Momenta) -> np.ndarray:
 
 @register_derived("track_eta")
 def track_eta(m: Momenta) -> np.ndarray:
-    """Track pseudorapidity from the polar angle: -log(tan(theta / 2))."""
+    """Track pseudorapidity from the polar angle: -log(tan(theta / 2)) (tan as sin / cos: hepnn's
+    functions, the same bits on every CPU)."""
+    half = m.component("theta") / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        return -np.log(np.tan(m.component("theta") / 2.0))
+        tangent = libm.sin(half)
+        tangent /= libm.cos(half)
+        return -libm.log(tangent, out=tangent)
 
 
 @register_derived("track_pt")
 def track_pt(m: Momenta) -> np.ndarray:
     """Track transverse momentum from theta and q/p: sin(theta) / |q/p| (units of 1/qoverp)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.abs(np.sin(m.component("theta")) / m.component("qoverp"))
+        return np.abs(libm.sin(m.component("theta")) / m.component("qoverp"))
 
 
 #: the built-in derived variables: each element's value depends only on that element and its
