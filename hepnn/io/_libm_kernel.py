@@ -112,8 +112,7 @@ __all__ = [
 #: exponent and integer tricks without a branch or an int64 -> float64 conversion (AVX2 has none):
 #: bits + OFFSET has k + 1023 in its exponent field; MAGIC + n read as a double is 1.5 * 2^52 + n
 OFFSET = 0x3FF0000000000000 - SQRT_HALF_BITS
-MAGIC = 0x4338000000000000
-MAGIC_VALUE = 6755399441055744.0
+MAGIC, MAGIC_VALUE = ROUND_MAGIC_BITS, ROUND_MAGIC
 #: the interval constants as plain floats (the compiler vectorises selects of constants, not of
 #: elements of global arrays)
 ATAN_HI0, ATAN_HI1, ATAN_HI2, ATAN_HI3, ATAN_HI4 = (float(v) for v in ATAN_HI)

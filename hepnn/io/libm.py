@@ -310,6 +310,11 @@ def _sinh_numpy(x: np.ndarray) -> np.ndarray:
     return _hyperbolic_numpy(x, True)
 
 
+def _exponent(v: np.ndarray) -> np.ndarray:
+    """The biased exponent field of float64 ``v``."""
+    return (v.view(np.int64) >> 52) & 0x7FF
+
+
 def _trig_numpy(x: np.ndarray, cosine: bool) -> np.ndarray:
     """sin (``cosine`` False) or cos of ``x``: fdlibm's kernels on x - n pi/2, by the quadrant n."""
     with np.errstate(all="ignore"):
@@ -321,7 +326,7 @@ def _trig_numpy(x: np.ndarray, cosine: bool) -> np.ndarray:
         quadrant = (rounded.view(np.int64) - ROUND_MAGIC_BITS) & 3
         # x - n pi/2 as fdlibm's medium reduction: a second and a third round of pi/2's bits where
         # the first (then the second) cancelled more than 16 (49) bits of x
-        exponent = (v.view(np.int64) >> 52) & 0x7FF
+        exponent = _exponent(v)
         r1 = v - n * PIO2_1  # exact
         w1 = n * PIO2_1T
         y01 = r1 - w1
@@ -333,8 +338,8 @@ def _trig_numpy(x: np.ndarray, cosine: bool) -> np.ndarray:
         r3 = r2 - w
         w3 = n * PIO2_3T - ((r2 - r3) - w)
         y03 = r3 - w3
-        second = exponent - ((y01.view(np.int64) >> 52) & 0x7FF) > 16
-        third = second & (exponent - ((y02.view(np.int64) >> 52) & 0x7FF) > 49)
+        second = exponent - _exponent(y01) > 16
+        third = second & (exponent - _exponent(y02) > 49)
         r = np.where(third, r3, np.where(second, r2, r1))
         w = np.where(third, w3, np.where(second, w2, w1))
         y0 = np.where(third, y03, np.where(second, y02, y01))

@@ -113,9 +113,7 @@ def _padded_first(chunks: list[dict], pre: Preprocessor, transform: bool) -> dic
             continue
         sizes = [len(chunk[key]) for chunk in chunks]
         rows, first = np.cumsum([0, *sizes]).tolist(), chunks[0][key]
-        n_features = first.n_features if isinstance(first, DeferredElements) else (
-            first.features.shape[-1] if first.features.ndim == 2 else 1)
-        x = np.empty((rows[-1], first.max_length, n_features), dtype=np.float32)
+        x = np.empty((rows[-1], first.max_length, first.n_features), dtype=np.float32)
         mask = np.empty((rows[-1], first.max_length), dtype=bool)
         for i, chunk in enumerate(chunks):
             value, view = chunk[key], (x[rows[i]:rows[i + 1]], mask[rows[i]:rows[i + 1]])
@@ -156,7 +154,7 @@ def _assembled(chunks: list[dict], pre: Preprocessor, transform: bool, padded: d
                 del chunk[key], chunk[f"{key}_mask"]
             continue
         if isinstance(first, ElementRows):
-            n_features = first.features.shape[-1] if first.features.ndim == 2 else 1
+            n_features = first.n_features
             x = np.empty((n_jets, first.max_length, n_features), dtype=np.float32)
             mask = np.empty((n_jets, first.max_length), dtype=bool)
             # (a standardised input whose fit saw none of its elements is an error when these jets have some)

@@ -333,6 +333,11 @@ class ElementRows:
     def __len__(self) -> int:  # jets, as the padded array
         return len(self.counts)
 
+    @property
+    def n_features(self) -> int:
+        """Values per element (the last axis of the padded array)."""
+        return self.features.shape[-1] if self.features.ndim == 2 else 1
+
     def dropped(self) -> np.ndarray:
         """The rows past the first ``max_length`` of their jet (int64, ascending; few: only long
         jets have them), computed once."""
